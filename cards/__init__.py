@@ -1,0 +1,1 @@
+"""Card builders: Finding + wording/<pattern-id>.yaml -> CDS Hooks card dicts."""

@@ -1,0 +1,69 @@
+"""Row shapes for the audit log and the store's interface. No SQLAlchemy here."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+
+def pseudonymize(raw_id: str, secret: str) -> str:
+    """Keyed hash of a patient or practitioner id: stable per site, useless without the secret."""
+    digest = hmac.new(secret.encode(), raw_id.encode(), hashlib.sha256).hexdigest()
+    return digest[:32]
+
+
+@dataclass(frozen=True, slots=True)
+class CardRecord:
+    time: datetime  # tz-aware UTC
+    hook: str
+    hook_instance: str
+    service_id: str
+    pattern: str
+    card_uuid: str
+    shown: bool  # False for silent-mode cards
+    summary: str
+    indicator: str
+    evidence_refs: tuple[str, ...]  # FHIR references the card cites
+    evidence_keys: tuple[str, ...]  # the Finding's evidence_keys, for suppression
+    suggestion_uuids: tuple[str, ...]
+    config_version: str
+    patient_key: str  # pseudonymize(patient id); never the raw id
+    practitioner: str | None  # context.userId, e.g. "Practitioner/123"
+    latency_ms: float
+    card_json: str = ""  # the card as sent (or as it would have been sent, when silent)
+
+
+@dataclass(frozen=True, slots=True)
+class FeedbackRecord:
+    card_uuid: str
+    service_id: str
+    outcome: str  # "accepted" | "overridden"
+    accepted_suggestions: tuple[str, ...]
+    override_code: str | None
+    override_system: str | None
+    override_display: str | None
+    override_comment: str | None
+    outcome_time: datetime
+    received_time: datetime
+
+
+class AuditStore(Protocol):
+    def record_cards(self, rows: Sequence[CardRecord]) -> None:
+        """Enqueue card rows; must not block the hook call for more than a few ms."""
+
+    def record_feedback(self, items: Sequence[FeedbackRecord]) -> int:
+        """Store feedback synchronously and idempotently; returns the number of new rows."""
+
+    def last_override(self, patient_key: str, pattern: str, since: datetime) -> frozenset[str] | None:
+        """Evidence keys of the latest overridden card for this patient and pattern since
+        ``since``, or None when there was no such override."""
+
+    def flush(self, timeout_s: float = 5.0) -> None:
+        """Write everything queued so far."""
+
+    def close(self) -> None:
+        """Flush and release connections (called on clean shutdown)."""

@@ -1,0 +1,63 @@
+"""Run the configured patterns over one patient record: the single entry point shared by the hook
+endpoints and the backtest, so that both flag the same patients at the same date and thresholds.
+
+Pure: no Flask, database or clock. ``now`` is passed in.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from datetime import date
+from typing import Any
+
+from cds_service.patterns import ALL_PATTERNS, Finding
+from fhir_mappers.record import DraftOrders, PatientRecord
+
+log = logging.getLogger(__name__)
+
+ORDER_HOOKS = frozenset({"order-select", "order-sign", "medication-prescribe"})
+
+
+def evaluate(
+    record: PatientRecord,
+    drafts: DraftOrders,
+    patterns: Mapping[str, Any],
+    now: date,
+    hook: str = "patient-view",
+    *,
+    on_error: Callable[[str, Exception], None] | None = None,
+    raise_errors: bool = False,
+) -> list[Finding]:
+    """Findings of every pattern that is not ``off``, relevant to the hook.
+
+    ``patterns`` maps pattern id to its ``PatternSettings`` (mode, priority, thresholds).
+    At ``patient-view`` every standing pattern counts; at order hooks only findings that concern a
+    psychotropic draft order do, and an order without any psychotropic gets no findings at all.
+    A detector that raises is logged and reported through ``on_error``; the others still run
+    (``raise_errors`` re-raises instead, for tests).
+    """
+    is_order_hook = hook in ORDER_HOOKS
+    if is_order_hook and not any(d.is_psychotropic for d in drafts):
+        return []
+    findings: list[Finding] = []
+    for module in ALL_PATTERNS:
+        pattern_settings = patterns.get(module.PATTERN_ID)
+        if pattern_settings is None or pattern_settings.mode == "off":
+            continue
+        try:
+            finding = module.detect(record, drafts, pattern_settings.thresholds, now)
+        except Exception as exc:  # one failing detector must not blank the others' advice
+            if raise_errors:
+                raise
+            log.exception("pattern %s failed", module.PATTERN_ID)
+            if on_error is not None:
+                on_error(module.PATTERN_ID, exc)
+            continue
+        if finding is None:
+            continue
+        if is_order_hook and not finding.concerns_draft:
+            continue
+        findings.append(finding)
+    findings.sort(key=lambda f: patterns[f.pattern_id].priority)
+    return findings

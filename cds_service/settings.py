@@ -1,0 +1,279 @@
+"""Typed site configuration: config/default.yaml with a site file deep-merged on top.
+
+``load_settings(path)`` is the one door: ``serve``, ``check-config``, the CLI and the tests all go
+through it. Unknown keys, wrong types and impossible values are errors that name the key and the
+file; every problem is collected before raising ``ConfigError``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import asdict, fields
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from cds_service.errors import ConfigError
+from cds_service.patterns import ALL_PATTERNS
+from config import DEFAULT_CONFIG
+
+Mode = Literal["active", "silent", "off"]
+HOOK_IDS = ("patient-view", "order-select", "order-sign", "medication-prescribe")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ServiceSettings(_Strict):
+    public_base_url: str = ""
+    max_body_bytes: int = Field(5 * 1024 * 1024, gt=0)
+    cors_allowed_origins: tuple[str, ...] = ("*",)
+    max_cards: int = Field(3, ge=0)
+    hooks: dict[str, bool] = Field(default_factory=lambda: dict.fromkeys(HOOK_IDS, True))
+    select_sign_dedup_minutes: int = Field(60, ge=0)
+    suppression_days_after_override: int = Field(30, ge=0)
+
+    @field_validator("hooks")
+    @classmethod
+    def _known_hooks(cls, value: dict[str, bool]) -> dict[str, bool]:
+        unknown = sorted(set(value) - set(HOOK_IDS))
+        if unknown:
+            raise ValueError(f"unknown hook(s) {unknown}; known: {list(HOOK_IDS)}")
+        return value
+
+    @field_validator("public_base_url")
+    @classmethod
+    def _strip_slash(cls, value: str) -> str:
+        if value and not value.startswith(("http://", "https://")):
+            raise ValueError("must be an absolute http(s) URL")
+        return value.rstrip("/")
+
+
+class TrustedClient(_Strict):
+    issuer: str = Field(min_length=1)
+    jwks_url: str | None = None
+    jwks_file: str | None = None
+    jku_allowlist: tuple[str, ...] = ()
+
+    @model_validator(mode="after")
+    def _one_key_source(self) -> TrustedClient:
+        if bool(self.jwks_url) == bool(self.jwks_file):
+            raise ValueError("give exactly one of jwks_url or jwks_file")
+        return self
+
+
+class AuthSettings(_Strict):
+    require_jwt: bool = False
+    allow_insecure_bind: bool = False
+    algorithms: tuple[str, ...] = ("ES384", "RS384")
+    clock_skew_s: int = Field(60, ge=0, le=600)
+    max_token_lifetime_s: int = Field(3600, gt=0)
+    trusted_clients: tuple[TrustedClient, ...] = ()
+    admin_token_sha256: str = ""
+
+    @field_validator("algorithms")
+    @classmethod
+    def _asymmetric_only(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        # The spec forbids "none" and symmetric algorithms (CDS Hooks 2.0, JWT Signing Algorithm).
+        allowed = {"ES256", "ES384", "ES512", "RS256", "RS384", "RS512", "PS256", "PS384", "PS512"}
+        bad = [a for a in value if a not in allowed]
+        if bad:
+            raise ValueError(f"algorithm(s) {bad} not allowed; choose from {sorted(allowed)}")
+        return value
+
+    @field_validator("admin_token_sha256")
+    @classmethod
+    def _hex_digest(cls, value: str) -> str:
+        if value and (len(value) != 64 or any(c not in "0123456789abcdef" for c in value.lower())):
+            raise ValueError("must be a 64-character sha256 hex digest")
+        return value.lower()
+
+    @model_validator(mode="after")
+    def _clients_when_required(self) -> AuthSettings:
+        if self.require_jwt and not self.trusted_clients:
+            raise ValueError("require_jwt is true but no trusted_clients are configured")
+        return self
+
+
+class FhirSettings(_Strict):
+    allowed_servers: tuple[str, ...] = ()
+    timeout_s: float = Field(2.0, gt=0, le=60)
+    call_budget_s: float = Field(4.0, gt=0, le=120)
+    max_pages: int = Field(10, ge=1)
+    max_bytes: int = Field(10 * 1024 * 1024, gt=0)
+
+    @field_validator("allowed_servers")
+    @classmethod
+    def _absolute(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for url in value:
+            if not url.startswith(("http://", "https://")):
+                raise ValueError(f"{url!r} is not an absolute http(s) URL")
+        return tuple(u.rstrip("/") for u in value)
+
+    @model_validator(mode="after")
+    def _budget_covers_timeout(self) -> FhirSettings:
+        if self.call_budget_s < self.timeout_s:
+            raise ValueError("call_budget_s must be >= timeout_s")
+        return self
+
+
+class StorageSettings(_Strict):
+    url: str = "sqlite:///psychopharm-cds-audit.sqlite3"
+    patient_key_secret: str = Field("change-me-local-only", min_length=8)
+    queue_size: int = Field(10000, gt=0)
+    flush_interval_s: float = Field(0.2, gt=0, le=10)
+
+
+class CacheSettings(_Strict):
+    redis_url: str = ""
+
+
+class PatternSettings(_Strict):
+    """A pattern's switch and priority; its thresholds are validated by its own dataclass."""
+
+    mode: Mode = "active"
+    priority: int = Field(10, ge=0)
+    thresholds: Any = None  # the pattern module's frozen Thresholds instance
+
+
+class Settings(_Strict):
+    service: ServiceSettings = ServiceSettings()
+    auth: AuthSettings = AuthSettings()
+    fhir: FhirSettings = FhirSettings()
+    storage: StorageSettings = StorageSettings()
+    cache: CacheSettings = CacheSettings()
+    patterns: dict[str, PatternSettings] = Field(default_factory=dict)
+    # Content hash of the merged configuration; written on every audit row.
+    config_version: str = ""
+    source: str = "default"
+
+    def pattern(self, pattern_id: str) -> PatternSettings:
+        return self.patterns[pattern_id]
+
+
+def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    merged: dict[str, Any] = dict(base)
+    for key, value in override.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
+            merged[key] = deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror or exc}") from exc
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: top level must be a mapping, got {type(data).__name__}")
+    return data
+
+
+def _format_errors(exc: ValidationError, prefix: str) -> list[str]:
+    problems = []
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in (prefix, *err["loc"]) if p != "")
+        problems.append(f"{loc}: {err['msg']}")
+    return problems
+
+
+def _validate_patterns(raw: Any, problems: list[str]) -> dict[str, PatternSettings]:
+    if not isinstance(raw, Mapping):
+        problems.append("patterns: must be a mapping of pattern id to settings")
+        return {}
+    known = {p.PATTERN_ID: p for p in ALL_PATTERNS}
+    for unknown in sorted(set(raw) - set(known)):
+        problems.append(f"patterns.{unknown}: unknown pattern; known: {sorted(known)}")
+    result: dict[str, PatternSettings] = {}
+    for pattern_id, module in known.items():
+        section = raw.get(pattern_id) or {}
+        if not isinstance(section, Mapping):
+            problems.append(f"patterns.{pattern_id}: must be a mapping")
+            continue
+        switch = {k: section[k] for k in ("mode", "priority") if k in section}
+        threshold_values = {k: v for k, v in section.items() if k not in ("mode", "priority")}
+        try:
+            thresholds = TypeAdapter(module.Thresholds).validate_python(threshold_values)
+            _check_threshold_values(pattern_id, thresholds, problems)
+            result[pattern_id] = PatternSettings(**switch, thresholds=thresholds)
+        except ValidationError as exc:
+            problems.extend(_format_errors(exc, f"patterns.{pattern_id}"))
+    return result
+
+
+def _check_threshold_values(pattern_id: str, thresholds: Any, problems: list[str]) -> None:
+    """Impossible values: negative windows and counts, fractions outside 0..1."""
+    for f in fields(thresholds):
+        value = getattr(thresholds, f.name)
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            continue
+        key = f"patterns.{pattern_id}.{f.name}"
+        if f.name.endswith(("_days", "_s")) and value <= 0:
+            problems.append(f"{key}: must be greater than 0 (got {value})")
+        elif f.name.startswith(("min_", "max_")) and value < 1:
+            problems.append(f"{key}: must be at least 1 (got {value})")
+        elif f.name.startswith("pdc") and not 0 < value <= 1:
+            problems.append(f"{key}: must be a fraction in (0, 1] (got {value})")
+        elif value < 0:
+            problems.append(f"{key}: must not be negative (got {value})")
+
+
+def build_settings(raw: Mapping[str, Any], source: str = "<mapping>") -> Settings:
+    """Validate an already merged mapping; raises ConfigError listing every problem."""
+    problems: list[str] = []
+    raw = dict(raw)
+    patterns = _validate_patterns(raw.pop("patterns", {}) or {}, problems)
+    settings: Settings | None = None
+    try:
+        settings = Settings(**raw)
+    except ValidationError as exc:
+        problems.extend(_format_errors(exc, ""))
+    except TypeError as exc:  # a section given as a scalar
+        problems.append(str(exc))
+    if problems or settings is None:
+        raise ConfigError(f"{source}: invalid configuration", problems=problems)
+    canonical = json.dumps(
+        {
+            **settings.model_dump(mode="json", exclude={"config_version", "source", "patterns"}),
+            "patterns": {
+                pid: {"mode": p.mode, "priority": p.priority, **asdict(p.thresholds)}
+                for pid, p in sorted(patterns.items())
+            },
+        },
+        sort_keys=True,
+    )
+    version = hashlib.sha256(canonical.encode()).hexdigest()[:16]
+    return settings.model_copy(
+        update={"patterns": patterns, "config_version": version, "source": source}
+    )
+
+
+def load_settings(path: str | Path | None = None, overrides: Mapping[str, Any] | None = None) -> Settings:
+    """Defaults, then the site file (if any), then ``overrides`` (tests), validated once."""
+    merged = _read_yaml(DEFAULT_CONFIG)
+    source = "default"
+    if path is not None:
+        merged = deep_merge(merged, _read_yaml(Path(path)))
+        source = str(path)
+    if overrides:
+        merged = deep_merge(merged, overrides)
+    return build_settings(merged, source=source)

@@ -1,0 +1,174 @@
+"""The typed, immutable patient record that the clinical patterns read.
+
+Everything here is a frozen dataclass built by the mappers from FHIR R4 JSON. The record keeps
+references (``"MedicationRequest/123"``) so that a card can cite its evidence and the audit log can
+list it; it never keeps names, birth dates or other identifiers beyond what the rules use.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Literal
+
+# The psychotropic classes named in the ingredient table (config/ingredients.csv). "other" covers
+# ingredients listed for recognition (EPS anticholinergics, addiction treatments, gabapentinoids)
+# that do not count as psychotropic for the patterns.
+DrugClass = Literal[
+    "antidepressant",
+    "antipsychotic",
+    "mood_stabilizer",
+    "anxiolytic_hypnotic",
+    "stimulant",
+    "other",
+]
+
+StopReasonKind = Literal["intolerance", "allergy", "lack_of_effect", "patient_choice", "other"]
+
+
+@dataclass(frozen=True, slots=True)
+class Coding:
+    system: str
+    code: str
+    display: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Ingredient:
+    """One row of the ingredient table: an ingredient family (salts folded in)."""
+
+    name: str  # canonical family name, lower case: "lithium", "valproate", "sertraline"
+    rxcui: str  # RxNorm IN of the family
+    atc: str  # WHO ATC 5th level, e.g. "N06AB06"
+    drug_class: DrugClass
+    subclass: str  # "SSRI", "SGA", "BZD anxiolytic", ... (display only)
+    is_psychotropic: bool
+    min_effective_mg_per_day: float | None = None  # adequate-trial floor, where known
+
+    @property
+    def atc4(self) -> str:
+        """The ATC chemical subgroup (first five characters), used to tell classes apart."""
+        return self.atc[:5]
+
+
+@dataclass(frozen=True, slots=True)
+class MedicationCourse:
+    """One medication order or statement, reduced to what the patterns use.
+
+    A MedicationRequest (or MedicationStatement) is one course; a dose change usually arrives as a
+    new request (often linked by ``prior_prescription``), so the patterns compare courses of the
+    same ingredient over time rather than expecting one resource per drug.
+    """
+
+    ref: str  # "MedicationRequest/123" (or "MedicationStatement/9"); "#n" when the id is missing
+    source_type: Literal["MedicationRequest", "MedicationStatement"]
+    display: str  # medication text as the EHR shows it, for the card's evidence
+    ingredients: tuple[Ingredient, ...]  # empty for unknown/non-psychotropic drugs
+    status: str  # FHIR status as sent (active, completed, stopped, draft, not-taken, ...)
+    intent: str  # MedicationRequest.intent ("" for statements)
+    start: date | None  # authoredOn / effective start / dosage bounds start
+    end: date | None  # dosage bounds end, effective end, or the stop date when known
+    daily_dose_mg: float | None  # for single-ingredient products when derivable
+    status_reasons: tuple[Coding, ...] = ()
+    stop_reason: StopReasonKind | None = None  # classified from status_reasons
+    requester: str | None = None  # "Practitioner/1"
+    encounter: str | None = None  # "Encounter/7"
+    prior_prescription: str | None = None
+    is_prn: bool = False
+    is_draft: bool = False  # came from the hook's draftOrders / medications
+
+    @property
+    def is_psychotropic(self) -> bool:
+        return any(i.is_psychotropic for i in self.ingredients)
+
+    @property
+    def psychotropic_ingredients(self) -> tuple[Ingredient, ...]:
+        return tuple(i for i in self.ingredients if i.is_psychotropic)
+
+
+@dataclass(frozen=True, slots=True)
+class IntoleranceEvent:
+    """Evidence that a medication was not tolerated (or, for ``kind="allergy"``, caused allergy).
+
+    Built from AllergyIntolerance and from orders/statements stopped for an adverse effect.
+    """
+
+    ref: str
+    origin: Literal["AllergyIntolerance", "MedicationRequest", "MedicationStatement"]
+    substance: str  # display text of the substance or medication
+    ingredients: tuple[Ingredient, ...]
+    when: date | None  # onset, recorded date, or the stop date
+    kind: Literal["intolerance", "allergy"]  # after inference from manifestations
+    manifestations: tuple[str, ...] = ()  # displays, e.g. ("Nausea", "Headache")
+
+
+@dataclass(frozen=True, slots=True)
+class Visit:
+    ref: str
+    status: str  # finished, in-progress, planned, cancelled, ...
+    class_code: str  # v3 ActCode: AMB, VR, HH, IMP, EMER, ...
+    start: date | None
+    end: date | None
+    type_codes: tuple[Coding, ...] = ()
+
+    @property
+    def is_completed_outpatient(self) -> bool:
+        return self.status == "finished" and self.class_code in {"AMB", "VR", "HH"}
+
+
+@dataclass(frozen=True, slots=True)
+class Dispense:
+    ref: str
+    display: str
+    ingredients: tuple[Ingredient, ...]
+    status: str
+    handed_over: date | None  # whenHandedOver, else whenPrepared
+    days_supply: float | None  # daysSupply in days, or derived from quantity and dosage
+    quantity: float | None = None
+    authorizing_prescription: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SymptomScore:
+    ref: str
+    instrument: Literal["PHQ-9", "GAD-7"]
+    loinc: str
+    value: float
+    when: date | None
+
+
+@dataclass(frozen=True, slots=True)
+class ConditionEntry:
+    ref: str
+    codes: tuple[Coding, ...]
+    display: str
+    clinical_status: str
+    onset: date | None
+
+
+@dataclass(frozen=True, slots=True)
+class MappingIssue:
+    """A resource (or part of one) the mapper could not use. Never carries PHI values."""
+
+    resource_type: str
+    ref: str  # "MedicationRequest/123" or "#index" when there is no id
+    field: str  # "dosageInstruction[0].timing"
+    reason: str  # "unparseable date", "not a JSON object", ...
+
+
+@dataclass(frozen=True, slots=True)
+class PatientRecord:
+    """The patient's timeline as of the hook call. Draft orders are kept apart from history."""
+
+    courses: tuple[MedicationCourse, ...] = ()
+    intolerances: tuple[IntoleranceEvent, ...] = ()
+    visits: tuple[Visit, ...] = ()
+    dispenses: tuple[Dispense, ...] = ()
+    scores: tuple[SymptomScore, ...] = ()
+    conditions: tuple[ConditionEntry, ...] = ()
+    birth_date: date | None = None
+    issues: tuple[MappingIssue, ...] = field(default=(), compare=False)
+
+
+# The orders being selected or signed in this hook call, each with is_draft=True.
+DraftOrders = tuple[MedicationCourse, ...]
