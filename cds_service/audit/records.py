@@ -24,7 +24,7 @@ class CardRecord:
     service_id: str
     pattern: str
     card_uuid: str
-    shown: bool  # False for silent-mode cards
+    shown: bool  # True only for cards returned to the EHR
     summary: str
     indicator: str
     evidence_refs: tuple[str, ...]  # FHIR references the card cites
@@ -34,7 +34,11 @@ class CardRecord:
     patient_key: str  # pseudonymize(patient id); never the raw id
     practitioner: str | None  # context.userId, e.g. "Practitioner/123"
     latency_ms: float
-    card_json: str = ""  # the card as sent (or as it would have been sent, when silent)
+    card_json: str = ""  # the card as sent (or as it would have been sent, when not shown)
+    # Why a card was or was not shown: "shown", "silent" (pattern in silent mode), "suppressed"
+    # (overridden before, same evidence), "deduplicated" (shown at order-select already),
+    # "capped" (beyond max_cards).
+    disposition: str = "shown"
 
 
 @dataclass(frozen=True, slots=True)
