@@ -66,6 +66,9 @@ class AuditStore(Protocol):
         """Evidence keys of the latest overridden card for this patient and pattern since
         ``since``, or None when there was no such override."""
 
+    def ping(self) -> bool:
+        """True when the database answers (readiness probe)."""
+
     def flush(self, timeout_s: float = 5.0) -> None:
         """Write everything queued so far."""
 
