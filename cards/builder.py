@@ -1,0 +1,153 @@
+"""Finding + Wording -> one CDS Hooks 2.0 card (a plain dict, ready for JSON).
+
+Text is filled only from the Finding's facts and evidence; EHR-provided strings are escaped before
+they reach Markdown. The result never contains null, "", [] or {} (CDS Hooks 2.0, Use of JSON):
+optional attributes without a value are left out.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from cards.render import escape_markdown, fit_summary, render_context, template_fields
+from cards.resources import build_resource
+from cards.wording import OVERRIDE_REASON_SYSTEM, Wording, pick
+from cds_service.patterns.base import EvidenceItem, Finding
+
+log = logging.getLogger(__name__)
+
+PATTERN_SYSTEM = "https://psychopharm-cds.org/fhir/CodeSystem/pattern"
+# Long histories (many dispenses) would bury the card; the rest is counted, and all refs are
+# still audited through card_evidence_refs.
+MAX_EVIDENCE_LINES = 12
+
+
+def _new_uuid() -> str:
+    return str(uuid.uuid4())
+
+
+def build_card(
+    finding: Finding,
+    wording: Wording,
+    *,
+    patient_ref: str,
+    practitioner_ref: str | None,
+    encounter_ref: str | None,
+    card_uuid: str | None = None,
+    uuid_factory: Callable[[], str] = _new_uuid,
+) -> dict[str, Any]:
+    """The card for one finding. ``patient_ref`` may be a bare id or "Patient/<id>"."""
+    if finding.pattern_id != wording.pattern_id:
+        raise ValueError(
+            f"wording for {wording.pattern_id!r} cannot word a {finding.pattern_id!r} finding"
+        )
+    facts = finding.facts
+    suggestions = [
+        {
+            "label": s.label,
+            "uuid": uuid_factory(),
+            "isRecommended": True if s.recommended else None,
+            "actions": [
+                {
+                    "type": "create",
+                    "description": s.description,
+                    "resource": build_resource(
+                        s,
+                        patient_ref=patient_ref,
+                        practitioner_ref=practitioner_ref,
+                        encounter_ref=encounter_ref,
+                        reason=wording.title,
+                        note=_fill(s.note, facts, markdown=True),
+                        message=_fill(s.note, facts, markdown=False),
+                    ),
+                }
+            ],
+        }
+        for s in wording.suggestions
+    ]
+    card = {
+        "uuid": card_uuid or uuid_factory(),
+        "summary": fit_summary(pick(wording.summary, facts), facts),
+        "detail": _detail(finding, wording, facts),
+        "indicator": finding.indicator,
+        "source": {
+            "label": wording.source.label,
+            "url": wording.source.url,
+            "topic": {
+                "system": PATTERN_SYSTEM,
+                "code": finding.pattern_id,
+                "display": wording.title,
+            },
+        },
+        "suggestions": suggestions,
+        "selectionBehavior": "at-most-one" if suggestions else None,
+        "overrideReasons": [
+            {"system": OVERRIDE_REASON_SYSTEM, "code": r.code, "display": r.display}
+            for r in wording.override_reasons
+        ],
+        "links": [{"label": k.label, "url": k.url, "type": "absolute"} for k in wording.links],
+    }
+    pruned: dict[str, Any] = prune(card)
+    return pruned
+
+
+def card_evidence_refs(finding: Finding) -> tuple[str, ...]:
+    """The FHIR references a card cites, in order, without repeats (for the audit row)."""
+    refs = [e.ref for e in finding.evidence] + list(finding.references)
+    return tuple(dict.fromkeys(r for r in refs if r))
+
+
+def prune(value: Any) -> Any:
+    """Drop None, "", [] and {} at every depth; the spec forbids emitting them."""
+    if isinstance(value, dict):
+        items = ((k, prune(v)) for k, v in value.items())
+        return {k: v for k, v in items if v is not None and v != "" and v != [] and v != {}}
+    if isinstance(value, list):
+        items_ = (prune(v) for v in value)
+        return [v for v in items_ if v is not None and v != "" and v != [] and v != {}]
+    return value
+
+
+def _fill(template: str | None, facts: Mapping[str, object], *, markdown: bool) -> str | None:
+    if template is None:
+        return None
+    names = template_fields(template)
+    missing = [n for n in names if n not in facts]
+    if missing:
+        # A detector that leaves out a fact is a contract bug; the card still goes out with
+        # "not recorded" in its place, and the log names the keys (no patient data).
+        log.warning("card template uses facts the finding lacks: %s", ", ".join(missing))
+    return template.format_map(render_context(facts, names, markdown=markdown))
+
+
+def _detail(finding: Finding, wording: Wording, facts: Mapping[str, object]) -> str:
+    sections = {
+        "evidence_list": _evidence_list(finding.evidence),
+        "why": _fill(wording.why, facts, markdown=True) or "",
+        "triggered": _fill(pick(wording.triggered, facts), facts, markdown=True) or "",
+        "citations": "\n".join(
+            f"- {r.citation} <{r.url}>" if r.url else f"- {r.citation}" for r in wording.references
+        ),
+    }
+    names = [n for n in template_fields(wording.detail) if n not in sections]
+    values = {**render_context(facts, names, markdown=True), **sections}
+    return wording.detail.format_map(values).strip()
+
+
+def _evidence_list(evidence: tuple[EvidenceItem, ...]) -> str:
+    if not evidence:
+        return "- No individual records were listed."
+    lines = []
+    for item in evidence[:MAX_EVIDENCE_LINES]:
+        when = item.when.isoformat() if item.when else "date not recorded"
+        parts = [f"**{when}**", escape_markdown(item.label) or "unnamed record"]
+        if item.note:
+            parts.append(escape_markdown(item.note))
+        lines.append("- " + " — ".join(parts))
+    hidden = len(evidence) - MAX_EVIDENCE_LINES
+    if hidden > 0:
+        lines.append(f"- and {hidden} more records")
+    return "\n".join(lines)

@@ -1,0 +1,141 @@
+"""The application factory (flaskr style): ``create_app(settings)`` builds everything a call needs.
+
+Nothing happens at import time. The factory loads the data files once (ingredient table, code
+lists, card wording, service definitions), builds the stateful resources (audit store, TTL store,
+JWT verifier, FHIR client, metrics) and hangs them off ``app.extensions["psychopharm"]`` as one
+``Services`` bundle, which the blueprints read. Gunicorn target: ``cds_service.app:create_app()``.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+from flask import Flask, Response
+from flask.json.provider import DefaultJSONProvider
+
+from cards.wording import Wording, load_wording
+from cds_service import admin, cors, hooks, openapi, ops
+from cds_service.audit.records import AuditStore
+from cds_service.audit.store import SqlAuditStore
+from cds_service.auth import JwtVerifier
+from cds_service.discovery import ServiceDefinition, enabled_definitions, load_definitions
+from cds_service.fhir_client import FhirClient
+from cds_service.http_errors import register_error_handlers
+from cds_service.logging_setup import configure_logging
+from cds_service.metrics import Metrics
+from cds_service.settings import Settings, load_settings
+from cds_service.ttl_store import TtlStore, make_ttl_store
+from fhir_mappers.codes import CodeLists
+from fhir_mappers.medications import IngredientTable
+
+log = logging.getLogger(__name__)
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class Services:
+    """Everything a hook call needs, built once per app; the blueprints read it, never globals."""
+
+    settings: Settings
+    definitions: Mapping[str, ServiceDefinition]  # enabled services only
+    table: IngredientTable
+    codes: CodeLists
+    wording: Mapping[str, Wording]
+    audit: AuditStore
+    ttl: TtlStore
+    verifier: JwtVerifier
+    fhir_client: FhirClient
+    metrics: Metrics
+    clock: Callable[[], datetime] = utc_now
+    owns_audit: bool = True
+    _closed: threading.Event = field(default_factory=threading.Event, repr=False)
+
+    def close(self) -> None:
+        """Flush the audit queue and release connections; safe to call more than once."""
+        if self._closed.is_set():
+            return
+        self._closed.set()
+        if self.owns_audit:
+            self.audit.close()
+        self.fhir_client.close()
+
+
+class OrjsonProvider(DefaultJSONProvider):
+    """orjson keeps the response time of large card lists low; key order is kept as built."""
+
+    sort_keys = False
+
+    def dumps(self, obj: Any, **kwargs: Any) -> str:
+        return orjson.dumps(obj).decode()
+
+    def loads(self, s: str | bytes, **kwargs: Any) -> Any:
+        return orjson.loads(s)
+
+
+def build_services(
+    settings: Settings,
+    *,
+    audit_store: AuditStore | None = None,
+    clock: Callable[[], datetime] | None = None,
+) -> Services:
+    ttl = make_ttl_store(settings.cache)
+    return Services(
+        settings=settings,
+        definitions=enabled_definitions(load_definitions(), settings),
+        table=IngredientTable.load(),
+        codes=CodeLists.load(),
+        wording=load_wording(),
+        audit=audit_store if audit_store is not None else SqlAuditStore(settings.storage),
+        ttl=ttl,
+        verifier=JwtVerifier(settings.auth, ttl),
+        fhir_client=FhirClient(settings.fhir),
+        metrics=Metrics(),
+        clock=clock or utc_now,
+        owns_audit=audit_store is None,
+    )
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    audit_store: AuditStore | None = None,
+    clock: Callable[[], datetime] | None = None,
+) -> Flask:
+    settings = settings if settings is not None else load_settings()
+    configure_logging("INFO")
+    app = Flask(__name__)
+    app.json = OrjsonProvider(app)
+    app.config["MAX_CONTENT_LENGTH"] = settings.service.max_body_bytes
+    services = build_services(settings, audit_store=audit_store, clock=clock)
+    app.extensions["psychopharm"] = services
+    # Gunicorn's worker_exit hook closes it too; atexit covers the development server.
+    atexit.register(services.close)
+
+    # CORS first: its preflight answer must run before any other before_request hook.
+    cors.init_app(app, settings.service.cors_allowed_origins)
+    app.register_blueprint(hooks.bp)
+    app.register_blueprint(ops.bp)
+    app.register_blueprint(admin.bp)
+    app.register_blueprint(openapi.bp)
+    register_error_handlers(app)
+
+    @app.after_request
+    def _config_version(response: Response) -> Response:
+        response.headers["X-Config-Version"] = settings.config_version
+        return response
+
+    log.info(
+        "service ready: config_version=%s services=%s jwt=%s",
+        settings.config_version, sorted(services.definitions), services.verifier.enabled,
+    )
+    return app

@@ -1,0 +1,68 @@
+"""Engines for the audit store and the one kind of write transaction the hash chain allows.
+
+SQLite (the zero-setup default) runs in WAL mode so that readers do not block the writer, and
+chain writes open with ``BEGIN IMMEDIATE`` so that two processes cannot both read the same chain
+head. On PostgreSQL, several gunicorn workers serialise their chain writes with a transaction-level
+advisory lock; the last hash is read inside that same transaction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from sqlalchemy import Connection, Engine, create_engine, event, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
+
+# Arbitrary but fixed 64-bit keys; every process of every version must use the same ones.
+CHAIN_LOCK_KEY = 0x7073_7963_6863_6431  # "psychcd1"
+MIGRATION_LOCK_KEY = 0x7073_7963_6863_6432  # "psychcd2"
+
+_IMMEDIATE = "psychopharm_immediate"
+
+
+def create_audit_engine(url: str) -> Engine:
+    """An engine for ``sqlite:///...`` (relative paths = working directory) or PostgreSQL."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        return _sqlite_engine(url)
+    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5)
+
+
+def _sqlite_engine(url: str) -> Engine:
+    engine = create_engine(url, connect_args={"timeout": 30})
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Take transaction control away from the sqlite3 module so that BEGIN IMMEDIATE (and
+        # transactional DDL in migrations) work as written.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection: Connection) -> None:
+        immediate = connection.get_execution_options().get(_IMMEDIATE, False)
+        connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+    return engine
+
+
+@contextmanager
+def locked_transaction(engine: Engine, lock_key: int = CHAIN_LOCK_KEY) -> Iterator[Connection]:
+    """A transaction that holds the process-wide write lock until it commits or rolls back."""
+    with engine.connect() as connection:
+        connection = connection.execution_options(**{_IMMEDIATE: True})
+        with connection.begin():
+            if connection.dialect.name == "postgresql":
+                connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": lock_key})
+            yield connection
+
+
+# What callers outside the audit package catch, so that only this package imports SQLAlchemy.
+DatabaseError = SQLAlchemyError

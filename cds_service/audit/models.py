@@ -1,0 +1,139 @@
+"""Audit tables: card rows, feedback rows and the head of the hash chain.
+
+Rows and wire shapes are separate: ``records.CardRecord`` is what the service hands over, these are
+what is stored. Every card and feedback row carries ``seq`` (one sequence shared by both tables)
+and ``row_hash``, which links it to the row before it (see ``chain``). Nothing here updates or
+deletes a row: the log is append-only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    DateTime,
+    Dialect,
+    Float,
+    Index,
+    Integer,
+    String,
+    Table,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """``DateTime(timezone=True)`` that always hands back tz-aware UTC.
+
+    SQLite has no time zone type and returns naive values; storing UTC and re-attaching it on
+    read keeps hashes and comparisons identical on SQLite and PostgreSQL.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("audit timestamps must be timezone-aware")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class CardRow(Base):
+    __tablename__ = "audit_card"
+
+    seq: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    time: Mapped[datetime] = mapped_column(UTCDateTime())
+    hook: Mapped[str] = mapped_column(String(64))
+    hook_instance: Mapped[str] = mapped_column(String(128))
+    service_id: Mapped[str] = mapped_column(String(128))
+    pattern: Mapped[str] = mapped_column(String(64))
+    card_uuid: Mapped[str] = mapped_column(String(64))
+    shown: Mapped[bool] = mapped_column(Boolean)
+    disposition: Mapped[str] = mapped_column(String(32))
+    summary: Mapped[str] = mapped_column(Text)
+    indicator: Mapped[str] = mapped_column(String(16))
+    evidence_refs: Mapped[str] = mapped_column(Text)  # JSON list
+    evidence_keys: Mapped[str] = mapped_column(Text)  # JSON list
+    suggestion_uuids: Mapped[str] = mapped_column(Text)  # JSON list
+    config_version: Mapped[str] = mapped_column(String(64))
+    patient_key: Mapped[str] = mapped_column(String(64))
+    practitioner: Mapped[str | None] = mapped_column(String(256))
+    latency_ms: Mapped[float] = mapped_column(Float)
+    card_json: Mapped[str] = mapped_column(Text)
+    row_hash: Mapped[str] = mapped_column(String(64))
+
+    __table_args__ = (
+        Index("ix_audit_card_card_uuid", "card_uuid"),
+        Index("ix_audit_card_time", "time"),
+        Index("ix_audit_card_patient_pattern", "patient_key", "pattern", "time"),
+    )
+
+
+class FeedbackRow(Base):
+    __tablename__ = "audit_feedback"
+
+    seq: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    # sha256 of what makes two reports "the same feedback" (see store.feedback_content_hash).
+    content_hash: Mapped[str] = mapped_column(String(64))
+    card_uuid: Mapped[str] = mapped_column(String(64))
+    service_id: Mapped[str] = mapped_column(String(128))
+    outcome: Mapped[str] = mapped_column(String(32))
+    accepted_suggestions: Mapped[str] = mapped_column(Text)  # JSON list
+    override_code: Mapped[str | None] = mapped_column(String(128))
+    override_system: Mapped[str | None] = mapped_column(String(256))
+    override_display: Mapped[str | None] = mapped_column(Text)
+    override_comment: Mapped[str | None] = mapped_column(Text)
+    outcome_time: Mapped[datetime] = mapped_column(UTCDateTime())
+    received_time: Mapped[datetime] = mapped_column(UTCDateTime())
+    row_hash: Mapped[str] = mapped_column(String(64))
+
+    __table_args__ = (
+        UniqueConstraint("content_hash", name="uq_audit_feedback_content_hash"),
+        Index("ix_audit_feedback_card_uuid", "card_uuid"),
+    )
+
+
+class ChainHead(Base):
+    """One row (id 1): the last sequence number and hash, so that deleting the newest rows shows."""
+
+    __tablename__ = "audit_chain_head"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    seq: Mapped[int] = mapped_column(BigInteger)
+    row_hash: Mapped[str] = mapped_column(String(64))
+
+
+CARD = CardRow.__table__
+FEEDBACK = FeedbackRow.__table__
+CHAIN_HEAD = ChainHead.__table__
+
+
+def row_content(table: Table, values: Mapping[str, Any]) -> dict[str, Any]:
+    """The hashed content of a row: every column except the hash itself, plus the table name,
+    so that a row moved between tables does not verify."""
+    content: dict[str, Any] = {"table": table.name}
+    for column in table.columns:
+        if column.key != "row_hash":
+            content[column.key] = values[column.key]
+    return content

@@ -1,0 +1,203 @@
+"""A bounded queue drained by one background thread that writes rows in batches.
+
+The hook call only appends to a deque under a lock (microseconds); the thread writes a batch when
+it fills or every ``flush_interval_s``. When the database is unreachable the batch stays at the
+head of the queue and is retried with backoff, so nothing is lost while the queue has room; when
+the queue is full, new rows are counted as dropped and logged (counts only, never row content).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from typing import Any, Generic, TypeVar
+
+from sqlalchemy.exc import DBAPIError, OperationalError
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+BATCH_SIZE = 500
+MAX_BACKOFF_S = 5.0
+# A batch that fails for a reason other than connectivity (a constraint, a bad value) would
+# otherwise block every row behind it forever.
+MAX_ATTEMPTS_NON_TRANSIENT = 3
+
+
+def _is_transient(exc: Exception) -> bool:
+    if isinstance(exc, OperationalError):
+        return True
+    return isinstance(exc, DBAPIError) and bool(exc.connection_invalidated)
+
+
+def describe_error(exc: Exception) -> str:
+    """Error class names only: driver messages can quote row values."""
+    orig = getattr(exc, "orig", None)
+    return type(exc).__name__ + (f"({type(orig).__name__})" if orig is not None else "")
+
+
+class BatchWriter(Generic[T]):
+    def __init__(
+        self,
+        write_batch: Callable[[list[T]], None],
+        *,
+        capacity: int,
+        flush_interval_s: float,
+        name: str = "audit-writer",
+    ) -> None:
+        self._write_batch = write_batch
+        self._capacity = capacity
+        self._interval = flush_interval_s
+        self._name = name
+        self._pending: deque[T] = deque()
+        self._cond = threading.Condition()
+        self._thread: threading.Thread | None = None
+        self._stopping = False
+        self._flush_requested = False
+        self._accepted = 0
+        self._written = 0
+        self._dropped = 0
+        self._discarded = 0  # given up on after repeated non-transient errors (also dropped)
+        self._write_errors = 0
+        self._last_error: str | None = None
+
+    def submit(self, rows: Sequence[T]) -> None:
+        with self._cond:
+            if self._thread is None and not self._stopping:
+                self._start()
+            room = self._capacity - len(self._pending)
+            if self._stopping:
+                room = 0
+            taken = rows if len(rows) <= room else rows[: max(room, 0)]
+            self._pending.extend(taken)
+            self._accepted += len(taken)
+            dropped = len(rows) - len(taken)
+            self._dropped += dropped
+            if len(self._pending) >= BATCH_SIZE:
+                self._cond.notify_all()
+        if dropped:
+            log.error(
+                "audit queue full (capacity %d): dropped %d row(s), %d dropped in total",
+                self._capacity,
+                dropped,
+                self._dropped,
+            )
+
+    def _start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name=self._name, daemon=True)
+        self._thread.start()
+
+    def stats(self) -> dict[str, Any]:
+        with self._cond:
+            return {
+                "queued": len(self._pending),
+                "accepted": self._accepted,
+                "written": self._written,
+                "dropped": self._dropped,
+                "write_errors": self._write_errors,
+                "last_error": self._last_error,
+            }
+
+    def flush(self, timeout_s: float) -> bool:
+        """Wait until every row accepted so far is written (or dropped); False on timeout."""
+        deadline = time.monotonic() + timeout_s
+        with self._cond:
+            target = self._accepted
+            self._flush_requested = True
+            self._cond.notify_all()
+            while self._written + self._discarded < target:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0 or self._thread is None or not self._thread.is_alive():
+                    return False
+                self._cond.wait(remaining)
+            return True
+
+    def close(self, timeout_s: float) -> None:
+        flushed = self.flush(timeout_s)
+        with self._cond:
+            self._stopping = True
+            self._cond.notify_all()
+            thread, left = self._thread, len(self._pending)
+        if thread is not None:
+            thread.join(timeout=max(self._interval, 1.0) + MAX_BACKOFF_S)
+        if not flushed and left:
+            log.error("audit writer closed with %d row(s) not written", left)
+
+    def _next_batch(self) -> list[T] | None:
+        """Block until a batch is due; None when stopping with nothing left to write."""
+        with self._cond:
+            deadline = time.monotonic() + self._interval
+            while True:
+                due = (
+                    len(self._pending) >= BATCH_SIZE
+                    or self._flush_requested
+                    or self._stopping
+                    or (self._pending and time.monotonic() >= deadline)
+                )
+                if due:
+                    break
+                self._cond.wait(max(deadline - time.monotonic(), 0.001))
+                if not self._pending:
+                    deadline = time.monotonic() + self._interval
+            if not self._pending:
+                self._flush_requested = False
+                return None if self._stopping else []
+            return [self._pending[i] for i in range(min(BATCH_SIZE, len(self._pending)))]
+
+    def _run(self) -> None:
+        attempts = 0
+        while True:
+            batch = self._next_batch()
+            if batch is None:
+                return
+            if not batch:
+                continue
+            try:
+                self._write_batch(batch)
+            except Exception as exc:  # the thread must survive any database failure
+                attempts += 1
+                transient = _is_transient(exc)
+                with self._cond:
+                    self._write_errors += 1
+                    self._last_error = describe_error(exc)
+                log.error(
+                    "audit write of %d row(s) failed (attempt %d): %s",
+                    len(batch),
+                    attempts,
+                    describe_error(exc),
+                )
+                if not transient and attempts >= MAX_ATTEMPTS_NON_TRANSIENT:
+                    self._settle(len(batch), written=False)
+                    attempts = 0
+                    continue
+                if self._wait_backoff(attempts):
+                    return
+                continue
+            attempts = 0
+            self._settle(len(batch), written=True)
+
+    def _settle(self, count: int, *, written: bool) -> None:
+        with self._cond:
+            for _ in range(count):
+                self._pending.popleft()
+            if written:
+                self._written += count
+            else:
+                self._discarded += count
+                self._dropped += count
+            if not self._pending:
+                self._flush_requested = False
+            self._cond.notify_all()
+        if not written:
+            log.error("audit writer gave up on %d row(s) after repeated errors", count)
+
+    def _wait_backoff(self, attempts: int) -> bool:
+        """Sleep before a retry; True when the writer is stopping and should give up."""
+        delay = min(self._interval * 2**attempts, MAX_BACKOFF_S)
+        with self._cond:
+            self._cond.wait_for(lambda: self._stopping, timeout=delay)
+            return self._stopping

@@ -1,0 +1,217 @@
+"""The ``psychopharm-cds`` command: serve, check-config, migrate, audit export / verify.
+
+Every command loads the settings through ``load_settings`` first, so an invalid site file is
+reported (every problem, naming the key and the file) before anything starts. Exit codes are
+named below; argparse itself exits with ``EXIT_USAGE`` on bad arguments.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import logging
+import sys
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO
+
+from cds_service.errors import ConfigError
+from cds_service.patterns import PATTERN_IDS
+from cds_service.settings import Settings, load_settings
+
+log = logging.getLogger("cds_service.cli")
+
+# Exit codes: never reuse a number for another meaning; retire a code by commenting it "Obsolete".
+EXIT_OK = 0
+EXIT_FAILURE = 1  # invalid configuration, audit chain broken, audit database unreachable
+EXIT_USAGE = 2  # bad arguments (argparse), or an insecure bind refused
+
+
+class CliError(Exception):
+    def __init__(self, message: str, status: int = EXIT_FAILURE) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status = status
+
+
+def _out(line: str, stream: IO[str] | None = None) -> None:
+    (stream or sys.stdout).write(line + "\n")
+
+
+def _timestamp(text: str) -> datetime:
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"not an ISO 8601 date or date-time: {text!r}") from exc
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False  # any other name may resolve to a public address
+
+
+def _config_problems(exc: ConfigError, path: str | None) -> list[str]:
+    if not exc.problems:
+        return [exc.message]
+    where = path or "default configuration"
+    return [f"{where}: {problem}" for problem in exc.problems]
+
+
+def cmd_check_config(args: argparse.Namespace) -> int:
+    try:
+        settings = load_settings(args.file)
+    except ConfigError as exc:
+        for line in _config_problems(exc, args.file):
+            _out(line)
+        return EXIT_FAILURE
+    _out(f"OK {settings.config_version}")
+    return EXIT_OK
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from cds_service.audit.store import SqlAuditStore
+    from cds_service.gunicorn_app import PsychopharmApplication, gunicorn_options
+
+    settings = _load(args.config)
+    if not settings.auth.require_jwt:
+        log.warning("auth.require_jwt is false: callers are not authenticated (local use only)")
+        allowed = args.allow_insecure_bind or settings.auth.allow_insecure_bind
+        if not is_loopback(args.host) and not allowed:
+            raise CliError(
+                f"refusing to listen on {args.host} with auth.require_jwt false: bind to "
+                "127.0.0.1, or set auth.require_jwt with trusted_clients, or pass "
+                "--allow-insecure-bind (or auth.allow_insecure_bind) if a gateway authenticates",
+                EXIT_USAGE,
+            )
+    # Migrate once here, before the workers fork, rather than racing in each of them.
+    SqlAuditStore(settings.storage).close()
+    options = gunicorn_options(args.host, args.port, args.workers)
+    PsychopharmApplication(settings, options).run()
+    return EXIT_OK
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    from cds_service.audit.store import SqlAuditStore
+
+    store = SqlAuditStore(_load(args.config).storage, migrate=False)
+    try:
+        revision = store.migrate()
+    finally:
+        store.close()
+    _out(f"OK audit database at revision {revision}")
+    return EXIT_OK
+
+
+def cmd_audit_export(args: argparse.Namespace) -> int:
+    from cds_service.audit.export import export_rows
+    from cds_service.audit.store import SqlAuditStore
+
+    store = SqlAuditStore(_load(args.config).storage)
+    try:
+        chunks = export_rows(
+            store, since=args.since, until=args.until, pattern=args.pattern, fmt=args.format
+        )
+        if args.output is None:
+            sys.stdout.writelines(chunks)
+        else:
+            with Path(args.output).open("w", encoding="utf-8", newline="") as out:
+                out.writelines(chunks)
+    finally:
+        store.close()
+    return EXIT_OK
+
+
+def cmd_audit_verify(args: argparse.Namespace) -> int:
+    from cds_service.audit.chain import verify_chain
+    from cds_service.audit.store import SqlAuditStore
+
+    store = SqlAuditStore(_load(args.config).storage)
+    try:
+        result = verify_chain(store)
+    finally:
+        store.close()
+    if result.ok:
+        _out(f"OK {result.rows_checked} rows")
+        return EXIT_OK
+    _out(f"BROKEN: {len(result.problems)} problem(s) in {result.rows_checked} rows")
+    for problem in result.problems:
+        _out(problem)
+    return EXIT_FAILURE
+
+
+def _load(path: str | None) -> Settings:
+    try:
+        return load_settings(path)
+    except ConfigError as exc:
+        raise CliError("\n".join(_config_problems(exc, path))) from exc
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="psychopharm-cds", description="CDS Hooks service for psychopharmacology advice"
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    serve = commands.add_parser("serve", help="run the service under gunicorn")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8080)
+    serve.add_argument("--config", metavar="FILE", help="site YAML over the embedded defaults")
+    serve.add_argument("--workers", type=int, default=2)
+    serve.add_argument(
+        "--allow-insecure-bind",
+        action="store_true",
+        help="listen beyond loopback although auth.require_jwt is false",
+    )
+    serve.set_defaults(handler=cmd_serve)
+
+    check = commands.add_parser("check-config", help="validate a site configuration file")
+    check.add_argument("file", metavar="FILE")
+    check.set_defaults(handler=cmd_check_config)
+
+    migrate = commands.add_parser("migrate", help="bring the audit database schema up to date")
+    migrate.add_argument("--config", metavar="FILE")
+    migrate.set_defaults(handler=cmd_migrate)
+
+    audit = commands.add_parser("audit", help="export or verify the audit log")
+    audit_commands = audit.add_subparsers(dest="audit_command", required=True, metavar="COMMAND")
+    export = audit_commands.add_parser("export", help="card rows with their feedback")
+    export.add_argument("--since", type=_timestamp, help="ISO date/time, inclusive (UTC if naive)")
+    export.add_argument("--until", type=_timestamp, help="ISO date/time, exclusive (UTC if naive)")
+    export.add_argument("--pattern", choices=PATTERN_IDS)
+    export.add_argument("--format", choices=("jsonl", "csv", "fhir"), default="jsonl")
+    export.add_argument("--config", metavar="FILE")
+    export.add_argument("--output", metavar="FILE", help="write here instead of stdout")
+    export.set_defaults(handler=cmd_audit_export)
+    verify = audit_commands.add_parser("verify", help="check the audit hash chain")
+    verify.add_argument("--config", metavar="FILE")
+    verify.set_defaults(handler=cmd_audit_verify)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    from cds_service.audit.database import DatabaseError
+
+    handler: Callable[[argparse.Namespace], int] = args.handler
+    try:
+        return handler(args)
+    except CliError as exc:
+        _out(exc.message, sys.stderr)
+        return exc.status
+    except DatabaseError as exc:
+        # The class only: driver messages can carry connection strings or row values.
+        _out(f"audit database error: {type(exc).__name__}", sys.stderr)
+        return EXIT_FAILURE
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,70 @@
+"""Run the Flask app under gunicorn from Python, with settings already loaded and validated.
+
+``load()`` runs in each worker (no preload), so every worker builds its own app, audit store,
+writer thread and connection pool after the fork. On a clean shutdown (SIGTERM to the master)
+each worker's ``worker_exit`` closes the audit store, which writes out the rows still queued.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from gunicorn.app.base import BaseApplication
+
+from cds_service.settings import Settings
+
+GRACEFUL_TIMEOUT_S = 15  # long enough for the audit writer to flush its queue
+REQUEST_TIMEOUT_S = 30  # hook calls have a FHIR budget of a few seconds; this is the backstop
+
+
+def bind_address(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host and not host.startswith("[") else f"{host}:{port}"
+
+
+def close_services(app: Any) -> None:
+    """Close the app's audit store (and with it flush the queue), when there is one."""
+    services = (getattr(app, "extensions", None) or {}).get("psychopharm")
+    audit = getattr(services, "audit", None)
+    close = getattr(audit, "close", None)
+    if callable(close):
+        close()
+
+
+def worker_exit(server: Any, worker: Any) -> None:
+    close_services(getattr(worker, "wsgi", None))
+
+
+def gunicorn_options(host: str, port: int, workers: int) -> dict[str, Any]:
+    return {
+        "bind": [bind_address(host, port)],
+        "workers": workers,
+        # Threads, because a hook call mostly waits on FHIR reads.
+        "worker_class": "gthread",
+        "threads": 4,
+        "timeout": REQUEST_TIMEOUT_S,
+        "graceful_timeout": GRACEFUL_TIMEOUT_S,
+        "keepalive": 5,
+        # Access logs would carry request paths and client addresses; the audit store is the log.
+        "accesslog": None,
+        "errorlog": "-",
+        "loglevel": "info",
+        "proc_name": "psychopharm-cds",
+        "worker_exit": worker_exit,
+    }
+
+
+class PsychopharmApplication(BaseApplication):  # type: ignore[misc]
+    def __init__(self, settings: Settings, options: Mapping[str, Any]) -> None:
+        self.settings = settings
+        self.options = dict(options)
+        super().__init__()
+
+    def load_config(self) -> None:
+        for key, value in self.options.items():
+            self.cfg.set(key, value)
+
+    def load(self) -> Any:
+        from cds_service.app import create_app  # in the worker, after the fork
+
+        return create_app(self.settings)

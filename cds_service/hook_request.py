@@ -1,0 +1,168 @@
+"""Parse and validate a CDS Hooks service request into a ``HookRequest``.
+
+Strict where the spec is strict (required fields, their JSON types, the hook of the service, the
+``fhirAuthorization`` shape) and lenient everywhere else: unknown fields and ``extension`` objects
+are ignored (hooks evolve by adding optional fields), and the FHIR content of ``draftOrders`` /
+``medications`` / ``prefetch`` is left to the forgiving mappers. Error messages name the field,
+never its value, since values may carry PHI or tokens.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from cds_service.errors import RequestError
+
+# Context fields each hook requires, with their JSON type (CDS Hooks library 1.0.1, see the
+# checklist §L). medication-prescribe predates userId being useful to us, so it is optional there.
+_STRING = "string"
+_ARRAY_OF_STRINGS = "array of strings"
+_OBJECT = "object"
+CONTEXT_FIELDS: Mapping[str, Mapping[str, str]] = {
+    "patient-view": {"userId": _STRING, "patientId": _STRING},
+    "order-select": {
+        "userId": _STRING,
+        "patientId": _STRING,
+        "selections": _ARRAY_OF_STRINGS,
+        "draftOrders": _OBJECT,
+    },
+    "order-sign": {"userId": _STRING, "patientId": _STRING, "draftOrders": _OBJECT},
+    "medication-prescribe": {"patientId": _STRING, "medications": _OBJECT},
+}
+_OPTIONAL_CONTEXT: Mapping[str, str] = {"encounterId": _STRING, "userId": _STRING}
+_AUTH_FIELDS: Mapping[str, type] = {
+    "access_token": str,
+    "token_type": str,
+    "expires_in": int,
+    "scope": str,
+    "subject": str,
+}
+# hookInstance becomes the request id in every log line: keep it short and printable.
+_MAX_HOOK_INSTANCE = 128
+
+
+@dataclass(frozen=True, slots=True)
+class HookRequest:
+    service_id: str
+    hook: str
+    hook_instance: str
+    patient_id: str
+    user_id: str | None
+    encounter_id: str | None
+    context: Mapping[str, Any]
+    draft_bundle: Any  # context.draftOrders, or context.medications for medication-prescribe
+    selections: tuple[str, ...]
+    fhir_server: str | None
+    prefetch: Mapping[str, Any] | None
+    # Transient by spec: never logged, stored or shown in a repr.
+    access_token: str | None = field(default=None, repr=False)
+
+
+def parse_json_object(body: bytes, what: str = "request body") -> dict[str, Any]:
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise RequestError(f"{what} is not valid JSON", code="malformed-json") from exc
+    if not isinstance(data, dict):
+        raise RequestError(f"{what} must be a JSON object", code="invalid-request")
+    return data
+
+
+def _has_type(value: Any, kind: str) -> bool:
+    if kind == _STRING:
+        return isinstance(value, str) and bool(value.strip())
+    if kind == _OBJECT:
+        return isinstance(value, dict)
+    return (
+        isinstance(value, list)
+        and bool(value)
+        and all(isinstance(v, str) and v.strip() for v in value)
+    )
+
+
+def _require(data: Mapping[str, Any], name: str, kind: str, where: str = "") -> None:
+    label = f"{where}{name}"
+    if name not in data or data[name] is None:
+        raise RequestError(f"{label} is required", code="missing-field")
+    if not _has_type(data[name], kind):
+        raise RequestError(f"{label} must be a non-empty {kind}", code="invalid-field")
+
+
+def _check_hook_instance(value: str) -> None:
+    if len(value) > _MAX_HOOK_INSTANCE or any(ord(c) < 32 or ord(c) == 127 for c in value):
+        raise RequestError(
+            f"hookInstance must be at most {_MAX_HOOK_INSTANCE} characters, no control characters",
+            code="invalid-field",
+        )
+
+
+def _access_token(data: Mapping[str, Any]) -> str | None:
+    auth = data.get("fhirAuthorization")
+    if auth is None:
+        return None
+    if not isinstance(auth, dict):
+        raise RequestError("fhirAuthorization must be an object", code="invalid-field")
+    for name, kind in _AUTH_FIELDS.items():
+        value = auth.get(name)
+        if value is None:
+            raise RequestError(f"fhirAuthorization.{name} is required", code="missing-field")
+        # bool is an int in Python, but not a JSON integer.
+        if not isinstance(value, kind) or isinstance(value, bool) or value == "":
+            label = "an integer" if kind is int else "a non-empty string"
+            raise RequestError(f"fhirAuthorization.{name} must be {label}", code="invalid-field")
+    if auth["token_type"] != "Bearer":  # noqa: S105 - the scheme name, not a secret
+        raise RequestError('fhirAuthorization.token_type must be "Bearer"', code="invalid-field")
+    if "patient" in auth and not isinstance(auth["patient"], str):
+        raise RequestError("fhirAuthorization.patient must be a string", code="invalid-field")
+    if not data.get("fhirServer"):
+        raise RequestError(
+            "fhirServer is required when fhirAuthorization is present", code="missing-field"
+        )
+    return str(auth["access_token"])
+
+
+def parse_hook_request(data: Mapping[str, Any], service_id: str, hook: str) -> HookRequest:
+    """Validate the JSON object posted to ``service_id`` (whose hook is ``hook``)."""
+    _require(data, "hook", _STRING)
+    _require(data, "hookInstance", _STRING)
+    _check_hook_instance(data["hookInstance"])
+    if data["hook"] != hook:
+        raise RequestError(
+            f"hook does not match this service: {service_id} answers {hook!r}",
+            code="hook-mismatch",
+        )
+    _require(data, "context", _OBJECT)
+    context: dict[str, Any] = data["context"]
+    for name, kind in CONTEXT_FIELDS[hook].items():
+        _require(context, name, kind, "context.")
+    for name, kind in _OPTIONAL_CONTEXT.items():
+        if context.get(name) is not None:
+            _require(context, name, kind, "context.")
+    fhir_server = data.get("fhirServer")
+    if fhir_server is not None and not (
+        isinstance(fhir_server, str) and fhir_server.startswith(("http://", "https://"))
+    ):
+        raise RequestError("fhirServer must be an absolute http(s) URL", code="invalid-field")
+    token = _access_token(data)
+    prefetch = data.get("prefetch")
+    if prefetch is not None and not isinstance(prefetch, dict):
+        raise RequestError("prefetch must be an object", code="invalid-field")
+    draft_bundle = context.get("medications" if hook == "medication-prescribe" else "draftOrders")
+    return HookRequest(
+        service_id=service_id,
+        hook=hook,
+        hook_instance=data["hookInstance"],
+        patient_id=context["patientId"],
+        user_id=context.get("userId"),
+        encounter_id=context.get("encounterId"),
+        context=context,
+        draft_bundle=draft_bundle,
+        selections=tuple(context.get("selections") or ()),
+        fhir_server=fhir_server or None,
+        prefetch=prefetch,
+        access_token=token,
+    )

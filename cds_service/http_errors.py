@@ -1,0 +1,117 @@
+"""The one place that turns errors into HTTP responses: a FHIR OperationOutcome body for all.
+
+CDS Hooks 3.0 (and good manners in 2.0) put an OperationOutcome in every non-2xx body. Its
+``details.coding`` carries our stable error ``code`` (cds_service.errors) so that clients and tests
+can match on it; ``details.text`` says what to fix. Auth failures get one detail-free body (the
+specific reason is logged, not returned), and a 500 says nothing about the request at all.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from flask import Flask, Response, current_app, g, jsonify
+from werkzeug.exceptions import HTTPException, InternalServerError
+
+from cds_service.errors import AuthError, ServiceError
+
+log = logging.getLogger(__name__)
+
+ERROR_SYSTEM = "https://psychopharm-cds.org/fhir/CodeSystem/error"
+
+# FHIR issue-type for each status (http://hl7.org/fhir/issue-type).
+_ISSUE_TYPE = {
+    400: "invalid",
+    401: "security",
+    403: "security",
+    404: "not-found",
+    405: "not-supported",
+    412: "incomplete",
+    413: "too-costly",
+    415: "not-supported",
+}
+# Codes for errors werkzeug raises before our code runs (routing, body limits).
+_HTTP_CODES = {
+    400: "invalid-request",
+    404: "not-found",
+    405: "method-not-allowed",
+    413: "payload-too-large",
+    415: "unsupported-media-type",
+}
+_HTTP_TEXT = {
+    404: "no such endpoint; the services are listed at GET /cds-services",
+    405: "method not allowed on this endpoint",
+    413: "request body is larger than service.max_body_bytes",
+}
+
+
+def operation_outcome(status: int, code: str, text: str) -> dict[str, Any]:
+    return {
+        "resourceType": "OperationOutcome",
+        "issue": [
+            {
+                "severity": "error",
+                "code": _ISSUE_TYPE.get(status, "exception" if status >= 500 else "invalid"),
+                "details": {"coding": [{"system": ERROR_SYSTEM, "code": code}], "text": text},
+            }
+        ],
+    }
+
+
+def error_response(status: int, code: str, text: str) -> Response:
+    services = current_app.extensions.get("psychopharm")
+    if services is not None:
+        services.metrics.count_error(code)
+    response = jsonify(operation_outcome(status, code, text))
+    response.status_code = status
+    return response
+
+
+def _hook_instance() -> str:
+    return str(g.get("hook_instance") or "-")
+
+
+def handle_service_error(exc: ServiceError) -> Response:
+    if isinstance(exc, AuthError):
+        # Never tell an unauthenticated caller which check failed (spec best practice).
+        log.warning("request rejected: status=401 code=%s", exc.code)
+        response = error_response(401, "unauthorized", "valid credentials are required")
+        response.headers["WWW-Authenticate"] = "Bearer"
+        return response
+    log.warning(
+        "request rejected: status=%s code=%s hookInstance=%s reason=%s",
+        exc.status, exc.code, _hook_instance(), exc.message,
+    )
+    return error_response(exc.status, exc.code, exc.message)
+
+
+def handle_http_exception(exc: HTTPException) -> Response:
+    status = exc.code or 500
+    code = _HTTP_CODES.get(status, "http-error")
+    log.warning("request rejected: status=%s code=%s", status, code)
+    response = error_response(status, code, _HTTP_TEXT.get(status, exc.name))
+    # Keep werkzeug's headers that matter to clients (Allow on 405, Retry-After, ...).
+    for name, value in exc.get_headers():
+        if name.lower() != "content-type":
+            response.headers[name] = value
+    return response
+
+
+def handle_internal_error(exc: InternalServerError) -> Response:
+    original = exc.original_exception or exc
+    log.error(
+        "unhandled error hookInstance=%s type=%s",
+        _hook_instance(), type(original).__name__,
+        exc_info=(type(original), original, original.__traceback__),
+    )
+    return error_response(
+        500, "internal-error",
+        "the service failed to process this call; it has been logged under its hookInstance",
+    )
+
+
+def register_error_handlers(app: Flask) -> None:
+    app.register_error_handler(ServiceError, handle_service_error)
+    app.register_error_handler(HTTPException, handle_http_exception)
+    app.register_error_handler(InternalServerError, handle_internal_error)

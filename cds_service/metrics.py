@@ -1,0 +1,87 @@
+"""Prometheus metrics for hook calls, cards and errors.
+
+Each ``Metrics`` owns its CollectorRegistry instead of prometheus_client's global one, so several
+apps in one process (tests, the CLI) never clash over metric names.
+
+Several gunicorn workers: by default each worker has its own registry, and a scrape of
+``/metrics`` sees only the worker that answered. For totals across workers, use prometheus_client's
+multiprocess mode: set ``PROMETHEUS_MULTIPROC_DIR`` to an empty, writable directory in the
+environment of the gunicorn master (before any worker imports prometheus_client), and call
+``mark_worker_dead(worker.pid)`` from gunicorn's ``child_exit`` hook. ``render`` then merges the
+files of every worker. Label values must come from closed sets (registered service ids, hook
+names, pattern ids): an unbounded label (a URL segment, a patient id) would grow without end.
+"""
+
+from __future__ import annotations
+
+import os
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
+
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+
+# Hook calls take from ~1 ms (no data) to seconds (FHIR fetches); the spec aims at ~500 ms.
+LATENCY_BUCKETS_S = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+
+
+class Metrics:
+    def __init__(self, multiprocess_dir: str | None = None) -> None:
+        # prometheus_client itself switches to mmap files when this variable is set at import.
+        self._multiprocess_dir = multiprocess_dir or os.environ.get(MULTIPROC_ENV) or None
+        self.registry = CollectorRegistry(auto_describe=True)
+        self._calls = Counter(
+            "psychopharm_hook_calls",
+            "CDS Hooks service calls by service, hook and HTTP status.",
+            ["service", "hook", "status"],
+            registry=self.registry,
+        )
+        self._latency = Histogram(
+            "psychopharm_hook_latency_seconds",
+            "Time to answer a CDS Hooks service call.",
+            ["service", "hook"],
+            buckets=LATENCY_BUCKETS_S,
+            registry=self.registry,
+        )
+        self._cards = Counter(
+            "psychopharm_cards",
+            "Cards produced by pattern and disposition (shown, silent, suppressed, ...).",
+            ["pattern", "disposition"],
+            registry=self.registry,
+        )
+        self._errors = Counter(
+            "psychopharm_errors",
+            "Errors by kind (auth codes, detector failures, FHIR fetch problems, ...).",
+            ["kind"],
+            registry=self.registry,
+        )
+
+    def observe_call(self, service_id: str, hook: str, status: int, seconds: float) -> None:
+        self._calls.labels(service=service_id, hook=hook, status=str(status)).inc()
+        self._latency.labels(service=service_id, hook=hook).observe(max(seconds, 0.0))
+
+    def count_card(self, pattern: str, disposition: str) -> None:
+        self._cards.labels(pattern=pattern, disposition=disposition).inc()
+
+    def count_error(self, kind: str) -> None:
+        self._errors.labels(kind=kind).inc()
+
+    def render(self) -> tuple[bytes, str]:
+        """The exposition text and its content type."""
+        if self._multiprocess_dir:
+            merged = CollectorRegistry()
+            multiprocess.MultiProcessCollector(merged, path=self._multiprocess_dir)  # type: ignore[no-untyped-call]
+            return generate_latest(merged), CONTENT_TYPE_LATEST
+        return generate_latest(self.registry), CONTENT_TYPE_LATEST
+
+
+def mark_worker_dead(pid: int) -> None:
+    """For gunicorn's ``child_exit`` hook in multiprocess mode: drop the dead worker's gauges."""
+    if os.environ.get(MULTIPROC_ENV):
+        multiprocess.mark_process_dead(pid)  # type: ignore[no-untyped-call]

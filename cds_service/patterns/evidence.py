@@ -1,0 +1,38 @@
+"""How every pattern lists its evidence: ordered by date, short, with plain dose and month figures.
+
+The card shows the evidence list as is, so the ordering rule (oldest first, most recent last) and
+the cap live in one place.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import date
+
+from cds_service.patterns.base import EvidenceItem
+
+# A card lists a handful of facts; the full set stays in the record and in ``references``.
+MAX_EVIDENCE_ITEMS = 8
+
+_DAYS_PER_MONTH = 30.4375  # mean Gregorian month, so 730 days reads as 24 months
+
+
+def ordered_evidence(items: Iterable[EvidenceItem]) -> tuple[EvidenceItem, ...]:
+    """Oldest first, most recent last, keeping the most recent ``MAX_EVIDENCE_ITEMS``."""
+    ordered = sorted(items, key=lambda i: i.when or date.min)
+    return tuple(ordered[-MAX_EVIDENCE_ITEMS:])
+
+
+def unique_refs(refs: Iterable[str]) -> tuple[str, ...]:
+    """References in first-seen order, without repeats."""
+    return tuple(dict.fromkeys(refs))
+
+
+def dose_text(mg_per_day: float | None) -> str:
+    """``150`` for 150.0 and ``12.5`` for 12.5: doses as a prescriber writes them."""
+    return "?" if mg_per_day is None else f"{mg_per_day:g}"
+
+
+def months(days: int) -> int:
+    """A window in whole months, as clinicians say it (730 days -> 24 months)."""
+    return round(days / _DAYS_PER_MONTH)

@@ -1,0 +1,212 @@
+"""The psychotropic timeline every pattern reads: which courses count, and how the regimen changed.
+
+One reading for all six patterns, so that a "start", a "stop" or a "dose change" means the same
+thing on every card. Courses of one ingredient are grouped into episodes of continuous use: a dose
+change usually arrives as a new MedicationRequest, and renewals often leave a short gap, so two
+courses of the same ingredient less than ``CONTINUATION_GAP_DAYS`` apart are one episode.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
+from datetime import date
+from typing import Literal
+
+from fhir_mappers.record import DraftOrders, Ingredient, MedicationCourse, PatientRecord
+
+# Allowed gap between two courses of one ingredient that still counts as continuous use: the
+# claims-style trial definition (gaps <= 30 days; HEDIS AMM allows 31) in psychotropic-domain §2.1.
+CONTINUATION_GAP_DAYS = 30
+
+# Orders and statements that never reached the patient: errors, cancelled or unsigned orders,
+# statements that the drug is not (or not yet) taken, and mere proposals.
+_NEVER_TAKEN_STATUSES = frozenset(
+    {"entered-in-error", "cancelled", "draft", "not-taken", "intended"}
+)
+_NON_ORDER_INTENTS = frozenset({"proposal", "option"})
+_CURRENT_STATUSES = {
+    "MedicationRequest": frozenset({"active", "on-hold"}),
+    "MedicationStatement": frozenset({"active"}),
+}
+_ENDED_STATUSES = frozenset({"stopped", "completed"})
+
+EventKind = Literal["start", "restart", "dose_increase", "dose_decrease", "stop"]
+
+
+def taken_courses(record: PatientRecord) -> tuple[MedicationCourse, ...]:
+    """History courses that were prescribed or taken (not drafts, errors, cancelled, not-taken)."""
+    return tuple(
+        c
+        for c in record.courses
+        if not c.is_draft
+        and c.status not in _NEVER_TAKEN_STATUSES
+        and c.intent not in _NON_ORDER_INTENTS
+    )
+
+
+def dated_drafts(drafts: DraftOrders, now: date) -> tuple[MedicationCourse, ...]:
+    """Draft orders as if started today: authoredOn of a draft is when it was typed, not taken."""
+    return tuple(replace(d, start=now, end=None, is_draft=True) for d in drafts)
+
+
+def is_current(course: MedicationCourse, now: date) -> bool:
+    """Part of today's regimen: an active order or statement that has not ended, or a draft."""
+    if course.is_draft:
+        return True
+    if course.status not in _CURRENT_STATUSES.get(course.source_type, frozenset()):
+        return False
+    if course.start is not None and course.start > now:
+        return False
+    return course.end is None or course.end >= now
+
+
+def last_taken(course: MedicationCourse, now: date) -> date | None:
+    """The last day the course is known (or, for an open course, presumed) to have run."""
+    if course.is_draft or (course.end is None and is_current(course, now)):
+        return now
+    if course.end is not None:
+        return min(course.end, now)
+    return course.start
+
+
+def has_dated_stop(course: MedicationCourse, now: date) -> bool:
+    """The course carries an end date that has passed (a real stop, not an inferred one)."""
+    if course.is_draft or course.end is None or course.end > now:
+        return False
+    return course.end < now or course.status in _ENDED_STATUSES
+
+
+def single_dose(course: MedicationCourse) -> float | None:
+    """The daily dose, only where it belongs to one ingredient (combination products have none)."""
+    return course.daily_dose_mg if len(course.ingredients) == 1 else None
+
+
+def psychotropic_names(courses: Iterable[MedicationCourse]) -> list[str]:
+    """Distinct psychotropic ingredient names, in order of first appearance."""
+    names: dict[str, None] = {}
+    for course in courses:
+        for ingredient in course.psychotropic_ingredients:
+            names.setdefault(ingredient.name, None)
+    return list(names)
+
+
+@dataclass(frozen=True, slots=True)
+class Episode:
+    """Continuous use of one psychotropic ingredient: one or more courses with short gaps."""
+
+    ingredient: Ingredient
+    courses: tuple[MedicationCourse, ...]  # ordered by start
+    start: date
+    last_day: date  # last day known or presumed taken (today when still open)
+    is_open: bool  # a course is current, or a draft continues it
+    gap_before: int | None  # days since the previous episode of this ingredient ended
+    previous_dose: float | None  # last known daily dose of the previous episode
+    # The course that ran longest: its status and stop reason say how the episode ended.
+    ending_course: MedicationCourse
+
+
+@dataclass(frozen=True, slots=True)
+class RegimenEvent:
+    """A change of the psychotropic regimen, dated, with the course that made it."""
+
+    kind: EventKind
+    ingredient: Ingredient
+    course: MedicationCourse
+    when: date
+    dose: float | None = None
+    previous_dose: float | None = None
+    gap_days: int | None = None  # for restarts: days since the ingredient was last taken
+
+
+def episodes(courses: Iterable[MedicationCourse], now: date) -> list[Episode]:
+    """Episodes of every psychotropic ingredient in dated courses, ordered by start."""
+    by_ingredient: dict[str, list[tuple[Ingredient, MedicationCourse, date]]] = defaultdict(list)
+    for course in courses:
+        if course.start is None or course.start > now:
+            continue
+        for ingredient in course.psychotropic_ingredients:
+            by_ingredient[ingredient.name].append((ingredient, course, course.start))
+    result: list[Episode] = []
+    for steps in by_ingredient.values():
+        steps.sort(key=lambda s: (s[2], s[1].is_draft, s[1].ref))
+        result.extend(_split_episodes(steps, now))
+    result.sort(key=lambda e: (e.start, e.ingredient.name))
+    return result
+
+
+def _split_episodes(
+    steps: list[tuple[Ingredient, MedicationCourse, date]], now: date
+) -> list[Episode]:
+    groups: list[list[MedicationCourse]] = []
+    gaps: list[int | None] = []
+    last_day: date | None = None
+    for _, course, start in steps:
+        gap = None if last_day is None else (start - last_day).days
+        if gap is None or gap > CONTINUATION_GAP_DAYS:
+            groups.append([])
+            gaps.append(gap)
+        groups[-1].append(course)
+        day = last_taken(course, now) or start
+        last_day = day if last_day is None else max(last_day, day)
+    ingredient = steps[0][0]
+    result: list[Episode] = []
+    previous_dose: float | None = None
+    for group, gap in zip(groups, gaps, strict=True):
+        ending = max(group, key=lambda c: (last_taken(c, now) or now, c.start or now))
+        group_last = last_taken(ending, now) or now
+        result.append(
+            Episode(
+                ingredient=ingredient,
+                courses=tuple(group),
+                start=group[0].start or now,
+                last_day=group_last,
+                is_open=any(is_current(c, now) for c in group),
+                gap_before=gap,
+                previous_dose=previous_dose,
+                ending_course=ending,
+            )
+        )
+        known = [d for d in (single_dose(c) for c in group) if d is not None]
+        previous_dose = known[-1] if known else previous_dose
+    return result
+
+
+def regimen_events(courses: Iterable[MedicationCourse], now: date) -> list[RegimenEvent]:
+    """Starts, restarts, dose changes and dated stops of psychotropic ingredients, by date."""
+    events: list[RegimenEvent] = []
+    for episode in episodes(courses, now):
+        first = episode.courses[0]
+        events.append(
+            RegimenEvent(
+                kind="start" if episode.gap_before is None else "restart",
+                ingredient=episode.ingredient,
+                course=first,
+                when=episode.start,
+                dose=single_dose(first),
+                previous_dose=episode.previous_dose,
+                gap_days=episode.gap_before,
+            )
+        )
+        events.extend(_dose_changes(episode))
+        ending = episode.ending_course
+        if not episode.is_open and has_dated_stop(ending, now):
+            events.append(RegimenEvent("stop", episode.ingredient, ending, episode.last_day))
+    events.sort(key=lambda e: (e.when, e.course.is_draft, e.ingredient.name))
+    return events
+
+
+def _dose_changes(episode: Episode) -> list[RegimenEvent]:
+    changes: list[RegimenEvent] = []
+    last_dose = single_dose(episode.courses[0])
+    for course in episode.courses[1:]:
+        dose = single_dose(course)
+        if dose is None:
+            continue
+        if last_dose is not None and dose != last_dose:
+            kind: EventKind = "dose_increase" if dose > last_dose else "dose_decrease"
+            when = course.start or episode.start
+            changes.append(RegimenEvent(kind, episode.ingredient, course, when, dose, last_dose))
+        last_dose = dose
+    return changes

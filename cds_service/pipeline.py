@@ -1,0 +1,204 @@
+"""One hook call, end to end: gather -> map -> evaluate -> policy -> cards -> audit.
+
+``hooks.py`` parses the HTTP request and calls ``run_hook``; everything here works on plain
+values and the ``Services`` bundle, so the order of the steps can be read top to bottom in one
+function. Advice degrades rather than fails: optional data that cannot be fetched, a mapping
+problem in one resource, an unavailable dedup store all mean fewer (or repeated) cards, logged,
+never an error for the clinician.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from collections.abc import Set as AbstractSet
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+from cards.builder import build_card, card_evidence_refs
+from cds_service.audit.records import CardRecord, pseudonymize
+from cds_service.discovery import ServiceDefinition
+from cds_service.engine import evaluate
+from cds_service.gather import gather_data
+from cds_service.hook_request import HookRequest
+from cds_service.patterns import Finding
+from cds_service.policy import apply_policy, dedup_key, order_fingerprint
+from cds_service.ttl_store import StoreUnavailable
+from fhir_mappers.mapper import map_draft_orders, map_record
+from fhir_mappers.record import DraftOrders, MappingIssue
+
+if TYPE_CHECKING:
+    from cds_service.app import Services
+
+log = logging.getLogger(__name__)
+
+DEDUP_SOURCE_HOOK = "order-select"
+DEDUP_TARGET_HOOK = "order-sign"
+
+
+def authenticate(services: Services, authorization: str | None, audience: str) -> None:
+    """Verify the client JWT when the site requires one (raises AuthError -> 401)."""
+    if services.verifier.enabled:
+        services.verifier.verify(authorization, audience)
+
+
+def _log_issues(issues: Iterable[MappingIssue]) -> None:
+    counts = Counter(f"{i.resource_type}:{i.reason}" for i in issues)
+    if counts:
+        # Types and reasons only: the issues' refs are resource ids from the patient's chart.
+        log.info("mapping issues: %d (%s)", sum(counts.values()), dict(counts))
+
+
+def _overrides(
+    services: Services, patient_key: str, findings: Iterable[Finding]
+) -> dict[str, frozenset[str] | None]:
+    since = services.clock() - timedelta(
+        days=services.settings.service.suppression_days_after_override
+    )
+    return {
+        f.pattern_id: services.audit.last_override(patient_key, f.pattern_id, since)
+        for f in findings
+    }
+
+
+def _already_shown(
+    services: Services, req: HookRequest, keys: Mapping[str, str]
+) -> AbstractSet[str]:
+    if req.hook != DEDUP_TARGET_HOOK or not keys:
+        return frozenset()
+    try:
+        return frozenset(pid for pid, key in keys.items() if services.ttl.contains(key))
+    except StoreUnavailable:
+        log.warning("dedup store unavailable: select->sign dedup skipped for this call")
+        return frozenset()
+
+
+def _remember_shown(
+    services: Services, req: HookRequest, keys: Mapping[str, str], shown: Iterable[str]
+) -> None:
+    ttl_s = services.settings.service.select_sign_dedup_minutes * 60
+    if req.hook != DEDUP_SOURCE_HOOK or ttl_s <= 0:
+        return
+    try:
+        for pattern_id in shown:
+            services.ttl.add(keys[pattern_id], ttl_s)
+    except StoreUnavailable:
+        log.warning("dedup store unavailable: shown cards not remembered for order-sign")
+
+
+def _scrub(value: Any, raw: str, replacement: str) -> Any:
+    """The card with every exact occurrence of the raw patient reference replaced (for audit)."""
+    if isinstance(value, dict):
+        return {k: _scrub(v, raw, replacement) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_scrub(v, raw, replacement) for v in value]
+    return replacement if value == raw else value
+
+
+def _map(services: Services, req: HookRequest, values: Iterable[Any],
+         medications: Mapping[str, Any]) -> tuple[Any, DraftOrders]:
+    record = map_record(values, services.table, medications=medications, codes=services.codes)
+    drafts: DraftOrders = ()
+    draft_issues: tuple[MappingIssue, ...] = ()
+    if req.draft_bundle is not None:
+        drafts, draft_issues = map_draft_orders(
+            req.draft_bundle, services.table, medications=medications
+        )
+    _log_issues((*record.issues, *draft_issues))
+    return record, drafts
+
+
+def run_hook(
+    services: Services,
+    req: HookRequest,
+    definition: ServiceDefinition,
+    *,
+    raise_errors: bool = False,
+) -> dict[str, Any]:
+    """The CDS Hooks response body for one validated request."""
+    started = time.perf_counter()
+    settings = services.settings
+    gathered = gather_data(
+        prefetch=req.prefetch,
+        templates=definition.prefetch,
+        context=req.context,
+        fhir_server=req.fhir_server,
+        access_token=req.access_token,
+        required=definition.required,
+        client=services.fhir_client,
+        settings=settings.fhir,
+    )
+    if gathered.failed:
+        log.warning("data not available, fewer cards possible: keys=%s", sorted(gathered.failed))
+    record, drafts = _map(services, req, gathered.values.values(), gathered.medications)
+
+    now = services.clock()
+    findings = evaluate(
+        record, drafts, settings.patterns, now.date(), hook=req.hook,
+        on_error=lambda pattern_id, _exc: services.metrics.count_error("pattern-failed"),
+        raise_errors=raise_errors,
+    )
+    patient_key = pseudonymize(req.patient_id, settings.storage.patient_key_secret)
+    fingerprint = order_fingerprint(drafts)
+    keys = {
+        f.pattern_id: dedup_key(patient_key, req.user_id, fingerprint, f.pattern_id)
+        for f in findings
+    }
+    decision = apply_policy(
+        findings,
+        settings.patterns,
+        max_cards=settings.service.max_cards,
+        overridden=_overrides(services, patient_key, findings),
+        already_shown=_already_shown(services, req, keys),
+    )
+
+    patient_ref = f"Patient/{req.patient_id}"
+    encounter_ref = f"Encounter/{req.encounter_id}" if req.encounter_id else None
+    built = [
+        (finding, disposition, build_card(
+            finding, services.wording[finding.pattern_id], patient_ref=patient_ref,
+            practitioner_ref=req.user_id, encounter_ref=encounter_ref,
+        ))
+        for finding, disposition in decision.items
+    ]
+    shown = [card for _, disposition, card in built if disposition == "shown"]
+    _remember_shown(
+        services, req, keys, [f.pattern_id for f, d, _ in built if d == "shown"]
+    )
+
+    latency_ms = (time.perf_counter() - started) * 1000
+    audit_ref = f"Patient/{patient_key}"
+    services.audit.record_cards([
+        CardRecord(
+            time=now,
+            hook=req.hook,
+            hook_instance=req.hook_instance,
+            service_id=req.service_id,
+            pattern=finding.pattern_id,
+            card_uuid=card["uuid"],
+            shown=disposition == "shown",
+            summary=card["summary"],
+            indicator=card["indicator"],
+            evidence_refs=card_evidence_refs(finding),
+            evidence_keys=tuple(sorted(finding.evidence_keys)),
+            suggestion_uuids=tuple(s["uuid"] for s in card.get("suggestions", ()) if "uuid" in s),
+            config_version=settings.config_version,
+            patient_key=patient_key,
+            practitioner=req.user_id,
+            latency_ms=latency_ms,
+            card_json=orjson.dumps(_scrub(card, patient_ref, audit_ref)).decode(),
+            disposition=disposition,
+        )
+        for finding, disposition, card in built
+    ])
+    for finding, disposition, _ in built:
+        services.metrics.count_card(finding.pattern_id, disposition)
+    log.info(
+        "hook answered: service=%s findings=%d shown=%d latency_ms=%.1f",
+        req.service_id, len(built), len(shown), latency_ms,
+    )
+    return {"cards": shown}

@@ -1,0 +1,156 @@
+"""Small, forgiving readers over FHIR JSON kept as plain dicts.
+
+EHR payloads are often not valid FHIR (a single object where R4 wants a list, a list where it wants
+one object, partial dates), so nothing here raises: a value that cannot be read comes back as
+``None``, ``""`` or an empty list, and the caller decides whether that is worth a MappingIssue.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from datetime import date
+from typing import Any
+
+# FHIR date, dateTime and instant all start with a (possibly partial) calendar date. The time part
+# is ignored on purpose: the clinical date is the one the EHR wrote, not its UTC conversion.
+_DATE = re.compile(r"(\d{4})(?:-(\d{2})(?:-(\d{2}))?)?(?:T[\d:.]+(?:Z|[+-]\d{2}:\d{2})?)?")
+
+
+def parse_date(value: Any) -> date | None:
+    """A FHIR date/dateTime/instant as a date; partial dates fall on the first day of the period."""
+    if not isinstance(value, str):
+        return None
+    match = _DATE.fullmatch(value.strip())
+    if match is None:
+        return None
+    year, month, day = match.groups()
+    try:
+        return date(int(year), int(month or 1), int(day or 1))
+    except ValueError:
+        return None
+
+
+def as_list(value: Any) -> list[Any]:
+    """A repeating element as a list: ``None`` is empty, a lone object becomes a list of one."""
+    if value is None:
+        return []
+    if isinstance(value, list):
+        return value
+    return [value]
+
+
+def first(value: Any) -> Any:
+    """A single element that may have been sent as a list (R5-style ``class``, quirky exports)."""
+    if isinstance(value, list):
+        return value[0] if value else None
+    return value
+
+
+def get(obj: Any, *path: str | int) -> Any:
+    """Walk ``path`` through dicts and lists; ``None`` as soon as the shape does not fit.
+
+    A string key applied to a list reads the first element (a list sent where R4 has one object);
+    index 0 applied to a dict returns the dict itself (one object sent where R4 has a list).
+    """
+    current = obj
+    for key in path:
+        if current is None:
+            return None
+        if isinstance(key, int):
+            if isinstance(current, list):
+                current = current[key] if -len(current) <= key < len(current) else None
+            elif isinstance(current, Mapping) and key == 0:
+                continue
+            else:
+                return None
+        else:
+            if isinstance(current, list):
+                current = current[0] if current else None
+            current = current.get(key) if isinstance(current, Mapping) else None
+    return current
+
+
+def text(value: Any) -> str:
+    """A string element, stripped; anything else is the empty string."""
+    return value.strip() if isinstance(value, str) else ""
+
+
+def number(value: Any) -> float | None:
+    """A JSON number (or a numeric string, which some exports send) as float; never a bool."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        return float(value)
+    if isinstance(value, str):
+        try:
+            return float(value.strip())
+        except ValueError:
+            return None
+    return None
+
+
+def codings(concept: Any) -> list[Mapping[str, Any]]:
+    """The codings of a CodeableConcept, a list of them, or of a bare Coding.
+
+    Tolerates ``coding`` sent as one object and a concept sent as a list of concepts.
+    """
+    found: list[Mapping[str, Any]] = []
+    for item in as_list(concept):
+        if not isinstance(item, Mapping):
+            continue
+        if "coding" in item:
+            found.extend(c for c in as_list(item.get("coding")) if isinstance(c, Mapping))
+        elif "code" in item or "system" in item:
+            found.append(item)  # a bare Coding (R4 Encounter.class, some statusReason exports)
+    return found
+
+
+def codes(concept: Any) -> list[str]:
+    """Just the code strings of :func:`codings`."""
+    return [c for c in (text(coding.get("code")) for coding in codings(concept)) if c]
+
+
+def concept_text(concept: Any) -> str:
+    """What a user would read: ``text``, else the first coding ``display``."""
+    for item in as_list(concept):
+        if isinstance(item, Mapping) and text(item.get("text")):
+            return text(item.get("text"))
+    for coding in codings(concept):
+        if text(coding.get("display")):
+            return text(coding.get("display"))
+    return ""
+
+
+def reference(value: Any) -> str | None:
+    """The ``reference`` string of a Reference (or a bare reference string)."""
+    if isinstance(value, str):
+        return value.strip() or None
+    ref = text(get(value, "reference"))
+    return ref or None
+
+
+def relative_reference(value: Any) -> str | None:
+    """A literal reference as ``Type/id``: strips a server base and ``/_history/n``.
+
+    Contained references (``#id``) are returned unchanged.
+    """
+    ref = reference(value)
+    if ref is None or ref.startswith("#"):
+        return ref
+    parts = ref.split("?")[0].rstrip("/").split("/")
+    if "_history" in parts:
+        parts = parts[: parts.index("_history")]
+    if len(parts) < 2 or not parts[-2] or not parts[-1]:
+        return None
+    return f"{parts[-2]}/{parts[-1]}"
+
+
+def quantity_value(value: Any) -> float | None:
+    """``value`` of a Quantity (tolerating a list of one)."""
+    return number(get(value, "value"))
+
+
+def quantity_unit(value: Any) -> str:
+    """The unit of a Quantity, preferring the UCUM ``code`` over the free-text ``unit``."""
+    return text(get(value, "code")) or text(get(value, "unit"))

@@ -1,0 +1,234 @@
+"""FHIR R4 JSON (prefetch values, searched Bundles, hook context) -> PatientRecord / DraftOrders.
+
+Input is taken as EHRs really send it: Bundles with or without ``type``, OperationOutcomes where a
+prefetch failed, ``None`` for "no data", and now and then junk (an HTML error page in a prefetch
+key). Each resource is mapped on its own; what cannot be used becomes a MappingIssue and the rest
+of the record is still built.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from datetime import date
+from typing import Any
+
+from fhir_mappers.accessors import relative_reference, text
+from fhir_mappers.allergies import map_allergy
+from fhir_mappers.codes import CodeLists, default_code_lists
+from fhir_mappers.context import MappingContext
+from fhir_mappers.dispenses import map_dispense
+from fhir_mappers.encounters import map_encounter
+from fhir_mappers.medication_requests import (
+    MappedCourse,
+    map_medication_request,
+    map_medication_statement,
+)
+from fhir_mappers.medication_source import medication_reference
+from fhir_mappers.medications import IngredientTable
+from fhir_mappers.observations import map_condition, map_observation
+from fhir_mappers.record import (
+    ConditionEntry,
+    Dispense,
+    DraftOrders,
+    IntoleranceEvent,
+    MappingIssue,
+    MedicationCourse,
+    PatientRecord,
+    SymptomScore,
+    Visit,
+)
+
+# Exceptions a malformed resource could still provoke in a mapper; caught per resource so that
+# one bad resource never sinks the others. Anything else is a bug and propagates.
+_DATA_ERRORS = (AttributeError, KeyError, TypeError, ValueError, IndexError, ArithmeticError)
+_MAX_BUNDLE_DEPTH = 3
+_Mapper = Callable[[Mapping[str, Any], str, MappingContext], Any]
+_ORDER_TYPES = frozenset({"MedicationRequest", "MedicationOrder"})  # MedicationOrder: DSTU2
+_MEDICATION_USERS = _ORDER_TYPES | {"MedicationStatement", "MedicationDispense"}
+
+
+def map_record(
+    resources: Iterable[Any],
+    table: IngredientTable,
+    *,
+    medications: Mapping[str, Mapping[str, Any]] | None = None,
+    codes: CodeLists | None = None,
+) -> PatientRecord:
+    ctx = MappingContext(table, codes or default_code_lists())
+    found = _collect(resources, ctx)
+    ctx.medications = _medication_index(found, medications)
+    ctx.requests = {ref: res for ref, res in found if ref.startswith("MedicationRequest/")}
+    courses: list[MedicationCourse] = []
+    intolerances: list[IntoleranceEvent] = []
+    visits: list[Visit] = []
+    dispenses: list[Dispense] = []
+    scores: list[SymptomScore] = []
+    conditions: list[ConditionEntry] = []
+    birth_date: date | None = None
+    for ref, resource in found:
+        rtype = text(resource.get("resourceType"))
+        if rtype == "Patient":
+            birth_date = birth_date or ctx.date(resource.get("birthDate"), rtype, ref, "birthDate")
+            continue
+        mapper = _RECORD_MAPPERS.get(rtype)
+        if mapper is None or resource.get("status") == "entered-in-error":
+            continue
+        result = _safely(mapper, resource, ref, ctx, rtype)
+        if isinstance(result, MappedCourse):
+            courses.append(result.course)
+            if result.intolerance is not None:
+                intolerances.append(result.intolerance)
+        elif isinstance(result, IntoleranceEvent):
+            intolerances.append(result)
+        elif isinstance(result, Visit):
+            visits.append(result)
+        elif isinstance(result, Dispense):
+            dispenses.append(result)
+        elif isinstance(result, SymptomScore):
+            scores.append(result)
+        elif isinstance(result, ConditionEntry):
+            conditions.append(result)
+    return PatientRecord(
+        courses=tuple(sorted(courses, key=lambda c: _date_key(c.start))),
+        intolerances=tuple(sorted(intolerances, key=lambda e: _date_key(e.when))),
+        visits=tuple(sorted(visits, key=lambda v: _date_key(v.start))),
+        dispenses=tuple(sorted(dispenses, key=lambda d: _date_key(d.handed_over))),
+        scores=tuple(sorted(scores, key=lambda s: _date_key(s.when))),
+        conditions=tuple(conditions),
+        birth_date=birth_date,
+        issues=tuple(ctx.issues),
+    )
+
+
+def map_draft_orders(
+    bundle: Any,
+    table: IngredientTable,
+    *,
+    medications: Mapping[str, Mapping[str, Any]] | None = None,
+    codes: CodeLists | None = None,
+) -> tuple[DraftOrders, tuple[MappingIssue, ...]]:
+    """The medication orders of ``context.draftOrders`` (or legacy ``context.medications``).
+
+    Other orders (ServiceRequest, NutritionOrder...) are ignored without an issue.
+    """
+    ctx = MappingContext(table, codes or default_code_lists())
+    found = _collect([bundle] if not isinstance(bundle, list) else bundle, ctx)
+    ctx.medications = _medication_index(found, medications)
+    drafts: list[MedicationCourse] = []
+    for ref, resource in found:
+        rtype = text(resource.get("resourceType"))
+        if rtype not in _ORDER_TYPES or resource.get("status") == "entered-in-error":
+            continue
+        result = _safely(_draft, resource, ref, ctx, rtype)
+        if isinstance(result, MappedCourse):
+            drafts.append(result.course)
+    return tuple(drafts), tuple(ctx.issues)
+
+
+def unresolved_medication_refs(resources: Iterable[Any]) -> set[str]:
+    """Medication references ("Medication/x") no contained or supplied Medication answers."""
+    present: set[str] = set()
+    wanted: set[str] = set()
+    for item in _walk(_as_items(resources)):
+        if not isinstance(item, Mapping):
+            continue
+        rtype = item.get("resourceType")
+        if rtype == "Medication" and isinstance(item.get("id"), str):
+            present.add(f"Medication/{item['id']}")
+        elif rtype in _MEDICATION_USERS:
+            literal = medication_reference(item)
+            key = relative_reference(literal) if literal else None
+            if key and key.startswith("Medication/"):
+                wanted.add(key)
+    return wanted - present
+
+
+def _draft(resource: Mapping[str, Any], ref: str, ctx: MappingContext) -> MappedCourse:
+    return map_medication_request(resource, ref, ctx, is_draft=True)
+
+
+def _collect(resources: Iterable[Any], ctx: MappingContext) -> list[tuple[str, Mapping[str, Any]]]:
+    """Resources with their references, Bundles unpacked, junk reported, duplicates dropped."""
+    found: list[tuple[str, Mapping[str, Any]]] = []
+    seen: set[str] = set()
+    for position, item in enumerate(_walk(_as_items(resources))):
+        if item is None:
+            continue
+        if not isinstance(item, Mapping):
+            kind = "a list" if isinstance(item, list) else type(item).__name__
+            ctx.issue("unknown", f"#{position}", "", f"not a JSON object ({kind})")
+            continue
+        rtype = item.get("resourceType")
+        if not isinstance(rtype, str) or not rtype:
+            ctx.issue("unknown", f"#{position}", "resourceType", "missing resourceType")
+            continue
+        if rtype == "OperationOutcome":
+            continue  # a prefetch error report: there is simply no data for that key
+        rid = item.get("id")
+        ref = f"{rtype}/{rid}" if isinstance(rid, str) and rid else f"#{position}"
+        if ref in seen:
+            continue
+        seen.add(ref)
+        found.append((ref, item))
+    return found
+
+
+def _walk(items: Iterable[Any], depth: int = 0) -> Iterator[Any]:
+    for item in items:
+        if isinstance(item, Mapping) and item.get("resourceType") == "Bundle":
+            if depth >= _MAX_BUNDLE_DEPTH:
+                continue
+            entries = item.get("entry")
+            entries = entries if isinstance(entries, list) else [entries] if entries else []
+            yield from _walk(
+                (e.get("resource") if isinstance(e, Mapping) else e for e in entries), depth + 1
+            )
+        else:
+            yield item
+
+
+def _as_items(resources: Any) -> Iterable[Any]:
+    # One Bundle or one junk string where a list of inputs was expected.
+    return [resources] if isinstance(resources, Mapping | str | bytes) else resources
+
+
+def _medication_index(
+    found: list[tuple[str, Mapping[str, Any]]], supplied: Mapping[str, Mapping[str, Any]] | None
+) -> dict[str, Mapping[str, Any]]:
+    index = {ref: res for ref, res in found if ref.startswith("Medication/")}
+    for key, medication in (supplied or {}).items():
+        normalised = relative_reference(key)
+        if normalised and isinstance(medication, Mapping):
+            index.setdefault(normalised, medication)
+    return index
+
+
+def _safely(
+    target: _Mapper,
+    resource: Mapping[str, Any],
+    ref: str,
+    ctx: MappingContext,
+    rtype: str,
+) -> Any:
+    try:
+        return target(resource, ref, ctx)
+    except _DATA_ERRORS as exc:
+        ctx.issue(rtype, ref, "", f"could not be mapped ({type(exc).__name__})")
+        return None
+
+
+def _date_key(value: date | None) -> date:
+    # Undated entries sort first: they are history of unknown age, never "recent".
+    return value or date.min
+
+
+_RECORD_MAPPERS: dict[str, _Mapper] = {
+    "MedicationRequest": map_medication_request,
+    "MedicationOrder": map_medication_request,
+    "MedicationStatement": map_medication_statement,
+    "AllergyIntolerance": map_allergy,
+    "Encounter": map_encounter,
+    "MedicationDispense": map_dispense,
+    "Observation": map_observation,
+    "Condition": map_condition,
+}

@@ -1,0 +1,132 @@
+"""Find out which medication an order, statement or dispense is about.
+
+``medicationCodeableConcept`` is read directly; ``medicationReference`` is followed to a contained
+``#id`` Medication or to a "Medication/x" fetched separately (EHRs that only send inline
+Medications are common). Both ``Medication.code`` and
+``Medication.ingredient[].itemCodeableConcept`` classify, so a combination product keeps all of its
+ingredients.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from fhir_mappers.accessors import (
+    as_list,
+    codings,
+    concept_text,
+    get,
+    quantity_unit,
+    quantity_value,
+    reference,
+    relative_reference,
+    text,
+)
+from fhir_mappers.context import MappingContext
+from fhir_mappers.medications import concentration_mg_per_ml, strength_mg
+from fhir_mappers.record import Ingredient
+
+_MG = {"mg": 1.0, "g": 1000.0, "mcg": 0.001, "ug": 0.001}
+
+
+@dataclass(frozen=True, slots=True)
+class ResolvedMedication:
+    display: str
+    ingredients: tuple[Ingredient, ...]
+    strength_mg: float | None = None  # per tablet/capsule, single-ingredient products only
+    concentration_mg_per_ml: float | None = None  # single-ingredient liquids only
+
+
+UNKNOWN = ResolvedMedication(display="", ingredients=())
+
+
+def medication_reference(resource: Mapping[str, Any]) -> str | None:
+    """The medication reference: R4 ``medicationReference`` or R5 ``medication.reference``."""
+    return reference(resource.get("medicationReference")) or reference(
+        get(resource, "medication", "reference")
+    )
+
+
+def resolve_medication(
+    resource: Mapping[str, Any], ctx: MappingContext, resource_type: str, ref: str
+) -> ResolvedMedication:
+    concept = resource.get("medicationCodeableConcept") or get(resource, "medication", "concept")
+    if concept is not None:
+        if not isinstance(concept, Mapping | list):
+            ctx.issue(resource_type, ref, "medicationCodeableConcept", "not a CodeableConcept")
+            return UNKNOWN
+        return _from_concepts(concept_text(concept), [concept], (), ctx)
+    literal = medication_reference(resource)
+    if literal is None:
+        ctx.issue(resource_type, ref, "medication[x]", "no medication")
+        return UNKNOWN
+    medication = _dereference(literal, resource, ctx)
+    label = text(get(resource, "medicationReference", "display"))
+    if medication is None:
+        ctx.issue(resource_type, ref, "medicationReference", "medication not available")
+        return ResolvedMedication(label, ctx.table.classify((), label) if label else ())
+    return from_medication_resource(medication, ctx, fallback_display=label)
+
+
+def from_medication_resource(
+    medication: Mapping[str, Any], ctx: MappingContext, fallback_display: str = ""
+) -> ResolvedMedication:
+    code = medication.get("code")
+    items = [
+        get(item, "itemCodeableConcept") or get(item, "item", "concept")
+        for item in as_list(medication.get("ingredient"))
+    ]
+    display = concept_text(code) or fallback_display
+    strengths = [get(item, "strength") for item in as_list(medication.get("ingredient"))]
+    return _from_concepts(display, [code, *items], strengths, ctx)
+
+
+def _from_concepts(
+    display: str, concepts: list[Any], strengths: Any, ctx: MappingContext
+) -> ResolvedMedication:
+    found: dict[str, Ingredient] = {}
+    for concept in concepts:
+        if concept is None:
+            continue
+        for ingredient in ctx.table.classify(codings(concept), concept_text(concept)):
+            found.setdefault(ingredient.name, ingredient)
+    ingredients = tuple(found.values())
+    if len(ingredients) != 1:
+        return ResolvedMedication(display, ingredients)
+    labels = [display] + [text(c.get("display")) for con in concepts for c in codings(con)]
+    strength = _ratio_strength(strengths) or next(
+        (s for s in (strength_mg(label) for label in labels if label) if s is not None), None
+    )
+    concentration = next(
+        (c for c in (concentration_mg_per_ml(label) for label in labels if label) if c), None
+    )
+    return ResolvedMedication(display, ingredients, strength, concentration)
+
+
+def _ratio_strength(strengths: Any) -> float | None:
+    """mg per unit from a single ``Medication.ingredient.strength`` Ratio ("50 mg / 1 TAB")."""
+    ratios = [s for s in as_list(strengths) if s is not None]
+    if len(ratios) != 1:
+        return None
+    numerator, denominator = get(ratios[0], "numerator"), get(ratios[0], "denominator")
+    amount = quantity_value(numerator)
+    factor = _MG.get(quantity_unit(numerator).lower())
+    per = quantity_value(denominator) if denominator is not None else 1.0
+    if amount is None or factor is None or not per or quantity_unit(denominator).lower() == "ml":
+        return None
+    return amount * factor / per
+
+
+def _dereference(
+    literal: str, resource: Mapping[str, Any], ctx: MappingContext
+) -> Mapping[str, Any] | None:
+    if literal.startswith("#"):
+        wanted = literal[1:]
+        for contained in as_list(resource.get("contained")):
+            if isinstance(contained, Mapping) and contained.get("id") == wanted:
+                return contained
+        return None
+    key = relative_reference(literal)
+    return ctx.medications.get(key) if key else None

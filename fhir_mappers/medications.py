@@ -1,0 +1,192 @@
+"""Which psychotropic ingredients a medication contains, from codes or from its name.
+
+The table (``config/ingredients.csv``) is loaded once into an immutable lookup and passed in.
+Classification tries RxNorm codes (ingredient, salt or clinical-drug codes the table names), then
+WHO ATC codes, and only then the ingredient names: RxNorm display strings start with the
+ingredient ("sertraline 50 MG Oral Tablet"), and EHRs often send text only.
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any, cast, get_args
+
+from config import CONFIG_DIR
+from fhir_mappers.accessors import text
+from fhir_mappers.record import DrugClass, Ingredient
+
+INGREDIENTS_CSV = CONFIG_DIR / "ingredients.csv"
+
+RXNORM_SYSTEMS = frozenset(
+    {"http://www.nlm.nih.gov/research/umls/rxnorm", "urn:oid:2.16.840.1.113883.6.88"}
+)
+ATC_SYSTEMS = frozenset({"http://www.whocc.no/atc", "urn:oid:2.16.840.1.113883.6.73"})
+
+_WORD = re.compile(r"[a-z0-9]+")
+# One strength in a display: "50 MG", "0.5 MG", "100 MCG", "300 MG/5ML", "1.1 MG/HR".
+_STRENGTH = re.compile(
+    r"(\d+(?:\.\d+)?)\s*(mg|mcg|ug|g)(?![a-z])(?:\s*/\s*(\d+(?:\.\d+)?)?\s*([a-z]+))?",
+    re.IGNORECASE,
+)
+_TO_MG = {"mg": 1.0, "mcg": 0.001, "ug": 0.001, "g": 1000.0}
+_DRUG_CLASSES = frozenset(get_args(DrugClass))
+
+# A synonym as its words, and the ingredient it names.
+_NameEntry = tuple[tuple[str, ...], Ingredient]
+
+
+class IngredientTableError(ValueError):
+    """The ingredient table file is malformed (raised at startup, naming the row)."""
+
+
+@dataclass(frozen=True, slots=True)
+class IngredientTable:
+    ingredients: tuple[Ingredient, ...]
+    by_rxcui: Mapping[str, Ingredient] = field(repr=False)
+    by_atc: Mapping[str, tuple[Ingredient, ...]] = field(repr=False)
+    # Names indexed by their first word, so matching a display costs one dict lookup per word.
+    by_first_word: Mapping[str, tuple[_NameEntry, ...]] = field(repr=False)
+
+    @classmethod
+    def load(cls, path: Path | None = None) -> IngredientTable:
+        source = path or INGREDIENTS_CSV
+        with source.open(encoding="utf-8", newline="") as handle:
+            lines = [line for line in handle if line.strip() and not line.startswith("#")]
+        rows = list(csv.DictReader(lines))
+        return cls.from_rows(rows, source=str(source))
+
+    @classmethod
+    def from_rows(
+        cls, rows: Iterable[Mapping[str, str]], source: str = "<rows>"
+    ) -> IngredientTable:
+        ingredients: list[Ingredient] = []
+        by_rxcui: dict[str, Ingredient] = {}
+        by_atc: dict[str, list[Ingredient]] = {}
+        names: dict[str, list[_NameEntry]] = {}
+        for number, row in enumerate(rows, start=1):
+            ingredient = _parse_row(row, f"{source} row {number}")
+            ingredients.append(ingredient)
+            codes = [ingredient.rxcui, *_split(row.get("extra_rxcuis"))]
+            for code in codes:
+                if by_rxcui.setdefault(code, ingredient) is not ingredient:
+                    raise IngredientTableError(f"{source} row {number}: RxCUI {code} repeated")
+            by_atc.setdefault(ingredient.atc, []).append(ingredient)
+            for name in [ingredient.name, *_split(row.get("synonyms"))]:
+                words = tuple(_WORD.findall(name.lower()))
+                if words:
+                    names.setdefault(words[0], []).append((words, ingredient))
+        return cls(
+            ingredients=tuple(ingredients),
+            by_rxcui=MappingProxyType(by_rxcui),
+            by_atc=MappingProxyType({k: tuple(v) for k, v in by_atc.items()}),
+            # Longest names first, so "valproic acid" wins over a shorter entry at the same word.
+            by_first_word=MappingProxyType(
+                {k: tuple(sorted(v, key=lambda e: -len(e[0]))) for k, v in names.items()}
+            ),
+        )
+
+    def get(self, name: str) -> Ingredient | None:
+        """The ingredient family with this canonical name ("lithium")."""
+        return next((i for i in self.ingredients if i.name == name), None)
+
+    def classify(
+        self, codings: Iterable[Mapping[str, Any]], text: str = ""
+    ) -> tuple[Ingredient, ...]:
+        """The ingredient families of a medication; ``()`` when nothing is recognised."""
+        found: dict[str, Ingredient] = {}
+        displays: list[str] = [text]
+        for coding in codings:
+            if not isinstance(coding, Mapping):
+                continue
+            system, code = _str(coding.get("system")), _str(coding.get("code"))
+            if system in RXNORM_SYSTEMS and code in self.by_rxcui:
+                ingredient = self.by_rxcui[code]
+                found.setdefault(ingredient.name, ingredient)
+            elif system in ATC_SYSTEMS:
+                for ingredient in self.by_atc.get(code.upper(), ()):
+                    found.setdefault(ingredient.name, ingredient)
+            displays.append(_str(coding.get("display")))
+        if found:
+            return tuple(found.values())
+        for display in displays:
+            for ingredient in self.match_names(display):
+                found.setdefault(ingredient.name, ingredient)
+        return tuple(found.values())
+
+    def match_names(self, value: str) -> tuple[Ingredient, ...]:
+        """Ingredients named as whole words in free text, in order of appearance."""
+        words = _WORD.findall(value.lower())
+        found: list[Ingredient] = []
+        for index, word in enumerate(words):
+            for name_words, ingredient in self.by_first_word.get(word, ()):
+                if tuple(words[index : index + len(name_words)]) == name_words:
+                    if ingredient not in found:
+                        found.append(ingredient)
+                    break
+        return tuple(found)
+
+
+def strength_mg(value: str) -> float | None:
+    """The strength of a single-ingredient product display, in mg per unit ("50 MG" -> 50.0).
+
+    ``None`` for liquids and rates ("300 MG/5ML", "1.1 MG/HR") and for several strengths
+    (combination products), where a tablet count cannot be turned into milligrams.
+    """
+    matches = _STRENGTH.findall(value)
+    if len(matches) != 1:
+        return None
+    amount, unit, _per_amount, per_unit = matches[0]
+    if per_unit:
+        return None
+    return float(amount) * _TO_MG[unit.lower()]
+
+
+def concentration_mg_per_ml(value: str) -> float | None:
+    """mg per mL of a single-ingredient liquid display ("300 MG/5ML" -> 60.0, "2 MG/ML" -> 2.0)."""
+    matches = _STRENGTH.findall(value)
+    if len(matches) != 1:
+        return None
+    amount, unit, per_amount, per_unit = matches[0]
+    if per_unit.lower() != "ml":
+        return None
+    volume = float(per_amount) if per_amount else 1.0
+    return float(amount) * _TO_MG[unit.lower()] / volume if volume else None
+
+
+def _parse_row(row: Mapping[str, str], where: str) -> Ingredient:
+    name, rxcui, atc = (_str(row.get(k)).lower() for k in ("name", "rxcui", "atc"))
+    drug_class = _str(row.get("drug_class"))
+    psychotropic = _str(row.get("is_psychotropic")).lower()
+    if not name or not rxcui.isdigit():
+        raise IngredientTableError(f"{where}: name and a numeric rxcui are required")
+    if drug_class not in _DRUG_CLASSES:
+        raise IngredientTableError(f"{where}: unknown drug_class {drug_class!r}")
+    if psychotropic not in {"true", "false"}:
+        raise IngredientTableError(f"{where}: is_psychotropic must be true or false")
+    min_dose = _str(row.get("min_effective_mg_per_day"))
+    try:
+        min_effective = float(min_dose) if min_dose else None
+    except ValueError:
+        raise IngredientTableError(f"{where}: min_effective_mg_per_day is not a number") from None
+    return Ingredient(
+        name=name,
+        rxcui=rxcui,
+        atc=atc.upper(),
+        drug_class=cast(DrugClass, drug_class),
+        subclass=_str(row.get("subclass")),
+        is_psychotropic=psychotropic == "true",
+        min_effective_mg_per_day=min_effective,
+    )
+
+
+def _split(value: str | None) -> list[str]:
+    return [part.strip() for part in (value or "").split("|") if part.strip()]
+
+
+def _str(value: Any) -> str:
+    return text(value)

@@ -1,0 +1,89 @@
+"""Observation -> SymptomScore (PHQ-9, GAD-7 totals) and Condition -> ConditionEntry.
+
+A total score arrives as its own Observation (valueInteger, valueQuantity.value, or the
+non-R4 valueDecimal some exports use) or as a component of the questionnaire panel.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from fhir_mappers.accessors import as_list, codes, codings, concept_text, get, number, text
+from fhir_mappers.codes import Instrument
+from fhir_mappers.context import MappingContext
+from fhir_mappers.record import Coding, ConditionEntry, SymptomScore
+
+_DROPPED_STATUS = frozenset({"entered-in-error", "cancelled"})
+_DROPPED_VERIFICATION = frozenset({"entered-in-error", "refuted"})
+
+
+def map_observation(
+    resource: Mapping[str, Any], ref: str, ctx: MappingContext
+) -> SymptomScore | None:
+    rtype = "Observation"
+    status = ctx.string(resource.get("status"), rtype, ref, "status")
+    if status in _DROPPED_STATUS:
+        return None
+    found = _score(resource, ctx)
+    if found is None:
+        return None  # not a score we use
+    instrument, loinc, value = found
+    if value is None:
+        ctx.issue(rtype, ref, "value[x]", f"{instrument} total without a numeric value")
+        return None
+    when = ctx.date(resource.get("effectiveDateTime"), rtype, ref, "effectiveDateTime")
+    when = when or ctx.date(
+        get(resource, "effectivePeriod", "start"), rtype, ref, "effectivePeriod"
+    )
+    when = when or ctx.date(resource.get("effectiveInstant"), rtype, ref, "effectiveInstant")
+    when = when or ctx.date(resource.get("issued"), rtype, ref, "issued")
+    return SymptomScore(ref=ref, instrument=instrument, loinc=loinc, value=value, when=when)
+
+
+def map_condition(
+    resource: Mapping[str, Any], ref: str, ctx: MappingContext
+) -> ConditionEntry | None:
+    rtype = "Condition"
+    verification = resource.get("verificationStatus")
+    if (text(verification) or next(iter(codes(verification)), "")) in _DROPPED_VERIFICATION:
+        return None
+    clinical = resource.get("clinicalStatus")  # R4 CodeableConcept, STU3 plain code
+    onset = ctx.date(resource.get("onsetDateTime"), rtype, ref, "onsetDateTime")
+    onset = onset or ctx.date(get(resource, "onsetPeriod", "start"), rtype, ref, "onsetPeriod")
+    return ConditionEntry(
+        ref=ref,
+        codes=tuple(
+            Coding(text(c.get("system")), text(c.get("code")), text(c.get("display")))
+            for c in codings(resource.get("code"))
+            if text(c.get("code"))
+        ),
+        display=concept_text(resource.get("code")),
+        clinical_status=text(clinical) or next(iter(codes(clinical)), ""),
+        onset=onset,
+    )
+
+
+def _score(
+    resource: Mapping[str, Any], ctx: MappingContext
+) -> tuple[Instrument, str, float | None] | None:
+    for code in codes(resource.get("code")):
+        if code in ctx.codes.score_codes:
+            return ctx.codes.score_codes[code], code, _value(resource)
+    # A panel carries the total as one of its components.
+    for code in codes(resource.get("code")):
+        if code in ctx.codes.panel_codes:
+            for component in as_list(resource.get("component")):
+                for component_code in codes(get(component, "code")):
+                    if component_code in ctx.codes.score_codes:
+                        instrument = ctx.codes.score_codes[component_code]
+                        return instrument, component_code, _value(component)
+    return None
+
+
+def _value(element: Any) -> float | None:
+    for key in ("valueInteger", "valueDecimal"):
+        value = number(get(element, key))
+        if value is not None:
+            return value
+    return number(get(element, "valueQuantity", "value"))
