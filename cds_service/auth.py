@@ -55,6 +55,11 @@ def bearer_token(authorization_header: str | None) -> str:
     return token
 
 
+def _loggable(value: Any) -> str | None:
+    # Header and claim values are unverified input: log them bounded, never whole.
+    return value[:128] if isinstance(value, str) else None
+
+
 def _is_number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
@@ -112,7 +117,7 @@ class JwtVerifier:
             self._fail("malformed-token", "JWT payload is not a JSON object", ctx)
 
         kid = header.get("kid")
-        ctx.update(kid=kid if isinstance(kid, str) else None)
+        ctx.update(kid=_loggable(kid))
         alg = header.get("alg")
         if not isinstance(alg, str) or alg not in self._algorithms:
             self._fail("algorithm-not-allowed", f"algorithm {alg!r} not allowed", ctx)
@@ -123,7 +128,7 @@ class JwtVerifier:
             self._fail("malformed-token", "header kid is required", ctx)
 
         issuer = claims.get("iss")
-        ctx.update(issuer=issuer if isinstance(issuer, str) else None)
+        ctx.update(issuer=_loggable(issuer))
         if not isinstance(issuer, str) or not self._keys.is_trusted(issuer):
             self._fail("untrusted-issuer", "issuer is not trusted", ctx)
         jku = header.get("jku")
@@ -144,7 +149,7 @@ class JwtVerifier:
             self._fail("malformed-token", "not a JWS", ctx)
 
         jti = claims.get("jti")
-        ctx.update(jti=jti if isinstance(jti, str) else None)
+        ctx.update(jti=_loggable(jti))
         self._check_claims(claims, audience, ctx)
         tenant = claims.get("tenant")
         self._remember_jti(issuer, claims, ctx)

@@ -1,4 +1,4 @@
-"""The ``psychopharm-cds`` command: serve, check-config, migrate, audit export / verify.
+"""The ``psychopharm-cds`` command: serve, check-config, migrate, audit export / verify, backtest.
 
 Every command loads the settings through ``load_settings`` first, so an invalid site file is
 reported (every problem, naming the key and the file) before anything starts. Exit codes are
@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO
 
+from cds_service.backtest import add_backtest_arguments, main_backtest
 from cds_service.errors import ConfigError
 from cds_service.patterns import PATTERN_IDS
 from cds_service.settings import Settings, load_settings
@@ -191,6 +192,12 @@ def build_parser() -> argparse.ArgumentParser:
     verify = audit_commands.add_parser("verify", help="check the audit hash chain")
     verify.add_argument("--config", metavar="FILE")
     verify.set_defaults(handler=cmd_audit_verify)
+
+    backtest = commands.add_parser(
+        "backtest", help="firing rates of each pattern over a directory of FHIR data"
+    )
+    add_backtest_arguments(backtest)
+    backtest.set_defaults(handler=main_backtest)
     return parser
 
 

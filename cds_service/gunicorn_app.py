@@ -23,10 +23,12 @@ def bind_address(host: str, port: int) -> str:
 
 
 def close_services(app: Any) -> None:
-    """Close the app's audit store (and with it flush the queue), when there is one."""
+    """Close the app's services (flushing the audit queue): the bundle's own ``close`` when it
+    has one, else its audit store's."""
     services = (getattr(app, "extensions", None) or {}).get("psychopharm")
-    audit = getattr(services, "audit", None)
-    close = getattr(audit, "close", None)
+    close = getattr(services, "close", None)
+    if not callable(close):
+        close = getattr(getattr(services, "audit", None), "close", None)
     if callable(close):
         close()
 

@@ -74,7 +74,12 @@ class RequestIdFilter(logging.Filter):
 
 class RedactFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
-        record.msg = redact(record.getMessage())
+        try:
+            message = record.getMessage()
+        except (TypeError, ValueError):
+            # A bad format string must not turn a log call into a failed hook call.
+            message = f"{record.msg} (unformattable log arguments)"
+        record.msg = redact(message)
         record.args = None
         for name, value in list(vars(record).items()):
             if name not in _RECORD_ATTRS and isinstance(value, str):
@@ -107,13 +112,27 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, default=str, ensure_ascii=False)
 
 
+class _StderrHandler(logging.StreamHandler[IO[str]]):
+    """Writes to whatever ``sys.stderr`` is at emit time: test runners and daemons swap it."""
+
+    @property
+    def stream(self) -> IO[str]:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: IO[str]) -> None:
+        pass
+
+
 def configure_logging(level: str = "INFO", *, stream: IO[str] | None = None) -> None:
     """Send every logger's records to ``stream`` (stderr) as JSON lines; safe to call again."""
     root = logging.getLogger()
-    for handler in list(root.handlers):
-        if getattr(handler, _HANDLER_MARK, False):
-            root.removeHandler(handler)
-    handler = logging.StreamHandler(stream if stream is not None else sys.stderr)
+    for old in list(root.handlers):
+        if getattr(old, _HANDLER_MARK, False):
+            root.removeHandler(old)
+    handler: logging.Handler = (
+        logging.StreamHandler(stream) if stream is not None else _StderrHandler()
+    )
     setattr(handler, _HANDLER_MARK, True)
     handler.addFilter(RequestIdFilter())
     handler.addFilter(RedactFilter())

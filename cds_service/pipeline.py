@@ -163,7 +163,7 @@ def run_hook(
             finding, services.wording[finding.pattern_id], patient_ref=patient_ref,
             practitioner_ref=req.user_id, encounter_ref=encounter_ref,
         ))
-        for finding, disposition in decision.items
+        for finding, disposition in decision.outcomes
     ]
     shown = [card for _, disposition, card in built if disposition == "shown"]
     _remember_shown(

@@ -136,6 +136,17 @@ class StorageSettings(_Strict):
     queue_size: int = Field(10000, gt=0)
     flush_interval_s: float = Field(0.2, gt=0, le=10)
 
+    @field_validator("url")
+    @classmethod
+    def _supported_database(cls, value: str) -> str:
+        # The driver installed for PostgreSQL is psycopg 3; plain postgres URLs mean it.
+        for plain in ("postgres://", "postgresql://"):
+            if value.startswith(plain):
+                return "postgresql+psycopg://" + value.removeprefix(plain)
+        if not value.startswith(("sqlite:///", "postgresql+psycopg://")):
+            raise ValueError("must be a sqlite:///<path> or postgresql+psycopg://... URL")
+        return value
+
 
 class CacheSettings(_Strict):
     redis_url: str = ""
@@ -205,25 +216,31 @@ def _validate_patterns(raw: Any, problems: list[str]) -> dict[str, PatternSettin
         problems.append(f"patterns.{unknown}: unknown pattern; known: {sorted(known)}")
     result: dict[str, PatternSettings] = {}
     for pattern_id, module in known.items():
-        section = raw.get(pattern_id) or {}
+        # An empty section in YAML is null, which deep_merge lets replace the defaults: an error
+        # rather than a silent fall back to the dataclass defaults.
+        section = raw.get(pattern_id, {})
         if not isinstance(section, Mapping):
             problems.append(f"patterns.{pattern_id}: must be a mapping")
             continue
         switch = {k: section[k] for k in ("mode", "priority") if k in section}
         threshold_values = {k: v for k, v in section.items() if k not in ("mode", "priority")}
+        # Checked on the raw values, so that a bad value is reported even when another key of
+        # the same section fails type validation.
+        _check_threshold_values(pattern_id, module.Thresholds, threshold_values, problems)
         try:
             thresholds = TypeAdapter(module.Thresholds).validate_python(threshold_values)
-            _check_threshold_values(pattern_id, thresholds, problems)
             result[pattern_id] = PatternSettings(**switch, thresholds=thresholds)
         except ValidationError as exc:
             problems.extend(_format_errors(exc, f"patterns.{pattern_id}"))
     return result
 
 
-def _check_threshold_values(pattern_id: str, thresholds: Any, problems: list[str]) -> None:
+def _check_threshold_values(
+    pattern_id: str, thresholds_type: Any, values: Mapping[str, Any], problems: list[str]
+) -> None:
     """Impossible values: negative windows and counts, fractions outside 0..1."""
-    for f in fields(thresholds):
-        value = getattr(thresholds, f.name)
+    for f in fields(thresholds_type):
+        value = values.get(f.name)
         if isinstance(value, bool) or not isinstance(value, int | float):
             continue
         key = f"patterns.{pattern_id}.{f.name}"
@@ -241,7 +258,7 @@ def build_settings(raw: Mapping[str, Any], source: str = "<mapping>") -> Setting
     """Validate an already merged mapping; raises ConfigError listing every problem."""
     problems: list[str] = []
     raw = dict(raw)
-    patterns = _validate_patterns(raw.pop("patterns", {}) or {}, problems)
+    patterns = _validate_patterns(raw.pop("patterns", {}), problems)
     settings: Settings | None = None
     try:
         settings = Settings(**raw)
@@ -267,7 +284,9 @@ def build_settings(raw: Mapping[str, Any], source: str = "<mapping>") -> Setting
     )
 
 
-def load_settings(path: str | Path | None = None, overrides: Mapping[str, Any] | None = None) -> Settings:
+def load_settings(
+    path: str | Path | None = None, overrides: Mapping[str, Any] | None = None
+) -> Settings:
     """Defaults, then the site file (if any), then ``overrides`` (tests), validated once."""
     merged = _read_yaml(DEFAULT_CONFIG)
     source = "default"

@@ -42,6 +42,8 @@ def daily_dose(dosages: Any, medication: ResolvedMedication, codes: CodeLists) -
     instructions = [d for d in as_list(dosages) if isinstance(d, Mapping)]
     is_prn = any(_is_prn(d) for d in instructions)
     scheduled = [d for d in instructions if not _is_prn(d)]
+    if len(instructions) != len(as_list(dosages)):
+        return DailyDose(None, None, is_prn, "dosage is not an object")
     if not scheduled:
         return DailyDose(None, None, is_prn)
     sequence = scheduled[0].get("sequence")

@@ -155,8 +155,7 @@ def _collect(resources: Iterable[Any], ctx: MappingContext) -> list[tuple[str, M
         if item is None:
             continue
         if not isinstance(item, Mapping):
-            kind = "a list" if isinstance(item, list) else type(item).__name__
-            ctx.issue("unknown", f"#{position}", "", f"not a JSON object ({kind})")
+            ctx.issue("unknown", f"#{position}", "", f"not a JSON object ({_describe(item)})")
             continue
         rtype = item.get("resourceType")
         if not isinstance(rtype, str) or not rtype:
@@ -185,6 +184,13 @@ def _walk(items: Iterable[Any], depth: int = 0) -> Iterator[Any]:
             )
         else:
             yield item
+
+
+def _describe(item: Any) -> str:
+    # Says what arrived without quoting it: an EHR error page in a prefetch key is a known case.
+    if isinstance(item, str | bytes) and item.lstrip()[:1] in ("<", b"<"):
+        return "HTML or XML text"
+    return "a list" if isinstance(item, list) else type(item).__name__
 
 
 def _as_items(resources: Any) -> Iterable[Any]:

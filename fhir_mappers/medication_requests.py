@@ -124,7 +124,7 @@ def _build(
     prior: str | None,
     is_draft: bool,
 ) -> MappedCourse:
-    if not status:
+    if resource.get("status") is None:
         ctx.issue(source_type, ref, "status", "missing status")
     medication = resolve_medication(resource, ctx, source_type, ref)
     dose = daily_dose(dosages, medication, ctx.codes)

@@ -53,6 +53,10 @@ def resolve_medication(
     resource: Mapping[str, Any], ctx: MappingContext, resource_type: str, ref: str
 ) -> ResolvedMedication:
     concept = resource.get("medicationCodeableConcept") or get(resource, "medication", "concept")
+    if isinstance(concept, str):
+        # Seen in hand-built exports: the drug name where a CodeableConcept belongs.
+        ctx.issue(resource_type, ref, "medicationCodeableConcept", "text instead of a concept")
+        concept = {"text": concept}
     if concept is not None:
         if not isinstance(concept, Mapping | list):
             ctx.issue(resource_type, ref, "medicationCodeableConcept", "not a CodeableConcept")

@@ -3,6 +3,9 @@
 Loaded by the audit test modules with ``pytest_plugins``. Every test gets its own database:
 a SQLite file in ``tmp_path``, or a fresh schema inside a PostgreSQL database created for the
 test module (and dropped after it). PostgreSQL not answering is a failure, not a skip.
+
+PYTEST_DONT_REWRITE: the test modules import the row builders before pytest loads this module
+as a plugin, and it holds no assertions to rewrite.
 """
 
 from __future__ import annotations

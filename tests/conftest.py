@@ -1,4 +1,5 @@
-"""Shared fixtures (flaskr style): a fixed NOW, settings on a fresh SQLite file, app, client, runner.
+"""Shared fixtures (flaskr style): a fixed NOW, settings on a fresh SQLite file, app, client,
+runner.
 
 Fixture dates are relative to NOW, and NOW reaches the service as its clock, so no test depends on
 the wall clock. Every test gets its own audit database under tmp_path.

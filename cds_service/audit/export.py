@@ -171,12 +171,15 @@ def audit_event(card: dict[str, Any]) -> dict[str, Any]:
 def _fhir_bundle(cards: Iterator[dict[str, Any]], generated_at: datetime) -> Iterator[str]:
     # Streamed in pieces so a year of rows never sits in memory as one document.
     head = {"resourceType": "Bundle", "type": "collection", "timestamp": _iso(generated_at)}
-    yield json.dumps(head)[:-1] + ', "entry": ['
-    for index, card in enumerate(cards):
+    yield json.dumps(head)[:-1]
+    count = 0
+    for card in cards:
         event = audit_event(card)
         entry = {"fullUrl": f"urn:uuid:{event['id']}", "resource": event}
-        yield ("," if index else "") + "\n" + json.dumps(entry)
-    yield "\n]}\n"
+        # FHIR JSON allows no empty arrays: "entry" opens with the first event.
+        yield (', "entry": [' if count == 0 else ",") + "\n" + json.dumps(entry)
+        count += 1
+    yield ("\n]" if count else "") + "}\n"
 
 
 def export_rows(

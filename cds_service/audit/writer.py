@@ -26,6 +26,7 @@ MAX_BACKOFF_S = 5.0
 # A batch that fails for a reason other than connectivity (a constraint, a bad value) would
 # otherwise block every row behind it forever.
 MAX_ATTEMPTS_NON_TRANSIENT = 3
+LOG_EVERY_N_ATTEMPTS = 12  # about once a minute at the longest backoff
 
 
 def _is_transient(exc: Exception) -> bool:
@@ -164,12 +165,13 @@ class BatchWriter(Generic[T]):
                 with self._cond:
                     self._write_errors += 1
                     self._last_error = describe_error(exc)
-                log.error(
-                    "audit write of %d row(s) failed (attempt %d): %s",
-                    len(batch),
-                    attempts,
-                    describe_error(exc),
-                )
+                if attempts == 1 or attempts % LOG_EVERY_N_ATTEMPTS == 0:
+                    log.error(
+                        "audit write of %d row(s) failed (attempt %d), rows kept: %s",
+                        len(batch),
+                        attempts,
+                        describe_error(exc),
+                    )
                 if not transient and attempts >= MAX_ATTEMPTS_NON_TRANSIENT:
                     self._settle(len(batch), written=False)
                     attempts = 0

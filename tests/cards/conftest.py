@@ -27,14 +27,30 @@ def _intolerance() -> Finding:
     return Finding(
         pattern_id="repeated-intolerance",
         evidence=(
-            EvidenceItem("MedicationRequest/mr-101", "sertraline 50 MG Oral Tablet", ago(600),
-                         "stopped: suspected intolerance (nausea)"),
-            EvidenceItem("AllergyIntolerance/ai-7", "venlafaxine 75 MG Oral Tablet", ago(420),
-                         "intolerance: headache, dizziness"),
-            EvidenceItem("MedicationRequest/mr-155", "mirtazapine 15 MG Oral Tablet", ago(200),
-                         "stopped: suspected intolerance"),
-            EvidenceItem("MedicationRequest/mr-190", "quetiapine 100 MG Oral Tablet", ago(60),
-                         "stopped: adverse reaction"),
+            EvidenceItem(
+                "MedicationRequest/mr-101",
+                "sertraline 50 MG Oral Tablet",
+                ago(600),
+                "stopped: suspected intolerance (nausea)",
+            ),
+            EvidenceItem(
+                "AllergyIntolerance/ai-7",
+                "venlafaxine 75 MG Oral Tablet",
+                ago(420),
+                "intolerance: headache, dizziness",
+            ),
+            EvidenceItem(
+                "MedicationRequest/mr-155",
+                "mirtazapine 15 MG Oral Tablet",
+                ago(200),
+                "stopped: suspected intolerance",
+            ),
+            EvidenceItem(
+                "MedicationRequest/mr-190",
+                "quetiapine 100 MG Oral Tablet",
+                ago(60),
+                "stopped: adverse reaction",
+            ),
         ),
         facts={
             "ingredient_count": 4,
@@ -56,29 +72,47 @@ def _polypharmacy() -> Finding:
     return Finding(
         pattern_id="psychotropic-polypharmacy",
         evidence=(
-            EvidenceItem("MedicationRequest/mr-21", "risperidone 2 MG Oral Tablet", ago(300),
-                         "active antipsychotic"),
-            EvidenceItem("MedicationRequest/mr-22", "quetiapine 100 MG Oral Tablet", ago(150),
-                         "active antipsychotic"),
-            EvidenceItem("MedicationRequest/mr-23", "sertraline 100 MG Oral Tablet", ago(400),
-                         "active"),
-            EvidenceItem("MedicationRequest/mr-24", "lorazepam 1 MG Oral Tablet", ago(90), "active"),
-            EvidenceItem("MedicationRequest/draft-1", "aripiprazole 5 MG Oral Tablet", None,
-                         "draft order"),
+            EvidenceItem(
+                "MedicationRequest/mr-21",
+                "risperidone 2 MG Oral Tablet",
+                ago(300),
+                "active antipsychotic",
+            ),
+            EvidenceItem(
+                "MedicationRequest/mr-22",
+                "quetiapine 100 MG Oral Tablet",
+                ago(150),
+                "active antipsychotic",
+            ),
+            EvidenceItem(
+                "MedicationRequest/mr-23", "sertraline 100 MG Oral Tablet", ago(400), "active"
+            ),
+            EvidenceItem(
+                "MedicationRequest/mr-24", "lorazepam 1 MG Oral Tablet", ago(90), "active"
+            ),
+            EvidenceItem(
+                "MedicationRequest/draft-1", "aripiprazole 5 MG Oral Tablet", None, "draft order"
+            ),
         ),
         facts={
             "psychotropic_count": 5,
             "antipsychotic_count": 3,
-            "psychotropics": ["risperidone", "quetiapine", "sertraline", "lorazepam",
-                              "aripiprazole"],
+            "psychotropics": [
+                "risperidone",
+                "quetiapine",
+                "sertraline",
+                "lorazepam",
+                "aripiprazole",
+            ],
             "antipsychotics": ["risperidone", "quetiapine", "aripiprazole"],
             "min_concurrent_psychotropics": 5,
             "min_concurrent_antipsychotics": 2,
             "trigger": "both",
             "draft_ingredients": ["aripiprazole"],
         },
-        evidence_keys=frozenset({"risperidone", "quetiapine", "sertraline", "lorazepam",
-                                 "aripiprazole"}),
+        evidence_keys=frozenset(
+            {"risperidone", "quetiapine", "sertraline", "lorazepam", "aripiprazole"}
+        ),
         concerns_draft=True,
         indicator="warning",
     )
@@ -88,12 +122,21 @@ def _escalation() -> Finding:
     return Finding(
         pattern_id="regimen-escalation",
         evidence=(
-            EvidenceItem("MedicationRequest/mr-31", "escitalopram 20 MG Oral Tablet", ago(150),
-                         "dose increase 10 to 20 mg/day"),
-            EvidenceItem("MedicationRequest/mr-32", "aripiprazole 2 MG Oral Tablet", ago(90),
-                         "new agent"),
-            EvidenceItem("MedicationRequest/mr-33", "aripiprazole 5 MG Oral Tablet", ago(30),
-                         "dose increase 2 to 5 mg/day"),
+            EvidenceItem(
+                "MedicationRequest/mr-31",
+                "escitalopram 20 MG Oral Tablet",
+                ago(150),
+                "dose increase 10 to 20 mg/day",
+            ),
+            EvidenceItem(
+                "MedicationRequest/mr-32", "aripiprazole 2 MG Oral Tablet", ago(90), "new agent"
+            ),
+            EvidenceItem(
+                "MedicationRequest/mr-33",
+                "aripiprazole 5 MG Oral Tablet",
+                ago(30),
+                "dose increase 2 to 5 mg/day",
+            ),
         ),
         facts={
             "escalation_count": 3,
@@ -112,10 +155,18 @@ def _failed_trials() -> Finding:
     return Finding(
         pattern_id="multiple-failed-trials",
         evidence=(
-            EvidenceItem("MedicationRequest/mr-41", "sertraline 100 MG Oral Tablet", ago(700),
-                         "84 days at 100 mg/day, then switched"),
-            EvidenceItem("MedicationRequest/mr-42", "venlafaxine 150 MG Oral Capsule", ago(500),
-                         "70 days at 150 mg/day; PHQ-9 17 at end"),
+            EvidenceItem(
+                "MedicationRequest/mr-41",
+                "sertraline 100 MG Oral Tablet",
+                ago(700),
+                "84 days at 100 mg/day, then switched",
+            ),
+            EvidenceItem(
+                "MedicationRequest/mr-42",
+                "venlafaxine 150 MG Oral Capsule",
+                ago(500),
+                "70 days at 150 mg/day; PHQ-9 17 at end",
+            ),
             EvidenceItem("Observation/phq-9", "PHQ-9 total score", ago(430), "17"),
         ),
         facts={
@@ -138,12 +189,18 @@ def _visits() -> Finding:
     return Finding(
         pattern_id="visits-lag-changes",
         evidence=(
-            EvidenceItem("MedicationRequest/mr-51", "lamotrigine 50 MG Oral Tablet", ago(80),
-                         "new agent"),
-            EvidenceItem("MedicationRequest/mr-52", "lamotrigine 100 MG Oral Tablet", ago(50),
-                         "dose increase"),
-            EvidenceItem("MedicationRequest/mr-53", "quetiapine 50 MG Oral Tablet", ago(20),
-                         "new agent"),
+            EvidenceItem(
+                "MedicationRequest/mr-51", "lamotrigine 50 MG Oral Tablet", ago(80), "new agent"
+            ),
+            EvidenceItem(
+                "MedicationRequest/mr-52",
+                "lamotrigine 100 MG Oral Tablet",
+                ago(50),
+                "dose increase",
+            ),
+            EvidenceItem(
+                "MedicationRequest/mr-53", "quetiapine 50 MG Oral Tablet", ago(20), "new agent"
+            ),
             EvidenceItem("Encounter/enc-9", "Office visit", ago(85), "last completed visit"),
         ),
         facts={
@@ -164,12 +221,24 @@ def _nonadherence() -> Finding:
     return Finding(
         pattern_id="nonadherence",
         evidence=(
-            EvidenceItem("MedicationDispense/md-61", "sertraline 50 MG Oral Tablet", ago(170),
-                         "30 days supply"),
-            EvidenceItem("MedicationDispense/md-62", "sertraline 50 MG Oral Tablet", ago(110),
-                         "30 days supply"),
-            EvidenceItem("MedicationDispense/md-63", "sertraline 50 MG Oral Tablet", ago(40),
-                         "30 days supply; PDC 0.52"),
+            EvidenceItem(
+                "MedicationDispense/md-61",
+                "sertraline 50 MG Oral Tablet",
+                ago(170),
+                "30 days supply",
+            ),
+            EvidenceItem(
+                "MedicationDispense/md-62",
+                "sertraline 50 MG Oral Tablet",
+                ago(110),
+                "30 days supply",
+            ),
+            EvidenceItem(
+                "MedicationDispense/md-63",
+                "sertraline 50 MG Oral Tablet",
+                ago(40),
+                "30 days supply; PDC 0.52",
+            ),
         ),
         facts={
             "pdc": 0.52,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -12,6 +13,8 @@ import yaml
 from cards.facts import FACT_KINDS
 from cards.wording import WORDING_DIR, Wording, WordingError, load_wording
 from cds_service.patterns import PATTERN_IDS
+
+Raw = dict[str, Any]
 
 
 def test_every_pattern_has_validated_wording(wording: Mapping[str, Wording]) -> None:
@@ -26,12 +29,12 @@ def test_fact_contract_covers_exactly_the_registered_patterns() -> None:
 
 
 @pytest.fixture
-def edit_wording(tmp_path: Path) -> Callable[[str, Callable[[dict], object]], Path]:
+def edit_wording(tmp_path: Path) -> Callable[[str, Callable[[Raw], object]], Path]:
     """Copy the bundled wording to tmp_path and apply ``change`` to one file's data."""
     directory = tmp_path / "wording"
     shutil.copytree(WORDING_DIR, directory)
 
-    def edit(pattern_id: str, change: Callable[[dict], object]) -> Path:
+    def edit(pattern_id: str, change: Callable[[Raw], object]) -> Path:
         path = directory / f"{pattern_id}.yaml"
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
         change(data)
@@ -47,7 +50,7 @@ def _problems(directory: Path) -> str:
     return str(info.value)
 
 
-def _set(key: str, value: object) -> Callable[[dict], object]:
+def _set(key: str, value: object) -> Callable[[Raw], object]:
     return lambda data: data.__setitem__(key, value)
 
 
@@ -55,9 +58,7 @@ BROKEN = [
     pytest.param(
         "regimen-escalation", lambda d: d.pop("why"), "why: Field required", id="missing-key"
     ),
-    pytest.param(
-        "nonadherence", _set("colour", "blue"), "colour: Extra inputs", id="unknown-key"
-    ),
+    pytest.param("nonadherence", _set("colour", "blue"), "colour: Extra inputs", id="unknown-key"),
     pytest.param(
         "repeated-intolerance",
         _set("summary", "Side effects with {patient_name} psychotropics: consider exploring"),
@@ -90,7 +91,7 @@ BROKEN = [
     pytest.param(
         "visits-lag-changes",
         lambda d: d["summary"].pop(),  # the default (no `when`) variant
-        "summary.2.when: the last variant is the default",
+        "summary.1.when: the last variant is the default",
         id="no-default-variant",
     ),
     pytest.param(
@@ -146,9 +147,9 @@ BROKEN = [
 
 @pytest.mark.parametrize(("pattern_id", "change", "expected"), BROKEN)
 def test_broken_wording_is_rejected_naming_file_and_key(
-    edit_wording: Callable[[str, Callable[[dict], object]], Path],
+    edit_wording: Callable[[str, Callable[[Raw], object]], Path],
     pattern_id: str,
-    change: Callable[[dict], object],
+    change: Callable[[Raw], object],
     expected: str,
 ) -> None:
     message = _problems(edit_wording(pattern_id, change))
@@ -174,7 +175,7 @@ def test_unknown_file_and_bad_yaml_are_named(tmp_path: Path) -> None:
 
 
 def test_every_problem_is_reported_at_once(
-    edit_wording: Callable[[str, Callable[[dict], object]], Path],
+    edit_wording: Callable[[str, Callable[[Raw], object]], Path],
 ) -> None:
     edit_wording("nonadherence", _set("why", "{nope}"))
     directory = edit_wording("regimen-escalation", lambda d: d.pop("title"))

@@ -194,7 +194,7 @@ def service_url(hook: str) -> str:
 
 
 @dataclass
-class TestIssuer:
+class JwtIssuer:
     """A CDS client with its own P-384 key, trusted through a JWKS file (like the sandbox)."""
 
     issuer: str
@@ -214,17 +214,17 @@ class TestIssuer:
 
 
 @pytest.fixture
-def test_issuer(tmp_path: Path) -> TestIssuer:
+def test_issuer(tmp_path: Path) -> JwtIssuer:
     key = ec.generate_private_key(ec.SECP384R1())
     jwk = json.loads(jwt.algorithms.ECAlgorithm.to_jwk(key.public_key()))
     jwk.update({"kid": "test-key-1", "use": "sig", "alg": "ES384"})
     path = tmp_path / "jwks.json"
     path.write_text(json.dumps({"keys": [jwk]}), encoding="utf-8")
-    return TestIssuer("https://ehr.test.example", "test-key-1", key, path)
+    return JwtIssuer("https://ehr.test.example", "test-key-1", key, path)
 
 
 @pytest.fixture
-def jwt_settings(make_settings: Callable[..., Any], test_issuer: TestIssuer) -> Any:
+def jwt_settings(make_settings: Callable[..., Any], test_issuer: JwtIssuer) -> Any:
     return make_settings({"auth": {
         "require_jwt": True,
         "trusted_clients": [{"issuer": test_issuer.issuer,

@@ -58,13 +58,24 @@ def public_jwk(private: Any, kid: str, alg: str) -> dict[str, Any]:
 
 
 def claims(**overrides: Any) -> dict[str, Any]:
-    base = {"iss": ISSUER, "aud": AUD, "iat": int(NOW), "exp": int(NOW) + 300, "jti": str(uuid.uuid4())}
+    base = {
+        "iss": ISSUER,
+        "aud": AUD,
+        "iat": int(NOW),
+        "exp": int(NOW) + 300,
+        "jti": str(uuid.uuid4()),
+    }
     base.update(overrides)
     return {k: v for k, v in base.items() if v is not None}
 
 
 def sign(
-    private: Any, payload: dict[str, Any], *, alg: str = "ES384", kid: str | None = "ec-1", **hdr: Any
+    private: Any,
+    payload: dict[str, Any],
+    *,
+    alg: str = "ES384",
+    kid: str | None = "ec-1",
+    **hdr: Any,
 ) -> str:
     headers = {"kid": kid, **hdr} if kid is not None else dict(hdr)
     return jwt.encode(payload, private, algorithm=alg, headers=headers)
@@ -158,7 +169,13 @@ def test_sandbox_shaped_token_verifies_with_the_pinned_sandbox_jwks() -> None:
     )
     header = {"alg": "ES384", "typ": "JWT", "kid": SANDBOX_KID, "jku": SANDBOX_JKU}
     iat = int(NOW)
-    payload = {"iss": SANDBOX_ISSUER, "aud": AUD, "exp": iat + 300, "iat": iat, "jti": str(uuid.uuid4())}
+    payload = {
+        "iss": SANDBOX_ISSUER,
+        "aud": AUD,
+        "exp": iat + 300,
+        "iat": iat,
+        "jti": str(uuid.uuid4()),
+    }
     token = jwt.encode(payload, private, algorithm="ES384", headers=header)
     assert jwt.get_unverified_header(token) == header
     auth = auth_settings(
@@ -214,9 +231,7 @@ def test_alg_none_is_rejected(verifier: JwtVerifier) -> None:
     assert rejected(verifier, bearer(token)) == "algorithm-not-allowed"
 
 
-def test_hs256_keyed_with_the_public_key_is_rejected(
-    verifier: JwtVerifier, ec_key: Any
-) -> None:
+def test_hs256_keyed_with_the_public_key_is_rejected(verifier: JwtVerifier, ec_key: Any) -> None:
     """The classic key-confusion attack: HMAC with the published public key as the secret."""
     public_pem = ec_key.public_key().public_bytes(
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
@@ -322,16 +337,16 @@ def test_rotated_key_is_fetched_and_refresh_is_rate_limited(
     assert len(httpserver.log) == 2
 
 
-def test_jku_not_on_the_allowlist_is_not_fetched(
-    httpserver: HTTPServer, jwks_file: Path
-) -> None:
+def test_jku_not_on_the_allowlist_is_not_fetched(httpserver: HTTPServer, jwks_file: Path) -> None:
     attacker = ec.generate_private_key(ec.SECP384R1())
     httpserver.expect_request("/attacker-jwks.json").respond_with_json(
         {"keys": [public_jwk(attacker, "attacker-1", "ES384")]}
     )
     auth = auth_settings(TrustedClient(issuer=ISSUER, jwks_file=str(jwks_file)))
     verifier = JwtVerifier(auth, MemoryTtlStore(), clock=lambda: NOW)
-    token = sign(attacker, claims(), kid="attacker-1", jku=httpserver.url_for("/attacker-jwks.json"))
+    token = sign(
+        attacker, claims(), kid="attacker-1", jku=httpserver.url_for("/attacker-jwks.json")
+    )
     assert rejected(verifier, bearer(token)) == "unknown-key"
     assert len(httpserver.log) == 0
 
@@ -406,9 +421,7 @@ def test_token_living_exactly_the_maximum_is_accepted(verifier: JwtVerifier, ec_
 
 
 @pytest.mark.parametrize("claim", ["exp", "iat", "jti"])
-def test_required_claim_missing_is_rejected(
-    verifier: JwtVerifier, ec_key: Any, claim: str
-) -> None:
+def test_required_claim_missing_is_rejected(verifier: JwtVerifier, ec_key: Any, claim: str) -> None:
     assert rejected(verifier, bearer(sign(ec_key, claims(**{claim: None})))) == "malformed-token"
 
 

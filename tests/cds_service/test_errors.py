@@ -74,7 +74,9 @@ def test_non_json_content_type_is_415(client: Any, content_type: str | None) -> 
     assert_error(response, 415, "unsupported-media-type", "not-supported")
 
 
-def test_fhir_json_content_type_is_accepted(client: Any, load_fixture: Callable[[str], Any]) -> None:
+def test_fhir_json_content_type_is_accepted(
+    client: Any, load_fixture: Callable[[str], Any]
+) -> None:
     body = load_fixture("requests/order-sign-sandbox.json")
 
     response = client.post(SIGN, json=body, content_type="application/fhir+json")
@@ -99,7 +101,9 @@ def test_unknown_service_is_404(client: Any) -> None:
     assert_error(response, 404, "unknown-service", "not-found")
 
 
-def test_feedback_to_unknown_service_is_404(client: Any, load_fixture: Callable[[str], Any]) -> None:
+def test_feedback_to_unknown_service_is_404(
+    client: Any, load_fixture: Callable[[str], Any]
+) -> None:
     response = client.post("/cds-services/nope/feedback",
                            json=load_fixture("requests/feedback-accepted.json"))
 

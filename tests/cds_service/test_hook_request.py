@@ -186,7 +186,11 @@ def test_fhir_authorization_without_fhir_server_is_refused(sign_body: dict[str, 
 
 @pytest.mark.parametrize(
     ("raw", "code"),
-    [(b"{not json", "malformed-json"), (b"[1, 2]", "invalid-request"), (b'"text"', "invalid-request")],
+    [
+        (b"{not json", "malformed-json"),
+        (b"[1, 2]", "invalid-request"),
+        (b'"text"', "invalid-request"),
+    ],
 )
 def test_body_must_be_a_json_object(raw: bytes, code: str) -> None:
     with pytest.raises(RequestError) as excinfo:

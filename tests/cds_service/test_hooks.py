@@ -9,7 +9,7 @@ import pytest
 from flask import Flask
 from pytest_httpserver import HTTPServer
 
-from tests.cds_service.conftest import BASE, TestIssuer, searchset
+from tests.cds_service.conftest import BASE, JwtIssuer, searchset
 from tests.cds_service.test_errors import assert_error
 
 PATIENT_VIEW = "/cds-services/psychopharm-patient-view"
@@ -143,7 +143,7 @@ def test_without_a_token_the_call_is_401_with_no_detail(
 
 
 def test_a_valid_token_for_this_url_is_accepted(
-    jwt_client: Any, test_issuer: TestIssuer, load_fixture: Callable[[str], Any]
+    jwt_client: Any, test_issuer: JwtIssuer, load_fixture: Callable[[str], Any]
 ) -> None:
     response = jwt_client.post(SIGN, json=load_fixture("requests/order-sign-sandbox.json"),
                                headers=test_issuer.header(SIGN))
@@ -152,7 +152,7 @@ def test_a_valid_token_for_this_url_is_accepted(
 
 
 def test_a_token_for_another_service_is_401(
-    jwt_client: Any, test_issuer: TestIssuer, load_fixture: Callable[[str], Any]
+    jwt_client: Any, test_issuer: JwtIssuer, load_fixture: Callable[[str], Any]
 ) -> None:
     response = jwt_client.post(SIGN, json=load_fixture("requests/order-sign-sandbox.json"),
                                headers=test_issuer.header(PATIENT_VIEW))
@@ -161,7 +161,7 @@ def test_a_token_for_another_service_is_401(
 
 
 def test_a_replayed_token_is_401(
-    jwt_client: Any, test_issuer: TestIssuer, load_fixture: Callable[[str], Any]
+    jwt_client: Any, test_issuer: JwtIssuer, load_fixture: Callable[[str], Any]
 ) -> None:
     headers = test_issuer.header(SIGN)
     body = load_fixture("requests/order-sign-sandbox.json")
@@ -180,7 +180,7 @@ def test_auth_is_checked_before_the_body(jwt_client: Any) -> None:
 
 
 def test_audience_is_the_configured_public_url(
-    make_settings: Callable[..., Any], make_app: Callable[..., Flask], test_issuer: TestIssuer,
+    make_settings: Callable[..., Any], make_app: Callable[..., Flask], test_issuer: JwtIssuer,
     load_fixture: Callable[[str], Any],
 ) -> None:
     public = "https://cds.example.org/psychopharm"

@@ -27,7 +27,9 @@ def test_observed_calls_are_counted_and_timed() -> None:
     metrics.observe_call("psychopharm-order-sign", "order-sign", 200, 0.3)
     metrics.observe_call("psychopharm-order-sign", "order-sign", 401, 0.001)
     got = samples(metrics)
-    ok = frozenset({("service", "psychopharm-order-sign"), ("hook", "order-sign"), ("status", "200")})
+    ok = frozenset(
+        {("service", "psychopharm-order-sign"), ("hook", "order-sign"), ("status", "200")}
+    )
     assert got[("psychopharm_hook_calls_total", ok)] == 2
     denied = ok - {("status", "200")} | {("status", "401")}
     assert got[("psychopharm_hook_calls_total", denied)] == 1

@@ -1,0 +1,289 @@
+"""Cards built from realistic findings conform to CDS Hooks 2.0 and carry their evidence."""
+
+from __future__ import annotations
+
+import itertools
+import re
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
+
+import pytest
+from fhir.resources.R4B.communicationrequest import CommunicationRequest
+from fhir.resources.R4B.servicerequest import ServiceRequest
+from fhir.resources.R4B.task import Task
+
+from cards.builder import PATTERN_SYSTEM, build_card, card_evidence_refs
+from cards.wording import OVERRIDE_REASON_CODES, OVERRIDE_REASON_SYSTEM, Wording
+from cds_service.patterns import PATTERN_IDS
+from cds_service.patterns.base import EvidenceItem, Finding
+
+MODELS: dict[str, Any] = {
+    "ServiceRequest": ServiceRequest,
+    "Task": Task,
+    "CommunicationRequest": CommunicationRequest,
+}
+LONG_NAMES = [
+    "levomilnacipran", "dexmethylphenidate", "desvenlafaxine", "trifluoperazine",
+    "chlordiazepoxide", "lisdexamfetamine", "tranylcypromine", "brexpiprazole",
+    "lumateperone", "oxcarbazepine", "clomipramine", "carbamazepine",
+]  # fmt: skip
+
+
+def _card(finding: Finding, wording: Mapping[str, Wording], **kwargs: Any) -> dict[str, Any]:
+    args: dict[str, Any] = {
+        "patient_ref": "Patient/pat-1",
+        "practitioner_ref": "Practitioner/prac-7",
+        "encounter_ref": "Encounter/enc-3",
+    }
+    return build_card(finding, wording[finding.pattern_id], **{**args, **kwargs})
+
+
+def _walk(value: Any, path: str = "card") -> Iterator[tuple[str, Any]]:
+    yield path, value
+    if isinstance(value, dict):
+        for key, item in value.items():
+            yield from _walk(item, f"{path}.{key}")
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            yield from _walk(item, f"{path}[{i}]")
+
+
+@pytest.mark.parametrize("pattern_id", PATTERN_IDS)
+def test_card_conforms_to_cds_hooks(
+    pattern_id: str, wording: Mapping[str, Wording], make_finding: Callable[..., Finding]
+) -> None:
+    finding = make_finding(pattern_id)
+    card = _card(finding, wording)
+
+    assert set(card) >= {"uuid", "summary", "detail", "indicator", "source"}
+    assert 0 < len(card["summary"]) < 140
+    assert card["indicator"] == finding.indicator
+    assert card["indicator"] in {"info", "warning"}
+    assert card["source"]["label"]
+    assert card["source"]["topic"] == {
+        "system": PATTERN_SYSTEM,
+        "code": pattern_id,
+        "display": wording[pattern_id].title,
+    }
+    for path, value in _walk(card):
+        assert value is not None and value not in ("", [], {}), f"{path} is empty"
+
+    suggestions = card["suggestions"]
+    assert card["selectionBehavior"] == "at-most-one"
+    assert sum(bool(s.get("isRecommended")) for s in suggestions) <= 1
+    uuids = [card["uuid"]] + [s["uuid"] for s in suggestions]
+    assert len(set(uuids)) == len(uuids)
+    for suggestion in suggestions:
+        assert suggestion["label"]
+        for action in suggestion["actions"]:
+            assert action["type"] == "create" and action["description"]
+
+    for reason in card["overrideReasons"]:
+        assert reason["system"] == OVERRIDE_REASON_SYSTEM
+        assert reason["code"] in OVERRIDE_REASON_CODES
+        assert reason["display"]
+    for link in card["links"]:
+        assert link["type"] == "absolute" and link["url"].startswith("https://")
+
+
+@pytest.mark.parametrize("pattern_id", PATTERN_IDS)
+def test_every_suggested_resource_is_valid_fhir_r4(
+    pattern_id: str, wording: Mapping[str, Wording], make_finding: Callable[..., Finding]
+) -> None:
+    card = _card(make_finding(pattern_id), wording)
+    for suggestion in card["suggestions"]:
+        resource = suggestion["actions"][0]["resource"]
+        MODELS[resource["resourceType"]].model_validate(resource)
+        assert resource["status"] == "draft"
+        patient = resource.get("subject") or resource.get("for")
+        assert patient == {"reference": "Patient/pat-1"}
+        assert resource["requester"] == {"reference": "Practitioner/prac-7"}
+        assert resource["encounter"] == {"reference": "Encounter/enc-3"}
+
+
+def test_resources_without_practitioner_or_encounter_stay_valid(
+    wording: Mapping[str, Wording], make_finding: Callable[..., Finding]
+) -> None:
+    card = _card(
+        make_finding("nonadherence"),
+        wording,
+        patient_ref="pat-1",
+        practitioner_ref=None,
+        encounter_ref=None,
+    )
+    for suggestion in card["suggestions"]:
+        resource = suggestion["actions"][0]["resource"]
+        MODELS[resource["resourceType"]].model_validate(resource)
+        assert "requester" not in resource and "encounter" not in resource
+        assert (resource.get("subject") or resource.get("for")) == {"reference": "Patient/pat-1"}
+
+
+@pytest.mark.parametrize("pattern_id", PATTERN_IDS)
+def test_detail_quotes_evidence_thresholds_and_citation(
+    pattern_id: str, wording: Mapping[str, Wording], make_finding: Callable[..., Finding]
+) -> None:
+    finding = make_finding(pattern_id)
+    detail = _card(finding, wording)["detail"]
+    for item in finding.evidence:
+        assert item.label in detail
+        if item.when:
+            assert item.when.isoformat() in detail
+    for section in ("**Evidence**", "**Why this matters**", "**What triggered this card**"):
+        assert section in detail
+    thresholds = [k for k in finding.facts if k.startswith(("min_", "max_", "pdc_below"))]
+    assert thresholds
+    triggered = detail.split("**What triggered this card**")[1].split("**")[0]
+    assert any(str(finding.facts[k]).rstrip("0").rstrip(".") in triggered for k in thresholds)
+    assert "Mintz D." in detail or "Delphi" in detail
+    assert re.search(r"<https://[^>]+>", detail)
+
+
+@pytest.mark.parametrize("pattern_id", PATTERN_IDS)
+def test_summary_fits_even_with_long_lists(
+    pattern_id: str, wording: Mapping[str, Wording], make_finding: Callable[..., Finding]
+) -> None:
+    finding = make_finding(pattern_id)
+    long_facts = {k: LONG_NAMES * 2 for k, v in finding.facts.items() if isinstance(v, list)}
+    card = _card(make_finding(pattern_id, **long_facts), wording)
+    assert len(card["summary"]) < 140
+    assert "{" not in card["summary"] and "not recorded" not in card["summary"]
+
+
+def test_summaries_for_realistic_findings_read_as_intended(
+    wording: Mapping[str, Wording], make_finding: Callable[..., Finding]
+) -> None:
+    def summary(pattern_id: str, **facts: Any) -> str:
+        return str(_card(make_finding(pattern_id, **facts), wording)["summary"])
+
+    assert summary("repeated-intolerance") == (
+        "Side effects with 4 psychotropics in 24 months: consider exploring expectations before "
+        "another new agent"
+    )
+    assert summary("multiple-failed-trials").startswith(
+        "2 antidepressant trials have not helped enough"
+    )
+    assert summary("psychotropic-polypharmacy", trigger="antipsychotics").startswith(
+        "3 antipsychotics at the same time"
+    )
+    assert summary("psychotropic-polypharmacy", trigger="psychotropics").startswith(
+        "The regimen has grown to 5 psychotropics"
+    )
+    assert "no visit for 120 days" in summary(
+        "visits-lag-changes", trigger="visit_gap", days_since_last_visit=120
+    )
+    assert "no recent visit on record" in summary(
+        "visits-lag-changes", trigger="visit_gap", days_since_last_visit=None
+    )
+    assert summary("visits-lag-changes") == (
+        "3 medication changes in 90 days and fewer visits (1): consider seeing the patient more "
+        "often"
+    )
+    assert summary("nonadherence").startswith(
+        "Gaps in antidepressant supply (PDC 0.52): before raising the dose"
+    )
+    assert summary("nonadherence", dose_increase_in_draft=False).startswith(
+        "Gaps in antidepressant supply (PDC 0.52 over 180 days)"
+    )
+    assert summary("nonadherence", pdc=None, dose_increase_in_draft=False).startswith(
+        "Recorded as not taking the antidepressant as prescribed"
+    )
+
+
+def test_ehr_text_cannot_inject_markdown_or_html(
+    wording: Mapping[str, Wording], make_finding: Callable[..., Finding]
+) -> None:
+    base = make_finding("repeated-intolerance")
+    hostile = Finding(
+        pattern_id=base.pattern_id,
+        evidence=(
+            EvidenceItem(
+                "MedicationRequest/x",
+                "sertraline <script>alert('x')</script> **50 MG** [link](https://evil.example)",
+                None,
+                "stopped\n# not a heading",
+            ),
+        ),
+        facts={**base.facts, "ingredients": ["<b>bold</b>", "*star*"]},
+        evidence_keys=base.evidence_keys,
+    )
+    card = _card(hostile, wording)
+    detail = card["detail"]
+    assert "<script>" not in detail and "<b>" not in detail
+    assert "&lt;script&gt;" in detail
+    assert r"\*\*50 MG\*\*" in detail and r"\[link\]" in detail
+    assert r"\*star\*" in detail
+    assert "\n# not a heading" not in detail
+    assert "date not recorded" in detail
+    for suggestion in card["suggestions"]:
+        for note in suggestion["actions"][0]["resource"].get("note", []):
+            assert "<b>" not in note["text"]
+
+
+def test_uuids_come_from_the_factory_and_card_uuid_wins(
+    wording: Mapping[str, Wording], make_finding: Callable[..., Finding]
+) -> None:
+    counter = itertools.count(1)
+    card = _card(
+        make_finding("regimen-escalation"),
+        wording,
+        uuid_factory=lambda: f"uuid-{next(counter)}",
+        card_uuid="card-1",
+    )
+    assert card["uuid"] == "card-1"
+    assert [s["uuid"] for s in card["suggestions"]] == ["uuid-1", "uuid-2"]
+
+
+def test_wording_of_another_pattern_is_refused(
+    wording: Mapping[str, Wording], make_finding: Callable[..., Finding]
+) -> None:
+    with pytest.raises(ValueError, match="cannot word"):
+        build_card(
+            make_finding("nonadherence"),
+            wording["regimen-escalation"],
+            patient_ref="Patient/1",
+            practitioner_ref=None,
+            encounter_ref=None,
+        )
+
+
+def test_missing_fact_reads_not_recorded_instead_of_failing(
+    wording: Mapping[str, Wording], make_finding: Callable[..., Finding]
+) -> None:
+    base = make_finding("regimen-escalation")
+    facts = {k: v for k, v in base.facts.items() if k != "new_agents"}
+    finding = Finding(base.pattern_id, base.evidence, facts, base.evidence_keys)
+    assert "New agents: not recorded." in _card(finding, wording)["detail"]
+
+
+def test_long_evidence_is_listed_up_to_a_limit(
+    wording: Mapping[str, Wording], make_finding: Callable[..., Finding]
+) -> None:
+    base = make_finding("nonadherence")
+    items = tuple(
+        EvidenceItem(f"MedicationDispense/md-{n}", "sertraline 50 MG Oral Tablet", None, "")
+        for n in range(30)
+    )
+    finding = Finding(base.pattern_id, items, base.facts, base.evidence_keys)
+    detail = _card(finding, wording)["detail"]
+    assert detail.count("sertraline 50 MG Oral Tablet") == 12
+    assert "and 18 more records" in detail
+    assert len(card_evidence_refs(finding)) == 30
+
+
+def test_card_evidence_refs_in_order_without_repeats() -> None:
+    finding = Finding(
+        "nonadherence",
+        (
+            EvidenceItem("MedicationDispense/1", "a", None),
+            EvidenceItem("MedicationDispense/2", "b", None),
+            EvidenceItem("MedicationDispense/1", "a", None),
+        ),
+        {},
+        frozenset(),
+        references=("MedicationRequest/9", "MedicationDispense/2"),
+    )
+    assert card_evidence_refs(finding) == (
+        "MedicationDispense/1",
+        "MedicationDispense/2",
+        "MedicationRequest/9",
+    )

@@ -1,0 +1,155 @@
+"""visits-lag-changes: >= 3 regimen changes in 90 days outpacing completed outpatient visits."""
+
+from __future__ import annotations
+
+import pytest
+
+from cds_service.patterns.visits_lag_changes import Thresholds, detect
+from fhir_mappers.record import MedicationCourse, PatientRecord, Visit
+
+from .builders import (
+    ARIPIPRAZOLE,
+    LORAZEPAM,
+    NOW,
+    QUETIAPINE,
+    SERTRALINE,
+    course,
+    days_ago,
+    draft,
+    visit,
+)
+
+DEFAULTS = Thresholds()
+
+# Sertraline raised 80 days ago, quetiapine added 50 days ago, lorazepam stopped 20 days ago.
+SERTRALINE_50 = course(SERTRALINE, days_ago(200), mg=50, end=days_ago(80), status="completed")
+SERTRALINE_100 = course(SERTRALINE, days_ago(80), mg=100)
+QUETIAPINE_START = course(QUETIAPINE, days_ago(50), mg=50)
+LORAZEPAM_STOP = course(LORAZEPAM, days_ago(300), mg=1, end=days_ago(20), status="stopped")
+THREE_CHANGES = (SERTRALINE_50, SERTRALINE_100, QUETIAPINE_START, LORAZEPAM_STOP)
+
+
+def _record(courses: tuple[MedicationCourse, ...], visits: tuple[Visit, ...]) -> PatientRecord:
+    return PatientRecord(courses=courses, visits=visits)
+
+
+def test_more_changes_than_visits_fire() -> None:
+    finding = detect(_record(THREE_CHANGES, (visit(days_ago(85)),)), (), DEFAULTS, NOW)
+
+    assert finding is not None
+    assert finding.indicator == "info"
+    assert finding.facts["change_count"] == 3
+    assert finding.facts["visit_count"] == 1
+    assert finding.facts["window_days"] == 90
+    assert finding.facts["days_since_last_visit"] == 85
+    assert finding.facts["min_changes"] == 3
+    assert finding.facts["max_days_since_visit"] == 90
+    assert finding.facts["trigger"] == "fewer_visits"
+    assert [e.note for e in finding.evidence] == ["dose 50 -> 100 mg/day", "started", "stopped"]
+    assert len(finding.evidence_keys) == 3
+    assert finding.concerns_draft is False
+
+
+def test_no_visit_on_record_fires_both() -> None:
+    finding = detect(_record(THREE_CHANGES, ()), (), DEFAULTS, NOW)
+    assert finding is not None
+    assert finding.facts["trigger"] == "both"
+    assert finding.facts["days_since_last_visit"] is None
+
+
+def test_visits_only_after_the_changes_fire_visit_gap() -> None:
+    visits = (visit(days_ago(200)), visit(days_ago(15)), visit(days_ago(10)), visit(days_ago(5)))
+    finding = detect(_record(THREE_CHANGES, visits), (), DEFAULTS, NOW)
+    assert finding is not None
+    assert finding.facts["trigger"] == "visit_gap"
+    assert finding.facts["visit_count"] == 3
+
+
+def test_draft_counts_as_a_change_dated_today() -> None:
+    record = _record((SERTRALINE_50, SERTRALINE_100, QUETIAPINE_START), (visit(days_ago(85)),))
+    assert detect(record, (), DEFAULTS, NOW) is None
+
+    finding = detect(record, (draft(ARIPIPRAZOLE, 5),), DEFAULTS, NOW)
+    assert finding is not None
+    assert finding.facts["change_count"] == 3
+    assert finding.concerns_draft is True
+    assert finding.evidence[-1].note == "started (draft order)"
+    assert finding.evidence[-1].when == NOW
+
+
+def test_standing_pattern_with_a_renewal_draft_does_not_concern_it() -> None:
+    finding = detect(_record(THREE_CHANGES, ()), (draft(QUETIAPINE, 50),), DEFAULTS, NOW)
+    assert finding is not None
+    assert finding.concerns_draft is False
+
+
+@pytest.mark.parametrize(
+    ("courses", "visits", "drafts"),
+    [
+        pytest.param((SERTRALINE_50, SERTRALINE_100, QUETIAPINE_START), (), (),
+                     id="two-changes"),
+        pytest.param(THREE_CHANGES,
+                     (visit(days_ago(85)), visit(days_ago(60)), visit(days_ago(30))), (),
+                     id="visits-equal-changes"),
+        pytest.param((SERTRALINE_50, SERTRALINE_100, QUETIAPINE_START),
+                     (visit(days_ago(85)),), (draft(QUETIAPINE, 50),),
+                     id="draft-renews-at-same-dose"),
+        pytest.param((course(SERTRALINE, days_ago(300), mg=50, end=days_ago(91),
+                             status="completed"),
+                      course(SERTRALINE, days_ago(91), mg=100), QUETIAPINE_START,
+                      LORAZEPAM_STOP), (visit(days_ago(95)),), (),
+                     id="dose-change-91-days-ago"),
+        pytest.param((course(SERTRALINE, days_ago(400), mg=100, end=days_ago(80),
+                             status="completed"),
+                      course(SERTRALINE, days_ago(80), mg=100), QUETIAPINE_START,
+                      LORAZEPAM_STOP), (visit(days_ago(85)),), (),
+                     id="renewal-at-same-dose"),
+    ],
+)
+def test_near_misses_do_not_fire(
+    courses: tuple[MedicationCourse, ...],
+    visits: tuple[Visit, ...],
+    drafts: tuple[MedicationCourse, ...],
+) -> None:
+    assert detect(_record(courses, visits), drafts, DEFAULTS, NOW) is None
+
+
+@pytest.mark.parametrize(
+    "visits",
+    [
+        pytest.param((visit(days_ago(85), class_code="IMP", end=days_ago(84)),
+                      visit(days_ago(60), class_code="EMER"), visit(days_ago(30))),
+                     id="inpatient-and-emergency-are-not-outpatient"),
+        pytest.param((visit(days_ago(85)), visit(days_ago(60), status="cancelled"),
+                      visit(days_ago(30), status="planned")),
+                     id="cancelled-and-planned-do-not-count"),
+    ],
+)
+def test_only_completed_outpatient_visits_count(visits: tuple[Visit, ...]) -> None:
+    finding = detect(_record(THREE_CHANGES, visits), (), DEFAULTS, NOW)
+    assert finding is not None
+    assert finding.facts["visit_count"] == 1
+
+
+def test_virtual_visits_count() -> None:
+    visits = (visit(days_ago(85), class_code="VR"), visit(days_ago(60), class_code="VR"),
+              visit(days_ago(30)))
+    assert detect(_record(THREE_CHANGES, visits), (), DEFAULTS, NOW) is None
+
+
+def test_changes_during_an_inpatient_stay_are_excluded() -> None:
+    stay = visit(days_ago(82), class_code="IMP", end=days_ago(45))
+    assert detect(_record(THREE_CHANGES, (stay,)), (), DEFAULTS, NOW) is None
+
+
+@pytest.mark.parametrize(
+    "record",
+    [
+        pytest.param(PatientRecord(), id="empty-record"),
+        pytest.param(_record((course(None, days_ago(80), mg=500), course(None, days_ago(50)),
+                              course(None, days_ago(300), end=days_ago(20), status="stopped")),
+                             ()), id="non-psychotropic-changes"),
+    ],
+)
+def test_negatives(record: PatientRecord) -> None:
+    assert detect(record, (draft(None, 500),), DEFAULTS, NOW) is None
