@@ -1,4 +1,4 @@
-"""Reading a backtest directory: one JSON file per patient, and Bulk FHIR NDJSON partitioned on disk.
+"""Reading a backtest directory: a JSON file per patient, and Bulk FHIR NDJSON partitioned on disk.
 
 ``*.json``: each file is one patient's data, a Bundle (any type; one that holds several patients is
 split by patient reference) or a single resource. Files are parsed by the workers, one at a time.

@@ -18,6 +18,7 @@ from typing import IO
 
 from cds_service.backtest import add_backtest_arguments, main_backtest
 from cds_service.errors import ConfigError
+from cds_service.logging_setup import configure_logging
 from cds_service.patterns import PATTERN_IDS
 from cds_service.settings import Settings, load_settings
 
@@ -203,9 +204,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    configure_logging("INFO")
+    # Alembic announces its plugins at INFO on every start; the commands report what matters.
+    logging.getLogger("alembic").setLevel(logging.WARNING)
     from cds_service.audit.database import DatabaseError
 
     handler: Callable[[argparse.Namespace], int] = args.handler

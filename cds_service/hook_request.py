@@ -43,6 +43,8 @@ _AUTH_FIELDS: Mapping[str, type] = {
 }
 # hookInstance becomes the request id in every log line: keep it short and printable.
 _MAX_HOOK_INSTANCE = 128
+# orjson's fixed nesting limit for parsing.
+MAX_JSON_DEPTH = 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +68,12 @@ def parse_json_object(body: bytes, what: str = "request body") -> dict[str, Any]
     try:
         data = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
+        # orjson stops at 1024 levels; say so, or a client would hunt for a syntax error.
+        if "depth limit" in exc.msg or "recursion" in exc.msg.lower():
+            raise RequestError(
+                f"{what} is nested too deeply (at most {MAX_JSON_DEPTH} levels)",
+                code="malformed-json",
+            ) from exc
         raise RequestError(f"{what} is not valid JSON", code="malformed-json") from exc
     if not isinstance(data, dict):
         raise RequestError(f"{what} must be a JSON object", code="invalid-request")
@@ -110,6 +118,8 @@ def _access_token(data: Mapping[str, Any]) -> str | None:
         value = auth.get(name)
         if value is None:
             raise RequestError(f"fhirAuthorization.{name} is required", code="missing-field")
+        if kind is int and isinstance(value, float) and value.is_integer():
+            value = int(value)  # 300.0 and 3e2 are JSON integers too
         # bool is an int in Python, but not a JSON integer.
         if not isinstance(value, kind) or isinstance(value, bool) or value == "":
             label = "an integer" if kind is int else "a non-empty string"

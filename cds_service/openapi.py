@@ -94,13 +94,18 @@ _COMPONENTS: dict[str, Any] = {
             }},
             "overrideReason": {
                 "type": "object",
+                "nullable": True,
                 "properties": {
                     "reason": {"type": "object", "required": ["code", "system"], "properties": {
-                        "code": _TEXT, "system": _TEXT, "display": {"type": "string"},
+                        "code": _TEXT, "system": _TEXT,
+                        "display": {"type": "string", "nullable": True},
                     }},
-                    "userComment": {"type": "string"},
+                    "userComment": {"type": "string", "nullable": True},
                 },
-                "anyOf": [{"required": ["reason"]}, {"required": ["userComment"]}],
+                "anyOf": [
+                    {"required": ["reason"]},
+                    {"required": ["userComment"], "properties": {"userComment": {"type": "string"}}},
+                ],
             },
             "outcomeTimestamp": {
                 "type": "string",
@@ -133,7 +138,9 @@ def _hook_request(definition: ServiceDefinition) -> dict[str, Any]:
     fields = CONTEXT_FIELDS[definition.hook]
     return {
         "type": "object",
-        "required": ["hook", "hookInstance", "context"],
+        # `prefetch.medications` is documented as required: without it the service must fetch the
+        # medications from an allow-listed fhirServer, and answers 412 when it cannot.
+        "required": ["hook", "hookInstance", "context", "prefetch"],
         "properties": {
             "hook": {"type": "string", "enum": [definition.hook]},
             "hookInstance": {"allOf": [{**_TEXT, "maxLength": 128}, _NO_CONTROL_CHARS]},
@@ -148,8 +155,19 @@ def _hook_request(definition: ServiceDefinition) -> dict[str, Any]:
                     "userId": _TEXT,
                 },
             },
-            "prefetch": {"type": "object"},
+            "prefetch": {
+                "type": "object",
+                "required": ["medications"],
+                "properties": {"medications": {
+                    "type": "object",
+                    "nullable": True,
+                    "required": ["resourceType"],
+                    "properties": {"resourceType": {"type": "string", "enum": ["Bundle"]}},
+                }},
+            },
         },
+        # fhirServer is required when fhirAuthorization is present (spec: CONDITIONAL).
+        "anyOf": [{"not": {"required": ["fhirAuthorization"]}}, {"required": ["fhirServer"]}],
     }
 
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import random
 import sys
-import uuid
 from collections.abc import Iterator, Mapping
 from datetime import date
 from pathlib import Path
@@ -26,10 +25,14 @@ import orjson
 
 from cds_service.patterns import PATTERN_IDS
 from cds_service.synthetic_archetypes import ARCHETYPES
-from cds_service.synthetic_catalogue import DRUGS, NOISE_DRUGS, RXNORM, UCUM
+from cds_service.synthetic_catalogue import NOISE_DRUGS
+from cds_service.synthetic_requests import (
+    BASE_URL,
+    as_bundle,
+    draft_medication_request,
+    make_hook_request,
+)
 from cds_service.synthetic_resources import PatientBuilder
-
-BASE_URL = "https://synthetic.psychopharm-cds.invalid/fhir"
 
 # A population that looks like a psychiatric outpatient panel: half without any pattern.
 DEFAULT_MIX: dict[str, float] = {
@@ -41,15 +44,6 @@ DEFAULT_MIX: dict[str, float] = {
         if name not in ("clean", "stable") and not name.startswith("near_miss_")
     },
     **{name: 0.2 / 6 for name in ARCHETYPES if name.startswith("near_miss_")},
-}
-
-PREFETCH_TYPES: dict[str, str] = {
-    "medications": "MedicationRequest",
-    "allergies": "AllergyIntolerance",
-    "encounters": "Encounter",
-    "dispenses": "MedicationDispense",
-    "observations": "Observation",
-    "conditions": "Condition",
 }
 
 
@@ -80,7 +74,7 @@ def generate_patient(
     _background(b, max(int(history_years * 365), care_start + 60))
     if n_resources is not None:
         _pad(b, n_resources, start=max(int(history_years * 365), care_start, 1100) + 30)
-    return _bundle(b.resources, bundle_type)
+    return as_bundle(b.resources, bundle_type)
 
 
 def _background(b: PatientBuilder, history_days: int) -> None:
@@ -104,23 +98,6 @@ def _pad(b: PatientBuilder, n_resources: int, start: int) -> None:
         if len(b.resources) < n_resources:
             b.phq9(day, b.rng.randint(2, 8))
         day += 7
-
-
-def _bundle(resources: list[dict[str, Any]], bundle_type: str) -> dict[str, Any]:
-    entries = []
-    for resource in resources:
-        entry: dict[str, Any] = {
-            "fullUrl": f"{BASE_URL}/{resource['resourceType']}/{resource['id']}",
-            "resource": resource,
-        }
-        if bundle_type == "searchset":
-            entry["search"] = {"mode": "match"}
-        entries.append(entry)
-    bundle: dict[str, Any] = {"resourceType": "Bundle", "type": bundle_type}
-    if bundle_type == "searchset":
-        bundle["total"] = len(entries)
-    bundle["entry"] = entries
-    return bundle
 
 
 def apportion(n: int, mix: Mapping[str, float]) -> list[str]:
@@ -245,78 +222,6 @@ def _manifest(
     }
 
 
-# -- CDS Hooks requests -------------------------------------------------------------------------
-
-
-def draft_medication_request(
-    patient_id: str,
-    drug: str = "sertraline",
-    mg: float = 50,
-    *,
-    doses_per_day: int = 1,
-    request_id: str = "draft-1",
-) -> dict[str, Any]:
-    """An unsigned order as EHRs put it in ``draftOrders`` (status draft, no authoredOn)."""
-    product = DRUGS[drug]
-    concept: dict[str, Any] = {"text": product.display(mg)}
-    code = product.scd.get(mg) or product.rxcui
-    if code:
-        concept["coding"] = [{"system": RXNORM, "code": code, "display": product.display(mg)}]
-    return {
-        "resourceType": "MedicationRequest",
-        "id": request_id,
-        "status": "draft",
-        "intent": "order",
-        "medicationCodeableConcept": concept,
-        "subject": {"reference": f"Patient/{patient_id}"},
-        "dosageInstruction": [
-            {
-                "timing": {"repeat": {"frequency": doses_per_day, "period": 1, "periodUnit": "d"}},
-                "doseAndRate": [
-                    {"doseQuantity": {"value": mg, "unit": "mg", "system": UCUM, "code": "mg"}}
-                ],
-            }
-        ],
-    }
-
-
-def make_hook_request(
-    bundle: Mapping[str, Any],
-    hook: str,
-    *,
-    draft: Mapping[str, Any] | None = None,
-    hook_instance: str | None = None,
-    user_id: str = "Practitioner/synthetic-prescriber-1",
-) -> dict[str, Any]:
-    """A CDS Hooks request body for this patient, with complete prefetch (no fhirServer needed).
-
-    Prefetch keys: patient, medications, allergies, encounters, dispenses, observations,
-    conditions (searchset Bundles). Order hooks carry ``draft`` (default: sertraline 50 mg) in
-    ``draftOrders``; ``medication-prescribe`` carries it in ``medications``.
-    """
-    resources = [e["resource"] for e in bundle.get("entry", [])]
-    patient = next(r for r in resources if r.get("resourceType") == "Patient")
-    patient_id = patient["id"]
-    prefetch: dict[str, Any] = {"patient": patient}
-    for key, resource_type in PREFETCH_TYPES.items():
-        matches = [r for r in resources if r.get("resourceType") == resource_type]
-        prefetch[key] = _bundle(matches, "searchset")
-    context: dict[str, Any] = {"userId": user_id, "patientId": patient_id}
-    if hook in ("order-select", "order-sign", "medication-prescribe"):
-        order = dict(draft) if draft is not None else draft_medication_request(patient_id)
-        orders = {"resourceType": "Bundle", "type": "collection", "entry": [{"resource": order}]}
-        if hook == "medication-prescribe":
-            context["medications"] = orders
-        else:
-            context["draftOrders"] = orders
-        if hook == "order-select":
-            context["selections"] = [f"MedicationRequest/{order.get('id', 'draft-1')}"]
-    instance = hook_instance or str(
-        uuid.uuid5(uuid.NAMESPACE_URL, f"{BASE_URL}/{patient_id}/{hook}")
-    )
-    return {"hookInstance": instance, "hook": hook, "context": context, "prefetch": prefetch}
-
-
 # -- command line -------------------------------------------------------------------------------
 
 
@@ -355,6 +260,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 __all__ = [
+    "BASE_URL",
     "DEFAULT_MIX",
     "apportion",
     "draft_medication_request",

@@ -17,6 +17,11 @@ from typing import Any
 _DATE = re.compile(r"(\d{4})(?:-(\d{2})(?:-(\d{2}))?)?(?:T[\d:.]+(?:Z|[+-]\d{2}:\d{2})?)?")
 
 
+def _is_object(value: Any) -> bool:
+    # JSON objects are plain dicts; the ABC check is the slow path for other mappings.
+    return type(value) is dict or isinstance(value, Mapping)
+
+
 def parse_date(value: Any) -> date | None:
     """A FHIR date/dateTime/instant as a date; partial dates fall on the first day of the period."""
     if not isinstance(value, str):
@@ -60,14 +65,14 @@ def get(obj: Any, *path: str | int) -> Any:
         if isinstance(key, int):
             if isinstance(current, list):
                 current = current[key] if -len(current) <= key < len(current) else None
-            elif isinstance(current, Mapping) and key == 0:
+            elif _is_object(current) and key == 0:
                 continue
             else:
                 return None
         else:
             if isinstance(current, list):
                 current = current[0] if current else None
-            current = current.get(key) if isinstance(current, Mapping) else None
+            current = current.get(key) if _is_object(current) else None
     return current
 
 
@@ -97,10 +102,10 @@ def codings(concept: Any) -> list[Mapping[str, Any]]:
     """
     found: list[Mapping[str, Any]] = []
     for item in as_list(concept):
-        if not isinstance(item, Mapping):
+        if not _is_object(item):
             continue
         if "coding" in item:
-            found.extend(c for c in as_list(item.get("coding")) if isinstance(c, Mapping))
+            found.extend(c for c in as_list(item.get("coding")) if _is_object(c))
         elif "code" in item or "system" in item:
             found.append(item)  # a bare Coding (R4 Encounter.class, some statusReason exports)
     return found
@@ -114,7 +119,7 @@ def codes(concept: Any) -> list[str]:
 def concept_text(concept: Any) -> str:
     """What a user would read: ``text``, else the first coding ``display``."""
     for item in as_list(concept):
-        if isinstance(item, Mapping) and text(item.get("text")):
+        if _is_object(item) and text(item.get("text")):
             return text(item.get("text"))
     for coding in codings(concept):
         if text(coding.get("display")):

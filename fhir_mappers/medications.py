@@ -12,6 +12,7 @@ import csv
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, cast, get_args
@@ -35,6 +36,7 @@ _STRENGTH = re.compile(
 )
 _TO_MG = {"mg": 1.0, "mcg": 0.001, "ug": 0.001, "g": 1000.0}
 _DRUG_CLASSES = frozenset(get_args(DrugClass))
+_MEMO_SIZE = 4096
 
 # A synonym as its words, and the ingredient it names.
 _NameEntry = tuple[tuple[str, ...], Ingredient]
@@ -51,6 +53,10 @@ class IngredientTable:
     by_atc: Mapping[str, tuple[Ingredient, ...]] = field(repr=False)
     # Names indexed by their first word, so matching a display costs one dict lookup per word.
     by_first_word: Mapping[str, tuple[_NameEntry, ...]] = field(repr=False)
+    # Results by (codings, text): a patient's history names the same few products again and again.
+    _memo: dict[tuple[Any, ...], tuple[Ingredient, ...]] = field(
+        default_factory=dict, repr=False, compare=False, hash=False
+    )
 
     @classmethod
     def load(cls, path: Path | None = None) -> IngredientTable:
@@ -98,19 +104,28 @@ class IngredientTable:
         self, codings: Iterable[Mapping[str, Any]], text: str = ""
     ) -> tuple[Ingredient, ...]:
         """The ingredient families of a medication; ``()`` when nothing is recognised."""
+        key = (text, *(_coding_key(c) for c in codings))
+        cached = self._memo.get(key)
+        if cached is None:
+            cached = self._classify(key[1:], text)
+            if len(self._memo) >= _MEMO_SIZE:
+                self._memo.clear()
+            self._memo[key] = cached
+        return cached
+
+    def _classify(
+        self, codings: tuple[tuple[str, str, str], ...], text: str
+    ) -> tuple[Ingredient, ...]:
         found: dict[str, Ingredient] = {}
         displays: list[str] = [text]
-        for coding in codings:
-            if not isinstance(coding, Mapping):
-                continue
-            system, code = _str(coding.get("system")), _str(coding.get("code"))
+        for system, code, display in codings:
             if system in RXNORM_SYSTEMS and code in self.by_rxcui:
                 ingredient = self.by_rxcui[code]
                 found.setdefault(ingredient.name, ingredient)
             elif system in ATC_SYSTEMS:
                 for ingredient in self.by_atc.get(code.upper(), ()):
                     found.setdefault(ingredient.name, ingredient)
-            displays.append(_str(coding.get("display")))
+            displays.append(display)
         if found:
             return tuple(found.values())
         for display in displays:
@@ -123,14 +138,18 @@ class IngredientTable:
         words = _WORD.findall(value.lower())
         found: list[Ingredient] = []
         for index, word in enumerate(words):
+            matched = 0  # length of the longest name matched here; a brand may name several
             for name_words, ingredient in self.by_first_word.get(word, ()):
+                if len(name_words) < matched:
+                    break
                 if tuple(words[index : index + len(name_words)]) == name_words:
+                    matched = len(name_words)
                     if ingredient not in found:
                         found.append(ingredient)
-                    break
         return tuple(found)
 
 
+@lru_cache(maxsize=4096)
 def strength_mg(value: str) -> float | None:
     """The strength of a single-ingredient product display, in mg per unit ("50 MG" -> 50.0).
 
@@ -146,6 +165,7 @@ def strength_mg(value: str) -> float | None:
     return float(amount) * _TO_MG[unit.lower()]
 
 
+@lru_cache(maxsize=4096)
 def concentration_mg_per_ml(value: str) -> float | None:
     """mg per mL of a single-ingredient liquid display ("300 MG/5ML" -> 60.0, "2 MG/ML" -> 2.0)."""
     matches = _STRENGTH.findall(value)
@@ -182,6 +202,12 @@ def _parse_row(row: Mapping[str, str], where: str) -> Ingredient:
         is_psychotropic=psychotropic == "true",
         min_effective_mg_per_day=min_effective,
     )
+
+
+def _coding_key(coding: Any) -> tuple[str, str, str]:
+    if not isinstance(coding, Mapping):
+        return ("", "", "")
+    return (_str(coding.get("system")), _str(coding.get("code")), _str(coding.get("display")))
 
 
 def _split(value: str | None) -> list[str]:

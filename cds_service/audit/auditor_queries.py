@@ -114,10 +114,12 @@ def count_rows(engine: Engine, flt: CardFilter) -> int:
         return int(connection.scalar(select(func.count()).select_from(rows)) or 0)
 
 
-def page_rows(engine: Engine, flt: CardFilter, *, page: int, page_size: int) -> list[dict[str, Any]]:
-    """One page of rows, newest first (``page`` counts from 1)."""
+def page_rows(
+    engine: Engine, flt: CardFilter, *, page: int, page_size: int
+) -> list[dict[str, Any]]:
+    """One page of rows, newest card time first (``page`` counts from 1)."""
     rows = _rows(flt)
-    stmt = select(rows).order_by(rows.c.seq.desc()).limit(page_size)
+    stmt = select(rows).order_by(rows.c.time.desc(), rows.c.seq.desc()).limit(page_size)
     stmt = stmt.offset((page - 1) * page_size)
     with engine.connect() as connection:
         return [_row_dict(m) for m in connection.execute(stmt).mappings()]

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import (
     BigInteger,
@@ -124,9 +124,10 @@ class ChainHead(Base):
     row_hash: Mapped[str] = mapped_column(String(64))
 
 
-CARD = CardRow.__table__
-FEEDBACK = FeedbackRow.__table__
-CHAIN_HEAD = ChainHead.__table__
+# Declared as FromClause on the ORM class; these are plain Tables for Core statements.
+CARD = cast(Table, CardRow.__table__)
+FEEDBACK = cast(Table, FeedbackRow.__table__)
+CHAIN_HEAD = cast(Table, ChainHead.__table__)
 
 
 def row_content(table: Table, values: Mapping[str, Any]) -> dict[str, Any]:

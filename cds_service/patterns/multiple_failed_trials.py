@@ -16,7 +16,9 @@ mood stabilizer added while it continued) while symptoms persisted: the PHQ-9 cl
 trial was stopped for lack of effect. Adequate = >= ``min_trial_days`` from the first course at or
 above ``Ingredient.min_effective_mg_per_day``; where the dose or the minimum is unknown, the trial
 counts on duration alone and ``dose_unknown_trials`` says how many did. Dose changes of one
-ingredient are one trial (its courses merge into one episode).
+ingredient are one trial (its courses merge into one episode). A trial stopped without an end date
+(common in R4 exports) is taken to have run until the next agent of its class was started (the
+switch), or, without one, until its last course was written.
 
 **Unless** the trial ended because the medication was not tolerated (stop reason intolerance or
 allergy): that is not evidence about its effect. Anxiolytics and hypnotics added for sleep or
@@ -153,15 +155,18 @@ def _included(
     adequate_from = adequate[0].start or episode.start
     known = [d for d in (single_dose(c) for c in adequate) if d is not None]
     dose_unknown = floor is None or not known
+    end_day = _end_day(episode, all_episodes)
     candidates = [
         (other.start, f"when {other.ingredient.name} was added", False)
         for other in all_episodes
         if other.ingredient.drug_class in AUGMENTING_CLASSES
         and other.ingredient.name != episode.ingredient.name
-        and adequate_from < other.start <= episode.last_day
+        # an agent started on the day a trial ends replaced it: that is the end, not augmentation
+        and adequate_from < other.start <= end_day
+        and (episode.is_open or other.start < end_day)
     ]
     if not episode.is_open:
-        candidates.append((episode.last_day, "at end", True))
+        candidates.append((end_day, "at end", True))
     for when, label, is_end in sorted(candidates):
         if (when - adequate_from).days < thresholds.min_trial_days:
             continue
@@ -183,6 +188,20 @@ def _included(
             score,
         )
     return None
+
+
+def _end_day(episode: Episode, all_episodes: Sequence[Episode]) -> date:
+    """When the trial ended; for a stop without a date, when the next agent of its class began."""
+    if episode.is_open or episode.ending_course.end is not None:
+        return episode.last_day
+    replacements = [
+        other.start
+        for other in all_episodes
+        if other.ingredient.drug_class == episode.ingredient.drug_class
+        and other.ingredient.name != episode.ingredient.name
+        and other.start > episode.last_day
+    ]
+    return min(replacements, default=episode.last_day)
 
 
 def _excluded(trial: _Trial) -> bool:

@@ -29,9 +29,7 @@ def filled(store: SqlAuditStore) -> tuple[SqlAuditStore, list[str]]:
     ]
     store.record_cards(cards)
     store.flush()
-    store.record_feedback(
-        [feedback(cards[0].card_uuid, override_comment="-see note from 3 March")]
-    )
+    store.record_feedback([feedback(cards[0].card_uuid, override_comment="-see note from 3 March")])
     return store, [c.card_uuid for c in cards]
 
 
@@ -48,9 +46,20 @@ def test_jsonl_has_one_object_per_card_with_its_outcome(
     assert [r["card_uuid"] for r in rows] == uuids
     first = rows[0]
     required = {
-        "time", "hook", "hook_instance", "service_id", "pattern", "card_uuid", "shown",
-        "disposition", "summary", "outcome", "override_reason", "override_comment",
-        "config_version", "patient_key",
+        "time",
+        "hook",
+        "hook_instance",
+        "service_id",
+        "pattern",
+        "card_uuid",
+        "shown",
+        "disposition",
+        "summary",
+        "outcome",
+        "override_reason",
+        "override_comment",
+        "config_version",
+        "patient_key",
     }
     assert required <= set(first)
     assert first["time"] == "2025-03-04T14:30:15.123456Z"

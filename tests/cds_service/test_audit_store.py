@@ -43,9 +43,10 @@ def test_shown_and_not_shown_cards_are_rows_with_their_disposition(store: SqlAud
     store.flush()
 
     rows = {row["card_uuid"]: row for row in store.query_cards()}
-    assert [(rows[c.card_uuid]["shown"], rows[c.card_uuid]["disposition"]) for c in
-            (shown, silent, suppressed)] == [(True, "shown"), (False, "silent"),
-                                              (False, "suppressed")]
+    assert [
+        (rows[c.card_uuid]["shown"], rows[c.card_uuid]["disposition"])
+        for c in (shown, silent, suppressed)
+    ] == [(True, "shown"), (False, "silent"), (False, "suppressed")]
     row = rows[shown.card_uuid]
     assert row["time"] == NOW
     assert row["hook"] == "order-sign"
@@ -110,38 +111,36 @@ def test_full_queue_counts_drops_and_logs_an_error_without_phi(
     assert not any(PATIENT_KEY in m or rows[0].card_uuid in m for m in errors)
 
 
-def _make_reachable_sqlite(missing_dir: Path, ready_dir: Path) -> None:
-    ready_dir.mkdir()
-    SqlAuditStore(storage(f"sqlite:///{ready_dir / 'audit.sqlite3'}")).close()
-    os.rename(ready_dir, missing_dir)  # atomic: the writer sees no file, then a migrated one
-
-
 @pytest.mark.parametrize("backend", ["sqlite", "postgres"])
 def test_unreachable_database_keeps_rows_queued_until_it_answers(
     backend: str, tmp_path: Path
 ) -> None:
+    # A migrated database is prepared aside first, then made to appear at the store's URL in one
+    # atomic step (a directory rename, or CREATE DATABASE ... TEMPLATE).
+    missing_dir, ready_dir = tmp_path / "not-yet", tmp_path / "ready"
+    missing_db = f"pcds_missing_{uuid.uuid4().hex[:10]}"
+    ready_db = f"pcds_ready_{uuid.uuid4().hex[:10]}"
     if backend == "sqlite":
-        missing_dir = tmp_path / "not-yet"
+        ready_dir.mkdir()
+        SqlAuditStore(storage(f"sqlite:///{ready_dir / 'audit.sqlite3'}")).close()
         url = f"sqlite:///{missing_dir / 'audit.sqlite3'}"
     else:
-        missing_db = f"pcds_missing_{uuid.uuid4().hex[:10]}"
-        ready_db = f"pcds_ready_{uuid.uuid4().hex[:10]}"
+        with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as admin:
+            admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(ready_db)))
+        SqlAuditStore(storage(PG_URL.format(database=ready_db))).close()
         url = PG_URL.format(database=missing_db)
     store = SqlAuditStore(storage(url), migrate=False)
     try:
         store.record_cards([card() for _ in range(7)])
-        store.flush(timeout_s=0.5)  # cannot succeed: the database does not exist yet
+        store.flush(timeout_s=0.5)  # cannot succeed: the database is not there yet
         stats = store.stats()
         assert stats["write_errors"] >= 1
         assert stats["last_error"].startswith("OperationalError")
         assert (stats["queued"], stats["written"], stats["dropped"]) == (7, 0, 0)
 
         if backend == "sqlite":
-            _make_reachable_sqlite(missing_dir, tmp_path / "ready")
+            os.rename(ready_dir, missing_dir)
         else:
-            with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as admin:
-                admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(ready_db)))
-            SqlAuditStore(storage(PG_URL.format(database=ready_db))).close()
             with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as admin:
                 admin.execute(
                     sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
@@ -249,7 +248,7 @@ def test_query_cards_filters_and_joins_the_latest_feedback(store: SqlAuditStore)
                 outcome_time=NOW - timedelta(days=8),
                 override_code="will-review",
                 override_display="Will review at next visit",
-                override_comment="=HYPERLINK(\"x\")",
+                override_comment='=HYPERLINK("x")',
             ),
         ]
     )

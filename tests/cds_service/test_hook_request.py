@@ -160,6 +160,7 @@ def test_patient_view_needs_only_user_and_patient(load_fixture: Callable[[str], 
         ("token_type", "Basic", "invalid-field"),
         ("expires_in", "300", "invalid-field"),
         ("expires_in", True, "invalid-field"),
+        ("expires_in", 299.5, "invalid-field"),
         ("scope", None, "missing-field"),
         ("subject", "", "invalid-field"),
     ],
@@ -175,6 +176,12 @@ def test_fhir_authorization_shape_is_checked(
     sign_body["fhirAuthorization"] = auth
 
     assert _code(sign_body) == code
+
+
+def test_integral_float_expires_in_is_an_integer(sign_body: dict[str, Any]) -> None:
+    sign_body["fhirAuthorization"] = dict(FHIR_AUTH, expires_in=300.0)
+
+    assert _parse(sign_body).access_token == "some-opaque-token"
 
 
 def test_fhir_authorization_without_fhir_server_is_refused(sign_body: dict[str, Any]) -> None:

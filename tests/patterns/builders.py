@@ -27,16 +27,24 @@ SERTRALINE = Ingredient("sertraline", "36437", "N06AB06", "antidepressant", "SSR
 ESCITALOPRAM = Ingredient("escitalopram", "321988", "N06AB10", "antidepressant", "SSRI", True, 10)
 FLUOXETINE = Ingredient("fluoxetine", "4493", "N06AB03", "antidepressant", "SSRI", True, 20)
 VENLAFAXINE = Ingredient("venlafaxine", "39786", "N06AX16", "antidepressant", "SNRI", True, 75)
-BUPROPION = Ingredient("bupropion", "42347", "N06AX12", "antidepressant", "other AD", True, 300)
-MIRTAZAPINE = Ingredient("mirtazapine", "15996", "N06AX11", "antidepressant", "other AD", True, 15)
+BUPROPION = Ingredient(
+    "bupropion", "42347", "N06AX12", "antidepressant", "other antidepressant", True, 300
+)
+MIRTAZAPINE = Ingredient(
+    "mirtazapine", "15996", "N06AX11", "antidepressant", "other antidepressant", True, 15
+)
 QUETIAPINE = Ingredient("quetiapine", "51272", "N05AH04", "antipsychotic", "SGA", True, 150)
 ARIPIPRAZOLE = Ingredient("aripiprazole", "89013", "N05AX12", "antipsychotic", "SGA", True, 10)
 RISPERIDONE = Ingredient("risperidone", "35636", "N05AX08", "antipsychotic", "SGA", True, 2)
 CLOZAPINE = Ingredient("clozapine", "2626", "N05AH02", "antipsychotic", "SGA", True, 300)
 HALOPERIDOL = Ingredient("haloperidol", "5093", "N05AD01", "antipsychotic", "FGA", True, 4)
 LITHIUM = Ingredient("lithium", "6448", "N05AN01", "mood_stabilizer", "lithium", True)
-LAMOTRIGINE = Ingredient("lamotrigine", "28439", "N03AX09", "mood_stabilizer", "AED", True)
-LORAZEPAM = Ingredient("lorazepam", "6470", "N05BA06", "anxiolytic_hypnotic", "BZD anxiolytic", True)
+LAMOTRIGINE = Ingredient(
+    "lamotrigine", "28439", "N03AX09", "mood_stabilizer", "anticonvulsant", True
+)
+LORAZEPAM = Ingredient(
+    "lorazepam", "6470", "N05BA06", "anxiolytic_hypnotic", "BZD anxiolytic", True
+)
 METFORMIN = None  # a non-psychotropic drug: the mapper gives it no ingredients
 
 _FORMS = {
@@ -137,8 +145,9 @@ def intolerance(
     )
 
 
-def visit(when: date, *, class_code: str = "AMB", status: str = "finished",
-          end: date | None = None) -> Visit:
+def visit(
+    when: date, *, class_code: str = "AMB", status: str = "finished", end: date | None = None
+) -> Visit:
     return Visit(
         ref=_ref("Encounter"),
         status=status,
@@ -168,5 +177,6 @@ def dispense(
 
 
 def phq9(when: date, value: float) -> SymptomScore:
-    return SymptomScore(ref=_ref("Observation"), instrument="PHQ-9", loinc="44261-6",
-                        value=value, when=when)
+    return SymptomScore(
+        ref=_ref("Observation"), instrument="PHQ-9", loinc="44261-6", value=value, when=when
+    )

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 import pytest
 
 from cds_service.engine import evaluate
+from cds_service.patterns import Finding
 from cds_service.settings import PatternSettings, load_settings
 from fhir_mappers.record import MedicationCourse, PatientRecord
 
@@ -32,8 +33,14 @@ RECORD = PatientRecord(
         course(QUETIAPINE, days_ago(300), mg=300),
         course(RISPERIDONE, days_ago(200), mg=4),
         course(SERTRALINE, days_ago(600), mg=150, end=days_ago(500), status="stopped"),
-        course(ESCITALOPRAM, days_ago(480), mg=20, end=days_ago(380), status="stopped",
-               stop_reason="lack_of_effect"),
+        course(
+            ESCITALOPRAM,
+            days_ago(480),
+            mg=20,
+            end=days_ago(380),
+            status="stopped",
+            stop_reason="lack_of_effect",
+        ),
     ),
     intolerances=(
         intolerance(VENLAFAXINE, days_ago(350)),
@@ -44,7 +51,7 @@ RECORD = PatientRecord(
 )
 
 
-def _ids(findings: list) -> list[str]:
+def _ids(findings: list[Finding]) -> list[str]:
     return [f.pattern_id for f in findings]
 
 
@@ -53,7 +60,9 @@ def test_patient_view_shows_standing_patterns_by_priority(
 ) -> None:
     findings = evaluate(RECORD, (), pattern_settings, NOW, "patient-view", raise_errors=True)
     assert _ids(findings) == [
-        "repeated-intolerance", "multiple-failed-trials", "psychotropic-polypharmacy"
+        "repeated-intolerance",
+        "multiple-failed-trials",
+        "psychotropic-polypharmacy",
     ]
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from cds_service.patterns.multiple_failed_trials import Thresholds, detect
-from fhir_mappers.record import MedicationCourse, PatientRecord, SymptomScore
+from fhir_mappers.record import MedicationCourse, PatientRecord, StopReasonKind, SymptomScore
 
 from .builders import (
     ARIPIPRAZOLE,
@@ -26,9 +26,7 @@ from .builders import (
 DEFAULTS = Thresholds()
 
 # Sertraline 150 mg for 10 weeks, stopped with PHQ-9 17 two days before the end.
-SERTRALINE_TRIAL = (
-    course(SERTRALINE, days_ago(400), mg=150, end=days_ago(330), status="stopped"),
-)
+SERTRALINE_TRIAL = (course(SERTRALINE, days_ago(400), mg=150, end=days_ago(330), status="stopped"),)
 SERTRALINE_PHQ9 = (phq9(days_ago(332), 17),)
 
 
@@ -38,10 +36,18 @@ def _record(
     return PatientRecord(courses=SERTRALINE_TRIAL + courses, scores=SERTRALINE_PHQ9 + scores)
 
 
-def _escitalopram(days: int = 120, mg: float | None = 20, **kwargs: object) -> MedicationCourse:
-    """Escitalopram from `days` before day 200-ago to day 200-ago, then stopped."""
-    return course(ESCITALOPRAM, days_ago(200 + days), mg=mg, end=days_ago(200),
-                  status="stopped", **kwargs)  # type: ignore[arg-type]
+def _escitalopram(
+    days: int = 120, mg: float | None = 20, stop_reason: StopReasonKind | None = None
+) -> MedicationCourse:
+    """Escitalopram for `days`, stopped 200 days ago."""
+    return course(
+        ESCITALOPRAM,
+        days_ago(200 + days),
+        mg=mg,
+        end=days_ago(200),
+        status="stopped",
+        stop_reason=stop_reason,
+    )
 
 
 def test_two_antidepressant_trials_fire() -> None:
@@ -64,14 +70,18 @@ def test_two_antidepressant_trials_fire() -> None:
     assert finding.facts["dose_unknown_trials"] == 0
     assert finding.evidence_keys == {"trial:sertraline", "trial:escitalopram"}
     assert [e.note for e in finding.evidence] == [
-        "PHQ-9 17", "PHQ-9 17 at end", "stopped: lack of effect"
+        "PHQ-9 17",
+        "PHQ-9 17 at end",
+        "stopped: lack of effect",
     ]
     assert finding.concerns_draft is False
 
 
 def test_augmentation_while_symptoms_persist_counts() -> None:
-    courses = (course(VENLAFAXINE, days_ago(200), mg=150),
-               course(ARIPIPRAZOLE, days_ago(100), mg=5))
+    courses = (
+        course(VENLAFAXINE, days_ago(200), mg=150),
+        course(ARIPIPRAZOLE, days_ago(100), mg=5),
+    )
     finding = detect(_record(courses, (phq9(days_ago(95), 15),)), (), DEFAULTS, NOW)
 
     assert finding is not None
@@ -132,20 +142,41 @@ def test_unknown_dose_counts_on_duration_and_says_so() -> None:
         pytest.param((_escitalopram(days=27),), (phq9(days_ago(200), 14),), id="trial-of-27-days"),
         pytest.param((_escitalopram(mg=5),), (phq9(days_ago(200), 14),), id="dose-below-minimum"),
         pytest.param((_escitalopram(),), (phq9(days_ago(195), 9),), id="phq9-9-at-end"),
-        pytest.param((_escitalopram(),), (phq9(days_ago(165), 18),),
-                     id="phq9-35-days-after-end"),
-        pytest.param((_escitalopram(),), (phq9(days_ago(210), 18), phq9(days_ago(198), 6)),
-                     id="closest-phq9-shows-improvement"),
-        pytest.param((_escitalopram(stop_reason="intolerance"),), (phq9(days_ago(200), 18),),
-                     id="stopped-for-intolerance"),
-        pytest.param((course(VENLAFAXINE, days_ago(90), mg=150),), (phq9(days_ago(10), 16),),
-                     id="second-trial-still-running"),
-        pytest.param((course(VENLAFAXINE, days_ago(200), mg=150),
-                      course(LORAZEPAM, days_ago(100), mg=1)), (phq9(days_ago(95), 15),),
-                     id="anxiolytic-is-not-augmentation"),
-        pytest.param((course(QUETIAPINE, days_ago(300), mg=300, end=days_ago(200),
-                             status="stopped", stop_reason="lack_of_effect"),),
-                     (), id="one-antidepressant-one-antipsychotic"),
+        pytest.param((_escitalopram(),), (phq9(days_ago(165), 18),), id="phq9-35-days-after-end"),
+        pytest.param(
+            (_escitalopram(),),
+            (phq9(days_ago(210), 18), phq9(days_ago(198), 6)),
+            id="closest-phq9-shows-improvement",
+        ),
+        pytest.param(
+            (_escitalopram(stop_reason="intolerance"),),
+            (phq9(days_ago(200), 18),),
+            id="stopped-for-intolerance",
+        ),
+        pytest.param(
+            (course(VENLAFAXINE, days_ago(90), mg=150),),
+            (phq9(days_ago(10), 16),),
+            id="second-trial-still-running",
+        ),
+        pytest.param(
+            (course(VENLAFAXINE, days_ago(200), mg=150), course(LORAZEPAM, days_ago(100), mg=1)),
+            (phq9(days_ago(95), 15),),
+            id="anxiolytic-is-not-augmentation",
+        ),
+        pytest.param(
+            (
+                course(
+                    QUETIAPINE,
+                    days_ago(300),
+                    mg=300,
+                    end=days_ago(200),
+                    status="stopped",
+                    stop_reason="lack_of_effect",
+                ),
+            ),
+            (),
+            id="one-antidepressant-one-antipsychotic",
+        ),
     ],
 )
 def test_near_misses_do_not_fire(
@@ -181,21 +212,45 @@ def test_two_trials_of_the_same_ingredient_count_once() -> None:
 
 
 def test_trial_ending_before_the_lookback_does_not_count() -> None:
-    old = course(ESCITALOPRAM, days_ago(1200), mg=20, end=days_ago(1096), status="stopped",
-                 stop_reason="lack_of_effect")
+    old = course(
+        ESCITALOPRAM,
+        days_ago(1200),
+        mg=20,
+        end=days_ago(1096),
+        status="stopped",
+        stop_reason="lack_of_effect",
+    )
     assert detect(_record((old,)), (), DEFAULTS, NOW) is None
-    inside = course(ESCITALOPRAM, days_ago(1200), mg=20, end=days_ago(1095), status="stopped",
-                    stop_reason="lack_of_effect")
+    inside = course(
+        ESCITALOPRAM,
+        days_ago(1200),
+        mg=20,
+        end=days_ago(1095),
+        status="stopped",
+        stop_reason="lack_of_effect",
+    )
     assert detect(_record((inside,)), (), DEFAULTS, NOW) is not None
 
 
 def test_antipsychotic_trials_are_counted_separately() -> None:
     record = PatientRecord(
         courses=(
-            course(QUETIAPINE, days_ago(500), mg=300, end=days_ago(300), status="stopped",
-                   stop_reason="lack_of_effect"),
-            course(RISPERIDONE, days_ago(290), mg=4, end=days_ago(150), status="stopped",
-                   stop_reason="lack_of_effect"),
+            course(
+                QUETIAPINE,
+                days_ago(500),
+                mg=300,
+                end=days_ago(300),
+                status="stopped",
+                stop_reason="lack_of_effect",
+            ),
+            course(
+                RISPERIDONE,
+                days_ago(290),
+                mg=4,
+                end=days_ago(150),
+                status="stopped",
+                stop_reason="lack_of_effect",
+            ),
         )
     )
     finding = detect(record, (), DEFAULTS, NOW)
@@ -208,13 +263,52 @@ def test_antipsychotic_trials_are_counted_separately() -> None:
     "record",
     [
         pytest.param(PatientRecord(), id="empty-record"),
-        pytest.param(PatientRecord(
-            courses=(course(None, days_ago(300), mg=1000, end=days_ago(200), status="stopped",
-                            stop_reason="lack_of_effect"),
-                     course(None, days_ago(190), mg=1000, end=days_ago(100), status="stopped",
-                            stop_reason="lack_of_effect"))),
-            id="non-psychotropic-drugs"),
+        pytest.param(
+            PatientRecord(
+                courses=(
+                    course(
+                        None,
+                        days_ago(300),
+                        mg=1000,
+                        end=days_ago(200),
+                        status="stopped",
+                        stop_reason="lack_of_effect",
+                    ),
+                    course(
+                        None,
+                        days_ago(190),
+                        mg=1000,
+                        end=days_ago(100),
+                        status="stopped",
+                        stop_reason="lack_of_effect",
+                    ),
+                )
+            ),
+            id="non-psychotropic-drugs",
+        ),
     ],
 )
 def test_negatives(record: PatientRecord) -> None:
     assert detect(record, (), DEFAULTS, NOW) is None
+
+
+def test_stops_without_an_end_date_run_until_the_switch() -> None:
+    """R4 exports often mark an order stopped without an end date: the next agent dates the end."""
+    sertraline = course(
+        SERTRALINE, days_ago(400), mg=150, status="stopped", stop_reason="lack_of_effect"
+    )
+    escitalopram = course(
+        ESCITALOPRAM, days_ago(330), mg=20, status="stopped", stop_reason="lack_of_effect"
+    )
+    venlafaxine = course(VENLAFAXINE, days_ago(200), mg=150)
+
+    finding = detect(
+        PatientRecord(courses=(sertraline, escitalopram, venlafaxine)), (), DEFAULTS, NOW
+    )
+    assert finding is not None
+    assert finding.facts["trials"] == [
+        "sertraline 150 mg/day for 10 weeks, stopped: lack of effect",
+        "escitalopram 20 mg/day for 18 weeks, stopped: lack of effect",
+    ]
+    # Without a later agent the last stop cannot be dated, so its duration is unknown.
+    assert detect(PatientRecord(courses=(sertraline, escitalopram)), (), DEFAULTS, NOW) is None

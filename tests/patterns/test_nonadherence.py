@@ -15,8 +15,8 @@ from .builders import (
     SERTRALINE,
     course,
     days_ago,
-    draft,
     dispense,
+    draft,
     visit,
 )
 
@@ -34,7 +34,10 @@ def _record(
 
 def _two_fills(second_supply: int) -> tuple[Dispense, ...]:
     """A 100-day period (first fill 99 days ago): 40 days, a 20-day gap, then `second_supply`."""
-    return (dispense(SERTRALINE, days_ago(99), 40), dispense(SERTRALINE, days_ago(39), second_supply))
+    return (
+        dispense(SERTRALINE, days_ago(99), 40),
+        dispense(SERTRALINE, days_ago(39), second_supply),
+    )
 
 
 def test_gaps_in_supply_fire() -> None:
@@ -66,31 +69,69 @@ def test_pdc_0_79_fires_and_0_80_does_not() -> None:
 @pytest.mark.parametrize(
     ("record", "drafts"),
     [
-        pytest.param(_record((dispense(SERTRALINE, days_ago(150), 30),)), (),
-                     id="one-dispense-only"),
-        pytest.param(_record((dispense(SERTRALINE, days_ago(89), 60),
-                              dispense(SERTRALINE, days_ago(59), 30))), (),
-                     id="early-refill-shifted-forward"),
-        pytest.param(_record((dispense(SERTRALINE, days_ago(99), 60),
-                              dispense(ESCITALOPRAM, days_ago(39), 40))), (),
-                     id="switch-within-class-covers-days"),
-        pytest.param(_record((dispense(SERTRALINE, days_ago(400), 30),
-                              dispense(SERTRALINE, days_ago(300), 30),
-                              dispense(SERTRALINE, days_ago(60), 90))), (),
-                     id="old-gaps-before-window"),
-        pytest.param(_record((dispense(SERTRALINE, days_ago(99), 40),
-                              dispense(SERTRALINE, days_ago(39), 39, status="cancelled"))), (),
-                     id="second-fill-not-completed-leaves-one"),
-        pytest.param(_record((dispense(SERTRALINE, days_ago(99), 40),
-                              dispense(SERTRALINE, days_ago(39), None))), (),
-                     id="second-fill-without-days-supply-leaves-one"),
-        pytest.param(_record(_two_fills(20),
-                             courses=(course(SERTRALINE, days_ago(400), mg=50,
-                                             end=days_ago(30), status="stopped"),)), (),
-                     id="class-no-longer-prescribed"),
-        pytest.param(_record(tuple(dispense(LORAZEPAM, days_ago(d), 10) for d in (150, 90)),
-                             courses=(course(LORAZEPAM, days_ago(200), mg=1, prn=True),)), (),
-                     id="prn-only-class"),
+        pytest.param(
+            _record((dispense(SERTRALINE, days_ago(150), 30),)), (), id="one-dispense-only"
+        ),
+        pytest.param(
+            _record(
+                (dispense(SERTRALINE, days_ago(89), 60), dispense(SERTRALINE, days_ago(59), 30))
+            ),
+            (),
+            id="early-refill-shifted-forward",
+        ),
+        pytest.param(
+            _record(
+                (dispense(SERTRALINE, days_ago(99), 60), dispense(ESCITALOPRAM, days_ago(39), 40))
+            ),
+            (),
+            id="switch-within-class-covers-days",
+        ),
+        pytest.param(
+            _record(
+                (
+                    dispense(SERTRALINE, days_ago(400), 30),
+                    dispense(SERTRALINE, days_ago(300), 30),
+                    dispense(SERTRALINE, days_ago(60), 90),
+                )
+            ),
+            (),
+            id="old-gaps-before-window",
+        ),
+        pytest.param(
+            _record(
+                (
+                    dispense(SERTRALINE, days_ago(99), 40),
+                    dispense(SERTRALINE, days_ago(39), 39, status="cancelled"),
+                )
+            ),
+            (),
+            id="second-fill-not-completed-leaves-one",
+        ),
+        pytest.param(
+            _record(
+                (dispense(SERTRALINE, days_ago(99), 40), dispense(SERTRALINE, days_ago(39), None))
+            ),
+            (),
+            id="second-fill-without-days-supply-leaves-one",
+        ),
+        pytest.param(
+            _record(
+                _two_fills(20),
+                courses=(
+                    course(SERTRALINE, days_ago(400), mg=50, end=days_ago(30), status="stopped"),
+                ),
+            ),
+            (),
+            id="class-no-longer-prescribed",
+        ),
+        pytest.param(
+            _record(
+                tuple(dispense(LORAZEPAM, days_ago(d), 10) for d in (150, 90)),
+                courses=(course(LORAZEPAM, days_ago(200), mg=1, prn=True),),
+            ),
+            (),
+            id="prn-only-class",
+        ),
     ],
 )
 def test_near_misses_and_pqa_rules(record: PatientRecord, drafts: tuple) -> None:
@@ -110,8 +151,9 @@ def test_hospital_days_leave_the_period() -> None:
 
 
 def test_not_taken_statement_fires_without_pdc() -> None:
-    statement = course(SERTRALINE, days_ago(30), mg=50, status="not-taken",
-                       source="MedicationStatement")
+    statement = course(
+        SERTRALINE, days_ago(30), mg=50, status="not-taken", source="MedicationStatement"
+    )
     finding = detect(_record((), courses=(CURRENT_SERTRALINE, statement)), (), DEFAULTS, NOW)
 
     assert finding is not None
@@ -125,17 +167,28 @@ def test_not_taken_statement_fires_without_pdc() -> None:
 @pytest.mark.parametrize(
     "courses",
     [
-        pytest.param((CURRENT_SERTRALINE,
-                      course(SERTRALINE, days_ago(60), status="not-taken",
-                             source="MedicationStatement"),
-                      course(SERTRALINE, days_ago(20), status="active",
-                             source="MedicationStatement")), id="taken-again-later"),
-        pytest.param((CURRENT_SERTRALINE,
-                      course(QUETIAPINE, days_ago(30), status="not-taken",
-                             source="MedicationStatement")), id="not-taken-drug-not-prescribed"),
-        pytest.param((CURRENT_SERTRALINE,
-                      course(SERTRALINE, days_ago(400), status="not-taken",
-                             source="MedicationStatement")), id="not-taken-before-window"),
+        pytest.param(
+            (
+                CURRENT_SERTRALINE,
+                course(SERTRALINE, days_ago(60), status="not-taken", source="MedicationStatement"),
+                course(SERTRALINE, days_ago(20), status="active", source="MedicationStatement"),
+            ),
+            id="taken-again-later",
+        ),
+        pytest.param(
+            (
+                CURRENT_SERTRALINE,
+                course(QUETIAPINE, days_ago(30), status="not-taken", source="MedicationStatement"),
+            ),
+            id="not-taken-drug-not-prescribed",
+        ),
+        pytest.param(
+            (
+                CURRENT_SERTRALINE,
+                course(SERTRALINE, days_ago(400), status="not-taken", source="MedicationStatement"),
+            ),
+            id="not-taken-before-window",
+        ),
     ],
 )
 def test_not_taken_statements_that_do_not_count(courses: tuple[MedicationCourse, ...]) -> None:
@@ -177,8 +230,10 @@ def test_class_being_ordered_is_reported_first() -> None:
     "record",
     [
         pytest.param(PatientRecord(), id="empty-record"),
-        pytest.param(PatientRecord(courses=(course(None, days_ago(300), mg=1000),)),
-                     id="non-psychotropic-only"),
+        pytest.param(
+            PatientRecord(courses=(course(None, days_ago(300), mg=1000),)),
+            id="non-psychotropic-only",
+        ),
     ],
 )
 def test_negatives(record: PatientRecord) -> None:

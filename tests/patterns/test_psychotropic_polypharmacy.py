@@ -40,8 +40,9 @@ FOUR_PSYCHOTROPICS = (
 
 
 def test_two_antipsychotics_fire() -> None:
-    record = _record(course(QUETIAPINE, days_ago(300), mg=300),
-                     course(RISPERIDONE, days_ago(60), mg=4))
+    record = _record(
+        course(QUETIAPINE, days_ago(300), mg=300), course(RISPERIDONE, days_ago(60), mg=4)
+    )
     finding = detect(record, (), DEFAULTS, NOW)
 
     assert finding is not None
@@ -65,47 +66,89 @@ def test_five_psychotropics_fire() -> None:
     assert finding.facts["trigger"] == "psychotropics"
     assert finding.facts["psychotropic_count"] == 5
     assert finding.facts["psychotropics"] == [
-        "sertraline", "bupropion", "lithium", "lamotrigine", "lorazepam"
+        "sertraline",
+        "bupropion",
+        "lithium",
+        "lamotrigine",
+        "lorazepam",
     ]
     assert finding.facts["antipsychotic_count"] == 0
     assert len(finding.evidence_keys) == 5
 
 
 def test_both_thresholds() -> None:
-    record = _record(*FOUR_PSYCHOTROPICS[:3], course(QUETIAPINE, days_ago(90), mg=100),
-                     course(ARIPIPRAZOLE, days_ago(30), mg=5))
+    record = _record(
+        *FOUR_PSYCHOTROPICS[:3],
+        course(QUETIAPINE, days_ago(90), mg=100),
+        course(ARIPIPRAZOLE, days_ago(30), mg=5),
+    )
     finding = detect(record, (), DEFAULTS, NOW)
     assert finding is not None
     assert finding.facts["trigger"] == "both"
 
 
 def test_statements_count_as_current_regimen() -> None:
-    record = _record(course(QUETIAPINE, days_ago(300), mg=300),
-                     course(RISPERIDONE, days_ago(60), mg=4, source="MedicationStatement"))
+    record = _record(
+        course(QUETIAPINE, days_ago(300), mg=300),
+        course(RISPERIDONE, days_ago(60), mg=4, source="MedicationStatement"),
+    )
     assert detect(record, (), DEFAULTS, NOW) is not None
 
 
 @pytest.mark.parametrize(
     "courses",
     [
-        pytest.param((course(RISPERIDONE, days_ago(100), mg=4),
-                      course(LITHIUM, days_ago(100), mg=900)), id="one-antipsychotic-plus-lithium"),
+        pytest.param(
+            (course(RISPERIDONE, days_ago(100), mg=4), course(LITHIUM, days_ago(100), mg=900)),
+            id="one-antipsychotic-plus-lithium",
+        ),
         pytest.param(FOUR_PSYCHOTROPICS, id="four-psychotropics"),
-        pytest.param((course(QUETIAPINE, days_ago(300), mg=300, end=days_ago(1), status="active"),
-                      course(RISPERIDONE, days_ago(60), mg=4)), id="first-ended-yesterday"),
-        pytest.param((course(QUETIAPINE, days_ago(300), mg=300, status="stopped"),
-                      course(RISPERIDONE, days_ago(60), mg=4)), id="first-stopped"),
-        pytest.param((course(QUETIAPINE, days_ago(300), mg=300, status="entered-in-error"),
-                      course(RISPERIDONE, days_ago(60), mg=4)), id="entered-in-error"),
-        pytest.param((course(QUETIAPINE, days_ago(300), mg=300),
-                      course(RISPERIDONE, days_ago(60), mg=4, status="not-taken",
-                             source="MedicationStatement")), id="statement-not-taken"),
-        pytest.param((*FOUR_PSYCHOTROPICS, course(LORAZEPAM, days_ago(30), mg=1, prn=True)),
-                     id="fifth-is-prn"),
-        pytest.param((course(QUETIAPINE, days_ago(300), mg=50),
-                      course(QUETIAPINE, days_ago(30), mg=300)), id="same-ingredient-twice"),
-        pytest.param((course(CLOZAPINE, days_ago(300), mg=400),
-                      course(ARIPIPRAZOLE, days_ago(30), mg=10)), id="clozapine-augmentation"),
+        pytest.param(
+            (
+                course(QUETIAPINE, days_ago(300), mg=300, end=days_ago(1), status="active"),
+                course(RISPERIDONE, days_ago(60), mg=4),
+            ),
+            id="first-ended-yesterday",
+        ),
+        pytest.param(
+            (
+                course(QUETIAPINE, days_ago(300), mg=300, status="stopped"),
+                course(RISPERIDONE, days_ago(60), mg=4),
+            ),
+            id="first-stopped",
+        ),
+        pytest.param(
+            (
+                course(QUETIAPINE, days_ago(300), mg=300, status="entered-in-error"),
+                course(RISPERIDONE, days_ago(60), mg=4),
+            ),
+            id="entered-in-error",
+        ),
+        pytest.param(
+            (
+                course(QUETIAPINE, days_ago(300), mg=300),
+                course(
+                    RISPERIDONE,
+                    days_ago(60),
+                    mg=4,
+                    status="not-taken",
+                    source="MedicationStatement",
+                ),
+            ),
+            id="statement-not-taken",
+        ),
+        pytest.param(
+            (*FOUR_PSYCHOTROPICS, course(LORAZEPAM, days_ago(30), mg=1, prn=True)),
+            id="fifth-is-prn",
+        ),
+        pytest.param(
+            (course(QUETIAPINE, days_ago(300), mg=50), course(QUETIAPINE, days_ago(30), mg=300)),
+            id="same-ingredient-twice",
+        ),
+        pytest.param(
+            (course(CLOZAPINE, days_ago(300), mg=400), course(ARIPIPRAZOLE, days_ago(30), mg=10)),
+            id="clozapine-augmentation",
+        ),
     ],
 )
 def test_near_misses_do_not_fire(courses: tuple[MedicationCourse, ...]) -> None:
@@ -113,9 +156,11 @@ def test_near_misses_do_not_fire(courses: tuple[MedicationCourse, ...]) -> None:
 
 
 def test_clozapine_with_two_other_antipsychotics_fires() -> None:
-    record = _record(course(CLOZAPINE, days_ago(300), mg=400),
-                     course(ARIPIPRAZOLE, days_ago(30), mg=10),
-                     course(HALOPERIDOL, days_ago(10), mg=5))
+    record = _record(
+        course(CLOZAPINE, days_ago(300), mg=400),
+        course(ARIPIPRAZOLE, days_ago(30), mg=10),
+        course(HALOPERIDOL, days_ago(10), mg=5),
+    )
     finding = detect(record, (), DEFAULTS, NOW)
     assert finding is not None
     assert finding.facts["antipsychotic_count"] == 3
@@ -125,8 +170,10 @@ def test_clozapine_with_two_other_antipsychotics_fires() -> None:
     "record",
     [
         pytest.param(PatientRecord(), id="empty-record"),
-        pytest.param(_record(*(course(None, days_ago(100), mg=1000) for _ in range(6))),
-                     id="six-non-psychotropic-drugs"),
+        pytest.param(
+            _record(*(course(None, days_ago(100), mg=1000) for _ in range(6))),
+            id="six-non-psychotropic-drugs",
+        ),
     ],
 )
 def test_negatives(record: PatientRecord) -> None:
@@ -151,8 +198,9 @@ def test_draft_replacing_the_same_ingredient_is_not_an_extra_agent() -> None:
 
 
 def test_dose_change_draft_does_not_concern_a_standing_pattern() -> None:
-    record = _record(course(QUETIAPINE, days_ago(300), mg=100),
-                     course(RISPERIDONE, days_ago(60), mg=4))
+    record = _record(
+        course(QUETIAPINE, days_ago(300), mg=100), course(RISPERIDONE, days_ago(60), mg=4)
+    )
     finding = detect(record, (draft(QUETIAPINE, 300),), DEFAULTS, NOW)
     assert finding is not None
     assert finding.concerns_draft is False
@@ -166,8 +214,9 @@ def test_draft_fifth_psychotropic_concerns_the_draft() -> None:
 
 
 def test_draft_antidepressant_does_not_concern_antipsychotic_polypharmacy() -> None:
-    record = _record(course(QUETIAPINE, days_ago(300), mg=300),
-                     course(RISPERIDONE, days_ago(60), mg=4))
+    record = _record(
+        course(QUETIAPINE, days_ago(300), mg=300), course(RISPERIDONE, days_ago(60), mg=4)
+    )
     finding = detect(record, (draft(SERTRALINE, 50),), DEFAULTS, NOW)
     assert finding is not None
     assert finding.facts["trigger"] == "antipsychotics"

@@ -33,8 +33,12 @@ def _record(*courses: MedicationCourse) -> PatientRecord:
 
 
 def test_new_agents_and_a_dose_increase_fire() -> None:
-    finding = detect(_record(STEADY_SERTRALINE, QUETIAPINE_START, QUETIAPINE_UP, LORAZEPAM_START),
-                     (), DEFAULTS, NOW)
+    finding = detect(
+        _record(STEADY_SERTRALINE, QUETIAPINE_START, QUETIAPINE_UP, LORAZEPAM_START),
+        (),
+        DEFAULTS,
+        NOW,
+    )
 
     assert finding is not None
     assert finding.indicator == "info"
@@ -45,11 +49,14 @@ def test_new_agents_and_a_dose_increase_fire() -> None:
     assert finding.facts["dose_increases"] == ["quetiapine 100 -> 300 mg/day"]
     assert finding.facts["draft_ingredients"] == []
     assert finding.evidence_keys == {
-        f"escalation:{QUETIAPINE_START.ref}", f"escalation:{QUETIAPINE_UP.ref}",
+        f"escalation:{QUETIAPINE_START.ref}",
+        f"escalation:{QUETIAPINE_UP.ref}",
         f"escalation:{LORAZEPAM_START.ref}",
     }
     assert [e.note for e in finding.evidence] == [
-        "new agent", "dose 100 -> 300 mg/day", "new agent"
+        "new agent",
+        "dose 100 -> 300 mg/day",
+        "new agent",
     ]
     assert finding.concerns_draft is False
 
@@ -82,19 +89,38 @@ def test_escalation_exactly_at_window_start_counts() -> None:
 @pytest.mark.parametrize(
     ("courses", "drafts"),
     [
-        pytest.param((STEADY_SERTRALINE, QUETIAPINE_START, QUETIAPINE_UP), (),
-                     id="two-escalations"),
-        pytest.param((course(ESCITALOPRAM, days_ago(181), mg=10), QUETIAPINE_START,
-                      LORAZEPAM_START), (), id="third-one-day-outside-window"),
-        pytest.param((STEADY_SERTRALINE, QUETIAPINE_START, QUETIAPINE_UP),
-                     (draft(SERTRALINE, 100),), id="draft-renews-same-dose"),
-        pytest.param((STEADY_SERTRALINE, QUETIAPINE_START, QUETIAPINE_UP),
-                     (draft(QUETIAPINE, 200),), id="draft-lowers-dose"),
-        pytest.param((STEADY_SERTRALINE, QUETIAPINE_START, QUETIAPINE_UP),
-                     (draft(None, 1000),), id="draft-non-psychotropic"),
-        pytest.param((course(SERTRALINE, days_ago(150), mg=25, end=days_ago(140)),
-                      course(SERTRALINE, days_ago(140), mg=50),
-                      LORAZEPAM_START), (), id="titration-up-to-minimum-dose"),
+        pytest.param(
+            (STEADY_SERTRALINE, QUETIAPINE_START, QUETIAPINE_UP), (), id="two-escalations"
+        ),
+        pytest.param(
+            (course(ESCITALOPRAM, days_ago(181), mg=10), QUETIAPINE_START, LORAZEPAM_START),
+            (),
+            id="third-one-day-outside-window",
+        ),
+        pytest.param(
+            (STEADY_SERTRALINE, QUETIAPINE_START, QUETIAPINE_UP),
+            (draft(SERTRALINE, 100),),
+            id="draft-renews-same-dose",
+        ),
+        pytest.param(
+            (STEADY_SERTRALINE, QUETIAPINE_START, QUETIAPINE_UP),
+            (draft(QUETIAPINE, 200),),
+            id="draft-lowers-dose",
+        ),
+        pytest.param(
+            (STEADY_SERTRALINE, QUETIAPINE_START, QUETIAPINE_UP),
+            (draft(None, 1000),),
+            id="draft-non-psychotropic",
+        ),
+        pytest.param(
+            (
+                course(SERTRALINE, days_ago(150), mg=25, end=days_ago(140)),
+                course(SERTRALINE, days_ago(140), mg=50),
+                LORAZEPAM_START,
+            ),
+            (),
+            id="titration-up-to-minimum-dose",
+        ),
     ],
 )
 def test_near_misses_do_not_fire(
@@ -104,10 +130,12 @@ def test_near_misses_do_not_fire(
 
 
 def test_titration_is_reported_but_not_counted() -> None:
-    record = _record(course(SERTRALINE, days_ago(150), mg=25, end=days_ago(140)),
-                     course(SERTRALINE, days_ago(140), mg=50, end=days_ago(100)),
-                     course(SERTRALINE, days_ago(100), mg=100),
-                     LORAZEPAM_START)
+    record = _record(
+        course(SERTRALINE, days_ago(150), mg=25, end=days_ago(140)),
+        course(SERTRALINE, days_ago(140), mg=50, end=days_ago(100)),
+        course(SERTRALINE, days_ago(100), mg=100),
+        LORAZEPAM_START,
+    )
     finding = detect(record, (), DEFAULTS, NOW)
     assert finding is not None
     assert finding.facts["escalation_count"] == 3
@@ -120,8 +148,9 @@ def _restart_record(last_taken_days_before_restart: int, restart_mg: float) -> P
     restart_day = 40
     stopped = restart_day + last_taken_days_before_restart
     return _record(
-        course(SERTRALINE, days_ago(stopped + 300), mg=100, end=days_ago(stopped),
-               status="stopped"),
+        course(
+            SERTRALINE, days_ago(stopped + 300), mg=100, end=days_ago(stopped), status="stopped"
+        ),
         course(SERTRALINE, days_ago(restart_day), mg=restart_mg),
         course(ESCITALOPRAM, days_ago(170), mg=10),
         QUETIAPINE_START,
@@ -152,12 +181,18 @@ def test_restart_of_a_familiar_agent(
     "record",
     [
         pytest.param(PatientRecord(), id="empty-record"),
-        pytest.param(_record(*(course(None, days_ago(d), mg=500) for d in (100, 50, 10))),
-                     id="non-psychotropic-starts"),
-        pytest.param(_record(course(SERTRALINE, days_ago(100), mg=100, status="cancelled"),
-                             course(QUETIAPINE, days_ago(50), mg=100, status="entered-in-error"),
-                             course(LORAZEPAM, days_ago(10), mg=1, intent="proposal")),
-                     id="never-taken-orders"),
+        pytest.param(
+            _record(*(course(None, days_ago(d), mg=500) for d in (100, 50, 10))),
+            id="non-psychotropic-starts",
+        ),
+        pytest.param(
+            _record(
+                course(SERTRALINE, days_ago(100), mg=100, status="cancelled"),
+                course(QUETIAPINE, days_ago(50), mg=100, status="entered-in-error"),
+                course(LORAZEPAM, days_ago(10), mg=1, intent="proposal"),
+            ),
+            id="never-taken-orders",
+        ),
     ],
 )
 def test_negatives(record: PatientRecord) -> None:

@@ -29,8 +29,12 @@ def _three_classes(oldest_days: int = 600) -> PatientRecord:
     return PatientRecord(
         intolerances=(
             intolerance(SERTRALINE, days_ago(oldest_days), manifestations=("Nausea", "Headache")),
-            intolerance(VENLAFAXINE, days_ago(300), origin="MedicationRequest",
-                        manifestations=("Dizziness",)),
+            intolerance(
+                VENLAFAXINE,
+                days_ago(300),
+                origin="MedicationRequest",
+                manifestations=("Dizziness",),
+            ),
             intolerance(QUETIAPINE, days_ago(90), manifestations=("Drowsy",)),
         )
     )
@@ -52,11 +56,16 @@ def test_three_ingredients_across_classes_fires() -> None:
     assert finding.facts["min_distinct_classes"] == 2
     assert finding.facts["draft_ingredients"] == []
     assert finding.evidence_keys == {
-        "ingredient:sertraline", "ingredient:venlafaxine", "ingredient:quetiapine"
+        "ingredient:sertraline",
+        "ingredient:venlafaxine",
+        "ingredient:quetiapine",
     }
     notes = [e.note for e in finding.evidence]
-    assert notes == ["intolerance: nausea, headache", "stopped: intolerance (dizziness)",
-                     "intolerance: drowsy"]
+    assert notes == [
+        "intolerance: nausea, headache",
+        "stopped: intolerance (dizziness)",
+        "intolerance: drowsy",
+    ]
     assert [e.when for e in finding.evidence] == sorted(e.when for e in finding.evidence)
     assert len(finding.references) == 3
     assert finding.concerns_draft is False
@@ -83,22 +92,34 @@ def test_oldest_event_exactly_at_lookback_still_counts() -> None:
     "record",
     [
         pytest.param(
-            PatientRecord(intolerances=(intolerance(SERTRALINE, days_ago(100)),
-                                        intolerance(QUETIAPINE, days_ago(50)))),
+            PatientRecord(
+                intolerances=(
+                    intolerance(SERTRALINE, days_ago(100)),
+                    intolerance(QUETIAPINE, days_ago(50)),
+                )
+            ),
             id="two-ingredients",
         ),
         pytest.param(
-            PatientRecord(intolerances=(intolerance(SERTRALINE, days_ago(300)),
-                                        intolerance(ESCITALOPRAM, days_ago(200)),
-                                        intolerance(FLUOXETINE, days_ago(100)))),
+            PatientRecord(
+                intolerances=(
+                    intolerance(SERTRALINE, days_ago(300)),
+                    intolerance(ESCITALOPRAM, days_ago(200)),
+                    intolerance(FLUOXETINE, days_ago(100)),
+                )
+            ),
             id="three-ssris-one-class",
         ),
         pytest.param(_three_classes(oldest_days=760), id="oldest-at-25-months"),
         pytest.param(_three_classes(oldest_days=731), id="oldest-one-day-past-lookback"),
         pytest.param(
-            PatientRecord(intolerances=(intolerance(SERTRALINE, days_ago(100)),
-                                        intolerance(SERTRALINE, days_ago(80)),
-                                        intolerance(QUETIAPINE, days_ago(50)))),
+            PatientRecord(
+                intolerances=(
+                    intolerance(SERTRALINE, days_ago(100)),
+                    intolerance(SERTRALINE, days_ago(80)),
+                    intolerance(QUETIAPINE, days_ago(50)),
+                )
+            ),
             id="same-ingredient-twice",
         ),
     ],
@@ -112,30 +133,44 @@ def test_near_misses_do_not_fire(record: PatientRecord) -> None:
     [
         pytest.param(PatientRecord(), id="empty-record"),
         pytest.param(
-            PatientRecord(intolerances=tuple(
-                intolerance(i, days_ago(100), kind="allergy", manifestations=("Urticaria",))
-                for i in (SERTRALINE, VENLAFAXINE, QUETIAPINE)
-            )),
+            PatientRecord(
+                intolerances=tuple(
+                    intolerance(i, days_ago(100), kind="allergy", manifestations=("Urticaria",))
+                    for i in (SERTRALINE, VENLAFAXINE, QUETIAPINE)
+                )
+            ),
             id="allergies-only",
         ),
         pytest.param(
-            PatientRecord(intolerances=(intolerance(None, days_ago(300)),
-                                        intolerance(None, days_ago(200)),
-                                        intolerance(SERTRALINE, days_ago(100)),
-                                        intolerance(QUETIAPINE, days_ago(50)))),
+            PatientRecord(
+                intolerances=(
+                    intolerance(None, days_ago(300)),
+                    intolerance(None, days_ago(200)),
+                    intolerance(SERTRALINE, days_ago(100)),
+                    intolerance(QUETIAPINE, days_ago(50)),
+                )
+            ),
             id="non-psychotropic-drugs-do-not-count",
         ),
         pytest.param(
-            PatientRecord(intolerances=(intolerance(SERTRALINE, None),
-                                        intolerance(VENLAFAXINE, days_ago(200)),
-                                        intolerance(QUETIAPINE, days_ago(50)))),
+            PatientRecord(
+                intolerances=(
+                    intolerance(SERTRALINE, None),
+                    intolerance(VENLAFAXINE, days_ago(200)),
+                    intolerance(QUETIAPINE, days_ago(50)),
+                )
+            ),
             id="undated-event-cannot-be-placed",
         ),
         pytest.param(
-            PatientRecord(intolerances=(intolerance(SERTRALINE, days_ago(300)),
-                                        intolerance(VENLAFAXINE, days_ago(200)),
-                                        intolerance(QUETIAPINE, days_ago(400))),
-                          courses=(course(SERTRALINE, days_ago(120), mg=50),)),
+            PatientRecord(
+                intolerances=(
+                    intolerance(SERTRALINE, days_ago(300)),
+                    intolerance(VENLAFAXINE, days_ago(200)),
+                    intolerance(QUETIAPINE, days_ago(400)),
+                ),
+                courses=(course(SERTRALINE, days_ago(120), mg=50),),
+            ),
             id="sertraline-taken-again-now",
         ),
     ],
@@ -170,8 +205,9 @@ def test_concerns_draft_when_another_psychotropic_is_ordered(
 
 
 def test_site_thresholds_are_used() -> None:
-    record = PatientRecord(intolerances=(intolerance(SERTRALINE, days_ago(100)),
-                                         intolerance(QUETIAPINE, days_ago(50))))
+    record = PatientRecord(
+        intolerances=(intolerance(SERTRALINE, days_ago(100)), intolerance(QUETIAPINE, days_ago(50)))
+    )
     strict = Thresholds(min_distinct_ingredients=2, min_distinct_classes=2, lookback_days=365)
     finding = detect(record, (), strict, NOW)
     assert finding is not None

@@ -44,8 +44,11 @@ def test_taken_courses(kept: bool, status: str, intent: str, source: str) -> Non
         pytest.param(True, course(SERTRALINE, days_ago(10), status="on-hold"), id="on-hold"),
         pytest.param(False, course(SERTRALINE, days_ago(10), end=days_ago(1)), id="ended"),
         pytest.param(False, course(SERTRALINE, days_ago(-3)), id="starts-later"),
-        pytest.param(False, course(SERTRALINE, days_ago(10), status="on-hold",
-                                   source="MedicationStatement"), id="statement-on-hold"),
+        pytest.param(
+            False,
+            course(SERTRALINE, days_ago(10), status="on-hold", source="MedicationStatement"),
+            id="statement-on-hold",
+        ),
         pytest.param(False, course(SERTRALINE, days_ago(10), status="completed"), id="completed"),
     ],
 )

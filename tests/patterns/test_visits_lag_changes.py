@@ -86,24 +86,41 @@ def test_standing_pattern_with_a_renewal_draft_does_not_concern_it() -> None:
 @pytest.mark.parametrize(
     ("courses", "visits", "drafts"),
     [
-        pytest.param((SERTRALINE_50, SERTRALINE_100, QUETIAPINE_START), (), (),
-                     id="two-changes"),
-        pytest.param(THREE_CHANGES,
-                     (visit(days_ago(85)), visit(days_ago(60)), visit(days_ago(30))), (),
-                     id="visits-equal-changes"),
-        pytest.param((SERTRALINE_50, SERTRALINE_100, QUETIAPINE_START),
-                     (visit(days_ago(85)),), (draft(QUETIAPINE, 50),),
-                     id="draft-renews-at-same-dose"),
-        pytest.param((course(SERTRALINE, days_ago(300), mg=50, end=days_ago(91),
-                             status="completed"),
-                      course(SERTRALINE, days_ago(91), mg=100), QUETIAPINE_START,
-                      LORAZEPAM_STOP), (visit(days_ago(95)),), (),
-                     id="dose-change-91-days-ago"),
-        pytest.param((course(SERTRALINE, days_ago(400), mg=100, end=days_ago(80),
-                             status="completed"),
-                      course(SERTRALINE, days_ago(80), mg=100), QUETIAPINE_START,
-                      LORAZEPAM_STOP), (visit(days_ago(85)),), (),
-                     id="renewal-at-same-dose"),
+        pytest.param((SERTRALINE_50, SERTRALINE_100, QUETIAPINE_START), (), (), id="two-changes"),
+        pytest.param(
+            THREE_CHANGES,
+            (visit(days_ago(85)), visit(days_ago(60)), visit(days_ago(30))),
+            (),
+            id="visits-equal-changes",
+        ),
+        pytest.param(
+            (SERTRALINE_50, SERTRALINE_100, QUETIAPINE_START),
+            (visit(days_ago(85)),),
+            (draft(QUETIAPINE, 50),),
+            id="draft-renews-at-same-dose",
+        ),
+        pytest.param(
+            (
+                course(SERTRALINE, days_ago(300), mg=50, end=days_ago(91), status="completed"),
+                course(SERTRALINE, days_ago(91), mg=100),
+                QUETIAPINE_START,
+                LORAZEPAM_STOP,
+            ),
+            (visit(days_ago(95)),),
+            (),
+            id="dose-change-91-days-ago",
+        ),
+        pytest.param(
+            (
+                course(SERTRALINE, days_ago(400), mg=100, end=days_ago(80), status="completed"),
+                course(SERTRALINE, days_ago(80), mg=100),
+                QUETIAPINE_START,
+                LORAZEPAM_STOP,
+            ),
+            (visit(days_ago(85)),),
+            (),
+            id="renewal-at-same-dose",
+        ),
     ],
 )
 def test_near_misses_do_not_fire(
@@ -117,12 +134,22 @@ def test_near_misses_do_not_fire(
 @pytest.mark.parametrize(
     "visits",
     [
-        pytest.param((visit(days_ago(85), class_code="IMP", end=days_ago(84)),
-                      visit(days_ago(60), class_code="EMER"), visit(days_ago(30))),
-                     id="inpatient-and-emergency-are-not-outpatient"),
-        pytest.param((visit(days_ago(85)), visit(days_ago(60), status="cancelled"),
-                      visit(days_ago(30), status="planned")),
-                     id="cancelled-and-planned-do-not-count"),
+        pytest.param(
+            (
+                visit(days_ago(85), class_code="IMP", end=days_ago(84)),
+                visit(days_ago(60), class_code="EMER"),
+                visit(days_ago(30)),
+            ),
+            id="inpatient-and-emergency-are-not-outpatient",
+        ),
+        pytest.param(
+            (
+                visit(days_ago(85)),
+                visit(days_ago(60), status="cancelled"),
+                visit(days_ago(30), status="planned"),
+            ),
+            id="cancelled-and-planned-do-not-count",
+        ),
     ],
 )
 def test_only_completed_outpatient_visits_count(visits: tuple[Visit, ...]) -> None:
@@ -132,8 +159,11 @@ def test_only_completed_outpatient_visits_count(visits: tuple[Visit, ...]) -> No
 
 
 def test_virtual_visits_count() -> None:
-    visits = (visit(days_ago(85), class_code="VR"), visit(days_ago(60), class_code="VR"),
-              visit(days_ago(30)))
+    visits = (
+        visit(days_ago(85), class_code="VR"),
+        visit(days_ago(60), class_code="VR"),
+        visit(days_ago(30)),
+    )
     assert detect(_record(THREE_CHANGES, visits), (), DEFAULTS, NOW) is None
 
 
@@ -146,9 +176,17 @@ def test_changes_during_an_inpatient_stay_are_excluded() -> None:
     "record",
     [
         pytest.param(PatientRecord(), id="empty-record"),
-        pytest.param(_record((course(None, days_ago(80), mg=500), course(None, days_ago(50)),
-                              course(None, days_ago(300), end=days_ago(20), status="stopped")),
-                             ()), id="non-psychotropic-changes"),
+        pytest.param(
+            _record(
+                (
+                    course(None, days_ago(80), mg=500),
+                    course(None, days_ago(50)),
+                    course(None, days_ago(300), end=days_ago(20), status="stopped"),
+                ),
+                (),
+            ),
+            id="non-psychotropic-changes",
+        ),
     ],
 )
 def test_negatives(record: PatientRecord) -> None:

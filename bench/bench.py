@@ -1,0 +1,222 @@
+"""The latency benchmark: see bench/README.md.
+
+    .venv/bin/python -m bench.bench [--quick] [--json FILE] [--time-cap SECONDS] [--no-http]
+
+Starts, on 127.0.0.1 only and with a temporary SQLite audit store, ``psychopharm-cds serve
+--workers 2``, the bare-parse baseline (bench/bare_app.py, same gunicorn setup) and a loopback
+FHIR server; measures; stops them; prints Markdown (and writes JSON with ``--json``).
+Every phase has a fixed count and a time cap, so a slow machine makes the run shorter, not longer.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+import yaml
+
+from bench import inprocess, measure
+from bench.report import render
+from bench.servers import Server, bare_command, free_port, memory_kib, service_command
+from bench.workload import SERVICE_IDS, SIZES, build_workloads
+from bench.fhir_server import BASE_PATH
+
+
+@dataclass(frozen=True)
+class Counts:
+    """Calls per measurement; ``quick`` is for the smoke test and a first look."""
+
+    http: dict[str, int]  # per size and hook, to each of service and bare
+    fallback: int
+    in_process: dict[str, int]
+    throughput_total: int  # calls per concurrency level, split over the threads
+    concurrency: tuple[int, ...]
+    scaling_sizes: tuple[int, ...]
+    scaling_budget: int  # resources handled per size: reps = budget // size (5..200)
+    growth_calls: int
+    growth_window: int
+
+
+FULL = Counts(
+    http={"small": 1000, "typical": 1000, "large": 300},
+    fallback=200,
+    in_process={"small": 1000, "typical": 1000, "large": 300},
+    throughput_total=2000,
+    concurrency=(1, 4, 16),
+    scaling_sizes=inprocess.SCALING_SIZES,
+    scaling_budget=100_000,
+    growth_calls=5000,
+    growth_window=1000,
+)
+QUICK = Counts(
+    http={"small": 10, "typical": 5, "large": 3},
+    fallback=3,
+    in_process={"small": 10, "typical": 5, "large": 3},
+    throughput_total=16,
+    concurrency=(1, 4),
+    scaling_sizes=(50, 250),
+    scaling_budget=500,
+    growth_calls=40,
+    growth_window=10,
+)
+
+
+def environment(mode: str) -> dict[str, Any]:
+    cpu = "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {
+        "date": datetime.now().astimezone().isoformat(timespec="seconds"),
+        "cpu": cpu,
+        "nproc": os.cpu_count(),
+        "python": platform.python_version(),
+        "load_start": _load(),
+        "mode": mode,
+    }
+
+
+def _load() -> str:
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+def write_config(tmp: Path, fhir_base: str) -> Path:
+    config = tmp / "bench-site.yaml"
+    config.write_text(yaml.safe_dump({
+        "storage": {"url": f"sqlite:///{tmp / 'audit.sqlite3'}"},
+        "fhir": {"allowed_servers": [fhir_base]},
+    }))
+    return config
+
+
+def run(counts: Counts, *, mode: str, time_cap_s: float, http: bool, tmp: Path) -> dict[str, Any]:
+    results: dict[str, Any] = {"environment": environment(mode)}
+    deadline = time.monotonic() + time_cap_s
+
+    def cap(share: float) -> float:
+        """A phase's time cap: ``share`` of the total, never past the overall deadline."""
+        return max(0.5, min(time_cap_s * share, deadline - time.monotonic()))
+
+    as_of = date.today()  # the service dates "now" by the wall clock; the data must match it
+    fhir_port = free_port()
+    fhir_base = f"http://127.0.0.1:{fhir_port}{BASE_PATH}"
+    workloads = build_workloads(as_of, fhir_server=fhir_base)
+    config = write_config(tmp, fhir_base)
+
+    with (tmp / "inprocess.log").open("w") as log_stream:
+        app = inprocess.InProcess(config, log_stream)
+        try:
+            results["in_process"] = []
+            for w in workloads:
+                sid = SERVICE_IDS[w.hook]
+                n = counts.in_process[w.size]
+                row = {"size": w.size, "hook": w.hook, "resources": w.n_resources,
+                       **inprocess.parse_ratio(app, sid, w.body, n, cap(0.04))}
+                client_samples = inprocess.timed(lambda w=w: app.post(w.path, w.body),
+                                                 max(3, n // 4), cap(0.01))
+                row["test_client"] = measure.summary_ms(client_samples)
+                results["in_process"].append(row)
+            results["scaling"] = inprocess.scaling(
+                app, as_of, counts.scaling_sizes, counts.scaling_budget, cap(0.03))
+            results["growth"] = inprocess.growth(
+                app, as_of, counts.growth_calls, counts.growth_window, 20, cap(0.15))
+        finally:
+            app.close()
+
+    if http:
+        results.update(run_http(counts, workloads, tmp, config, fhir_port, cap))
+    results["environment"]["load_end"] = _load()
+    return results
+
+
+def run_http(counts: Counts, workloads: list[Any], tmp: Path, config: Path, fhir_port: int,
+             cap: Any) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    data = tmp / "fhir-data.json"
+    data.write_bytes(orjson.dumps([w.bundle for w in workloads if w.hook == "patient-view"]))
+    fhir = Server("fhir", [sys.executable, "-m", "bench.fhir_server", "--port", str(fhir_port),
+                           "--data", str(data)], fhir_port, "/fhir/metadata-absent", tmp / "fhir.log")
+    service_port, bare_port = free_port(), free_port()
+    service = Server("service", service_command(service_port, config), service_port,
+                     "/cds-services", tmp / "service.log")
+    bare = Server("bare", bare_command(bare_port), bare_port, "/healthz", tmp / "bare.log")
+    fhir.ready_path = "/fhir/Patient/bench-p000001"
+    with fhir, service, bare:
+        ours, base = measure.Client(service_port), measure.Client(bare_port)
+        try:
+            for w in workloads:  # warm both workers of both servers on every body
+                for _ in range(4):
+                    measure.Client(service_port).post(w.path, w.body)
+                    measure.Client(bare_port).post(w.path, w.body)
+            out["http"] = []
+            for w in workloads:
+                s, b = measure.interleaved(ours, base, w.path, w.body, counts.http[w.size],
+                                           cap(0.06))
+                s_sum, b_sum = measure.summary_ms(s), measure.summary_ms(b)
+                out["http"].append({
+                    "size": w.size, "hook": w.hook, "resources": w.n_resources,
+                    "bytes": len(w.body), "service": s_sum, "bare": b_sum,
+                    "ratio_p50": s_sum["p50_ms"] / b_sum["p50_ms"],
+                })
+            out["fallback"] = []
+            for w in workloads:
+                samples = measure.sequential(ours, w.path, w.fallback_body, counts.fallback,
+                                             cap(0.03))
+                out["fallback"].append({"size": w.size, "hook": w.hook,
+                                        "service": measure.summary_ms(samples)})
+            typical = next(w for w in workloads if w.size == "typical")
+            out["throughput_workload"] = f"{typical.size} {typical.hook}"
+            out["throughput"] = []
+            for c in counts.concurrency:
+                t = measure.throughput(service_port, typical.path, typical.body, c,
+                                       max(1, counts.throughput_total // c), cap(0.05))
+                out["throughput"].append({**asdict(t), "per_second": t.per_second})
+        finally:
+            ours.close()
+            base.close()
+        out["memory"] = [
+            {"server": server.name, "pid": pid, **{"VmHWM": 0, "VmRSS": 0}, **memory_kib(pid)}
+            for server in (service, bare)
+            for pid in server.worker_pids()
+        ]
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.bench", description=__doc__.split(
+        "\n")[0])
+    parser.add_argument("--quick", action="store_true", help="a few calls each (smoke test)")
+    parser.add_argument("--json", metavar="FILE", help="also write the results as JSON")
+    parser.add_argument("--time-cap", type=float, default=None, metavar="SECONDS",
+                        help="overall time cap (default 600, quick 60)")
+    parser.add_argument("--no-http", action="store_true", help="in-process measurements only")
+    args = parser.parse_args(argv)
+    counts = QUICK if args.quick else FULL
+    time_cap = args.time_cap or (60.0 if args.quick else 600.0)
+    with tempfile.TemporaryDirectory(prefix="psychopharm-bench-") as tmp:
+        results = run(counts, mode="quick" if args.quick else "full", time_cap_s=time_cap,
+                      http=not args.no_http, tmp=Path(tmp))
+    print(render(results))
+    if args.json:
+        Path(args.json).write_bytes(orjson.dumps(results, option=orjson.OPT_INDENT_2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
+
+
+__all__ = ["FULL", "QUICK", "SIZES", "main", "run"]

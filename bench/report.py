@@ -1,0 +1,167 @@
+"""The benchmark's results as Markdown tables (stdout) with the targets checked beside them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+TARGET_HTTP_RATIO = 2.0  # large request: service p50 / bare-parse endpoint p50
+TARGET_PARSE_RATIO = 5.0  # large request: in-process handling p50 / orjson.loads p50
+TARGET_TYPICAL_P99_MS = 100.0
+TARGET_GROWTH = 1.25  # last-window p50 / first-window p50; more means latency grows with calls
+
+
+def _ok(passed: bool) -> str:
+    return "met" if passed else "**missed**"
+
+
+def _f(value: float, digits: int = 2) -> str:
+    return f"{value:.{digits}f}"
+
+
+def render(results: dict[str, Any]) -> str:
+    lines: list[str] = []
+    env = results["environment"]
+    lines += [
+        "## Benchmark results",
+        "",
+        f"{env['date']} · {env['cpu']} · nproc {env['nproc']} · Python {env['python']} · "
+        f"load average at start {env['load_start']} · at end {env.get('load_end', '?')} · "
+        f"mode {env['mode']}",
+        "",
+    ]
+    if "http" in results:
+        lines += [
+            "### HTTP, with prefetch (service and bare-parse endpoint interleaved)",
+            "",
+            "| size | hook | resources | KB | n | p50 ms | p95 ms | p99 ms "
+            "| bare p50 ms | bare p99 ms | p50 ratio |",
+            "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        ]
+        for row in results["http"]:
+            s, b = row["service"], row["bare"]
+            lines.append(
+                f"| {row['size']} | {row['hook']} | {row['resources']} | {row['bytes'] // 1024} "
+                f"| {s['n']} | {_f(s['p50_ms'])} | {_f(s['p95_ms'])} | {_f(s['p99_ms'])} "
+                f"| {_f(b['p50_ms'])} | {_f(b['p99_ms'])} | {_f(row['ratio_p50'])} |"
+            )
+        lines.append("")
+    if "fallback" in results:
+        lines += [
+            "### HTTP, FHIR fallback (no prefetch; reads from a loopback FHIR server)",
+            "",
+            "| size | hook | n | p50 ms | p95 ms | p99 ms |",
+            "|---|---|---:|---:|---:|---:|",
+        ]
+        for row in results["fallback"]:
+            s = row["service"]
+            lines.append(
+                f"| {row['size']} | {row['hook']} | {s['n']} | {_f(s['p50_ms'])} "
+                f"| {_f(s['p95_ms'])} | {_f(s['p99_ms'])} |"
+            )
+        lines.append("")
+    lines += [
+        "### In-process (no HTTP): handling vs `orjson.loads` of the same body",
+        "",
+        "| size | hook | KB | n | handle p50 ms | p95 ms | p99 ms | test-client p50 ms "
+        "| orjson.loads p50 ms | p50 ratio |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for row in results["in_process"]:
+        h = row["handle"]
+        lines.append(
+            f"| {row['size']} | {row['hook']} | {row['bytes'] // 1024} | {h['n']} "
+            f"| {_f(h['p50_ms'])} | {_f(h['p95_ms'])} | {_f(h['p99_ms'])} "
+            f"| {_f(row['test_client']['p50_ms'])} | {_f(row['orjson_loads_p50_ms'], 3)} "
+            f"| {_f(row['ratio_p50'])} |"
+        )
+    lines.append("")
+    if "throughput" in results:
+        lines += [
+            f"### Throughput ({results['throughput_workload']}, HTTP, 2 workers x 4 threads)",
+            "",
+            "| concurrency | requests | req/s | p50 ms | p99 ms | errors |",
+            "|---:|---:|---:|---:|---:|---:|",
+        ]
+        for row in results["throughput"]:
+            lines.append(
+                f"| {row['concurrency']} | {row['requests']} | {_f(row['per_second'], 1)} "
+                f"| {_f(row['p50_ms'])} | {_f(row['p99_ms'])} | {row['errors']} |"
+            )
+        lines.append("")
+    if "memory" in results:
+        lines += ["### Peak memory per worker (VmHWM)", "", "| server | pid | VmHWM MiB | VmRSS MiB |",
+                  "|---|---:|---:|---:|"]
+        for row in results["memory"]:
+            lines.append(
+                f"| {row['server']} | {row['pid']} | {_f(row['VmHWM'] / 1024, 1)} "
+                f"| {_f(row['VmRSS'] / 1024, 1)} |"
+            )
+        lines.append("")
+    lines += render_scaling(results["scaling"])
+    g = results["growth"]
+    lines += [
+        f"### Growth over {g['calls']} in-process calls (typical, 20 patients in turn)",
+        "",
+        f"| window | p50 ms | p95 ms | p99 ms |\n|---|---:|---:|---:|\n"
+        f"| first {g['window']} | {_f(g['first']['p50_ms'])} | {_f(g['first']['p95_ms'])} "
+        f"| {_f(g['first']['p99_ms'])} |\n"
+        f"| last {g['window']} | {_f(g['last']['p50_ms'])} | {_f(g['last']['p95_ms'])} "
+        f"| {_f(g['last']['p99_ms'])} |",
+        "",
+        f"Benchmark process RSS: {g['rss_kib_before'] // 1024} MiB before, "
+        f"{g['rss_kib_after'] // 1024} MiB after.",
+        "",
+    ]
+    lines += render_targets(results)
+    return "\n".join(lines)
+
+
+def render_scaling(rows: list[dict[str, float]]) -> list[str]:
+    lines = [
+        "### Cost by record size (in-process, patient-view)",
+        "",
+        "| resources | KB | handle p50 ms | orjson.loads p50 ms | ratio | us/resource | |",
+        "|---:|---:|---:|---:|---:|---:|---|",
+    ]
+    top = max((r["handle_p50_ms"] for r in rows), default=1.0) or 1.0
+    for r in rows:
+        bar = "#" * max(1, round(40 * r["handle_p50_ms"] / top))
+        lines.append(
+            f"| {int(r['resources'])} | {int(r['bytes']) // 1024} | {_f(r['handle_p50_ms'])} "
+            f"| {_f(r['loads_p50_ms'], 3)} | {_f(r['ratio_p50'])} | {_f(r['us_per_resource'], 1)} "
+            f"| `{bar}` |"
+        )
+    lines.append("")
+    return lines
+
+
+def targets(results: dict[str, Any]) -> list[tuple[str, str, bool]]:
+    out: list[tuple[str, str, bool]] = []
+    large_http = [r for r in results.get("http", []) if r["size"] == "large"]
+    if large_http:
+        worst = max(r["ratio_p50"] for r in large_http)
+        out.append((f"large HTTP p50 / bare p50 <= {TARGET_HTTP_RATIO}", _f(worst),
+                    worst <= TARGET_HTTP_RATIO))
+    large_in = [r for r in results["in_process"] if r["size"] == "large"]
+    if large_in:
+        worst = max(r["ratio_p50"] for r in large_in)
+        out.append((f"large in-process p50 / orjson.loads p50 <= {TARGET_PARSE_RATIO}",
+                    _f(worst), worst <= TARGET_PARSE_RATIO))
+    typical = [r for r in results.get("http", []) if r["size"] == "typical"]
+    if typical:
+        worst = max(r["service"]["p99_ms"] for r in typical)
+        out.append((f"typical HTTP p99 < {TARGET_TYPICAL_P99_MS:.0f} ms", f"{_f(worst)} ms",
+                    worst < TARGET_TYPICAL_P99_MS))
+    g = results["growth"]
+    ratio = g["last"]["p50_ms"] / g["first"]["p50_ms"]
+    out.append((f"no latency growth (last/first p50 <= {TARGET_GROWTH})", _f(ratio),
+                ratio <= TARGET_GROWTH))
+    return out
+
+
+def render_targets(results: dict[str, Any]) -> list[str]:
+    lines = ["### Targets", "", "| target | measured | |", "|---|---:|---|"]
+    for name, value, passed in targets(results):
+        lines.append(f"| {name} | {value} | {_ok(passed)} |")
+    lines.append("")
+    return lines

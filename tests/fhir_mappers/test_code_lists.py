@@ -1,0 +1,85 @@
+"""The code lists in config/codes.yaml, as the mappers read them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from fhir_mappers.codes import CODES_YAML, CodeListError, CodeLists
+
+
+@pytest.mark.parametrize(
+    ("reason_codes", "text", "expected"),
+    [
+        (["sintol"], "", "intolerance"),
+        (["407563006"], "", "intolerance"),
+        (["281647001"], "", "intolerance"),
+        (["62014003"], "", "intolerance"),
+        (["59037007"], "", "intolerance"),
+        (["salg"], "", "allergy"),
+        (["416098002"], "", "allergy"),
+        (["266721009"], "", "lack_of_effect"),
+        (["58848006"], "", "lack_of_effect"),
+        (["105480006"], "", "patient_choice"),
+        ([], "Stopped because of side effects", "intolerance"),
+        ([], "Not tolerated - nausea", "intolerance"),
+        ([], "allergic reaction (rash)", "allergy"),
+        ([], "Ineffective after 8 weeks", "lack_of_effect"),
+        (["182992009"], "", "other"),  # treatment completed: a reason, but not a signal
+        ([], "insurance change", "other"),
+        ([], "", None),
+    ],
+)
+def test_stop_reason_kinds(
+    codes: CodeLists, reason_codes: list[str], text: str, expected: str | None
+) -> None:
+    assert codes.stop_reason(reason_codes, text) == expected
+
+
+@pytest.mark.parametrize(
+    ("manifestation_codes", "text", "expected"),
+    [
+        (["39579001"], "", True),  # anaphylaxis
+        (["126485001"], "", True),  # urticaria
+        (["41291007"], "", True),  # angioedema
+        ([], "Hives on both arms", True),
+        ([], "ANAPHYLAXIS", True),
+        (["422587007"], "Nausea", False),
+        (["25064002"], "Headache", False),
+        ([], "archives", False),  # whole words only
+        ([], "", False),
+    ],
+)
+def test_immune_manifestations(
+    codes: CodeLists, manifestation_codes: list[str], text: str, expected: bool
+) -> None:
+    assert codes.is_immune(manifestation_codes, text) is expected
+
+
+def test_score_and_encounter_lists(codes: CodeLists) -> None:
+    assert codes.score_codes == {"44261-6": "PHQ-9", "70274-6": "GAD-7"}
+    assert codes.panel_codes["44249-1"] == "PHQ-9"
+    assert codes.outpatient_classes == frozenset({"AMB", "VR", "HH"})
+    assert codes.timing_codes_per_day["BID"] == 2
+
+
+def test_a_site_can_add_a_local_stop_reason(tmp_path: Path, codes: CodeLists) -> None:
+    text = CODES_YAML.read_text(encoding="utf-8")
+    # Added under the intolerance codes, as an informatics team would.
+    marker = "display: Drug intolerance}\n"
+    local = '      - {system: "urn:local", code: "SE-01", display: Side effects}\n'
+    path = tmp_path / "codes.yaml"
+    path.write_text(text.replace(marker, marker + local, 1), encoding="utf-8")
+    assert CodeLists.load(path).stop_reason(["SE-01"]) == "intolerance"
+
+
+@pytest.mark.parametrize(
+    "content",
+    ["- just a list\n", "stop_reasons: {}\n", "stop_reasons:\n  boredom: {codes: [], words: []}\n"],
+)
+def test_malformed_code_lists_name_the_file(tmp_path: Path, content: str) -> None:
+    path = tmp_path / "codes.yaml"
+    path.write_text(content, encoding="utf-8")
+    with pytest.raises(CodeListError, match="codes.yaml"):
+        CodeLists.load(path)

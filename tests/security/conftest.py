@@ -1,0 +1,146 @@
+"""Fixtures for hostile-input, property, schemathesis and fault tests.
+
+Requests come from the synthetic patient generator (realistic R4, dated relative to NOW), so the
+tests start from traffic the service should answer with cards and then break it. PostgreSQL and
+Redis are the shared servers on 127.0.0.1 (scripts/services.sh starts them): when they do not
+answer, these fixtures fail, they never skip. Each PostgreSQL test gets its own database.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import random
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import jwt
+import psycopg
+import pytest
+import redis
+from cryptography.hazmat.primitives.asymmetric import ec
+from flask.testing import FlaskClient
+from psycopg import sql
+
+from cds_service.synthetic import generate_patient, make_hook_request
+from tests.conftest import NOW
+
+PG_ADMIN_DSN = "host=127.0.0.1 port=5432 user=postgres dbname=postgres connect_timeout=5"
+REDIS_PORT = 6379
+SERVICE_OF_HOOK = {
+    "patient-view": "psychopharm-patient-view",
+    "order-select": "psychopharm-order-select",
+    "order-sign": "psychopharm-order-sign",
+    "medication-prescribe": "psychopharm-medication-prescribe",
+}
+# Archetypes that fire a card at every hook and every seed under the default configuration.
+CARD_ARCHETYPES = ("repeated_intolerance", "multiple_failed_trials")
+
+
+def service_url(hook: str) -> str:
+    return f"/cds-services/{SERVICE_OF_HOOK[hook]}"
+
+
+def hook_request(
+    hook: str = "order-sign", archetype: str = "repeated_intolerance", seed: int = 1
+) -> dict[str, Any]:
+    """A complete, valid request (all prefetch keys but ``statements``) with a fresh hookInstance."""
+    bundle = generate_patient(random.Random(seed), NOW.date(), archetype, index=seed)
+    return make_hook_request(bundle, hook, hook_instance=str(uuid.uuid4()))
+
+
+def post_json(client: FlaskClient, url: str, body: Any, **kwargs: Any) -> Any:
+    """POST a body serialised by the stdlib (the app's orjson refuses some hostile shapes)."""
+    return client.post(
+        url, data=json.dumps(body, ensure_ascii=False), content_type="application/json", **kwargs
+    )
+
+
+def error_code(response: Any) -> str:
+    body = response.get_json()
+    return str(body["issue"][0]["details"]["coding"][0]["code"])
+
+
+def assert_valid_cards(response: Any) -> list[dict[str, Any]]:
+    """A 200 whose body is ``{"cards": [...]}`` with well-formed cards; the cards."""
+    assert response.status_code == 200, response.data[:500]
+    body = response.get_json()
+    assert set(body) == {"cards"}
+    assert isinstance(body["cards"], list)
+    for card in body["cards"]:
+        assert card["indicator"] in ("info", "warning")
+        assert isinstance(card["summary"], str) and 0 < len(card["summary"]) <= 140
+        uuid.UUID(card["uuid"])
+    cards: list[dict[str, Any]] = body["cards"]
+    return cards
+
+
+@pytest.fixture
+def valid_request() -> Callable[..., dict[str, Any]]:
+    def make(hook: str = "order-sign", archetype: str = "repeated_intolerance",
+             seed: int = 1) -> dict[str, Any]:
+        return copy.deepcopy(hook_request(hook, archetype, seed))
+
+    return make
+
+
+@pytest.fixture
+def pg_database() -> Iterator[str]:
+    """A fresh PostgreSQL database for one test; its name. Dropped afterwards."""
+    name = f"pcds_sec_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as admin:
+        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    try:
+        yield name
+    finally:
+        with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as admin:
+            admin.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+            )
+
+
+def pg_url(database: str, port: int = 5432) -> str:
+    return f"postgresql+psycopg://postgres@127.0.0.1:{port}/{database}?connect_timeout=2"
+
+
+@pytest.fixture
+def redis_up() -> None:
+    """Redis must answer: a down server is a failure of the environment, not a skip."""
+    client = redis.Redis(host="127.0.0.1", port=REDIS_PORT, socket_timeout=2)
+    try:
+        assert client.ping(), "Redis at 127.0.0.1:6379 did not answer PING"
+    finally:
+        client.close()
+
+
+class Signer:
+    """A CDS client holding a P-384 key, trusted through a JWKS file."""
+
+    def __init__(self, jwks_file: Path) -> None:
+        self.issuer = "https://ehr.security-test.example"
+        self.kid = "security-test-key"
+        self.key = ec.generate_private_key(ec.SECP384R1())
+        jwk = json.loads(jwt.algorithms.ECAlgorithm.to_jwk(self.key.public_key()))
+        jwk.update({"kid": self.kid, "use": "sig", "alg": "ES384"})
+        jwks_file.write_text(json.dumps({"keys": [jwk]}), encoding="utf-8")
+        self.jwks_file = jwks_file
+
+    def header(self, path: str, base: str = "http://localhost") -> dict[str, str]:
+        import time
+
+        now = int(time.time())
+        claims = {"iss": self.issuer, "aud": base + path, "iat": now, "exp": now + 300,
+                  "jti": str(uuid.uuid4())}
+        token = jwt.encode(claims, self.key, algorithm="ES384",
+                           headers={"kid": self.kid, "typ": "JWT"})
+        return {"Authorization": f"Bearer {token}"}
+
+    def trusted_client(self) -> dict[str, str]:
+        return {"issuer": self.issuer, "jwks_file": str(self.jwks_file)}
+
+
+@pytest.fixture
+def signer(tmp_path: Path) -> Signer:
+    return Signer(tmp_path / "jwks.json")
