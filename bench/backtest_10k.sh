@@ -34,7 +34,8 @@ usage = resource.getrusage(resource.RUSAGE_CHILDREN)
 manifest = json.load(open(f"{out}/data/manifest.json"))
 n = report["patients"]
 print(f"{n:,} patients ({fmt}) with {workers} workers: {seconds:.1f} s wall, "
-      f"{usage.ru_utime + usage.ru_stime:.1f} s CPU, {n / seconds:,.0f} patients/s")
+      f"{usage.ru_utime + usage.ru_stime:.1f} s CPU, {n / seconds:,.0f} patients/s, "
+      f"largest process {usage.ru_maxrss / 1024:,.0f} MB")
 for pattern_id, row in report["patterns"].items():
     expected = manifest["expected_flagged"][pattern_id]
     mark = "ok" if row["flagged"] == expected else f"MISMATCH (expected {expected})"

@@ -11,8 +11,10 @@ Every phase has a fixed count and a time cap, so a slow machine makes the run sh
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import platform
+import signal
 import sys
 import tempfile
 import time
@@ -25,10 +27,10 @@ import orjson
 import yaml
 
 from bench import inprocess, measure
+from bench.fhir_server import BASE_PATH
 from bench.report import render
 from bench.servers import Server, bare_command, free_port, memory_kib, service_command
 from bench.workload import SERVICE_IDS, SIZES, build_workloads
-from bench.fhir_server import BASE_PATH
 
 
 @dataclass(frozen=True)
@@ -102,9 +104,11 @@ def write_config(tmp: Path, fhir_base: str) -> Path:
     return config
 
 
-def run(counts: Counts, *, mode: str, time_cap_s: float, http: bool, tmp: Path) -> dict[str, Any]:
-    results: dict[str, Any] = {"environment": environment(mode)}
+def run(counts: Counts, *, mode: str, time_cap_s: float, http: bool, tmp: Path,
+        sizes: tuple[str, ...] = tuple(SIZES)) -> dict[str, Any]:
+    results: dict[str, Any] = {"environment": environment(mode), "phase_seconds": {}}
     deadline = time.monotonic() + time_cap_s
+    phases = Phases(results["phase_seconds"])
 
     def cap(share: float) -> float:
         """A phase's time cap: ``share`` of the total, never past the overall deadline."""
@@ -113,54 +117,86 @@ def run(counts: Counts, *, mode: str, time_cap_s: float, http: bool, tmp: Path) 
     as_of = date.today()  # the service dates "now" by the wall clock; the data must match it
     fhir_port = free_port()
     fhir_base = f"http://127.0.0.1:{fhir_port}{BASE_PATH}"
-    workloads = build_workloads(as_of, fhir_server=fhir_base)
+    workloads = build_workloads(
+        as_of, fhir_server=fhir_base, sizes={name: SIZES[name] for name in sizes})
     config = write_config(tmp, fhir_base)
 
     with (tmp / "inprocess.log").open("w") as log_stream:
+        phases("build requests")
         app = inprocess.InProcess(config, log_stream)
+        phases("start in-process app")
         try:
             results["in_process"] = []
             for w in workloads:
                 sid = SERVICE_IDS[w.hook]
                 n = counts.in_process[w.size]
-                row = {"size": w.size, "hook": w.hook, "resources": w.n_resources,
+                # Cards returned: the requests must exercise the card path, not only mapping.
+                cards = len(app.handle(sid, w.body)["cards"])
+                row = {"size": w.size, "hook": w.hook, "resources": w.n_resources, "cards": cards,
                        **inprocess.parse_ratio(app, sid, w.body, n, cap(0.04))}
                 client_samples = inprocess.timed(lambda w=w: app.post(w.path, w.body),
                                                  max(3, n // 4), cap(0.01))
                 row["test_client"] = measure.summary_ms(client_samples)
                 results["in_process"].append(row)
+            phases("in-process latency")
             results["scaling"] = inprocess.scaling(
                 app, as_of, counts.scaling_sizes, counts.scaling_budget, cap(0.03))
+            phases("scaling")
             results["growth"] = inprocess.growth(
                 app, as_of, counts.growth_calls, counts.growth_window, 20, cap(0.15))
+            phases("growth")
         finally:
             app.close()
 
     if http:
-        results.update(run_http(counts, workloads, tmp, config, fhir_port, cap))
+        results.update(run_http(counts, workloads, tmp, config, fhir_port, cap, phases))
     results["environment"]["load_end"] = _load()
     return results
 
 
+class Phases:
+    """Wall time of each phase since the previous one, for the report (where the time went)."""
+
+    def __init__(self, into: dict[str, float]) -> None:
+        self.into = into
+        self.last = time.monotonic()
+
+    def __call__(self, name: str) -> None:
+        now = time.monotonic()
+        self.into[name] = round(now - self.last, 2)
+        self.last = now
+
+
 def run_http(counts: Counts, workloads: list[Any], tmp: Path, config: Path, fhir_port: int,
-             cap: Any) -> dict[str, Any]:
+             cap: Any, phases: Phases) -> dict[str, Any]:
     out: dict[str, Any] = {}
     data = tmp / "fhir-data.json"
     data.write_bytes(orjson.dumps([w.bundle for w in workloads if w.hook == "patient-view"]))
     fhir = Server("fhir", [sys.executable, "-m", "bench.fhir_server", "--port", str(fhir_port),
-                           "--data", str(data)], fhir_port, "/fhir/metadata-absent", tmp / "fhir.log")
+                           "--data", str(data)], fhir_port,
+                  f"{BASE_PATH}/Patient/{workloads[0].bundle['entry'][0]['resource']['id']}",
+                  tmp / "fhir.log", stop_signal=signal.SIGTERM)
     service_port, bare_port = free_port(), free_port()
     service = Server("service", service_command(service_port, config), service_port,
                      "/cds-services", tmp / "service.log")
     bare = Server("bare", bare_command(bare_port), bare_port, "/healthz", tmp / "bare.log")
-    fhir.ready_path = "/fhir/Patient/bench-p000001"
-    with fhir, service, bare:
+    servers = (fhir, service, bare)
+    with contextlib.ExitStack() as stack:
+        for server in servers:  # launched together: each takes seconds to import and fork
+            stack.callback(server.stop)
+            server.launch()
+        for server in servers:
+            server.wait_ready()
+        phases("start servers")
         ours, base = measure.Client(service_port), measure.Client(bare_port)
         try:
-            for w in workloads:  # warm both workers of both servers on every body
+            for w in workloads:  # fresh connections reach both workers of both servers
                 for _ in range(4):
-                    measure.Client(service_port).post(w.path, w.body)
-                    measure.Client(bare_port).post(w.path, w.body)
+                    for port in (service_port, bare_port):
+                        warm = measure.Client(port)
+                        warm.post(w.path, w.body)
+                        warm.close()
+            phases("warm-up")
             out["http"] = []
             for w in workloads:
                 s, b = measure.interleaved(ours, base, w.path, w.body, counts.http[w.size],
@@ -171,19 +207,22 @@ def run_http(counts: Counts, workloads: list[Any], tmp: Path, config: Path, fhir
                     "bytes": len(w.body), "service": s_sum, "bare": b_sum,
                     "ratio_p50": s_sum["p50_ms"] / b_sum["p50_ms"],
                 })
+            phases("http latency")
             out["fallback"] = []
             for w in workloads:
                 samples = measure.sequential(ours, w.path, w.fallback_body, counts.fallback,
                                              cap(0.03))
                 out["fallback"].append({"size": w.size, "hook": w.hook,
                                         "service": measure.summary_ms(samples)})
-            typical = next(w for w in workloads if w.size == "typical")
+            phases("fallback")
+            typical = next((w for w in workloads if w.size == "typical"), workloads[0])
             out["throughput_workload"] = f"{typical.size} {typical.hook}"
             out["throughput"] = []
             for c in counts.concurrency:
                 t = measure.throughput(service_port, typical.path, typical.body, c,
                                        max(1, counts.throughput_total // c), cap(0.05))
                 out["throughput"].append({**asdict(t), "per_second": t.per_second})
+            phases("throughput")
         finally:
             ours.close()
             base.close()
@@ -192,6 +231,9 @@ def run_http(counts: Counts, workloads: list[Any], tmp: Path, config: Path, fhir
             for server in (service, bare)
             for pid in server.worker_pids()
         ]
+        for server in servers:
+            server.terminate()
+    phases("stop servers")
     return out
 
 
@@ -203,12 +245,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--time-cap", type=float, default=None, metavar="SECONDS",
                         help="overall time cap (default 600, quick 60)")
     parser.add_argument("--no-http", action="store_true", help="in-process measurements only")
+    parser.add_argument("--sizes", default=",".join(SIZES),
+                        help=f"comma-separated subset of {', '.join(SIZES)}")
     args = parser.parse_args(argv)
+    sizes = tuple(s.strip() for s in args.sizes.split(",") if s.strip())
+    unknown = sorted(set(sizes) - set(SIZES))
+    if unknown or not sizes:
+        parser.error(f"unknown size(s) {unknown}; choose from {', '.join(SIZES)}")
     counts = QUICK if args.quick else FULL
     time_cap = args.time_cap or (60.0 if args.quick else 600.0)
     with tempfile.TemporaryDirectory(prefix="psychopharm-bench-") as tmp:
         results = run(counts, mode="quick" if args.quick else "full", time_cap_s=time_cap,
-                      http=not args.no_http, tmp=Path(tmp))
+                      http=not args.no_http, tmp=Path(tmp), sizes=sizes)
     print(render(results))
     if args.json:
         Path(args.json).write_bytes(orjson.dumps(results, option=orjson.OPT_INDENT_2))

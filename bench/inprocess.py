@@ -67,10 +67,11 @@ def parse_ratio(app: InProcess, service_id: str, body: bytes, count: int,
     """p50 of the service's handling / p50 of ``orjson.loads``, measured alternately in blocks."""
     handle: list[float] = []
     loads: list[float] = []
-    block = max(1, count // 10)
-    for _ in range(10):
-        handle += timed(lambda: app.handle(service_id, body), block, time_cap_s / 20)
-        loads += timed(lambda: orjson.loads(body), block, time_cap_s / 20)
+    rounds = min(10, count)
+    block = max(1, count // rounds)
+    for _ in range(rounds):
+        handle += timed(lambda: app.handle(service_id, body), block, time_cap_s / (2 * rounds))
+        loads += timed(lambda: orjson.loads(body), block, time_cap_s / (2 * rounds))
     h50, l50 = percentile(handle, 50), percentile(loads, 50)
     return {
         "bytes": len(body),

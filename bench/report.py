@@ -62,14 +62,14 @@ def render(results: dict[str, Any]) -> str:
     lines += [
         "### In-process (no HTTP): handling vs `orjson.loads` of the same body",
         "",
-        "| size | hook | KB | n | handle p50 ms | p95 ms | p99 ms | test-client p50 ms "
+        "| size | hook | KB | cards | n | handle p50 ms | p95 ms | p99 ms | test-client p50 ms "
         "| orjson.loads p50 ms | p50 ratio |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for row in results["in_process"]:
         h = row["handle"]
         lines.append(
-            f"| {row['size']} | {row['hook']} | {row['bytes'] // 1024} | {h['n']} "
+            f"| {row['size']} | {row['hook']} | {row['bytes'] // 1024} | {row['cards']} | {h['n']} "
             f"| {_f(h['p50_ms'])} | {_f(h['p95_ms'])} | {_f(h['p99_ms'])} "
             f"| {_f(row['test_client']['p50_ms'])} | {_f(row['orjson_loads_p50_ms'], 3)} "
             f"| {_f(row['ratio_p50'])} |"
@@ -89,8 +89,8 @@ def render(results: dict[str, Any]) -> str:
             )
         lines.append("")
     if "memory" in results:
-        lines += ["### Peak memory per worker (VmHWM)", "", "| server | pid | VmHWM MiB | VmRSS MiB |",
-                  "|---|---:|---:|---:|"]
+        lines += ["### Peak memory per worker (VmHWM)", "",
+                  "| server | pid | VmHWM MiB | VmRSS MiB |", "|---|---:|---:|---:|"]
         for row in results["memory"]:
             lines.append(
                 f"| {row['server']} | {row['pid']} | {_f(row['VmHWM'] / 1024, 1)} "

@@ -27,7 +27,8 @@ import orjson
 # A manifest.json (the synthetic generator's answer key, or a Bulk Data export manifest) sits
 # beside the data it describes; it is not patient data and is skipped without a warning.
 MANIFEST_NAME = "manifest.json"
-BUCKET_TARGET_BYTES = 64 * 1024 * 1024
+# Parsed JSON takes several times its size in memory: 16 MB of lines is ~100 MB in a worker.
+BUCKET_TARGET_BYTES = 16 * 1024 * 1024
 MAX_BUCKETS = 256  # open file handles during the first pass
 MAX_REPORTED_LINES = 5
 

@@ -86,7 +86,9 @@ class Tally:
         _merge(self.detector_errors, other.detector_errors)
         self.skipped.extend(other.skipped)
         if other.flags is not None:
-            self.flags = {**(self.flags or {}), **other.flags}
+            if self.flags is None:
+                self.flags = {}
+            self.flags.update(other.flags)
 
 
 def _merge(target: dict[K, int], source: Mapping[K, int]) -> None:

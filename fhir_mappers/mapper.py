@@ -54,6 +54,11 @@ def map_record(
     medications: Mapping[str, Mapping[str, Any]] | None = None,
     codes: CodeLists | None = None,
 ) -> PatientRecord:
+    """The patient's timeline from resources and/or Bundles (prefetch values, search pages).
+
+    ``medications`` maps "Medication/<id>" to Medications fetched separately; Medications among
+    ``resources`` (``_include``) are used too. Problems end up in ``PatientRecord.issues``.
+    """
     ctx = MappingContext(table, codes or default_code_lists())
     found = _collect(resources, ctx)
     ctx.medications = _medication_index(found, medications)

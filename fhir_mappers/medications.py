@@ -40,6 +40,7 @@ _MEMO_SIZE = 4096
 
 # A synonym as its words, and the ingredient it names.
 _NameEntry = tuple[tuple[str, ...], Ingredient]
+_CodingKey = tuple[str, str, str]  # system, code, display
 
 
 class IngredientTableError(ValueError):
@@ -54,7 +55,7 @@ class IngredientTable:
     # Names indexed by their first word, so matching a display costs one dict lookup per word.
     by_first_word: Mapping[str, tuple[_NameEntry, ...]] = field(repr=False)
     # Results by (codings, text): a patient's history names the same few products again and again.
-    _memo: dict[tuple[Any, ...], tuple[Ingredient, ...]] = field(
+    _memo: dict[tuple[str, tuple[_CodingKey, ...]], tuple[Ingredient, ...]] = field(
         default_factory=dict, repr=False, compare=False, hash=False
     )
 
@@ -104,18 +105,17 @@ class IngredientTable:
         self, codings: Iterable[Mapping[str, Any]], text: str = ""
     ) -> tuple[Ingredient, ...]:
         """The ingredient families of a medication; ``()`` when nothing is recognised."""
-        key = (text, *(_coding_key(c) for c in codings))
+        coding_keys = tuple(_coding_key(c) for c in codings)
+        key = (text, coding_keys)
         cached = self._memo.get(key)
         if cached is None:
-            cached = self._classify(key[1:], text)
+            cached = self._classify(coding_keys, text)
             if len(self._memo) >= _MEMO_SIZE:
                 self._memo.clear()
             self._memo[key] = cached
         return cached
 
-    def _classify(
-        self, codings: tuple[tuple[str, str, str], ...], text: str
-    ) -> tuple[Ingredient, ...]:
+    def _classify(self, codings: tuple[_CodingKey, ...], text: str) -> tuple[Ingredient, ...]:
         found: dict[str, Ingredient] = {}
         displays: list[str] = [text]
         for system, code, display in codings:
@@ -150,13 +150,13 @@ class IngredientTable:
 
 
 @lru_cache(maxsize=4096)
-def strength_mg(value: str) -> float | None:
+def strength_mg(text: str) -> float | None:
     """The strength of a single-ingredient product display, in mg per unit ("50 MG" -> 50.0).
 
     ``None`` for liquids and rates ("300 MG/5ML", "1.1 MG/HR") and for several strengths
     (combination products), where a tablet count cannot be turned into milligrams.
     """
-    matches = _STRENGTH.findall(value)
+    matches = _STRENGTH.findall(text)
     if len(matches) != 1:
         return None
     amount, unit, _per_amount, per_unit = matches[0]
@@ -166,9 +166,9 @@ def strength_mg(value: str) -> float | None:
 
 
 @lru_cache(maxsize=4096)
-def concentration_mg_per_ml(value: str) -> float | None:
+def concentration_mg_per_ml(text: str) -> float | None:
     """mg per mL of a single-ingredient liquid display ("300 MG/5ML" -> 60.0, "2 MG/ML" -> 2.0)."""
-    matches = _STRENGTH.findall(value)
+    matches = _STRENGTH.findall(text)
     if len(matches) != 1:
         return None
     amount, unit, per_amount, per_unit = matches[0]
@@ -204,7 +204,7 @@ def _parse_row(row: Mapping[str, str], where: str) -> Ingredient:
     )
 
 
-def _coding_key(coding: Any) -> tuple[str, str, str]:
+def _coding_key(coding: Any) -> _CodingKey:
     if not isinstance(coding, Mapping):
         return ("", "", "")
     return (_str(coding.get("system")), _str(coding.get("code")), _str(coding.get("display")))

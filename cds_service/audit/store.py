@@ -33,7 +33,7 @@ from cds_service.settings import StorageSettings
 
 log = logging.getLogger(__name__)
 
-CLOSE_TIMEOUT_S = 10.0
+CLOSE_TIMEOUT_S = 10.0  # within gunicorn's graceful_timeout
 
 
 def card_values(record: CardRecord) -> dict[str, Any]:
@@ -98,9 +98,16 @@ def feedback_values(item: FeedbackRecord, content_hash: str) -> dict[str, Any]:
 
 
 class SqlAuditStore:
-    def __init__(self, settings: StorageSettings, *, migrate: bool = True) -> None:
+    def __init__(
+        self,
+        settings: StorageSettings,
+        *,
+        migrate: bool = True,
+        close_timeout_s: float = CLOSE_TIMEOUT_S,
+    ) -> None:
         self._engine = create_audit_engine(settings.url)
         self._closed = False
+        self._close_timeout_s = close_timeout_s
         self._writer: BatchWriter[CardRecord] = BatchWriter(
             self._write_cards,
             capacity=settings.queue_size,
@@ -145,7 +152,15 @@ class SqlAuditStore:
     def last_override(
         self, patient_key: str, pattern: str, since: datetime
     ) -> frozenset[str] | None:
-        return queries.last_override(self._engine, patient_key, pattern, since)
+        try:
+            return queries.last_override(self._engine, patient_key, pattern, since)
+        except SQLAlchemyError as exc:
+            # The hook call must still answer while the database is down: without the override
+            # history the card is shown again (repeated advice beats silently missing advice).
+            log.warning(
+                "override history unavailable, suppression skipped: %s", describe_error(exc)
+            )
+            return None
 
     def query_cards(
         self,
@@ -188,5 +203,5 @@ class SqlAuditStore:
         if self._closed:
             return
         self._closed = True
-        self._writer.close(CLOSE_TIMEOUT_S)
+        self._writer.close(self._close_timeout_s)
         self._engine.dispose()

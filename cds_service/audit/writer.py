@@ -118,15 +118,25 @@ class BatchWriter(Generic[T]):
             return True
 
     def close(self, timeout_s: float) -> None:
-        flushed = self.flush(timeout_s)
+        """Write what is queued (up to ``timeout_s``), then stop the thread; idempotent."""
+        self.flush(timeout_s)
         with self._cond:
             self._stopping = True
             self._cond.notify_all()
-            thread, left = self._thread, len(self._pending)
+            thread = self._thread
         if thread is not None:
             thread.join(timeout=max(self._interval, 1.0) + MAX_BACKOFF_S)
-        if not flushed and left:
-            log.error("audit writer closed with %d row(s) not written", left)
+            if thread.is_alive():
+                log.error(
+                    "audit writer did not stop; %d row(s) may be lost", self.stats()["queued"]
+                )
+                return
+        with self._cond:
+            lost = len(self._pending)
+            self._pending.clear()
+            self._dropped += lost
+        if lost:
+            log.error("audit writer closed with %d row(s) not written", lost)
 
     def _next_batch(self) -> list[T] | None:
         """Block until a batch is due; None when stopping with nothing left to write."""
@@ -161,10 +171,7 @@ class BatchWriter(Generic[T]):
                 self._write_batch(batch)
             except Exception as exc:  # the thread must survive any database failure
                 attempts += 1
-                transient = _is_transient(exc)
-                with self._cond:
-                    self._write_errors += 1
-                    self._last_error = describe_error(exc)
+                self._note_error(exc)
                 if attempts == 1 or attempts % LOG_EVERY_N_ATTEMPTS == 0:
                     log.error(
                         "audit write of %d row(s) failed (attempt %d), rows kept: %s",
@@ -172,30 +179,47 @@ class BatchWriter(Generic[T]):
                         attempts,
                         describe_error(exc),
                     )
-                if not transient and attempts >= MAX_ATTEMPTS_NON_TRANSIENT:
-                    self._settle(len(batch), written=False)
+                if not _is_transient(exc) and attempts >= MAX_ATTEMPTS_NON_TRANSIENT:
+                    self._settle(len(batch), self._write_one_by_one(batch))
                     attempts = 0
                     continue
                 if self._wait_backoff(attempts):
                     return
                 continue
             attempts = 0
-            self._settle(len(batch), written=True)
+            self._settle(len(batch), len(batch))
 
-    def _settle(self, count: int, *, written: bool) -> None:
+    def _write_one_by_one(self, batch: list[T]) -> int:
+        """Isolate the rows a batch cannot take (a bad value), so the others are still written."""
+        written = 0
+        for row in batch:
+            try:
+                self._write_batch([row])
+            except Exception as exc:  # this row is given up on; the next may be fine
+                self._note_error(exc)
+            else:
+                written += 1
+        return written
+
+    def _note_error(self, exc: Exception) -> None:
+        with self._cond:
+            self._write_errors += 1
+            self._last_error = describe_error(exc)
+
+    def _settle(self, count: int, written: int) -> None:
+        """Take ``count`` rows off the queue, ``written`` of them stored, the rest given up."""
+        lost = count - written
         with self._cond:
             for _ in range(count):
                 self._pending.popleft()
-            if written:
-                self._written += count
-            else:
-                self._discarded += count
-                self._dropped += count
+            self._written += written
+            self._discarded += lost
+            self._dropped += lost
             if not self._pending:
                 self._flush_requested = False
             self._cond.notify_all()
-        if not written:
-            log.error("audit writer gave up on %d row(s) after repeated errors", count)
+        if lost:
+            log.error("audit writer gave up on %d row(s) after repeated errors", lost)
 
     def _wait_backoff(self, attempts: int) -> bool:
         """Sleep before a retry; True when the writer is stopping and should give up."""

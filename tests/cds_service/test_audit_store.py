@@ -162,6 +162,27 @@ def test_unreachable_database_keeps_rows_queued_until_it_answers(
                     )
 
 
+def test_a_row_the_database_rejects_does_not_block_the_rows_behind_it(store: SqlAuditStore) -> None:
+    good = [card(), card()]
+    broken = card(summary=None)  # violates NOT NULL: never storable, retrying cannot help
+    store.record_cards([good[0], broken, good[1]])
+    store.flush(timeout_s=30)
+    stats = store.stats()
+    assert (stats["written"], stats["dropped"], stats["queued"]) == (2, 1, 0)
+    assert stats["last_error"].startswith("IntegrityError")
+    assert {r["card_uuid"] for r in store.query_cards()} == {c.card_uuid for c in good}
+
+
+def test_close_gives_up_on_an_unreachable_database_and_counts_the_loss(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'no-such-dir' / 'audit.sqlite3'}"
+    store = SqlAuditStore(storage(url), migrate=False, close_timeout_s=0.3)
+    store.record_cards([card() for _ in range(4)])
+    store.close()
+    assert (store.stats()["written"], store.stats()["dropped"]) == (0, 4)
+    store.record_cards([card()])  # after close: refused and counted, not queued
+    assert (store.stats()["queued"], store.stats()["dropped"]) == (0, 5)
+
+
 def test_ping(store: SqlAuditStore, tmp_path: Path) -> None:
     assert store.ping() is True
     unreachable = SqlAuditStore(

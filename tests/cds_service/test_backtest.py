@@ -114,6 +114,35 @@ def test_ndjson_gives_the_same_figures_as_bundles(
     assert ndjson_report == bundle_report
 
 
+def test_ndjson_medication_references_resolve_against_medication_ndjson(
+    tmp_path: Path, default_settings: Settings
+) -> None:
+    manifest = json.loads(
+        write_population(tmp_path, 28, 6, AS_OF, "ndjson", mix=EVERY_ARCHETYPE).read_text()
+    )
+    # Bulk exports from some EHRs reference shared Medication resources instead of inlining codes.
+    medications: dict[str, str] = {}
+    for name in ("MedicationRequest.ndjson", "MedicationDispense.ndjson"):
+        lines = []
+        for line in (tmp_path / name).read_text().splitlines():
+            resource = json.loads(line)
+            concept = json.dumps(resource.pop("medicationCodeableConcept"), sort_keys=True)
+            med_id = medications.setdefault(concept, f"med-{len(medications) + 1}")
+            resource["medicationReference"] = {"reference": f"Medication/{med_id}"}
+            lines.append(json.dumps(resource))
+        (tmp_path / name).write_text("\n".join(lines) + "\n")
+    (tmp_path / "Medication.ndjson").write_text(
+        "".join(
+            json.dumps({"resourceType": "Medication", "id": med_id, "code": json.loads(concept)})
+            + "\n"
+            for concept, med_id in medications.items()
+        )
+    )
+    document = run_backtest(tmp_path, default_settings, AS_OF, strict=True).document
+    flagged = {pid: row["flagged"] for pid, row in document["patterns"].items()}
+    assert flagged == manifest["expected_flagged"]
+
+
 def test_backtest_flags_the_same_patients_as_evaluate_directly(
     population: tuple[Path, dict[str, Any]], default_settings: Settings
 ) -> None:
@@ -192,7 +221,11 @@ def test_ndjson_partition_keeps_each_patient_in_one_bucket(tmp_path: Path) -> No
     source, work = tmp_path / "in", tmp_path / "work"
     work.mkdir()
     write_population(source, 12, 5, AS_OF, "ndjson")
+    # A formulary entry that medicationReference points to: shared, not any patient's.
+    medication = {"resourceType": "Medication", "id": "m1", "code": {"text": "lithium carbonate"}}
+    (source / "Medication.ndjson").write_text(json.dumps(medication) + "\n")
     partition = partition_ndjson(sorted(source.glob("*.ndjson")), work, 4)
+    assert partition.medications == {"Medication/m1": medication}
     seen: dict[str, int] = {}
     for index, bucket in enumerate(partition.buckets):
         for key, resources in read_bucket(bucket):

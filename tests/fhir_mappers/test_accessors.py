@@ -112,7 +112,10 @@ def test_codes_skips_codings_without_code() -> None:
     ("concept", "expected"),
     [
         ({"text": "Zoloft 50 mg", "coding": [{"display": "sertraline 50 MG"}]}, "Zoloft 50 mg"),
-        ({"coding": [{"code": "1"}, {"display": "sertraline 50 MG Oral Tablet"}]}, "sertraline 50 MG Oral Tablet"),
+        (
+            {"coding": [{"code": "1"}, {"display": "sertraline 50 MG Oral Tablet"}]},
+            "sertraline 50 MG Oral Tablet",
+        ),
         ({"text": "  ", "coding": [{"display": "Nausea"}]}, "Nausea"),
         ([{"coding": [{"display": "Headache"}]}], "Headache"),
         ({"coding": [{"code": "1"}]}, ""),

@@ -30,7 +30,9 @@ def reactions(*manifestations: dict[str, Any]) -> list[dict[str, Any]]:
     return [{"manifestation": list(manifestations)}]
 
 
-def mapped(table: IngredientTable, codes: CodeLists, resource: dict[str, Any]) -> list[IntoleranceEvent]:
+def mapped(
+    table: IngredientTable, codes: CodeLists, resource: dict[str, Any]
+) -> list[IntoleranceEvent]:
     return list(map_record([resource], table, codes=codes).intolerances)
 
 
@@ -73,13 +75,18 @@ def test_legacy_category_code_with_substance_in_reaction(
 @pytest.mark.parametrize(
     ("fields", "expected"),
     [
-        ({"onsetDateTime": "2024-02-10", "onsetPeriod": {"start": "2023-01-01"}}, date(2024, 2, 10)),
+        (
+            {"onsetDateTime": "2024-02-10", "onsetPeriod": {"start": "2023-01-01"}},
+            date(2024, 2, 10),
+        ),
         ({"onsetPeriod": {"start": "2023-06"}}, date(2023, 6, 1)),
         ({}, date(2025, 4, 1)),  # recordedDate
         ({"recordedDate": None, "assertedDate": "2017-03-03"}, date(2017, 3, 3)),  # STU3
     ],
 )
-def test_when(table: IngredientTable, codes: CodeLists, fields: dict[str, Any], expected: date) -> None:
+def test_when(
+    table: IngredientTable, codes: CodeLists, fields: dict[str, Any], expected: date
+) -> None:
     (event,) = mapped(table, codes, allergy(**fields))
     assert event.when == expected
 

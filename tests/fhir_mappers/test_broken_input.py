@@ -35,10 +35,12 @@ def test_quirky_export(
          "dosage is not an object"),
         ("MedicationRequest", "MedicationRequest/q-no-medication", "status",
          "expected a string, got int"),
-        ("MedicationRequest", "MedicationRequest/q-no-medication", "medication[x]", "no medication"),
+        ("MedicationRequest", "MedicationRequest/q-no-medication", "medication[x]",
+         "no medication"),
         ("AllergyIntolerance", "AllergyIntolerance/q-allergy-objects", "onsetDateTime",
          "unparseable date"),
-        ("Observation", "Observation/q-phq9-text", "value[x]", "PHQ-9 total without a numeric value"),
+        ("Observation", "Observation/q-phq9-text", "value[x]",
+         "PHQ-9 total without a numeric value"),
         ("MedicationDispense", "MedicationDispense/q-dispense", "daysSupply",
          "not a duration in days"),
     }  # fmt: skip
@@ -50,7 +52,11 @@ def test_quirky_export(
     assert courses["MedicationRequest/q-dosage-string"].ingredients[0].name == "mirtazapine"
     # single objects where R4 has lists: still read
     (allergy,) = record.intolerances
-    assert (allergy.kind, allergy.ingredients[0].name, allergy.when) == ("allergy", "clozapine", None)
+    assert (allergy.kind, allergy.ingredients[0].name, allergy.when) == (
+        "allergy",
+        "clozapine",
+        None,
+    )
     assert [(v.ref, v.class_code) for v in record.visits] == [
         ("Encounter/q-r5-class", "AMB"),
         ("Encounter/q-no-class", ""),
@@ -85,7 +91,8 @@ def test_issue_logs_carry_no_ids_or_values(
          "statusReason": "side effects", "effectivePeriod": "2025"},
         {"resourceType": "AllergyIntolerance", "id": "x", "reaction": ["rash"], "category": 7,
          "verificationStatus": ["confirmed"]},
-        {"resourceType": "Encounter", "id": "x", "class": 5, "period": ["2025-01-01"], "type": "AMB"},
+        {"resourceType": "Encounter", "id": "x", "class": 5, "period": ["2025-01-01"],
+         "type": "AMB"},
         {"resourceType": "MedicationDispense", "id": "x", "daysSupply": 30, "quantity": "60",
          "authorizingPrescription": "MedicationRequest/1"},
         {"resourceType": "Observation", "id": "x", "code": "44261-6", "valueInteger": "12"},

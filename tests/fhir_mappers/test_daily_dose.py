@@ -11,7 +11,9 @@ from fhir_mappers.record import MedicationCourse
 
 RXNORM = "http://www.nlm.nih.gov/research/umls/rxnorm"
 UCUM = "http://unitsofmeasure.org"
-SERTRALINE_50 = {"coding": [{"system": RXNORM, "code": "312941", "display": "sertraline 50 MG Oral Tablet"}]}
+SERTRALINE_50 = {
+    "coding": [{"system": RXNORM, "code": "312941", "display": "sertraline 50 MG Oral Tablet"}]
+}
 
 
 def dose(value: float, code: str) -> dict[str, Any]:
@@ -54,19 +56,23 @@ def course_of(
         pytest.param([{**dose(50, "mg"), **every(1, 2, "d")}], 25.0, id="every-other-day"),
         pytest.param([{**dose(70, "mg"), **every(1, 1, "wk")}], 10.0, id="weekly"),
         pytest.param(
-            [{**dose(50, "mg"), "timing": {"repeat": {"when": ["MORN", "HS"]}}}], 100.0,
+            [{**dose(50, "mg"), "timing": {"repeat": {"when": ["MORN", "HS"]}}}],
+            100.0,
             id="when-list",
         ),
         pytest.param(
-            [{**dose(50, "mg"), "timing": {"repeat": {"timeOfDay": ["08:00:00"]}}}], 50.0,
+            [{**dose(50, "mg"), "timing": {"repeat": {"timeOfDay": ["08:00:00"]}}}],
+            50.0,
             id="time-of-day",
         ),
         pytest.param(
-            [{**dose(1, "{tbl}"), "timing": {"code": {"coding": [{"code": "BID"}]}}}], 100.0,
+            [{**dose(1, "{tbl}"), "timing": {"code": {"coding": [{"code": "BID"}]}}}],
+            100.0,
             id="timing-code",
         ),
         pytest.param(
-            [{**dose(50, "mg"), **every(1)}, {**dose(100, "mg"), **every(1)}], 150.0,
+            [{**dose(50, "mg"), **every(1)}, {**dose(100, "mg"), **every(1)}],
+            150.0,
             id="concurrent-instructions-add-up",
         ),
         pytest.param(
@@ -78,12 +84,17 @@ def course_of(
             id="taper-uses-first-step",
         ),
         pytest.param(
-            [{"doseQuantity": {"value": 1, "code": "{pill}"}, **every(1)}], 50.0,
+            [{"doseQuantity": {"value": 1, "code": "{pill}"}, **every(1)}],
+            50.0,
             id="stu3-dose-on-dosage",
         ),
         pytest.param(
-            [{"doseQuantity": {"value": 50, "unit": "mg"}, "timing": {"repeat": {
-                "frequency": 1, "period": 1, "periodUnits": "d"}}}],
+            [
+                {
+                    "doseQuantity": {"value": 50, "unit": "mg"},
+                    "timing": {"repeat": {"frequency": 1, "period": 1, "periodUnits": "d"}},
+                }
+            ],
             50.0,
             id="dstu2-periodUnits",
         ),
@@ -134,20 +145,28 @@ def test_combination_product_has_no_single_daily_dose(
     [
         pytest.param([dose(50, "mg")], None, "dose frequency unknown", id="no-timing"),
         pytest.param(
-            [{**dose(50, "mg"), "timing": {"repeat": {"frequency": 2}}}], None,
-            "dose frequency unknown", id="frequency-without-period",
+            [{**dose(50, "mg"), "timing": {"repeat": {"frequency": 2}}}],
+            None,
+            "dose frequency unknown",
+            id="frequency-without-period",
         ),
         pytest.param(
-            [{"doseAndRate": [{"doseQuantity": {"value": 1}}], **every(1)}], None,
-            "dose without a unit", id="no-unit",
+            [{"doseAndRate": [{"doseQuantity": {"value": 1}}], **every(1)}],
+            None,
+            "dose without a unit",
+            id="no-unit",
         ),
         pytest.param(
-            [{**dose(1, "[drp]"), **every(1)}], None, "dose unit not convertible to mg",
+            [{**dose(1, "[drp]"), **every(1)}],
+            None,
+            "dose unit not convertible to mg",
             id="drops",
         ),
         pytest.param(
-            [{**dose(1, "{tbl}"), **every(1)}], {"text": "Zoloft tablet"},
-            "product strength unknown", id="tablets-without-strength",
+            [{**dose(1, "{tbl}"), **every(1)}],
+            {"text": "Zoloft tablet"},
+            "product strength unknown",
+            id="tablets-without-strength",
         ),
         pytest.param(["one daily"], None, "dosage is not an object", id="string-dosage"),
     ],

@@ -61,7 +61,9 @@ def test_dstu2_medication_order(table: IngredientTable) -> None:
         "dosageInstruction": [{"doseQuantity": {"value": 1, "code": "{pill}"}, "timing": {
             "repeat": {"frequency": 2, "period": 1, "periodUnits": "d"}}}],
     }  # fmt: skip
-    drafts, issues = map_draft_orders({"resourceType": "Bundle", "entry": [{"resource": order}]}, table)
+    drafts, issues = map_draft_orders(
+        {"resourceType": "Bundle", "entry": [{"resource": order}]}, table
+    )
     (draft,) = drafts
     assert (draft.ref, draft.source_type) == ("MedicationOrder/order-123", "MedicationRequest")
     assert [i.name for i in draft.ingredients] == ["lamotrigine"]
@@ -114,7 +116,9 @@ def test_list_of_resources_and_entered_in_error(table: IngredientTable) -> None:
     keep = draft(medicationCodeableConcept={"text": "Zyprexa 5 mg"})
     dropped = draft(id="d2", status="entered-in-error", medicationCodeableConcept={"text": "Xanax"})
     drafts, issues = map_draft_orders([keep, dropped], table)
-    assert [(d.ref, d.ingredients[0].name) for d in drafts] == [("MedicationRequest/d1", "olanzapine")]
+    assert [(d.ref, d.ingredients[0].name) for d in drafts] == [
+        ("MedicationRequest/d1", "olanzapine")
+    ]
     assert issues == ()
 
 

@@ -47,7 +47,9 @@ def rx(code: str, display: str = "") -> dict[str, str]:
             id="unknown-code-display-with-prefix",
         ),
         pytest.param(
-            [], "olanzapine 6 MG / fluoxetine 25 MG Oral Capsule", ["olanzapine", "fluoxetine"],
+            [],
+            "olanzapine 6 MG / fluoxetine 25 MG Oral Capsule",
+            ["olanzapine", "fluoxetine"],
             id="multi-ingredient",
         ),
         pytest.param([], "Zoloft 50 mg tablet", ["sertraline"], id="brand-name"),
@@ -60,8 +62,9 @@ def rx(code: str, display: str = "") -> dict[str, str]:
         pytest.param([], "Symbyax 6/25 capsule", ["olanzapine", "fluoxetine"], id="combo-brand"),
         pytest.param([], "dextroamphetamine sulfate 10 MG", ["dextroamphetamine"], id="whole-word"),
         pytest.param([], "escitalopram 10 MG Oral Tablet", ["escitalopram"], id="not-citalopram"),
-        pytest.param([rx("861007", "Metformin hydrochloride 500 MG Oral Tablet")], "", [],
-                     id="unknown-drug"),
+        pytest.param(
+            [rx("861007", "Metformin hydrochloride 500 MG Oral Tablet")], "", [], id="unknown-drug"
+        ),
         pytest.param([{"system": NDC, "code": "36437"}], "", [], id="code-in-other-system"),
         pytest.param([], "", [], id="nothing"),
         pytest.param([], "sertralines", [], id="no-partial-words"),
@@ -190,7 +193,10 @@ def test_concentration(display: str, expected: float | None) -> None:
     assert concentration_mg_per_ml(display) == expected
 
 
-HEADER = "name,rxcui,atc,drug_class,subclass,is_psychotropic,min_effective_mg_per_day,extra_rxcuis,synonyms"
+HEADER = (
+    "name,rxcui,atc,drug_class,subclass,is_psychotropic,min_effective_mg_per_day,"
+    "extra_rxcuis,synonyms"
+)
 
 
 @pytest.mark.parametrize(

@@ -70,7 +70,10 @@ def test_medication_references(patient_record: PatientRecord) -> None:
     assert quetiapine.daily_dose_mg == 100.0  # one tablet at bedtime
     lithium = course(patient_record, "MedicationRequest/mr-lithium-300")  # _include'd Medication
     assert [i.drug_class for i in lithium.ingredients] == ["mood_stabilizer"]
-    assert (lithium.display, lithium.daily_dose_mg) == ("lithium carbonate 300 MG Oral Capsule", 600.0)
+    assert (lithium.display, lithium.daily_dose_mg) == (
+        "lithium carbonate 300 MG Oral Capsule",
+        600.0,
+    )
 
 
 def test_prn_and_not_psychotropic(patient_record: PatientRecord) -> None:
@@ -164,7 +167,10 @@ def test_prefetch_values_with_gaps(
     table: IngredientTable, codes: CodeLists, load_fixture: Callable[[str], Any]
 ) -> None:
     bundle = load_fixture("patient-bundle.json")
-    failed = {"resourceType": "OperationOutcome", "issue": [{"severity": "error", "code": "timeout"}]}
+    failed = {
+        "resourceType": "OperationOutcome",
+        "issue": [{"severity": "error", "code": "timeout"}],
+    }
     empty = {"resourceType": "Bundle", "type": "searchset", "total": 0}
     record = map_record([None, failed, empty, bundle], table, codes=codes)
     assert record.issues == ()
@@ -252,7 +258,10 @@ def test_combination_medication_from_ingredients(table: IngredientTable, codes: 
     ],
 )  # fmt: skip
 def test_statement_not_taken(
-    table: IngredientTable, codes: CodeLists, statement: dict[str, Any], status: str,
+    table: IngredientTable,
+    codes: CodeLists,
+    statement: dict[str, Any],
+    status: str,
     kind: str | None,
 ) -> None:
     resource = {

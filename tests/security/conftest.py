@@ -9,10 +9,14 @@ answer, these fixtures fail, they never skip. Each PostgreSQL test gets its own 
 from __future__ import annotations
 
 import copy
+import functools
 import json
 import random
+import threading
+import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -21,9 +25,12 @@ import psycopg
 import pytest
 import redis
 from cryptography.hazmat.primitives.asymmetric import ec
+from flask import Flask
 from flask.testing import FlaskClient
 from psycopg import sql
 
+from cds_service.audit.records import CardRecord, FeedbackRecord
+from cds_service.settings import load_settings
 from cds_service.synthetic import generate_patient, make_hook_request
 from tests.conftest import NOW
 
@@ -43,12 +50,22 @@ def service_url(hook: str) -> str:
     return f"/cds-services/{SERVICE_OF_HOOK[hook]}"
 
 
+@functools.lru_cache(maxsize=64)
+def _patient_bundle(archetype: str, seed: int) -> dict[str, Any]:
+    return generate_patient(random.Random(seed), NOW.date(), archetype, index=seed)
+
+
 def hook_request(
     hook: str = "order-sign", archetype: str = "repeated_intolerance", seed: int = 1
 ) -> dict[str, Any]:
-    """A complete, valid request (all prefetch keys but ``statements``) with a fresh hookInstance."""
-    bundle = generate_patient(random.Random(seed), NOW.date(), archetype, index=seed)
-    return make_hook_request(bundle, hook, hook_instance=str(uuid.uuid4()))
+    """A complete, valid request (all prefetch keys but ``statements``) with a fresh hookInstance.
+
+    The caller owns the result (a deep copy) and may break it at will.
+    """
+    body = make_hook_request(
+        _patient_bundle(archetype, seed), hook, hook_instance=str(uuid.uuid4())
+    )
+    return copy.deepcopy(body)
 
 
 def post_json(client: FlaskClient, url: str, body: Any, **kwargs: Any) -> Any:
@@ -79,11 +96,61 @@ def assert_valid_cards(response: Any) -> list[dict[str, Any]]:
 
 @pytest.fixture
 def valid_request() -> Callable[..., dict[str, Any]]:
-    def make(hook: str = "order-sign", archetype: str = "repeated_intolerance",
-             seed: int = 1) -> dict[str, Any]:
-        return copy.deepcopy(hook_request(hook, archetype, seed))
+    return hook_request
 
-    return make
+
+class MemoryAuditStore:
+    """An AuditStore that keeps rows in a list: for tests that check answers, not the log."""
+
+    def __init__(self) -> None:
+        self.cards: list[CardRecord] = []
+        self.feedback: list[FeedbackRecord] = []
+        self._lock = threading.Lock()
+
+    def record_cards(self, rows: Sequence[CardRecord]) -> None:
+        with self._lock:
+            self.cards.extend(rows)
+
+    def record_feedback(self, items: Sequence[FeedbackRecord]) -> int:
+        with self._lock:
+            self.feedback.extend(items)
+        return len(items)
+
+    def last_override(
+        self, patient_key: str, pattern: str, since: datetime
+    ) -> frozenset[str] | None:
+        return None
+
+    def ping(self) -> bool:
+        return True
+
+    def flush(self, timeout_s: float = 5.0) -> None:
+        return None
+
+    def close(self) -> None:
+        return None
+
+
+@pytest.fixture(scope="module")
+def shared_app() -> Iterator[Flask]:
+    """One app per module for tests that only look at responses: no database, no shared rows.
+
+    Testing mode is on, so a detector that raises fails the test instead of being swallowed.
+    Select->sign dedup is off: it is state by design, and would let one test's order-select
+    call hide the next test's order-sign card for the same synthetic patient.
+    """
+    from cds_service.app import create_app
+
+    settings = load_settings(overrides={"service": {"select_sign_dedup_minutes": 0}})
+    app = create_app(settings, audit_store=MemoryAuditStore(), clock=lambda: NOW)
+    app.testing = True
+    yield app
+    app.extensions["psychopharm"].close()
+
+
+@pytest.fixture
+def client(shared_app: Flask) -> FlaskClient:
+    return shared_app.test_client()
 
 
 @pytest.fixture
@@ -128,8 +195,6 @@ class Signer:
         self.jwks_file = jwks_file
 
     def header(self, path: str, base: str = "http://localhost") -> dict[str, str]:
-        import time
-
         now = int(time.time())
         claims = {"iss": self.issuer, "aud": base + path, "iat": now, "exp": now + 300,
                   "jti": str(uuid.uuid4())}
