@@ -14,7 +14,6 @@ import argparse
 import contextlib
 import os
 import platform
-import signal
 import sys
 import tempfile
 import time
@@ -175,7 +174,7 @@ def run_http(counts: Counts, workloads: list[Any], tmp: Path, config: Path, fhir
     fhir = Server("fhir", [sys.executable, "-m", "bench.fhir_server", "--port", str(fhir_port),
                            "--data", str(data)], fhir_port,
                   f"{BASE_PATH}/Patient/{workloads[0].bundle['entry'][0]['resource']['id']}",
-                  tmp / "fhir.log", stop_signal=signal.SIGTERM)
+                  tmp / "fhir.log")
     service_port, bare_port = free_port(), free_port()
     service = Server("service", service_command(service_port, config), service_port,
                      "/cds-services", tmp / "service.log")

@@ -47,9 +47,7 @@ class Server:
     port: int
     ready_path: str
     log_path: Path
-    # SIGQUIT is gunicorn's quick shutdown: workers still run worker_exit (the audit flush)
-    # but skip the keep-alive linger of a graceful stop, which costs seconds per run.
-    stop_signal: signal.Signals = signal.SIGQUIT
+    stop_signal: signal.Signals = signal.SIGTERM
     proc: subprocess.Popen[bytes] | None = None
     _log: IO[bytes] | None = field(default=None, repr=False)
 
@@ -58,8 +56,12 @@ class Server:
 
     def launch(self) -> Server:
         self._log = self.log_path.open("wb")
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [
-            str(REPO), os.environ.get("PYTHONPATH", "")]))}
+        # gunicorn (>= 24) opens a control socket at $XDG_RUNTIME_DIR/gunicorn.ctl: one directory
+        # per server, or the benchmark's two masters (and any other gunicorn here) would share it.
+        runtime_dir = self.log_path.with_suffix(".run")
+        runtime_dir.mkdir(mode=0o700, exist_ok=True)
+        env = {**os.environ, "XDG_RUNTIME_DIR": str(runtime_dir), "PYTHONPATH": os.pathsep.join(
+            filter(None, [str(REPO), os.environ.get("PYTHONPATH", "")]))}
         self.proc = subprocess.Popen(  # noqa: S603 - our own fixed command line
             list(self.command), cwd=REPO, stdout=self._log, stderr=subprocess.STDOUT, env=env
         )

@@ -49,6 +49,18 @@ def _timestamp(text: str) -> datetime:
     return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
+def _port(text: str) -> int:
+    if not text.isdigit() or not 1 <= int(text) <= 65535:
+        raise argparse.ArgumentTypeError(f"not a TCP port: {text!r}")
+    return int(text)
+
+
+def _workers(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number from 1: {text!r}")
+    return int(text)
+
+
 def is_loopback(host: str) -> bool:
     if host == "localhost":
         return True
@@ -162,9 +174,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     serve = commands.add_parser("serve", help="run the service under gunicorn")
     serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=8080)
+    serve.add_argument("--port", type=_port, default=8080)
     serve.add_argument("--config", metavar="FILE", help="site YAML over the embedded defaults")
-    serve.add_argument("--workers", type=int, default=2)
+    serve.add_argument("--workers", type=_workers, default=2)
     serve.add_argument(
         "--allow-insecure-bind",
         action="store_true",

@@ -104,7 +104,8 @@ _COMPONENTS: dict[str, Any] = {
                 },
                 "anyOf": [
                     {"required": ["reason"]},
-                    {"required": ["userComment"], "properties": {"userComment": {"type": "string"}}},
+                    {"required": ["userComment"],
+                     "properties": {"userComment": {"type": "string"}}},
                 ],
             },
             "outcomeTimestamp": {

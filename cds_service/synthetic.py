@@ -65,7 +65,7 @@ def generate_patient(
 ) -> dict[str, Any]:
     """One patient as a Bundle. ``history_years`` sets how far routine care and noise drugs go
     back; ``n_resources`` pads with older visits and PHQ-9 scores (outside every lookback) until
-    the bundle holds that many resources (about 400 bytes each), for latency benchmarks."""
+    the bundle holds that many resources (about 600 bytes each), for latency benchmarks."""
     if archetype not in ARCHETYPES:
         raise ValueError(f"unknown archetype {archetype!r}; known: {sorted(ARCHETYPES)}")
     b = PatientBuilder(rng, as_of, patient_id or f"syn-p{index:06d}")
@@ -88,7 +88,7 @@ def _background(b: PatientBuilder, history_days: int) -> None:
         ref = b.medication_request(drug, mg, start_ago=history_days, doses_per_day=doses)
         b.regular_dispenses(ref, start_ago=history_days, every=90)
     if b.rng.random() < 0.3:
-        b.food_or_other_allergy(history_days)
+        b.penicillin_allergy(history_days)
 
 
 def _pad(b: PatientBuilder, n_resources: int, start: int) -> None:

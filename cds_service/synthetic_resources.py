@@ -282,7 +282,7 @@ class PatientBuilder:
             }
         )
 
-    def food_or_other_allergy(self, days_ago: int) -> None:
+    def penicillin_allergy(self, days_ago: int) -> None:
         """A penicillin allergy: common, not psychotropic, must not count anywhere."""
         self.resources.append(
             {

@@ -102,6 +102,9 @@ def verify_chain(store: SqlAuditStore) -> VerifyResult:
     expected_seq = 1
     prev_hash = GENESIS_HASH
     with store.engine.connect() as connection:
+        if connection.dialect.name == "postgresql":
+            # One snapshot for both tables and the head, while other workers keep appending.
+            connection.execution_options(isolation_level="REPEATABLE READ")
         for table, row in _rows_in_order(connection):
             checked += 1
             seq = int(row["seq"])

@@ -62,7 +62,9 @@ class AuditStore(Protocol):
     def record_feedback(self, items: Sequence[FeedbackRecord]) -> int:
         """Store feedback synchronously and idempotently; returns the number of new rows."""
 
-    def last_override(self, patient_key: str, pattern: str, since: datetime) -> frozenset[str] | None:
+    def last_override(
+        self, patient_key: str, pattern: str, since: datetime
+    ) -> frozenset[str] | None:
         """Evidence keys of the latest overridden card for this patient and pattern since
         ``since``, or None when there was no such override."""
 

@@ -60,7 +60,7 @@ def test_percentile_is_nearest_rank(samples: list[float], q: float, expected: fl
 @pytest.fixture
 def fhir_base() -> Iterator[str]:
     server = make_server(index_bundles([patient_bundle(20, as_of=AS_OF, patient_id="p-1")]))
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
     thread.start()
     try:
         yield f"127.0.0.1:{server.server_address[1]}"

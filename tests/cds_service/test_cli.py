@@ -97,8 +97,19 @@ def test_check_config_on_a_missing_file_names_it(
         ["audit", "export", "--since", "last tuesday"],
         ["audit", "export", "--pattern", "no-such-pattern"],
         ["serve", "--port", "eighty"],
+        ["serve", "--port", "70000"],
+        ["serve", "--workers", "0"],
     ],
-    ids=["no-command", "no-file", "bad-format", "bad-since", "bad-pattern", "bad-port"],
+    ids=[
+        "no-command",
+        "no-file",
+        "bad-format",
+        "bad-since",
+        "bad-pattern",
+        "bad-port",
+        "port-out-of-range",
+        "no-workers",
+    ],
 )
 def test_bad_arguments_exit_2(argv: list[str]) -> None:
     with pytest.raises(SystemExit) as exc:

@@ -203,3 +203,18 @@ def test_audience_is_the_configured_public_url(
 
 def test_discovery_stays_open_when_jwt_is_required(jwt_client: Any) -> None:
     assert jwt_client.get("/cds-services").status_code == 200
+
+
+def test_factory_builds_a_non_testing_app_with_its_services(settings: Any) -> None:
+    from cds_service.app import create_app
+
+    app = create_app(settings)
+    services = app.extensions["psychopharm"]
+    try:
+        assert not app.testing
+        assert services.settings is settings
+        assert app.config["MAX_CONTENT_LENGTH"] == settings.service.max_body_bytes
+        assert set(services.wording) >= {"repeated-intolerance", "nonadherence"}
+    finally:
+        services.close()
+        services.close()  # idempotent: gunicorn's worker_exit and atexit may both call it
