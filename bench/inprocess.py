@@ -4,7 +4,9 @@ body, the cost curve over record size, and whether latency grows over thousands 
 
 from __future__ import annotations
 
+import contextlib
 import gc
+import os
 import time
 from collections.abc import Callable, Sequence
 from datetime import date
@@ -29,8 +31,9 @@ class InProcess:
     """The real app (create_app with the benchmark's site file), called without a socket."""
 
     def __init__(self, config: Path, log_stream: IO[str]) -> None:
-        self.app = create_app(load_settings(str(config)))
         # The service logs one line per call; keep that cost, but out of the benchmark's output.
+        with contextlib.redirect_stderr(log_stream):
+            self.app = create_app(load_settings(str(config)))
         configure_logging("INFO", stream=log_stream)
         self.services = self.app.extensions["psychopharm"]
         self.client = self.app.test_client()
@@ -135,6 +138,4 @@ def growth(app: InProcess, as_of: date, calls: int, window: int, n_patients: int
 
 
 def memory_kib_self() -> int:
-    import os
-
     return memory_kib(os.getpid()).get("VmRSS", 0)

@@ -21,7 +21,7 @@ from flask import Flask, Response
 from flask.json.provider import DefaultJSONProvider
 
 from cards.wording import Wording, load_wording
-from cds_service import admin, cors, hooks, openapi, ops
+from cds_service import admin, auditor, cors, hooks, openapi, ops
 from cds_service.audit.records import AuditStore
 from cds_service.audit.store import SqlAuditStore
 from cds_service.auth import JwtVerifier
@@ -127,6 +127,7 @@ def create_app(
     app.register_blueprint(ops.bp)
     app.register_blueprint(admin.bp)
     app.register_blueprint(openapi.bp)
+    app.register_blueprint(auditor.bp)
     register_error_handlers(app)
 
     @app.after_request

@@ -31,7 +31,6 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from cds_service.audit.records import AuditStore
-from cds_service.auditor import bp as auditor_bp
 from cds_service.settings import Settings
 from tests.audit_support import card, feedback
 
@@ -45,13 +44,6 @@ CARD_SYSTEM = "https://psychopharm-cds.org/fhir/CodeSystem/pattern"
 def auditor_settings(make_settings: Callable[..., Settings]) -> Settings:
     digest = hashlib.sha256(TOKEN.encode()).hexdigest()
     return make_settings({"auth": {"admin_token_sha256": digest}})
-
-
-def with_auditor(app: Flask) -> Flask:
-    """The app with the auditor blueprint, whether or not create_app registers it yet."""
-    if "auditor" not in app.blueprints:
-        app.register_blueprint(auditor_bp)
-    return app
 
 
 def card_json(pattern: str, summary: str, detail: str) -> str:
@@ -116,7 +108,7 @@ def seed_audit_log(store: AuditStore) -> None:
 
 @pytest.fixture
 def auditor_app(make_app: Callable[..., Flask], make_settings: Callable[..., Settings]) -> Flask:
-    app = with_auditor(make_app(auditor_settings(make_settings)))
+    app = make_app(auditor_settings(make_settings))
     seed_audit_log(app.extensions["psychopharm"].audit)
     return app
 
@@ -190,7 +182,7 @@ def test_basic_with_any_user_name_and_the_token_as_password_opens_the_page(
 def test_the_view_is_closed_when_no_auditor_token_is_configured(
     make_app: Callable[..., Flask], make_settings: Callable[..., Settings]
 ) -> None:
-    app = with_auditor(make_app(make_settings()))
+    app = make_app(make_settings())
     response = app.test_client().get("/auditor/", headers=BEARER)
     assert response.status_code == 401
 
@@ -329,7 +321,7 @@ def test_a_bad_filter_is_a_400_page_that_names_it(
 def test_pages_hold_fifty_rows(
     make_app: Callable[..., Flask], make_settings: Callable[..., Settings]
 ) -> None:
-    app = with_auditor(make_app(auditor_settings(make_settings)))
+    app = make_app(auditor_settings(make_settings))
     store = app.extensions["psychopharm"].audit
     store.record_cards([
         logged_card("nonadherence", "shown", 0, time=LAST + timedelta(minutes=i))
@@ -352,7 +344,7 @@ def test_pages_hold_fifty_rows(
 def test_html_in_a_card_or_a_comment_is_shown_as_text(
     make_app: Callable[..., Flask], make_settings: Callable[..., Settings]
 ) -> None:
-    app = with_auditor(make_app(auditor_settings(make_settings)))
+    app = make_app(auditor_settings(make_settings))
     store = app.extensions["psychopharm"].audit
     hostile = logged_card(
         "nonadherence", "shown", 0,

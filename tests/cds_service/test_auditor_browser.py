@@ -30,7 +30,6 @@ from tests.cds_service.test_auditor import (
     TOKEN,
     auditor_settings,
     seed_audit_log,
-    with_auditor,
 )
 
 pytestmark = pytest.mark.browser
@@ -47,7 +46,7 @@ MISSING = (
 def base_url(
     make_app: Callable[..., Flask], make_settings: Callable[..., Settings]
 ) -> Iterator[str]:
-    app = with_auditor(make_app(auditor_settings(make_settings)))
+    app = make_app(auditor_settings(make_settings))
     seed_audit_log(app.extensions["psychopharm"].audit)
     server = make_server("127.0.0.1", 0, app, threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
