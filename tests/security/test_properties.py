@@ -77,11 +77,12 @@ quantity = _or_junk(st.fixed_dictionaries({}, optional={
     "value": _or_junk(st.floats(0, 5000, allow_nan=False) | st.integers(-5, 5000)),
     "unit": _or_junk(st.sampled_from(["mg", "g", "mL", "{score}", "tablet"])),
 }))
+repeat = _or_junk(st.fixed_dictionaries({}, optional={
+    "frequency": _or_junk(st.integers(-1, 6)), "period": _or_junk(st.integers(-1, 3)),
+    "periodUnit": _or_junk(st.sampled_from(["d", "wk", "h"])),
+}))
 dosage = _or_junk(st.lists(st.fixed_dictionaries({}, optional={
-    "timing": _or_junk(st.fixed_dictionaries({"repeat": _or_junk(st.fixed_dictionaries({}, optional={
-        "frequency": _or_junk(st.integers(-1, 6)), "period": _or_junk(st.integers(-1, 3)),
-        "periodUnit": _or_junk(st.sampled_from(["d", "wk", "h"])),
-    }))})),
+    "timing": _or_junk(st.fixed_dictionaries({"repeat": repeat})),
     "doseAndRate": _or_junk(st.lists(st.fixed_dictionaries({"doseQuantity": quantity}),
                                      max_size=2)),
     "text": st.text(max_size=20),
