@@ -75,7 +75,11 @@ def _observe(response: Response) -> Response:
 
 @bp.get("")
 def discovery() -> Response:
-    return jsonify(discovery_document(_services().definitions))
+    # The spec has clients sign every call, discovery included (aud = the discovery URL); a site
+    # that requires JWTs does not tell unknown callers which services it runs.
+    services = _services()
+    authenticate(services, request.headers.get("Authorization"), _audience())
+    return jsonify(discovery_document(services.definitions))
 
 
 @bp.post("/<service_id>")

@@ -16,6 +16,7 @@ BASE_URL = "https://synthetic.psychopharm-cds.invalid/fhir"
 
 PREFETCH_TYPES: dict[str, str] = {
     "medications": "MedicationRequest",
+    "statements": "MedicationStatement",
     "allergies": "AllergyIntolerance",
     "encounters": "Encounter",
     "dispenses": "MedicationDispense",
@@ -83,7 +84,7 @@ def make_hook_request(
 ) -> dict[str, Any]:
     """A CDS Hooks request body for this patient, with complete prefetch (no fhirServer needed).
 
-    Prefetch keys: patient, medications, allergies, encounters, dispenses, observations,
+    Prefetch keys: patient, medications, statements, allergies, encounters, dispenses, observations,
     conditions (searchset Bundles). Order hooks carry ``draft`` (default: sertraline 50 mg) in
     ``draftOrders``; ``medication-prescribe`` carries it in ``medications``.
     """

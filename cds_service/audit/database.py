@@ -28,7 +28,17 @@ def create_audit_engine(url: str) -> Engine:
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         return _sqlite_engine(url)
-    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5)
+    # The hook path reads override history from this database: an unreachable host must cost a
+    # bounded wait, not the TCP connect timeout of the OS (a site may set it in the URL).
+    connect_args = {} if "connect_timeout" in parsed.query else {"connect_timeout": 2}
+    return create_engine(
+        url,
+        pool_pre_ping=True,
+        pool_size=5,
+        max_overflow=5,
+        pool_timeout=2,
+        connect_args=connect_args,
+    )
 
 
 def _sqlite_engine(url: str) -> Engine:

@@ -201,8 +201,15 @@ def test_audience_is_the_configured_public_url(
     assert internal_url.status_code == 401
 
 
-def test_discovery_stays_open_when_jwt_is_required(jwt_client: Any) -> None:
-    assert jwt_client.get("/cds-services").status_code == 200
+def test_discovery_needs_a_token_when_jwt_is_required(
+    jwt_client: Any, test_issuer: JwtIssuer
+) -> None:
+    anonymous = jwt_client.get("/cds-services")
+    signed = jwt_client.get("/cds-services", headers=test_issuer.header("/cds-services"))
+
+    assert_error(anonymous, 401, "unauthorized")
+    assert signed.status_code == 200
+    assert {s["hook"] for s in signed.get_json()["services"]} >= {"patient-view", "order-sign"}
 
 
 def test_factory_builds_a_non_testing_app_with_its_services(settings: Any) -> None:

@@ -13,6 +13,7 @@ import orjson
 import pytest
 from fhir.resources.R4B.bundle import Bundle
 
+from cds_service.discovery import load_definitions
 from cds_service.engine import evaluate
 from cds_service.patterns import PATTERN_IDS
 from cds_service.settings import Settings, load_settings
@@ -159,14 +160,9 @@ def test_hook_request_carries_the_record_as_searchset_prefetch() -> None:
     prefetch = request["prefetch"]
     assert prefetch["patient"]["resourceType"] == "Patient"
     others = {k: v for k, v in prefetch.items() if k != "patient"}
-    assert set(others) == {
-        "medications",
-        "allergies",
-        "encounters",
-        "dispenses",
-        "observations",
-        "conditions",
-    }
+    # Every key the services ask for at discovery is filled, so no call needs the FHIR server.
+    declared = load_definitions()["psychopharm-patient-view"].prefetch
+    assert set(prefetch) == set(declared)
     assert all(v["type"] == "searchset" and v["total"] == len(v["entry"]) for v in others.values())
     assert sum(v["total"] for v in others.values()) == len(bundle["entry"]) - 1
     assert request == make_hook_request(bundle, "patient-view")  # stable hookInstance
