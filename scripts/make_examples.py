@@ -19,7 +19,8 @@ OUT = Path(__file__).resolve().parent.parent / "examples"
 def main() -> None:
     OUT.mkdir(exist_ok=True)
     bundle = generate_patient(
-        random.Random(42), AS_OF, "repeated_intolerance", index=1, patient_id="example-1"
+        random.Random(42),  # noqa: S311 - synthetic data, not security
+        AS_OF, "repeated_intolerance", index=1, patient_id="example-1",
     )
     requests = {
         "patient-view-repeated-intolerance.json": make_hook_request(

@@ -15,7 +15,8 @@ from typing import Any
 
 from sqlalchemy import Engine, Subquery, and_, case, func, select, true
 
-from cds_service.audit.models import CARD, FEEDBACK
+from cds_service.audit.models import CARD
+from cds_service.audit.queries import latest_feedback
 
 DISPOSITIONS = ("shown", "silent", "suppressed", "deduplicated", "capped")
 # "none" selects cards without any feedback yet.
@@ -65,20 +66,7 @@ class WeekCounts:
 
 
 def _rows(flt: CardFilter) -> Subquery:
-    latest = select(
-        FEEDBACK.c.card_uuid,
-        FEEDBACK.c.outcome,
-        FEEDBACK.c.outcome_time,
-        FEEDBACK.c.override_code,
-        FEEDBACK.c.override_display,
-        FEEDBACK.c.override_comment,
-        func.row_number()
-        .over(
-            partition_by=FEEDBACK.c.card_uuid,
-            order_by=(FEEDBACK.c.outcome_time.desc(), FEEDBACK.c.seq.desc()),
-        )
-        .label("rank"),
-    ).subquery("latest_feedback")
+    latest = latest_feedback()
     stmt = select(
         *[c for c in CARD.c if c.key not in ("row_hash", "evidence_keys", "suggestion_uuids")],
         latest.c.outcome,

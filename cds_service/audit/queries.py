@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, Select, and_, func, select
+from sqlalchemy import Engine, Select, Subquery, and_, func, select
 
 from cds_service.audit.models import CARD, FEEDBACK
 
@@ -36,10 +36,12 @@ def last_override(
     return None if keys is None else frozenset(json.loads(keys))
 
 
-def _cards_statement(
-    since: datetime | None, until: datetime | None, pattern: str | None, limit: int | None
-) -> Select[Any]:
-    ranked = select(
+def latest_feedback() -> Subquery:
+    """Every feedback row ranked per card, newest outcome first: ``rank == 1`` is the latest.
+
+    Feedback is append-only, so a card reported twice keeps both rows; readers join rank 1.
+    """
+    return select(
         FEEDBACK.c.card_uuid,
         FEEDBACK.c.outcome,
         FEEDBACK.c.outcome_time,
@@ -55,6 +57,12 @@ def _cards_statement(
         )
         .label("rank"),
     ).subquery("latest_feedback")
+
+
+def _cards_statement(
+    since: datetime | None, until: datetime | None, pattern: str | None, limit: int | None
+) -> Select[Any]:
+    ranked = latest_feedback()
     stmt = (
         select(
             *[c for c in CARD.c if c.key != "row_hash"],
