@@ -14,14 +14,16 @@ A dose increase compares a course's daily dose with the previous course of the s
 both known; a restart at a higher dose than before is also a dose increase.
 
 **Unless** the increase only brings the ingredient up to its minimum effective dose
-(``Ingredient.min_effective_mg_per_day``): that is titration towards a usual dose, not escalation.
-Dose decreases, stops and renewals at the same dose never count.
+(``Ingredient.min_effective_mg_per_day``): that is titration towards a usual dose, not escalation
+(a site that wants every increase counted sets ``count_titration_to_min_dose: true``). Dose
+decreases, stops and renewals at the same dose never count.
 
 **Then** an ``info`` card: before the next change, consider seeing the patient more often, and ask
 what the patient and the prescriber hope the change will do. ``concerns_draft`` when the draft is
 itself an escalation. Override reasons live in ``cards/wording/regimen-escalation.yaml``.
 
-**Thresholds** ``patterns.regimen-escalation``: ``min_escalations``, ``window_days``.
+**Thresholds** ``patterns.regimen-escalation``: ``min_escalations``, ``window_days``,
+``count_titration_to_min_dose``.
 """
 
 from __future__ import annotations
@@ -52,6 +54,7 @@ class Thresholds:
 
     min_escalations: int = 3
     window_days: int = 180
+    count_titration_to_min_dose: bool = False
 
 
 def detect(
@@ -65,7 +68,7 @@ def detect(
         kind = _escalation_kind(event, thresholds) if since <= event.when <= now else None
         if kind is None:
             continue
-        if _excluded(event, kind):
+        if _excluded(event, kind, thresholds):
             titration_steps += 1
             continue
         escalations.append((event, kind))
@@ -99,11 +102,12 @@ def _included(
     return len(escalations) >= thresholds.min_escalations
 
 
-def _excluded(event: RegimenEvent, kind: EscalationKind) -> bool:
+def _excluded(event: RegimenEvent, kind: EscalationKind, thresholds: Thresholds) -> bool:
     """A dose increase that stays within the titration to the minimum effective dose."""
     floor = event.ingredient.min_effective_mg_per_day
     return (
-        kind == "dose_increase"
+        not thresholds.count_titration_to_min_dose
+        and kind == "dose_increase"
         and floor is not None
         and event.dose is not None
         and event.dose <= floor

@@ -143,6 +143,21 @@ def test_titration_is_reported_but_not_counted() -> None:
     assert finding.facts["titration_steps_not_counted"] == 1
 
 
+def test_a_site_can_count_titration_steps_too() -> None:
+    titration = _record(
+        course(SERTRALINE, days_ago(150), mg=25, end=days_ago(140)),
+        course(SERTRALINE, days_ago(140), mg=50),
+        LORAZEPAM_START,
+    )
+    counting = Thresholds(count_titration_to_min_dose=True)
+
+    assert detect(titration, (), DEFAULTS, NOW) is None
+    finding = detect(titration, (), counting, NOW)
+    assert finding is not None
+    assert finding.facts["dose_increases"] == ["sertraline 25 -> 50 mg/day"]
+    assert finding.facts["titration_steps_not_counted"] == 0
+
+
 def _restart_record(last_taken_days_before_restart: int, restart_mg: float) -> PatientRecord:
     """Sertraline restarted 40 days ago; escitalopram and quetiapine started in the window."""
     restart_day = 40
