@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import itertools
 import os
 import platform
 import sys
@@ -48,14 +49,14 @@ class Counts:
 
 
 FULL = Counts(
-    http={"small": 1000, "typical": 1000, "large": 300},
-    fallback=200,
-    in_process={"small": 1000, "typical": 1000, "large": 300},
-    throughput_total=2000,
+    http={"small": 600, "typical": 1000, "large": 300},
+    fallback=100,
+    in_process={"small": 600, "typical": 600, "large": 300},
+    throughput_total=1600,
     concurrency=(1, 4, 16),
     scaling_sizes=inprocess.SCALING_SIZES,
     scaling_budget=100_000,
-    growth_calls=5000,
+    growth_calls=4000,
     growth_window=1000,
 )
 QUICK = Counts(
@@ -94,10 +95,11 @@ def _load() -> str:
     return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
-def write_config(tmp: Path, fhir_base: str) -> Path:
-    config = tmp / "bench-site.yaml"
+def write_config(tmp: Path, fhir_base: str, name: str = "service") -> Path:
+    """A site file: a fresh SQLite audit store of its own, and the loopback FHIR server allowed."""
+    config = tmp / f"bench-{name}.yaml"
     config.write_text(yaml.safe_dump({
-        "storage": {"url": f"sqlite:///{tmp / 'audit.sqlite3'}"},
+        "storage": {"url": f"sqlite:///{tmp / f'audit-{name}.sqlite3'}"},
         "fhir": {"allowed_servers": [fhir_base]},
     }))
     return config
@@ -119,10 +121,11 @@ def run(counts: Counts, *, mode: str, time_cap_s: float, http: bool, tmp: Path,
     workloads = build_workloads(
         as_of, fhir_server=fhir_base, sizes={name: SIZES[name] for name in sizes})
     config = write_config(tmp, fhir_base)
+    in_process_config = write_config(tmp, fhir_base, "in-process")
 
     with (tmp / "inprocess.log").open("w") as log_stream:
         phases("build requests")
-        app = inprocess.InProcess(config, log_stream)
+        app = inprocess.InProcess(in_process_config, log_stream)
         phases("start in-process app")
         try:
             results["in_process"] = []
@@ -132,9 +135,11 @@ def run(counts: Counts, *, mode: str, time_cap_s: float, http: bool, tmp: Path,
                 # Cards returned: the requests must exercise the card path, not only mapping.
                 cards = len(app.handle(sid, w.body)["cards"])
                 row = {"size": w.size, "hook": w.hook, "resources": w.n_resources, "cards": cards,
-                       **inprocess.parse_ratio(app, sid, w.body, n, cap(0.04))}
-                client_samples = inprocess.timed(lambda w=w: app.post(w.path, w.body),
-                                                 max(3, n // 4), cap(0.01))
+                       **inprocess.parse_ratio(app, sid, w.variants, n, cap(0.04))}
+                bodies = itertools.cycle(w.variants)
+                client_samples = inprocess.timed(
+                    lambda w=w, bodies=bodies: app.post(w.path, next(bodies)),
+                    max(3, n // 4), cap(0.01))
                 row["test_client"] = measure.summary_ms(client_samples)
                 results["in_process"].append(row)
             phases("in-process latency")
@@ -198,8 +203,8 @@ def run_http(counts: Counts, workloads: list[Any], tmp: Path, config: Path, fhir
             phases("warm-up")
             out["http"] = []
             for w in workloads:
-                s, b = measure.interleaved(ours, base, w.path, w.body, counts.http[w.size],
-                                           cap(0.06))
+                s, b = measure.interleaved(ours, base, w.path, w.variants, counts.http[w.size],
+                                           cap(0.05))
                 s_sum, b_sum = measure.summary_ms(s), measure.summary_ms(b)
                 out["http"].append({
                     "size": w.size, "hook": w.hook, "resources": w.n_resources,
@@ -218,8 +223,8 @@ def run_http(counts: Counts, workloads: list[Any], tmp: Path, config: Path, fhir
             out["throughput_workload"] = f"{typical.size} {typical.hook}"
             out["throughput"] = []
             for c in counts.concurrency:
-                t = measure.throughput(service_port, typical.path, typical.body, c,
-                                       max(1, counts.throughput_total // c), cap(0.05))
+                t = measure.throughput(service_port, typical.path, typical.variants, c,
+                                       max(1, counts.throughput_total // c), cap(0.04))
                 out["throughput"].append({**asdict(t), "per_second": t.per_second})
             phases("throughput")
         finally:
@@ -242,7 +247,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="a few calls each (smoke test)")
     parser.add_argument("--json", metavar="FILE", help="also write the results as JSON")
     parser.add_argument("--time-cap", type=float, default=None, metavar="SECONDS",
-                        help="overall time cap (default 600, quick 60)")
+                        help="overall time cap (default 480, quick 60)")
     parser.add_argument("--no-http", action="store_true", help="in-process measurements only")
     parser.add_argument("--sizes", default=",".join(SIZES),
                         help=f"comma-separated subset of {', '.join(SIZES)}")
@@ -252,7 +257,7 @@ def main(argv: list[str] | None = None) -> int:
     if unknown or not sizes:
         parser.error(f"unknown size(s) {unknown}; choose from {', '.join(SIZES)}")
     counts = QUICK if args.quick else FULL
-    time_cap = args.time_cap or (60.0 if args.quick else 600.0)
+    time_cap = args.time_cap or (60.0 if args.quick else 480.0)
     with tempfile.TemporaryDirectory(prefix="psychopharm-bench-") as tmp:
         results = run(counts, mode="quick" if args.quick else "full", time_cap_s=time_cap,
                       http=not args.no_http, tmp=Path(tmp), sizes=sizes)

@@ -67,10 +67,11 @@ def _check(status: int, data: bytes, what: str) -> None:
 
 
 def interleaved(
-    service: Client, bare: Client, path: str, body: bytes, count: int, time_cap_s: float
+    service: Client, bare: Client, path: str, bodies: Sequence[bytes], count: int,
+    time_cap_s: float,
 ) -> tuple[list[float], list[float]]:
-    """``count`` calls to each server, alternating which goes first, so that both see the same
-    machine load at the same moments."""
+    """``count`` calls to each server with the same bodies in turn, alternating which server goes
+    first, so that both see the same machine load at the same moments."""
     ours: list[float] = []
     base: list[float] = []
     stop_at = time.monotonic() + time_cap_s
@@ -78,6 +79,7 @@ def interleaved(
         if time.monotonic() > stop_at:
             break
         order = ((service, ours), (bare, base)) if i % 2 == 0 else ((bare, base), (service, ours))
+        body = bodies[i % len(bodies)]
         for client, samples in order:
             elapsed, status, data = client.post(path, body)
             _check(status, data, f"port {client.port} {path}")
@@ -114,7 +116,8 @@ class Throughput:
 
 
 def throughput(
-    port: int, path: str, body: bytes, concurrency: int, per_thread: int, time_cap_s: float
+    port: int, path: str, bodies: Sequence[bytes], concurrency: int, per_thread: int,
+    time_cap_s: float,
 ) -> Throughput:
     """``concurrency`` threads, each with its own keep-alive connection, ``per_thread`` calls."""
     latencies: list[list[float]] = [[] for _ in range(concurrency)]
@@ -126,11 +129,11 @@ def throughput(
         client = Client(port)
         barrier.wait()
         try:
-            for _ in range(per_thread):
+            for i in range(per_thread):
                 if time.monotonic() > stop_at[0]:
                     break
                 try:
-                    elapsed, status, _data = client.post(path, body)
+                    elapsed, status, _data = client.post(path, bodies[(i + slot) % len(bodies)])
                 except OSError:
                     errors[slot] += 1
                     client = Client(port)

@@ -49,10 +49,16 @@ class Workload:
     bundle: Mapping[str, Any]  # the patient's record, for the loopback FHIR server
     body: bytes  # with complete prefetch
     fallback_body: bytes  # no prefetch: the service reads everything from fhirServer
+    # The same record under other patient ids: a clinic calls for many patients, and the audit
+    # rows (and the override lookup over them) grow per patient, not per service.
+    variants: tuple[bytes, ...] = ()
 
     @property
     def path(self) -> str:
         return f"/cds-services/{SERVICE_IDS[self.hook]}"
+
+    def nth(self, i: int) -> bytes:
+        return self.variants[i % len(self.variants)] if self.variants else self.body
 
 
 def patient_bundle(
@@ -104,20 +110,30 @@ def hook_body(
 
 
 def build_workloads(
-    as_of: date, *, fhir_server: str = BASE_URL, sizes: Mapping[str, int] = SIZES
+    as_of: date,
+    *,
+    fhir_server: str = BASE_URL,
+    sizes: Mapping[str, int] = SIZES,
+    n_variants: int = 50,
 ) -> list[Workload]:
     out = []
     for seed, (size, n) in enumerate(sizes.items(), start=1):
         bundle = patient_bundle(n, as_of=as_of, seed=seed)
+        pid = bundle["entry"][0]["resource"]["id"].encode()
         for hook in HOOKS:
+            body = orjson.dumps(hook_body(bundle, hook))
             out.append(
                 Workload(
                     size=size,
                     hook=hook,
                     n_resources=len(bundle["entry"]),
                     bundle=bundle,
-                    body=orjson.dumps(hook_body(bundle, hook)),
+                    body=body,
                     fallback_body=orjson.dumps(hook_body(bundle, hook, fhir_server=fhir_server)),
+                    # Ids are "bench-p<6 digits>": no other token in the body contains them.
+                    variants=tuple(
+                        body.replace(pid, pid + b"-v%02d" % v) for v in range(n_variants)
+                    ),
                 )
             )
     return out

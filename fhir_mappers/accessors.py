@@ -62,6 +62,9 @@ def get(obj: Any, *path: str | int) -> Any:
     for key in path:
         if current is None:
             return None
+        if type(current) is dict and type(key) is str:  # the common case, first
+            current = current.get(key)
+            continue
         if isinstance(key, int):
             if isinstance(current, list):
                 current = current[key] if -len(current) <= key < len(current) else None
@@ -100,6 +103,9 @@ def codings(concept: Any) -> list[Mapping[str, Any]]:
 
     Tolerates ``coding`` sent as one object and a concept sent as a list of concepts.
     """
+    if type(concept) is dict and type(concept.get("coding")) is list:
+        # The usual R4 CodeableConcept; hot (several per resource), so without the general loop.
+        return [c for c in concept["coding"] if type(c) is dict or isinstance(c, Mapping)]
     found: list[Mapping[str, Any]] = []
     for item in as_list(concept):
         if not _is_object(item):
@@ -113,7 +119,14 @@ def codings(concept: Any) -> list[Mapping[str, Any]]:
 
 def codes(concept: Any) -> list[str]:
     """Just the code strings of :func:`codings`."""
-    return [c for c in (text(coding.get("code")) for coding in codings(concept)) if c]
+    found = []
+    for coding in codings(concept):
+        code = coding.get("code")
+        if isinstance(code, str):
+            code = code.strip()
+            if code:
+                found.append(code)
+    return found
 
 
 def concept_text(concept: Any) -> str:

@@ -23,19 +23,19 @@ def map_encounter(resource: Mapping[str, Any], ref: str, ctx: MappingContext) ->
     period = resource.get("period")
     start = ctx.date(get(period, "start"), _RTYPE, ref, "period.start")
     end = ctx.date(get(period, "end"), _RTYPE, ref, "period.end")
-    type_codes = tuple(
-        Coding(text(c.get("system")), text(c.get("code")), text(c.get("display")))
-        for concept in as_list(resource.get("type"))
-        for c in codings(concept)
-        if text(c.get("code"))
-    )
+    type_codes = []
+    for concept in as_list(resource.get("type")):
+        for c in codings(concept):
+            code = text(c.get("code"))
+            if code:
+                type_codes.append(Coding(text(c.get("system")), code, text(c.get("display"))))
     return Visit(
         ref=ref,
         status=status,
         class_code=_class_code(resource.get("class"), ctx),
         start=start,
         end=end,
-        type_codes=type_codes,
+        type_codes=tuple(type_codes),
     )
 
 

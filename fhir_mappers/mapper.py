@@ -70,6 +70,14 @@ def map_record(
     scores: list[SymptomScore] = []
     conditions: list[ConditionEntry] = []
     birth_date: date | None = None
+    # By exact type: an isinstance chain per resource costs more than the dict lookup.
+    buckets: dict[type, list[Any]] = {
+        IntoleranceEvent: intolerances,
+        Visit: visits,
+        Dispense: dispenses,
+        SymptomScore: scores,
+        ConditionEntry: conditions,
+    }
     for ref, resource in found:
         rtype = text(resource.get("resourceType"))
         if rtype == "Patient":
@@ -79,7 +87,10 @@ def map_record(
         if mapper is None or resource.get("status") == "entered-in-error":
             continue
         result = _safely(mapper, resource, ref, ctx, rtype)
-        if isinstance(result, MappedCourse):
+        bucket = buckets.get(type(result))
+        if bucket is not None:
+            bucket.append(result)
+        elif isinstance(result, MappedCourse):
             courses.append(result.course)
             if result.intolerance is not None:
                 intolerances.append(result.intolerance)
@@ -159,7 +170,7 @@ def _collect(resources: Iterable[Any], ctx: MappingContext) -> list[tuple[str, M
     for position, item in enumerate(_walk(_as_items(resources))):
         if item is None:
             continue
-        if not isinstance(item, Mapping):
+        if type(item) is not dict and not isinstance(item, Mapping):
             ctx.issue("unknown", f"#{position}", "", f"not a JSON object ({_describe(item)})")
             continue
         rtype = item.get("resourceType")
@@ -179,13 +190,20 @@ def _collect(resources: Iterable[Any], ctx: MappingContext) -> list[tuple[str, M
 
 def _walk(items: Iterable[Any], depth: int = 0) -> Iterator[Any]:
     for item in items:
-        if isinstance(item, Mapping) and item.get("resourceType") == "Bundle":
+        # type() first: the ABC check costs more than the rest of the loop, per resource.
+        if (type(item) is dict or isinstance(item, Mapping)) and item.get(
+            "resourceType"
+        ) == "Bundle":
             if depth >= _MAX_BUNDLE_DEPTH:
                 continue
             entries = item.get("entry")
             entries = entries if isinstance(entries, list) else [entries] if entries else []
             yield from _walk(
-                (e.get("resource") if isinstance(e, Mapping) else e for e in entries), depth + 1
+                [
+                    e.get("resource") if type(e) is dict or isinstance(e, Mapping) else e
+                    for e in entries
+                ],
+                depth + 1,
             )
         else:
             yield item

@@ -67,11 +67,12 @@ def map_condition(
 def _score(
     resource: Mapping[str, Any], ctx: MappingContext
 ) -> tuple[Instrument, str, float | None] | None:
-    for code in codes(resource.get("code")):
+    own_codes = codes(resource.get("code"))
+    for code in own_codes:
         if code in ctx.codes.score_codes:
             return ctx.codes.score_codes[code], code, _value(resource)
     # A panel carries the total as one of its components.
-    for code in codes(resource.get("code")):
+    for code in own_codes:
         if code in ctx.codes.panel_codes:
             for component in as_list(resource.get("component")):
                 for component_code in codes(get(component, "code")):
