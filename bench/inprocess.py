@@ -20,6 +20,7 @@ from bench.measure import percentile, summary_ms
 from bench.servers import memory_kib
 from bench.workload import SERVICE_IDS, hook_body, patient_bundle, patient_panel
 from cds_service.app import create_app
+from cds_service.gc_tuning import tune_for_worker
 from cds_service.hook_request import parse_hook_request, parse_json_object
 from cds_service.logging_setup import configure_logging, request_log_context
 from cds_service.pipeline import run_hook
@@ -38,6 +39,8 @@ class InProcess:
         configure_logging("INFO", stream=log_stream)
         self.services = self.app.extensions["psychopharm"]
         self.client = self.app.test_client()
+        # What every gunicorn worker does after loading the app (post_worker_init).
+        tune_for_worker()
 
     def handle(self, service_id: str, body: bytes) -> dict[str, Any]:
         """What ``hooks.call_service`` does after auth, minus Flask: the service's own work."""

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
-from datetime import date
+from dataclasses import fields
+from datetime import date, timedelta
 from typing import Any
 
 from cds_service.patterns import ALL_PATTERNS, Finding
@@ -17,6 +18,29 @@ from fhir_mappers.record import DraftOrders, PatientRecord
 log = logging.getLogger(__name__)
 
 ORDER_HOOKS = frozenset({"order-select", "order-sign", "medication-prescribe"})
+# Slack added to the longest look-back, so that rounding of dates never decides a finding.
+HORIZON_MARGIN_DAYS = 31
+
+
+def evidence_horizon(patterns: Mapping[str, Any], now: date) -> date:
+    """The earliest date any enabled pattern can read, for ``map_record(horizon=...)``.
+
+    Conservative by construction: for each pattern the sum of all its ``*_days`` thresholds
+    (a window plus the windows nested in it, e.g. a trial look-back plus its score window), the
+    longest of those over the patterns that are not ``off``, plus a margin.
+    """
+    longest = 0
+    for pattern_settings in patterns.values():
+        if pattern_settings.mode == "off":
+            continue
+        thresholds = pattern_settings.thresholds
+        reach = sum(
+            int(getattr(thresholds, f.name))
+            for f in fields(thresholds)
+            if f.name.endswith("_days")
+        )
+        longest = max(longest, reach)
+    return now - timedelta(days=longest + HORIZON_MARGIN_DAYS)
 
 
 def evaluate(

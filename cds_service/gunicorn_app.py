@@ -12,6 +12,7 @@ from typing import Any
 
 from gunicorn.app.base import BaseApplication  # type: ignore[import-untyped]
 
+from cds_service.gc_tuning import tune_for_worker
 from cds_service.settings import Settings
 
 GRACEFUL_TIMEOUT_S = 15  # long enough for the audit writer to flush its queue
@@ -37,6 +38,11 @@ def worker_exit(server: Any, worker: Any) -> None:
     close_services(getattr(worker, "wsgi", None))
 
 
+def post_worker_init(worker: Any) -> None:
+    # The app is loaded by now: freeze its heap so full collections stop walking it.
+    tune_for_worker()
+
+
 def gunicorn_options(host: str, port: int, workers: int) -> dict[str, Any]:
     return {
         "bind": [bind_address(host, port)],
@@ -53,6 +59,10 @@ def gunicorn_options(host: str, port: int, workers: int) -> dict[str, Any]:
         "loglevel": "info",
         "proc_name": "psychopharm-cds",
         "worker_exit": worker_exit,
+        "post_worker_init": post_worker_init,
+        # Gunicorn 27 opens one control socket per user by default; two services on one host
+        # would share it (and one of them would fail to stop cleanly).
+        "control_socket_disable": True,
     }
 
 

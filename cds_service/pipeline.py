@@ -14,7 +14,7 @@ import time
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from collections.abc import Set as AbstractSet
-from datetime import timedelta
+from datetime import date, timedelta
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -22,7 +22,7 @@ import orjson
 from cards.builder import build_card, card_evidence_refs
 from cds_service.audit.records import CardRecord, pseudonymize
 from cds_service.discovery import ServiceDefinition
-from cds_service.engine import evaluate
+from cds_service.engine import evaluate, evidence_horizon
 from cds_service.gather import gather_data
 from cds_service.hook_request import HookRequest
 from cds_service.patterns import Finding
@@ -59,10 +59,11 @@ def _overrides(
     since = services.clock() - timedelta(
         days=services.settings.service.suppression_days_after_override
     )
-    return {
-        f.pattern_id: services.audit.last_override(patient_key, f.pattern_id, since)
-        for f in findings
-    }
+    patterns = [f.pattern_id for f in findings]
+    if not patterns:
+        return {}
+    found = services.audit.last_overrides(patient_key, patterns, since)
+    return {pattern_id: found.get(pattern_id) for pattern_id in patterns}
 
 
 def _already_shown(
@@ -100,8 +101,10 @@ def _scrub(value: Any, raw: str, replacement: str) -> Any:
 
 
 def _map(services: Services, req: HookRequest, values: Iterable[Any],
-         medications: Mapping[str, Any]) -> tuple[Any, DraftOrders]:
-    record = map_record(values, services.table, medications=medications, codes=services.codes)
+         medications: Mapping[str, Any], horizon: date) -> tuple[Any, DraftOrders]:
+    record = map_record(
+        values, services.table, medications=medications, codes=services.codes, horizon=horizon
+    )
     drafts: DraftOrders = ()
     draft_issues: tuple[MappingIssue, ...] = ()
     if req.draft_bundle is not None:
@@ -134,9 +137,12 @@ def run_hook(
     )
     if gathered.failed:
         log.warning("data not available, fewer cards possible: keys=%s", sorted(gathered.failed))
-    record, drafts = _map(services, req, gathered.values.values(), gathered.medications)
-
     now = services.clock()
+    horizon = evidence_horizon(settings.patterns, now.date())
+    record, drafts = _map(
+        services, req, gathered.values.values(), gathered.medications, horizon
+    )
+
     findings = evaluate(
         record, drafts, settings.patterns, now.date(), hook=req.hook,
         on_error=lambda pattern_id, _exc: services.metrics.count_error("pattern-failed"),

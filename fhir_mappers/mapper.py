@@ -18,6 +18,7 @@ from fhir_mappers.codes import CodeLists, default_code_lists
 from fhir_mappers.context import MappingContext
 from fhir_mappers.dispenses import map_dispense
 from fhir_mappers.encounters import map_encounter
+from fhir_mappers.horizon import encounter_before, observation_before
 from fhir_mappers.medication_requests import (
     MappedCourse,
     map_medication_request,
@@ -53,11 +54,15 @@ def map_record(
     *,
     medications: Mapping[str, Mapping[str, Any]] | None = None,
     codes: CodeLists | None = None,
+    horizon: date | None = None,
 ) -> PatientRecord:
     """The patient's timeline from resources and/or Bundles (prefetch values, search pages).
 
     ``medications`` maps "Medication/<id>" to Medications fetched separately; Medications among
     ``resources`` (``_include``) are used too. Problems end up in ``PatientRecord.issues``.
+    With a ``horizon`` (``cds_service.engine.evidence_horizon``), Encounters and Observations
+    that ended before it are not mapped, except the latest completed outpatient visit (see
+    ``fhir_mappers.horizon``): the findings are the same, the work is bounded by the windows.
     """
     ctx = MappingContext(table, codes or default_code_lists())
     found = _collect(resources, ctx)
@@ -78,11 +83,19 @@ def map_record(
         SymptomScore: scores,
         ConditionEntry: conditions,
     }
+    horizon_iso = horizon.isoformat() if horizon is not None else None
+    old_encounters: list[tuple[str, Mapping[str, Any]]] = []
     for ref, resource in found:
         rtype = text(resource.get("resourceType"))
         if rtype == "Patient":
             birth_date = birth_date or ctx.date(resource.get("birthDate"), rtype, ref, "birthDate")
             continue
+        if horizon_iso is not None:
+            if rtype == "Encounter" and encounter_before(resource, horizon_iso):
+                old_encounters.append((ref, resource))
+                continue
+            if rtype == "Observation" and observation_before(resource, horizon_iso):
+                continue
         mapper = _RECORD_MAPPERS.get(rtype)
         if mapper is None or resource.get("status") == "entered-in-error":
             continue
@@ -104,6 +117,9 @@ def map_record(
             scores.append(result)
         elif isinstance(result, ConditionEntry):
             conditions.append(result)
+    latest = _latest_outpatient_visit(old_encounters, ctx)
+    if latest is not None:
+        visits.append(latest)
     return PatientRecord(
         courses=tuple(sorted(courses, key=lambda c: _date_key(c.start))),
         intolerances=tuple(sorted(intolerances, key=lambda e: _date_key(e.when))),
@@ -114,6 +130,23 @@ def map_record(
         birth_date=birth_date,
         issues=tuple(ctx.issues),
     )
+
+
+def _latest_outpatient_visit(
+    encounters: list[tuple[str, Mapping[str, Any]]], ctx: MappingContext
+) -> Visit | None:
+    """The most recent completed outpatient visit among encounters before the horizon."""
+    def start_key(item: tuple[str, Mapping[str, Any]]) -> str:
+        # The visit's day is its start, else its end (as visits-lag-changes reads it).
+        period = item[1].get("period")
+        day = (period.get("start") or period.get("end")) if type(period) is dict else None
+        return day if isinstance(day, str) else ""
+
+    for ref, resource in sorted(encounters, key=start_key, reverse=True):
+        visit = _safely(map_encounter, resource, ref, ctx, "Encounter")
+        if isinstance(visit, Visit) and visit.is_completed_outpatient:
+            return visit
+    return None
 
 
 def map_draft_orders(

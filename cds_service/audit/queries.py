@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from datetime import datetime
 from typing import Any
 
@@ -14,26 +14,37 @@ from cds_service.audit.models import CARD, FEEDBACK
 _JSON_LISTS = ("evidence_refs", "evidence_keys", "suggestion_uuids")
 
 
-def last_override(
-    engine: Engine, patient_key: str, pattern: str, since: datetime
-) -> frozenset[str] | None:
-    """Evidence keys of the card most recently overridden (at or after ``since``) for this
-    patient and pattern; None when there is no such override."""
-    stmt = (
-        select(CARD.c.evidence_keys)
+def last_overrides(
+    engine: Engine, patient_key: str, patterns: Collection[str], since: datetime
+) -> dict[str, frozenset[str]]:
+    """For each pattern with an override at or after ``since`` for this patient: the evidence
+    keys of the card most recently overridden. One query for all the patterns of a hook call."""
+    if not patterns:
+        return {}
+    ranked = (
+        select(
+            CARD.c.pattern,
+            CARD.c.evidence_keys,
+            func.row_number()
+            .over(
+                partition_by=CARD.c.pattern,
+                order_by=(FEEDBACK.c.outcome_time.desc(), FEEDBACK.c.seq.desc()),
+            )
+            .label("rank"),
+        )
         .join(FEEDBACK, FEEDBACK.c.card_uuid == CARD.c.card_uuid)
         .where(
             CARD.c.patient_key == patient_key,
-            CARD.c.pattern == pattern,
+            CARD.c.pattern.in_(sorted(patterns)),
             FEEDBACK.c.outcome == "overridden",
             FEEDBACK.c.outcome_time >= since,
         )
-        .order_by(FEEDBACK.c.outcome_time.desc(), FEEDBACK.c.seq.desc())
-        .limit(1)
+        .subquery("ranked_overrides")
     )
+    stmt = select(ranked.c.pattern, ranked.c.evidence_keys).where(ranked.c.rank == 1)
     with engine.connect() as connection:
-        keys = connection.scalar(stmt)
-    return None if keys is None else frozenset(json.loads(keys))
+        rows = connection.execute(stmt).all()
+    return {pattern: frozenset(json.loads(keys)) for pattern, keys in rows}
 
 
 def latest_feedback() -> Subquery:

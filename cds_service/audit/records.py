@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from collections.abc import Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
@@ -62,11 +62,12 @@ class AuditStore(Protocol):
     def record_feedback(self, items: Sequence[FeedbackRecord]) -> int:
         """Store feedback synchronously and idempotently; returns the number of new rows."""
 
-    def last_override(
-        self, patient_key: str, pattern: str, since: datetime
-    ) -> frozenset[str] | None:
-        """Evidence keys of the latest overridden card for this patient and pattern since
-        ``since``, or None when there was no such override."""
+    def last_overrides(
+        self, patient_key: str, patterns: Collection[str], since: datetime
+    ) -> Mapping[str, frozenset[str]]:
+        """For each of ``patterns`` overridden for this patient since ``since``: the evidence keys
+        of the latest overridden card. Patterns without an override are absent. Must not raise
+        when the database is unreachable (return {}: the cards are then shown again)."""
 
     def ping(self) -> bool:
         """True when the database answers (readiness probe)."""

@@ -15,7 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -149,18 +149,18 @@ class SqlAuditStore:
             append_rows(connection, FEEDBACK, rows)
         return len(rows)
 
-    def last_override(
-        self, patient_key: str, pattern: str, since: datetime
-    ) -> frozenset[str] | None:
+    def last_overrides(
+        self, patient_key: str, patterns: Collection[str], since: datetime
+    ) -> Mapping[str, frozenset[str]]:
         try:
-            return queries.last_override(self._engine, patient_key, pattern, since)
+            return queries.last_overrides(self._engine, patient_key, patterns, since)
         except SQLAlchemyError as exc:
             # The hook call must still answer while the database is down: without the override
             # history the card is shown again (repeated advice beats silently missing advice).
             log.warning(
                 "override history unavailable, suppression skipped: %s", describe_error(exc)
             )
-            return None
+            return {}
 
     def query_cards(
         self,

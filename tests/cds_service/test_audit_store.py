@@ -233,17 +233,40 @@ def test_last_override_is_per_patient_pattern_and_window(store: SqlAuditStore) -
         ]
     )
     since = NOW - timedelta(days=30)
+    ri = "repeated-intolerance"
 
-    assert store.last_override(PATIENT_KEY, "repeated-intolerance", since) == frozenset(
-        newer.evidence_keys
-    )
-    assert store.last_override(PATIENT_KEY, "repeated-intolerance", NOW - timedelta(days=60)) == (
-        frozenset(newer.evidence_keys)
-    )
+    assert store.last_overrides(PATIENT_KEY, [ri], since) == {ri: frozenset(newer.evidence_keys)}
+    assert store.last_overrides(PATIENT_KEY, [ri], NOW - timedelta(days=60)) == {
+        ri: frozenset(newer.evidence_keys)
+    }
     # The newest override, two days ago, lies before a one-day window.
-    assert store.last_override(PATIENT_KEY, "repeated-intolerance", NOW - timedelta(days=1)) is None
-    assert store.last_override(OTHER_PATIENT_KEY, "repeated-intolerance", since) is None
-    assert store.last_override(PATIENT_KEY, "psychotropic-polypharmacy", since) is None
+    assert store.last_overrides(PATIENT_KEY, [ri], NOW - timedelta(days=1)) == {}
+    assert store.last_overrides(OTHER_PATIENT_KEY, [ri], since) == {}
+    assert store.last_overrides(PATIENT_KEY, ["psychotropic-polypharmacy"], since) == {}
+    assert store.last_overrides(PATIENT_KEY, [], since) == {}
+
+
+def test_last_overrides_answers_several_patterns_in_one_call(store: SqlAuditStore) -> None:
+    intolerance = card(evidence_keys=("ingredient:36437", "ingredient:321988"))
+    polypharmacy = card(pattern="psychotropic-polypharmacy", evidence_keys=("agent:51272",))
+    escalation = card(pattern="regimen-escalation")
+    store.record_cards([intolerance, polypharmacy, escalation])
+    store.flush()
+    store.record_feedback([
+        feedback(intolerance.card_uuid, outcome_time=NOW - timedelta(days=2)),
+        feedback(polypharmacy.card_uuid, outcome_time=NOW - timedelta(days=1)),
+    ])
+
+    found = store.last_overrides(
+        PATIENT_KEY,
+        ["repeated-intolerance", "psychotropic-polypharmacy", "regimen-escalation"],
+        NOW - timedelta(days=30),
+    )
+
+    assert found == {
+        "repeated-intolerance": frozenset({"ingredient:36437", "ingredient:321988"}),
+        "psychotropic-polypharmacy": frozenset({"agent:51272"}),
+    }
 
 
 def test_accepted_card_is_not_an_override(store: SqlAuditStore) -> None:
@@ -253,7 +276,7 @@ def test_accepted_card_is_not_an_override(store: SqlAuditStore) -> None:
     store.record_feedback(
         [feedback(shown.card_uuid, outcome="accepted", override_code=None, override_display=None)]
     )
-    assert store.last_override(PATIENT_KEY, shown.pattern, NOW - timedelta(days=30)) is None
+    assert store.last_overrides(PATIENT_KEY, [shown.pattern], NOW - timedelta(days=30)) == {}
 
 
 def test_query_cards_filters_and_joins_the_latest_feedback(store: SqlAuditStore) -> None:

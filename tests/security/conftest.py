@@ -15,7 +15,7 @@ import random
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -116,10 +116,10 @@ class MemoryAuditStore:
             self.feedback.extend(items)
         return len(items)
 
-    def last_override(
-        self, patient_key: str, pattern: str, since: datetime
-    ) -> frozenset[str] | None:
-        return None
+    def last_overrides(
+        self, patient_key: str, patterns: Collection[str], since: datetime
+    ) -> Mapping[str, frozenset[str]]:
+        return {}
 
     def ping(self) -> bool:
         return True
