@@ -139,3 +139,6 @@ def configure_logging(level: str = "INFO", *, stream: IO[str] | None = None) -> 
     handler.setFormatter(JsonFormatter())
     root.addHandler(handler)
     root.setLevel(level.upper())
+    # urllib3 logs every request line (with the FHIR query, i.e. the patient id) at DEBUG: keep it
+    # quiet even when a site turns the service's own logging up to DEBUG.
+    logging.getLogger("urllib3").setLevel(logging.WARNING)

@@ -62,6 +62,15 @@ def test_level_filters_lines(stream: io.StringIO) -> None:
     assert [e["message"] for e in lines(stream)] == ["loud"]
 
 
+def test_request_urls_of_the_http_client_stay_out_even_at_debug(stream: io.StringIO) -> None:
+    # urllib3 logs each request line, FHIR query (and so the patient id) included, at DEBUG.
+    logging.getLogger("urllib3.connectionpool").debug(
+        'http://ehr:80 "GET /fhir/MedicationRequest?patient=p-123 HTTP/1.1" 200 10'
+    )
+    logging.getLogger("cds_service.gather").debug("own debug line")
+    assert [e["message"] for e in lines(stream)] == ["own debug line"]
+
+
 def test_configuring_twice_keeps_one_handler(stream: io.StringIO) -> None:
     configure_logging("INFO", stream=stream)
     logging.getLogger("x").info("once")
