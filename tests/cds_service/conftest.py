@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -18,6 +18,7 @@ from typing import Any
 import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
+from pytest_httpserver import HTTPServer
 
 from tests.conftest import NOW
 
@@ -230,3 +231,20 @@ def jwt_settings(make_settings: Callable[..., Any], test_issuer: JwtIssuer) -> A
         "trusted_clients": [{"issuer": test_issuer.issuer,
                              "jwks_file": str(test_issuer.jwks_file)}],
     }})
+
+
+# A real loopback FHIR server, one per test module, emptied before each test (gather and the
+# FHIR client are tested against real HTTP, not mocks of requests).
+@pytest.fixture(scope="module")
+def server() -> Iterator[HTTPServer]:
+    srv = HTTPServer(host="127.0.0.1", port=0, threaded=True)
+    srv.start()
+    yield srv
+    srv.clear()
+    srv.stop()
+
+
+@pytest.fixture
+def fhir(server: HTTPServer) -> HTTPServer:
+    server.clear()
+    return server

@@ -96,19 +96,6 @@ def test_is_under_compares_origin_and_path_prefix() -> None:
 # --- real HTTP against a loopback server ------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def server() -> Iterator[HTTPServer]:
-    srv = HTTPServer(host="127.0.0.1", port=0, threaded=True)
-    srv.start()
-    yield srv
-    srv.clear()
-    srv.stop()
-
-
-@pytest.fixture
-def fhir(server: HTTPServer) -> HTTPServer:
-    server.clear()
-    return server
 
 
 def _client(server: HTTPServer, **overrides: object) -> FhirClient:

@@ -6,7 +6,7 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import pytest
@@ -80,19 +80,6 @@ def searchset(*resources: Mapping[str, Any], next_url: str | None = None) -> dic
     return bundle
 
 
-@pytest.fixture(scope="module")
-def server() -> Iterator[HTTPServer]:
-    srv = HTTPServer(host="127.0.0.1", port=0, threaded=True)
-    srv.start()
-    yield srv
-    srv.clear()
-    srv.stop()
-
-
-@pytest.fixture
-def fhir(server: HTTPServer) -> HTTPServer:
-    server.clear()
-    return server
 
 
 @pytest.fixture
