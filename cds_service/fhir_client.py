@@ -27,6 +27,9 @@ from cds_service.settings import FhirSettings
 
 log = logging.getLogger(__name__)
 
+# Lets a read that ends right at the deadline hand back its result instead of being dropped.
+DEADLINE_GRACE_S = 0.1
+
 # Connections kept per FHIR host; sized for gather's concurrent fetches across a few workers' calls.
 POOL_SIZE = 16
 _CHUNK_BYTES = 64 * 1024

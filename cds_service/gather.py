@@ -10,9 +10,8 @@ Log lines and error messages name keys and resource types, never patient ids or 
 from __future__ import annotations
 
 import logging
-import re
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from collections.abc import Set as AbstractSet
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
@@ -20,21 +19,16 @@ from types import MappingProxyType
 from typing import Any, NamedTuple
 from urllib.parse import urljoin, urlsplit
 
+from cds_service.bundles import bundle_entries, merged_pages, next_link, prefetch_problem, type_of
 from cds_service.errors import PrefetchError
-from cds_service.fhir_client import FhirClient, FhirFetchError, is_under
+from cds_service.fhir_client import DEADLINE_GRACE_S, FhirClient, FhirFetchError, is_under
 from cds_service.prefetch_templates import resolve_template
+from cds_service.referenced_medications import fetch_medications, medication_references
 from cds_service.settings import FhirSettings
 
 log = logging.getLogger(__name__)
 
 MAX_WORKERS = 6
-# Referenced Medications only add names and codes; past this many the rest stay unresolved.
-MAX_MEDICATION_FETCHES = 50
-# Lets a read that ends right at the deadline hand back its result instead of being dropped.
-_GRACE_S = 0.1
-_MEDICATION_USERS = frozenset({"MedicationRequest", "MedicationDispense", "MedicationStatement"})
-_MEDICATION_REF = re.compile(r"Medication/([A-Za-z0-9\-.]{1,64})(?:/_history/[^/]+)?")
-_JSON_TYPES = {str: "string", list: "array", int: "number", float: "number", bool: "boolean"}
 
 
 @dataclass(frozen=True)
@@ -55,42 +49,6 @@ class _Result(NamedTuple):
     value: Any
     partial: str | None
     from_server: bool
-
-
-def prefetch_problem(value: Any) -> str | None:
-    """Why a prefetched (or fetched) value cannot be used as data; None when it can."""
-    if not isinstance(value, dict):
-        return f"a JSON {_JSON_TYPES.get(type(value), type(value).__name__)}, not a FHIR resource"
-    if not isinstance(value.get("resourceType"), str):
-        return "a JSON object without resourceType"
-    if value["resourceType"] == "OperationOutcome":
-        return "an OperationOutcome"
-    entries = bundle_entries(value)
-    if (
-        value["resourceType"] == "Bundle"
-        and entries
-        and all(_type_of(e.get("resource")) == "OperationOutcome" for e in entries)
-    ):
-        return "a Bundle of OperationOutcomes"
-    return None
-
-
-def bundle_entries(bundle: Mapping[str, Any]) -> list[Mapping[str, Any]]:
-    entries = bundle.get("entry")
-    return [e for e in entries if isinstance(e, dict)] if isinstance(entries, list) else []
-
-
-def next_link(bundle: Mapping[str, Any]) -> str | None:
-    links = bundle.get("link")
-    for link in links if isinstance(links, list) else []:
-        if isinstance(link, dict) and link.get("relation") == "next":
-            url = link.get("url")
-            return url if isinstance(url, str) and url else None
-    return None
-
-
-def _type_of(resource: Any) -> str | None:
-    return resource.get("resourceType") if isinstance(resource, dict) else None
 
 
 def _display(url: str) -> str:
@@ -160,8 +118,8 @@ def gather_data(
         }
         _collect(futures, jobs, clock, deadline, values, failed, fetched)
         if server is not None and server_problem is None:
-            refs = _medication_references(values, context, server)
-            medications = _fetch_medications(
+            refs = medication_references(values, context, server)
+            medications = fetch_medications(
                 refs, server, executor, client, access_token, clock, deadline
             )
     finally:
@@ -191,13 +149,13 @@ def _collect(
     fetched: list[str],
 ) -> None:
     if futures:
-        wait(futures.values(), timeout=max(0.0, deadline - clock()) + _GRACE_S)
+        wait(futures.values(), timeout=max(0.0, deadline - clock()) + DEADLINE_GRACE_S)
     for key, future in futures.items():
         job = jobs[key]
         if not future.done():
             future.cancel()
             if job.bundle is not None:
-                values[key] = _merged(job.bundle, bundle_entries(job.bundle))
+                values[key] = merged_pages(job.bundle, bundle_entries(job.bundle))
                 failed[key] = "partial: later pages did not arrive within fhir.call_budget_s"
             else:
                 failed[key] = f"{job.why} and the fetch did not finish within fhir.call_budget_s"
@@ -230,7 +188,7 @@ def _run_job(
         from_server = True
     else:
         first, from_server = job.bundle, False
-    if _type_of(first) != "Bundle":
+    if type_of(first) != "Bundle":
         return _Result(first, None, from_server)
     entries = bundle_entries(first)
     pages, seen, partial = 1, set(), None
@@ -252,91 +210,10 @@ def _run_job(
         except FhirFetchError as exc:
             partial = f"page {pages + 1}: {exc.reason}"
             break
-        if _type_of(page) != "Bundle":
+        if type_of(page) != "Bundle":
             partial = f"page {pages + 1} is not a Bundle"
             break
         entries.extend(bundle_entries(page))
         pages, from_server = pages + 1, True
         url = next_link(page)
-    return _Result(_merged(first, entries), partial, from_server)
-
-
-def _merged(first: Mapping[str, Any], entries: list[Mapping[str, Any]]) -> dict[str, Any]:
-    """One Bundle holding every page's entries; its next link is dropped as it has been followed."""
-    links = first.get("link")
-    kept = (
-        [ln for ln in links if isinstance(ln, dict) and ln.get("relation") != "next"]
-        if isinstance(links, list)
-        else []
-    )
-    merged = {**first, "entry": entries}
-    if kept:
-        merged["link"] = kept
-    else:
-        merged.pop("link", None)
-    return merged
-
-
-def _resources(value: Any) -> Iterator[Mapping[str, Any]]:
-    if not isinstance(value, dict):
-        return
-    yield value
-    if value.get("resourceType") == "Bundle":
-        for entry in bundle_entries(value):
-            if isinstance(entry.get("resource"), dict):
-                yield entry["resource"]
-
-
-def _medication_references(
-    values: Mapping[str, Any], context: Mapping[str, Any], server: str
-) -> list[str]:
-    """Medication references ("Medication/x") to fetch: not contained, not already present."""
-    present: set[str] = set()
-    wanted: list[str] = []
-    # Draft orders in the context reference Medications too.
-    for value in [*values.values(), *context.values()]:
-        for resource in _resources(value):
-            rtype = _type_of(resource)
-            if rtype == "Medication" and isinstance(resource.get("id"), str):
-                present.add(f"Medication/{resource['id']}")
-            elif rtype in _MEDICATION_USERS:
-                med = resource.get("medicationReference")
-                ref = med.get("reference") if isinstance(med, dict) else None
-                if isinstance(ref, str) and ref.startswith(server + "/"):
-                    ref = ref[len(server) + 1 :]
-                match = _MEDICATION_REF.fullmatch(ref) if isinstance(ref, str) else None
-                if match and f"Medication/{match.group(1)}" not in wanted:
-                    wanted.append(f"Medication/{match.group(1)}")
-    return [ref for ref in wanted if ref not in present][:MAX_MEDICATION_FETCHES]
-
-
-def _fetch_medications(
-    refs: list[str],
-    server: str,
-    executor: ThreadPoolExecutor,
-    client: FhirClient,
-    token: str | None,
-    clock: Callable[[], float],
-    deadline: float,
-) -> dict[str, Mapping[str, Any]]:
-    """Best effort: a Medication that cannot be read leaves its order classified by other means."""
-    if not refs:
-        return {}
-    futures = {
-        ref: executor.submit(client.get_json, f"{server}/{ref}", token=token, deadline=deadline)
-        for ref in refs
-    }
-    wait(futures.values(), timeout=max(0.0, deadline - clock()) + _GRACE_S)
-    found: dict[str, Mapping[str, Any]] = {}
-    for ref, future in futures.items():
-        if not future.done() or future.exception() is not None:
-            future.cancel()
-            continue
-        resource = future.result()
-        if _type_of(resource) == "Medication":
-            found[ref] = resource
-    if len(found) < len(refs):
-        log.warning(
-            "%d of %d referenced Medications could not be read", len(refs) - len(found), len(refs)
-        )
-    return found
+    return _Result(merged_pages(first, entries), partial, from_server)

@@ -1,0 +1,74 @@
+"""Reading prefetch values and search pages as EHRs send them: plain dicts, checked, never trusted.
+
+CDS Hooks 2.0 allows a prefetch value to be a resource, a searchset Bundle (possibly paginated),
+``null``, or an OperationOutcome reporting an error; real clients have also sent HTML error pages.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+_JSON_TYPES = {str: "string", list: "array", int: "number", float: "number", bool: "boolean"}
+
+
+def prefetch_problem(value: Any) -> str | None:
+    """Why a prefetched (or fetched) value cannot be used as data; None when it can."""
+    if not isinstance(value, dict):
+        return f"a JSON {_JSON_TYPES.get(type(value), type(value).__name__)}, not a FHIR resource"
+    if not isinstance(value.get("resourceType"), str):
+        return "a JSON object without resourceType"
+    if value["resourceType"] == "OperationOutcome":
+        return "an OperationOutcome"
+    entries = bundle_entries(value)
+    if (
+        value["resourceType"] == "Bundle"
+        and entries
+        and all(type_of(e.get("resource")) == "OperationOutcome" for e in entries)
+    ):
+        return "a Bundle of OperationOutcomes"
+    return None
+
+
+def bundle_entries(bundle: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    entries = bundle.get("entry")
+    return [e for e in entries if isinstance(e, dict)] if isinstance(entries, list) else []
+
+
+def next_link(bundle: Mapping[str, Any]) -> str | None:
+    links = bundle.get("link")
+    for link in links if isinstance(links, list) else []:
+        if isinstance(link, dict) and link.get("relation") == "next":
+            url = link.get("url")
+            return url if isinstance(url, str) and url else None
+    return None
+
+
+def type_of(resource: Any) -> str | None:
+    return resource.get("resourceType") if isinstance(resource, dict) else None
+
+
+def merged_pages(first: Mapping[str, Any], entries: list[Mapping[str, Any]]) -> dict[str, Any]:
+    """One Bundle holding every page's entries; its next link is dropped as it has been followed."""
+    links = first.get("link")
+    kept = (
+        [ln for ln in links if isinstance(ln, dict) and ln.get("relation") != "next"]
+        if isinstance(links, list)
+        else []
+    )
+    merged = {**first, "entry": entries}
+    if kept:
+        merged["link"] = kept
+    else:
+        merged.pop("link", None)
+    return merged
+
+
+def resources_in(value: Any) -> Iterator[Mapping[str, Any]]:
+    if not isinstance(value, dict):
+        return
+    yield value
+    if value.get("resourceType") == "Bundle":
+        for entry in bundle_entries(value):
+            if isinstance(entry.get("resource"), dict):
+                yield entry["resource"]
