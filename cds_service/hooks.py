@@ -92,7 +92,11 @@ def call_service(service_id: str) -> Response:
     g.hook_instance = req.hook_instance  # the 500 handler logs it
     with request_log_context(req.hook_instance):
         body = run_hook(services, req, definition, raise_errors=current_app.testing)
-    return jsonify(body)
+    response = jsonify(body)
+    # The parsed request is freed after the response has been sent, not before it: for a long
+    # history that is tens of thousands of objects (~1.5 ms) off the EHR's wait.
+    response.call_on_close(lambda: data.clear())
+    return response
 
 
 @bp.post("/<service_id>/feedback")

@@ -65,7 +65,9 @@ def map_record(
     ``fhir_mappers.horizon``): the findings are the same, the work is bounded by the windows.
     """
     ctx = MappingContext(table, codes or default_code_lists())
-    found = _collect(resources, ctx)
+    horizon_iso = horizon.isoformat() if horizon is not None else None
+    old_encounters: list[tuple[str, Mapping[str, Any]]] = []
+    found = _collect(resources, ctx, horizon_iso, old_encounters)
     ctx.medications = _medication_index(found, medications)
     ctx.requests = {ref: res for ref, res in found if ref.startswith("MedicationRequest/")}
     courses: list[MedicationCourse] = []
@@ -83,19 +85,11 @@ def map_record(
         SymptomScore: scores,
         ConditionEntry: conditions,
     }
-    horizon_iso = horizon.isoformat() if horizon is not None else None
-    old_encounters: list[tuple[str, Mapping[str, Any]]] = []
     for ref, resource in found:
         rtype = text(resource.get("resourceType"))
         if rtype == "Patient":
             birth_date = birth_date or ctx.date(resource.get("birthDate"), rtype, ref, "birthDate")
             continue
-        if horizon_iso is not None:
-            if rtype == "Encounter" and encounter_before(resource, horizon_iso):
-                old_encounters.append((ref, resource))
-                continue
-            if rtype == "Observation" and observation_before(resource, horizon_iso):
-                continue
         mapper = _RECORD_MAPPERS.get(rtype)
         if mapper is None or resource.get("status") == "entered-in-error":
             continue
@@ -196,8 +190,17 @@ def _draft(resource: Mapping[str, Any], ref: str, ctx: MappingContext) -> Mapped
     return map_medication_request(resource, ref, ctx, is_draft=True)
 
 
-def _collect(resources: Iterable[Any], ctx: MappingContext) -> list[tuple[str, Mapping[str, Any]]]:
-    """Resources with their references, Bundles unpacked, junk reported, duplicates dropped."""
+def _collect(
+    resources: Iterable[Any],
+    ctx: MappingContext,
+    horizon_iso: str | None = None,
+    old_encounters: list[tuple[str, Mapping[str, Any]]] | None = None,
+) -> list[tuple[str, Mapping[str, Any]]]:
+    """Resources with their references, Bundles unpacked, junk reported, duplicates dropped.
+
+    With a horizon, Observations before it are dropped here and Encounters before it go to
+    ``old_encounters``: deciding before the reference is built keeps a long history cheap.
+    """
     found: list[tuple[str, Mapping[str, Any]]] = []
     seen: set[str] = set()
     for position, item in enumerate(_walk(_as_items(resources))):
@@ -212,13 +215,24 @@ def _collect(resources: Iterable[Any], ctx: MappingContext) -> list[tuple[str, M
             continue
         if rtype == "OperationOutcome":
             continue  # a prefetch error report: there is simply no data for that key
-        rid = item.get("id")
-        ref = f"{rtype}/{rid}" if isinstance(rid, str) and rid else f"#{position}"
+        if horizon_iso is not None:
+            if rtype == "Observation" and observation_before(item, horizon_iso):
+                continue
+            if rtype == "Encounter" and encounter_before(item, horizon_iso):
+                if old_encounters is not None:
+                    old_encounters.append((_ref(item, rtype, position), item))
+                continue
+        ref = _ref(item, rtype, position)
         if ref in seen:
             continue
         seen.add(ref)
         found.append((ref, item))
     return found
+
+
+def _ref(item: Mapping[str, Any], rtype: str, position: int) -> str:
+    rid = item.get("id")
+    return f"{rtype}/{rid}" if isinstance(rid, str) and rid else f"#{position}"
 
 
 def _walk(items: Iterable[Any], depth: int = 0) -> Iterator[Any]:

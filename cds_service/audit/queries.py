@@ -7,20 +7,14 @@ from collections.abc import Collection, Iterator
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, Select, Subquery, and_, func, select
+from sqlalchemy import Engine, Select, Subquery, and_, bindparam, func, select
 
 from cds_service.audit.models import CARD, FEEDBACK
 
 _JSON_LISTS = ("evidence_refs", "evidence_keys", "suggestion_uuids")
 
 
-def last_overrides(
-    engine: Engine, patient_key: str, patterns: Collection[str], since: datetime
-) -> dict[str, frozenset[str]]:
-    """For each pattern with an override at or after ``since`` for this patient: the evidence
-    keys of the card most recently overridden. One query for all the patterns of a hook call."""
-    if not patterns:
-        return {}
+def _last_overrides_statement() -> Select[Any]:
     ranked = (
         select(
             CARD.c.pattern,
@@ -34,16 +28,31 @@ def last_overrides(
         )
         .join(FEEDBACK, FEEDBACK.c.card_uuid == CARD.c.card_uuid)
         .where(
-            CARD.c.patient_key == patient_key,
-            CARD.c.pattern.in_(sorted(patterns)),
+            CARD.c.patient_key == bindparam("patient_key"),
+            CARD.c.pattern.in_(bindparam("patterns", expanding=True)),
             FEEDBACK.c.outcome == "overridden",
-            FEEDBACK.c.outcome_time >= since,
+            FEEDBACK.c.outcome_time >= bindparam("since"),
         )
         .subquery("ranked_overrides")
     )
-    stmt = select(ranked.c.pattern, ranked.c.evidence_keys).where(ranked.c.rank == 1)
+    return select(ranked.c.pattern, ranked.c.evidence_keys).where(ranked.c.rank == 1)
+
+
+# Built once: this query runs on the hook path, and building the expression costs more than
+# executing it against the index.
+_LAST_OVERRIDES = _last_overrides_statement()
+
+
+def last_overrides(
+    engine: Engine, patient_key: str, patterns: Collection[str], since: datetime
+) -> dict[str, frozenset[str]]:
+    """For each pattern with an override at or after ``since`` for this patient: the evidence
+    keys of the card most recently overridden. One query for all the patterns of a hook call."""
+    if not patterns:
+        return {}
+    params = {"patient_key": patient_key, "patterns": sorted(patterns), "since": since}
     with engine.connect() as connection:
-        rows = connection.execute(stmt).all()
+        rows = connection.execute(_LAST_OVERRIDES, params).all()
     return {pattern: frozenset(json.loads(keys)) for pattern, keys in rows}
 
 
