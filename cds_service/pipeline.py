@@ -55,15 +55,15 @@ def _log_issues(issues: Iterable[MappingIssue]) -> None:
 
 def _overrides(
     services: Services, patient_key: str, findings: Iterable[Finding]
-) -> dict[str, frozenset[str] | None]:
-    since = services.clock() - timedelta(
-        days=services.settings.service.suppression_days_after_override
-    )
+) -> Mapping[str, frozenset[str]]:
+    """Evidence keys of recent overrides by pattern; a pattern not overridden is absent."""
     patterns = [f.pattern_id for f in findings]
     if not patterns:
         return {}
-    found = services.audit.last_overrides(patient_key, patterns, since)
-    return {pattern_id: found.get(pattern_id) for pattern_id in patterns}
+    since = services.clock() - timedelta(
+        days=services.settings.service.suppression_days_after_override
+    )
+    return services.audit.last_overrides(patient_key, patterns, since)
 
 
 def _already_shown(
