@@ -27,6 +27,7 @@ from cds_service.audit.store import SqlAuditStore
 from cds_service.auth import JwtVerifier
 from cds_service.discovery import ServiceDefinition, enabled_definitions, load_definitions
 from cds_service.fhir_client import FhirClient
+from cds_service.gc_tuning import PauseDuringHookCalls
 from cds_service.http_errors import register_error_handlers
 from cds_service.logging_setup import configure_logging
 from cds_service.metrics import Metrics
@@ -129,6 +130,7 @@ def create_app(
     app.register_blueprint(openapi.bp)
     app.register_blueprint(auditor.bp)
     register_error_handlers(app)
+    app.wsgi_app = PauseDuringHookCalls(app.wsgi_app)  # type: ignore[method-assign]
 
     @app.after_request
     def _config_version(response: Response) -> Response:

@@ -17,7 +17,7 @@ from cds_service.errors import UnknownServiceError, UnsupportedMediaType
 from cds_service.feedback import parse_feedback
 from cds_service.hook_request import parse_hook_request, parse_json_object
 from cds_service.logging_setup import request_log_context
-from cds_service.pipeline import authenticate, run_hook
+from cds_service.pipeline import authenticate, read_hook_body, run_hook
 
 if TYPE_CHECKING:
     from cds_service.app import Services
@@ -45,11 +45,15 @@ def _audience() -> str:
     return base + request.path if base else request.base_url
 
 
-def _json_body() -> dict[str, Any]:
+def _body_bytes() -> bytes:
     if not request.is_json:
         raise UnsupportedMediaType("Content-Type must be application/json")
     # get_data enforces MAX_CONTENT_LENGTH (413) before anything is parsed.
-    return parse_json_object(request.get_data(cache=False))
+    return request.get_data(cache=False)
+
+
+def _json_body() -> dict[str, Any]:
+    return parse_json_object(_body_bytes())
 
 
 @bp.before_request
@@ -87,7 +91,7 @@ def call_service(service_id: str) -> Response:
     services = _services()
     definition = _definition(service_id)
     authenticate(services, request.headers.get("Authorization"), _audience())
-    data = _json_body()
+    data = read_hook_body(services, _body_bytes())
     req = parse_hook_request(data, service_id, definition.hook)
     g.hook_instance = req.hook_instance  # the 500 handler logs it
     with request_log_context(req.hook_instance):

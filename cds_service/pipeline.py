@@ -15,6 +15,7 @@ from collections import Counter
 from collections.abc import Iterable, Mapping
 from collections.abc import Set as AbstractSet
 from datetime import date, timedelta
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -24,11 +25,12 @@ from cds_service.audit.records import CardRecord, pseudonymize
 from cds_service.discovery import ServiceDefinition
 from cds_service.engine import evaluate, evidence_horizon
 from cds_service.gather import gather_data
+from cds_service.hook_body import parse_hook_body
 from cds_service.hook_request import HookRequest
 from cds_service.patterns import Finding
 from cds_service.policy import apply_policy, dedup_key, order_fingerprint
 from cds_service.ttl_store import StoreUnavailable
-from fhir_mappers.mapper import map_draft_orders, map_record
+from fhir_mappers.mapper import is_latest_visit, map_draft_orders, map_record
 from fhir_mappers.record import DraftOrders, MappingIssue
 
 if TYPE_CHECKING:
@@ -44,6 +46,17 @@ def authenticate(services: Services, authorization: str | None, audience: str) -
     """Verify the client JWT when the site requires one (raises AuthError -> 401)."""
     if services.verifier.enabled:
         services.verifier.verify(authorization, audience)
+
+
+def read_hook_body(services: Services, body: bytes) -> dict[str, Any]:
+    """The parsed request body, without the resources before the evidence horizon that the
+    mapper would skip (``hook_body``); the same errors as ``parse_json_object``."""
+    horizon = evidence_horizon(services.settings.patterns, services.clock().date())
+    return parse_hook_body(
+        body,
+        horizon_iso=horizon.isoformat(),
+        keep_encounter=partial(is_latest_visit, table=services.table, codes=services.codes),
+    )
 
 
 def _log_issues(issues: Iterable[MappingIssue]) -> None:

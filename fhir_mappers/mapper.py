@@ -133,6 +133,16 @@ def _latest_outpatient_visit(
     return None
 
 
+def is_latest_visit(
+    resource: Mapping[str, Any], table: IngredientTable, codes: CodeLists
+) -> bool:
+    """Whether the latest-visit search (``_latest_outpatient_visit``) stops at this Encounter:
+    it maps to a completed outpatient visit."""
+    ctx = MappingContext(table, codes)
+    visit = _safely(map_encounter, resource, _ref(resource, "Encounter", 0), ctx, "Encounter")
+    return isinstance(visit, Visit) and visit.is_completed_outpatient
+
+
 def map_draft_orders(
     bundle: Any,
     table: IngredientTable,
@@ -193,25 +203,30 @@ def _collect(
     """
     found: list[tuple[str, Mapping[str, Any]]] = []
     seen: set[str] = set()
+    # The loop runs once per resource of the whole history: type() before isinstance(), the
+    # horizon tests before the resourceType checks (they compare with ==), no helper calls for
+    # the common case.
     for position, item in enumerate(_walk(_as_items(resources))):
-        if item is None:
-            continue
-        if type(item) is not dict and not isinstance(item, Mapping):
-            ctx.issue("unknown", f"#{position}", "", f"not a JSON object ({_describe(item)})")
-            continue
+        if type(item) is not dict:
+            if item is None:
+                continue
+            if not isinstance(item, Mapping):
+                ctx.issue("unknown", f"#{position}", "", f"not a JSON object ({_describe(item)})")
+                continue
         rtype = item.get("resourceType")
-        if not isinstance(rtype, str) or not rtype:
+        if horizon_iso is not None:
+            if rtype == "Observation":
+                if observation_before(item, horizon_iso):
+                    continue
+            elif rtype == "Encounter" and encounter_before(item, horizon_iso):
+                if old_encounters is not None:
+                    old_encounters.append((_ref(item, rtype, position), item))
+                continue
+        if type(rtype) is not str or not rtype:
             ctx.issue("unknown", f"#{position}", "resourceType", "missing resourceType")
             continue
         if rtype == "OperationOutcome":
             continue  # a prefetch error report: there is simply no data for that key
-        if horizon_iso is not None:
-            if rtype == "Observation" and observation_before(item, horizon_iso):
-                continue
-            if rtype == "Encounter" and encounter_before(item, horizon_iso):
-                if old_encounters is not None:
-                    old_encounters.append((_ref(item, rtype, position), item))
-                continue
         ref = _ref(item, rtype, position)
         if ref in seen:
             continue

@@ -1,0 +1,165 @@
+"""Read a hook call's JSON body without building the years of history no pattern will read.
+
+A long record is mostly old visits and old questionnaire scores. ``orjson.loads`` would build a
+Python object for every one of them, only for the mapper to skip them (``fhir_mappers.horizon``).
+Here the body is parsed by simdjson into its own compact form, and Python objects are built only
+for what the mapper would keep:
+
+- everything outside ``prefetch``, and every prefetch value that is not a searchset-style Bundle,
+  is built in full;
+- in a prefetched Bundle, an Observation before the evidence horizon is left out, exactly as the
+  mapper would leave it out;
+- an ended Encounter before the horizon is left out too, except the ones the mapper's "latest
+  completed outpatient visit" search would look at: newest first, up to and including the first
+  that ``keep_encounter`` accepts (the mapper's own test), so it finds the same visit.
+
+Everything that is built is built by ``orjson.loads`` (of simdjson's minified text), so values
+are what the rest of the service has always seen. Anything unexpected (invalid JSON, a depth or
+integer limit, a parser error) falls back to ``parse_json_object`` on the whole body, which
+either returns the full object (the mapper then skips the old resources itself) or raises the
+documented ``RequestError``: the result never depends on which path was taken.
+
+Limits of the shortcut, by design: a resource left out is validated by simdjson (syntax, UTF-8)
+but not rebuilt by orjson; when an old resource repeats a key, the horizon test reads the first
+occurrence where orjson would keep the last.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import orjson
+import simdjson
+
+from cds_service.hook_request import parse_json_object
+from fhir_mappers.horizon import ENDED_STATUSES, before
+
+_Object = simdjson.Object
+_Array = simdjson.Array
+# Errors the fast path may raise on input the full parse must judge (and word) instead.
+_FALLBACK_ERRORS = (ValueError, RuntimeError, KeyError, TypeError, IndexError)
+
+
+def parse_hook_body(
+    body: bytes,
+    *,
+    horizon_iso: str,
+    keep_encounter: Callable[[Mapping[str, Any]], bool],
+) -> dict[str, Any]:
+    """The request as ``parse_json_object`` would return it, minus resources before the horizon
+    that the mapper would skip (see the module doc)."""
+    try:
+        return _parse_pruned(body, horizon_iso, keep_encounter)
+    except _FALLBACK_ERRORS:
+        return parse_json_object(body)
+
+
+def _build(value: Any) -> Any:
+    if type(value) is _Object or type(value) is _Array:
+        return orjson.loads(value.mini)
+    return value
+
+
+def _parse_pruned(
+    body: bytes, horizon_iso: str, keep_encounter: Callable[[Mapping[str, Any]], bool]
+) -> dict[str, Any]:
+    # A parser per call: its document lives exactly as long as this call (and costs no more).
+    doc = simdjson.Parser().parse(body)
+    if type(doc) is not _Object:
+        raise ValueError("not a JSON object")
+    data: dict[str, Any] = {}
+    candidates: list[tuple[str, Any, list[Any]]] = []
+    for key in doc.keys():
+        value = doc[key]
+        if key != "prefetch" or type(value) is not _Object:
+            data[key] = _build(value)
+            continue
+        prefetch: dict[str, Any] = {}
+        for name in value.keys():
+            prefetch[name] = _pruned_bundle(value[name], horizon_iso, candidates)
+        data[key] = prefetch
+    _restore_latest_visits(candidates, keep_encounter)
+    return data
+
+
+def _pruned_bundle(
+    value: Any, horizon_iso: str, candidates: list[tuple[str, Any, list[Any]]]
+) -> Any:
+    if type(value) is not _Object or value.get("resourceType") != "Bundle":
+        return _build(value)
+    entries_in = value.get("entry")
+    if type(entries_in) is not _Array:
+        return _build(value)
+    bundle = {name: _build(value[name]) for name in value.keys() if name != "entry"}
+    entries: list[Any] = []
+    old: list[tuple[str, Any, list[Any]]] = []
+    dropped = 0
+    for entry in entries_in:
+        resource = entry.get("resource") if type(entry) is _Object else None
+        if type(resource) is _Object:
+            rtype = resource.get("resourceType")
+            if rtype == "Observation" and _observation_before(resource, horizon_iso):
+                dropped += 1
+                continue
+            if rtype == "Encounter":
+                start = _old_encounter_start(resource, horizon_iso)
+                if start is not None:
+                    dropped += 1
+                    old.append((start, entry, entries))
+                    continue
+        entries.append(_build(entry))
+    if dropped and entries and all(_is_outcome(e) for e in entries):
+        # Only OperationOutcomes left would read as "a Bundle of OperationOutcomes" (an error
+        # report, re-fetched) where the client sent data: keep this Bundle whole.
+        return _build(value)
+    candidates.extend(old)
+    bundle["entry"] = entries
+    return bundle
+
+
+def _is_outcome(entry: Any) -> bool:
+    resource = entry.get("resource") if type(entry) is dict else None
+    return type(resource) is dict and resource.get("resourceType") == "OperationOutcome"
+
+
+def _observation_before(resource: Any, horizon_iso: str) -> bool:
+    # fhir_mappers.horizon.observation_before, read from simdjson's objects.
+    effective = resource.get("effectiveDateTime")
+    if effective is None:
+        period = resource.get("effectivePeriod")
+        effective = period.get("start") if type(period) is _Object else None
+        if effective is None:
+            effective = resource.get("effectiveInstant") or resource.get("issued")
+    return before(effective, horizon_iso)
+
+
+def _old_encounter_start(resource: Any, horizon_iso: str) -> str | None:
+    """The sort key the mapper's latest-visit search uses, for an Encounter that
+    ``fhir_mappers.horizon.encounter_before`` would set aside; None for any other."""
+    status = resource.get("status")
+    if type(status) is not str or status not in ENDED_STATUSES:
+        return None
+    period = resource.get("period")
+    if type(period) is not _Object:
+        return None
+    end = period.get("end")
+    if not before(period.get("start") if end is None else end, horizon_iso):
+        return None
+    day = period.get("start") or end
+    return day if type(day) is str else ""
+
+
+def _restore_latest_visits(
+    candidates: list[tuple[str, Any, list[Any]]],
+    keep_encounter: Callable[[Mapping[str, Any]], bool],
+) -> None:
+    """Put back the old Encounters the mapper's search would read: newest first (ties in
+    document order, as its stable sort has them) up to the first it would accept."""
+    candidates.sort(key=lambda c: c[0], reverse=True)  # stable: equal keys stay in order
+    for _, entry, entries in candidates:
+        built = _build(entry)
+        entries.append(built)
+        if keep_encounter(built.get("resource") or {}):
+            return
+
