@@ -1,4 +1,4 @@
-"""Audit tables: card rows, feedback rows and the head of the hash chain.
+"""Audit tables: card rows, feedback rows, the head of the hash chain, and an override index.
 
 Rows and wire shapes are separate: ``records.CardRecord`` is what the service hands over, these are
 what is stored. Every card and feedback row carries ``seq`` (one sequence shared by both tables)
@@ -114,6 +114,27 @@ class FeedbackRow(Base):
     )
 
 
+class OverrideRow(Base):
+    """One row per (override feedback, its card): who the card was about, for suppression.
+
+    Derived from the two chained tables, not part of the chain: it lets the hook path find a
+    patient's recent overrides without reading every card ever shown to that patient. Written in
+    the same locked transaction as whichever of the pair arrives second (``store``), and rebuilt
+    from the chained tables by migration 0002.
+    """
+
+    __tablename__ = "audit_override"
+
+    feedback_seq: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    card_seq: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    patient_key: Mapped[str] = mapped_column(String(64))
+    pattern: Mapped[str] = mapped_column(String(64))
+    evidence_keys: Mapped[str] = mapped_column(Text)  # JSON list, as on the card row
+    outcome_time: Mapped[datetime] = mapped_column(UTCDateTime())
+
+    __table_args__ = (Index("ix_audit_override_patient_time", "patient_key", "outcome_time"),)
+
+
 class ChainHead(Base):
     """One row (id 1): the last sequence number and hash, so that deleting the newest rows shows."""
 
@@ -128,6 +149,7 @@ class ChainHead(Base):
 CARD = cast(Table, CardRow.__table__)
 FEEDBACK = cast(Table, FeedbackRow.__table__)
 CHAIN_HEAD = cast(Table, ChainHead.__table__)
+OVERRIDE = cast(Table, OverrideRow.__table__)
 
 
 def row_content(table: Table, values: Mapping[str, Any]) -> dict[str, Any]:

@@ -7,53 +7,73 @@ from collections.abc import Collection, Iterator
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, Select, Subquery, and_, bindparam, func, select
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Engine,
+    Select,
+    Subquery,
+    and_,
+    bindparam,
+    func,
+    insert,
+    select,
+)
 
-from cds_service.audit.models import CARD, FEEDBACK
+from cds_service.audit.models import CARD, FEEDBACK, OVERRIDE
 
 _JSON_LISTS = ("evidence_refs", "evidence_keys", "suggestion_uuids")
 
 
-def _last_overrides_statement() -> Select[Any]:
-    ranked = (
-        select(
-            CARD.c.pattern,
-            CARD.c.evidence_keys,
-            func.row_number()
-            .over(
-                partition_by=CARD.c.pattern,
-                order_by=(FEEDBACK.c.outcome_time.desc(), FEEDBACK.c.seq.desc()),
-            )
-            .label("rank"),
-        )
-        .join(FEEDBACK, FEEDBACK.c.card_uuid == CARD.c.card_uuid)
-        .where(
-            CARD.c.patient_key == bindparam("patient_key"),
-            CARD.c.pattern.in_(bindparam("patterns", expanding=True)),
-            FEEDBACK.c.outcome == "overridden",
-            FEEDBACK.c.outcome_time >= bindparam("since"),
-        )
-        .subquery("ranked_overrides")
+# Newest first; feedback seq breaks ties in outcome time. Built once: this runs on the hook path.
+_LAST_OVERRIDES = (
+    select(OVERRIDE.c.pattern, OVERRIDE.c.evidence_keys)
+    .where(
+        OVERRIDE.c.patient_key == bindparam("patient_key"),
+        OVERRIDE.c.outcome_time >= bindparam("since"),
     )
-    return select(ranked.c.pattern, ranked.c.evidence_keys).where(ranked.c.rank == 1)
-
-
-# Built once: this query runs on the hook path, and building the expression costs more than
-# executing it against the index.
-_LAST_OVERRIDES = _last_overrides_statement()
+    .order_by(OVERRIDE.c.outcome_time.desc(), OVERRIDE.c.feedback_seq.desc())
+)
 
 
 def last_overrides(
     engine: Engine, patient_key: str, patterns: Collection[str], since: datetime
 ) -> dict[str, frozenset[str]]:
     """For each pattern with an override at or after ``since`` for this patient: the evidence
-    keys of the card most recently overridden. One query for all the patterns of a hook call."""
+    keys of the card most recently overridden. One indexed query over the patient's overrides
+    (``audit_override``), however many cards the patient was shown."""
     if not patterns:
         return {}
-    params = {"patient_key": patient_key, "patterns": sorted(patterns), "since": since}
     with engine.connect() as connection:
-        rows = connection.execute(_LAST_OVERRIDES, params).all()
-    return {pattern: frozenset(json.loads(keys)) for pattern, keys in rows}
+        rows = connection.execute(
+            _LAST_OVERRIDES, {"patient_key": patient_key, "since": since}
+        ).all()
+    latest: dict[str, frozenset[str]] = {}
+    for pattern, keys in rows:
+        if pattern in patterns and pattern not in latest:
+            latest[pattern] = frozenset(json.loads(keys))
+    return latest
+
+
+def index_overrides(connection: Connection, new_rows: ColumnElement[bool]) -> None:
+    """Add to ``audit_override`` the (override feedback, card) pairs among ``new_rows`` (a
+    condition on the card or feedback rows just appended, in the same locked transaction).
+
+    Whichever of a card and its override is written second finds the other, because both
+    writes hold the chain lock: each pair is indexed exactly once.
+    """
+    connection.execute(
+        insert(OVERRIDE).from_select(
+            ["feedback_seq", "card_seq", "patient_key", "pattern", "evidence_keys",
+             "outcome_time"],
+            select(
+                FEEDBACK.c.seq, CARD.c.seq, CARD.c.patient_key, CARD.c.pattern,
+                CARD.c.evidence_keys, FEEDBACK.c.outcome_time,
+            )
+            .join(CARD, CARD.c.card_uuid == FEEDBACK.c.card_uuid)
+            .where(FEEDBACK.c.outcome == "overridden", new_rows),
+        )
+    )
 
 
 def latest_feedback() -> Subquery:

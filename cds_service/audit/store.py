@@ -131,6 +131,10 @@ class SqlAuditStore:
         values = [card_values(r) for r in records]
         with locked_transaction(self._engine) as connection:
             append_rows(connection, CARD, values)
+            # Feedback can arrive before its card leaves this queue (another worker took it).
+            queries.index_overrides(
+                connection, CARD.c.seq.between(values[0]["seq"], values[-1]["seq"])
+            )
 
     def record_feedback(self, items: Sequence[FeedbackRecord]) -> int:
         fresh: dict[str, FeedbackRecord] = {}
@@ -147,6 +151,10 @@ class SqlAuditStore:
             )
             rows = [feedback_values(i, h) for h, i in fresh.items() if h not in stored]
             append_rows(connection, FEEDBACK, rows)
+            if any(row["outcome"] == "overridden" for row in rows):
+                queries.index_overrides(
+                    connection, FEEDBACK.c.seq.between(rows[0]["seq"], rows[-1]["seq"])
+                )
         return len(rows)
 
     def last_overrides(

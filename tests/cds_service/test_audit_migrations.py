@@ -3,14 +3,28 @@
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
-from cds_service.audit.migrate import MIGRATIONS_DIR, current_revision, head_revision
-from cds_service.audit.models import Base
-from cds_service.audit.store import SqlAuditStore
-from tests.audit_support import storage
+from cds_service.audit.chain import append_rows, verify_chain
+from cds_service.audit.database import locked_transaction
+from cds_service.audit.migrate import (
+    MIGRATIONS_DIR,
+    alembic_config,
+    current_revision,
+    head_revision,
+)
+from cds_service.audit.models import CARD, FEEDBACK, Base
+from cds_service.audit.store import (
+    SqlAuditStore,
+    card_values,
+    feedback_content_hash,
+    feedback_values,
+)
+from tests.audit_support import NOW, PATIENT_KEY, card, feedback, storage
 
 pytest_plugins = ["tests.audit_support"]
 
@@ -48,3 +62,36 @@ def test_migrations_are_named_by_intent() -> None:
     names = sorted(p.name for p in (MIGRATIONS_DIR / "versions").glob("*.py"))
     assert names[0] == "0001_create_audit_tables.py"
     assert all(re.fullmatch(r"\d{4}_[a-z0-9_]+\.py", name) for name in names)
+
+
+def test_upgrading_an_existing_log_indexes_its_overrides(audit_url: str) -> None:
+    """A site on revision 0001 with overridden cards keeps their suppression after 0002."""
+    overridden, accepted = card(), card()
+    old = SqlAuditStore(storage(audit_url), migrate=False)
+    try:
+        with old.engine.begin() as connection:
+            command.upgrade(alembic_config(connection), "0001")
+        # What a 0001 service wrote: cards, then feedback, on the chain.
+        with locked_transaction(old.engine) as connection:
+            append_rows(connection, CARD, [card_values(overridden), card_values(accepted)])
+            append_rows(connection, FEEDBACK, [
+                feedback_values(item, feedback_content_hash(item))
+                for item in (
+                    feedback(overridden.card_uuid),
+                    feedback(accepted.card_uuid, outcome="accepted", override_code=None,
+                             override_display=None),
+                )
+            ])
+        assert current_revision(old.engine) == "0001"
+    finally:
+        old.close()
+
+    upgraded = SqlAuditStore(storage(audit_url))
+    try:
+        assert current_revision(upgraded.engine) == head_revision()
+        assert upgraded.last_overrides(
+            PATIENT_KEY, ["repeated-intolerance"], NOW - timedelta(days=30)
+        ) == {"repeated-intolerance": frozenset(overridden.evidence_keys)}
+        assert verify_chain(upgraded).ok  # the chained rows are untouched
+    finally:
+        upgraded.close()

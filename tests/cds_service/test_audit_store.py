@@ -14,7 +14,7 @@ from psycopg import sql
 from sqlalchemy import func, select
 
 from cds_service.audit.database import locked_transaction
-from cds_service.audit.models import CARD, FEEDBACK
+from cds_service.audit.models import CARD, FEEDBACK, OVERRIDE
 from cds_service.audit.store import SqlAuditStore
 from tests.audit_support import (
     NOW,
@@ -267,6 +267,44 @@ def test_last_overrides_answers_several_patterns_in_one_call(store: SqlAuditStor
         "repeated-intolerance": frozenset({"ingredient:36437", "ingredient:321988"}),
         "psychotropic-polypharmacy": frozenset({"agent:51272"}),
     }
+
+
+def test_an_override_reported_before_its_card_is_written_still_suppresses(
+    store: SqlAuditStore,
+) -> None:
+    # The EHR's feedback can reach one worker while the card still waits in another worker's
+    # write queue: the card's write indexes the override instead.
+    late = card(time=NOW - timedelta(days=1))
+    store.record_feedback([feedback(late.card_uuid, outcome_time=NOW - timedelta(hours=23))])
+    assert store.last_overrides(PATIENT_KEY, [late.pattern], NOW - timedelta(days=30)) == {}
+
+    store.record_cards([late])
+    store.flush()
+
+    assert store.last_overrides(PATIENT_KEY, [late.pattern], NOW - timedelta(days=30)) == {
+        late.pattern: frozenset(late.evidence_keys)
+    }
+    assert count(store, OVERRIDE) == 1
+
+
+def test_each_override_is_indexed_once_whatever_arrives_first(store: SqlAuditStore) -> None:
+    first, second = card(), card()
+    store.record_cards([first])
+    store.flush()
+    store.record_feedback([feedback(first.card_uuid), feedback(second.card_uuid)])
+    store.record_cards([second])
+    store.flush()
+    store.record_feedback([feedback(first.card_uuid)])  # the EHR retries: stored once
+    # Cards shown again later, never overridden, are not in the index.
+    store.record_cards([card() for _ in range(5)])
+    store.flush()
+
+    with store.engine.connect() as connection:
+        pairs = connection.execute(
+            select(OVERRIDE.c.card_seq, OVERRIDE.c.feedback_seq)
+        ).all()
+        cards = dict(connection.execute(select(CARD.c.card_uuid, CARD.c.seq)).all())
+    assert sorted(c for c, _ in pairs) == sorted([cards[first.card_uuid], cards[second.card_uuid]])
 
 
 def test_accepted_card_is_not_an_override(store: SqlAuditStore) -> None:
