@@ -45,7 +45,9 @@ def template_fields(template: str) -> tuple[str, ...]:
 
 def clean_text(value: str) -> str:
     """One line, no control characters: EHR text may carry newlines that would break layout."""
-    return _WHITESPACE.sub(" ", "".join(c if c.isprintable() else " " for c in value)).strip()
+    if not value.isprintable():  # the usual case skips the per-character pass
+        value = "".join(c if c.isprintable() else " " for c in value)
+    return _WHITESPACE.sub(" ", value).strip()
 
 
 def escape_markdown(value: str) -> str:

@@ -143,10 +143,10 @@ def _old_encounter_start(resource: Any, horizon_iso: str) -> str | None:
     period = resource.get("period")
     if type(period) is not _Object:
         return None
-    end = period.get("end")
-    if not before(period.get("start") if end is None else end, horizon_iso):
+    start, end = period.get("start"), period.get("end")
+    if not before(start if end is None else end, horizon_iso):
         return None
-    day = period.get("start") or end
+    day = start or end
     return day if type(day) is str else ""
 
 

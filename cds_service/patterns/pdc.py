@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date
 
 from fhir_mappers.record import Dispense
 
@@ -53,22 +53,17 @@ def proportion_of_days_covered(
     if not fills:
         return None
     period_start = fills[0].handed_over or window_start
-    covered: set[date] = set()
-    cursor = period_start
+    # Day numbers (ordinals) rather than dates: the same arithmetic, without a date per day.
+    first, last = period_start.toordinal(), window_end.toordinal()
+    covered: set[int] = set()
+    cursor = first
     for fill in fills:
-        cursor = max(cursor, fill.handed_over or cursor)
+        cursor = max(cursor, fill.handed_over.toordinal() if fill.handed_over else cursor)
         supply = round(fill.days_supply or 0)
-        covered.update(
-            cursor + timedelta(days=i)
-            for i in range(supply)
-            if cursor + timedelta(days=i) <= window_end
-        )
-        cursor += timedelta(days=supply)
-    period = [
-        day
-        for i in range((window_end - period_start).days + 1)
-        if (day := period_start + timedelta(days=i)) not in hospital_days
-    ]
-    covered_days = sum(1 for day in period if day in covered)
-    pdc = covered_days / len(period) if period else 1.0
-    return Coverage(pdc, period_start, len(period), covered_days, tuple(fills))
+        covered.update(range(cursor, min(cursor + supply, last + 1)))
+        cursor += supply
+    away = {day for d in hospital_days if first <= (day := d.toordinal()) <= last}
+    period_days = last - first + 1 - len(away)
+    covered_days = len(covered - away)
+    pdc = covered_days / period_days if period_days > 0 else 1.0
+    return Coverage(pdc, period_start, max(period_days, 0), covered_days, tuple(fills))
