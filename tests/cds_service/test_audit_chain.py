@@ -6,7 +6,7 @@ import threading
 
 from sqlalchemy import text
 
-from cds_service.audit.chain import verify_chain
+from cds_service.audit.chain import INSERT_CHUNK_ROWS, verify_chain
 from cds_service.audit.store import SqlAuditStore
 from tests.audit_support import card, feedback, storage
 
@@ -108,3 +108,17 @@ def test_two_processes_writing_at_once_keep_one_linear_chain(audit_url: str) -> 
     finally:
         for store in stores:
             store.close()
+
+
+def test_a_batch_larger_than_one_insert_statement_is_written_whole(store: SqlAuditStore) -> None:
+    # Rows go in as several multi-row INSERTs; the chain must not notice the seams.
+    cards = [card() for _ in range(2 * INSERT_CHUNK_ROWS + 7)]
+    store.record_cards(cards)
+    store.flush()
+
+    with store.engine.connect() as connection:
+        query = text("SELECT card_uuid FROM audit_card ORDER BY seq")
+        stored = [uuid for (uuid,) in connection.execute(query)]
+    assert stored == [c.card_uuid for c in cards]
+    result = verify_chain(store)
+    assert result.ok and result.rows_checked == len(cards)

@@ -19,6 +19,7 @@ from typing import Any
 import orjson
 import pytest
 
+from cds_service import hook_body
 from cds_service.engine import evidence_horizon
 from cds_service.errors import RequestError
 from cds_service.hook_body import parse_hook_body
@@ -223,3 +224,19 @@ def test_what_only_the_full_parser_reads_is_read_by_it() -> None:
     # simdjson refuses integers beyond 64 bits; orjson reads them as floats, as before.
     body = b'{"prefetch": {"n": 123456789012345678901234567890}, "m": [1e300, -0.0]}'
     assert _parse(body) == orjson.loads(body)
+
+
+def test_a_busy_parser_falls_back_to_the_full_parse_and_is_replaced() -> None:
+    # This thread's parser refuses a new document while objects of its last one are alive.
+    held = hook_body._parser(16).parse(b'{"still": {"referenced": true}}')["still"]
+    body = orjson.dumps(_request(_phq9("phq-old", "2019-01-15"), key="observations"))
+
+    assert _parse(body) == orjson.loads(body)  # the full parse: nothing left out
+    assert _entries(_parse(body), "observations") == []  # a fresh parser prunes again
+    del held
+
+
+def test_bodies_beyond_the_reuse_limit_get_a_parser_of_their_own() -> None:
+    shared = hook_body._parser(1024)
+    assert hook_body._parser(1024) is shared
+    assert hook_body._parser(hook_body.REUSE_MAX_BYTES + 1) is not shared
