@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import hashlib
 import threading
 
 from sqlalchemy import text
 
-from cds_service.audit.chain import INSERT_CHUNK_ROWS, verify_chain
+from cds_service.audit.chain import (
+    GENESIS_HASH,
+    INSERT_CHUNK_ROWS,
+    canonical_json,
+    compute_hash,
+    verify_chain,
+)
 from cds_service.audit.store import SqlAuditStore
 from tests.audit_support import card, feedback, storage
 
@@ -122,3 +129,12 @@ def test_a_batch_larger_than_one_insert_statement_is_written_whole(store: SqlAud
     assert stored == [c.card_uuid for c in cards]
     result = verify_chain(store)
     assert result.ok and result.rows_checked == len(cards)
+
+
+def test_row_hashes_are_sha256_of_the_previous_hash_and_the_canonical_row() -> None:
+    # Logs written by earlier versions must keep verifying: the hash is fed in pieces now, and
+    # must stay the digest of the whole text (checked on a row longer than one piece).
+    content = {"table": "audit_card", "card_json": "é" * 3000, "seq": 7}
+    whole = (GENESIS_HASH + canonical_json(content)).encode()
+    assert len(whole) > 4000
+    assert compute_hash(GENESIS_HASH, content) == hashlib.sha256(whole).hexdigest()
