@@ -25,11 +25,9 @@ if TYPE_CHECKING:
     from cds_service.audit.store import SqlAuditStore
 
 GENESIS_HASH = "0" * 64
-# Rows per INSERT statement. Small enough that a statement's buffers stay small (500-row
-# statements left ~60 MB of freed memory in the writer thread's malloc arena) and that its few
-# shapes (1-20 rows) stay in SQLAlchemy's compiled cache.
-INSERT_CHUNK_ROWS = 20
-_HASH_PIECE_BYTES = 2000
+# Rows per multi-row INSERT: larger statements left tens of MB of freed memory in the writer
+# thread's malloc arena (RSS 108 -> 182 MiB over 15,000 calls at 500; flat at 20).
+INSERT_PAGE_ROWS = 20
 MAX_PROBLEMS = 100  # a wholesale edit would otherwise print a line per row
 
 
@@ -47,14 +45,7 @@ def canonical_json(content: dict[str, Any]) -> str:
 
 
 def compute_hash(prev_hash: str, content: dict[str, Any]) -> str:
-    data = (prev_hash + canonical_json(content)).encode()
-    digest = hashlib.sha256()
-    # Fed in pieces under hashlib's 2,048-byte threshold for releasing the GIL (same digest):
-    # the writer thread would otherwise give the GIL away once per row and, while hook calls
-    # keep the CPU busy, wait a whole switch interval (5 ms) to get it back.
-    for start in range(0, len(data), _HASH_PIECE_BYTES):
-        digest.update(data[start : start + _HASH_PIECE_BYTES])
-    return digest.hexdigest()
+    return hashlib.sha256((prev_hash + canonical_json(content)).encode()).hexdigest()
 
 
 def read_head(connection: Connection) -> tuple[int, str]:
@@ -85,11 +76,13 @@ def append_rows(connection: Connection, table: Table, rows: list[dict[str, Any]]
         seq += 1
         row["seq"] = seq
         row["row_hash"] = prev_hash = compute_hash(prev_hash, row_content(table, row))
-    # Multi-row INSERTs, not executemany: sqlite3 releases and re-takes the GIL for every row
-    # of an executemany, and while hook calls keep the CPU busy each re-take waits out a thread
-    # switch interval (5 ms): a 300-row batch took 18 s that way, and the queue grew.
-    for start in range(0, len(rows), INSERT_CHUNK_ROWS):
-        connection.execute(table.insert().values(rows[start : start + INSERT_CHUNK_ROWS]))
+    # return_defaults() makes SQLAlchemy send the batch as multi-row INSERTs ("insertmanyvalues")
+    # instead of a DB-API executemany: sqlite3 releases and re-takes the GIL for every row of an
+    # executemany, and while hook calls keep the CPU busy each re-take waits out a thread switch
+    # interval (5 ms): a 300-row batch took 18 s that way and the queue grew. It is also ~3x
+    # cheaper in CPU than executemany, and ~6x cheaper than building .values() statements.
+    paged = connection.execution_options(insertmanyvalues_page_size=INSERT_PAGE_ROWS)
+    paged.execute(table.insert().return_defaults(), rows)
     _write_head(connection, seq, prev_hash)
 
 

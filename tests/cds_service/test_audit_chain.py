@@ -9,7 +9,7 @@ from sqlalchemy import text
 
 from cds_service.audit.chain import (
     GENESIS_HASH,
-    INSERT_CHUNK_ROWS,
+    INSERT_PAGE_ROWS,
     canonical_json,
     compute_hash,
     verify_chain,
@@ -119,7 +119,7 @@ def test_two_processes_writing_at_once_keep_one_linear_chain(audit_url: str) -> 
 
 def test_a_batch_larger_than_one_insert_statement_is_written_whole(store: SqlAuditStore) -> None:
     # Rows go in as several multi-row INSERTs; the chain must not notice the seams.
-    cards = [card() for _ in range(2 * INSERT_CHUNK_ROWS + 7)]
+    cards = [card() for _ in range(2 * INSERT_PAGE_ROWS + 7)]
     store.record_cards(cards)
     store.flush()
 
@@ -132,8 +132,7 @@ def test_a_batch_larger_than_one_insert_statement_is_written_whole(store: SqlAud
 
 
 def test_row_hashes_are_sha256_of_the_previous_hash_and_the_canonical_row() -> None:
-    # Logs written by earlier versions must keep verifying: the hash is fed in pieces now, and
-    # must stay the digest of the whole text (checked on a row longer than one piece).
+    # Logs written by earlier versions must keep verifying: the scheme is fixed.
     content = {"table": "audit_card", "card_json": "é" * 3000, "seq": 7}
     whole = (GENESIS_HASH + canonical_json(content)).encode()
     assert len(whole) > 4000
