@@ -26,6 +26,7 @@ occurrence where orjson would keep the last.
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -35,6 +36,8 @@ import simdjson
 
 from cds_service.hook_request import parse_json_object
 from fhir_mappers.horizon import ENDED_STATUSES, before
+
+log = logging.getLogger(__name__)
 
 _Object = simdjson.Object
 _Array = simdjson.Array
@@ -52,16 +55,17 @@ def parse_hook_body(
     that the mapper would skip (see the module doc)."""
     try:
         return _parse_pruned(body, horizon_iso, keep_encounter)
-    except _FALLBACK_ERRORS:
-        # A parser whose last document is somehow still referenced refuses to parse again.
+    except _FALLBACK_ERRORS as exc:
+        # Invalid JSON lands here too; the full parse words the error. A parser whose last
+        # document is somehow still referenced refuses to parse again: start a new one.
+        log.debug("pruned parse not used: %s", type(exc).__name__)
         _local.parser = None
         return parse_json_object(body)
 
 
-# One parser per thread, reused: its buffers are allocated once instead of on every call, which
-# with other threads freeing the call's audit rows later fragmented the heap (RSS grew ~8 KB a
-# call). Bodies beyond REUSE_MAX_BYTES get a parser of their own, so that one huge request does
-# not leave every thread holding a buffer of its size.
+# One parser per thread, reused: its buffers (a few times the body's size) are allocated once,
+# not on every call. Bodies beyond REUSE_MAX_BYTES get a parser of their own, so that one huge
+# request does not leave a thread holding a buffer of its size.
 REUSE_MAX_BYTES = 4 * 1024 * 1024
 _local = threading.local()
 
