@@ -35,7 +35,7 @@ import orjson
 import simdjson
 
 from cds_service.hook_request import parse_json_object
-from fhir_mappers.horizon import ENDED_STATUSES, before
+from fhir_mappers.horizon import before, ended_period, observation_before
 
 log = logging.getLogger(__name__)
 
@@ -122,7 +122,7 @@ def _pruned_bundle(
         resource = entry.get("resource") if type(entry) is _Object else None
         if type(resource) is _Object:
             rtype = resource.get("resourceType")
-            if rtype == "Observation" and _observation_before(resource, horizon_iso):
+            if rtype == "Observation" and observation_before(resource, horizon_iso, _Object):
                 dropped += 1
                 continue
             if rtype == "Encounter":
@@ -146,27 +146,13 @@ def _is_outcome(entry: Any) -> bool:
     return type(resource) is dict and resource.get("resourceType") == "OperationOutcome"
 
 
-def _observation_before(resource: Any, horizon_iso: str) -> bool:
-    # fhir_mappers.horizon.observation_before, read from simdjson's objects.
-    effective = resource.get("effectiveDateTime")
-    if effective is None:
-        period = resource.get("effectivePeriod")
-        effective = period.get("start") if type(period) is _Object else None
-        if effective is None:
-            effective = resource.get("effectiveInstant") or resource.get("issued")
-    return before(effective, horizon_iso)
-
-
 def _old_encounter_start(resource: Any, horizon_iso: str) -> str | None:
     """The sort key the mapper's latest-visit search uses, for an Encounter that
     ``fhir_mappers.horizon.encounter_before`` would set aside; None for any other."""
-    status = resource.get("status")
-    if type(status) is not str or status not in ENDED_STATUSES:
+    period = ended_period(resource, _Object)
+    if period is None:
         return None
-    period = resource.get("period")
-    if type(period) is not _Object:
-        return None
-    start, end = period.get("start"), period.get("end")
+    start, end = period
     if not before(start if end is None else end, horizon_iso):
         return None
     day = start or end

@@ -31,24 +31,43 @@ def before(value: Any, horizon_iso: str) -> bool:
     return type(value) is str and value < horizon_iso and _ISO_DAY(value) is not None
 
 
-def encounter_before(resource: Mapping[str, Any], horizon_iso: str) -> bool:
-    """An ended Encounter whose period (end, else start) lies wholly before the horizon."""
+def _is_object(value: Any, object_type: type) -> bool:
+    # A plain function: an inline type() test would narrow ``value`` to ``object`` for mypy.
+    return type(value) is object_type
+
+
+def ended_period(resource: Mapping[str, Any], object_type: type = dict) -> tuple[Any, Any] | None:
+    """(start, end) of an ended Encounter's period; None when it has not ended or has no period.
+
+    ``object_type`` is the type of a JSON object in ``resource``: ``dict``, or simdjson's when
+    ``cds_service.hook_body`` decides before building the resource.
+    """
     status = resource.get("status")
     if type(status) is not str or status not in ENDED_STATUSES:
-        return False
-    period = resource.get("period")
-    if type(period) is not dict:
-        return False
-    end = period.get("end")
-    return before(period.get("start") if end is None else end, horizon_iso)
+        return None
+    period: Any = resource.get("period")
+    if not _is_object(period, object_type):
+        return None
+    return period.get("start"), period.get("end")
 
 
-def observation_before(resource: Mapping[str, Any], horizon_iso: str) -> bool:
+def encounter_before(resource: Mapping[str, Any], horizon_iso: str) -> bool:
+    """An ended Encounter whose period (end, else start) lies wholly before the horizon."""
+    period = ended_period(resource)
+    if period is None:
+        return False
+    start, end = period
+    return before(start if end is None else end, horizon_iso)
+
+
+def observation_before(
+    resource: Mapping[str, Any], horizon_iso: str, object_type: type = dict
+) -> bool:
     """An Observation effective (or, without an effective time, issued) before the horizon."""
     effective = resource.get("effectiveDateTime")
     if effective is None:
-        period = resource.get("effectivePeriod")
-        effective = period.get("start") if type(period) is dict else None
+        period: Any = resource.get("effectivePeriod")
+        effective = period.get("start") if _is_object(period, object_type) else None
         if effective is None:
             effective = resource.get("effectiveInstant") or resource.get("issued")
     return before(effective, horizon_iso)
