@@ -21,8 +21,6 @@ import argparse
 import json
 import os
 import random
-import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -30,9 +28,7 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -43,14 +39,14 @@ import redis
 import requests
 import yaml
 from cryptography.hazmat.primitives.asymmetric import ec
-from psycopg import sql
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.servers import Server, cli_command, free_port, service_command  # noqa: E402
 from cds_service.synthetic import generate_patient, make_hook_request  # noqa: E402
+from tests.pg_support import throwaway_database  # noqa: E402
 
-PG_ADMIN = "host=127.0.0.1 port=5432 user=postgres dbname=postgres connect_timeout=5"
 REDIS_URL = "redis://127.0.0.1:6379/0"
 ISSUER = "https://loadtest-ehr.invalid"
 KID = "loadtest-key-1"
@@ -85,26 +81,6 @@ class Client:
                           headers={"kid": KID, "typ": "JWT"})
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@contextmanager
-def fresh_database(keep: bool) -> Iterator[str]:
-    name = f"psychopharm_load_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
-        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    try:
-        yield name
-    finally:
-        if not keep:
-            with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
-                admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
-                    sql.Identifier(name)))
-
-
 def write_config(work: Path, database: str, port: int) -> tuple[Path, ec.EllipticCurvePrivateKey]:
     key = ec.generate_private_key(ec.SECP384R1())
     jwk = json.loads(jwt.algorithms.ECAlgorithm.to_jwk(key.public_key()))
@@ -122,41 +98,6 @@ def write_config(work: Path, database: str, port: int) -> tuple[Path, ec.Ellipti
     path = work / "site.yaml"
     path.write_text(yaml.safe_dump(config), encoding="utf-8")
     return path, key
-
-
-def cli() -> list[str]:
-    script = Path(sys.executable).with_name("psychopharm-cds")
-    return [str(script)] if script.exists() else [sys.executable, "-m", "cds_service.cli"]
-
-
-def start_server(config: Path, port: int, workers: int, log: Path) -> subprocess.Popen[bytes]:
-    out = log.open("wb")
-    proc = subprocess.Popen(
-        [*cli(), "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers),
-         "--config", str(config)],
-        stdout=out, stderr=subprocess.STDOUT, cwd=config.parent,
-    )
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"server exited with {proc.returncode}; see {log}")
-        try:
-            if requests.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
-                return proc
-        except requests.RequestException:
-            pass
-        time.sleep(0.2)
-    proc.kill()
-    raise RuntimeError(f"server did not become ready within 60 s; see {log}")
-
-
-def stop_server(proc: subprocess.Popen[bytes]) -> int:
-    proc.send_signal(signal.SIGTERM)
-    try:
-        return proc.wait(timeout=60)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        return -9
 
 
 def build_requests(count: int, seed: int) -> list[tuple[str, bytes]]:
@@ -238,7 +179,7 @@ def check_audit(database: str, sent: list[str]) -> tuple[bool, str]:
 
 
 def verify_chain(config: Path) -> tuple[bool, str]:
-    result = subprocess.run([*cli(), "audit", "verify", "--config", str(config)],
+    result = subprocess.run([*cli_command(), "audit", "verify", "--config", str(config)],
                             capture_output=True, text=True, timeout=120, cwd=config.parent)
     last = (result.stdout.strip().splitlines() or [result.stderr.strip()])[-1]
     return result.returncode == 0, last
@@ -299,19 +240,20 @@ def main(argv: list[str] | None = None) -> int:
     lock = threading.Lock()
     levels = [Level(c) for c in concurrency]
     with tempfile.TemporaryDirectory(prefix="pcds-load-") as tmp, \
-            fresh_database(args.keep_db) as database:
+            throwaway_database("psychopharm_load", keep=args.keep_db) as database:
         work = Path(tmp)
         config, key = write_config(work, database, port)
         client = Client(key, f"http://127.0.0.1:{port}")
         log = work / "server.log"
-        proc = start_server(config, port, args.workers, log)
+        server = Server("service", service_command(port, config, args.workers), port,
+                        "/readyz", log).start()
         try:
             for n, level in enumerate(levels):
                 # Fresh bodies (and hookInstances) per level, built before the clock starts.
                 traffic = build_requests(args.requests, args.seed + n)
                 run_level(client, level, traffic, args.time_cap, sent_cards, lock)
         finally:
-            exit_code = stop_server(proc)
+            exit_code = server.stop()
         audit = check_audit(database, sent_cards)
         chain = verify_chain(config)
         print(report(args, levels, audit, chain, exit_code))

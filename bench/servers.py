@@ -26,11 +26,14 @@ def free_port() -> int:
         return port
 
 
-def service_command(port: int, config: Path, workers: int = 2) -> list[str]:
-    """``psychopharm-cds serve``: the installed console script when present, else the module."""
+def cli_command() -> list[str]:
+    """``psychopharm-cds``: the installed console script when present, else the module."""
     script = Path(sys.executable).with_name("psychopharm-cds")
-    head = [str(script)] if script.exists() else [sys.executable, "-m", "cds_service.cli"]
-    return [*head, "serve", "--host", "127.0.0.1", "--port", str(port),
+    return [str(script)] if script.exists() else [sys.executable, "-m", "cds_service.cli"]
+
+
+def service_command(port: int, config: Path, workers: int = 2) -> list[str]:
+    return [*cli_command(), "serve", "--host", "127.0.0.1", "--port", str(port),
             "--workers", str(workers), "--config", str(config)]
 
 
@@ -98,7 +101,8 @@ class Server:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.send_signal(self.stop_signal)
 
-    def stop(self) -> None:
+    def stop(self) -> int | None:
+        """Signal, wait (killing after 20 s) and return the exit code; None if never launched."""
         if self.proc is not None and self.proc.poll() is None:
             self.terminate()
             try:
@@ -108,6 +112,7 @@ class Server:
                 self.proc.wait()
         if self._log is not None:
             self._log.close()
+        return self.proc.returncode if self.proc is not None else None
 
     def __enter__(self) -> Server:
         return self.start()

@@ -24,8 +24,8 @@ from psycopg import sql
 from cds_service.audit.records import CardRecord, FeedbackRecord, pseudonymize
 from cds_service.audit.store import SqlAuditStore
 from cds_service.settings import StorageSettings
+from tests.pg_support import throwaway_database
 
-PG_ADMIN_DSN = "host=127.0.0.1 port=5432 user=postgres dbname=postgres connect_timeout=5"
 PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/{database}"
 SECRET = "test-secret-for-patient-keys"
 NOW = datetime(2025, 3, 4, 14, 30, 15, 123456, tzinfo=UTC)
@@ -36,16 +36,8 @@ OTHER_PATIENT_KEY = pseudonymize("Patient/example-9c2", SECRET)
 @pytest.fixture(scope="module")
 def pg_database() -> Iterator[str]:
     """A PostgreSQL database for this test module only; its URL."""
-    name = f"pcds_test_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as admin:
-        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    try:
+    with throwaway_database("pcds_test") as name:
         yield PG_URL.format(database=name)
-    finally:
-        with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as admin:
-            admin.execute(
-                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-            )
 
 
 def _pg_schema_url(pg_database: str) -> Iterator[str]:

@@ -20,12 +20,12 @@ from tests.audit_support import (
     NOW,
     OTHER_PATIENT_KEY,
     PATIENT_KEY,
-    PG_ADMIN_DSN,
     PG_URL,
     card,
     feedback,
     storage,
 )
+from tests.pg_support import PG_ADMIN_DSN
 
 pytest_plugins = ["tests.audit_support"]
 

@@ -21,20 +21,18 @@ from pathlib import Path
 from typing import Any
 
 import jwt
-import psycopg
 import pytest
 import redis
 from cryptography.hazmat.primitives.asymmetric import ec
 from flask import Flask
 from flask.testing import FlaskClient
-from psycopg import sql
 
 from cds_service.audit.records import CardRecord, FeedbackRecord
 from cds_service.settings import load_settings
 from cds_service.synthetic import generate_patient, make_hook_request
 from tests.conftest import NOW
+from tests.pg_support import throwaway_database
 
-PG_ADMIN_DSN = "host=127.0.0.1 port=5432 user=postgres dbname=postgres connect_timeout=5"
 REDIS_PORT = 6379
 SERVICE_OF_HOOK = {
     "patient-view": "psychopharm-patient-view",
@@ -156,16 +154,8 @@ def client(shared_app: Flask) -> FlaskClient:
 @pytest.fixture
 def pg_database() -> Iterator[str]:
     """A fresh PostgreSQL database for one test; its name. Dropped afterwards."""
-    name = f"pcds_sec_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as admin:
-        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    try:
+    with throwaway_database("pcds_sec") as name:
         yield name
-    finally:
-        with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as admin:
-            admin.execute(
-                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-            )
 
 
 def pg_url(database: str, port: int = 5432) -> str:

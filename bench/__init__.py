@@ -1,0 +1,1 @@
+"""The benchmark and load test (run on demand; see bench/README.md)."""
