@@ -35,7 +35,7 @@ import orjson
 import simdjson
 
 from cds_service.hook_request import parse_json_object
-from fhir_mappers.horizon import before, ended_period, observation_before
+from fhir_mappers.horizon import before, ended_period, observation_before, visit_day_key
 
 log = logging.getLogger(__name__)
 
@@ -155,8 +155,7 @@ def _old_encounter_start(resource: Any, horizon_iso: str) -> str | None:
     start, end = period
     if not before(start if end is None else end, horizon_iso):
         return None
-    day = start or end
-    return day if type(day) is str else ""
+    return visit_day_key(start, end)
 
 
 def _restore_latest_visits(

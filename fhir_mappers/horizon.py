@@ -51,6 +51,13 @@ def ended_period(resource: Mapping[str, Any], object_type: type = dict) -> tuple
     return period.get("start"), period.get("end")
 
 
+def visit_day_key(start: Any, end: Any) -> str:
+    """How the latest-visit search orders old Encounters: by the period's start, else its end
+    (the visit's day as visits-lag-changes reads it); "" sorts an undated one last."""
+    day = start or end
+    return day if isinstance(day, str) else ""
+
+
 def encounter_before(resource: Mapping[str, Any], horizon_iso: str) -> bool:
     """An ended Encounter whose period (end, else start) lies wholly before the horizon."""
     period = ended_period(resource)

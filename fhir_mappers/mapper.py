@@ -18,7 +18,7 @@ from fhir_mappers.codes import CodeLists, default_code_lists
 from fhir_mappers.context import MappingContext
 from fhir_mappers.dispenses import map_dispense
 from fhir_mappers.encounters import map_encounter
-from fhir_mappers.horizon import encounter_before, observation_before
+from fhir_mappers.horizon import encounter_before, observation_before, visit_day_key
 from fhir_mappers.medication_requests import (
     MappedCourse,
     map_medication_request,
@@ -121,14 +121,12 @@ def _latest_outpatient_visit(
 ) -> Visit | None:
     """The most recent completed outpatient visit among encounters before the horizon."""
     def start_key(item: tuple[str, Mapping[str, Any]]) -> str:
-        # The visit's day is its start, else its end (as visits-lag-changes reads it).
         period = item[1].get("period")
-        day = (period.get("start") or period.get("end")) if type(period) is dict else None
-        return day if isinstance(day, str) else ""
+        return visit_day_key(period.get("start"), period.get("end")) if type(period) is dict else ""
 
     for ref, resource in sorted(encounters, key=start_key, reverse=True):
-        visit = _safely(map_encounter, resource, ref, ctx, "Encounter")
-        if isinstance(visit, Visit) and visit.is_completed_outpatient:
+        visit = _completed_outpatient(resource, ref, ctx)
+        if visit is not None:
             return visit
     return None
 
@@ -138,9 +136,15 @@ def is_latest_visit(
 ) -> bool:
     """Whether the latest-visit search (``_latest_outpatient_visit``) stops at this Encounter:
     it maps to a completed outpatient visit."""
-    ctx = MappingContext(table, codes)
-    visit = _safely(map_encounter, resource, _ref(resource, "Encounter", 0), ctx, "Encounter")
-    return isinstance(visit, Visit) and visit.is_completed_outpatient
+    ref = _ref(resource, "Encounter", 0)
+    return _completed_outpatient(resource, ref, MappingContext(table, codes)) is not None
+
+
+def _completed_outpatient(
+    resource: Mapping[str, Any], ref: str, ctx: MappingContext
+) -> Visit | None:
+    visit = _safely(map_encounter, resource, ref, ctx, "Encounter")
+    return visit if isinstance(visit, Visit) and visit.is_completed_outpatient else None
 
 
 def map_draft_orders(
