@@ -18,7 +18,6 @@ import gc
 import threading
 import weakref
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -70,14 +69,6 @@ class CollectionPause:
             if not self._resume:
                 return
         collect_if_due()
-
-    @contextmanager
-    def paused(self) -> Iterator[None]:
-        self.enter()
-        try:
-            yield
-        finally:
-            self.leave()
 
 
 def collect_if_due() -> int | None:

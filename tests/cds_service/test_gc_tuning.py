@@ -38,8 +38,8 @@ def test_collection_resumes_only_when_the_last_call_ends() -> None:
 def test_a_collector_switched_off_by_the_operator_stays_off() -> None:
     gc.disable()
     pause = CollectionPause()
-    with pause.paused():
-        pass
+    pause.enter()
+    pause.leave()
     assert not gc.isenabled()
 
 
