@@ -34,6 +34,7 @@ from typing import Any
 import orjson
 import simdjson
 
+from cds_service.bundles import prefetch_problem
 from cds_service.hook_request import parse_json_object
 from fhir_mappers.horizon import before, ended_period, observation_before, visit_day_key
 
@@ -132,18 +133,13 @@ def _pruned_bundle(
                     old.append((start, entry, entries))
                     continue
         entries.append(_build(entry))
-    if dropped and entries and all(_is_outcome(e) for e in entries):
-        # Only OperationOutcomes left would read as "a Bundle of OperationOutcomes" (an error
-        # report, re-fetched) where the client sent data: keep this Bundle whole.
+    bundle["entry"] = entries
+    if dropped and prefetch_problem(bundle) is not None:
+        # What is left would be refused where the Bundle as sent was data (e.g. only its search
+        # warnings: "a Bundle of OperationOutcomes", re-fetched): keep this Bundle whole.
         return _build(value)
     candidates.extend(old)
-    bundle["entry"] = entries
     return bundle
-
-
-def _is_outcome(entry: Any) -> bool:
-    resource = entry.get("resource") if type(entry) is dict else None
-    return type(resource) is dict and resource.get("resourceType") == "OperationOutcome"
 
 
 def _old_encounter_start(resource: Any, horizon_iso: str) -> str | None:
