@@ -14,7 +14,7 @@ OUT=$(mktemp -d -t psychopharm-backtest-10k.XXXXXX)
 trap 'rm -rf "$OUT"' EXIT
 
 export PYTHONPATH=.
-"$PY" -m cds_service.synthetic "$OUT/data" --patients 10000 --seed 1 --as-of "$AS_OF" \
+"$PY" -m cds_service.synthetic.population "$OUT/data" --patients 10000 --seed 1 --as-of "$AS_OF" \
     --format "$FORMAT"
 du -sh "$OUT/data"
 "$PY" - "$PY" "$OUT" "$AS_OF" "$WORKERS" "$FORMAT" <<'PY'
@@ -25,7 +25,7 @@ import sys
 import time
 
 py, out, as_of, workers, fmt = sys.argv[1:6]
-command = [py, "-m", "cds_service.backtest", f"{out}/data", "--as-of", as_of,
+command = [py, "-m", "cds_service.backtest.run", f"{out}/data", "--as-of", as_of,
            "--workers", workers, "--quiet", "--format", "json"]
 start = time.monotonic()
 report = json.loads(subprocess.run(command, check=True, capture_output=True).stdout)

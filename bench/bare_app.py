@@ -1,5 +1,5 @@
 """The baseline: a Flask endpoint that only parses the JSON body, under the same gunicorn setup as
-the service (worker class, threads, keep-alive from ``cds_service.gunicorn_app``).
+the service (worker class, threads, keep-alive from ``cds_service.runtime.gunicorn_app``).
 
 The benchmark compares the service's latency with this one's for the same bodies: the
 difference is the service's own work, without Flask, gunicorn, sockets and parsing.
@@ -17,7 +17,7 @@ import orjson
 from flask import Flask, Response, request
 from gunicorn.app.base import BaseApplication
 
-from cds_service.gunicorn_app import gunicorn_options
+from cds_service.runtime.gunicorn_app import gunicorn_options
 
 _EMPTY = b'{"cards":[]}'
 

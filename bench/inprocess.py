@@ -19,12 +19,12 @@ import orjson
 from bench.measure import percentile, summary_ms
 from bench.servers import memory_kib
 from bench.workload import SERVICE_IDS, hook_body, patient_bundle, patient_panel
-from cds_service.app import create_app
-from cds_service.gc_tuning import tune_for_worker
-from cds_service.hook_request import parse_hook_request
-from cds_service.logging_setup import configure_logging, request_log_context
+from cds_service.gather.hook_request import parse_hook_request
 from cds_service.pipeline import read_hook_body, run_hook
+from cds_service.runtime.gc_tuning import tune_for_worker
+from cds_service.runtime.logging_setup import configure_logging, request_log_context
 from cds_service.settings import load_settings
+from cds_service.web.app import create_app
 
 SCALING_SIZES: tuple[int, ...] = (50, 100, 250, 500, 1000, 2500, 5000)
 

@@ -44,7 +44,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.servers import Server, cli_command, free_port, service_command  # noqa: E402
-from cds_service.synthetic import generate_patient, make_hook_request  # noqa: E402
+from cds_service.synthetic.population import generate_patient, make_hook_request  # noqa: E402
 from tests.pg_support import throwaway_database  # noqa: E402
 
 REDIS_URL = "redis://127.0.0.1:6379/0"

@@ -23,7 +23,7 @@ from typing import Any
 
 import orjson
 
-from cds_service.synthetic import BASE_URL, generate_patient, make_hook_request
+from cds_service.synthetic.population import BASE_URL, generate_patient, make_hook_request
 
 SIZES: dict[str, int] = {"small": 20, "typical": 150, "large": 1000}
 HOOKS: tuple[str, ...] = ("patient-view", "order-sign")

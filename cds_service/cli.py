@@ -16,10 +16,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO
 
-from cds_service.backtest import add_backtest_arguments, main_backtest
+from cds_service.backtest.run import add_backtest_arguments, main_backtest
 from cds_service.errors import ConfigError
-from cds_service.logging_setup import configure_logging
 from cds_service.patterns import PATTERN_IDS
+from cds_service.runtime.logging_setup import configure_logging
 from cds_service.settings import Settings, load_settings
 
 log = logging.getLogger("cds_service.cli")
@@ -89,8 +89,8 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from cds_service.audit.store import SqlAuditStore
-    from cds_service.gunicorn_app import PsychopharmApplication, gunicorn_options
+    from cds_service.runtime.gunicorn_app import PsychopharmApplication, gunicorn_options
+    from cds_service.storage.audit.store import SqlAuditStore
 
     settings = _load(args.config)
     if not settings.auth.require_jwt:
@@ -111,7 +111,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:
-    from cds_service.audit.store import SqlAuditStore
+    from cds_service.storage.audit.store import SqlAuditStore
 
     store = SqlAuditStore(_load(args.config).storage, migrate=False)
     try:
@@ -123,8 +123,8 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 
 
 def cmd_audit_export(args: argparse.Namespace) -> int:
-    from cds_service.audit.export import export_rows
-    from cds_service.audit.store import SqlAuditStore
+    from cds_service.storage.audit.export import export_rows
+    from cds_service.storage.audit.store import SqlAuditStore
 
     store = SqlAuditStore(_load(args.config).storage)
     try:
@@ -142,12 +142,12 @@ def cmd_audit_export(args: argparse.Namespace) -> int:
 
 
 def cmd_audit_verify(args: argparse.Namespace) -> int:
-    from cds_service.audit.chain import verify_chain
-    from cds_service.audit.store import SqlAuditStore
+    from cds_service.storage.audit.chain import verify_chain
+    from cds_service.storage.audit.store import SqlAuditStore
 
     store = SqlAuditStore(_load(args.config).storage)
     try:
-        result = verify_chain(store)
+        result = verify_chain(store.engine)
     finally:
         store.close()
     if result.ok:
@@ -219,7 +219,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     configure_logging("INFO")
     # Alembic announces its plugins at INFO on every start; the commands report what matters.
     logging.getLogger("alembic").setLevel(logging.WARNING)
-    from cds_service.audit.database import DatabaseError
+    from cds_service.storage.audit.database import DatabaseError
 
     handler: Callable[[argparse.Namespace], int] = args.handler
     try:

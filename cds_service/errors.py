@@ -1,8 +1,8 @@
 """One module for errors: each boundary raises its own ServiceError subclass.
 
-``register_error_handlers`` (in ``cds_service.http_errors``) is the one place that turns these into
-HTTP responses. The ``code`` strings are part of the public contract: clients and tests match on
-them, so a code is never reused for another meaning.
+``register_error_handlers`` (``cds_service.web.error_handlers``) is the one place that turns
+these into HTTP responses. The ``code`` strings are part of the public contract: clients and tests
+match on them, so a code is never reused for another meaning.
 """
 
 from __future__ import annotations

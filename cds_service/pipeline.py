@@ -21,31 +21,25 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from cards.builder import build_card, card_evidence_refs
-from cds_service.audit.records import CardRecord, pseudonymize
-from cds_service.discovery import ServiceDefinition
-from cds_service.engine import evaluate, evidence_horizon
-from cds_service.gather import gather_data
-from cds_service.hook_body import parse_hook_body
-from cds_service.hook_request import HookRequest
+from cds_service.gather.hook_body import parse_hook_body
+from cds_service.gather.hook_request import HookRequest
+from cds_service.gather.prefetch import gather_data
+from cds_service.gather.service_definitions import ServiceDefinition
 from cds_service.patterns import Finding
+from cds_service.patterns.engine import evaluate, evidence_horizon
 from cds_service.policy import apply_policy, dedup_key, order_fingerprint
-from cds_service.ttl_store import StoreUnavailable
+from cds_service.storage.audit.records import CardRecord, pseudonymize
+from cds_service.storage.ttl_store import StoreUnavailable
 from fhir_mappers.mapper import is_latest_visit, map_draft_orders, map_record
 from fhir_mappers.record import DraftOrders, MappingIssue
 
 if TYPE_CHECKING:
-    from cds_service.app import Services
+    from cds_service.services import Services
 
 log = logging.getLogger(__name__)
 
 DEDUP_SOURCE_HOOK = "order-select"
 DEDUP_TARGET_HOOK = "order-sign"
-
-
-def authenticate(services: Services, authorization: str | None, audience: str) -> None:
-    """Verify the client JWT when the site requires one (raises AuthError -> 401)."""
-    if services.verifier.enabled:
-        services.verifier.verify(authorization, audience)
 
 
 def read_hook_body(services: Services, body: bytes) -> dict[str, Any]:

@@ -40,7 +40,7 @@ def ended_period(resource: Mapping[str, Any], object_type: type = dict) -> tuple
     """(start, end) of an ended Encounter's period; None when it has not ended or has no period.
 
     ``object_type`` is the type of a JSON object in ``resource``: ``dict``, or simdjson's when
-    ``cds_service.hook_body`` decides before building the resource.
+    ``cds_service.gather.hook_body`` decides before building the resource.
     """
     status = resource.get("status")
     if type(status) is not str or status not in ENDED_STATUSES:

@@ -60,7 +60,7 @@ def map_record(
 
     ``medications`` maps "Medication/<id>" to Medications fetched separately; Medications among
     ``resources`` (``_include``) are used too. Problems end up in ``PatientRecord.issues``.
-    With a ``horizon`` (``cds_service.engine.evidence_horizon``), Encounters and Observations
+    With a ``horizon`` (``patterns.engine.evidence_horizon``), Encounters and Observations
     that ended before it are not mapped, except the latest completed outpatient visit (see
     ``fhir_mappers.horizon``): the findings are the same, the work is bounded by the windows.
     """

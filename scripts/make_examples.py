@@ -10,7 +10,7 @@ import random
 from datetime import date
 from pathlib import Path
 
-from cds_service.synthetic import generate_patient, make_hook_request
+from cds_service.synthetic.population import generate_patient, make_hook_request
 
 AS_OF = date(2026, 11, 26)
 OUT = Path(__file__).resolve().parent.parent / "examples"

@@ -21,9 +21,9 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from cds_service.audit.records import CardRecord, FeedbackRecord, pseudonymize
-from cds_service.audit.store import SqlAuditStore
 from cds_service.settings import StorageSettings
+from cds_service.storage.audit.records import CardRecord, FeedbackRecord, pseudonymize
+from cds_service.storage.audit.store import SqlAuditStore
 from tests.pg_support import throwaway_database
 
 PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/{database}"

@@ -57,7 +57,7 @@ def settings(make_settings: Callable[..., Settings]) -> Settings:
 @pytest.fixture
 def make_app() -> Iterator[Callable[..., Flask]]:
     """Build apps from settings (clock fixed at NOW, testing on); all closed after the test."""
-    from cds_service.app import create_app
+    from cds_service.web.app import create_app
 
     apps: list[Flask] = []
 

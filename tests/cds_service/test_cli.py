@@ -18,10 +18,10 @@ from fhir.resources.R4B.bundle import Bundle
 from sqlalchemy import text
 
 from cds_service import cli
-from cds_service.audit.migrate import head_revision
-from cds_service.audit.store import SqlAuditStore
-from cds_service.gunicorn_app import PsychopharmApplication, worker_exit
+from cds_service.runtime.gunicorn_app import PsychopharmApplication, worker_exit
 from cds_service.settings import load_settings
+from cds_service.storage.audit.migrate import head_revision
+from cds_service.storage.audit.store import SqlAuditStore
 from tests.audit_support import card, feedback, storage
 
 pytest_plugins = ["tests.audit_support"]

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from flask import Flask
 
-from cds_service.audit.records import pseudonymize
+from cds_service.storage.audit.records import pseudonymize
 from tests.cds_service.conftest import (
     draft_order,
     hook_body,

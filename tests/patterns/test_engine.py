@@ -6,8 +6,8 @@ from collections.abc import Mapping
 
 import pytest
 
-from cds_service.engine import evaluate
 from cds_service.patterns import Finding
+from cds_service.patterns.engine import evaluate
 from cds_service.settings import PatternSettings, load_settings
 from fhir_mappers.record import MedicationCourse, PatientRecord
 

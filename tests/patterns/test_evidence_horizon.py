@@ -18,11 +18,11 @@ from typing import Any
 
 import pytest
 
-from cds_service.engine import HORIZON_MARGIN_DAYS, evaluate, evidence_horizon
 from cds_service.patterns import PATTERN_IDS
+from cds_service.patterns.engine import HORIZON_MARGIN_DAYS, evaluate, evidence_horizon
 from cds_service.settings import PatternSettings, load_settings
-from cds_service.synthetic import generate_patient
-from cds_service.synthetic_archetypes import ARCHETYPES
+from cds_service.synthetic.archetypes import ARCHETYPES
+from cds_service.synthetic.population import generate_patient
 from fhir_mappers.mapper import map_draft_orders, map_record
 from fhir_mappers.medications import IngredientTable
 from tests.conftest import FIXTURES, NOW

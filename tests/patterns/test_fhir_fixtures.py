@@ -18,8 +18,8 @@ from typing import Any
 import pytest
 from fhir.resources.R4B import get_fhir_model_class
 
-from cds_service.engine import evaluate
 from cds_service.patterns import PATTERN_IDS
+from cds_service.patterns.engine import evaluate
 from cds_service.settings import PatternSettings, load_settings
 from fhir_mappers.mapper import map_draft_orders, map_record
 from fhir_mappers.medications import IngredientTable

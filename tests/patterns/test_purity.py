@@ -10,7 +10,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 _PROBE = """
 import sys
-import cds_service.patterns, cds_service.engine, fhir_mappers, cards
+import cds_service.patterns, cds_service.patterns.engine, fhir_mappers, cards
 print(",".join(sorted(m for m in ("flask", "sqlalchemy", "requests") if m in sys.modules)))
 """
 

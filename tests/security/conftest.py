@@ -27,9 +27,9 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from flask import Flask
 from flask.testing import FlaskClient
 
-from cds_service.audit.records import CardRecord, FeedbackRecord
 from cds_service.settings import load_settings
-from cds_service.synthetic import generate_patient, make_hook_request
+from cds_service.storage.audit.records import CardRecord, FeedbackRecord
+from cds_service.synthetic.population import generate_patient, make_hook_request
 from tests.conftest import NOW
 from tests.pg_support import throwaway_database
 
@@ -137,7 +137,7 @@ def shared_app() -> Iterator[Flask]:
     Select->sign dedup is off: it is state by design, and would let one test's order-select
     call hide the next test's order-sign card for the same synthetic patient.
     """
-    from cds_service.app import create_app
+    from cds_service.web.app import create_app
 
     settings = load_settings(overrides={"service": {"select_sign_dedup_minutes": 0}})
     app = create_app(settings, audit_store=MemoryAuditStore(), clock=lambda: NOW)

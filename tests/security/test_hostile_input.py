@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 from flask import Flask
 
-from cds_service.audit.chain import verify_chain
 from cds_service.settings import Settings
+from cds_service.storage.audit.chain import verify_chain
 from tests.security.conftest import (
     SERVICE_OF_HOOK,
     assert_valid_cards,
@@ -373,4 +373,4 @@ def test_storm_of_bad_requests_loses_no_committed_audit_row(
         assert by_uuid[card_uuid][0]["shown"] is True
     assert len(after) == len(before) + len(sent)
     assert audit.stats()["dropped"] == 0
-    assert verify_chain(audit).ok
+    assert verify_chain(audit.engine).ok

@@ -1,0 +1,1 @@
+"""Population backtest: run the patterns over FHIR Bulk NDJSON or Bundles, report firing rates."""

@@ -1,0 +1,1 @@
+"""Running the service: the gunicorn application, per-worker GC settings, logging, metrics."""

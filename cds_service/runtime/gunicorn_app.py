@@ -1,0 +1,82 @@
+"""Run the Flask app under gunicorn from Python, with settings already loaded and validated.
+
+``load()`` runs in each worker (no preload), so every worker builds its own app, audit store,
+writer thread and connection pool after the fork. On a clean shutdown (SIGTERM to the master)
+each worker's ``worker_exit`` closes the audit store, which writes out the rows still queued.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from gunicorn.app.base import BaseApplication  # type: ignore[import-untyped]
+
+from cds_service.runtime.gc_tuning import tune_for_worker
+from cds_service.settings import Settings
+
+GRACEFUL_TIMEOUT_S = 15  # long enough for the audit writer to flush its queue
+REQUEST_TIMEOUT_S = 30  # hook calls have a FHIR budget of a few seconds; this is the backstop
+
+
+def bind_address(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host and not host.startswith("[") else f"{host}:{port}"
+
+
+def close_services(app: Any) -> None:
+    """Close the app's services (flushing the audit queue): the bundle's own ``close`` when it
+    has one, else its audit store's."""
+    services = (getattr(app, "extensions", None) or {}).get("psychopharm")
+    close = getattr(services, "close", None)
+    if not callable(close):
+        close = getattr(getattr(services, "audit", None), "close", None)
+    if callable(close):
+        close()
+
+
+def worker_exit(server: Any, worker: Any) -> None:
+    close_services(getattr(worker, "wsgi", None))
+
+
+def post_worker_init(worker: Any) -> None:
+    # The app is loaded by now: freeze its heap so full collections stop walking it.
+    tune_for_worker()
+
+
+def gunicorn_options(host: str, port: int, workers: int) -> dict[str, Any]:
+    return {
+        "bind": [bind_address(host, port)],
+        "workers": workers,
+        # Threads, because a hook call mostly waits on FHIR reads.
+        "worker_class": "gthread",
+        "threads": 4,
+        "timeout": REQUEST_TIMEOUT_S,
+        "graceful_timeout": GRACEFUL_TIMEOUT_S,
+        "keepalive": 5,
+        # Access logs would carry request paths and client addresses; the audit store is the log.
+        "accesslog": None,
+        "errorlog": "-",
+        "loglevel": "info",
+        "proc_name": "psychopharm-cds",
+        "worker_exit": worker_exit,
+        "post_worker_init": post_worker_init,
+        # Gunicorn 27 opens one control socket per user by default; two services on one host
+        # would share it (and one of them would fail to stop cleanly).
+        "control_socket_disable": True,
+    }
+
+
+class PsychopharmApplication(BaseApplication):  # type: ignore[misc]
+    def __init__(self, settings: Settings, options: Mapping[str, Any]) -> None:
+        self.settings = settings
+        self.options = dict(options)
+        super().__init__()
+
+    def load_config(self) -> None:
+        for key, value in self.options.items():
+            self.cfg.set(key, value)
+
+    def load(self) -> Any:
+        from cds_service.web.app import create_app  # in the worker, after the fork
+
+        return create_app(self.settings)

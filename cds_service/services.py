@@ -1,0 +1,65 @@
+"""The ``Services`` bundle: everything a hook call needs, built once per app by ``create_app``.
+
+It lives apart from the app factory so that the pipeline and the blueprints can name it without
+importing each other (no cycles): ``web.app`` builds it, ``web.*`` blueprints read it from
+``app.extensions["psychopharm"]`` and hand it to ``pipeline.run_hook``.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Protocol
+
+from cards.wording import Wording
+from cds_service.gather.fhir_client import FhirClient
+from cds_service.gather.service_definitions import ServiceDefinition
+from cds_service.runtime.metrics import Metrics
+from cds_service.settings import Settings
+from cds_service.storage.audit.records import AuditStore
+from cds_service.storage.ttl_store import TtlStore
+from fhir_mappers.codes import CodeLists
+from fhir_mappers.medications import IngredientTable
+
+
+class ClientVerifier(Protocol):
+    """Verifies the EHR's JWT (``web.auth.JwtVerifier``); raises ``AuthError`` when it fails."""
+
+    @property
+    def enabled(self) -> bool: ...
+
+    def verify(self, authorization_header: str | None, audience: str) -> object: ...
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class Services:
+    """Everything a hook call needs, built once per app; the blueprints read it, never globals."""
+
+    settings: Settings
+    definitions: Mapping[str, ServiceDefinition]  # enabled services only
+    table: IngredientTable
+    codes: CodeLists
+    wording: Mapping[str, Wording]
+    audit: AuditStore
+    ttl: TtlStore
+    verifier: ClientVerifier
+    fhir_client: FhirClient
+    metrics: Metrics
+    clock: Callable[[], datetime] = utc_now
+    owns_audit: bool = True
+    _closed: threading.Event = field(default_factory=threading.Event, repr=False)
+
+    def close(self) -> None:
+        """Flush the audit queue and release connections; safe to call more than once."""
+        if self._closed.is_set():
+            return
+        self._closed.set()
+        if self.owns_audit:
+            self.audit.close()
+        self.fhir_client.close()

@@ -1,0 +1,1 @@
+"""Synthetic population with an answer key, for the backtest, the benchmark and demos."""

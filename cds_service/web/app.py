@@ -1,0 +1,113 @@
+"""The application factory (flaskr style): ``create_app(settings)`` builds everything a call needs.
+
+Nothing happens at import time. The factory loads the data files once (ingredient table, code
+lists, card wording, service definitions), builds the stateful resources (audit store, TTL store,
+JWT verifier, FHIR client, metrics) and hangs them off ``app.extensions["psychopharm"]`` as one
+``Services`` bundle, which the blueprints read. Gunicorn target:
+``cds_service.web.app:create_app()``.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+import orjson
+from flask import Flask, Response
+from flask.json.provider import DefaultJSONProvider
+
+from cards.wording import load_wording
+from cds_service.gather.fhir_client import FhirClient
+from cds_service.gather.service_definitions import enabled_definitions, load_definitions
+from cds_service.runtime.gc_tuning import PauseDuringHookCalls
+from cds_service.runtime.logging_setup import configure_logging
+from cds_service.runtime.metrics import Metrics
+from cds_service.services import Services, utc_now
+from cds_service.settings import Settings, load_settings
+from cds_service.storage.audit.records import AuditStore
+from cds_service.storage.audit.store import SqlAuditStore
+from cds_service.storage.ttl_store import make_ttl_store
+from cds_service.web import admin, cors, hooks, openapi, ops
+from cds_service.web.auditor import views as auditor
+from cds_service.web.auth import JwtVerifier
+from cds_service.web.error_handlers import register_error_handlers
+from fhir_mappers.codes import CodeLists
+from fhir_mappers.medications import IngredientTable
+
+log = logging.getLogger(__name__)
+
+
+class OrjsonProvider(DefaultJSONProvider):
+    """orjson keeps the response time of large card lists low; key order is kept as built."""
+
+    sort_keys = False
+
+    def dumps(self, obj: Any, **kwargs: Any) -> str:
+        return orjson.dumps(obj).decode()
+
+    def loads(self, s: str | bytes, **kwargs: Any) -> Any:
+        return orjson.loads(s)
+
+
+def build_services(
+    settings: Settings,
+    *,
+    audit_store: AuditStore | None = None,
+    clock: Callable[[], datetime] | None = None,
+) -> Services:
+    ttl = make_ttl_store(settings.cache)
+    return Services(
+        settings=settings,
+        definitions=enabled_definitions(load_definitions(), settings),
+        table=IngredientTable.load(),
+        codes=CodeLists.load(),
+        wording=load_wording(),
+        audit=audit_store if audit_store is not None else SqlAuditStore(settings.storage),
+        ttl=ttl,
+        verifier=JwtVerifier(settings.auth, ttl),
+        fhir_client=FhirClient(settings.fhir),
+        metrics=Metrics(),
+        clock=clock or utc_now,
+        owns_audit=audit_store is None,
+    )
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    audit_store: AuditStore | None = None,
+    clock: Callable[[], datetime] | None = None,
+) -> Flask:
+    settings = settings if settings is not None else load_settings()
+    configure_logging("INFO")
+    app = Flask(__name__)
+    app.json = OrjsonProvider(app)
+    app.config["MAX_CONTENT_LENGTH"] = settings.service.max_body_bytes
+    services = build_services(settings, audit_store=audit_store, clock=clock)
+    app.extensions["psychopharm"] = services
+    # Gunicorn's worker_exit hook closes it too; atexit covers the development server.
+    atexit.register(services.close)
+
+    # CORS first: its preflight answer must run before any other before_request hook.
+    cors.init_app(app, settings.service.cors_allowed_origins)
+    app.register_blueprint(hooks.bp)
+    app.register_blueprint(ops.bp)
+    app.register_blueprint(admin.bp)
+    app.register_blueprint(openapi.bp)
+    app.register_blueprint(auditor.bp)
+    register_error_handlers(app)
+    app.wsgi_app = PauseDuringHookCalls(app.wsgi_app)  # type: ignore[method-assign]
+
+    @app.after_request
+    def _config_version(response: Response) -> Response:
+        response.headers["X-Config-Version"] = settings.config_version
+        return response
+
+    log.info(
+        "service ready: config_version=%s services=%s jwt=%s",
+        settings.config_version, sorted(services.definitions), services.verifier.enabled,
+    )
+    return app
