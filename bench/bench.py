@@ -1,6 +1,7 @@
 """The latency benchmark: see bench/README.md.
 
     .venv/bin/python -m bench.bench [--quick] [--json FILE] [--time-cap SECONDS] [--no-http]
+    .venv/bin/python -m bench.bench --matrix [--shapes ...] [--matrix-sizes ...] [--profile ...]
 
 Starts, on 127.0.0.1 only and with a temporary SQLite audit store, ``psychopharm-cds serve
 --workers 2``, the bare-parse baseline (bench/bare_app.py, same gunicorn setup) and a loopback
@@ -26,10 +27,11 @@ from typing import Any
 import orjson
 import yaml
 
-from bench import inprocess, measure
+from bench import inprocess, matrix, measure
 from bench.fhir_server import BASE_PATH
-from bench.report import render
+from bench.report import render, render_matrix
 from bench.servers import Server, bare_command, free_port, memory_kib, service_command
+from bench.shapes import CURVE_SIZES, MATRIX_SIZES, SHAPES
 from bench.workload import SERVICE_IDS, SIZES, build_workloads
 
 
@@ -95,12 +97,18 @@ def _load() -> str:
     return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
+# The matrix's largest records (10,000 resources) are ~13 MB: above the default 5 MB limit.
+MAX_BODY_BYTES = 64 * 1024 * 1024
+
+
 def write_config(tmp: Path, fhir_base: str, name: str = "service") -> Path:
-    """A site file: a fresh SQLite audit store of its own, and the loopback FHIR server allowed."""
+    """A site file: a fresh SQLite audit store of its own, the loopback FHIR server allowed, and
+    a body limit the largest benchmark records fit under."""
     config = tmp / f"bench-{name}.yaml"
     config.write_text(yaml.safe_dump({
         "storage": {"url": f"sqlite:///{tmp / f'audit-{name}.sqlite3'}"},
         "fhir": {"allowed_servers": [fhir_base]},
+        "service": {"max_body_bytes": MAX_BODY_BYTES},
     }))
     return config
 
@@ -241,6 +249,56 @@ def run_http(counts: Counts, workloads: list[Any], tmp: Path, config: Path, fhir
     return out
 
 
+def run_matrix_mode(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
+    """``--matrix``: every record shape at every size, in process and over HTTP."""
+    results: dict[str, Any] = {"environment": environment("matrix"), "phase_seconds": {}}
+    phases = Phases(results["phase_seconds"])
+    time_cap_s = args.time_cap or (90.0 if args.quick else 1500.0)
+    deadline = time.monotonic() + time_cap_s
+
+    def cap(share: float) -> float:
+        return max(0.5, min(time_cap_s * share, deadline - time.monotonic()))
+
+    shapes = [s.strip() for s in args.shapes.split(",") if s.strip()]
+    unknown = sorted(set(shapes) - set(SHAPES))
+    if unknown:
+        raise SystemExit(f"unknown shape(s) {unknown}; choose from {', '.join(SHAPES)}")
+    sizes = [int(n) for n in args.matrix_sizes.split(",") if n.strip()]
+    curve_sizes = [int(n) for n in args.curve_sizes.split(",") if n.strip()]
+    profile_cells = []
+    for cell in filter(None, (c.strip() for c in (args.profile or "").split(","))):
+        shape, _, n = cell.partition("@")
+        profile_cells.append((shape, int(n or 1000)))
+    counts = matrix.QUICK_MATRIX if args.quick else matrix.MatrixCounts()
+    fhir_base = f"http://127.0.0.1:{free_port()}{BASE_PATH}"
+    with contextlib.ExitStack() as stack, (tmp / "inprocess.log").open("w") as log_stream:
+        app = inprocess.InProcess(write_config(tmp, fhir_base, "in-process"), log_stream)
+        stack.callback(app.close)
+        clients = None
+        if not args.no_http:
+            service_port, bare_port = free_port(), free_port()
+            service = Server("service", service_command(service_port, write_config(
+                tmp, fhir_base)), service_port, "/cds-services", tmp / "service.log")
+            bare = Server("bare", bare_command(bare_port), bare_port, "/healthz",
+                          tmp / "bare.log")
+            for server in (service, bare):
+                stack.callback(server.stop)
+                server.launch()
+            for server in (service, bare):
+                server.wait_ready()
+            clients = (measure.Client(service_port), measure.Client(bare_port))
+            for client in clients:
+                stack.callback(client.close)
+        phases("start")
+        results.update(matrix.run_matrix(
+            as_of=date.today(), shapes=shapes, sizes=sizes, curve_sizes=curve_sizes,
+            hook=args.hook, counts=counts, http=not args.no_http,
+            profile_cells=profile_cells, app=app, http_clients=clients, cap=cap))
+        phases("matrix")
+    results["environment"]["load_end"] = _load()
+    return results
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.bench", description=__doc__.split(
         "\n")[0])
@@ -251,7 +309,26 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-http", action="store_true", help="in-process measurements only")
     parser.add_argument("--sizes", default=",".join(SIZES),
                         help=f"comma-separated subset of {', '.join(SIZES)}")
+    parser.add_argument("--matrix", action="store_true",
+                        help="the record-shape matrix instead of the size series (see README)")
+    parser.add_argument("--shapes", default=",".join(SHAPES), help="matrix: shapes to run")
+    parser.add_argument("--matrix-sizes", default=",".join(map(str, MATRIX_SIZES)),
+                        help="matrix: resource counts measured in process and over HTTP")
+    parser.add_argument("--curve-sizes", default=",".join(map(str, CURVE_SIZES)),
+                        help="matrix: resource counts for the cost-per-resource curve "
+                             "(in process)")
+    parser.add_argument("--hook", default="patient-view", choices=sorted(SERVICE_IDS),
+                        help="matrix: the hook called")
+    parser.add_argument("--profile", metavar="SHAPE@N,...",
+                        help="matrix: cProfile these cells (e.g. psych-meds@5000)")
     args = parser.parse_args(argv)
+    if args.matrix:
+        with tempfile.TemporaryDirectory(prefix="psychopharm-bench-") as tmp:
+            results = run_matrix_mode(args, Path(tmp))
+        print(render_matrix(results))
+        if args.json:
+            Path(args.json).write_bytes(orjson.dumps(results, option=orjson.OPT_INDENT_2))
+        return 0
     sizes = tuple(s.strip() for s in args.sizes.split(",") if s.strip())
     unknown = sorted(set(sizes) - set(SIZES))
     if unknown or not sizes:

@@ -19,8 +19,8 @@ import orjson
 from bench.measure import percentile, summary_ms
 from bench.servers import memory_kib
 from bench.workload import SERVICE_IDS, hook_body, patient_bundle, patient_panel
-from cds_service.gather.hook_request import parse_hook_request
-from cds_service.pipeline import read_hook_body, run_hook
+from cds_service.gather.hook_request import parse_hook_request, parse_json_object
+from cds_service.pipeline import run_hook
 from cds_service.runtime.gc_tuning import tune_for_worker
 from cds_service.runtime.logging_setup import configure_logging, request_log_context
 from cds_service.settings import load_settings
@@ -45,7 +45,7 @@ class InProcess:
     def handle(self, service_id: str, body: bytes) -> dict[str, Any]:
         """What ``hooks.call_service`` does after auth, minus Flask: the service's own work."""
         definition = self.services.definitions[service_id]
-        req = parse_hook_request(read_hook_body(self.services, body), service_id, definition.hook)
+        req = parse_hook_request(parse_json_object(body), service_id, definition.hook)
         with request_log_context(req.hook_instance):
             return run_hook(self.services, req, definition)
 

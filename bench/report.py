@@ -165,3 +165,90 @@ def render_targets(results: dict[str, Any]) -> list[str]:
         lines.append(f"| {name} | {value} | {_ok(passed)} |")
     lines.append("")
     return lines
+
+
+TARGET_MATRIX_MIN_RESOURCES = 1000  # the matrix targets apply from this record size up
+TARGET_CURVE_STEP = 1.5  # µs per resource at the largest curve size / at the smallest
+
+
+def render_matrix(results: dict[str, Any]) -> str:
+    """The shape matrix: in-process and HTTP tables, the cost-per-resource curve, the targets,
+    and any profiles."""
+    env = results["environment"]
+    lines = [
+        "## Record-shape matrix",
+        "",
+        f"{env['date']} · {env['cpu']} · nproc {env['nproc']} · Python {env['python']} · "
+        f"load average at start {env['load_start']} · at end {env.get('load_end', '?')}",
+        "",
+    ]
+    http = {(r["shape"], r["resources"]): r for r in results.get("matrix_http", [])}
+    lines += [
+        "| shape | resources | KB | cards | in-process p50 / p95 / p99 ms | orjson.loads p50 ms "
+        "| ratio | HTTP p50 / p95 / p99 ms | bare HTTP p50 ms | ratio |",
+        "|---|---:|---:|---:|---|---:|---:|---|---:|---:|",
+    ]
+    for r in results["matrix_in_process"]:
+        h = r["handle"]
+        row = (f"| {r['shape']} | {r['resources']:,} | {r['bytes'] // 1024:,} | {r['cards']} "
+               f"| {_f(h['p50_ms'])} / {_f(h['p95_ms'])} / {_f(h['p99_ms'])} "
+               f"| {_f(r['orjson_loads_p50_ms'])} | **{_f(r['ratio_p50'])}** ")
+        web = http.get((r["shape"], r["resources"]))
+        if web is None:
+            row += "| | | |"
+        else:
+            s, b = web["service"], web["bare"]
+            row += (f"| {_f(s['p50_ms'])} / {_f(s['p95_ms'])} / {_f(s['p99_ms'])} "
+                    f"| {_f(b['p50_ms'])} | **{_f(web['ratio_p50'])}** |")
+        lines.append(row)
+    lines.append("")
+    if results.get("curve"):
+        lines += [
+            "### Cost per resource (in process, p50 / resources)",
+            "",
+            "| shape | resources | µs / resource | orjson.loads µs / resource | vs smallest |",
+            "|---|---:|---:|---:|---:|",
+        ]
+        for c in results["curve"]:
+            lines.append(
+                f"| {c['shape']} | {c['resources']:,} | {_f(c['us_per_resource'], 1)} "
+                f"| {_f(c['loads_us_per_resource'], 2)} | {_f(c['vs_first'])} |")
+        lines.append("")
+    lines += ["### Targets", "", "| target | worst cell | measured | |", "|---|---|---:|---|"]
+    for name, cell, value, passed in matrix_targets(results):
+        lines.append(f"| {name} | {cell} | {value} | {_ok(passed)} |")
+    lines.append("")
+    for cell, text in results.get("profiles", {}).items():
+        lines += [f"### Profile {cell}", "", "```", text.strip(), "```", ""]
+    return "\n".join(lines)
+
+
+def matrix_targets(results: dict[str, Any]) -> list[tuple[str, str, str, bool]]:
+    """(target, worst cell, measured, met) for the three matrix targets."""
+    out: list[tuple[str, str, str, bool]] = []
+    big = [r for r in results["matrix_in_process"]
+           if r["resources"] >= TARGET_MATRIX_MIN_RESOURCES]
+    if big:
+        worst = max(big, key=lambda r: r["ratio_p50"])
+        out.append((f"in-process p50 / orjson.loads p50 <= {TARGET_PARSE_RATIO:g} "
+                    f"(>= {TARGET_MATRIX_MIN_RESOURCES:,} resources)",
+                    f"{worst['shape']} {worst['resources']:,}", _f(worst["ratio_p50"]),
+                    worst["ratio_p50"] <= TARGET_PARSE_RATIO))
+    web = [r for r in results.get("matrix_http", [])
+           if r["resources"] >= TARGET_MATRIX_MIN_RESOURCES]
+    if web:
+        worst = max(web, key=lambda r: r["ratio_p50"])
+        out.append((f"HTTP p50 / bare p50 <= {TARGET_HTTP_RATIO:g} "
+                    f"(>= {TARGET_MATRIX_MIN_RESOURCES:,} resources)",
+                    f"{worst['shape']} {worst['resources']:,}", _f(worst["ratio_p50"]),
+                    worst["ratio_p50"] <= TARGET_HTTP_RATIO))
+    curve = results.get("curve", [])
+    if curve:
+        last = {}
+        for c in curve:
+            last[c["shape"]] = c  # rows are by size: the last one is the largest
+        worst = max(last.values(), key=lambda c: c["vs_first"])
+        out.append((f"cost per resource, largest / smallest curve size <= {TARGET_CURVE_STEP:g}",
+                    f"{worst['shape']} {worst['resources']:,}", _f(worst["vs_first"]),
+                    worst["vs_first"] <= TARGET_CURVE_STEP))
+    return out

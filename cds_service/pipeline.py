@@ -15,13 +15,11 @@ from collections import Counter
 from collections.abc import Iterable, Mapping
 from collections.abc import Set as AbstractSet
 from datetime import date, timedelta
-from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from cards.builder import build_card, card_evidence_refs
-from cds_service.gather.hook_body import parse_hook_body
 from cds_service.gather.hook_request import HookRequest
 from cds_service.gather.prefetch import gather_data
 from cds_service.gather.service_definitions import ServiceDefinition
@@ -30,7 +28,7 @@ from cds_service.patterns.engine import evaluate, evidence_horizon
 from cds_service.policy import apply_policy, dedup_key, order_fingerprint
 from cds_service.storage.audit.records import CardRecord, pseudonymize
 from cds_service.storage.ttl_store import StoreUnavailable
-from fhir_mappers.mapper import is_latest_visit, map_draft_orders, map_record
+from fhir_mappers.mapper import map_draft_orders, map_record
 from fhir_mappers.record import DraftOrders, MappingIssue
 
 if TYPE_CHECKING:
@@ -40,17 +38,6 @@ log = logging.getLogger(__name__)
 
 DEDUP_SOURCE_HOOK = "order-select"
 DEDUP_TARGET_HOOK = "order-sign"
-
-
-def read_hook_body(services: Services, body: bytes) -> dict[str, Any]:
-    """The parsed request body, without the resources before the evidence horizon that the
-    mapper would skip (``hook_body``); the same errors as ``parse_json_object``."""
-    horizon = evidence_horizon(services.settings.patterns, services.clock().date())
-    return parse_hook_body(
-        body,
-        horizon_iso=horizon.isoformat(),
-        keep_encounter=partial(is_latest_visit, table=services.table, codes=services.codes),
-    )
 
 
 def _log_issues(issues: Iterable[MappingIssue]) -> None:

@@ -15,7 +15,7 @@ from flask import Blueprint, Response, current_app, g, jsonify, request
 from cds_service.errors import UnknownServiceError, UnsupportedMediaType
 from cds_service.gather.hook_request import parse_hook_request, parse_json_object
 from cds_service.gather.service_definitions import ServiceDefinition
-from cds_service.pipeline import read_hook_body, run_hook
+from cds_service.pipeline import run_hook
 from cds_service.runtime.logging_setup import request_log_context
 from cds_service.web.discovery import discovery_document
 from cds_service.web.feedback import parse_feedback
@@ -98,7 +98,7 @@ def call_service(service_id: str) -> Response:
     services = _services()
     definition = _definition(service_id)
     authenticate(services, request.headers.get("Authorization"), _audience())
-    data = read_hook_body(services, _body_bytes())
+    data = _json_body()
     req = parse_hook_request(data, service_id, definition.hook)
     g.hook_instance = req.hook_instance  # the 500 handler logs it
     with request_log_context(req.hook_instance):
