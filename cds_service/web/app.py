@@ -22,7 +22,6 @@ from flask.json.provider import DefaultJSONProvider
 from cds_service.gather.fhir_client import FhirClient
 from cds_service.gather.service_definitions import enabled_definitions, load_definitions
 from cds_service.loaders import load_code_lists, load_ingredient_table, load_wording
-from cds_service.runtime.gc_tuning import PauseDuringHookCalls
 from cds_service.runtime.logging_setup import configure_logging
 from cds_service.runtime.metrics import Metrics
 from cds_service.services import Services, utc_now
@@ -97,7 +96,6 @@ def create_app(
     app.register_blueprint(openapi.bp)
     app.register_blueprint(auditor.bp)
     register_error_handlers(app)
-    app.wsgi_app = PauseDuringHookCalls(app.wsgi_app)  # type: ignore[method-assign]
 
     @app.after_request
     def _config_version(response: Response) -> Response:
