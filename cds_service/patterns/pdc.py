@@ -7,6 +7,7 @@ shifted forward, not double counted; supply is capped at the period end (PQA; ps
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from datetime import date
@@ -53,17 +54,31 @@ def proportion_of_days_covered(
     if not fills:
         return None
     period_start = fills[0].handed_over or window_start
-    # Day numbers (ordinals) rather than dates: the same arithmetic, without a date per day.
+    # Day numbers (ordinals), and the supply as runs of days: each fill starts where the last
+    # supply ended (or at its own hand-over, if later), so the runs never overlap and the days
+    # covered are their summed lengths, whatever the length of the window.
     first, last = period_start.toordinal(), window_end.toordinal()
-    covered: set[int] = set()
+    runs: list[tuple[int, int]] = []  # [start, stop) day numbers, increasing and disjoint
     cursor = first
     for fill in fills:
         cursor = max(cursor, fill.handed_over.toordinal() if fill.handed_over else cursor)
         supply = round(fill.days_supply or 0)
-        covered.update(range(cursor, min(cursor + supply, last + 1)))
+        stop = min(cursor + supply, last + 1)
+        if stop > cursor:
+            runs.append((cursor, stop))
         cursor += supply
     away = {day for d in hospital_days if first <= (day := d.toordinal()) <= last}
     period_days = last - first + 1 - len(away)
-    covered_days = len(covered - away)
+    covered_days = sum(stop - start for start, stop in runs) - _days_within(away, runs)
     pdc = covered_days / period_days if period_days > 0 else 1.0
     return Coverage(pdc, period_start, max(period_days, 0), covered_days, tuple(fills))
+
+
+def _days_within(days: Collection[int], runs: list[tuple[int, int]]) -> int:
+    """How many of ``days`` fall in one of the (sorted, disjoint) ``runs``."""
+    starts = [start for start, _ in runs]
+    count = 0
+    for day in days:
+        i = bisect_right(starts, day) - 1
+        count += i >= 0 and day < runs[i][1]
+    return count
