@@ -119,7 +119,7 @@ class MatrixCounts:
     ``calls_for``), and HTTP calls at half that."""
 
     budget: int = 400_000
-    profile_calls: int = 40
+    profile_calls: int = 10
 
 
 QUICK_MATRIX = MatrixCounts(budget=2_000, profile_calls=2)
