@@ -33,8 +33,9 @@ def allowed_origin(origin: str | None, allowed: Sequence[str]) -> str | None:
 
 
 def init_app(app: Flask, allowed: Sequence[str]) -> None:
-    """Answer preflights (204, headers cached 600 seconds) and stamp the CORS headers on every
-    response whose Origin is in ``allowed`` (``service.cors_allowed_origins``)."""
+    """Answer every ``OPTIONS`` preflight with a 204 (allow headers only for an allowed Origin;
+    browsers may cache them ``MAX_AGE_S`` seconds), and stamp Access-Control-Allow-Origin on
+    every response whose Origin ``allowed_origin`` accepts (``service.cors_allowed_origins``)."""
     origins = tuple(o.rstrip("/") for o in allowed)
 
     def _decorate(response: Response) -> Response:

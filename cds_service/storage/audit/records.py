@@ -23,7 +23,8 @@ def pseudonymize(raw_id: str, secret: str) -> str:
 @dataclass(frozen=True, slots=True)
 class CardRecord:
     """One card as the pipeline hands it to the audit log, shown or not (one per pattern per
-    call). ``latency_ms`` is the hook call's handling time so far, in milliseconds."""
+    call). ``latency_ms``: milliseconds ``pipeline.run_hook`` took until the cards were built
+    (reading and parsing the body not included)."""
 
     time: datetime  # tz-aware UTC
     hook: str
