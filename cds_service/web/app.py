@@ -62,9 +62,9 @@ def build_services(
 
     ``audit_store`` replaces the SQL store (tests; the caller then closes it); ``clock`` returns
     tz-aware UTC (default: the system clock). Raises ``ConfigError`` (or ``WordingError``) for an
-    invalid service-definition or wording file, ``IngredientTableError`` / ``CodeListError`` for
-    a bad ingredient table or code list, and ``sqlalchemy.exc.SQLAlchemyError`` when the audit
-    database cannot be reached or migrated.
+    invalid service-definition or wording file or an unreadable ``jwks_file``,
+    ``IngredientTableError`` / ``CodeListError`` for a bad ingredient table or code list, and
+    ``sqlalchemy.exc.SQLAlchemyError`` when the audit database cannot be reached or migrated.
     """
     ttl = make_ttl_store(settings.cache)
     return Services(
