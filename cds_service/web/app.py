@@ -43,9 +43,11 @@ class OrjsonProvider(DefaultJSONProvider):
     sort_keys = False
 
     def dumps(self, obj: Any, **kwargs: Any) -> str:
+        """``obj`` as compact JSON text; Flask's keyword options are ignored."""
         return orjson.dumps(obj).decode()
 
     def loads(self, s: str | bytes, **kwargs: Any) -> Any:
+        """Parse JSON text; raises ``orjson.JSONDecodeError`` (a ``ValueError``) when invalid."""
         return orjson.loads(s)
 
 
@@ -55,6 +57,14 @@ def build_services(
     audit_store: AuditStore | None = None,
     clock: Callable[[], datetime] | None = None,
 ) -> Services:
+    """Load the data files and build the stateful resources for ``settings``.
+
+    ``audit_store`` replaces the SQL store (tests; the caller then closes it); ``clock`` returns
+    tz-aware UTC (default: the system clock). Raises ``ConfigError`` (or ``WordingError``) for an
+    invalid service-definition or wording file or an unreadable ``jwks_file``,
+    ``IngredientTableError`` / ``CodeListError`` for a bad ingredient table or code list, and
+    ``sqlalchemy.exc.SQLAlchemyError`` when the audit database cannot be reached or migrated.
+    """
     ttl = make_ttl_store(settings.cache)
     return Services(
         settings=settings,
@@ -78,6 +88,14 @@ def create_app(
     audit_store: AuditStore | None = None,
     clock: Callable[[], datetime] | None = None,
 ) -> Flask:
+    """The Flask app for ``settings`` (default: the bundled ``config/default.yaml`` alone).
+
+    Configures JSON logging, caps request bodies at ``service.max_body_bytes`` (413 beyond),
+    registers CORS, the blueprints and the error handlers, and puts the ``Services`` bundle in
+    ``app.extensions["psychopharm"]``; ``audit_store`` and ``clock`` go to ``build_services``.
+    Raises what ``load_settings`` and ``build_services`` raise: ``ConfigError`` and the other
+    start-up errors listed there.
+    """
     settings = settings if settings is not None else load_settings()
     configure_logging("INFO")
     app = Flask(__name__)
