@@ -185,14 +185,15 @@ def render_matrix(results: dict[str, Any]) -> str:
     http = {(r["shape"], r["resources"]): r for r in results.get("matrix_http", [])}
     lines += [
         "| shape | resources | KB | cards | in-process p50 / p95 / p99 ms | orjson.loads p50 ms "
-        "| ratio | HTTP p50 / p95 / p99 ms | bare HTTP p50 ms | ratio |",
-        "|---|---:|---:|---:|---|---:|---:|---|---:|---:|",
+        "| ratio | CPU ratio | HTTP p50 / p95 / p99 ms | bare HTTP p50 ms | ratio |",
+        "|---|---:|---:|---:|---|---:|---:|---:|---|---:|---:|",
     ]
     for r in results["matrix_in_process"]:
         h = r["handle"]
         row = (f"| {r['shape']} | {r['resources']:,} | {r['bytes'] // 1024:,} | {r['cards']} "
                f"| {_f(h['p50_ms'])} / {_f(h['p95_ms'])} / {_f(h['p99_ms'])} "
-               f"| {_f(r['orjson_loads_p50_ms'])} | **{_f(r['ratio_p50'])}** ")
+               f"| {_f(r['orjson_loads_p50_ms'])} | **{_f(r['ratio_p50'])}** "
+               f"| {_f(r.get('ratio_cpu_p50', float('nan')))} ")
         web = http.get((r["shape"], r["resources"]))
         if web is None:
             row += "| | | |"
@@ -206,13 +207,16 @@ def render_matrix(results: dict[str, Any]) -> str:
         lines += [
             "### Cost per resource (in process, p50 / resources)",
             "",
-            "| shape | resources | µs / resource | orjson.loads µs / resource | vs smallest |",
-            "|---|---:|---:|---:|---:|",
+            "| shape | resources | µs / resource | CPU µs / resource | orjson.loads µs / resource "
+            "| vs smallest (wall / CPU) |",
+            "|---|---:|---:|---:|---:|---:|",
         ]
         for c in results["curve"]:
             lines.append(
                 f"| {c['shape']} | {c['resources']:,} | {_f(c['us_per_resource'], 1)} "
-                f"| {_f(c['loads_us_per_resource'], 2)} | {_f(c['vs_first'])} |")
+                f"| {_f(c.get('cpu_us_per_resource', float('nan')), 1)} "
+                f"| {_f(c['loads_us_per_resource'], 2)} | {_f(c['vs_first'])} / "
+                f"{_f(c.get('cpu_vs_first', float('nan')))} |")
         lines.append("")
     lines += ["### Targets", "", "| target | worst cell | measured | |", "|---|---|---:|---|"]
     for name, cell, value, passed in matrix_targets(results):
