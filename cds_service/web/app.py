@@ -58,14 +58,18 @@ def build_services(
     audit_store: AuditStore | None = None,
     clock: Callable[[], datetime] | None = None,
 ) -> Services:
-    ttl = make_ttl_store(settings.cache)
+    audit = audit_store if audit_store is not None else SqlAuditStore(settings.storage)
+    # Without Redis, jti replay and dedup keys live in the audit database, so that every worker
+    # shares them; only a test's in-memory audit store leaves them in this process.
+    engine = audit.engine if isinstance(audit, SqlAuditStore) else None
+    ttl = make_ttl_store(settings.cache, engine)
     return Services(
         settings=settings,
         definitions=enabled_definitions(load_definitions(), settings),
         table=IngredientTable.load(),
         codes=CodeLists.load(),
         wording=load_wording(),
-        audit=audit_store if audit_store is not None else SqlAuditStore(settings.storage),
+        audit=audit,
         ttl=ttl,
         verifier=JwtVerifier(settings.auth, ttl),
         fhir_client=FhirClient(settings.fhir),

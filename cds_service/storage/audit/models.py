@@ -1,4 +1,5 @@
-"""Audit tables: card rows, feedback rows, the head of the hash chain, and an override index.
+"""Audit tables: card rows, feedback rows, the head of the hash chain, and an override index;
+plus the shared short-lived keys (``shared_ttl_key``) that live in the same database.
 
 Rows and wire shapes are separate: ``records.CardRecord`` is what the service hands over, these are
 what is stored. Every card and feedback row carries ``seq`` (one sequence shared by both tables)
@@ -145,11 +146,28 @@ class ChainHead(Base):
     row_hash: Mapped[str] = mapped_column(String(64))
 
 
+class SharedKeyRow(Base):
+    """A key that expires: JWT ``jti`` replay and select->sign dedup (``storage.ttl_store``).
+
+    Not audit data and not chained: rows are inserted atomically (one wins a race) and expired
+    rows are deleted. It lives in the audit database so that every worker of a host (SQLite) or
+    every host (PostgreSQL) shares it when no Redis is configured.
+    """
+
+    __tablename__ = "shared_ttl_key"
+
+    key: Mapped[str] = mapped_column(String(128), primary_key=True)
+    expires_at: Mapped[float] = mapped_column(Float)  # seconds since the epoch (wall clock)
+
+    __table_args__ = (Index("ix_shared_ttl_key_expires_at", "expires_at"),)
+
+
 # Declared as FromClause on the ORM class; these are plain Tables for Core statements.
 CARD = cast(Table, CardRow.__table__)
 FEEDBACK = cast(Table, FeedbackRow.__table__)
 CHAIN_HEAD = cast(Table, ChainHead.__table__)
 OVERRIDE = cast(Table, OverrideRow.__table__)
+SHARED_KEY = cast(Table, SharedKeyRow.__table__)
 
 
 def row_content(table: Table, values: Mapping[str, Any]) -> dict[str, Any]:
