@@ -90,6 +90,7 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     from cds_service.runtime.gunicorn_app import PsychopharmApplication, gunicorn_options
+    from cds_service.runtime.multiprocess_dir import multiprocess_directory
     from cds_service.storage.audit.store import SqlAuditStore
 
     settings = _load(args.config)
@@ -106,7 +107,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     # Migrate once here, before the workers fork, rather than racing in each of them.
     SqlAuditStore(settings.storage).close()
     options = gunicorn_options(args.host, args.port, args.workers)
-    PsychopharmApplication(settings, options).run()
+    # /metrics totals every worker, whichever one answers the scrape.
+    with multiprocess_directory():
+        PsychopharmApplication(settings, options).run()
     return EXIT_OK
 
 

@@ -7,9 +7,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from cds_service.runtime.metrics import LATENCY_BUCKETS_S, Metrics
+from cds_service.runtime.multiprocess_dir import MULTIPROC_ENV, multiprocess_directory
 
 
 def samples(metrics: Metrics) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
@@ -95,3 +97,44 @@ def test_multiprocess_mode_merges_the_workers(tmp_path: Path) -> None:
         if s.name == "psychopharm_hook_calls_total"
     ]
     assert [c.value for c in calls] == [2.0]
+
+
+# The multiprocess directory that `serve` sets up for its workers
+
+
+def test_serve_gets_a_fresh_metrics_directory_removed_on_exit() -> None:
+    environ: dict[str, str] = {}
+    with pytest.raises(SystemExit), multiprocess_directory(environ) as path:
+        assert environ[MULTIPROC_ENV] == str(path)
+        (path / "counter_123.db").write_bytes(b"x")  # what a worker writes
+        raise SystemExit(0)  # how gunicorn's master ends
+    assert not path.exists()
+    assert MULTIPROC_ENV not in environ
+
+
+def test_an_operators_metrics_directory_is_kept_but_emptied_of_the_last_run(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "counter_99.db").write_bytes(b"old counts")
+    (tmp_path / "README").write_text("not ours")
+    environ = {MULTIPROC_ENV: str(tmp_path)}
+    with multiprocess_directory(environ) as path:
+        assert path == tmp_path
+        assert not (tmp_path / "counter_99.db").exists()
+    assert (tmp_path / "README").exists()
+    assert environ[MULTIPROC_ENV] == str(tmp_path)
+
+
+def test_serve_does_not_import_prometheus_client_before_setting_the_directory() -> None:
+    # prometheus_client picks its value store at import; gunicorn workers inherit the master's.
+    code = (
+        "import sys\n"
+        "import cds_service.cli, cds_service.runtime.gunicorn_app\n"
+        "import cds_service.runtime.multiprocess_dir, cds_service.storage.audit.store\n"
+        "print('prometheus_client' in sys.modules)\n"
+    )
+    result = subprocess.run(  # noqa: S603 - our own interpreter
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True,
+        cwd=Path(__file__).resolve().parents[3],
+    )
+    assert result.stdout.strip() == "False"
