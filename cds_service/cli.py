@@ -20,7 +20,13 @@ from cds_service.backtest.run import add_backtest_arguments, main_backtest
 from cds_service.errors import ConfigError
 from cds_service.patterns import PATTERN_IDS
 from cds_service.runtime.logging_setup import configure_logging
-from cds_service.settings import Settings, load_settings
+from cds_service.settings import (
+    HOW_TO_SET_PATIENT_KEY,
+    PLACEHOLDER_PATIENT_KEY_SECRET,
+    Settings,
+    load_settings,
+    uses_placeholder_secret,
+)
 
 log = logging.getLogger("cds_service.cli")
 
@@ -104,6 +110,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
                 "--allow-insecure-bind (or auth.allow_insecure_bind) if a gateway authenticates",
                 EXIT_USAGE,
             )
+    if not is_loopback(args.host) and uses_placeholder_secret(settings):
+        raise CliError(
+            f"refusing to listen on {args.host} with storage.patient_key_secret still the "
+            f"placeholder {PLACEHOLDER_PATIENT_KEY_SECRET!r}: {HOW_TO_SET_PATIENT_KEY}",
+            EXIT_USAGE,
+        )
     # Migrate once here, before the workers fork, rather than racing in each of them.
     SqlAuditStore(settings.storage).close()
     options = gunicorn_options(args.host, args.port, args.workers)

@@ -29,14 +29,18 @@ pytest_plugins = ["tests.audit_support"]
 REPO = Path(__file__).resolve().parents[2]
 
 
+SECRET = "storage:\n  patient_key_secret: site-secret-for-tests-0123456789\n"
+
+
 def write_config(tmp_path: Path, body: str, name: str = "site.yaml") -> Path:
     path = tmp_path / name
     path.write_text(body, encoding="utf-8")
     return path
 
 
-def site_config(tmp_path: Path, url: str, extra: str = "") -> Path:
-    return write_config(tmp_path, f'storage:\n  url: "{url}"\n{extra}')
+def site_config(tmp_path: Path, url: str, extra: str = "", *, secret: bool = False) -> Path:
+    key = "  patient_key_secret: site-secret-for-tests-0123456789\n" if secret else ""
+    return write_config(tmp_path, f'storage:\n  url: "{url}"\n{key}{extra}')
 
 
 @pytest.fixture
@@ -146,7 +150,7 @@ def test_serve_public_bind_when_explicitly_allowed(
     how: str, tmp_path: Path, no_gunicorn: list[dict[str, Any]]
 ) -> None:
     extra = "auth:\n  allow_insecure_bind: true\n" if how == "config" else ""
-    path = site_config(tmp_path, f"sqlite:///{tmp_path / 'audit.sqlite3'}", extra)
+    path = site_config(tmp_path, f"sqlite:///{tmp_path / 'audit.sqlite3'}", extra, secret=True)
     argv = ["serve", "--host", "0.0.0.0", "--port", "9090", "--workers", "3"]  # noqa: S104
     argv += ["--config", str(path)] + (["--allow-insecure-bind"] if how == "flag" else [])
     assert cli.main(argv) == cli.EXIT_OK
@@ -157,6 +161,43 @@ def test_serve_public_bind_when_explicitly_allowed(
     assert options["worker_exit"] is worker_exit
     # serve migrated the database before the workers start
     assert (tmp_path / "audit.sqlite3").exists()
+
+
+def test_serve_refuses_the_placeholder_secret_beyond_loopback(
+    tmp_path: Path, no_gunicorn: list[dict[str, Any]], capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = site_config(tmp_path, f"sqlite:///{tmp_path / 'audit.sqlite3'}")
+    argv = ["serve", "--host", "10.0.0.5", "--allow-insecure-bind", "--config", str(path)]
+    assert cli.main(argv) == cli.EXIT_USAGE
+    assert no_gunicorn == []
+    err = capsys.readouterr().err
+    assert "storage.patient_key_secret still the placeholder 'change-me-local-only'" in err
+    assert "secrets.token_urlsafe(32)" in err  # how to make one
+
+
+def test_serve_keeps_the_placeholder_secret_on_loopback(
+    tmp_path: Path, no_gunicorn: list[dict[str, Any]]
+) -> None:
+    path = site_config(tmp_path, f"sqlite:///{tmp_path / 'audit.sqlite3'}")
+    assert cli.main(["serve", "--config", str(path)]) == cli.EXIT_OK
+    assert len(no_gunicorn) == 1
+
+
+@pytest.mark.parametrize(
+    "auth",
+    ["require_jwt: true\n  trusted_clients: [{issuer: https://ehr.example.org, "
+     "jwks_url: https://ehr.example.org/jwks.json}]", "allow_insecure_bind: true"],
+)
+def test_check_config_refuses_the_placeholder_secret_where_others_can_call(
+    auth: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = write_config(tmp_path, f"auth:\n  {auth}\n")
+    assert cli.main(["check-config", str(path)]) == cli.EXIT_FAILURE
+    out = capsys.readouterr().out
+    assert "storage.patient_key_secret: the placeholder 'change-me-local-only' is refused" in out
+    assert "set storage.patient_key_secret in the site file" in out
+    fixed = write_config(tmp_path, f"auth:\n  {auth}\n{SECRET}", "fixed.yaml")
+    assert cli.main(["check-config", str(fixed)]) == cli.EXIT_OK
 
 
 @pytest.mark.parametrize("host", ["127.0.0.1", "localhost", "::1", "127.0.0.5"])

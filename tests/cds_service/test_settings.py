@@ -152,7 +152,8 @@ def test_require_jwt_with_a_trusted_client(tmp_path: Path) -> None:
         tmp_path,
         "auth:\n  require_jwt: true\n  trusted_clients:\n"
         "    - issuer: https://sandbox.cds-hooks.org\n"
-        "      jwks_url: https://sandbox.cds-hooks.org/.well-known/jwks.json\n",
+        "      jwks_url: https://sandbox.cds-hooks.org/.well-known/jwks.json\n"
+        "storage:\n  patient_key_secret: a-long-random-site-secret\n",
     )
     assert load_settings(path).auth.trusted_clients[0].issuer == "https://sandbox.cds-hooks.org"
 
