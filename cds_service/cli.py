@@ -83,12 +83,25 @@ def _config_problems(exc: ConfigError, path: str | None) -> list[str]:
     return [f"{where}: {problem}" for problem in exc.problems]
 
 
+def _file_problems(settings: Settings, path: str | None) -> list[str]:
+    """Files the settings name that the workers could not use (pinned JWK Sets)."""
+    from cds_service.web.jwks import jwks_file_problems
+
+    where = path or "default configuration"
+    return [f"{where}: {p}" for p in jwks_file_problems(settings.auth.trusted_clients)]
+
+
 def cmd_check_config(args: argparse.Namespace) -> int:
     try:
         settings = load_settings(args.file)
     except ConfigError as exc:
         for line in _config_problems(exc, args.file):
             _out(line)
+        return EXIT_FAILURE
+    problems = _file_problems(settings, args.file)
+    for line in problems:
+        _out(line)
+    if problems:
         return EXIT_FAILURE
     _out(f"OK {settings.config_version}")
     return EXIT_OK
@@ -100,6 +113,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from cds_service.storage.audit.store import SqlAuditStore
 
     settings = _load(args.config)
+    # What check-config reports, serve refuses: before the fork, as one line, not as a
+    # traceback from every worker that fails to load the app.
+    problems = _file_problems(settings, args.config)
+    if problems:
+        raise CliError("\n".join(problems))
     if not settings.auth.require_jwt:
         log.warning("auth.require_jwt is false: callers are not authenticated (local use only)")
         allowed = args.allow_insecure_bind or settings.auth.allow_insecure_bind

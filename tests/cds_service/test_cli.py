@@ -200,6 +200,70 @@ def test_check_config_refuses_the_placeholder_secret_where_others_can_call(
     assert cli.main(["check-config", str(fixed)]) == cli.EXIT_OK
 
 
+def jwt_site(tmp_path: Path, jwks_file: Path) -> Path:
+    return write_config(tmp_path, (
+        "auth:\n  require_jwt: true\n  trusted_clients:\n"
+        f"    - issuer: https://ehr.example.org\n      jwks_file: {jwks_file}\n"
+        f"storage:\n  url: sqlite:///{tmp_path / 'audit.sqlite3'}\n"
+        "  patient_key_secret: site-secret-for-tests-0123456789\n"
+    ))
+
+
+@pytest.mark.parametrize(
+    ("make_file", "reason"),
+    [
+        (lambda d: d / "missing.json", "No such file or directory"),
+        (lambda d: d, "Is a directory"),
+        (lambda d: _write(d / "keys.json", "{not json"), "Expecting property name"),
+        (lambda d: _write(d / "keys.json", '{"kid": "x"}'), "not a JWK Set"),
+        (lambda d: _write(d / "keys.json", '{"keys": []}'), "no usable signing key"),
+    ],
+    ids=["missing", "a-directory", "not-json", "not-a-jwk-set", "no-keys"],
+)
+def test_check_config_reports_an_unusable_jwks_file(
+    make_file: Any, reason: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    jwks = make_file(tmp_path)
+    path = jwt_site(tmp_path, jwks)
+    assert cli.main(["check-config", str(path)]) == cli.EXIT_FAILURE
+    (line,) = capsys.readouterr().out.splitlines()
+    assert line.startswith(
+        f"{path}: auth.trusted_clients[https://ehr.example.org].jwks_file: cannot load {jwks}: "
+    )
+    assert reason in line
+
+
+def _write(path: Path, text: str) -> Path:
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_check_config_accepts_a_usable_jwks_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    jwks = REPO / "tests" / "fixtures" / "keys" / "sandbox-jwks.json"
+    assert cli.main(["check-config", str(jwt_site(tmp_path, jwks))]) == cli.EXIT_OK
+    assert capsys.readouterr().out.startswith("OK ")
+
+
+def test_serve_with_a_missing_jwks_file_prints_one_line_and_starts_no_worker(
+    tmp_path: Path,
+) -> None:
+    path = jwt_site(tmp_path, tmp_path / "missing.json")
+    result = subprocess.run(  # noqa: S603 - our own interpreter and module
+        [sys.executable, "-m", "cds_service.cli", "serve", "--workers", "2", "--port",
+         str(_free_port()), "--config", str(path)],
+        cwd=REPO, capture_output=True, text=True, timeout=60,
+    )
+    assert result.returncode == cli.EXIT_FAILURE
+    assert result.stdout == ""
+    (line,) = result.stderr.splitlines()
+    assert line == (
+        f"{path}: auth.trusted_clients[https://ehr.example.org].jwks_file: cannot load "
+        f"{tmp_path / 'missing.json'}: No such file or directory"
+    )
+
+
 @pytest.mark.parametrize("host", ["127.0.0.1", "localhost", "::1", "127.0.0.5"])
 def test_loopback_hosts(host: str) -> None:
     assert cli.is_loopback(host)
@@ -252,7 +316,9 @@ def test_serve_answers_discovery_and_stops_cleanly_on_sigterm(tmp_path: Path) ->
                 status = requests.get(
                     f"http://127.0.0.1:{port}/cds-services", timeout=2
                 ).status_code
-            except requests.ConnectionError:
+            # Gunicorn accepts before the worker has loaded the app: a busy machine may not
+            # answer within the read timeout yet.
+            except (requests.ConnectionError, requests.Timeout):
                 time.sleep(0.1)
                 continue
             if status == 200:
