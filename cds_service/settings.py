@@ -168,6 +168,13 @@ class PatternSettings(_Strict):
     priority: int = Field(10, ge=0)
     thresholds: Any = None  # the pattern module's frozen Thresholds instance
 
+    @field_validator("mode", mode="before")
+    @classmethod
+    def _yaml_off(cls, value: Any) -> Any:
+        # YAML 1.1 (PyYAML) reads an unquoted `off` (or `no`, `false`) as the boolean false;
+        # `mode: off` is what a site writes, so false means off. True stays an error.
+        return "off" if value is False else value
+
 
 class Settings(_Strict):
     service: ServiceSettings = ServiceSettings()
