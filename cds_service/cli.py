@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import ipaddress
 import logging
+import os
 import sys
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
@@ -165,7 +166,13 @@ def cmd_audit_export(args: argparse.Namespace) -> int:
             store, since=args.since, until=args.until, pattern=args.pattern, fmt=args.format
         )
         if args.output is None:
-            sys.stdout.writelines(chunks)
+            try:
+                sys.stdout.writelines(chunks)
+                sys.stdout.flush()
+            except BrokenPipeError:
+                # The reader stopped early (`... | head`): that ends the export, not an error.
+                # Point stdout at /dev/null so the interpreter's last flush cannot fail again.
+                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         else:
             with Path(args.output).open("w", encoding="utf-8", newline="") as out:
                 out.writelines(chunks)

@@ -406,6 +406,23 @@ def test_audit_export_formats(
     assert "entry" not in json.loads(capsys.readouterr().out)
 
 
+@pytest.mark.slow
+def test_audit_export_into_head_ends_without_a_traceback(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'audit.sqlite3'}"
+    store = SqlAuditStore(storage(url))
+    store.record_cards([card(card_json="{" + '"x": 1, ' * 200 + '"y": 2}') for _ in range(400)])
+    store.close()  # flushes: well over a pipe buffer (64 KiB) of JSON lines
+    path = site_config(tmp_path, url)
+    export = f"{sys.executable} -m cds_service.cli audit export --config {path}"
+    script = f"set -o pipefail; {export} 2>{tmp_path / 'err'} | head -n 2"
+    result = subprocess.run(  # noqa: S603 - our own fixed command line
+        ["bash", "-c", script], cwd=REPO, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0
+    assert len(result.stdout.splitlines()) == 2
+    assert (tmp_path / "err").read_text() == ""
+
+
 def test_unreachable_database_exits_1_without_leaking_the_url(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
