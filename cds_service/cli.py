@@ -36,6 +36,8 @@ EXIT_OK = 0
 EXIT_FAILURE = 1  # invalid configuration, audit chain broken, audit database unreachable
 EXIT_USAGE = 2  # bad arguments (argparse), or an insecure bind refused
 
+WORKERS_ENV = "WEB_CONCURRENCY"
+
 
 class CliError(Exception):
     def __init__(self, message: str, status: int = EXIT_FAILURE) -> None:
@@ -216,7 +218,13 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=_port, default=8080)
     serve.add_argument("--config", metavar="FILE", help="site YAML over the embedded defaults")
-    serve.add_argument("--workers", type=_workers, default=2)
+    serve.add_argument(
+        "--workers",
+        type=_workers,
+        # The variable gunicorn and container platforms use for the worker count.
+        default=os.environ.get(WORKERS_ENV, "2"),
+        help=f"gunicorn worker processes (default: ${WORKERS_ENV}, else 2)",
+    )
     serve.add_argument(
         "--allow-insecure-bind",
         action="store_true",

@@ -163,6 +163,33 @@ def test_serve_public_bind_when_explicitly_allowed(
     assert (tmp_path / "audit.sqlite3").exists()
 
 
+@pytest.mark.parametrize(("environ", "argv", "workers"), [
+    ({}, [], 2),
+    ({"WEB_CONCURRENCY": "5"}, [], 5),
+    ({"WEB_CONCURRENCY": "5"}, ["--workers", "3"], 3),  # the command line wins
+])
+def test_serve_takes_the_worker_count_from_the_environment(
+    environ: dict[str, str], argv: list[str], workers: int, tmp_path: Path,
+    no_gunicorn: list[dict[str, Any]], monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("WEB_CONCURRENCY", raising=False)
+    for name, value in environ.items():
+        monkeypatch.setenv(name, value)
+    path = site_config(tmp_path, f"sqlite:///{tmp_path / 'audit.sqlite3'}")
+    assert cli.main(["serve", "--config", str(path), *argv]) == cli.EXIT_OK
+    assert no_gunicorn[0]["workers"] == workers
+
+
+def test_serve_refuses_a_worker_count_from_the_environment_that_is_not_one(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("WEB_CONCURRENCY", "many")
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["serve"])
+    assert exc.value.code == cli.EXIT_USAGE
+    assert "must be a whole number from 1: 'many'" in capsys.readouterr().err
+
+
 def test_serve_refuses_the_placeholder_secret_beyond_loopback(
     tmp_path: Path, no_gunicorn: list[dict[str, Any]], capsys: pytest.CaptureFixture[str]
 ) -> None:
