@@ -140,9 +140,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
     # Migrate once here, before the workers fork, rather than racing in each of them.
     SqlAuditStore(settings.storage).close()
     options = gunicorn_options(args.host, args.port, args.workers)
-    # /metrics totals every worker, whichever one answers the scrape.
+    # /metrics totals every worker, whichever one answers the scrape. The app factory is
+    # imported only once the directory is set: it imports prometheus_client, which picks its
+    # value store at import, and the workers inherit the master's modules.
     with multiprocess_directory():
-        PsychopharmApplication(settings, options).run()
+        from cds_service.web.app import create_app
+
+        PsychopharmApplication(settings, options, app_factory=create_app).run()
     return EXIT_OK
 
 

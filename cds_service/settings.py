@@ -271,6 +271,7 @@ def _check_threshold_values(
 
 
 def uses_placeholder_secret(settings: Settings) -> bool:
+    """True while ``storage.patient_key_secret`` is still the shipped placeholder."""
     return settings.storage.patient_key_secret == PLACEHOLDER_PATIENT_KEY_SECRET
 
 

@@ -43,6 +43,8 @@ class StoreUnavailable(Exception):
 
 
 class TtlStore(Protocol):
+    """Keys that expire, shared by whoever shares the store; keys are opaque strings."""
+
     def add(self, key: str, ttl_s: float) -> bool:
         """Add ``key`` for ``ttl_s`` seconds unless present; True when it was new."""
 
@@ -74,6 +76,7 @@ class MemoryTtlStore:
         self._evicted = 0
 
     def add(self, key: str, ttl_s: float) -> bool:
+        """Add ``key`` for ``ttl_s`` seconds unless it is live; True when it was new."""
         with self._lock:
             now = self._clock()
             self._sweep(now)
@@ -93,14 +96,17 @@ class MemoryTtlStore:
             return True
 
     def contains(self, key: str) -> bool:
+        """True while ``key`` is present and not expired."""
         with self._lock:
             expires = self._expiry.get(key)
             return expires is not None and expires > self._clock()
 
     def ping(self) -> bool:
+        """Always True: memory is always there."""
         return True
 
     def size(self) -> int:
+        """Keys held now, expired ones not yet swept included."""
         # Not __len__: an empty store would be falsy and `store or default` would drop it.
         with self._lock:
             return len(self._expiry)
@@ -135,6 +141,7 @@ class RedisTtlStore:
         )
 
     def add(self, key: str, ttl_s: float) -> bool:
+        """``SET NX PX``: True when the key was new; raises ``StoreUnavailable``."""
         ttl_ms = max(1, int(ttl_s * 1000))
         try:
             return bool(self._client.set(self._prefix + key, b"1", nx=True, px=ttl_ms))
@@ -142,18 +149,21 @@ class RedisTtlStore:
             raise StoreUnavailable(f"redis unavailable: {type(exc).__name__}") from exc
 
     def contains(self, key: str) -> bool:
+        """True while the key exists in Redis; raises ``StoreUnavailable``."""
         try:
             return bool(self._client.exists(self._prefix + key))
         except redis.RedisError as exc:
             raise StoreUnavailable(f"redis unavailable: {type(exc).__name__}") from exc
 
     def ping(self) -> bool:
+        """True when Redis answers PING; never raises."""
         try:
             return bool(self._client.ping())
         except redis.RedisError:
             return False
 
     def close(self) -> None:
+        """Close the connection pool."""
         self._client.close()
 
 
@@ -191,6 +201,8 @@ class SqlTtlStore:
         return "sha256:" + hashlib.sha256(key.encode()).hexdigest()
 
     def add(self, key: str, ttl_s: float) -> bool:
+        """Insert ``key`` (or take over an expired one) for ``ttl_s`` seconds; True when it was
+        new, False while it is live. Raises ``StoreUnavailable`` when the database fails."""
         now = self._clock()
         statement = self._insert(SHARED_KEY).values(
             key=self._stored_key(key), expires_at=now + max(ttl_s, 0.0)
@@ -213,6 +225,7 @@ class SqlTtlStore:
         return is_new
 
     def contains(self, key: str) -> bool:
+        """True while ``key`` is stored and not expired; raises ``StoreUnavailable``."""
         query = select(SHARED_KEY.c.key).where(
             SHARED_KEY.c.key == self._stored_key(key), SHARED_KEY.c.expires_at > self._clock()
         )
@@ -223,6 +236,7 @@ class SqlTtlStore:
             raise StoreUnavailable(f"shared store unavailable: {type(exc).__name__}") from exc
 
     def ping(self) -> bool:
+        """True when the database answers and has the table; never raises."""
         try:
             with self._engine.connect() as connection:
                 connection.execute(select(SHARED_KEY.c.key).limit(1))

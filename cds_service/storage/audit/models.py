@@ -41,6 +41,7 @@ class UTCDateTime(TypeDecorator[datetime]):
     cache_ok = True
 
     def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        """To UTC (naive on SQLite); ``ValueError`` for a naive datetime."""
         if value is None:
             return None
         if value.tzinfo is None:
@@ -49,6 +50,7 @@ class UTCDateTime(TypeDecorator[datetime]):
         return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
 
     def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        """Tz-aware UTC, whatever the database returned."""
         if value is None:
             return None
         if value.tzinfo is None:
@@ -57,10 +59,16 @@ class UTCDateTime(TypeDecorator[datetime]):
 
 
 class Base(DeclarativeBase):
-    pass
+    """The audit tables' metadata (Alembic's ``target_metadata``)."""
 
 
 class CardRow(Base):
+    """One card the service built, shown or not (``records.CardRecord`` as stored).
+
+    Tuples are stored as JSON lists, ``time`` as tz-aware UTC, ``latency_ms`` in milliseconds;
+    ``seq`` and ``row_hash`` place the row on the hash chain.
+    """
+
     __tablename__ = "audit_card"
 
     seq: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
@@ -92,6 +100,11 @@ class CardRow(Base):
 
 
 class FeedbackRow(Base):
+    """One feedback item from the EHR (``records.FeedbackRecord`` as stored), unique by content.
+
+    ``outcome_time`` is when the user acted (EHR clock), ``received_time`` when it arrived here.
+    """
+
     __tablename__ = "audit_feedback"
 
     seq: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)

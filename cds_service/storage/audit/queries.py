@@ -41,7 +41,11 @@ def last_overrides(
 ) -> dict[str, frozenset[str]]:
     """For each pattern with an override at or after ``since`` for this patient: the evidence
     keys of the card most recently overridden. One indexed query over the patient's overrides
-    (``audit_override``), however many cards the patient was shown."""
+    (``audit_override``), however many cards the patient was shown.
+
+    ``patient_key`` is the pseudonymous key; patterns without an override are absent. Raises
+    ``sqlalchemy.exc.SQLAlchemyError`` when the database cannot be read (the store catches it).
+    """
     if not patterns:
         return {}
     with engine.connect() as connection:
@@ -149,7 +153,12 @@ def query_cards(
 ) -> Iterator[dict[str, Any]]:
     """Card rows in log order (``since`` inclusive, ``until`` exclusive, on the card time), each
     joined with its latest feedback: outcome, outcome_time, override_code/system/display,
-    override_reason, override_comment and accepted_suggestions (None / [] without feedback)."""
+    override_reason, override_comment and accepted_suggestions (None / [] without feedback).
+
+    Yields dicts of the card columns except ``row_hash``, JSON lists decoded to lists; at most
+    ``limit`` rows. Streamed, so the connection stays open until the iterator is exhausted or
+    closed. Raises ``sqlalchemy.exc.SQLAlchemyError`` when the database cannot be read.
+    """
     stmt = _cards_statement(since, until, pattern, limit)
     with engine.connect() as connection:
         for mapping in connection.execution_options(yield_per=500).execute(stmt).mappings():
@@ -163,7 +172,11 @@ def weekly_stats(
     until: datetime | None = None,
     pattern: str | None = None,
 ) -> list[dict[str, Any]]:
-    """Per ISO week (UTC) and pattern: cards, shown, not shown, accepted and overridden."""
+    """Per ISO week (UTC) and pattern: cards, shown, not shown, accepted and overridden.
+
+    One dict per (week, pattern) with keys ``week`` ("2026-W48"), ``pattern``, ``cards``,
+    ``shown``, ``not_shown``, ``accepted``, ``overridden``; sorted by week then pattern.
+    """
     buckets: dict[tuple[str, str], dict[str, Any]] = {}
     for card in query_cards(engine, since=since, until=until, pattern=pattern):
         iso = card["time"].isocalendar()

@@ -11,13 +11,21 @@ from typing import Protocol
 
 
 def pseudonymize(raw_id: str, secret: str) -> str:
-    """Keyed hash of a patient or practitioner id: stable per site, useless without the secret."""
+    """Keyed hash of a patient or practitioner id: stable per site, useless without the secret.
+
+    HMAC-SHA256 of ``raw_id`` under ``secret`` (``storage.patient_key_secret``), as the first 32
+    hex characters (128 bits).
+    """
     digest = hmac.new(secret.encode(), raw_id.encode(), hashlib.sha256).hexdigest()
     return digest[:32]
 
 
 @dataclass(frozen=True, slots=True)
 class CardRecord:
+    """One card as the pipeline hands it to the audit log, shown or not (one per pattern per
+    call). ``latency_ms``: milliseconds ``pipeline.run_hook`` took until the cards were built
+    (reading and parsing the body not included)."""
+
     time: datetime  # tz-aware UTC
     hook: str
     hook_instance: str
@@ -43,6 +51,12 @@ class CardRecord:
 
 @dataclass(frozen=True, slots=True)
 class FeedbackRecord:
+    """One item of a CDS Hooks feedback call (``feedback[]``), as stored.
+
+    The override fields come from ``overrideReason.reason`` (a Coding: code, system, display) and
+    ``overrideReason.userComment``; both times are tz-aware UTC.
+    """
+
     card_uuid: str
     service_id: str
     outcome: str  # "accepted" | "overridden"
@@ -56,6 +70,8 @@ class FeedbackRecord:
 
 
 class AuditStore(Protocol):
+    """What the pipeline and the web edge need of the audit log (``SqlAuditStore`` in service)."""
+
     def record_cards(self, rows: Sequence[CardRecord]) -> None:
         """Enqueue card rows; must not block the hook call for more than a few ms."""
 

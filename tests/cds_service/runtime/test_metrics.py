@@ -125,16 +125,28 @@ def test_an_operators_metrics_directory_is_kept_but_emptied_of_the_last_run(
     assert environ[MULTIPROC_ENV] == str(tmp_path)
 
 
-def test_serve_does_not_import_prometheus_client_before_setting_the_directory() -> None:
+_SERVE_WITHOUT_GUNICORN = """
+import sys
+from cds_service import cli
+from cds_service.runtime.gunicorn_app import PsychopharmApplication
+
+def run(self):
+    from prometheus_client import values  # what the forked workers would inherit
+    sys.stdout.write(values.ValueClass.__name__)
+
+PsychopharmApplication.run = run
+sys.exit(cli.main(["serve", "--config", sys.argv[1]]))
+"""
+
+
+def test_serve_sets_the_directory_before_prometheus_client_is_imported(tmp_path: Path) -> None:
     # prometheus_client picks its value store at import; gunicorn workers inherit the master's.
-    code = (
-        "import sys\n"
-        "import cds_service.cli, cds_service.runtime.gunicorn_app\n"
-        "import cds_service.runtime.multiprocess_dir, cds_service.storage.audit.store\n"
-        "print('prometheus_client' in sys.modules)\n"
-    )
+    site = tmp_path / "site.yaml"
+    site.write_text(f"storage:\n  url: sqlite:///{tmp_path / 'audit.sqlite3'}\n")
+    env = {k: v for k, v in os.environ.items() if k != MULTIPROC_ENV}
     result = subprocess.run(  # noqa: S603 - our own interpreter
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True,
-        cwd=Path(__file__).resolve().parents[3],
+        [sys.executable, "-c", _SERVE_WITHOUT_GUNICORN, str(site)], capture_output=True,
+        text=True, env=env, cwd=Path(__file__).resolve().parents[3], timeout=120,
     )
-    assert result.stdout.strip() == "False"
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "MmapedValue"  # the multiprocess store, not one per process
