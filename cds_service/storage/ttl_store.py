@@ -25,7 +25,7 @@ from typing import Protocol
 import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
-from sqlalchemy import Engine, delete, select
+from sqlalchemy import Engine, delete, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -189,6 +189,7 @@ class SqlTtlStore:
             raise ValueError(f"no atomic insert for the {dialect} dialect")
         self._engine = engine
         self._insert = sqlite.insert if dialect == "sqlite" else postgresql.insert
+        self._is_postgresql = dialect == "postgresql"
         self._clock = clock
         self._sweep_interval_s = sweep_interval_s
         self._next_sweep = 0.0
@@ -214,6 +215,10 @@ class SqlTtlStore:
         ).returning(SHARED_KEY.c.key)
         try:
             with write_transaction(self._engine) as connection:
+                if self._is_postgresql:
+                    # These keys live minutes, not years: no wait for the WAL flush (PostgreSQL
+                    # still applies commits in order; a crash may lose the last few keys).
+                    connection.execute(text("SET LOCAL synchronous_commit TO OFF"))
                 # A row comes back only when it was inserted or taken over (rowcount is not
                 # reported for upserts by every driver).
                 is_new = connection.execute(statement).first() is not None
