@@ -10,6 +10,7 @@ from __future__ import annotations
 import itertools
 from datetime import date, timedelta
 
+from fhir_mappers.codes import default_code_lists
 from fhir_mappers.record import (
     Coding,
     Dispense,
@@ -148,6 +149,7 @@ def intolerance(
 def visit(
     when: date, *, class_code: str = "AMB", status: str = "finished", end: date | None = None
 ) -> Visit:
+    kind = default_code_lists().visit_kind(class_code)  # as the mapper reads the class
     return Visit(
         ref=_ref("Encounter"),
         status=status,
@@ -155,6 +157,8 @@ def visit(
         start=when,
         end=end or when,
         type_codes=(Coding("http://www.ama-assn.org/go/cpt", "99214", "Office visit"),),
+        kind=kind,  # type: ignore[arg-type]
+        prescriber_visit=kind == "outpatient",
     )
 
 

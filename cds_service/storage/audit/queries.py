@@ -21,6 +21,7 @@ from sqlalchemy import (
 )
 
 from cds_service.storage.audit.models import CARD, FEEDBACK, OVERRIDE
+from cds_service.storage.audit.records import NOT_EVALUABLE
 
 _JSON_LISTS = ("evidence_refs", "evidence_keys", "suggestion_uuids")
 
@@ -163,9 +164,12 @@ def weekly_stats(
     until: datetime | None = None,
     pattern: str | None = None,
 ) -> list[dict[str, Any]]:
-    """Per ISO week (UTC) and pattern: cards, shown, not shown, accepted and overridden."""
+    """Per ISO week (UTC) and pattern: cards, shown, not shown, accepted and overridden
+    (rows of patterns that could not be evaluated are not cards and are left out)."""
     buckets: dict[tuple[str, str], dict[str, Any]] = {}
     for card in query_cards(engine, since=since, until=until, pattern=pattern):
+        if card["disposition"] == NOT_EVALUABLE:
+            continue  # not a card: a pattern that could not judge the patient
         iso = card["time"].isocalendar()
         week = f"{iso.year}-W{iso.week:02d}"
         bucket = buckets.setdefault(
