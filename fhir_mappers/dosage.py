@@ -76,9 +76,9 @@ def daily_dose(dosages: Any, medication: ResolvedMedication, codes: CodeLists) -
     if len(groups) == 1:
         return DailyDose(totals[0][0], totals[0][1], is_prn, problem)
     steps = _dated_steps(groups, [mg for mg, _ in totals])
-    units = {u for _, u in totals}
+    per_step = {u for _, u in totals}
     # Supply per day differs between steps: a single figure would misstate every fill.
-    step_units = units.pop() if len(units) == 1 else None
+    step_units = per_step.pop() if len(per_step) == 1 else None
     return DailyDose(totals[-1][0], step_units, is_prn, problem, steps)
 
 

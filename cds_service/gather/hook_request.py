@@ -3,8 +3,8 @@
 Strict where the spec is strict (required fields, their JSON types, the hook of the service) and
 lenient everywhere else: the optional ``fhirAuthorization`` (see ``_access_token``), unknown
 fields and ``extension`` objects (hooks evolve by adding optional fields), and the FHIR content
-of ``draftOrders`` / ``medications`` / ``prefetch``, which is left to the forgiving mappers. Error messages name the field,
-never its value, since values may carry PHI or tokens.
+of ``draftOrders`` / ``medications`` / ``prefetch``, which is left to the forgiving mappers.
+Error messages name the field, never its value, since values may carry PHI or tokens.
 """
 
 from __future__ import annotations

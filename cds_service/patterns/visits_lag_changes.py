@@ -12,8 +12,8 @@ a renewal at the same dose is not a change) fall within the last ``window_days``
 fewer outpatient visits (``timeline.seen_days``: completed visits of an outpatient class in
 config/codes.yaml, plus today when a visit is happening now, an in-progress encounter or the
 hook's ``context.encounterId``) than changes took place in that window ("fewer_visits"), or
-for some change the last completed outpatient visit on or before it was more than ``max_days_since_visit`` earlier, or there is none
-on record ("visit_gap").
+for some change the last completed outpatient visit on or before it was more than
+``max_days_since_visit`` earlier, or there is none on record ("visit_gap").
 
 **Unless** the change was made during an inpatient stay (a finished or in-progress encounter of
 an inpatient class, config/codes.yaml, covering its date): inpatients are seen every day.
