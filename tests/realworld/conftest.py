@@ -16,6 +16,7 @@ import pytest
 from flask import Flask
 
 from cds_service.settings import Settings
+from fhir_mappers import CodeLists, IngredientTable
 
 CASES_NOW = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
 REALWORLD = Path(__file__).parents[1] / "fixtures" / "realworld"
@@ -54,3 +55,13 @@ def audit_rows(app: Flask) -> list[dict[str, Any]]:
     audit = app.extensions["psychopharm"].audit
     audit.flush()
     return list(audit.query_cards())
+
+
+@pytest.fixture(scope="session")
+def table() -> IngredientTable:
+    return IngredientTable.load()
+
+
+@pytest.fixture(scope="session")
+def codes() -> CodeLists:
+    return CodeLists.load()
