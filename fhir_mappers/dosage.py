@@ -50,7 +50,15 @@ class DailyDose:
     steps: tuple[DoseStep, ...] = ()  # two or more for a multi-step order
 
 
-def daily_dose(dosages: Any, medication: ResolvedMedication, codes: CodeLists) -> DailyDose:
+def daily_dose(
+    dosages: Any,
+    medication: ResolvedMedication,
+    codes: CodeLists,
+    *,
+    starts: date | None = None,
+) -> DailyDose:
+    """The daily dose of a list of Dosage; ``starts`` is the order's start, where a first step
+    without bounds begins (the later steps follow on from it by their durations)."""
     instructions = [d for d in as_list(dosages) if isinstance(d, Mapping)]
     is_prn = bool(instructions) and all(_is_prn(d) for d in instructions)
     scheduled = [d for d in instructions if not _is_prn(d)]
@@ -75,7 +83,7 @@ def daily_dose(dosages: Any, medication: ResolvedMedication, codes: CodeLists) -
         totals.append((_round(total_mg), _round(total_units)))
     if len(groups) == 1:
         return DailyDose(totals[0][0], totals[0][1], is_prn, problem)
-    steps = _dated_steps(groups, [mg for mg, _ in totals])
+    steps = _dated_steps(groups, [mg for mg, _ in totals], starts)
     per_step = {u for _, u in totals}
     # Supply per day differs between steps: a single figure would misstate every fill.
     step_units = per_step.pop() if len(per_step) == 1 else None
@@ -115,17 +123,17 @@ def _step_groups(scheduled: list[Mapping[str, Any]]) -> list[list[Mapping[str, A
 
 
 def _dated_steps(
-    groups: list[list[Mapping[str, Any]]], doses: list[float | None]
+    groups: list[list[Mapping[str, Any]]], doses: list[float | None], starts: date | None
 ) -> tuple[DoseStep, ...]:
-    """Each step's days: its boundsPeriod, or its boundsDuration after the step before."""
+    """Each step's days: its boundsPeriod, or its boundsDuration after the step before (the
+    first from the order's start)."""
     steps: list[DoseStep] = []
     previous_end: date | None = None
-    for group, mg in zip(groups, doses, strict=True):
+    for index, (group, mg) in enumerate(zip(groups, doses, strict=True)):
         first = group[0]
         bounds = _bounds(first)
-        start = parse_date(get(bounds, "start")) or (
-            previous_end + timedelta(days=1) if previous_end is not None else None
-        )
+        follows = previous_end + timedelta(days=1) if previous_end is not None else None
+        start = parse_date(get(bounds, "start")) or (starts if index == 0 else follows)
         end = parse_date(get(bounds, "end"), latest=True)
         if end is None and start is not None:
             days = _duration_days(get(first, "timing", "repeat", "boundsDuration"))

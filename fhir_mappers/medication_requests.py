@@ -183,7 +183,7 @@ def _build(
 ) -> MappedCourse:
     if resource.get("status") is None:
         ctx.issue(source_type, ref, "status", "missing status")
-    dose = daily_dose(dosages, medication, ctx.codes)
+    dose = daily_dose(dosages, medication, ctx.codes, starts=start)
     if dose.problem is not None:
         where = "dosageInstruction" if source_type == "MedicationRequest" else "dosage"
         ctx.issue(source_type, ref, where, dose.problem)
