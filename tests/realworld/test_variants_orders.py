@@ -17,8 +17,8 @@ from fhir_mappers import CodeLists, IngredientTable, map_draft_orders, map_recor
 from fhir_mappers.accessors import parse_period
 from tests.realworld.builders import (
     concept,
-    day,
     daily,
+    day,
     intolerance,
     order,
     request,

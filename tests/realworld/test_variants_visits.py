@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from fhir_mappers import CodeLists, IngredientTable, map_record
-from tests.realworld.builders import ACT_CODE, EPIC_CLASS, day, daily, encounter, order, request
+from tests.realworld.builders import ACT_CODE, EPIC_CLASS, daily, day, encounter, order, request
 from tests.realworld.conftest import topics
 
 PID = "rwv-visits-1"
