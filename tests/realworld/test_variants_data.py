@@ -247,3 +247,28 @@ def test_one_summary_line_per_call_and_the_summary_on_every_audit_row(
         assert json.loads(row["data_quality"])["issues"] == {
             "AllergyIntolerance: unparseable date": 2
         }
+
+
+def test_a_fetched_page_with_other_patients_orders_is_filtered(
+    fetching_app: Flask, httpserver: HTTPServer
+) -> None:
+    # Kind 1 on the fetch path: a server that ignores patient= returns everyone's orders.
+    pid = "p-lenient"
+    everyone = [
+        order("f-1", pid, "quetiapine100", authored=day(90, "T10:00:00Z")),
+        order("f-2", "p-someone-else", "risperidone2", authored=day(60, "T10:00:00Z")),
+        order("f-3", "p-someone-else", "aripiprazole10", authored=day(30, "T10:00:00Z")),
+    ]
+    httpserver.expect_request("/fhir/MedicationRequest").respond_with_json(
+        {"resourceType": "Bundle", "type": "searchset",
+         "entry": [{"resource": r} for r in everyone]}
+    )
+    body = request("patient-view", pid, [])
+    del body["prefetch"]["medications"]
+    body["fhirServer"] = httpserver.url_for("/fhir")
+    body["fhirAuthorization"] = {"access_token": "opaque", "token_type": "Bearer"}
+    response = fetching_app.test_client().post(
+        "/cds-services/psychopharm-patient-view", json=body
+    )
+    assert response.status_code == 200
+    assert "psychotropic-polypharmacy" not in topics(response)
