@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from flask import Flask
 
-from cds_service.settings import Settings
+from cds_service.settings import Settings, load_settings
 from fhir_mappers import CodeLists, IngredientTable
 
 CASES_NOW = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
@@ -37,14 +37,42 @@ def rw_app(make_settings: Callable[..., Settings]) -> Iterator[Flask]:
     app.extensions["psychopharm"].close()
 
 
-@pytest.fixture
-def post(rw_app: Flask) -> Callable[[dict[str, Any]], Any]:
-    client = rw_app.test_client()
+@pytest.fixture(scope="module")
+def shared_rw_app() -> Iterator[Flask]:
+    """One app per module for tests that only look at responses (audit rows in memory).
+
+    Select->sign dedup is off: it is state by design, and one test's order-select card would
+    hide the next test's order-sign card for the same synthetic patient.
+    """
+    from cds_service.web.app import create_app
+    from tests.security.conftest import MemoryAuditStore
+
+    settings = load_settings(overrides={"service": {"select_sign_dedup_minutes": 0}})
+    app = create_app(settings, audit_store=MemoryAuditStore(), clock=lambda: CASES_NOW)
+    app.testing = True
+    yield app
+    app.extensions["psychopharm"].close()
+
+
+def _poster(app: Flask) -> Callable[[dict[str, Any]], Any]:
+    client = app.test_client()
 
     def call(body: dict[str, Any]) -> Any:
         return client.post(f"/cds-services/{SERVICE[body['hook']]}", json=body)
 
     return call
+
+
+@pytest.fixture
+def post(shared_rw_app: Flask) -> Callable[[dict[str, Any]], Any]:
+    """POST a hook request to the shared app; the response is what the test looks at."""
+    return _poster(shared_rw_app)
+
+
+@pytest.fixture
+def audited_post(rw_app: Flask) -> Callable[[dict[str, Any]], Any]:
+    """POST to ``rw_app``, whose own SQLite audit store the test then reads."""
+    return _poster(rw_app)
 
 
 def topics(response: Any) -> list[str]:

@@ -51,11 +51,11 @@ def test_low_coverage_with_known_supply_fires(post: Callable[[dict[str, Any]], A
 
 
 def test_fills_without_supply_are_not_evaluable_and_the_audit_says_why(
-    post: Callable[[dict[str, Any]], Any], rw_app: Flask
+    audited_post: Callable[[dict[str, Any]], Any], rw_app: Flask
 ) -> None:
     pid = "p-nodays"
     body = request("patient-view", pid, [sertraline_order(pid), *fills(pid, [15, None, 15])])
-    response = post(body)
+    response = audited_post(body)
     assert NONADHERENCE not in topics(response)
     (row,) = [r for r in audit_rows(rw_app) if r["pattern"] == NONADHERENCE]
     assert (row["disposition"], row["shown"]) == ("not-evaluable", False)
@@ -221,7 +221,8 @@ def test_a_known_non_psychotropic_is_not_an_issue(
 
 # Kind 13 ------------------------------------------------------------------------------------
 def test_one_summary_line_per_call_and_the_summary_on_every_audit_row(
-    post: Callable[[dict[str, Any]], Any], rw_app: Flask, caplog: pytest.LogCaptureFixture
+    audited_post: Callable[[dict[str, Any]], Any], rw_app: Flask,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     pid = "p-dq"
     broken = [
@@ -234,7 +235,7 @@ def test_one_summary_line_per_call_and_the_summary_on_every_audit_row(
         intolerance("ai-6", pid, "risperidone2", day(40), "Tremor"),
     ]
     with caplog.at_level(logging.INFO):
-        response = post(request("patient-view", pid, broken + extra))
+        response = audited_post(request("patient-view", pid, broken + extra))
     assert response.status_code == 200
     quality_lines = [r for r in caplog.records if r.getMessage().startswith("data quality:")]
     assert len(quality_lines) == 1

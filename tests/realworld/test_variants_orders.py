@@ -51,7 +51,7 @@ def test_own_two_antipsychotics_fire(post: Callable[[dict[str, Any]], Any]) -> N
 
 
 def test_another_patients_orders_are_dropped_counted_and_not_logged(
-    post: Callable[[dict[str, Any]], Any], rw_app: Flask, caplog: pytest.LogCaptureFixture
+    post: Callable[[dict[str, Any]], Any], caplog: pytest.LogCaptureFixture
 ) -> None:
     mine = order("own-1", "p-own", "quetiapine100", authored=day(90, "T10:00:00Z"))
     theirs = two_antipsychotics("p-other-77")
@@ -298,8 +298,8 @@ def test_order_select_judges_only_the_selected_orders(
 
 
 def test_order_select_with_selections_naming_no_draft_judges_them_all(
-    post: Callable[[dict[str, Any]], Any], rw_app: Flask
+    audited_post: Callable[[dict[str, Any]], Any], rw_app: Flask
 ) -> None:
-    assert INTOL in _select(post, ["MedicationRequest/unknown"])
+    assert INTOL in _select(audited_post, ["MedicationRequest/unknown"])
     rows = audit_rows(rw_app)
     assert "names no draft order" in rows[-1]["data_quality"]
