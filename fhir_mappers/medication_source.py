@@ -88,8 +88,22 @@ def _checked(
     resource_type: str,
     ref: str,
 ) -> ResolvedMedication:
-    """Report an RxNorm code that names nothing we know, when no name is there to classify by:
-    a product code the product table lacks would otherwise vanish without a trace."""
+    """Report an RxNorm code that names nothing we know: with no name to classify by, the
+    medication would otherwise vanish without a trace ("unrecognised RxNorm code"); a
+    psychotropic recognised by its name whose product code is in neither table is a gap the site
+    can fill ("RxNorm code not in the product table"). Other medications are not ours to list."""
+    if any(i.is_psychotropic for i in resolved.ingredients):
+        rxnorm = [
+            text(c.get("code"))
+            for concept in concepts
+            for c in codings(concept)
+            if text(c.get("system")) in RXNORM_SYSTEMS and text(c.get("code"))
+        ]
+        if rxnorm and not any(
+            code in ctx.table.by_rxcui or code in ctx.table.products for code in rxnorm
+        ):
+            ctx.issue(resource_type, ref, "medication[x]", "RxNorm code not in the product table")
+        return resolved
     if resolved.ingredients or resolved.display:
         return resolved
     for concept in concepts:

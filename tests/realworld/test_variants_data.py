@@ -210,6 +210,17 @@ def test_an_unknown_product_code_without_a_display_is_a_data_quality_issue(
     assert [i.reason for i in record.issues] == ["unrecognised RxNorm code"]
 
 
+def test_a_psychotropic_whose_product_code_is_missing_from_the_table_is_counted(
+    table: IngredientTable, codes: CodeLists
+) -> None:
+    resource = order("pc", "p", "sertraline50", authored=day(5), dosage=[daily(10)])
+    resource["medicationCodeableConcept"] = {"coding": [
+        {"system": RXNORM, "code": "9990001", "display": "olanzapine 10 MG Oral Tablet"}]}
+    record = map_record([resource], table, codes=codes)
+    assert [i.name for i in record.courses[0].ingredients] == ["olanzapine"]
+    assert [i.reason for i in record.issues] == ["RxNorm code not in the product table"]
+
+
 def test_a_known_non_psychotropic_is_not_an_issue(
     table: IngredientTable, codes: CodeLists
 ) -> None:
