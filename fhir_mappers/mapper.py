@@ -324,6 +324,8 @@ def _is_about(
         if value is None:
             continue
         literal = reference(value)
+        if literal == patient:
+            return True  # the common case, without resolving
         if literal is None or literal.startswith("#"):
             return True  # an identifier- or display-only reference: nothing to compare
         resolved = ctx.resolve(literal)
