@@ -90,6 +90,8 @@ class CardRow(Base):
     practitioner: Mapped[str | None] = mapped_column(String(256))
     latency_ms: Mapped[float] = mapped_column(Float)
     card_json: Mapped[str] = mapped_column(Text)
+    # The call's data-quality summary (JSON), migration 0004; NULL on rows written before it.
+    data_quality: Mapped[str | None] = mapped_column(Text, nullable=True)
     row_hash: Mapped[str] = mapped_column(String(64))
 
     __table_args__ = (
@@ -188,6 +190,15 @@ def row_content(table: Table, values: Mapping[str, Any]) -> dict[str, Any]:
     so that a row moved between tables does not verify."""
     content: dict[str, Any] = {"table": table.name}
     for column in table.columns:
-        if column.key != "row_hash":
-            content[column.key] = values[column.key]
+        if column.key == "row_hash":
+            continue
+        if column.key in _ADDED_LATER and values.get(column.key) is None:
+            # Rows written before the column existed were hashed without it: leaving a NULL
+            # out keeps their hashes (and the chain) valid after the migration.
+            continue
+        content[column.key] = values[column.key]
     return content
+
+
+# Columns added by a migration after rows were chained (nullable, hashed only when set).
+_ADDED_LATER = frozenset({"data_quality"})
