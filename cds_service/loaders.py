@@ -33,6 +33,7 @@ from fhir_mappers.codes import CodeListError, CodeLists
 from fhir_mappers.medications import IngredientTable
 
 INGREDIENTS_CSV = CONFIG_DIR / "ingredients.csv"
+PRODUCTS_CSV = CONFIG_DIR / "rxnorm_products.csv"
 CODES_YAML = CONFIG_DIR / "codes.yaml"
 
 _WORDING_SCHEMA: TypeAdapter[Wording] = TypeAdapter(Wording)
@@ -42,17 +43,31 @@ class WordingError(ConfigError):
     """The card wording files are invalid; ``problems`` name file and key."""
 
 
-def load_ingredient_table(path: Path | None = None) -> IngredientTable:
-    """The ingredient table from ``path`` (default ``config/ingredients.csv``; ``#`` lines and
-    blank lines are skipped).
+def load_ingredient_table(
+    path: Path | None = None, products_path: Path | None = None
+) -> IngredientTable:
+    """The ingredient table from CSV, with its RxNorm product table.
 
-    Raises ``IngredientTableError`` naming the row of the first bad or repeated entry, and
-    ``OSError`` when the file cannot be read.
+    ``path`` defaults to ``config/ingredients.csv``; ``products_path`` to ``rxnorm_products.csv``
+    beside it (absent file: no product rows). ``#`` lines are comments. Raises
+    ``IngredientTableError`` (a ValueError) naming the file and row, ``OSError`` when the table
+    cannot be read.
     """
     source = path or INGREDIENTS_CSV
-    with source.open(encoding="utf-8", newline="") as handle:
+    products_source = products_path or source.with_name(PRODUCTS_CSV.name)
+    products = _csv_rows(products_source) if products_source.exists() else []
+    return IngredientTable.from_rows(
+        _csv_rows(source),
+        source=str(source),
+        products=products,
+        products_source=str(products_source),
+    )
+
+
+def _csv_rows(path: Path) -> list[dict[str, str]]:
+    with path.open(encoding="utf-8", newline="") as handle:
         lines = [line for line in handle if line.strip() and not line.startswith("#")]
-    return IngredientTable.from_rows(list(csv.DictReader(lines)), source=str(source))
+    return list(csv.DictReader(lines))
 
 
 def load_code_lists(path: Path | None = None) -> CodeLists:

@@ -31,22 +31,13 @@ def before(value: Any, horizon_iso: str) -> bool:
     return type(value) is str and value < horizon_iso and _ISO_DAY(value) is not None
 
 
-def _is_object(value: Any, object_type: type) -> bool:
-    # A plain function: an inline type() test would narrow ``value`` to ``object`` for mypy.
-    return type(value) is object_type
-
-
-def ended_period(resource: Mapping[str, Any], object_type: type = dict) -> tuple[Any, Any] | None:
-    """(start, end) of an ended Encounter's period; None when it has not ended or has no period.
-
-    ``object_type`` is the type of a JSON object in ``resource``: ``dict``, or simdjson's when
-    ``cds_service.gather.hook_body`` decides before building the resource.
-    """
+def ended_period(resource: Mapping[str, Any]) -> tuple[Any, Any] | None:
+    """(start, end) of an ended Encounter's period; None when it has not ended or has no period."""
     status = resource.get("status")
     if type(status) is not str or status not in ENDED_STATUSES:
         return None
-    period: Any = resource.get("period")
-    if not _is_object(period, object_type):
+    period = resource.get("period")
+    if type(period) is not dict:
         return None
     return period.get("start"), period.get("end")
 
@@ -67,14 +58,12 @@ def encounter_before(resource: Mapping[str, Any], horizon_iso: str) -> bool:
     return before(start if end is None else end, horizon_iso)
 
 
-def observation_before(
-    resource: Mapping[str, Any], horizon_iso: str, object_type: type = dict
-) -> bool:
+def observation_before(resource: Mapping[str, Any], horizon_iso: str) -> bool:
     """An Observation effective (or, without an effective time, issued) before the horizon."""
     effective = resource.get("effectiveDateTime")
     if effective is None:
-        period: Any = resource.get("effectivePeriod")
-        effective = period.get("start") if _is_object(period, object_type) else None
+        period = resource.get("effectivePeriod")
+        effective = period.get("start") if type(period) is dict else None
         if effective is None:
             effective = resource.get("effectiveInstant") or resource.get("issued")
     return before(effective, horizon_iso)

@@ -60,19 +60,26 @@ def build_services(
     """Load the data files and build the stateful resources for ``settings``.
 
     ``audit_store`` replaces the SQL store (tests; the caller then closes it); ``clock`` returns
-    tz-aware UTC (default: the system clock). Raises ``ConfigError`` (or ``WordingError``) for an
+    tz-aware UTC (default: the system clock). The shared short-lived store (JWT ``jti`` replay,
+    select->sign dedup) is Redis when ``cache.redis_url`` is set, else a table in the SQL audit
+    database (shared by every worker), else, with a test's non-SQL ``audit_store``, this
+    process's memory. Raises ``ConfigError`` (or ``WordingError``) for an
     invalid service-definition or wording file or an unreadable ``jwks_file``,
     ``IngredientTableError`` / ``CodeListError`` for a bad ingredient table or code list, and
     ``sqlalchemy.exc.SQLAlchemyError`` when the audit database cannot be reached or migrated.
     """
-    ttl = make_ttl_store(settings.cache)
+    audit = audit_store if audit_store is not None else SqlAuditStore(settings.storage)
+    # Without Redis, jti replay and dedup keys live in the audit database, so that every worker
+    # shares them; only a test's in-memory audit store leaves them in this process.
+    engine = audit.engine if isinstance(audit, SqlAuditStore) else None
+    ttl = make_ttl_store(settings.cache, engine)
     return Services(
         settings=settings,
         definitions=enabled_definitions(load_definitions(), settings),
         table=load_ingredient_table(),
         codes=load_code_lists(),
         wording=load_wording(),
-        audit=audit_store if audit_store is not None else SqlAuditStore(settings.storage),
+        audit=audit,
         ttl=ttl,
         verifier=JwtVerifier(settings.auth, ttl),
         fhir_client=FhirClient(settings.fhir),

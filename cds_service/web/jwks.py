@@ -168,6 +168,32 @@ def _fetch_url(url: str, session: requests.Session, timeout_s: float) -> Callabl
     return load
 
 
+def _file_problem(client: TrustedClient, path: Path, reason: str) -> str:
+    return f"auth.trusted_clients[{client.issuer}].jwks_file: cannot load {path}: {reason}"
+
+
+def jwks_file_problems(clients: Sequence[TrustedClient]) -> list[str]:
+    """One line per pinned ``jwks_file`` that cannot be used: missing, unreadable, not a JWK Set,
+    or holding no usable signing key. ``check-config`` and ``serve`` report these before any
+    worker starts; ``jwks_url`` sources are fetched later and are not checked here."""
+    problems = []
+    for client in clients:
+        if not client.jwks_file:
+            continue
+        path = Path(client.jwks_file)
+        try:
+            keys = parse_jwks(_read_file(path)(), f"file:{path}")
+        except OSError as exc:
+            problems.append(_file_problem(client, path, exc.strerror or str(exc)))
+            continue
+        except ValueError as exc:  # json.JSONDecodeError is one
+            problems.append(_file_problem(client, path, str(exc)))
+            continue
+        if not keys:
+            problems.append(_file_problem(client, path, "no usable signing key (EC or RSA, kid)"))
+    return problems
+
+
 class KeyStore:
     """Key sources for every trusted client, built once at start-up.
 
@@ -234,10 +260,10 @@ class KeyStore:
         source = KeySource(f"file:{path}", _read_file(path), **self._source_args)
         try:
             source.load_now()
-        except (OSError, ValueError) as exc:
-            raise ConfigError(
-                f"auth.trusted_clients[{client.issuer}].jwks_file: cannot load {path}: {exc}"
-            ) from exc
+        except OSError as exc:
+            raise ConfigError(_file_problem(client, path, exc.strerror or str(exc))) from exc
+        except ValueError as exc:
+            raise ConfigError(_file_problem(client, path, str(exc))) from exc
         return source
 
     def _url_source(self, url: str) -> KeySource:

@@ -19,8 +19,9 @@ from sqlalchemy import Engine, Subquery, and_, case, func, select, true
 
 from cds_service.storage.audit.models import CARD
 from cds_service.storage.audit.queries import latest_feedback
+from cds_service.storage.audit.records import NOT_EVALUABLE
 
-DISPOSITIONS = ("shown", "silent", "suppressed", "deduplicated", "capped")
+DISPOSITIONS = ("shown", "silent", "suppressed", "deduplicated", "capped", NOT_EVALUABLE)
 # "none" selects cards without any feedback yet.
 OUTCOMES = ("accepted", "overridden", "none")
 
@@ -95,6 +96,9 @@ def _rows(flt: CardFilter) -> Subquery:
         stmt = stmt.where(CARD.c.pattern == flt.pattern)
     if flt.disposition is not None:
         stmt = stmt.where(CARD.c.disposition == flt.disposition)
+    else:
+        # Rows of patterns that could not be evaluated are not cards: shown only when asked for.
+        stmt = stmt.where(CARD.c.disposition != NOT_EVALUABLE)
     if flt.outcome == "none":
         stmt = stmt.where(latest.c.outcome.is_(None))
     elif flt.outcome is not None:

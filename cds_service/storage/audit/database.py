@@ -86,5 +86,15 @@ def locked_transaction(engine: Engine, lock_key: int = CHAIN_LOCK_KEY) -> Iterat
             yield connection
 
 
+@contextmanager
+def write_transaction(engine: Engine) -> Iterator[Connection]:
+    """A short write transaction without the chain lock; on SQLite it takes the write lock at
+    ``BEGIN`` (waiting up to the busy timeout) instead of failing when it upgrades mid-way."""
+    with engine.connect() as connection:
+        connection = connection.execution_options(**{_IMMEDIATE: True})
+        with connection.begin():
+            yield connection
+
+
 # What callers outside the audit package catch, so that only this package imports SQLAlchemy.
 DatabaseError = SQLAlchemyError

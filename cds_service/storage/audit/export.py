@@ -45,6 +45,7 @@ FIELDS = (
     "patient_key",
     "practitioner",
     "latency_ms",
+    "data_quality",
 )
 
 PATIENT_KEY_SYSTEM = "urn:psychopharm-cds:patient-key"

@@ -21,6 +21,7 @@ from sqlalchemy import (
 )
 
 from cds_service.storage.audit.models import CARD, FEEDBACK, OVERRIDE
+from cds_service.storage.audit.records import NOT_EVALUABLE
 
 _JSON_LISTS = ("evidence_refs", "evidence_keys", "suggestion_uuids")
 
@@ -175,10 +176,13 @@ def weekly_stats(
     """Per ISO week (UTC) and pattern: cards, shown, not shown, accepted and overridden.
 
     One dict per (week, pattern) with keys ``week`` ("2026-W48"), ``pattern``, ``cards``,
-    ``shown``, ``not_shown``, ``accepted``, ``overridden``; sorted by week then pattern.
+    ``shown``, ``not_shown``, ``accepted``, ``overridden``; sorted by week then pattern. Rows of
+    patterns that could not be evaluated are not cards and are left out.
     """
     buckets: dict[tuple[str, str], dict[str, Any]] = {}
     for card in query_cards(engine, since=since, until=until, pattern=pattern):
+        if card["disposition"] == NOT_EVALUABLE:
+            continue  # not a card: a pattern that could not judge the patient
         iso = card["time"].isocalendar()
         week = f"{iso.year}-W{iso.week:02d}"
         bucket = buckets.setdefault(

@@ -20,6 +20,11 @@ def pseudonymize(raw_id: str, secret: str) -> str:
     return digest[:32]
 
 
+# The disposition of a row that is not a card: a pattern that could not judge this patient
+# (``patterns.abstention.NotEvaluable``); its summary says why.
+NOT_EVALUABLE = "not-evaluable"
+
+
 @dataclass(frozen=True, slots=True)
 class CardRecord:
     """One card as the pipeline hands it to the audit log, shown or not (one per pattern per
@@ -45,8 +50,11 @@ class CardRecord:
     card_json: str = ""  # the card as sent (or as it would have been sent, when not shown)
     # Why a card was or was not shown: "shown", "silent" (pattern in silent mode), "suppressed"
     # (overridden before, same evidence), "deduplicated" (shown at order-select already),
-    # "capped" (beyond max_cards).
+    # "capped" (beyond max_cards); NOT_EVALUABLE for a pattern that could not judge the patient.
     disposition: str = "shown"
+    # The call's data-quality summary as JSON: {"issues": {kind: count}, "not_evaluable":
+    # {pattern: reason}} (pipeline.data_quality); the same on every row of one call.
+    data_quality: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

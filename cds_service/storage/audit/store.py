@@ -58,6 +58,7 @@ def card_values(record: CardRecord) -> dict[str, Any]:
         # An int would hash as "12" before the insert and "12.0" after the read.
         "latency_ms": float(record.latency_ms),
         "card_json": record.card_json,
+        "data_quality": record.data_quality,
     }
 
 
