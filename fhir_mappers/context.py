@@ -36,6 +36,8 @@ class MappingContext:
     aliases: dict[str, str] = field(default_factory=dict)
     # "Encounter/<id>" of the hook's context.encounterId, when there is one.
     current_encounter: str | None = None
+    # Serialised medicationCodeableConcept -> its ResolvedMedication (medication_source).
+    concepts: dict[bytes, Any] = field(default_factory=dict)
 
     def issue(self, resource_type: str, ref: str, field_name: str, reason: str) -> None:
         self.issues.append(MappingIssue(resource_type, ref, field_name, reason))
@@ -57,13 +59,21 @@ class MappingContext:
     def resolve(self, value: Any) -> str | None:
         """A reference (or Reference) as ``Type/id``: a Bundle fullUrl is looked up first, then a
         relative or absolute literal reference is reduced; ``#id`` is returned unchanged."""
-        literal = value if isinstance(value, str) else None
-        if literal is None and isinstance(value, Mapping):
-            candidate = value.get("reference")
-            literal = candidate if isinstance(candidate, str) else None
-        if literal is None:
+        # Plain JSON first: most calls get None (an absent element) or a dict, and the Mapping
+        # ABC check on anything else costs more than the rest of the call.
+        if value is None:
             return None
-        literal = literal.strip()
+        if type(value) is dict:
+            candidate = value.get("reference")
+        elif isinstance(value, str):
+            candidate = value
+        elif isinstance(value, Mapping):
+            candidate = value.get("reference")
+        else:
+            return None
+        if not isinstance(candidate, str):
+            return None
+        literal = candidate.strip()
         return self.aliases.get(literal) or relative_reference(literal)
 
     def string(self, value: Any, resource_type: str, ref: str, field_name: str) -> str:

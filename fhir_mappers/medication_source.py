@@ -13,6 +13,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
+
 from fhir_mappers.accessors import (
     as_list,
     codings,
@@ -61,10 +63,7 @@ def resolve_medication(
         if not isinstance(concept, Mapping | list):
             ctx.issue(resource_type, ref, "medicationCodeableConcept", "not a CodeableConcept")
             return UNKNOWN
-        return _checked(
-            _from_concepts(concept_text(concept), [concept], (), ctx), [concept], ctx,
-            resource_type, ref,
-        )
+        return _checked(_classified(concept, ctx), [concept], ctx, resource_type, ref)
     literal = medication_reference(resource)
     if literal is None:
         ctx.issue(resource_type, ref, "medication[x]", "no medication")
@@ -79,6 +78,20 @@ def resolve_medication(
         get(item, "itemCodeableConcept") for item in as_list(medication.get("ingredient"))
     ]
     return _checked(resolved, concepts, ctx, resource_type, ref)
+
+
+def _classified(concept: Mapping[str, Any] | list[Any], ctx: MappingContext) -> ResolvedMedication:
+    """What one ``medicationCodeableConcept`` names, worked out once per distinct concept per
+    call: a history names the same few products again and again, so for every other order the
+    classification (non-psychotropic or not) is one serialisation and one lookup."""
+    try:
+        key = orjson.dumps(concept)
+    except TypeError:  # not plain JSON (a Mapping built by a caller): no memo
+        return _from_concepts(concept_text(concept), [concept], (), ctx)
+    found: ResolvedMedication | None = ctx.concepts.get(key)
+    if found is None:
+        found = ctx.concepts[key] = _from_concepts(concept_text(concept), [concept], (), ctx)
+    return found
 
 
 def _checked(
