@@ -63,7 +63,10 @@ def resolve_medication(
         if not isinstance(concept, Mapping | list):
             ctx.issue(resource_type, ref, "medicationCodeableConcept", "not a CodeableConcept")
             return UNKNOWN
-        return _checked(_classified(concept, ctx), [concept], ctx, resource_type, ref)
+        resolved, problem = _classified(concept, ctx)
+        if problem is not None:
+            ctx.issue(resource_type, ref, "medication[x]", problem)
+        return resolved
     literal = medication_reference(resource)
     if literal is None:
         ctx.issue(resource_type, ref, "medication[x]", "no medication")
@@ -77,34 +80,41 @@ def resolve_medication(
     concepts = [medication.get("code")] + [
         get(item, "itemCodeableConcept") for item in as_list(medication.get("ingredient"))
     ]
-    return _checked(resolved, concepts, ctx, resource_type, ref)
+    problem = _problem(resolved, concepts, ctx)
+    if problem is not None:
+        ctx.issue(resource_type, ref, "medication[x]", problem)
+    return resolved
 
 
-def _classified(concept: Mapping[str, Any] | list[Any], ctx: MappingContext) -> ResolvedMedication:
-    """What one ``medicationCodeableConcept`` names, worked out once per distinct concept per
-    call: a history names the same few products again and again, so for every other order the
-    classification (non-psychotropic or not) is one serialisation and one lookup."""
+def _classified(
+    concept: Mapping[str, Any] | list[Any], ctx: MappingContext
+) -> tuple[ResolvedMedication, str | None]:
+    """What one ``medicationCodeableConcept`` names, and the problem to report with it (see
+    ``_problem``), worked out once per distinct concept per call: a history names the same few
+    products again and again, so for every other order the classification (non-psychotropic or
+    not) is one serialisation and one lookup."""
     try:
         key = orjson.dumps(concept)
     except TypeError:  # not plain JSON (a Mapping built by a caller): no memo
-        return _from_concepts(concept_text(concept), [concept], (), ctx)
-    found: ResolvedMedication | None = ctx.concepts.get(key)
+        key = None
+    found: tuple[ResolvedMedication, str | None] | None = (
+        ctx.concepts.get(key) if key is not None else None
+    )
     if found is None:
-        found = ctx.concepts[key] = _from_concepts(concept_text(concept), [concept], (), ctx)
+        resolved = _from_concepts(concept_text(concept), [concept], (), ctx)
+        found = (resolved, _problem(resolved, [concept], ctx))
+        if key is not None:
+            ctx.concepts[key] = found
     return found
 
 
-def _checked(
-    resolved: ResolvedMedication,
-    concepts: list[Any],
-    ctx: MappingContext,
-    resource_type: str,
-    ref: str,
-) -> ResolvedMedication:
-    """Report an RxNorm code that names nothing we know: with no name to classify by, the
-    medication would otherwise vanish without a trace ("unrecognised RxNorm code"); a
-    psychotropic recognised by its name whose product code is in neither table is a gap the site
-    can fill ("RxNorm code not in the product table"). Other medications are not ours to list."""
+def _problem(
+    resolved: ResolvedMedication, concepts: list[Any], ctx: MappingContext
+) -> str | None:
+    """An RxNorm code that names nothing we know: with no name to classify by, the medication
+    would otherwise vanish without a trace ("unrecognised RxNorm code"); a psychotropic
+    recognised by its name whose product code is in neither table is a gap the site can fill
+    ("RxNorm code not in the product table"). Other medications are not ours to list."""
     if any(i.is_psychotropic for i in resolved.ingredients):
         rxnorm = [
             text(c.get("code"))
@@ -115,17 +125,16 @@ def _checked(
         if rxnorm and not any(
             code in ctx.table.by_rxcui or code in ctx.table.products for code in rxnorm
         ):
-            ctx.issue(resource_type, ref, "medication[x]", "RxNorm code not in the product table")
-        return resolved
+            return "RxNorm code not in the product table"
+        return None
     if resolved.ingredients or resolved.display:
-        return resolved
+        return None
     for concept in concepts:
         for coding in codings(concept):
             system, code = text(coding.get("system")), text(coding.get("code"))
             if system in RXNORM_SYSTEMS and code and not text(coding.get("display")):
-                ctx.issue(resource_type, ref, "medication[x]", "unrecognised RxNorm code")
-                return resolved
-    return resolved
+                return "unrecognised RxNorm code"
+    return None
 
 
 def from_medication_resource(
