@@ -148,7 +148,7 @@ class MatrixCounts:
     ``calls_for``), and HTTP calls at half that."""
 
     budget: int = 400_000
-    profile_calls: int = 10
+    profile_calls: int = 5
 
 
 QUICK_MATRIX = MatrixCounts(budget=2_000, profile_calls=2)
