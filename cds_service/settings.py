@@ -162,7 +162,7 @@ class CacheSettings(_Strict):
 
 
 class SmartSettings(_Strict):
-    """The medication-timeline SMART on FHIR app (``/app/launch``); off while ``client_id`` is empty.
+    """The medication-timeline SMART on FHIR app (``/app/launch``); off while ``client_id`` is "".
 
     ``scopes`` are sent besides the read scopes of the resources the app reads (those follow the
     SMART version the EHR announces). ``session_secret`` keys the encrypted session cookie, so
