@@ -32,17 +32,18 @@ WIDTH = 1240
 LABEL_W = 200
 RIGHT = 24
 PLOT_W = WIDTH - LABEL_W - RIGHT
-LEGEND_H = 58
+LEGEND_H = 52
 AXIS_H = 22
-GROUP_H = 20
-LANE_H = 24
-SCORE_H = 96
-SCORE_GAP = 26
-VISIT_H = 26
+GROUP_H = 18
+LANE_H = 22
+SCORE_H = 84
+SCORE_GAP = 20
+VISIT_H = 22
 BOTTOM = 10
 SCORE_MAX = 27  # PHQ-9 range 0-27; GAD-7 (0-21) shares the axis
-BAR_MIN_H, BAR_MAX_H = 6.0, 16.0
-CHAR_W = 6.4  # average glyph width at font-size 11, for "does the dose fit on the bar"
+BAR_MIN_H, BAR_MAX_H = 5.0, 14.0
+CHAR_W = 6.4  # average glyph width at font-size 11, for laying out the legend
+DOSE_CHAR_W = 5.9  # the same at font-size 9.5 (dose labels), rounded up so labels never touch
 
 CLASS_COLOURS = {
     "antidepressant": "#0072B2",
@@ -174,7 +175,7 @@ def _legend(timeline: Timeline) -> list[str]:
         f'<rect x="{x}" y="8" width="18" height="10" fill="#0072B2" fill-opacity="0.45"/>'
         f'<text x="{x + 22}" y="17">pale: as needed, or end not recorded</text>'
     )
-    row_y = 36
+    row_y = 34
     parts.append(f'<text x="6" y="{row_y + 4}" font-weight="bold">Stops:</text>')
     x = 50
     items: list[tuple[Callable[[float], str], str]] = [
@@ -315,13 +316,13 @@ def _segment(
         # Above the bar (dark on white reads whatever the class colour), moved right past the
         # previous step's label while it still starts over this step; else left out (the dose
         # is always in the title and the table).
-        text_x = max(x1 + 1, label_end + 4)
-        if text_x < x2 - 2 and text_x + len(text) * CHAR_W * 0.85 <= WIDTH - RIGHT:
+        text_x = max(x1 + 1, label_end + 6)
+        if text_x < x2 - 2 and text_x + len(text) * DOSE_CHAR_W <= WIDTH - RIGHT:
             parts.append(
                 f'<text x="{text_x:.1f}" y="{mid - BAR_MAX_H / 2 - 1.5:.1f}" font-size="9.5" '
                 f'fill="#222222">{_e(text)}</text>'
             )
-            label_end = text_x + len(text) * CHAR_W * 0.85
+            label_end = text_x + len(text) * DOSE_CHAR_W
     parts.append("</g>")
     return "".join(parts), label_end
 
