@@ -182,6 +182,7 @@ class SmartSettings(_Strict):
 
     @property
     def enabled(self) -> bool:
+        """True when the site registered the app (cards then carry its link)."""
         return bool(self.client_id)
 
     @field_validator("scopes")

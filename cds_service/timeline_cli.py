@@ -11,19 +11,16 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from collections.abc import Mapping
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any
 
 import orjson
 
 from cds_service.errors import ConfigError
+from cds_service.loaders import load_code_lists, load_ingredient_table
 from cds_service.settings import load_settings
-from cds_service.timeline import build_timeline, longest_window_days, render_svg
-from fhir_mappers.codes import CodeLists
+from cds_service.timeline import build_timeline, longest_window_days, render_svg, resources_of
 from fhir_mappers.mapper import map_record
-from fhir_mappers.medications import IngredientTable
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +36,7 @@ def _day(text: str) -> date:
 
 
 def add_timeline_arguments(parser: argparse.ArgumentParser) -> None:
+    """The ``timeline`` sub-command's arguments: BUNDLE.json, --out, --config, --all, ..."""
     parser.add_argument("bundle", metavar="BUNDLE.json", help="the patient's FHIR R4 JSON")
     parser.add_argument("--out", metavar="FILE", required=True, help="the SVG file to write")
     parser.add_argument("--config", metavar="FILE", help="site YAML (for the pattern windows)")
@@ -50,16 +48,8 @@ def add_timeline_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def resources_of(data: Any) -> list[Any]:
-    """The resources in a file: a CDS Hooks request's prefetch values, or the JSON itself."""
-    if isinstance(data, list):
-        return data
-    if isinstance(data, Mapping) and isinstance(data.get("prefetch"), Mapping):
-        return [v for v in data["prefetch"].values() if v is not None]
-    return [data]
-
-
 def main_timeline(args: argparse.Namespace) -> int:
+    """Write the SVG; ``EXIT_FAILURE`` (message on stderr) for unreadable input or config."""
     try:
         settings = load_settings(args.config)
     except ConfigError as exc:
@@ -74,7 +64,7 @@ def main_timeline(args: argparse.Namespace) -> int:
     except orjson.JSONDecodeError as exc:
         sys.stderr.write(f"{path}: not valid JSON: {exc}\n")
         return EXIT_FAILURE
-    record = map_record(resources_of(data), IngredientTable.load(), codes=CodeLists.load())
+    record = map_record(resources_of(data), load_ingredient_table(), codes=load_code_lists())
     if record.issues:
         log.info("mapping issues: %d (resources or fields left out)", len(record.issues))
     now = args.now or datetime.now(UTC).date()

@@ -76,6 +76,7 @@ class Segment:
 
 @dataclass(frozen=True, slots=True)
 class StopMark:
+    """The end of an episode: its date, the course that ended it, and why."""
     ref: str
     when: date
     reason: StopReasonKind | None
@@ -83,6 +84,7 @@ class StopMark:
 
     @property
     def label(self) -> str:
+        """How the stop reads on the picture: "side effects", "completed", ..."""
         if self.reason is None and self.status == "completed":
             return "completed"
         return STOP_LABELS[self.reason]
@@ -90,6 +92,7 @@ class StopMark:
 
 @dataclass(frozen=True, slots=True)
 class ReactionMark:
+    """An intolerance or allergy record on the ingredient's lane, with its reactions."""
     ref: str
     when: date | None
     kind: str  # "intolerance" or "allergy"
@@ -97,11 +100,13 @@ class ReactionMark:
 
     @property
     def label(self) -> str:
+        """The reactions, or the record's kind when none is named."""
         return ", ".join(self.reactions) if self.reactions else self.kind
 
 
 @dataclass(frozen=True, slots=True)
 class DispenseMark:
+    """A dispense (handed over on ``when``), drawn as a tick under the lane."""
     ref: str
     when: date
     days_supply: float | None
@@ -109,6 +114,7 @@ class DispenseMark:
 
 @dataclass(frozen=True, slots=True)
 class Lane:
+    """One psychotropic ingredient: its courses, stops, reactions and dispenses."""
     ingredient: str
     drug_class: str
     subclass: str
@@ -119,12 +125,14 @@ class Lane:
 
     @property
     def refs(self) -> frozenset[str]:
+        """Every FHIR reference drawn on the lane (to tell whether it holds evidence)."""
         items: Iterable[Any] = (*self.segments, *self.stops, *self.reactions, *self.dispenses)
         return frozenset(i.ref for i in items)
 
 
 @dataclass(frozen=True, slots=True)
 class ScorePoint:
+    """A PHQ-9 or GAD-7 total on ``when``."""
     ref: str
     instrument: str  # "PHQ-9" or "GAD-7"
     when: date
@@ -133,6 +141,7 @@ class ScorePoint:
 
 @dataclass(frozen=True, slots=True)
 class VisitTick:
+    """An encounter on the time axis; completed outpatient visits are solid ticks."""
     ref: str
     when: date
     completed_outpatient: bool
@@ -141,6 +150,7 @@ class VisitTick:
 
 @dataclass(frozen=True, slots=True)
 class Timeline:
+    """Everything one picture shows, between ``start`` and ``end`` (both dates)."""
     start: date  # left edge of the window
     end: date  # right edge (today)
     lanes: tuple[Lane, ...]  # grouped by class in CLASS_ORDER, then by first use
@@ -151,12 +161,15 @@ class Timeline:
 
     @property
     def classes(self) -> tuple[str, ...]:
+        """The drug classes that have lanes, in display order."""
         return tuple(dict.fromkeys(lane.drug_class for lane in self.lanes))
 
     def lanes_of(self, drug_class: str) -> tuple[Lane, ...]:
+        """The lanes of one class, in display order."""
         return tuple(lane for lane in self.lanes if lane.drug_class == drug_class)
 
     def is_evidence(self, ref: str) -> bool:
+        """True when ``ref`` is cited by the card that opened the picture."""
         return ref in self.highlight
 
 

@@ -87,10 +87,12 @@ class _Scale:
 
 
 def lanes_height(timeline: Timeline) -> int:
+    """Pixels taken by the class headers and lanes."""
     return len(timeline.classes) * GROUP_H + len(timeline.lanes) * LANE_H
 
 
 def svg_height(timeline: Timeline) -> int:
+    """The picture's height in pixels (its width is ``WIDTH``)."""
     return (
         LEGEND_H + AXIS_H + lanes_height(timeline) + SCORE_GAP + SCORE_H + VISIT_H + AXIS_H
         + BOTTOM

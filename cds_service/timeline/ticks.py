@@ -12,6 +12,7 @@ _MAX_MONTH_LABELS = 26
 
 @dataclass(frozen=True, slots=True)
 class Tick:
+    """A line on the time axis, labelled (year or month) when ``label`` is not empty."""
     day: date
     label: str  # "" for a minor tick
     major: bool

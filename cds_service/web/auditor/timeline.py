@@ -12,17 +12,25 @@ from __future__ import annotations
 
 import json
 import logging
+from typing import TYPE_CHECKING
 
 import orjson
 from flask import Response, current_app, render_template, request
 from markupsafe import Markup
-from sqlalchemy import Engine
 
 from cds_service.services import Services
 from cds_service.storage.audit import auditor_queries as q
-from cds_service.timeline import build_timeline, longest_window_days, render_svg, render_table
-from cds_service.timeline_cli import resources_of
+from cds_service.timeline import (
+    build_timeline,
+    longest_window_days,
+    render_svg,
+    render_table,
+    resources_of,
+)
 from fhir_mappers.mapper import map_record
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
 
 log = logging.getLogger(__name__)
 
@@ -36,8 +44,9 @@ def _refs(raw: str | None) -> list[str]:
 
 
 def _engine(services: Services) -> Engine:
-    engine = getattr(services.audit, "engine", None)
-    if not isinstance(engine, Engine):
+    # Only the SQL store keeps rows to show; any other AuditStore has no engine.
+    engine: Engine | None = getattr(services.audit, "engine", None)
+    if engine is None:
         raise RuntimeError("the auditor view needs the SQL audit store")
     return engine
 

@@ -46,6 +46,7 @@ STATE_LENGTH = 43
 
 @dataclass(frozen=True, slots=True)
 class SmartConfiguration:
+    """The endpoints of the EHR's authorization server, and its SMART version."""
     authorization_endpoint: str
     token_endpoint: str
     v2: bool  # the server announces SMART v2 scopes
@@ -53,6 +54,7 @@ class SmartConfiguration:
 
 @dataclass(frozen=True, slots=True)
 class AuthorizationRequest:
+    """Where to send the browser, with the ``state`` and PKCE verifier to keep."""
     url: str
     state: str
     code_verifier: str
@@ -60,6 +62,7 @@ class AuthorizationRequest:
 
 @dataclass(frozen=True, slots=True)
 class TokenGrant:
+    """What the token response gave: token, patient id, lifetime (seconds), appContext."""
     access_token: str
     patient: str
     expires_in: int | None
@@ -82,6 +85,7 @@ def _endpoint(value: Any, name: str) -> str:
 
 
 def is_v2(config: Mapping[str, Any]) -> bool:
+    """True when the smart-configuration announces SMART v2 scopes (or ``permission-v2``)."""
     capabilities = config.get("capabilities")
     if isinstance(capabilities, list) and "permission-v2" in capabilities:
         return True
@@ -139,6 +143,7 @@ def _from_capability_statement(
 
 
 def scopes(settings: SmartSettings, v2: bool) -> str:
+    """The space-separated scope: ``smart.scopes`` and a read scope per resource type read."""
     suffix = "rs" if v2 else "read"
     reads = [f"patient/{t}.{suffix}" for t in READ_TYPES]
     return " ".join(dict.fromkeys([*settings.scopes, *reads]))

@@ -37,6 +37,7 @@ KEY_LABELS = {
 
 @dataclass(frozen=True)
 class PatientHistory:
+    """The mapped record and what could not be read (labels a clinician understands)."""
     record: PatientRecord
     unavailable: tuple[str, ...]  # labels of the data that could not be read (or only in part)
 

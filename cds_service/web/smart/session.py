@@ -45,9 +45,12 @@ class SessionCodec:
         self._fernet = Fernet(base64.urlsafe_b64encode(key))
 
     def seal(self, data: Mapping[str, Any]) -> str:
+        """An encrypted, authenticated, URL-safe token holding ``data`` (JSON)."""
         return self._fernet.encrypt(json.dumps(data, separators=(",", ":")).encode()).decode()
 
     def open(self, sealed: str | None, max_age_s: int) -> dict[str, Any] | None:
+        """``data`` back from ``seal``; None when absent, forged, altered or older than
+        ``max_age_s`` seconds."""
         if not sealed:
             return None
         try:
@@ -65,5 +68,6 @@ def session_expiry(expires_in: int | None, default_s: int, now: float | None = N
 
 
 def is_live(session: Mapping[str, Any], now: float | None = None) -> bool:
+    """True while the session's ``exp`` (Unix seconds) lies in the future."""
     exp = session.get("exp")
     return isinstance(exp, int) and exp > (time.time() if now is None else now)

@@ -95,6 +95,7 @@ def _secure_cookies(services: Services) -> bool:
 
 
 def error_page(exc: LaunchError) -> Response:
+    """The short HTML page for ``exc``, with its status."""
     body = render_template(
         "smart/error.html", title=exc.title, message=exc.message, advice=exc.advice
     )
@@ -142,6 +143,7 @@ def _set_cookie(
 @bp.get("/launch")
 @_pages
 def launch() -> Response:
+    """EHR launch: check ``iss``, read its SMART configuration, redirect to authorize."""
     services = _services()
     smart = services.settings.smart
     iss = oauth.check_iss(services.fhir_client, request.args.get("iss"))
@@ -184,6 +186,7 @@ def _consume_state(services: Services, state: str) -> None:
 @bp.get("/callback")
 @_pages
 def callback() -> Response:
+    """Check ``state`` (once), exchange the code with the verifier, start the session."""
     services = _services()
     if request.args.get("error"):
         error = request.args.get("error", "")
@@ -269,6 +272,7 @@ def _open_session(services: Services) -> dict[str, Any]:
 @bp.get("/")
 @_pages
 def timeline() -> Response:
+    """The timeline page; ``?window=all`` shows the whole history."""
     services = _services()
     session = _open_session(services)
     history = read_history(
@@ -302,6 +306,7 @@ def timeline() -> Response:
 @bp.post("/logout")
 @_pages
 def logout() -> Response:
+    """Close the session: forget the cookie and refuse it on every worker until it expires."""
     services = _services()
     session = _codec(services).open(request.cookies.get(SESSION_COOKIE), 86400)
     if session is not None and is_live(session):

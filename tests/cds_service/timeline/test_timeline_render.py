@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from cds_service.loaders import load_code_lists, load_ingredient_table
 from cds_service.settings import load_settings
 from cds_service.timeline import build_timeline, longest_window_days, render_svg, render_table
 from cds_service.timeline.model import Timeline
@@ -36,12 +37,12 @@ ROOT = Path(__file__).resolve().parents[3]
 
 @pytest.fixture(scope="module")
 def table() -> IngredientTable:
-    return IngredientTable.load()
+    return load_ingredient_table()
 
 
 def timeline_of(resources: list[dict[str, Any]], table: IngredientTable,
                 window_days: int | None = None, highlight: tuple[str, ...] = ()) -> Timeline:
-    record = map_record(resources, table)
+    record = map_record(resources, table, codes=load_code_lists())
     return build_timeline(record, now=TODAY, window_days=window_days, highlight=highlight)
 
 
