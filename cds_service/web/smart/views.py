@@ -295,7 +295,7 @@ def timeline() -> Response:
         table=Markup(render_table(data)),  # noqa: S704 - built from escaped values only
         timeline=data,
         show_all=show_all,
-        window_years=round(window_days / 365.25, 1),
+        window_years=f"{round(window_days / 365.25, 1):g}",
         card_title=wording.title if wording else None,
         evidence_count=len(context.get("evidence", ())),
         unavailable=history.unavailable,

@@ -21,7 +21,7 @@ from flask.testing import FlaskClient
 from pytest_httpserver import HTTPServer
 
 from cds_service.settings import Settings
-from cds_service.web.smart.session import SessionCodec
+from cds_service.web.smart.session import LAUNCH_COOKIE, SESSION_COOKIE, SessionCodec
 from tests.cds_service.timeline.history import (
     expected_lanes,
     expected_stops,
@@ -380,3 +380,33 @@ def test_missing_optional_data_is_named_on_the_page(client: FlaskClient, ehr: Fa
 def _table_row(html: str, ingredient: str) -> str:
     start = html.index(f'<tr class="lane-row" data-ingredient="{ingredient}">')
     return html[start:html.index("</tr>", start)]
+
+
+# --- several workers --------------------------------------------------------------------------
+
+@pytest.mark.redis
+def test_two_workers_share_sessions_used_states_and_closed_sessions(
+    make_app: Callable[..., Flask], make_settings: Callable[..., Settings], ehr: FakeEhr
+) -> None:
+    # Two apps = two gunicorn workers: nothing in common but the settings and the shared store.
+    overrides = {**smart_overrides(ehr.iss), "cache": {"redis_url": "redis://127.0.0.1:6379/0"}}
+    settings = make_settings(overrides)
+    worker_a, worker_b = make_app(settings).test_client(), make_app(settings).test_client()
+
+    callback = authorize(ehr, launch(worker_a, ehr))
+    pending = worker_a.get_cookie(LAUNCH_COOKIE, path="/app")
+    assert pending is not None
+    worker_b.set_cookie(LAUNCH_COOKIE, pending.value, path="/app")
+    assert worker_b.get(callback).status_code == 303  # the callback lands on the other worker
+    session = worker_b.get_cookie(SESSION_COOKIE, path="/app")
+    assert session is not None
+    worker_a.set_cookie(SESSION_COOKIE, session.value, path="/app")
+    assert worker_a.get("/app/").status_code == 200  # and the page on the first one
+
+    worker_a.set_cookie(LAUNCH_COOKIE, pending.value, path="/app")
+    replay = worker_a.get(callback)
+    assert replay.status_code == 400 and "already used" in replay.text
+    assert len(ehr.token_requests) == 1
+
+    assert worker_a.post("/app/logout").status_code == 200
+    assert worker_b.get("/app/").status_code == 401  # closed on A, refused on B
