@@ -384,13 +384,17 @@ def _table_row(html: str, ingredient: str) -> str:
 
 # --- several workers --------------------------------------------------------------------------
 
-@pytest.mark.redis
+@pytest.mark.parametrize("cache", [
+    pytest.param({}, id="audit-database"),
+    pytest.param({"redis_url": "redis://127.0.0.1:6379/0"}, id="redis", marks=pytest.mark.redis),
+])
 def test_two_workers_share_sessions_used_states_and_closed_sessions(
-    make_app: Callable[..., Flask], make_settings: Callable[..., Settings], ehr: FakeEhr
+    make_app: Callable[..., Flask], make_settings: Callable[..., Settings], ehr: FakeEhr,
+    cache: dict[str, str],
 ) -> None:
-    # Two apps = two gunicorn workers: nothing in common but the settings and the shared store.
-    overrides = {**smart_overrides(ehr.iss), "cache": {"redis_url": "redis://127.0.0.1:6379/0"}}
-    settings = make_settings(overrides)
+    # Two apps = two gunicorn workers: nothing in common but the settings and the shared store
+    # (the audit database both use, or Redis).
+    settings = make_settings({**smart_overrides(ehr.iss), "cache": cache})
     worker_a, worker_b = make_app(settings).test_client(), make_app(settings).test_client()
 
     callback = authorize(ehr, launch(worker_a, ehr))
