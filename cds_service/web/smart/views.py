@@ -71,6 +71,8 @@ _SECURITY_HEADERS = {
 }
 _REF = re.compile(r"^[A-Z][A-Za-z]{1,63}/[A-Za-z0-9\-.]{1,64}$")
 MAX_HIGHLIGHTS = 100
+# The launch value is opaque but travels in the authorize URL; browsers and servers cap URLs.
+MAX_LAUNCH_CHARS = 2048
 STATE_KEY = "smart-state:"
 REVOKED_KEY = "smart-revoked:"
 
@@ -150,6 +152,8 @@ def launch() -> Response:
     launch_id = request.args.get("launch", "")
     if not launch_id:
         raise bad_launch("The EHR did not send a launch context (no launch parameter).")
+    if len(launch_id) > MAX_LAUNCH_CHARS:
+        raise bad_launch("The EHR's launch parameter is too long to pass on.")
     config = oauth.discover(services.fhir_client, iss, services.settings.fhir.call_budget_s)
     auth = oauth.authorization_request(
         smart, config, iss=iss, launch=launch_id, redirect_uri=_redirect_uri(services)

@@ -143,6 +143,17 @@ def test_a_launch_without_iss_is_a_400_page(client: FlaskClient, query_string: A
     assert response.status_code == 400 and "no iss parameter" in response.text
 
 
+@pytest.mark.parametrize("launch_value, message", [
+    ("", "no launch parameter"), ("x" * 2049, "too long"),
+])
+def test_a_launch_without_a_usable_launch_value_is_a_400_page(
+    client: FlaskClient, ehr: FakeEhr, launch_value: str, message: str
+) -> None:
+    response = client.get("/app/launch", query_string={"iss": ehr.iss, "launch": launch_value})
+    assert response.status_code == 400 and message in response.text
+    assert ehr.authorize_requests == []
+
+
 def test_an_unconfigured_site_has_no_app(
     make_app: Callable[..., Flask], settings: Settings, ehr: FakeEhr
 ) -> None:
