@@ -95,7 +95,9 @@ def gather_data(
     share one deadline of ``settings.call_budget_s`` seconds, follow at most
     ``settings.max_pages`` pages per key and only ``next`` links under ``fhir_server``. Raises
     ``PrefetchError`` (HTTP 412) naming each required key still missing and why; other keys'
-    failures are logged and returned in ``Gathered.failed``. ``clock`` must be the clock of ``client`` (both default to ``time.monotonic``).
+    failures are logged and returned in ``Gathered.failed``.
+
+    ``clock`` must be the clock of ``client`` (both default to ``time.monotonic``).
     ``token_problem`` says why the request's fhirAuthorization cannot be used: nothing is then
     fetched, and keys that needed fetching fail as they would with an unreachable server.
     """

@@ -20,7 +20,7 @@ REQUEST_TIMEOUT_S = 30  # hook calls have a FHIR budget of a few seconds; this i
 
 
 def bind_address(host: str, port: int) -> str:
-    """Gunicorn's ``bind`` string: ``host:port``, with an IPv6 literal bracketed (``[::1]:8080``)."""
+    """Gunicorn's ``bind`` string ``host:port``, an IPv6 literal bracketed (``[::1]:8080``)."""
     return f"[{host}]:{port}" if ":" in host and not host.startswith("[") else f"{host}:{port}"
 
 

@@ -81,7 +81,7 @@ class Metrics:
         self._latency.labels(service=service_id, hook=hook).observe(max(seconds, 0.0))
 
     def count_card(self, pattern: str, disposition: str) -> None:
-        """Count one card of ``pattern`` by disposition (``shown``, ``silent``, ``suppressed``...)."""
+        """Count one card of ``pattern`` by disposition (``shown``, ``silent``, ...)."""
         self._cards.labels(pattern=pattern, disposition=disposition).inc()
 
     def count_error(self, kind: str) -> None:
