@@ -5,9 +5,10 @@ references (``"MedicationRequest/123"``) so that a card can cite its evidence an
 list it; it never keeps names, birth dates or other identifiers beyond what the rules use.
 
 Units throughout: every point in time is a calendar ``datetime.date`` (never a ``datetime``; a
-FHIR dateTime keeps its day, a partial date such as "2025-03" its first day unless a field says
-otherwise) and None when absent or unreadable; doses are mg per day of one ingredient; supplies
-are days. Codes and statuses are kept as sent (stripped strings).
+FHIR dateTime keeps the day the EHR wrote, without UTC conversion; a partial date such as
+"2025-03" reads as its first day unless a field says otherwise) and None when absent or
+unreadable; doses are mg per day of one ingredient; supplies are days. Codes and statuses are
+kept as sent (stripped strings).
 """
 
 from __future__ import annotations
