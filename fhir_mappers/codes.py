@@ -71,7 +71,8 @@ class CodeLists:
         ``encounter_class_aliases``, ``timing_codes_per_day``), ``ValueError`` for an unknown
         stop-reason kind or instrument or an incomplete ``encounter_class_map`` entry, and
         ``TypeError``/``AttributeError`` for a wrong shape. ``cds_service.loaders`` turns
-        ``KeyError``, ``ValueError`` and ``TypeError`` into ``CodeListError`` naming the file.
+        ``KeyError``, ``ValueError``, ``TypeError`` and ``AttributeError`` into ``CodeListError``
+        naming the file.
         """
         reason_codes: dict[str, StopReasonKind] = {}
         reason_words: list[tuple[str, StopReasonKind]] = []
