@@ -91,6 +91,7 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
     from cds_service.runtime.gunicorn_app import PsychopharmApplication, gunicorn_options
     from cds_service.storage.audit.store import SqlAuditStore
+    from cds_service.web.app import create_app
 
     settings = _load(args.config)
     if not settings.auth.require_jwt:
@@ -106,7 +107,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     # Migrate once here, before the workers fork, rather than racing in each of them.
     SqlAuditStore(settings.storage).close()
     options = gunicorn_options(args.host, args.port, args.workers)
-    PsychopharmApplication(settings, options).run()
+    PsychopharmApplication(settings, options, app_factory=create_app).run()
     return EXIT_OK
 
 

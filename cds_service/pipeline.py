@@ -117,7 +117,7 @@ def _map(services: Services, req: HookRequest, values: Iterable[Any],
     if req.draft_bundle is not None:
         drafts, draft_issues = map_draft_orders(
             req.draft_bundle, services.table, medications=medications
-        )
+, codes=services.codes)
     _log_issues((*record.issues, *draft_issues))
     return record, drafts
 

@@ -19,13 +19,22 @@ import json
 from collections.abc import Iterable, Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, Protocol
 
 from cds_service.patterns.base import Finding
-from cds_service.settings import PatternSettings
 from fhir_mappers.record import MedicationCourse
 
 Disposition = Literal["shown", "silent", "suppressed", "deduplicated", "capped"]
+
+
+class PatternPolicy(Protocol):
+    """What the policy reads of a pattern's site settings (``settings.PatternSettings``)."""
+
+    @property
+    def mode(self) -> str: ...
+
+    @property
+    def priority(self) -> int: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,7 +82,7 @@ def is_same_evidence(current: frozenset[str], overridden: frozenset[str]) -> boo
 
 def apply_policy(
     findings: Sequence[Finding],
-    patterns: Mapping[str, PatternSettings],
+    patterns: Mapping[str, PatternPolicy],
     *,
     max_cards: int,
     overridden: Mapping[str, frozenset[str] | None],

@@ -1,7 +1,7 @@
 """The code lists in ``config/codes.yaml``: stop reasons, immune manifestations, score LOINCs.
 
-Loaded once (``CodeLists.load()``) and passed to the mappers; the lists stay data so that an
-informatics team can add local codes without touching Python.
+Read once (``cds_service.loaders.load_code_lists``) and passed to the mappers; the lists stay
+data so that an informatics team can add local codes without touching Python.
 """
 
 from __future__ import annotations
@@ -9,18 +9,11 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from functools import cache
-from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Literal, cast
 
-import yaml
-
-from config import CONFIG_DIR
 from fhir_mappers.accessors import as_list, text
 from fhir_mappers.record import StopReasonKind
-
-CODES_YAML = CONFIG_DIR / "codes.yaml"
 
 Instrument = Literal["PHQ-9", "GAD-7"]
 _KINDS: tuple[StopReasonKind, ...] = ("allergy", "intolerance", "lack_of_effect", "patient_choice")
@@ -43,18 +36,6 @@ class CodeLists:
     outpatient_classes: frozenset[str]
     encounter_class_aliases: Mapping[str, str]
     timing_codes_per_day: Mapping[str, float]
-
-    @classmethod
-    def load(cls, path: Path | None = None) -> CodeLists:
-        source = path or CODES_YAML
-        with source.open(encoding="utf-8") as handle:
-            data = yaml.safe_load(handle)
-        if not isinstance(data, Mapping):
-            raise CodeListError(f"{source}: expected a mapping at the top level")
-        try:
-            return cls.from_mapping(data)
-        except (KeyError, TypeError, ValueError) as exc:
-            raise CodeListError(f"{source}: {exc}") from exc
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any]) -> CodeLists:
@@ -109,12 +90,6 @@ class CodeLists:
             return True
         padded = _padded(free_text)
         return any(phrase in padded for phrase in self.immune_words)
-
-
-@cache
-def default_code_lists() -> CodeLists:
-    """The bundled lists, read once; for callers that were not handed a CodeLists."""
-    return CodeLists.load()
 
 
 def _codes_of(entries: Any) -> list[str]:

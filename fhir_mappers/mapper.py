@@ -14,7 +14,7 @@ from typing import Any
 
 from fhir_mappers.accessors import relative_reference, text
 from fhir_mappers.allergies import map_allergy
-from fhir_mappers.codes import CodeLists, default_code_lists
+from fhir_mappers.codes import CodeLists
 from fhir_mappers.context import MappingContext
 from fhir_mappers.dispenses import map_dispense
 from fhir_mappers.encounters import map_encounter
@@ -53,7 +53,7 @@ def map_record(
     table: IngredientTable,
     *,
     medications: Mapping[str, Mapping[str, Any]] | None = None,
-    codes: CodeLists | None = None,
+    codes: CodeLists,
     horizon: date | None = None,
 ) -> PatientRecord:
     """The patient's timeline from resources and/or Bundles (prefetch values, search pages).
@@ -64,7 +64,7 @@ def map_record(
     that ended before it are not mapped, except the latest completed outpatient visit (see
     ``fhir_mappers.horizon``): the findings are the same, the work is bounded by the windows.
     """
-    ctx = MappingContext(table, codes or default_code_lists())
+    ctx = MappingContext(table, codes)
     horizon_iso = horizon.isoformat() if horizon is not None else None
     old_encounters: list[tuple[str, Mapping[str, Any]]] = []
     found = _collect(resources, ctx, horizon_iso, old_encounters)
@@ -152,13 +152,13 @@ def map_draft_orders(
     table: IngredientTable,
     *,
     medications: Mapping[str, Mapping[str, Any]] | None = None,
-    codes: CodeLists | None = None,
+    codes: CodeLists,
 ) -> tuple[DraftOrders, tuple[MappingIssue, ...]]:
     """The medication orders of ``context.draftOrders`` (or legacy ``context.medications``).
 
     Other orders (ServiceRequest, NutritionOrder...) are ignored without an issue.
     """
-    ctx = MappingContext(table, codes or default_code_lists())
+    ctx = MappingContext(table, codes)
     found = _collect([bundle] if not isinstance(bundle, list) else bundle, ctx)
     ctx.medications = _medication_index(found, medications)
     drafts: list[MedicationCourse] = []

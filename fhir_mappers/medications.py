@@ -1,6 +1,7 @@
 """Which psychotropic ingredients a medication contains, from codes or from its name.
 
-The table (``config/ingredients.csv``) is loaded once into an immutable lookup and passed in.
+The table (``config/ingredients.csv``, read by ``cds_service.loaders``) is an immutable lookup
+passed in.
 Classification tries RxNorm codes (ingredient, salt or clinical-drug codes the table names), then
 WHO ATC codes, and only then the ingredient names: RxNorm display strings start with the
 ingredient ("sertraline 50 MG Oral Tablet"), and EHRs often send text only.
@@ -8,20 +9,15 @@ ingredient ("sertraline 50 MG Oral Tablet"), and EHRs often send text only.
 
 from __future__ import annotations
 
-import csv
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
-from pathlib import Path
 from types import MappingProxyType
 from typing import Any, cast, get_args
 
-from config import CONFIG_DIR
 from fhir_mappers.accessors import text
 from fhir_mappers.record import DrugClass, Ingredient
-
-INGREDIENTS_CSV = CONFIG_DIR / "ingredients.csv"
 
 RXNORM_SYSTEMS = frozenset(
     {"http://www.nlm.nih.gov/research/umls/rxnorm", "urn:oid:2.16.840.1.113883.6.88"}
@@ -60,14 +56,6 @@ class IngredientTable:
     _memo: dict[tuple[str, tuple[_CodingKey, ...]], tuple[Ingredient, ...]] = field(
         default_factory=dict, repr=False, compare=False, hash=False
     )
-
-    @classmethod
-    def load(cls, path: Path | None = None) -> IngredientTable:
-        source = path or INGREDIENTS_CSV
-        with source.open(encoding="utf-8", newline="") as handle:
-            lines = [line for line in handle if line.strip() and not line.startswith("#")]
-        rows = list(csv.DictReader(lines))
-        return cls.from_rows(rows, source=str(source))
 
     @classmethod
     def from_rows(

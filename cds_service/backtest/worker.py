@@ -17,8 +17,10 @@ from typing import Any
 
 from cds_service.backtest.inputs import Skipped, read_bucket, read_json_patients
 from cds_service.backtest.report import Tally, WhatIf
+from cds_service.loaders import load_code_lists, load_ingredient_table
 from cds_service.patterns.engine import evaluate
 from cds_service.settings import PatternSettings
+from fhir_mappers.codes import CodeLists
 from fhir_mappers.mapper import map_record
 from fhir_mappers.medications import IngredientTable
 
@@ -43,6 +45,7 @@ class Task:
 class _State:
     config: WorkerConfig
     table: IngredientTable
+    codes: CodeLists
 
 
 # Per-process state, set once by ``init_worker`` (the pool initializer): the ingredient table is
@@ -58,7 +61,7 @@ def init_worker(config: WorkerConfig, *, quiet_engine_log: bool = True) -> None:
         engine_log = logging.getLogger("cds_service.patterns.engine")
         engine_log.propagate = False
         engine_log.addHandler(logging.NullHandler())
-    _state = _State(config, IngredientTable.load())
+    _state = _State(config, load_ingredient_table(), load_code_lists())
 
 
 def run_task(task: Task) -> Tally:
@@ -87,7 +90,9 @@ def _evaluate_all(
 
     for key, resources in patients:
         try:
-            record = map_record(resources, state.table, medications=config.medications)
+            record = map_record(
+                resources, state.table, medications=config.medications, codes=state.codes
+            )
         except Exception as exc:  # a mapper bug must not end a run over thousands of patients
             if config.strict:
                 raise

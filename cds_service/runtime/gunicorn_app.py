@@ -7,7 +7,7 @@ each worker's ``worker_exit`` closes the audit store, which writes out the rows 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from gunicorn.app.base import BaseApplication  # type: ignore[import-untyped]
@@ -67,9 +67,18 @@ def gunicorn_options(host: str, port: int, workers: int) -> dict[str, Any]:
 
 
 class PsychopharmApplication(BaseApplication):  # type: ignore[misc]
-    def __init__(self, settings: Settings, options: Mapping[str, Any]) -> None:
+    """Gunicorn running ``app_factory(settings)`` in each worker (``web.app.create_app``, passed
+    in by the CLI so that the runtime does not import the web edge)."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        options: Mapping[str, Any],
+        app_factory: Callable[[Settings], Any],
+    ) -> None:
         self.settings = settings
         self.options = dict(options)
+        self.app_factory = app_factory
         super().__init__()
 
     def load_config(self) -> None:
@@ -77,6 +86,4 @@ class PsychopharmApplication(BaseApplication):  # type: ignore[misc]
             self.cfg.set(key, value)
 
     def load(self) -> Any:
-        from cds_service.web.app import create_app  # in the worker, after the fork
-
-        return create_app(self.settings)
+        return self.app_factory(self.settings)  # in the worker, after the fork

@@ -19,9 +19,9 @@ import orjson
 from flask import Flask, Response
 from flask.json.provider import DefaultJSONProvider
 
-from cards.wording import load_wording
 from cds_service.gather.fhir_client import FhirClient
 from cds_service.gather.service_definitions import enabled_definitions, load_definitions
+from cds_service.loaders import load_code_lists, load_ingredient_table, load_wording
 from cds_service.runtime.gc_tuning import PauseDuringHookCalls
 from cds_service.runtime.logging_setup import configure_logging
 from cds_service.runtime.metrics import Metrics
@@ -34,8 +34,6 @@ from cds_service.web import admin, cors, hooks, openapi, ops
 from cds_service.web.auditor import views as auditor
 from cds_service.web.auth import JwtVerifier
 from cds_service.web.error_handlers import register_error_handlers
-from fhir_mappers.codes import CodeLists
-from fhir_mappers.medications import IngredientTable
 
 log = logging.getLogger(__name__)
 
@@ -62,8 +60,8 @@ def build_services(
     return Services(
         settings=settings,
         definitions=enabled_definitions(load_definitions(), settings),
-        table=IngredientTable.load(),
-        codes=CodeLists.load(),
+        table=load_ingredient_table(),
+        codes=load_code_lists(),
         wording=load_wording(),
         audit=audit_store if audit_store is not None else SqlAuditStore(settings.storage),
         ttl=ttl,

@@ -15,6 +15,7 @@ from fhir_mappers import CodeLists, IngredientTable, map_draft_orders, map_recor
 HTML_PAGE = "<html><head><title>502 Bad Gateway</title></head><body>nginx</body></html>"
 
 
+
 def test_quirky_export(
     table: IngredientTable, codes: CodeLists, load_fixture: Callable[[str], Any]
 ) -> None:
@@ -112,7 +113,8 @@ def test_wrong_shapes_never_raise(
             "class": {"code": "AMB"}, "period": {"start": "2025-01-01"}}  # fmt: skip
     record = map_record([resource, good], table, codes=codes)
     assert "Encounter/ok" in [v.ref for v in record.visits]
-    map_draft_orders({"resourceType": "Bundle", "entry": [{"resource": resource}]}, table)
+    bundle = {"resourceType": "Bundle", "entry": [{"resource": resource}]}
+    map_draft_orders(bundle, table, codes=codes)
 
 
 JSON = st.recursive(

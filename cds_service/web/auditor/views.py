@@ -22,10 +22,9 @@ import math
 from base64 import b64decode
 from collections.abc import Iterator, Mapping
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flask import Blueprint, Response, current_app, render_template, request, stream_with_context
-from sqlalchemy import Engine
 
 from cds_service.errors import AuthError
 from cds_service.patterns import PATTERN_IDS
@@ -33,6 +32,9 @@ from cds_service.storage.audit import auditor_queries as q
 from cds_service.storage.audit.export import FIELDS, export_record, spreadsheet_safe
 from cds_service.web.auditor.charts import weekly_chart
 from cds_service.web.auth import check_admin
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
 
 bp = Blueprint(
     "auditor", __name__, url_prefix="/auditor",
@@ -136,8 +138,8 @@ def parse_filters(args: Mapping[str, str]) -> tuple[q.CardFilter, int]:
 
 def _engine() -> Engine:
     # Only the SQL store keeps rows to show; any other AuditStore has no engine.
-    engine = getattr(current_app.extensions["psychopharm"].audit, "engine", None)
-    if not isinstance(engine, Engine):
+    engine: Engine | None = getattr(current_app.extensions["psychopharm"].audit, "engine", None)
+    if engine is None:
         raise RuntimeError("the auditor view needs the SQL audit store")
     return engine
 

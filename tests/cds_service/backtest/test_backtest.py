@@ -20,17 +20,19 @@ from cds_service.backtest.run import (
     main_backtest,
     run_backtest,
 )
+from cds_service.loaders import load_code_lists, load_ingredient_table
 from cds_service.patterns import PATTERN_IDS
 from cds_service.patterns.engine import evaluate
 from cds_service.settings import Settings, load_settings
 from cds_service.synthetic.archetypes import ARCHETYPES
 from cds_service.synthetic.population import write_population
 from fhir_mappers.mapper import map_record
-from fhir_mappers.medications import IngredientTable
 
 AS_OF = date(2026, 6, 15)
 FIXTURES = Path(__file__).parents[2] / "fixtures" / "backtest"
 EVERY_ARCHETYPE = dict.fromkeys(ARCHETYPES, 1.0)
+
+CODES = load_code_lists()
 
 
 @pytest.fixture(scope="module")
@@ -155,10 +157,11 @@ def test_backtest_flags_the_same_patients_as_evaluate_directly(
     directory, manifest = population
     result = run_backtest(directory, default_settings, AS_OF, collect_flags=True, strict=True)
     assert result.flags is not None and len(result.flags) == 60
-    table = IngredientTable.load()
+    table = load_ingredient_table()
     for entry in manifest["patient_archetypes"]:
         bundle = json.loads((directory / entry["file"]).read_text())
-        direct = evaluate(map_record([bundle], table), (), default_settings.patterns, AS_OF)
+        record = map_record([bundle], table, codes=CODES)
+        direct = evaluate(record, (), default_settings.patterns, AS_OF)
         assert result.flags[entry["patient"]] == {f.pattern_id for f in direct}
         assert sorted(result.flags[entry["patient"]]) == entry["expected"]
 
