@@ -217,7 +217,7 @@ def _mg(value: Any, where: str, column: str) -> float | None:
 
 
 def _titration_targets(value: Any, where: str) -> tuple[tuple[str, float | None], ...]:
-    """``"bipolar:300|default:150"`` -> (("bipolar", 300.0), ("default", 150.0)); "level" -> None."""
+    """``"bipolar:300|default:level"`` -> (("bipolar", 300.0), ("default", None)); None = level."""
     targets: list[tuple[str, float | None]] = []
     for part in _split(_str(value)):
         indication, _, dose = part.partition(":")

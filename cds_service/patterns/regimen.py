@@ -63,7 +63,9 @@ def standing_regimen(
     ]
 
 
-def indications(record: PatientRecord, indication_codes: Mapping[str, Sequence[str]]) -> frozenset[str]:
+def indications(
+    record: PatientRecord, indication_codes: Mapping[str, Sequence[str]]
+) -> frozenset[str]:
     """Indications ("bipolar", ...) whose configured codes or code prefixes match a condition
     that is not resolved or refuted."""
     found: set[str] = set()

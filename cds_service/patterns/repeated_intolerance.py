@@ -125,7 +125,7 @@ def _excluded(
 
 
 def is_serious_or_immune(event: IntoleranceEvent, thresholds: Thresholds) -> bool:
-    """A reaction that expectation cannot explain: listed code or words, high criticality, severe."""
+    """A reaction expectation cannot explain: listed code or words, high criticality, severe."""
     if any(code in thresholds.excluded_reaction_codes for code in event.manifestation_codes):
         return True
     if event.criticality in thresholds.excluded_criticalities:
