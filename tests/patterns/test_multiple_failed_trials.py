@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from cds_service.patterns.multiple_failed_trials import Thresholds, detect
+from cds_service.patterns.multiple_failed_trials import PATTERN_ID, detect
 from fhir_mappers.record import MedicationCourse, PatientRecord, StopReasonKind, SymptomScore
 
 from .builders import (
+    defaults,
+    with_thresholds,
     ARIPIPRAZOLE,
     ESCITALOPRAM,
     LITHIUM,
@@ -23,7 +25,7 @@ from .builders import (
     phq9,
 )
 
-DEFAULTS = Thresholds()
+DEFAULTS = defaults(PATTERN_ID)
 
 # Sertraline 150 mg for 10 weeks, stopped with PHQ-9 17 two days before the end.
 SERTRALINE_TRIAL = (course(SERTRALINE, days_ago(400), mg=150, end=days_ago(330), status="stopped"),)
@@ -195,7 +197,7 @@ def test_dose_changes_of_one_ingredient_are_one_trial() -> None:
         scores=(phq9(days_ago(356), 18), phq9(days_ago(311), 17), phq9(days_ago(251), 16)),
     )
     assert detect(record, (), DEFAULTS, NOW) is None
-    finding = detect(record, (), Thresholds(min_failed_trials=1), NOW)
+    finding = detect(record, (), with_thresholds(PATTERN_ID, min_failed_trials=1), NOW)
     assert finding is not None
     assert finding.facts["trials"] == ["sertraline 150 mg/day for 21 weeks, PHQ-9 16 at end"]
 
@@ -256,7 +258,10 @@ def test_antipsychotic_trials_are_counted_separately() -> None:
     finding = detect(record, (), DEFAULTS, NOW)
     assert finding is not None
     assert finding.facts["trial_class"] == "antipsychotic"
-    assert detect(record, (), Thresholds(trial_classes=("antidepressant",)), NOW) is None
+    assert (
+        detect(record, (), with_thresholds(PATTERN_ID, trial_classes=("antidepressant",)), NOW)
+        is None
+    )
 
 
 @pytest.mark.parametrize(

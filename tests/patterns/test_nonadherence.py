@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from cds_service.patterns.nonadherence import Thresholds, detect
+from cds_service.patterns.nonadherence import PATTERN_ID, detect
 from fhir_mappers.record import Dispense, MedicationCourse, PatientRecord, Visit
 
 from .builders import (
+    defaults,
+    with_thresholds,
     ESCITALOPRAM,
     LORAZEPAM,
     NOW,
@@ -20,7 +22,7 @@ from .builders import (
     visit,
 )
 
-DEFAULTS = Thresholds()
+DEFAULTS = defaults(PATTERN_ID)
 CURRENT_SERTRALINE = course(SERTRALINE, days_ago(400), mg=50)
 
 
@@ -140,7 +142,7 @@ def test_near_misses_and_pqa_rules(record: PatientRecord, drafts: tuple) -> None
 
 def test_supply_is_capped_at_today() -> None:
     # 40 + a 200-day fill 39 days ago: the surplus beyond today does not fill the earlier gap.
-    finding = detect(_record(_two_fills(200)), (), Thresholds(pdc_below=0.81), NOW)
+    finding = detect(_record(_two_fills(200)), (), with_thresholds(PATTERN_ID, pdc_below=0.81), NOW)
     assert finding is not None
     assert finding.facts["pdc"] == 0.80
 

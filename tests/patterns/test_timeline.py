@@ -85,7 +85,9 @@ def test_regimen_events_tell_the_story() -> None:
         course(QUETIAPINE, days_ago(60), mg=25),
         course(LORAZEPAM, days_ago(30), mg=1, status="completed"),  # no end date: no dated stop
     )
-    events = regimen_events([*courses, *dated_drafts((draft(SERTRALINE, 50),), NOW)], NOW, continuation_gap_days=30)
+    events = regimen_events(
+        [*courses, *dated_drafts((draft(SERTRALINE, 50),), NOW)], NOW, continuation_gap_days=30
+    )
     assert [(e.kind, e.ingredient.name, (NOW - e.when).days) for e in events] == [
         ("start", "sertraline", 300),
         ("dose_increase", "sertraline", 200),

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from cds_service.patterns.visits_lag_changes import Thresholds, detect
+from cds_service.patterns.visits_lag_changes import PATTERN_ID, detect
 from fhir_mappers.record import MedicationCourse, PatientRecord, Visit
 
 from .builders import (
+    defaults,
+    with_thresholds,
     ARIPIPRAZOLE,
     LORAZEPAM,
     NOW,
@@ -19,7 +21,7 @@ from .builders import (
     visit,
 )
 
-DEFAULTS = Thresholds()
+DEFAULTS = defaults(PATTERN_ID)
 
 # Sertraline raised 80 days ago, quetiapine added 50 days ago, lorazepam stopped 20 days ago.
 SERTRALINE_50 = course(SERTRALINE, days_ago(200), mg=50, end=days_ago(80), status="completed")
