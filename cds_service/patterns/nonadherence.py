@@ -26,7 +26,8 @@ in-progress encounters of ``hospital_classes``) leave the PDC period.
 before changing it (Mintz, "Psychodynamic Psychopharmacology: Addressing the Underlying Causes of
 Treatment Resistance", Psychiatric Times 2011); strongest at order-sign when the draft raises the
 dose (``dose_increase_in_draft``). ``concerns_draft`` when a draft of that ingredient is being
-ordered. Override reasons in ``cards/wording/nonadherence.yaml``.
+ordered, or of its class (a switch or an addition in that class). Override reasons in
+``cards/wording/nonadherence.yaml``.
 
 **Thresholds** ``patterns.nonadherence``: ``pdc_below``, ``window_days``, ``min_dispenses``,
 ``single_fill_lapsed_days``, ``hospital_classes``, ``stale_order_days``.
@@ -143,13 +144,15 @@ def _included(
     with_name = [c for c in [*regimen, *ordered] if any(i.name == name for i in c.ingredients)]
     drafts = [c for c in with_name if c.is_draft]
     drug_class = next(i.drug_class for c in with_name for i in c.ingredients if i.name == name)
+    # A draft of the same class (a switch or an addition) is the decision this finding informs.
+    same_class = [d for d in ordered if any(i.drug_class == drug_class for i in d.ingredients)]
     return _Adherence(
         ingredient=name,
         drug_class=drug_class,
         coverage=coverage,
         lapsed_days=lapsed,
         not_taken=not_taken,
-        has_draft=bool(drafts),
+        has_draft=bool(same_class),
         dose_increase_in_draft=any(_raises_dose(d, regimen) for d in drafts),
     )
 

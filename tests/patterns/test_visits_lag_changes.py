@@ -42,12 +42,15 @@ def test_more_changes_than_visits_fire() -> None:
     assert finding.indicator == "info"
     assert finding.facts["change_count"] == 3
     assert finding.facts["visit_count"] == 1
-    assert finding.facts["window_days"] == 90
+    assert finding.facts["window_months"] == 3
     assert finding.facts["days_since_last_visit"] == 85
     assert finding.facts["min_changes"] == 3
-    assert finding.facts["max_days_since_visit"] == 90
     assert finding.facts["trigger"] == "fewer_visits"
-    assert [e.note for e in finding.evidence] == ["dose 50 -> 100 mg/day", "started", "stopped"]
+    assert [(e.label, e.note) for e in finding.evidence] == [
+        ("sertraline 100 mg/day", "dose up from 50 mg/day"),
+        ("quetiapine 50 mg/day", "started"),
+        ("lorazepam", "stopped"),
+    ]
     assert len(finding.evidence_keys) == 3
     assert finding.concerns_draft is False
 
@@ -193,3 +196,72 @@ def test_changes_during_an_inpatient_stay_are_excluded() -> None:
 )
 def test_negatives(record: PatientRecord) -> None:
     assert detect(record, (draft(None, 500),), DEFAULTS, NOW) is None
+
+
+# --- Only visits where a prescriber could review the regimen count -------------------------
+
+from dataclasses import replace  # noqa: E402
+
+from fhir_mappers.record import Coding  # noqa: E402
+
+LAB_DRAW = (Coding("http://www.ama-assn.org/go/cpt", "36415", "Venipuncture"),)
+PSYCHOTHERAPY_ONLY = (Coding("http://www.ama-assn.org/go/cpt", "90834", "Psychotherapy 45 min"),)
+
+
+def _three_visits(type_codes: tuple[Coding, ...]) -> tuple[Visit, ...]:
+    return tuple(replace(visit(days_ago(d)), type_codes=type_codes) for d in (85, 60, 30))
+
+
+def test_three_office_visits_keep_pace_with_three_changes() -> None:
+    assert (
+        detect(_record(THREE_CHANGES, _three_visits(visit(NOW).type_codes)), (), DEFAULTS, NOW)
+        is None
+    )
+
+
+def test_lab_draws_are_not_review_visits() -> None:
+    finding = detect(_record(THREE_CHANGES, _three_visits(LAB_DRAW)), (), DEFAULTS, NOW)
+    assert finding is not None and finding.facts["visit_count"] == 0
+
+
+def test_visits_without_a_type_count_unless_the_site_says_not() -> None:
+    untyped = _three_visits(())
+    assert detect(_record(THREE_CHANGES, untyped), (), DEFAULTS, NOW) is None
+    strict = with_thresholds(PATTERN_ID, count_untyped_visits=False)
+    assert detect(_record(THREE_CHANGES, untyped), (), strict, NOW) is not None
+
+
+def test_review_visit_types_and_classes_come_from_config() -> None:
+    visits = _three_visits(PSYCHOTHERAPY_ONLY)
+    assert detect(_record(THREE_CHANGES, visits), (), DEFAULTS, NOW) is None
+    codes = tuple(c for c in DEFAULTS.review_visit_type_codes if c != "90834")
+    no_therapy = with_thresholds(PATTERN_ID, review_visit_type_codes=codes)
+    assert detect(_record(THREE_CHANGES, visits), (), no_therapy, NOW) is not None
+    home = tuple(replace(v, class_code="HH") for v in visits)
+    no_home = with_thresholds(PATTERN_ID, review_visit_classes=("AMB", "VR"))
+    assert detect(_record(THREE_CHANGES, home), (), no_home, NOW) is not None
+
+
+def test_inpatient_classes_come_from_config() -> None:
+    """Quetiapine started during an observation stay: not counted, unless OBSENC is not listed."""
+    stay = visit(days_ago(52), class_code="OBSENC", end=days_ago(48))
+    visits = (visit(days_ago(85)), stay)
+    assert detect(_record(THREE_CHANGES, visits), (), DEFAULTS, NOW) is None
+    fewer = with_thresholds(PATTERN_ID, inpatient_classes=("IMP", "ACUTE"))
+    assert detect(_record(THREE_CHANGES, visits), (), fewer, NOW) is not None
+
+
+def test_prn_changes_are_not_regimen_changes() -> None:
+    prn_stop = replace(LORAZEPAM_STOP, is_prn=True)
+    record = _record(
+        (SERTRALINE_50, SERTRALINE_100, QUETIAPINE_START, prn_stop), (visit(days_ago(85)),)
+    )
+    assert detect(record, (), DEFAULTS, NOW) is None
+
+
+def test_visit_gap_threshold_is_named_with_its_unit() -> None:
+    visits = (visit(days_ago(171)), visit(days_ago(55)), visit(days_ago(10)), visit(days_ago(5)))
+    # the sertraline change 80 days ago came 91 days after the last visit
+    assert detect(_record(THREE_CHANGES, visits), (), DEFAULTS, NOW) is not None
+    wider = with_thresholds(PATTERN_ID, max_gap_since_visit_days=91)
+    assert detect(_record(THREE_CHANGES, visits), (), wider, NOW) is None
