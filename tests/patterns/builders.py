@@ -14,7 +14,6 @@ from typing import Any
 
 from cds_service.loaders import load_ingredient_table
 from cds_service.settings import load_settings
-
 from fhir_mappers.record import (
     Coding,
     Dispense,

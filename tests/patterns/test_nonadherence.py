@@ -1,4 +1,4 @@
-"""nonadherence: class-level PDC < 0.80 over 180 days (PQA), or a not-taken statement."""
+"""nonadherence: per-ingredient PDC < 0.80 (PQA), one long-lapsed fill, or a not-taken statement."""
 
 from __future__ import annotations
 
@@ -9,8 +9,6 @@ from fhir_mappers.record import Dispense, MedicationCourse, PatientRecord, Visit
 
 from .builders import (
     BUPROPION,
-    defaults,
-    with_thresholds,
     ESCITALOPRAM,
     LORAZEPAM,
     NOW,
@@ -18,9 +16,11 @@ from .builders import (
     SERTRALINE,
     course,
     days_ago,
+    defaults,
     dispense,
     draft,
     visit,
+    with_thresholds,
 )
 
 DEFAULTS = defaults(PATTERN_ID)

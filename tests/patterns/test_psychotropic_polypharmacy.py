@@ -1,4 +1,4 @@
-"""psychotropic-polypharmacy: >= 2 concurrent antipsychotics or >= 5 concurrent psychotropics."""
+"""psychotropic-polypharmacy: >= 2 antipsychotics (or >= 5 psychotropics) planned to overlap >= 90 days."""
 
 from __future__ import annotations
 
@@ -8,8 +8,6 @@ from cds_service.patterns.psychotropic_polypharmacy import PATTERN_ID, detect
 from fhir_mappers.record import MedicationCourse, PatientRecord
 
 from .builders import (
-    defaults,
-    with_thresholds,
     ARIPIPRAZOLE,
     BUPROPION,
     CLOZAPINE,
@@ -23,7 +21,9 @@ from .builders import (
     SERTRALINE,
     course,
     days_ago,
+    defaults,
     draft,
+    with_thresholds,
 )
 
 DEFAULTS = defaults(PATTERN_ID)

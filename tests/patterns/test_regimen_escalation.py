@@ -8,8 +8,6 @@ from cds_service.patterns.regimen_escalation import PATTERN_ID, detect
 from fhir_mappers.record import MedicationCourse, PatientRecord
 
 from .builders import (
-    defaults,
-    with_thresholds,
     ARIPIPRAZOLE,
     ESCITALOPRAM,
     LORAZEPAM,
@@ -18,7 +16,9 @@ from .builders import (
     SERTRALINE,
     course,
     days_ago,
+    defaults,
     draft,
+    with_thresholds,
 )
 
 DEFAULTS = defaults(PATTERN_ID)

@@ -1,4 +1,4 @@
-"""repeated-intolerance: >= 3 psychotropic ingredients across >= 2 ATC-4 groups in 24 months."""
+"""repeated-intolerance: side effects with drugs of >= 3 unrelated classes (ATC-4) in 24 months."""
 
 from __future__ import annotations
 
@@ -8,11 +8,9 @@ from cds_service.patterns.repeated_intolerance import PATTERN_ID, detect
 from fhir_mappers.record import IntoleranceEvent, PatientRecord
 
 from .builders import (
-    defaults,
-    with_thresholds,
     ESCITALOPRAM,
-    HALOPERIDOL,
     FLUOXETINE,
+    HALOPERIDOL,
     LORAZEPAM,
     NOW,
     QUETIAPINE,
@@ -20,8 +18,10 @@ from .builders import (
     VENLAFAXINE,
     course,
     days_ago,
+    defaults,
     draft,
     intolerance,
+    with_thresholds,
 )
 
 DEFAULTS = defaults(PATTERN_ID)

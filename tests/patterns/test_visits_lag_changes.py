@@ -1,4 +1,4 @@
-"""visits-lag-changes: >= 3 regimen changes in 90 days outpacing completed outpatient visits."""
+"""visits-lag-changes: >= 3 regimen changes in 90 days outpacing review visits."""
 
 from __future__ import annotations
 
@@ -8,8 +8,6 @@ from cds_service.patterns.visits_lag_changes import PATTERN_ID, detect
 from fhir_mappers.record import MedicationCourse, PatientRecord, Visit
 
 from .builders import (
-    defaults,
-    with_thresholds,
     ARIPIPRAZOLE,
     LORAZEPAM,
     NOW,
@@ -17,8 +15,10 @@ from .builders import (
     SERTRALINE,
     course,
     days_ago,
+    defaults,
     draft,
     visit,
+    with_thresholds,
 )
 
 DEFAULTS = defaults(PATTERN_ID)
