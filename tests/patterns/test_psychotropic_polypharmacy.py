@@ -1,4 +1,4 @@
-"""psychotropic-polypharmacy: >= 2 antipsychotics (or >= 5 psychotropics) planned to overlap >= 90 days."""
+"""psychotropic-polypharmacy: >= 2 antipsychotics (or >= 5 psychotropics) overlapping >= 90 days."""
 
 from __future__ import annotations
 
