@@ -98,7 +98,6 @@ def detect(
         "antipsychotics": [a.ingredient.name for a in antipsychotics],
         "min_concurrent_psychotropics": thresholds.min_concurrent_psychotropics,
         "min_concurrent_antipsychotics": thresholds.min_concurrent_antipsychotics,
-        "min_overlap_days": thresholds.min_overlap_days,
         "trigger": trigger,
         "draft_ingredients": psychotropic_names(drafts),
         "added_by_draft": added_by_draft,
