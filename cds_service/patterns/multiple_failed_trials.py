@@ -92,7 +92,7 @@ class _Trial:
     dose: float | None  # highest known daily dose from the adequate course on
     adequate_from: date
     outcome: date  # the end, or the date the augmenting agent was added
-    outcome_note: str  # "PHQ-9 19 -> 16 at the end", "stopped for lack of effect", ...
+    outcome_note: str  # "PHQ-9 from 19 to 16 at the end", "stopped for lack of effect", ...
     is_end: bool  # the outcome is the trial's end (not an added agent)
     score: SymptomScore | None
 
@@ -197,7 +197,7 @@ def _included(
             continue
         score = _closest(scores, when, thresholds.score_window_days) if judged_by_phq9 else None
         if baseline is not None and score is not None and _persisted(baseline, score, thresholds):
-            note = f"PHQ-9 {baseline.value:g} -> {score.value:g} {label}"
+            note = f"PHQ-9 from {baseline.value:g} to {score.value:g} {label}"
         elif is_end and episode.ending_course.stop_reason == "lack_of_effect":
             note, score = "stopped for lack of effect", None
         else:

@@ -215,7 +215,7 @@ def _is_higher(event: RegimenEvent) -> bool:
 
 def _increase_text(event: RegimenEvent) -> str:
     before, after = dose_text(event.previous_dose), dose_text(event.dose)
-    return f"{event.ingredient.name} {before} -> {after} mg/day"
+    return f"{event.ingredient.name} from {before} to {after} mg/day"
 
 
 def _evidence_item(event: RegimenEvent, kind: EscalationKind) -> EvidenceItem:

@@ -160,7 +160,9 @@ def _draft_history(record: PatientRecord, draft_names: list[str]) -> list[str]:
             if e.when is not None and any(i.name == name for i in e.ingredients)
         ]
         if events:
-            latest = max(events, key=_event_date)
+            # the latest record that names the reaction (an allergy-list entry usually does)
+            described = [e for e in events if e.manifestations] or events
+            latest = max(described, key=_event_date)
             lines.append(f"{name} on {_event_date(latest).isoformat()} ({_reaction(latest)})")
     return lines
 

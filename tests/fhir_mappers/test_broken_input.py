@@ -15,7 +15,6 @@ from fhir_mappers import CodeLists, IngredientTable, map_draft_orders, map_recor
 HTML_PAGE = "<html><head><title>502 Bad Gateway</title></head><body>nginx</body></html>"
 
 
-
 def test_quirky_export(
     table: IngredientTable, codes: CodeLists, load_fixture: Callable[[str], Any]
 ) -> None:

@@ -82,7 +82,7 @@ def test_two_antidepressant_trials_fire() -> None:
     assert finding.facts["failed_trial_count"] == 2
     assert finding.facts["trial_class"] == "antidepressant"
     assert finding.facts["trials"] == [
-        "sertraline 150 mg/day for 10 weeks: PHQ-9 20 -> 17 at the end",
+        "sertraline 150 mg/day for 10 weeks: PHQ-9 from 20 to 17 at the end",
         "escitalopram 20 mg/day for 17 weeks: stopped for lack of effect",
     ]
     assert finding.facts["lookback_months"] == 36
@@ -155,7 +155,7 @@ def test_augmentation_while_symptoms_persist_counts() -> None:
 
     assert finding is not None
     assert finding.facts["trials"][-1] == (
-        "venlafaxine 150 mg/day for 14 weeks: PHQ-9 18 -> 15 when aripiprazole was added"
+        "venlafaxine 150 mg/day for 14 weeks: PHQ-9 from 18 to 15 when aripiprazole was added"
     )
 
 

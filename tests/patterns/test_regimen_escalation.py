@@ -48,7 +48,7 @@ def test_new_agents_and_a_dose_increase_fire() -> None:
     assert finding.facts["window_months"] == 6
     assert finding.facts["min_escalations"] == 3
     assert finding.facts["new_agents"] == ["quetiapine", "lorazepam"]
-    assert finding.facts["dose_increases"] == ["quetiapine 100 -> 300 mg/day"]
+    assert finding.facts["dose_increases"] == ["quetiapine from 100 to 300 mg/day"]
     assert finding.facts["draft_ingredients"] == []
     assert finding.evidence_keys == {
         f"escalation:{QUETIAPINE_START.ref}",
@@ -79,7 +79,7 @@ def test_draft_dose_increase_counts() -> None:
     record = _record(STEADY_SERTRALINE, QUETIAPINE_START, LORAZEPAM_START)
     finding = detect(record, (draft(SERTRALINE, 200),), DEFAULTS, NOW)
     assert finding is not None
-    assert "sertraline 100 -> 200 mg/day" in finding.facts["dose_increases"]
+    assert "sertraline from 100 to 200 mg/day" in finding.facts["dose_increases"]
     assert finding.concerns_draft is True
 
 
@@ -141,7 +141,7 @@ def test_titration_is_reported_but_not_counted() -> None:
     finding = detect(record, (), DEFAULTS, NOW)
     assert finding is not None
     assert finding.facts["escalation_count"] == 3
-    assert finding.facts["dose_increases"] == ["sertraline 50 -> 100 mg/day"]
+    assert finding.facts["dose_increases"] == ["sertraline from 50 to 100 mg/day"]
     assert finding.facts["titration_steps_not_counted"] == 1
 
 
@@ -156,7 +156,7 @@ def test_a_site_can_count_titration_steps_too() -> None:
     assert detect(titration, (), DEFAULTS, NOW) is None
     finding = detect(titration, (), counting, NOW)
     assert finding is not None
-    assert finding.facts["dose_increases"] == ["sertraline 25 -> 50 mg/day"]
+    assert finding.facts["dose_increases"] == ["sertraline from 25 to 50 mg/day"]
     assert finding.facts["titration_steps_not_counted"] == 0
 
 
@@ -191,7 +191,7 @@ def test_restart_of_a_familiar_agent(
     if finding is not None and kind == "new_agent":
         assert "sertraline" in finding.facts["new_agents"]
     if finding is not None and kind == "dose_increase":
-        assert finding.facts["dose_increases"] == ["sertraline 100 -> 150 mg/day"]
+        assert finding.facts["dose_increases"] == ["sertraline from 100 to 150 mg/day"]
 
 
 @pytest.mark.parametrize(
@@ -301,7 +301,7 @@ def test_quetiapine_above_the_bipolar_target_is_an_escalation() -> None:
         _bipolar(STEADY_SERTRALINE, QUETIAPINE_START, up, LORAZEPAM_START), (), DEFAULTS, NOW
     )
     assert finding is not None and finding.facts["dose_increases"] == [
-        "quetiapine 100 -> 400 mg/day"
+        "quetiapine from 100 to 400 mg/day"
     ]
 
 
@@ -325,7 +325,7 @@ def test_lamotrigine_above_its_target_is_an_escalation() -> None:
     )
     finding = detect(_record(*courses), (), DEFAULTS, NOW)
     assert finding is not None
-    assert finding.facts["dose_increases"] == ["lamotrigine 200 -> 300 mg/day"]
+    assert finding.facts["dose_increases"] == ["lamotrigine from 200 to 300 mg/day"]
 
 
 def test_lithium_is_titrated_to_a_level_so_its_increases_are_titration() -> None:

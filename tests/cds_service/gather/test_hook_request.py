@@ -87,25 +87,34 @@ def test_access_token_is_kept_but_never_shown(sign_body: dict[str, Any]) -> None
         pytest.param(lambda b: b.update(hook=7), "invalid-field", id="hook-not-string"),
         pytest.param(lambda b: b.pop("hookInstance"), "missing-field", id="no-hookInstance"),
         pytest.param(lambda b: b.update(hookInstance=""), "invalid-field", id="empty-instance"),
-        pytest.param(lambda b: b.update(hookInstance="a\nb"), "invalid-field",
-                     id="instance-with-newline"),
-        pytest.param(lambda b: b.update(hookInstance="x" * 129), "invalid-field",
-                     id="instance-too-long"),
+        pytest.param(
+            lambda b: b.update(hookInstance="a\nb"), "invalid-field", id="instance-with-newline"
+        ),
+        pytest.param(
+            lambda b: b.update(hookInstance="x" * 129), "invalid-field", id="instance-too-long"
+        ),
         pytest.param(lambda b: b.update(hook="patient-view"), "hook-mismatch", id="wrong-hook"),
         pytest.param(lambda b: b.pop("context"), "missing-field", id="no-context"),
         pytest.param(lambda b: b.update(context=[]), "invalid-field", id="context-array"),
         pytest.param(lambda b: b["context"].pop("patientId"), "missing-field", id="no-patient"),
-        pytest.param(lambda b: b["context"].update(patientId=12), "invalid-field",
-                     id="patient-number"),
+        pytest.param(
+            lambda b: b["context"].update(patientId=12), "invalid-field", id="patient-number"
+        ),
         pytest.param(lambda b: b["context"].pop("userId"), "missing-field", id="no-user"),
-        pytest.param(lambda b: b["context"].pop("draftOrders"), "missing-field",
-                     id="no-draftOrders"),
-        pytest.param(lambda b: b["context"].update(draftOrders="Bundle"), "invalid-field",
-                     id="draftOrders-string"),
-        pytest.param(lambda b: b["context"].update(encounterId=5), "invalid-field",
-                     id="encounter-number"),
-        pytest.param(lambda b: b.update(fhirServer="ftp://x"), "invalid-field",
-                     id="fhirServer-not-http"),
+        pytest.param(
+            lambda b: b["context"].pop("draftOrders"), "missing-field", id="no-draftOrders"
+        ),
+        pytest.param(
+            lambda b: b["context"].update(draftOrders="Bundle"),
+            "invalid-field",
+            id="draftOrders-string",
+        ),
+        pytest.param(
+            lambda b: b["context"].update(encounterId=5), "invalid-field", id="encounter-number"
+        ),
+        pytest.param(
+            lambda b: b.update(fhirServer="ftp://x"), "invalid-field", id="fhirServer-not-http"
+        ),
         pytest.param(lambda b: b.update(prefetch=[]), "invalid-field", id="prefetch-array"),
     ],
 )

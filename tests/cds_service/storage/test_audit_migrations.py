@@ -74,14 +74,22 @@ def test_upgrading_an_existing_log_indexes_its_overrides(audit_url: str) -> None
         # What a 0001 service wrote: cards, then feedback, on the chain.
         with locked_transaction(old.engine) as connection:
             append_rows(connection, CARD, [card_values(overridden), card_values(accepted)])
-            append_rows(connection, FEEDBACK, [
-                feedback_values(item, feedback_content_hash(item))
-                for item in (
-                    feedback(overridden.card_uuid),
-                    feedback(accepted.card_uuid, outcome="accepted", override_code=None,
-                             override_display=None),
-                )
-            ])
+            append_rows(
+                connection,
+                FEEDBACK,
+                [
+                    feedback_values(item, feedback_content_hash(item))
+                    for item in (
+                        feedback(overridden.card_uuid),
+                        feedback(
+                            accepted.card_uuid,
+                            outcome="accepted",
+                            override_code=None,
+                            override_display=None,
+                        ),
+                    )
+                ],
+            )
         assert current_revision(old.engine) == "0001"
     finally:
         old.close()
