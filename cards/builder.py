@@ -132,9 +132,7 @@ def _fill(
         # A detector that leaves out a fact is a contract bug; the card still goes out with
         # "not recorded" in its place, and the log names the keys (no patient data).
         log.warning("card template uses facts the finding lacks: %s", ", ".join(missing))
-    values = {
-        n: render_value(facts.get(n), markdown=markdown, max_items=max_items) for n in names
-    }
+    values = {n: render_value(facts.get(n), markdown=markdown, max_items=max_items) for n in names}
     return template.format_map(values)
 
 

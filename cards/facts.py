@@ -37,7 +37,7 @@ FACT_KINDS: Mapping[str, Mapping[str, FactKind]] = MappingProxyType(
             "class_count": _C,
             "ingredient_count": _C,
             "ingredients": _N,
-            "counted_classes": _N,  # "SSRI: sertraline, escitalopram"
+            "counted_classes": _N,  # "SSRI (sertraline, escitalopram)"
             "window_months": _M,
             "min_distinct_classes": _C,
             "draft_ingredients": _N,
@@ -83,6 +83,7 @@ FACT_KINDS: Mapping[str, Mapping[str, FactKind]] = MappingProxyType(
         },
         "nonadherence": {
             "pdc": _F,  # None when the finding rests on a lapsed fill or a statement only
+            "pdc_percent": _C,  # the same, in whole percent (rounded down)
             "ingredient": FactKind.NAME,
             "drug_class": _K,
             "window_months": _M,
@@ -102,6 +103,7 @@ NULLABLE_FACTS = frozenset(
         "days_since_last_visit",
         "last_visit",
         "pdc",
+        "pdc_percent",
         "days_since_supply_ran_out",
         "period_start",
         "period_days",

@@ -244,6 +244,7 @@ def _finding(found: _Adherence, thresholds: Thresholds) -> Finding:
         keys.add(f"pdc:{found.ingredient}")
     facts: dict[str, object] = {
         "pdc": pdc,
+        "pdc_percent": round(pdc * 100) if pdc is not None else None,
         "ingredient": found.ingredient,
         "drug_class": found.drug_class,
         "window_months": months(thresholds.window_days),

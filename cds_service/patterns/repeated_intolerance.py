@@ -185,8 +185,8 @@ def _reaction(event: IntoleranceEvent) -> str:
 
 
 def _class_line(members: list[Ingredient]) -> str:
-    """'SSRI: sertraline, escitalopram' (the subclass names the ATC group for a reader)."""
-    return f"{members[0].subclass}: {', '.join(i.name for i in members)}"
+    """'SSRI (sertraline, escitalopram)': the subclass names the ATC group for a reader."""
+    return f"{members[0].subclass} ({', '.join(i.name for i in members)})"
 
 
 def _evidence_item(ingredient: Ingredient, event: IntoleranceEvent) -> EvidenceItem:

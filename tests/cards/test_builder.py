@@ -227,7 +227,7 @@ def test_summaries_for_realistic_findings_read_as_intended(
         "2 adequate antidepressant trials have not helped enough"
     )
     assert summary("psychotropic-polypharmacy").startswith(
-        "2 antipsychotics planned together for 3 months or more"
+        "2 antipsychotics planned to be taken together: consider"
     )
     assert summary("psychotropic-polypharmacy", trigger="psychotropics", psychotropic_count=5) == (
         "5 psychotropics taken together: consider reviewing with the patient whether each one "

@@ -9,9 +9,8 @@ import pytest
 
 from cards.facts import FACT_KINDS, NULLABLE_FACTS, FactKind
 from cds_service.patterns import PATTERN_IDS
-from tests.conftest import FIXTURES
-
 from tests.cards.conftest import detected
+from tests.conftest import FIXTURES
 
 POSITIVES = sorted(
     (pid, path.name) for pid in PATTERN_IDS for path in (FIXTURES / pid).glob("positive-*.json")

@@ -53,9 +53,9 @@ def test_three_ingredients_across_classes_fires() -> None:
     assert finding.facts["class_count"] == 3
     assert finding.facts["ingredients"] == ["sertraline", "venlafaxine", "quetiapine"]
     assert finding.facts["counted_classes"] == [
-        "SSRI: sertraline",
-        "SNRI: venlafaxine",
-        "SGA: quetiapine",
+        "SSRI (sertraline)",
+        "SNRI (venlafaxine)",
+        "SGA (quetiapine)",
     ]
     assert finding.facts["window_months"] == 24
     assert finding.facts["min_distinct_classes"] == 3
@@ -90,8 +90,8 @@ def test_two_ssris_and_an_snri_are_two_classes_a_near_miss() -> None:
     assert finding is not None
     assert finding.facts["class_count"] == 2
     assert finding.facts["counted_classes"] == [
-        "SSRI: sertraline, escitalopram",
-        "SNRI: venlafaxine",
+        "SSRI (sertraline, escitalopram)",
+        "SNRI (venlafaxine)",
     ]
 
 
