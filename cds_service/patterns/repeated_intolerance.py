@@ -2,11 +2,12 @@
 
 Definition: multiple drug intolerance syndrome, intolerance to >= 3 unrelated drug classes (Macy E,
 Ho NJ, "Multiple drug intolerance syndrome: prevalence, clinical characteristics, and management",
-Ann Allergy Asthma Immunol 2012;108(2):88-93, https://pubmed.ncbi.nlm.nih.gov/22289726/ [PubMed id
-not verified offline]), counted here as the source counts it: classes, not drugs; a class is an
-ATC level-4 group, so three SSRIs are one class (the expected pharmacology of one class is not
-"unrelated medications"). Nocebo framing fits only vague, subjective reactions (Colloca L, Miller
-FG, "The nocebo effect and its relevance for clinical practice", Psychosom Med 2011;73(7):598-603);
+Ann Allergy Asthma Immunol 2012;108(2):88-93, https://pubmed.ncbi.nlm.nih.gov/22289726/: "3 or
+more unrelated drug class allergies"), counted as the source counts it: classes, not drugs; a
+class is an ATC level-4 group, so three SSRIs are one class (the expected pharmacology of one
+class is not "unrelated medications"). Nocebo framing fits only vague, subjective reactions
+(Colloca L, Miller FG, "The nocebo effect and its relevance for clinical practice", Psychosom Med
+2011;73(7):598-603);
 the clinical action is Mintz's (D. Mintz, "Psychodynamic Psychopharmacology: Addressing the
 Underlying Causes of Treatment Resistance", Psychiatric Times): explore the patient's
 expectations and fears, empathically, before yet another agent.
