@@ -193,7 +193,7 @@ def _included(
     for when, label, is_end in sorted(candidates):
         if (when - adequate_from).days < thresholds.min_trial_days:
             continue
-        if not _adherent(episode, record, adequate_from, when, thresholds.pdc_min_during_trial):
+        if not _adherent(episode, record, when, thresholds.pdc_min_during_trial):
             continue
         score = _closest(scores, when, thresholds.score_window_days) if judged_by_phq9 else None
         if baseline is not None and score is not None and _persisted(baseline, score, thresholds):
@@ -228,19 +228,14 @@ def _is_augmentation(other: Episode, trial: Episode) -> bool:
     return sleep_max is None or not doses or max(doses) > sleep_max
 
 
-def _adherent(
-    episode: Episode, record: PatientRecord, start: date, end: date, min_pdc: float
-) -> bool:
-    """Where the ingredient was dispensed, enough days covered between ``start`` and ``end``."""
+def _adherent(episode: Episode, record: PatientRecord, end: date, min_pdc: float) -> bool:
+    """Where the ingredient was dispensed, enough days covered from its first fill in the
+    episode to the outcome (PQA PDC; TRRIP asks for >= 80% of doses)."""
     name = episode.ingredient.name
     fills = [d for d in record.dispenses if any(i.name == name for i in d.ingredients)]
     coverage = proportion_of_days_covered(fills, episode.start, end)
     if coverage is None:
         return True  # no dispensing data: adherence is unknown, not poor
-    if coverage.period_start > start:
-        # fills began after the adequate dose did: measure from the adequate dose on
-        covered = proportion_of_days_covered(fills, start, end)
-        coverage = covered or coverage
     return coverage.pdc >= min_pdc
 
 
