@@ -24,7 +24,8 @@ proportion of days covered >= ``pdc_min_during_trial`` during the trial. Persist
 ``phq9_trial_classes``, the PHQ-9 nearest the outcome (within ``score_window_days``) is
 >= ``phq9_persisting_min_score`` and fell by less than ``phq9_response_fall_fraction`` from the
 baseline (the last PHQ-9 up to ``baseline_window_days`` before the trial began; without a baseline
-PHQ-9 decides nothing); or, for any class, the trial was stopped for lack of effect. Courses of one
+PHQ-9 decides nothing); or, for any class, the trial was stopped for lack of effect. Augmented =
+an agent of ``augmenting_classes`` added while the trial continued. Courses of one
 ingredient at most ``continuation_gap_days`` apart are one trial.
 
 **Unless** the trial ended because the medication was not tolerated (that says nothing of its
@@ -58,10 +59,6 @@ from fhir_mappers.record import DraftOrders, PatientRecord, SymptomScore
 
 PATTERN_ID = "multiple-failed-trials"
 
-# Agents whose addition to a continuing trial means the trial alone was not enough.
-AUGMENTING_CLASSES = frozenset({"antidepressant", "antipsychotic", "mood_stabilizer"})
-
-
 @dataclass(frozen=True, slots=True)
 class Thresholds:
     """Values come from ``config/default.yaml`` (no defaults here: one source of numbers)."""
@@ -79,6 +76,7 @@ class Thresholds:
     phq9_trial_classes: tuple[str, ...]
     pdc_min_during_trial: float
     continuation_gap_days: int
+    augmenting_classes: tuple[str, ...]
 
     def windows_days(self) -> tuple[int, ...]:
         """The look-back windows this pattern reads, nested (their sum is its reach): a trial
@@ -151,7 +149,9 @@ def detect(
         facts=facts,
         evidence_keys=frozenset(f"trial:{t.episode.ingredient.name}" for t in ordered),
         concerns_draft=any(
-            i.drug_class in AUGMENTING_CLASSES for d in drafts for i in d.psychotropic_ingredients
+            i.drug_class in thresholds.augmenting_classes
+            for d in drafts
+            for i in d.psychotropic_ingredients
         ),
         references=unique_refs(
             [e.ref for e in evidence] + [t.score.ref for t in ordered if t.score is not None]
@@ -182,7 +182,7 @@ def _included(
     candidates = [
         (other.start, f"when {other.ingredient.name} was added", False)
         for other in all_episodes
-        if _is_augmentation(other, episode)
+        if _is_augmentation(other, episode, thresholds.augmenting_classes)
         and adequate_from < other.start <= end_day
         and (episode.is_open or other.start < end_day)
     ]
@@ -215,11 +215,11 @@ def _persisted(baseline: SymptomScore, score: SymptomScore, thresholds: Threshol
     return fall < thresholds.phq9_response_fall_fraction
 
 
-def _is_augmentation(other: Episode, trial: Episode) -> bool:
+def _is_augmentation(other: Episode, trial: Episode, augmenting: tuple[str, ...]) -> bool:
     """Another standing agent of an augmenting class, above its hypnotic dose."""
     if other.ingredient.name == trial.ingredient.name:
         return False
-    if other.ingredient.drug_class not in AUGMENTING_CLASSES:
+    if other.ingredient.drug_class not in augmenting:
         return False
     if all(c.is_prn for c in other.courses):
         return False
