@@ -8,7 +8,10 @@ it plain frozen objects.
 - ``config/codes.yaml``      -> ``fhir_mappers.codes.CodeLists``
 - ``cards/wording/*.yaml``   -> ``{pattern_id: cards.wording.Wording}``
 
-Each raises a ``ConfigError`` subclass naming the file and every problem it found.
+Each names the file in its error: ``load_wording`` raises ``WordingError`` (a ``ConfigError``)
+listing every problem; the ingredient and code-list loaders raise the pure core's own
+``IngredientTableError`` / ``CodeListError`` (``ValueError`` subclasses) at the first problem. A
+file that cannot be opened raises ``OSError``.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from fhir_mappers.codes import CodeListError, CodeLists
 from fhir_mappers.medications import IngredientTable
 
 INGREDIENTS_CSV = CONFIG_DIR / "ingredients.csv"
+PRODUCTS_CSV = CONFIG_DIR / "rxnorm_products.csv"
 CODES_YAML = CONFIG_DIR / "codes.yaml"
 
 _WORDING_SCHEMA: TypeAdapter[Wording] = TypeAdapter(Wording)
@@ -39,16 +43,40 @@ class WordingError(ConfigError):
     """The card wording files are invalid; ``problems`` name file and key."""
 
 
-def load_ingredient_table(path: Path | None = None) -> IngredientTable:
-    """The ingredient table from CSV (``#`` lines are comments); raises IngredientTableError."""
+def load_ingredient_table(
+    path: Path | None = None, products_path: Path | None = None
+) -> IngredientTable:
+    """The ingredient table from CSV, with its RxNorm product table.
+
+    ``path`` defaults to ``config/ingredients.csv``; ``products_path`` to ``rxnorm_products.csv``
+    beside it (absent file: no product rows). ``#`` lines are comments. Raises
+    ``IngredientTableError`` (a ValueError) naming the file and row, ``OSError`` when the table
+    cannot be read.
+    """
     source = path or INGREDIENTS_CSV
-    with source.open(encoding="utf-8", newline="") as handle:
+    products_source = products_path or source.with_name(PRODUCTS_CSV.name)
+    products = _csv_rows(products_source) if products_source.exists() else []
+    return IngredientTable.from_rows(
+        _csv_rows(source),
+        source=str(source),
+        products=products,
+        products_source=str(products_source),
+    )
+
+
+def _csv_rows(path: Path) -> list[dict[str, str]]:
+    with path.open(encoding="utf-8", newline="") as handle:
         lines = [line for line in handle if line.strip() and not line.startswith("#")]
-    return IngredientTable.from_rows(list(csv.DictReader(lines)), source=str(source))
+    return list(csv.DictReader(lines))
 
 
 def load_code_lists(path: Path | None = None) -> CodeLists:
-    """The code lists from YAML; raises CodeListError naming the file and the entry."""
+    """The code lists (stop reasons, score LOINCs, encounter classes...) from ``path`` (default
+    ``config/codes.yaml``).
+
+    Raises ``CodeListError`` naming the file and the entry for a missing or unknown key or a bad
+    value, ``yaml.YAMLError`` when the file is not YAML, and ``OSError`` when it cannot be read.
+    """
     source = path or CODES_YAML
     with source.open(encoding="utf-8") as handle:
         data = yaml.safe_load(handle)
@@ -61,7 +89,12 @@ def load_code_lists(path: Path | None = None) -> CodeLists:
 
 
 def load_wording(directory: Path | None = None) -> Mapping[str, Wording]:
-    """Every pattern's wording by pattern id; raises WordingError listing all problems."""
+    """Every pattern's wording by pattern id (kebab-case), read from ``directory`` (default
+    ``cards/wording/``), one ``<pattern-id>.yaml`` per pattern; a read-only mapping.
+
+    Raises ``WordingError`` listing every problem in every file: unreadable or invalid YAML,
+    unknown keys, an unknown pattern id, a placeholder no fact provides, a missing file.
+    """
     directory = WORDING_DIR if directory is None else directory
     problems: list[str] = []
     result: dict[str, Wording] = {}

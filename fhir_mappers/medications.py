@@ -1,10 +1,11 @@
 """Which psychotropic ingredients a medication contains, from codes or from its name.
 
 The table (``config/ingredients.csv``, read by ``cds_service.loaders``) is an immutable lookup
-passed in.
-Classification tries RxNorm codes (ingredient, salt or clinical-drug codes the table names), then
-WHO ATC codes, and only then the ingredient names: RxNorm display strings start with the
-ingredient ("sertraline 50 MG Oral Tablet"), and EHRs often send text only.
+passed in, with the product table (``config/rxnorm_products.csv``: RxNorm SCD/SBD codes of those
+ingredients, with their strength), because pharmacy systems send product codes without a display.
+Classification tries RxNorm codes (ingredient, salt or product codes), then WHO ATC codes, and
+only then the ingredient names: RxNorm display strings start with the ingredient ("sertraline 50
+MG Oral Tablet"), and EHRs often send text only.
 """
 
 from __future__ import annotations
@@ -52,6 +53,10 @@ class IngredientTable:
     by_product: Mapping[str, tuple[Ingredient, ...]] = field(repr=False)
     # Names indexed by their first word, so matching a display costs one dict lookup per word.
     by_first_word: Mapping[str, tuple[_NameEntry, ...]] = field(repr=False)
+    # RxNorm SCD/SBD code -> (its ingredients, mg per unit or None), from the product table.
+    products: Mapping[str, tuple[tuple[Ingredient, ...], float | None]] = field(
+        default_factory=lambda: MappingProxyType({}), repr=False
+    )
     # Results by (codings, text): a patient's history names the same few products again and again.
     _memo: dict[tuple[str, tuple[_CodingKey, ...]], tuple[Ingredient, ...]] = field(
         default_factory=dict, repr=False, compare=False, hash=False
@@ -59,8 +64,15 @@ class IngredientTable:
 
     @classmethod
     def from_rows(
-        cls, rows: Iterable[Mapping[str, str]], source: str = "<rows>"
+        cls,
+        rows: Iterable[Mapping[str, str]],
+        source: str = "<rows>",
+        products: Iterable[Mapping[str, str]] = (),
+        products_source: str = "<product rows>",
     ) -> IngredientTable:
+        """The table from ingredient rows (``ingredients.csv``) and, optionally, product rows
+        (``rxnorm_products.csv``: rxcui, name, ingredient ("a|b" for combinations), strength_mg,
+        source). Raises IngredientTableError naming the row."""
         ingredients: list[Ingredient] = []
         by_rxcui: dict[str, Ingredient] = {}
         by_atc: dict[str, list[Ingredient]] = {}
@@ -83,8 +95,19 @@ class IngredientTable:
                 words = tuple(_WORD.findall(name.lower()))
                 if words:
                     names.setdefault(words[0], []).append((words, ingredient))
+        by_name = {i.name: i for i in ingredients}
+        product_index: dict[str, tuple[tuple[Ingredient, ...], float | None]] = {}
+        for number, row in enumerate(products, start=1):
+            code, entry = _parse_product(row, by_name, f"{products_source} row {number}")
+            # A code the ingredient table also lists (extra_rxcuis) classifies the same way; the
+            # product row still gives its strength.
+            if product_index.setdefault(code, entry) is not entry:
+                raise IngredientTableError(
+                    f"{products_source} row {number}: RxCUI {code} repeated"
+                )
         return cls(
             ingredients=tuple(ingredients),
+            products=MappingProxyType(product_index),
             by_rxcui=MappingProxyType(by_rxcui),
             by_atc=MappingProxyType({k: tuple(v) for k, v in by_atc.items()}),
             by_product=MappingProxyType({k: tuple(v) for k, v in by_product.items()}),
@@ -93,6 +116,11 @@ class IngredientTable:
                 {k: tuple(sorted(v, key=lambda e: -len(e[0]))) for k, v in names.items()}
             ),
         )
+
+    def product_strength_mg(self, rxcui: str) -> float | None:
+        """mg per unit of a single-ingredient product code in the product table, else None."""
+        entry = self.products.get(rxcui)
+        return entry[1] if entry is not None and len(entry[0]) == 1 else None
 
     def get(self, name: str) -> Ingredient | None:
         """The ingredient family with this canonical name ("lithium")."""
@@ -119,6 +147,9 @@ class IngredientTable:
             if system in RXNORM_SYSTEMS and code in self.by_rxcui:
                 ingredient = self.by_rxcui[code]
                 found.setdefault(ingredient.name, ingredient)
+            elif system in RXNORM_SYSTEMS and code in self.products:
+                for ingredient in self.products[code][0]:
+                    found.setdefault(ingredient.name, ingredient)
             elif system in RXNORM_SYSTEMS and code in self.by_product:
                 for ingredient in self.by_product[code]:
                     found.setdefault(ingredient.name, ingredient)
@@ -226,6 +257,24 @@ def _titration_targets(value: Any, where: str) -> tuple[tuple[str, float | None]
         level = dose.strip().lower() == "level"
         targets.append((indication.strip(), None if level else _mg(dose, where, "titration")))
     return tuple(targets)
+
+
+def _parse_product(
+    row: Mapping[str, str], by_name: Mapping[str, Ingredient], where: str
+) -> tuple[str, tuple[tuple[Ingredient, ...], float | None]]:
+    code = _str(row.get("rxcui"))
+    if not code.isdigit():
+        raise IngredientTableError(f"{where}: a numeric rxcui is required")
+    names = [n.lower() for n in _split(row.get("ingredient"))]
+    missing = [n for n in names if n not in by_name]
+    if not names or missing:
+        raise IngredientTableError(f"{where}: unknown ingredient {', '.join(missing) or '(none)'}")
+    strength = _str(row.get("strength_mg"))
+    try:
+        mg = float(strength) if strength else None
+    except ValueError:
+        raise IngredientTableError(f"{where}: strength_mg is not a number") from None
+    return code, (tuple(by_name[n] for n in names), mg if len(names) == 1 else None)
 
 
 def _coding_key(coding: Any) -> _CodingKey:

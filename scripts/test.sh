@@ -3,6 +3,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh --test
+# PostgreSQL and Redis: started when down, installed from Debian's packages when missing (as root).
 scripts/services.sh
 # The auditor-view browser test drives Debian's chromium; install it when missing.
 if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null 2>&1; then

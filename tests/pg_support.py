@@ -31,5 +31,7 @@ def throwaway_database(prefix: str, *, keep: bool = False) -> Iterator[str]:
         if not keep:
             with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as admin:
                 admin.execute(
-                    sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+                    sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
+                        sql.Identifier(name)
+                    )
                 )

@@ -36,8 +36,9 @@ end is the order being signed now (the draft is not evidence that the current dr
 **Then** an ``info`` card: consider more frequent visits and a consultation, attend to ambivalence
 and to what the medications mean to the patient (Mintz, "Psychodynamic Psychopharmacology:
 Addressing the Underlying Causes of Treatment Resistance", Psychiatric Times 2011).
-``concerns_draft`` when a draft antidepressant, antipsychotic or mood stabilizer is being ordered.
-Override reasons in ``cards/wording/multiple-failed-trials.yaml``.
+``concerns_draft`` when a draft of an augmenting class is being ordered (not a renewal of a current
+course at the same dose, ``timeline.is_renewal``). Override reasons in
+``cards/wording/multiple-failed-trials.yaml``.
 
 **Thresholds** ``patterns.multiple-failed-trials``: ``min_failed_trials``, ``min_trial_days``,
 ``lookback_days``, ``phq9_response_fall_fraction``, ``phq9_persisting_min_score``,
@@ -54,10 +55,17 @@ from datetime import date, timedelta
 from cds_service.patterns.base import EvidenceItem, Finding
 from cds_service.patterns.evidence import dose_text, months, ordered_evidence, unique_refs
 from cds_service.patterns.pdc import proportion_of_days_covered
-from cds_service.patterns.timeline import Episode, episodes, single_dose, taken_courses
+from cds_service.patterns.timeline import (
+    Episode,
+    episodes,
+    is_renewal,
+    single_dose,
+    taken_courses,
+)
 from fhir_mappers.record import DraftOrders, PatientRecord, SymptomScore
 
 PATTERN_ID = "multiple-failed-trials"
+
 
 @dataclass(frozen=True, slots=True)
 class Thresholds:
@@ -151,6 +159,9 @@ def detect(
         concerns_draft=any(
             i.drug_class in thresholds.augmenting_classes
             for d in drafts
+            if not is_renewal(
+                d, record, now, continuation_gap_days=thresholds.continuation_gap_days
+            )
             for i in d.psychotropic_ingredients
         ),
         references=unique_refs(

@@ -17,10 +17,14 @@ today; only completed dispenses with a known days' supply); or (b) exactly one f
 whose supply ran out more than ``single_fill_lapsed_days`` before today; or (c) a not-taken
 MedicationStatement names it (dated within the window, or undated: its status is the latest word).
 
+**Not evaluable** (``NotEvaluable``, recorded in the audit, no card) when a completed fill of an
+ingredient in use, handed over in the window, has no known days' supply: the days it would cover
+are unknown, not uncovered (``timeline.fills_without_supply``).
+
 **Unless** the ingredient is taken only as needed (PQA leaves PRN use out of PDC), the order is
 stale (no renewal, fill or statement for ``stale_order_days``), or a later active
 MedicationStatement says the not-taken ingredient is taken again. Days in hospital (finished or
-in-progress encounters of ``hospital_classes``) leave the PDC period.
+in-progress encounters of an inpatient class, config/codes.yaml) leave the PDC period.
 
 **Then** an ``info`` card: explore the patient's ambivalence and concerns about the medication
 before changing it (Mintz, "Psychodynamic Psychopharmacology: Addressing the Underlying Causes of
@@ -30,7 +34,7 @@ ordered, or of its class (a switch or an addition in that class). Override reaso
 ``cards/wording/nonadherence.yaml``.
 
 **Thresholds** ``patterns.nonadherence``: ``pdc_below``, ``window_days``, ``min_dispenses``,
-``single_fill_lapsed_days``, ``hospital_classes``, ``stale_order_days``.
+``single_fill_lapsed_days``, ``stale_order_days``.
 """
 
 from __future__ import annotations
@@ -39,11 +43,18 @@ import math
 from dataclasses import dataclass
 from datetime import date, timedelta
 
+from cds_service.patterns.abstention import NotEvaluable
 from cds_service.patterns.base import EvidenceItem, Finding
 from cds_service.patterns.evidence import months, ordered_evidence, unique_refs
 from cds_service.patterns.pdc import Coverage, is_countable, proportion_of_days_covered
 from cds_service.patterns.regimen import is_stale
-from cds_service.patterns.timeline import dated_drafts, is_current, single_dose, taken_courses
+from cds_service.patterns.timeline import (
+    dated_drafts,
+    fills_without_supply,
+    is_current,
+    single_dose,
+    taken_courses,
+)
 from fhir_mappers.record import DraftOrders, MedicationCourse, PatientRecord, Visit
 
 PATTERN_ID = "nonadherence"
@@ -59,7 +70,6 @@ class Thresholds:
     window_days: int
     min_dispenses: int
     single_fill_lapsed_days: int
-    hospital_classes: tuple[str, ...]
     stale_order_days: int
 
     def windows_days(self) -> tuple[int, ...]:
@@ -80,8 +90,9 @@ class _Adherence:
 
 def detect(
     record: PatientRecord, drafts: DraftOrders, thresholds: Thresholds, now: date
-) -> Finding | None:
-    """Nonadherence as of ``now`` (dates in days); None when it is not there."""
+) -> Finding | NotEvaluable | None:
+    """Nonadherence as of ``now`` (dates in days); None when it is not there, ``NotEvaluable``
+    when a fill in the window has no known days' supply."""
     regimen = [
         c
         for c in taken_courses(record)
@@ -90,6 +101,16 @@ def detect(
         and not is_stale(c, record, now, thresholds.stale_order_days)
     ]
     ordered = [d for d in dated_drafts(drafts, now) if d.is_psychotropic]
+    in_use = {i.name for c in [*regimen, *ordered] if not _excluded(c) for i in c.ingredients}
+    since = now - timedelta(days=thresholds.window_days)
+    unknown = fills_without_supply(record, in_use, since, now)
+    if unknown:
+        return NotEvaluable(
+            PATTERN_ID,
+            f"{len(unknown)} fill(s) in the last {months(thresholds.window_days)} months have no "
+            "days' supply and none could be derived",
+            tuple(d.ref for d in unknown),
+        )
     names = dict.fromkeys(
         i.name for c in [*regimen, *ordered] if not _excluded(c) for i in c.psychotropic_ingredients
     )
@@ -116,7 +137,7 @@ def _included(
     """PDC below the threshold, a single long-lapsed fill, or a not-taken statement."""
     window_start = now - timedelta(days=thresholds.window_days)
     fills = [d for d in record.dispenses if any(i.name == name for i in d.ingredients)]
-    away = _hospital_days(record, thresholds, now)
+    away = _hospital_days(record, now)
     coverage = proportion_of_days_covered(fills, window_start, now, away)
     fill_count = len(coverage.fills) if coverage else 0
     lapsed: int | None = None
@@ -198,10 +219,10 @@ def _raises_dose(draft: MedicationCourse, regimen: list[MedicationCourse]) -> bo
     return bool(same) and dose > (single_dose(same[-1]) or 0)
 
 
-def _hospital_days(record: PatientRecord, thresholds: Thresholds, now: date) -> set[date]:
+def _hospital_days(record: PatientRecord, now: date) -> set[date]:
     days: set[date] = set()
     for visit in record.visits:
-        if visit.class_code in thresholds.hospital_classes and visit.start is not None:
+        if visit.is_inpatient and visit.start is not None:
             end = _stay_end(visit, now)
             days.update(
                 visit.start + timedelta(days=i) for i in range((end - visit.start).days + 1)

@@ -7,10 +7,9 @@ more unrelated drug class allergies"), counted as the source counts it: classes,
 class is an ATC level-4 group, so three SSRIs are one class (the expected pharmacology of one
 class is not "unrelated medications"). Nocebo framing fits only vague, subjective reactions
 (Colloca L, Miller FG, "The nocebo effect and its relevance for clinical practice", Psychosom Med
-2011;73(7):598-603);
-the clinical action is Mintz's (D. Mintz, "Psychodynamic Psychopharmacology: Addressing the
-Underlying Causes of Treatment Resistance", Psychiatric Times): explore the patient's
-expectations and fears, empathically, before yet another agent.
+2011;73(7):598-603); the clinical action is Mintz's (D. Mintz, "Psychodynamic
+Psychopharmacology: Addressing the Underlying Causes of Treatment Resistance", Psychiatric Times):
+explore the patient's expectations and fears, empathically, before yet another agent.
 
 **When** intolerance evidence (AllergyIntolerance of type intolerance or with non-immune
 reactions; orders or statements stopped for an adverse effect) dated within ``lookback_days``
@@ -26,11 +25,13 @@ course started after the event (the rechallenge was tolerated).
 **Then** an ``info`` card naming what was counted (each class with its drugs). When a draft orders
 an ingredient the patient did not tolerate before, the card says so first, with the date and the
 reaction (any recorded reaction, serious ones included). ``concerns_draft`` when a psychotropic
-draft is being placed. Override reasons in ``cards/wording/repeated-intolerance.yaml``.
+draft is being placed (another agent is being started); a renewal of a course taken within
+``renewal_gap_days`` at the same dose (``timeline.is_renewal``) is not another agent. Override
+reasons in ``cards/wording/repeated-intolerance.yaml``.
 
 **Thresholds** ``patterns.repeated-intolerance``: ``min_distinct_classes``, ``lookback_days``,
 ``excluded_reaction_codes``, ``excluded_reaction_words``, ``excluded_criticalities``,
-``exclude_severe_reactions``.
+``exclude_severe_reactions``, ``renewal_gap_days``.
 """
 
 from __future__ import annotations
@@ -41,7 +42,12 @@ from datetime import date, timedelta
 from cds_service.patterns.base import EvidenceItem, Finding
 from cds_service.patterns.evidence import months, ordered_evidence, unique_refs
 from cds_service.patterns.regimen import mentions_any
-from cds_service.patterns.timeline import is_current, psychotropic_names, taken_courses
+from cds_service.patterns.timeline import (
+    is_current,
+    is_renewal,
+    psychotropic_names,
+    taken_courses,
+)
 from fhir_mappers.record import DraftOrders, Ingredient, IntoleranceEvent, PatientRecord
 
 PATTERN_ID = "repeated-intolerance"
@@ -59,6 +65,7 @@ class Thresholds:
     excluded_reaction_words: tuple[str, ...]
     excluded_criticalities: tuple[str, ...]
     exclude_severe_reactions: bool
+    renewal_gap_days: int
 
     def windows_days(self) -> tuple[int, ...]:
         """The look-back windows this pattern reads, nested (their sum is its reach)."""
@@ -100,7 +107,11 @@ def detect(
         evidence=ordered_evidence(_evidence_item(i, e) for i, e in events),
         facts=facts,
         evidence_keys=frozenset(f"ingredient:{name}" for name in counted),
-        concerns_draft=any(d.is_psychotropic for d in drafts),
+        concerns_draft=any(
+            d.is_psychotropic
+            and not is_renewal(d, record, now, continuation_gap_days=thresholds.renewal_gap_days)
+            for d in drafts
+        ),
         references=unique_refs(e.ref for _, evs in counted.values() for e in evs),
     )
 

@@ -14,23 +14,23 @@ a renewal at the same dose is not a change; courses at most ``continuation_gap_d
 continuous use) fall within the last ``window_days``, and either fewer review visits than changes
 took place in that window ("fewer_visits"), or for some change the last review visit on or before
 it was more than ``max_gap_since_visit_days`` earlier, or there is none ("visit_gap"). A review
-visit is a finished encounter where a prescriber could review the regimen: its class is in
-``review_visit_classes`` and its type in ``review_visit_type_codes`` (psychiatric evaluation and
-management, psychotherapy with E/M, office and telehealth E/M; psychotropic-domain §3.5), or it
-has no type at all and ``count_untyped_visits`` is true. A lab draw or an immunisation visit (a
-type not in the list) does not count.
+visit is a completed outpatient visit where a prescriber could review the regimen: the mapper
+classifies each Encounter by class and type from config/codes.yaml (``encounter_classes``,
+``prescriber_visits``: psychiatry, behavioural health, primary care, office and follow-up visits;
+not a lab draw or an immunisation); a visit the data do not classify counts when
+``count_untyped_visits`` is true. A visit happening now (an in-progress encounter, or the hook's
+``context.encounterId``) counts for today (``timeline.seen_days``).
 
-**Unless** the change was made during an inpatient stay (a finished or in-progress encounter of a
-class in ``inpatient_classes`` covering its date): inpatients are seen every day; or the change
-is to an as-needed medication.
+**Unless** the change was made during an inpatient stay (a finished or in-progress encounter of
+an inpatient class, config/codes.yaml, covering its date): inpatients are seen every day; or the
+change is to an as-needed medication.
 
 **Then** an ``info`` card: schedule a visit, and consider seeing the patient more often rather
 than changing the regimen again. ``concerns_draft`` when the draft is itself a change. Override
 reasons in ``cards/wording/visits-lag-changes.yaml``.
 
 **Thresholds** ``patterns.visits-lag-changes``: ``min_changes``, ``window_days``,
-``max_gap_since_visit_days``, ``review_visit_classes``, ``review_visit_type_codes``,
-``count_untyped_visits``, ``inpatient_classes``, ``continuation_gap_days``.
+``max_gap_since_visit_days``, ``count_untyped_visits``, ``continuation_gap_days``.
 """
 
 from __future__ import annotations
@@ -51,13 +51,14 @@ from cds_service.patterns.timeline import (
     RegimenEvent,
     dated_drafts,
     regimen_events,
+    seen_days,
     taken_courses,
 )
 from fhir_mappers.record import DraftOrders, PatientRecord, Visit
 
 PATTERN_ID = "visits-lag-changes"
 
-_INPATIENT_STATUSES = frozenset({"finished", "in-progress"})
+_INPATIENT_STATUSES = frozenset({"finished", "completed", "in-progress"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,10 +70,7 @@ class Thresholds:
     min_changes: int
     window_days: int
     max_gap_since_visit_days: int
-    review_visit_classes: tuple[str, ...]
-    review_visit_type_codes: tuple[str, ...]
     count_untyped_visits: bool
-    inpatient_classes: tuple[str, ...]
     continuation_gap_days: int
 
     def windows_days(self) -> tuple[int, ...]:
@@ -89,13 +87,9 @@ def detect(
     changes = [
         e
         for e in regimen_events(courses, now, continuation_gap_days=gap)
-        if since <= e.when <= now and not _excluded(e, record.visits, thresholds, now)
+        if since <= e.when <= now and not _excluded(e, record.visits, now)
     ]
-    visit_days = sorted(
-        d
-        for v in record.visits
-        if is_review_visit(v, thresholds) and (d := _visit_day(v)) is not None and d <= now
-    )
+    visit_days = review_days(record, thresholds, now)
     in_window = [d for d in visit_days if d >= since]
     trigger = _included(changes, in_window, visit_days, thresholds)
     if trigger is None:
@@ -145,23 +139,33 @@ def _included(
 
 
 def is_review_visit(visit: Visit, thresholds: Thresholds) -> bool:
-    """A finished encounter where a prescriber could review the regimen (class and type)."""
-    if visit.status != "finished" or visit.class_code not in thresholds.review_visit_classes:
+    """A completed outpatient visit where a prescriber could review the regimen (the mapper's
+    class and type reading, config/codes.yaml); an unclassified one per
+    ``count_untyped_visits``."""
+    if not visit.is_completed_outpatient:
         return False
-    if not visit.type_codes:
+    if visit.prescriber_visit is None:
         return thresholds.count_untyped_visits
-    return any(c.code in thresholds.review_visit_type_codes for c in visit.type_codes)
+    return visit.prescriber_visit
 
 
-def _excluded(
-    change: RegimenEvent, visits: tuple[Visit, ...], thresholds: Thresholds, now: date
-) -> bool:
+def review_days(record: PatientRecord, thresholds: Thresholds, now: date) -> list[date]:
+    """Days of review visits up to today, sorted; today too when a visit is happening now."""
+    days = {
+        day
+        for v in record.visits
+        if is_review_visit(v, thresholds) and (day := _visit_day(v)) is not None and day <= now
+    }
+    completed_today = any(v.is_completed_outpatient and _visit_day(v) == now for v in record.visits)
+    if now in seen_days(record, now) and not completed_today:
+        days.add(now)  # an encounter in progress, or the one this hook call is made in
+    return sorted(days)
+
+
+def _excluded(change: RegimenEvent, visits: tuple[Visit, ...], now: date) -> bool:
     """A change made while the patient was in hospital."""
     for visit in visits:
-        if (
-            visit.class_code not in thresholds.inpatient_classes
-            or visit.status not in _INPATIENT_STATUSES
-        ):
+        if not visit.is_inpatient or visit.status not in _INPATIENT_STATUSES:
             continue
         start = visit.start
         end = visit.end or (now if visit.status == "in-progress" else visit.start)

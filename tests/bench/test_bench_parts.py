@@ -93,15 +93,12 @@ def test_loopback_fhir_server_answers_the_prefetch_searches(fhir_base: str) -> N
     assert (status, missing["resourceType"]) == (404, "OperationOutcome")
 
 
-def _results(
-    http_ratio: float, parse_ratio: float, p99: float, first: float, last: float
-) -> dict[str, object]:
+def _results(http_ratio: float, parse_ratio: float, p99: float, first: float, last: float
+             ) -> dict[str, object]:
     timing = {"p50_ms": 1.0, "p95_ms": 1.0, "p99_ms": p99}
     return {
-        "http": [
-            {"size": "large", "ratio_p50": http_ratio, "service": timing},
-            {"size": "typical", "ratio_p50": 1.0, "service": timing},
-        ],
+        "http": [{"size": "large", "ratio_p50": http_ratio, "service": timing},
+                 {"size": "typical", "ratio_p50": 1.0, "service": timing}],
         "in_process": [{"size": "large", "ratio_p50": parse_ratio}],
         "growth": {"first": {"p50_ms": first}, "last": {"p50_ms": last}},
     }

@@ -18,11 +18,7 @@ def test_quick_benchmark_runs_end_to_end(tmp_path: Path) -> None:
     out = tmp_path / "results.json"
     done = subprocess.run(
         [sys.executable, "-m", "bench.bench", "--quick", "--sizes", "small", "--json", str(out)],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
+        cwd=REPO, capture_output=True, text=True, timeout=120, check=False,
     )
     assert done.returncode == 0, done.stderr[-2000:]
     results = orjson.loads(out.read_bytes())
@@ -30,8 +26,7 @@ def test_quick_benchmark_runs_end_to_end(tmp_path: Path) -> None:
         results
     )
     assert {(r["size"], r["hook"]) for r in results["http"]} == {
-        ("small", "patient-view"),
-        ("small", "order-sign"),
+        ("small", "patient-view"), ("small", "order-sign")
     }
     # The requests exercise the whole service: cards are built, not only records mapped.
     assert all(row["cards"] >= 1 for row in results["in_process"])

@@ -69,36 +69,21 @@ def medication_request(
         "id": rid,
         "status": status,
         "intent": "order",
-        "category": [
-            {
-                "coding": [
-                    {
-                        "system": "http://terminology.hl7.org/CodeSystem/medicationrequest-category",
-                        "code": "outpatient",
-                    }
-                ]
-            }
-        ],
+        "category": [{"coding": [{
+            "system": "http://terminology.hl7.org/CodeSystem/medicationrequest-category",
+            "code": "outpatient",
+        }]}],
         "medicationCodeableConcept": medication_concept(drug),
         "subject": {"reference": f"Patient/{patient}"},
         "authoredOn": day(authored_days_ago),
     }
     if dose_mg is not None:
-        resource["dosageInstruction"] = [
-            {
-                "timing": {"repeat": {"frequency": 1, "period": 1, "periodUnit": "d"}},
-                "doseAndRate": [
-                    {
-                        "doseQuantity": {
-                            "value": dose_mg,
-                            "unit": "mg",
-                            "system": "http://unitsofmeasure.org",
-                            "code": "mg",
-                        }
-                    }
-                ],
-            }
-        ]
+        resource["dosageInstruction"] = [{
+            "timing": {"repeat": {"frequency": 1, "period": 1, "periodUnit": "d"}},
+            "doseAndRate": [{"doseQuantity": {
+                "value": dose_mg, "unit": "mg", "system": "http://unitsofmeasure.org", "code": "mg",
+            }}],
+        }]
     return resource
 
 
@@ -117,39 +102,24 @@ def intolerance(
     return {
         "resourceType": "AllergyIntolerance",
         "id": rid,
-        "clinicalStatus": {
-            "coding": [
-                {
-                    "system": "http://terminology.hl7.org/CodeSystem/allergyintolerance-clinical",
-                    "code": "active",
-                }
-            ]
-        },
-        "verificationStatus": {
-            "coding": [
-                {
-                    "system": "http://terminology.hl7.org/CodeSystem/allergyintolerance-verification",
-                    "code": "confirmed",
-                }
-            ]
-        },
+        "clinicalStatus": {"coding": [{
+            "system": "http://terminology.hl7.org/CodeSystem/allergyintolerance-clinical",
+            "code": "active",
+        }]},
+        "verificationStatus": {"coding": [{
+            "system": "http://terminology.hl7.org/CodeSystem/allergyintolerance-verification",
+            "code": "confirmed",
+        }]},
         "type": "intolerance",
         "category": ["medication"],
         "code": {"coding": [{"system": RXNORM, "code": code, "display": display.split()[0]}]},
         "patient": {"reference": f"Patient/{patient}"},
         "onsetDateTime": day(onset_days_ago),
         "recordedDate": day(onset_days_ago),
-        "reaction": [
-            {
-                "manifestation": [
-                    {
-                        "coding": [{"system": SNOMED, "code": m_code, "display": m_display}],
-                        "text": m_display,
-                    }
-                ],
-                "severity": "mild",
-            }
-        ],
+        "reaction": [{"manifestation": [{
+            "coding": [{"system": SNOMED, "code": m_code, "display": m_display}],
+            "text": m_display,
+        }], "severity": "mild"}],
     }
 
 
@@ -173,7 +143,8 @@ def searchset(resources: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
         {"fullUrl": f"{BASE}/fhir/{r['resourceType']}/{r['id']}", "resource": dict(r)}
         for r in resources
     ]
-    return {"resourceType": "Bundle", "type": "searchset", "total": len(entries), "entry": entries}
+    return {"resourceType": "Bundle", "type": "searchset", "total": len(entries),
+            "entry": entries}
 
 
 def hook_body(
@@ -194,17 +165,15 @@ def hook_body(
     context: dict[str, Any] = {"userId": user, "patientId": patient_id}
     draft_list = [dict(d) for d in drafts]
     if hook in {"order-select", "order-sign"}:
-        context["draftOrders"] = {
-            "resourceType": "Bundle",
-            "entry": [{"resource": d} for d in draft_list],
-        }
+        context["draftOrders"] = {"resourceType": "Bundle", "entry": [
+            {"resource": d} for d in draft_list
+        ]}
     if hook == "order-select":
         context["selections"] = [f"MedicationRequest/{d['id']}" for d in draft_list]
     if hook == "medication-prescribe":
-        context["medications"] = {
-            "resourceType": "Bundle",
-            "entry": [{"resource": d} for d in draft_list],
-        }
+        context["medications"] = {"resourceType": "Bundle", "entry": [
+            {"resource": d} for d in draft_list
+        ]}
     return {
         "hookInstance": hook_instance or str(uuid.uuid4()),
         "hook": hook,
@@ -237,17 +206,10 @@ class JwtIssuer:
 
     def token(self, audience: str, **claims: Any) -> str:
         now = int(time.time())
-        payload = {
-            "iss": self.issuer,
-            "aud": audience,
-            "iat": now,
-            "exp": now + 300,
-            "jti": str(uuid.uuid4()),
-            **claims,
-        }
-        return jwt.encode(
-            payload, self.key, algorithm="ES384", headers={"kid": self.kid, "typ": "JWT"}
-        )
+        payload = {"iss": self.issuer, "aud": audience, "iat": now, "exp": now + 300,
+                   "jti": str(uuid.uuid4()), **claims}
+        return jwt.encode(payload, self.key, algorithm="ES384",
+                          headers={"kid": self.kid, "typ": "JWT"})
 
     def header(self, path: str) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.token(BASE + path)}"}
@@ -265,16 +227,11 @@ def test_issuer(tmp_path: Path) -> JwtIssuer:
 
 @pytest.fixture
 def jwt_settings(make_settings: Callable[..., Any], test_issuer: JwtIssuer) -> Any:
-    return make_settings(
-        {
-            "auth": {
-                "require_jwt": True,
-                "trusted_clients": [
-                    {"issuer": test_issuer.issuer, "jwks_file": str(test_issuer.jwks_file)}
-                ],
-            }
-        }
-    )
+    return make_settings({"auth": {
+        "require_jwt": True,
+        "trusted_clients": [{"issuer": test_issuer.issuer,
+                             "jwks_file": str(test_issuer.jwks_file)}],
+    }})
 
 
 # A real loopback FHIR server, one per test module, emptied before each test (gather and the

@@ -49,16 +49,10 @@ def mirtazapine_draft(pid: str = PID, dose_mg: float = 15) -> dict[str, Any]:
     return draft_order("draft-mirt-1", "mirtazapine", patient=pid, dose_mg=dose_mg)
 
 
-def call(
-    client: Any,
-    hook: str,
-    resources: Iterable[dict[str, Any]] = (),
-    drafts: Iterable[dict[str, Any]] = (),
-    **kwargs: Any,
-) -> list[dict[str, Any]]:
-    response = client.post(
-        service_url(hook), json=hook_body(hook, PID, resources, drafts=drafts, **kwargs)
-    )
+def call(client: Any, hook: str, resources: Iterable[dict[str, Any]] = (),
+         drafts: Iterable[dict[str, Any]] = (), **kwargs: Any) -> list[dict[str, Any]]:
+    response = client.post(service_url(hook), json=hook_body(hook, PID, resources,
+                                                              drafts=drafts, **kwargs))
     assert response.status_code == 200, response.get_data(as_text=True)
     cards: list[dict[str, Any]] = response.get_json()["cards"]
     return cards
@@ -104,11 +98,8 @@ def test_repeated_intolerance_at_order_sign_gives_one_card_with_its_evidence(
     for drug in ("sertraline", "aripiprazole", "venlafaxine"):
         assert drug in card["detail"]
     assert card["suggestions"] and card["overrideReasons"]
-    subjects = [
-        a["resource"].get("subject") or a["resource"].get("for")
-        for s in card["suggestions"]
-        for a in s["actions"]
-    ]
+    subjects = [a["resource"].get("subject") or a["resource"].get("for")
+                for s in card["suggestions"] for a in s["actions"]]
     assert {"reference": f"Patient/{PID}"} in subjects
     (row,) = audit_rows(app)
     assert (row["disposition"], row["shown"], row["card_uuid"]) == ("shown", True, card["uuid"])
@@ -135,9 +126,8 @@ def test_a_non_psychotropic_draft_gets_no_cards(app: Flask, client: Any) -> None
 
 
 def test_legacy_medication_prescribe_advises_like_order_sign(client: Any) -> None:
-    cards = call(
-        client, "medication-prescribe", side_effect_history(), drafts=[mirtazapine_draft()]
-    )
+    cards = call(client, "medication-prescribe", side_effect_history(),
+                 drafts=[mirtazapine_draft()])
 
     assert topics(cards) == ["repeated-intolerance"]
 
@@ -147,17 +137,13 @@ def test_silent_mode_records_the_card_but_shows_nothing(
 ) -> None:
     app = make_app(make_settings({"patterns": {"repeated-intolerance": {"mode": "silent"}}}))
 
-    cards = call(
-        app.test_client(), "order-sign", side_effect_history(), drafts=[mirtazapine_draft()]
-    )
+    cards = call(app.test_client(), "order-sign", side_effect_history(),
+                 drafts=[mirtazapine_draft()])
 
     assert cards == []
     (row,) = audit_rows(app)
     assert (row["pattern"], row["disposition"], row["shown"]) == (
-        "repeated-intolerance",
-        "silent",
-        False,
-    )
+        "repeated-intolerance", "silent", False)
     assert row["summary"]
 
 
@@ -166,9 +152,8 @@ def test_a_pattern_switched_off_leaves_no_trace(
 ) -> None:
     app = make_app(make_settings({"patterns": {"repeated-intolerance": {"mode": "off"}}}))
 
-    cards = call(
-        app.test_client(), "order-sign", side_effect_history(), drafts=[mirtazapine_draft()]
-    )
+    cards = call(app.test_client(), "order-sign", side_effect_history(),
+                 drafts=[mirtazapine_draft()])
 
     assert cards == []
     assert audit_rows(app) == []
@@ -179,9 +164,8 @@ def test_advice_shown_at_order_select_is_not_repeated_at_order_sign(
 ) -> None:
     at_select = call(client, "order-select", side_effect_history(), drafts=[mirtazapine_draft()])
     at_sign = call(client, "order-sign", side_effect_history(), drafts=[mirtazapine_draft()])
-    changed_order = call(
-        client, "order-sign", side_effect_history(), drafts=[mirtazapine_draft(dose_mg=30)]
-    )
+    changed_order = call(client, "order-sign", side_effect_history(),
+                         drafts=[mirtazapine_draft(dose_mg=30)])
 
     assert topics(at_select) == ["repeated-intolerance"]
     assert at_sign == []
@@ -192,42 +176,26 @@ def test_advice_shown_at_order_select_is_not_repeated_at_order_sign(
 def test_another_prescriber_signing_still_sees_the_advice(client: Any) -> None:
     call(client, "order-select", side_effect_history(), drafts=[mirtazapine_draft()])
 
-    cards = call(
-        client,
-        "order-sign",
-        side_effect_history(),
-        drafts=[mirtazapine_draft()],
-        user="Practitioner/prac-other",
-    )
+    cards = call(client, "order-sign", side_effect_history(), drafts=[mirtazapine_draft()],
+                 user="Practitioner/prac-other")
 
     assert topics(cards) == ["repeated-intolerance"]
 
 
 def _override(client: Any, card_uuid: str, hook: str = "patient-view") -> None:
     stamp = (NOW - timedelta(hours=1)).isoformat().replace("+00:00", "Z")
-    response = client.post(
-        f"{service_url(hook)}/feedback",
-        json={
-            "feedback": [
-                {
-                    "card": card_uuid,
-                    "outcome": "overridden",
-                    "outcomeTimestamp": stamp,
-                    "overrideReason": {
-                        "reason": {
-                            "system": "https://psychopharm-cds.org/fhir/CodeSystem/override-reason",
-                            "code": "already-discussed",
-                        },
-                        "userComment": "Talked it through last week",
-                    },
-                }
-            ]
-        },
-    )
+    response = client.post(f"{service_url(hook)}/feedback", json={"feedback": [{
+        "card": card_uuid, "outcome": "overridden", "outcomeTimestamp": stamp,
+        "overrideReason": {"reason": {
+            "system": "https://psychopharm-cds.org/fhir/CodeSystem/override-reason",
+            "code": "already-discussed"}, "userComment": "Talked it through last week"},
+    }]})
     assert response.get_json() == {"stored": 1}
 
 
-def test_overridden_advice_is_suppressed_until_the_evidence_grows(app: Flask, client: Any) -> None:
+def test_overridden_advice_is_suppressed_until_the_evidence_grows(
+    app: Flask, client: Any
+) -> None:
     history = side_effect_history()
     (card,) = call(client, "patient-view", history)
     audit_rows(app)  # flush: the override is matched against the stored card row
@@ -255,7 +223,8 @@ def test_max_cards_keeps_the_highest_priority_and_records_the_rest(
 
     assert topics(cards) == ["repeated-intolerance"]
     dispositions = {r["pattern"]: r["disposition"] for r in audit_rows(app)}
-    assert dispositions == {"repeated-intolerance": "shown", "psychotropic-polypharmacy": "capped"}
+    assert dispositions == {"repeated-intolerance": "shown",
+                            "psychotropic-polypharmacy": "capped"}
 
 
 def test_both_patterns_are_shown_under_the_default_cap(client: Any) -> None:
@@ -279,8 +248,7 @@ def test_audit_never_stores_the_raw_patient_id(
 
     assert len(rows) == 3
     assert {r["patient_key"] for r in rows} == {
-        pseudonymize(PID, settings.storage.patient_key_secret)
-    }
+        pseudonymize(PID, settings.storage.patient_key_secret)}
     assert PID.encode() not in database + side_files
     assert all(f"Patient/{rows[0]['patient_key']}" in r["card_json"] for r in rows)
 

@@ -99,7 +99,9 @@ def test_medication_found_in_the_draft_bundle_or_supplied(table: IngredientTable
     supplied = {"resourceType": "Bundle", "entry": [{"resource": order}]}
     for drafts, _ in (
         map_draft_orders(in_bundle, table, codes=CODES),
-        map_draft_orders(supplied, table, medications={"Medication/m1": medication}, codes=CODES),
+        map_draft_orders(
+            supplied, table, medications={"Medication/m1": medication}, codes=CODES
+        ),
     ):
         assert [i.name for i in drafts[0].ingredients] == ["aripiprazole"]
 

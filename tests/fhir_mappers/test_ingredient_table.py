@@ -159,8 +159,8 @@ def test_atc4_tells_ssri_from_other_antidepressants(table: IngredientTable) -> N
 
 def test_table_has_every_reference_row(table: IngredientTable) -> None:
     # 104 rows in the reference table less the two salt rows folded into lithium and valproate,
-    # plus the eight "consider also" ingredients, plus the eleven rows of the newer agents and of
-    # the components of combinations (config/ingredients.csv header).
+    # plus the eight "consider also" ingredients.
+    # ... plus the eleven rows of the newer agents and of the components of combinations.
     assert len(table.ingredients) == 121
     assert len({i.name for i in table.ingredients}) == len(table.ingredients)
 

@@ -12,7 +12,7 @@ import itertools
 from datetime import date, timedelta
 from typing import Any
 
-from cds_service.loaders import load_ingredient_table
+from cds_service.loaders import load_code_lists, load_ingredient_table
 from cds_service.settings import load_settings
 from fhir_mappers.record import (
     Coding,
@@ -59,6 +59,8 @@ _FORMS = {
     "venlafaxine": "24 HR Extended Release Oral Capsule",
 }
 _ids = itertools.count(1)
+
+CODES = load_code_lists()
 
 
 def days_ago(n: int) -> date:
@@ -154,6 +156,7 @@ def intolerance(
 def visit(
     when: date, *, class_code: str = "AMB", status: str = "finished", end: date | None = None
 ) -> Visit:
+    kind = CODES.visit_kind(class_code)  # as the mapper reads the class
     return Visit(
         ref=_ref("Encounter"),
         status=status,
@@ -161,6 +164,8 @@ def visit(
         start=when,
         end=end or when,
         type_codes=(Coding("http://www.ama-assn.org/go/cpt", "99214", "Office visit"),),
+        kind=kind,  # type: ignore[arg-type]
+        prescriber_visit=kind == "outpatient",
     )
 
 

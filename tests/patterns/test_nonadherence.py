@@ -113,13 +113,6 @@ def test_pdc_0_79_fires_and_0_80_does_not() -> None:
         ),
         pytest.param(
             _record(
-                (dispense(SERTRALINE, days_ago(99), 40), dispense(SERTRALINE, days_ago(39), None))
-            ),
-            (),
-            id="second-fill-without-days-supply-leaves-one",
-        ),
-        pytest.param(
-            _record(
                 _two_fills(20),
                 courses=(
                     course(SERTRALINE, days_ago(400), mg=50, end=days_ago(30), status="stopped"),
@@ -275,10 +268,10 @@ def test_refilled_sertraline_does_not_hide_a_bupropion_never_refilled() -> None:
     assert finding.evidence_keys == {"pdc:bupropion"}
 
 
-def test_hospital_classes_come_from_config() -> None:
-    """A 40-day admission explains the gap; a site that does not count IMP sees the gap."""
+def test_days_in_hospital_leave_the_period_but_an_office_visit_does_not() -> None:
+    """A 40-day admission (an inpatient class, config/codes.yaml) explains the gap."""
     fills = (dispense(SERTRALINE, days_ago(99), 40), dispense(SERTRALINE, days_ago(19), 19))
     stay = visit(days_ago(59), class_code="IMP", end=days_ago(20))
+    office = visit(days_ago(59), class_code="AMB", end=days_ago(20))
     assert detect(_record(fills, visits=(stay,)), (), DEFAULTS, NOW) is None
-    no_imp = with_thresholds(PATTERN_ID, hospital_classes=("ACUTE",))
-    assert detect(_record(fills, visits=(stay,)), (), no_imp, NOW) is not None
+    assert detect(_record(fills, visits=(office,)), (), DEFAULTS, NOW) is not None

@@ -87,7 +87,10 @@ def _restart_after_200_days() -> PatientRecord:
     )
 
 
-def _changes_with_home_visits() -> PatientRecord:
+def _changes_with_unclassified_visits() -> PatientRecord:
+    visits = tuple(
+        replace(visit(days_ago(d)), type_codes=(), prescriber_visit=None) for d in (85, 60, 30)
+    )
     return PatientRecord(
         courses=(
             course(SERTRALINE, days_ago(200), mg=50, end=days_ago(80), status="completed"),
@@ -95,7 +98,7 @@ def _changes_with_home_visits() -> PatientRecord:
             course(QUETIAPINE, days_ago(50), mg=50),
             course(LORAZEPAM, days_ago(300), mg=1, end=days_ago(20), status="stopped"),
         ),
-        visits=tuple(visit(days_ago(d), class_code="HH") for d in (85, 60, 30)),
+        visits=visits,
     )
 
 
@@ -147,8 +150,8 @@ CASES = [
                       _clozapine_plus_one), id="clozapine-exemption"),
     pytest.param(Case("regimen-escalation", {"restart_as_new_after_days": 200},
                       _restart_after_200_days), id="restart-window"),
-    pytest.param(Case("visits-lag-changes", {"review_visit_classes": ["AMB", "VR"]},
-                      _changes_with_home_visits), id="review-visit-classes"),
+    pytest.param(Case("visits-lag-changes", {"count_untyped_visits": False},
+                      _changes_with_unclassified_visits), id="unclassified-visits"),
     pytest.param(Case("nonadherence", {"single_fill_lapsed_days": 61}, _one_lapsed_fill),
                  id="single-fill-lapse"),
     pytest.param(Case("repeated-intolerance", {"excluded_reaction_words": ["itchy wheals"]},

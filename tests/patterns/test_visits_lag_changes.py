@@ -220,35 +220,27 @@ def test_three_office_visits_keep_pace_with_three_changes() -> None:
 
 
 def test_lab_draws_are_not_review_visits() -> None:
-    finding = detect(_record(THREE_CHANGES, _three_visits(LAB_DRAW)), (), DEFAULTS, NOW)
+    """The mapper reads a lab-draw type as no prescriber visit (config/codes.yaml)."""
+    lab_draws = tuple(
+        replace(v, type_codes=LAB_DRAW, prescriber_visit=False) for v in _three_visits(LAB_DRAW)
+    )
+    finding = detect(_record(THREE_CHANGES, lab_draws), (), DEFAULTS, NOW)
     assert finding is not None and finding.facts["visit_count"] == 0
 
 
-def test_visits_without_a_type_count_unless_the_site_says_not() -> None:
-    untyped = _three_visits(())
+def test_unclassified_visits_count_unless_the_site_says_not() -> None:
+    untyped = tuple(replace(v, type_codes=(), prescriber_visit=None) for v in _three_visits(()))
     assert detect(_record(THREE_CHANGES, untyped), (), DEFAULTS, NOW) is None
     strict = with_thresholds(PATTERN_ID, count_untyped_visits=False)
     assert detect(_record(THREE_CHANGES, untyped), (), strict, NOW) is not None
 
 
-def test_review_visit_types_and_classes_come_from_config() -> None:
-    visits = _three_visits(PSYCHOTHERAPY_ONLY)
-    assert detect(_record(THREE_CHANGES, visits), (), DEFAULTS, NOW) is None
-    codes = tuple(c for c in DEFAULTS.review_visit_type_codes if c != "90834")
-    no_therapy = with_thresholds(PATTERN_ID, review_visit_type_codes=codes)
-    assert detect(_record(THREE_CHANGES, visits), (), no_therapy, NOW) is not None
-    home = tuple(replace(v, class_code="HH") for v in visits)
-    no_home = with_thresholds(PATTERN_ID, review_visit_classes=("AMB", "VR"))
-    assert detect(_record(THREE_CHANGES, home), (), no_home, NOW) is not None
-
-
-def test_inpatient_classes_come_from_config() -> None:
-    """Quetiapine started during an observation stay: not counted, unless OBSENC is not listed."""
+def test_a_change_during_an_observation_stay_is_not_counted() -> None:
+    """Quetiapine started during an observation stay (an inpatient class in codes.yaml)."""
     stay = visit(days_ago(52), class_code="OBSENC", end=days_ago(48))
-    visits = (visit(days_ago(85)), stay)
-    assert detect(_record(THREE_CHANGES, visits), (), DEFAULTS, NOW) is None
-    fewer = with_thresholds(PATTERN_ID, inpatient_classes=("IMP", "ACUTE"))
-    assert detect(_record(THREE_CHANGES, visits), (), fewer, NOW) is not None
+    assert detect(_record(THREE_CHANGES, (visit(days_ago(85)), stay)), (), DEFAULTS, NOW) is None
+    emergency = visit(days_ago(52), class_code="EMER", end=days_ago(48))
+    assert detect(_record(THREE_CHANGES, (visit(days_ago(85)), emergency)), (), DEFAULTS, NOW)
 
 
 def test_prn_changes_are_not_regimen_changes() -> None:

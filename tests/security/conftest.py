@@ -186,16 +186,10 @@ class Signer:
 
     def header(self, path: str, base: str = "http://localhost") -> dict[str, str]:
         now = int(time.time())
-        claims = {
-            "iss": self.issuer,
-            "aud": base + path,
-            "iat": now,
-            "exp": now + 300,
-            "jti": str(uuid.uuid4()),
-        }
-        token = jwt.encode(
-            claims, self.key, algorithm="ES384", headers={"kid": self.kid, "typ": "JWT"}
-        )
+        claims = {"iss": self.issuer, "aud": base + path, "iat": now, "exp": now + 300,
+                  "jti": str(uuid.uuid4())}
+        token = jwt.encode(claims, self.key, algorithm="ES384",
+                           headers={"kid": self.kid, "typ": "JWT"})
         return {"Authorization": f"Bearer {token}"}
 
     def trusted_client(self) -> dict[str, str]:

@@ -78,18 +78,11 @@ def pg_app(
     pg_proxy: TcpProxy,
 ) -> Callable[..., Flask]:
     def make(**storage: Any) -> Flask:
-        return make_app(
-            make_settings(
-                {
-                    "service": {"select_sign_dedup_minutes": 0},
-                    "storage": {
-                        "url": pg_url(pg_database, pg_proxy.port),
-                        "flush_interval_s": 0.05,
-                        **storage,
-                    },
-                }
-            )
-        )
+        return make_app(make_settings({
+            "service": {"select_sign_dedup_minutes": 0},
+            "storage": {"url": pg_url(pg_database, pg_proxy.port), "flush_interval_s": 0.05,
+                        **storage},
+        }))
 
     return make
 
@@ -151,11 +144,8 @@ def test_full_audit_queue_counts_and_logs_the_loss(
     stats = audit.stats()
     assert stats["dropped"] == len(sent) - 3
     assert stats["queued"] == 3
-    alarms = [
-        r
-        for r in caplog.records
-        if r.levelno == logging.ERROR and "audit queue full" in r.getMessage()
-    ]
+    alarms = [r for r in caplog.records
+              if r.levelno == logging.ERROR and "audit queue full" in r.getMessage()]
     assert alarms, "a dropped audit row must be logged at ERROR"
 
     pg_proxy.restore()
@@ -179,14 +169,10 @@ def test_redis_outage_fails_closed_for_jwt_and_recovers(
     valid_request: Callable[..., dict[str, Any]],
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    app = make_app(
-        make_settings(
-            {
-                "auth": {"require_jwt": True, "trusted_clients": [signer.trusted_client()]},
-                "cache": {"redis_url": f"redis://127.0.0.1:{redis_proxy.port}/0"},
-            }
-        )
-    )
+    app = make_app(make_settings({
+        "auth": {"require_jwt": True, "trusted_clients": [signer.trusted_client()]},
+        "cache": {"redis_url": f"redis://127.0.0.1:{redis_proxy.port}/0"},
+    }))
     client = app.test_client()
 
     def call() -> Any:
@@ -222,15 +208,12 @@ class SlowFhirServer:
     def _hang(self, request: Request) -> Response:
         self.calls += 1
         self.release.wait(10)
-        return Response(
-            '{"resourceType": "Bundle", "type": "searchset"}', content_type="application/fhir+json"
-        )
+        return Response('{"resourceType": "Bundle", "type": "searchset"}',
+                        content_type="application/fhir+json")
 
     def _empty(self, request: Request) -> Response:
-        return Response(
-            '{"resourceType": "Bundle", "type": "searchset", "entry": []}',
-            content_type="application/fhir+json",
-        )
+        return Response('{"resourceType": "Bundle", "type": "searchset", "entry": []}',
+                        content_type="application/fhir+json")
 
 
 @pytest.fixture
@@ -244,21 +227,12 @@ def slow_fhir(httpserver: HTTPServer) -> Iterator[SlowFhirServer]:
 
 @pytest.fixture
 def fhir_client(
-    make_app: Callable[..., Flask],
-    make_settings: Callable[..., Settings],
+    make_app: Callable[..., Flask], make_settings: Callable[..., Settings],
     slow_fhir: SlowFhirServer,
 ) -> Any:
-    app = make_app(
-        make_settings(
-            {
-                "fhir": {
-                    "allowed_servers": [slow_fhir.base],
-                    "timeout_s": 0.5,
-                    "call_budget_s": 1.0,
-                }
-            }
-        )
-    )
+    app = make_app(make_settings({"fhir": {
+        "allowed_servers": [slow_fhir.base], "timeout_s": 0.5, "call_budget_s": 1.0,
+    }}))
     return app.test_client()
 
 

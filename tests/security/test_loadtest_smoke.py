@@ -21,10 +21,7 @@ pytestmark = [pytest.mark.postgres, pytest.mark.redis, pytest.mark.slow]
 def test_quick_load_test_passes_with_zero_errors_and_complete_audit() -> None:
     result = subprocess.run(
         [sys.executable, str(ROOT / "bench" / "loadtest.py"), "--quick"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=ROOT,
+        capture_output=True, text=True, timeout=120, cwd=ROOT,
     )
     assert result.returncode == 0, result.stdout + result.stderr[-3000:]
     assert "| 4 | 24 |" in result.stdout

@@ -34,11 +34,9 @@ CHECKS = [
 # lazy ``schemathesis.pytest.from_fixture`` loader does not work with pytest 9.
 OPERATIONS = [
     ("GET", "/cds-services"),
-    *[
-        ("POST", f"/cds-services/psychopharm-{hook}{suffix}")
-        for hook in ("patient-view", "order-select", "order-sign", "medication-prescribe")
-        for suffix in ("", "/feedback")
-    ],
+    *[("POST", f"/cds-services/psychopharm-{hook}{suffix}")
+      for hook in ("patient-view", "order-select", "order-sign", "medication-prescribe")
+      for suffix in ("", "/feedback")],
     ("GET", "/healthz"),
     ("GET", "/readyz"),
     ("GET", "/admin/config"),
@@ -64,9 +62,8 @@ CASES = [
 ]
 
 
-@pytest.mark.parametrize(
-    ("method", "path", "mode"), CASES, ids=[f"{m} {p} {mode.value}" for m, p, mode in CASES]
-)
+@pytest.mark.parametrize(("method", "path", "mode"), CASES,
+                         ids=[f"{m} {p} {mode.value}" for m, p, mode in CASES])
 def test_every_documented_operation_conforms(
     api_schema: Any, method: str, path: str, mode: GenerationMode
 ) -> None:

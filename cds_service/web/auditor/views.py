@@ -117,7 +117,12 @@ def _choice(args: Mapping[str, str], name: str, allowed: tuple[str, ...]) -> str
 
 
 def parse_filters(args: Mapping[str, str]) -> tuple[q.CardFilter, int]:
-    """The filter and page number from a query string; empty fields mean "any"."""
+    """The filter and page number from a query string; empty fields mean "any".
+
+    ``since``/``until`` take an ISO date or date-time (naive means UTC; a bare ``until`` date
+    includes that day); ``page`` counts from 1. Raises ``FilterError`` naming the first bad
+    value, or when ``since`` is not before ``until``.
+    """
     since_text, until_text = args.get("since", "").strip(), args.get("until", "").strip()
     since = _parse_time("since", since_text) if since_text else None
     until = _parse_time("until", until_text) if until_text else None
@@ -174,6 +179,11 @@ def _bad_filter(exc: FilterError) -> Response:
 
 @bp.get("/")
 def index() -> Response:
+    """``GET /auditor/``: the HTML page (tiles, per-pattern counts, override reasons, weekly
+    chart, ``PAGE_SIZE`` rows per page) over the rows matching the query-string filters.
+
+    A bad filter is a 400 page naming it; a missing or wrong auditor token a 401 page.
+    """
     try:
         flt, page = parse_filters(request.args)
     except FilterError as exc:
@@ -228,6 +238,8 @@ def _csv_lines(engine: Engine, flt: q.CardFilter) -> Iterator[str]:
 
 @bp.get("/export.csv")
 def export_csv() -> Response:
+    """``GET /auditor/export.csv``: the rows matching the filters as a streamed CSV attachment
+    (``export.FIELDS`` columns, formula-safe cells); a bad filter is a 400 page."""
     try:
         flt, _ = parse_filters(request.args)
     except FilterError as exc:

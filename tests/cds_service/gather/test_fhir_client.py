@@ -96,6 +96,8 @@ def test_is_under_compares_origin_and_path_prefix() -> None:
 # --- real HTTP against a loopback server ------------------------------------------------------
 
 
+
+
 def _client(server: HTTPServer, **overrides: object) -> FhirClient:
     settings = FhirSettings(allowed_servers=(server.url_for("/fhir"),), **overrides)  # type: ignore[arg-type]
     return FhirClient(settings)

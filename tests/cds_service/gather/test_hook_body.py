@@ -60,8 +60,7 @@ def _request(*resources: dict[str, Any], key: str = "encounters") -> dict[str, A
         "context": {"userId": "Practitioner/1", "patientId": "p1"},
         "prefetch": {
             key: {
-                "resourceType": "Bundle",
-                "type": "searchset",
+                "resourceType": "Bundle", "type": "searchset",
                 "entry": [{"fullUrl": f"urn:x:{r['id']}", "resource": r} for r in resources],
             },
             "patient": {"resourceType": "Patient", "id": "p1", "birthDate": "1980-04-02"},
@@ -69,13 +68,10 @@ def _request(*resources: dict[str, Any], key: str = "encounters") -> dict[str, A
     }
 
 
-def _encounter(
-    eid: str, start: str, *, cls: str = "AMB", status: str = "finished", end: str | None = None
-) -> dict[str, Any]:
+def _encounter(eid: str, start: str, *, cls: str = "AMB", status: str = "finished",
+               end: str | None = None) -> dict[str, Any]:
     return {
-        "resourceType": "Encounter",
-        "id": eid,
-        "status": status,
+        "resourceType": "Encounter", "id": eid, "status": status,
         "class": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": cls},
         "subject": {"reference": "Patient/p1"},
         "period": {"start": start, "end": end or start},
@@ -84,13 +80,9 @@ def _encounter(
 
 def _phq9(oid: str, when: str) -> dict[str, Any]:
     return {
-        "resourceType": "Observation",
-        "id": oid,
-        "status": "final",
+        "resourceType": "Observation", "id": oid, "status": "final",
         "code": {"coding": [{"system": "http://loinc.org", "code": "44261-6"}]},
-        "subject": {"reference": "Patient/p1"},
-        "effectiveDateTime": when,
-        "valueInteger": 14,
+        "subject": {"reference": "Patient/p1"}, "effectiveDateTime": when, "valueInteger": 14,
     }
 
 
@@ -114,12 +106,7 @@ def test_long_synthetic_histories_map_to_the_same_record(archetype: str) -> None
     horizon = evidence_horizon(PATTERNS, as_of)
     for seed in range(3):
         bundle = generate_patient(
-            random.Random(seed),
-            as_of,
-            archetype,
-            index=seed,
-            history_years=6,
-            n_resources=400,
+            random.Random(seed), as_of, archetype, index=seed, history_years=6, n_resources=400,
             bundle_type="searchset",
         )
         body = orjson.dumps({**_request(), "prefetch": {"everything": bundle}})
@@ -131,58 +118,43 @@ def test_long_synthetic_histories_map_to_the_same_record(archetype: str) -> None
 
 
 def test_old_scores_go_and_the_latest_visit_search_keeps_what_it_reads() -> None:
-    body = orjson.dumps(
-        _request(
-            _encounter("old-amb-1", "2019-02-01"),
-            _encounter("old-amb-2", "2020-03-01"),  # the latest outpatient visit before the horizon
-            _encounter("old-ward", "2020-05-01", cls="IMP"),  # newer, but not outpatient
-            _encounter("old-cancelled", "2020-06-01", status="cancelled"),
-            _encounter("recent", "2026-05-02"),
-            _encounter("open-stay", "2020-01-01", status="in-progress", cls="IMP"),
-            _phq9("phq-old", "2020-01-15"),
-            _phq9("phq-recent", "2026-04-01T10:00:00+02:00"),
-            _phq9("phq-undated", "not a date"),
-        )
-    )
+    body = orjson.dumps(_request(
+        _encounter("old-amb-1", "2019-02-01"),
+        _encounter("old-amb-2", "2020-03-01"),  # the latest outpatient visit before the horizon
+        _encounter("old-ward", "2020-05-01", cls="IMP"),  # newer, but not outpatient
+        _encounter("old-cancelled", "2020-06-01", status="cancelled"),
+        _encounter("recent", "2026-05-02"),
+        _encounter("open-stay", "2020-01-01", status="in-progress", cls="IMP"),
+        _phq9("phq-old", "2020-01-15"),
+        _phq9("phq-recent", "2026-04-01T10:00:00+02:00"),
+        _phq9("phq-undated", "not a date"),
+    ))
     pruned = _parse(body)
 
     assert _entries(pruned, "encounters") == [
-        "recent",
-        "open-stay",
-        "phq-recent",
-        "phq-undated",
+        "recent", "open-stay", "phq-recent", "phq-undated",
         # newest first, down to the first the search accepts; old-amb-1 is never built
-        "old-cancelled",
-        "old-ward",
-        "old-amb-2",
+        "old-cancelled", "old-ward", "old-amb-2",
     ]
     record = _record(pruned, HORIZON)
     assert sorted(v.ref for v in record.visits) == [
-        "Encounter/old-amb-2",
-        "Encounter/open-stay",
-        "Encounter/recent",
+        "Encounter/old-amb-2", "Encounter/open-stay", "Encounter/recent"
     ]
     assert record == _record(orjson.loads(body), HORIZON)
 
 
 def test_without_any_outpatient_visit_every_old_encounter_is_read() -> None:
-    body = orjson.dumps(
-        _request(
-            _encounter("ward-1", "2019-02-01", cls="IMP"),
-            _encounter("ed-1", "2020-02-01", cls="EMER"),
-        )
-    )
+    body = orjson.dumps(_request(
+        _encounter("ward-1", "2019-02-01", cls="IMP"), _encounter("ed-1", "2020-02-01", cls="EMER")
+    ))
     assert sorted(_entries(_parse(body), "encounters")) == ["ed-1", "ward-1"]
 
 
 def test_a_bundle_left_with_only_its_search_warnings_is_kept_whole() -> None:
     # A searchset may carry an OperationOutcome entry (search.mode "outcome"); alone it would
     # read as an error report and the key would be fetched again.
-    outcome = {
-        "resourceType": "OperationOutcome",
-        "id": "warn",
-        "issue": [{"severity": "warning", "code": "informational"}],
-    }
+    outcome = {"resourceType": "OperationOutcome", "id": "warn",
+               "issue": [{"severity": "warning", "code": "informational"}]}
     body = orjson.dumps(_request(_phq9("phq-old", "2019-01-15"), outcome, key="observations"))
 
     assert _entries(_parse(body), "observations") == ["phq-old", "warn"]
@@ -191,8 +163,7 @@ def test_a_bundle_left_with_only_its_search_warnings_is_kept_whole() -> None:
 def test_bundles_outside_the_prefetch_and_other_values_are_untouched() -> None:
     request = _request(_phq9("phq-old", "2019-01-15"), key="observations")
     request["context"]["draftOrders"] = {
-        "resourceType": "Bundle",
-        "entry": [{"resource": _phq9("draft-like", "2019-01-15")}],
+        "resourceType": "Bundle", "entry": [{"resource": _phq9("draft-like", "2019-01-15")}]
     }
     request["prefetch"]["statements"] = None
     request["prefetch"]["single"] = _phq9("lone-old-score", "2019-01-15")

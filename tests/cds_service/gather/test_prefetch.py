@@ -80,6 +80,8 @@ def searchset(*resources: Mapping[str, Any], next_url: str | None = None) -> dic
     return bundle
 
 
+
+
 @pytest.fixture
 def base(fhir: HTTPServer) -> str:
     return fhir.url_for("/fhir")

@@ -76,7 +76,6 @@ def _app(seen: list[bool], *, fail: bool = False) -> Any:
             raise RuntimeError("boom")
         start_response("200 OK", [("Content-Type", "application/json")])
         return [b"{}"]
-
     return app
 
 

@@ -252,12 +252,10 @@ def test_last_overrides_answers_several_patterns_in_one_call(store: SqlAuditStor
     escalation = card(pattern="regimen-escalation")
     store.record_cards([intolerance, polypharmacy, escalation])
     store.flush()
-    store.record_feedback(
-        [
-            feedback(intolerance.card_uuid, outcome_time=NOW - timedelta(days=2)),
-            feedback(polypharmacy.card_uuid, outcome_time=NOW - timedelta(days=1)),
-        ]
-    )
+    store.record_feedback([
+        feedback(intolerance.card_uuid, outcome_time=NOW - timedelta(days=2)),
+        feedback(polypharmacy.card_uuid, outcome_time=NOW - timedelta(days=1)),
+    ])
 
     found = store.last_overrides(
         PATIENT_KEY,
@@ -302,7 +300,9 @@ def test_each_override_is_indexed_once_whatever_arrives_first(store: SqlAuditSto
     store.flush()
 
     with store.engine.connect() as connection:
-        pairs = connection.execute(select(OVERRIDE.c.card_seq, OVERRIDE.c.feedback_seq)).all()
+        pairs = connection.execute(
+            select(OVERRIDE.c.card_seq, OVERRIDE.c.feedback_seq)
+        ).all()
         cards = dict(connection.execute(select(CARD.c.card_uuid, CARD.c.seq)).all())
     assert sorted(c for c, _ in pairs) == sorted([cards[first.card_uuid], cards[second.card_uuid]])
 

@@ -16,13 +16,11 @@ TOKEN = "admin-token-for-tests-0123456789"
 
 @pytest.fixture
 def admin_settings(make_settings: Callable[..., Any], tmp_path: Any) -> Any:
-    return make_settings(
-        {
-            "auth": {"admin_token_sha256": hashlib.sha256(TOKEN.encode()).hexdigest()},
-            "storage": {"patient_key_secret": "site-secret-abcdef"},
-            "cache": {"redis_url": ""},
-        }
-    )
+    return make_settings({
+        "auth": {"admin_token_sha256": hashlib.sha256(TOKEN.encode()).hexdigest()},
+        "storage": {"patient_key_secret": "site-secret-abcdef"},
+        "cache": {"redis_url": ""},
+    })
 
 
 @pytest.fixture
@@ -52,12 +50,8 @@ def test_admin_sees_the_merged_settings_with_secrets_masked(
 def test_database_passwords_are_masked(make_settings: Callable[..., Any]) -> None:
     from cds_service.web.admin import masked_settings
 
-    settings = make_settings(
-        {
-            "storage": {"url": "postgresql+psycopg://cds:pa55word@db:5432/audit"},
-            "cache": {"redis_url": "redis://:hunter2@cache:6379/0"},
-        }
-    )
+    settings = make_settings({"storage": {"url": "postgresql+psycopg://cds:pa55word@db:5432/audit"},
+                              "cache": {"redis_url": "redis://:hunter2@cache:6379/0"}})
 
     data = masked_settings(settings)
 

@@ -48,19 +48,14 @@ def auditor_settings(make_settings: Callable[..., Settings]) -> Settings:
 
 def card_json(pattern: str, summary: str, detail: str) -> str:
     """The card as the pipeline stores it (the raw patient reference already replaced)."""
-    return json.dumps(
-        {
-            "uuid": "placeholder",
-            "summary": summary,
-            "detail": detail,
-            "indicator": "info",
-            "source": {
-                "label": "psychopharm-cds",
-                "topic": {"system": CARD_SYSTEM, "code": pattern},
-            },
-            "suggestions": [{"label": "Book a follow-up visit within two weeks"}],
-        }
-    )
+    return json.dumps({
+        "uuid": "placeholder",
+        "summary": summary,
+        "detail": detail,
+        "indicator": "info",
+        "source": {"label": "psychopharm-cds", "topic": {"system": CARD_SYSTEM, "code": pattern}},
+        "suggestions": [{"label": "Book a follow-up visit within two weeks"}],
+    })
 
 
 SUMMARIES = {
@@ -100,30 +95,15 @@ def seed_audit_log(store: AuditStore) -> None:
     store.record_cards(rows)
     store.flush()
     answered = LAST + timedelta(minutes=5)
-    store.record_feedback(
-        [
-            feedback(
-                rows[0].card_uuid,
-                outcome_time=answered,
-                override_comment="We talked through her fears at the last visit",
-            ),
-            feedback(
-                rows[1].card_uuid,
-                outcome="accepted",
-                override_code=None,
-                override_system=None,
-                override_display=None,
-                outcome_time=answered,
-            ),
-            feedback(rows[2].card_uuid, outcome_time=answered),
-            feedback(
-                rows[4].card_uuid,
-                outcome_time=answered,
-                override_code="consultation-arranged",
-                override_display="Consultation already arranged",
-            ),
-        ]
-    )
+    store.record_feedback([
+        feedback(rows[0].card_uuid, outcome_time=answered,
+                 override_comment="We talked through her fears at the last visit"),
+        feedback(rows[1].card_uuid, outcome="accepted", override_code=None,
+                 override_system=None, override_display=None, outcome_time=answered),
+        feedback(rows[2].card_uuid, outcome_time=answered),
+        feedback(rows[4].card_uuid, outcome_time=answered, override_code="consultation-arranged",
+                 override_display="Consultation already arranged"),
+    ])
 
 
 @pytest.fixture
@@ -159,18 +139,13 @@ def table_rows(html: str) -> list[str]:
 # --- access ---------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    "headers",
-    [
-        pytest.param({}, id="no-credential"),
-        pytest.param({"Authorization": "Bearer not-the-token"}, id="wrong-bearer"),
-        pytest.param(
-            {"Authorization": "Basic " + base64.b64encode(b"auditor:nope").decode()},
-            id="wrong-basic-password",
-        ),
-        pytest.param({"Authorization": "Basic %%%"}, id="garbled-basic"),
-    ],
-)
+@pytest.mark.parametrize("headers", [
+    pytest.param({}, id="no-credential"),
+    pytest.param({"Authorization": "Bearer not-the-token"}, id="wrong-bearer"),
+    pytest.param({"Authorization": "Basic " + base64.b64encode(b"auditor:nope").decode()},
+                 id="wrong-basic-password"),
+    pytest.param({"Authorization": "Basic %%%"}, id="garbled-basic"),
+])
 @pytest.mark.parametrize("path", ["/auditor/", "/auditor/export.csv"])
 def test_without_the_auditor_token_the_answer_is_401_with_a_basic_challenge(
     client: FlaskClient, headers: dict[str, str], path: str
@@ -285,9 +260,8 @@ def test_the_svg_plot_has_one_series_per_pattern_in_each_panel(client: FlaskClie
     assert svg
     assert '<title id="weekly-chart-title">' in svg.group(0)
     for panel in ("shown", "override-rate"):
-        series = re.findall(
-            rf'<g class="series" data-panel="{panel}" data-pattern="([^"]+)"', svg.group(0)
-        )
+        series = re.findall(rf'<g class="series" data-panel="{panel}" data-pattern="([^"]+)"',
+                            svg.group(0))
         assert sorted(series) == sorted(SUMMARIES), panel
     assert "Cards shown per week" in svg.group(0)
     assert "week of 2026-06-01: 2" in svg.group(0)  # two repeated-intolerance cards in week 23
@@ -296,33 +270,19 @@ def test_the_svg_plot_has_one_series_per_pattern_in_each_panel(client: FlaskClie
 # --- filters --------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    ("query", "expected"),
-    [
-        ("?pattern=psychotropic-polypharmacy", ["psychotropic-polypharmacy"] * 2),
-        ("?disposition=silent", ["nonadherence", "psychotropic-polypharmacy"]),
-        ("?outcome=overridden", ["psychotropic-polypharmacy"] + ["repeated-intolerance"] * 2),
-        (
-            "?outcome=none",
-            [
-                "regimen-escalation",
-                "repeated-intolerance",
-                "psychotropic-polypharmacy",
-                "nonadherence",
-            ],
-        ),
-        (
-            "?since=2026-06-10",
-            ["regimen-escalation", "repeated-intolerance", "psychotropic-polypharmacy"],
-        ),
-        ("?until=2026-05-29", ["repeated-intolerance"]),  # a bare date includes that whole day
-        (
-            "?since=2026-06-05T09:30:00Z&until=2026-06-05T09:30:01Z",
-            ["psychotropic-polypharmacy", "repeated-intolerance", "repeated-intolerance"],
-        ),
-        ("?pattern=repeated-intolerance&outcome=accepted&disposition=", ["repeated-intolerance"]),
-    ],
-)
+@pytest.mark.parametrize(("query", "expected"), [
+    ("?pattern=psychotropic-polypharmacy", ["psychotropic-polypharmacy"] * 2),
+    ("?disposition=silent", ["nonadherence", "psychotropic-polypharmacy"]),
+    ("?outcome=overridden", ["psychotropic-polypharmacy"] + ["repeated-intolerance"] * 2),
+    ("?outcome=none", ["regimen-escalation", "repeated-intolerance", "psychotropic-polypharmacy",
+                       "nonadherence"]),
+    ("?since=2026-06-10", ["regimen-escalation", "repeated-intolerance",
+                           "psychotropic-polypharmacy"]),
+    ("?until=2026-05-29", ["repeated-intolerance"]),  # a bare date includes that whole day
+    ("?since=2026-06-05T09:30:00Z&until=2026-06-05T09:30:01Z",
+     ["psychotropic-polypharmacy", "repeated-intolerance", "repeated-intolerance"]),
+    ("?pattern=repeated-intolerance&outcome=accepted&disposition=", ["repeated-intolerance"]),
+])
 def test_filters_narrow_the_table_and_the_figures(
     client: FlaskClient, query: str, expected: list[str]
 ) -> None:
@@ -338,19 +298,16 @@ def test_filters_are_kept_in_the_form_and_the_export_link(client: FlaskClient) -
     assert "/auditor/export.csv?pattern=nonadherence&amp;since=2026-06-01" in html
 
 
-@pytest.mark.parametrize(
-    ("query", "message"),
-    [
-        ("?since=not-a-date", "since=&#39;not-a-date&#39; is not a date or date-time"),
-        ("?until=2026-13-01", "until=&#39;2026-13-01&#39; is not a date"),
-        ("?since=2026-06-10&until=2026-06-01", "since must be earlier than until"),
-        ("?pattern=drug-seeking", "pattern=&#39;drug-seeking&#39; is not one of"),
-        ("?disposition=hidden", "disposition=&#39;hidden&#39; is not one of"),
-        ("?outcome=refused", "outcome=&#39;refused&#39; is not one of"),
-        ("?page=0", "page=&#39;0&#39; must be a whole number"),
-        ("?page=two", "page=&#39;two&#39; must be a whole number"),
-    ],
-)
+@pytest.mark.parametrize(("query", "message"), [
+    ("?since=not-a-date", "since=&#39;not-a-date&#39; is not a date or date-time"),
+    ("?until=2026-13-01", "until=&#39;2026-13-01&#39; is not a date"),
+    ("?since=2026-06-10&until=2026-06-01", "since must be earlier than until"),
+    ("?pattern=drug-seeking", "pattern=&#39;drug-seeking&#39; is not one of"),
+    ("?disposition=hidden", "disposition=&#39;hidden&#39; is not one of"),
+    ("?outcome=refused", "outcome=&#39;refused&#39; is not one of"),
+    ("?page=0", "page=&#39;0&#39; must be a whole number"),
+    ("?page=two", "page=&#39;two&#39; must be a whole number"),
+])
 def test_a_bad_filter_is_a_400_page_that_names_it(
     client: FlaskClient, query: str, message: str
 ) -> None:
@@ -366,12 +323,10 @@ def test_pages_hold_fifty_rows(
 ) -> None:
     app = make_app(auditor_settings(make_settings))
     store = app.extensions["psychopharm"].audit
-    store.record_cards(
-        [
-            logged_card("nonadherence", "shown", 0, time=LAST + timedelta(minutes=i))
-            for i in range(53)
-        ]
-    )
+    store.record_cards([
+        logged_card("nonadherence", "shown", 0, time=LAST + timedelta(minutes=i))
+        for i in range(53)
+    ])
     store.flush()
     client = app.test_client()
     first, second = page(client), page(client, "?page=2&pattern=nonadherence")
@@ -392,23 +347,16 @@ def test_html_in_a_card_or_a_comment_is_shown_as_text(
     app = make_app(auditor_settings(make_settings))
     store = app.extensions["psychopharm"].audit
     hostile = logged_card(
-        "nonadherence",
-        "shown",
-        0,
+        "nonadherence", "shown", 0,
         summary='<script>alert("summary")</script> refills',
         detail='<img src=x onerror="alert(1)"> and [link](javascript:alert(2))',
     )
     store.record_cards([hostile])
     store.flush()
-    store.record_feedback(
-        [
-            feedback(
-                hostile.card_uuid,
-                override_display="<b>bold reason</b>",
-                override_comment="</td><script>alert(3)</script>",
-            )
-        ]
-    )
+    store.record_feedback([feedback(
+        hostile.card_uuid, override_display="<b>bold reason</b>",
+        override_comment="</td><script>alert(3)</script>",
+    )])
     html = page(app.test_client())
     assert "<script" not in html
     assert "<img" not in html and "<b>" not in html
@@ -424,9 +372,7 @@ def test_csv_export_follows_the_filters(client: FlaskClient) -> None:
     assert "attachment" in response.headers["Content-Disposition"]
     rows = list(csv.DictReader(io.StringIO(response.get_data(as_text=True))))
     assert sorted(r["override_code"] for r in rows) == [
-        "consultation-arranged",
-        "discussed-with-patient",
-        "discussed-with-patient",
+        "consultation-arranged", "discussed-with-patient", "discussed-with-patient",
     ]
     assert {r["outcome"] for r in rows} == {"overridden"}
     assert all(r["patient_key"] == card().patient_key for r in rows)
@@ -446,14 +392,10 @@ def test_the_plot_escapes_what_the_log_holds() -> None:
     from cds_service.storage.audit.auditor_queries import WeekCounts
     from cds_service.web.auditor.charts import weekly_chart
 
-    svg = str(
-        weekly_chart(
-            [
-                WeekCounts(date(2026, 6, 1), '"><script>alert(1)</script>', 3, 1, 1),
-                WeekCounts(date(2026, 6, 15), "nonadherence", 5, 0, 2),
-            ]
-        )
-    )
+    svg = str(weekly_chart([
+        WeekCounts(date(2026, 6, 1), '"><script>alert(1)</script>', 3, 1, 1),
+        WeekCounts(date(2026, 6, 15), "nonadherence", 5, 0, 2),
+    ]))
     assert "<script" not in svg
     assert 'data-pattern="&#34;&gt;&lt;script&gt;' in svg
     assert "3 week(s), from the week of 2026-06-01 to the week of 2026-06-15" in svg

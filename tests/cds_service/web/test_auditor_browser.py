@@ -65,15 +65,9 @@ def browser(tmp_path: Path) -> Iterator[webdriver.Chrome]:
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
     for argument in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--no-first-run",
-        "--disable-dev-shm-usage",
-        "--window-size=1280,1800",
+        "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync", "--no-first-run",
+        "--disable-dev-shm-usage", "--window-size=1280,1800",
         f"--user-data-dir={tmp_path / 'chromium-profile'}",
     ):
         options.add_argument(argument)
@@ -90,10 +84,10 @@ def png_byte_variety(png: bytes) -> int:
     assert png[:8] == b"\x89PNG\r\n\x1a\n", "not a PNG"
     offset, idat = 8, b""
     while offset < len(png):
-        (length,) = struct.unpack(">I", png[offset : offset + 4])
-        kind = png[offset + 4 : offset + 8]
+        (length,) = struct.unpack(">I", png[offset:offset + 4])
+        kind = png[offset + 4:offset + 8]
         if kind == b"IDAT":
-            idat += png[offset + 8 : offset + 8 + length]
+            idat += png[offset + 8:offset + 8 + length]
         offset += 12 + length
     return len(set(zlib.decompress(idat)))
 

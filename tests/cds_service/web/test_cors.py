@@ -8,23 +8,13 @@ from typing import Any
 import pytest
 from flask import Flask
 
-PREFLIGHT = {
-    "Origin": "https://sandbox.cds-hooks.org",
-    "Access-Control-Request-Method": "POST",
-    "Access-Control-Request-Headers": "authorization,content-type",
-}
+PREFLIGHT = {"Origin": "https://sandbox.cds-hooks.org", "Access-Control-Request-Method": "POST",
+             "Access-Control-Request-Headers": "authorization,content-type"}
 
 
-@pytest.mark.parametrize(
-    "path",
-    [
-        "/cds-services",
-        "/cds-services/psychopharm-order-sign",
-        "/cds-services/psychopharm-order-sign/feedback",
-        "/cds-services/unknown",
-        "/anything",
-    ],
-)
+@pytest.mark.parametrize("path", ["/cds-services", "/cds-services/psychopharm-order-sign",
+                                  "/cds-services/psychopharm-order-sign/feedback",
+                                  "/cds-services/unknown", "/anything"])
 def test_preflight_is_204_with_the_cors_headers_on_any_path(client: Any, path: str) -> None:
     response = client.options(path, headers=PREFLIGHT)
 
@@ -53,9 +43,8 @@ def test_actual_responses_carry_the_allow_origin_header(client: Any) -> None:
 
 
 def test_error_responses_carry_it_too(client: Any) -> None:
-    response = client.post(
-        "/cds-services/unknown", json={}, headers={"Origin": "https://sandbox.cds-hooks.org"}
-    )
+    response = client.post("/cds-services/unknown", json={},
+                           headers={"Origin": "https://sandbox.cds-hooks.org"})
 
     assert response.status_code == 404
     assert response.headers["Access-Control-Allow-Origin"] == "*"

@@ -89,9 +89,8 @@ def test_body_over_the_limit_is_413(
 ) -> None:
     client = make_app(make_settings({"service": {"max_body_bytes": 1000}})).test_client()
 
-    response = client.post(
-        SIGN, data=b'{"x": "' + b"a" * 2000 + b'"}', content_type="application/json"
-    )
+    response = client.post(SIGN, data=b'{"x": "' + b"a" * 2000 + b'"}',
+                           content_type="application/json")
 
     assert_error(response, 413, "payload-too-large", "too-costly")
 
@@ -105,9 +104,8 @@ def test_unknown_service_is_404(client: Any) -> None:
 def test_feedback_to_unknown_service_is_404(
     client: Any, load_fixture: Callable[[str], Any]
 ) -> None:
-    response = client.post(
-        "/cds-services/nope/feedback", json=load_fixture("requests/feedback-accepted.json")
-    )
+    response = client.post("/cds-services/nope/feedback",
+                           json=load_fixture("requests/feedback-accepted.json"))
 
     assert_error(response, 404, "unknown-service")
 
@@ -116,9 +114,8 @@ def test_unknown_path_is_404_with_the_same_shape(client: Any) -> None:
     assert_error(client.get("/nowhere"), 404, "not-found", "not-found")
 
 
-@pytest.mark.parametrize(
-    ("method", "path"), [("get", SIGN), ("put", "/cds-services"), ("delete", SIGN + "/feedback")]
-)
+@pytest.mark.parametrize(("method", "path"), [("get", SIGN), ("put", "/cds-services"),
+                                              ("delete", SIGN + "/feedback")])
 def test_wrong_method_is_405_with_allow_header(client: Any, method: str, path: str) -> None:
     response = getattr(client, method)(path)
 
@@ -140,9 +137,7 @@ def test_required_data_missing_without_fhir_server_is_412(
 
 
 def test_unexpected_failure_is_500_without_phi_and_logged_with_hook_instance(
-    app: Flask,
-    load_fixture: Callable[[str], Any],
-    monkeypatch: pytest.MonkeyPatch,
+    app: Flask, load_fixture: Callable[[str], Any], monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     def broken(*args: Any, **kwargs: Any) -> Any:

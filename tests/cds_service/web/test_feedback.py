@@ -19,9 +19,8 @@ FEEDBACK = "/cds-services/psychopharm-order-sign/feedback"
 
 
 def test_sandbox_accepted_feedback_parses(load_fixture: Callable[[str], Any]) -> None:
-    (record,) = parse_feedback(
-        load_fixture("requests/feedback-accepted.json"), "psychopharm-order-sign", NOW
-    )
+    (record,) = parse_feedback(load_fixture("requests/feedback-accepted.json"),
+                               "psychopharm-order-sign", NOW)
 
     assert record.card_uuid == "4f0b6c2a-8d57-4a53-9a53-1b6f0d5e2c11"
     assert record.outcome == "accepted"
@@ -34,9 +33,8 @@ def test_sandbox_accepted_feedback_parses(load_fixture: Callable[[str], Any]) ->
 def test_sandbox_overridden_feedback_without_display_parses(
     load_fixture: Callable[[str], Any],
 ) -> None:
-    (record,) = parse_feedback(
-        load_fixture("requests/feedback-overridden.json"), "psychopharm-order-sign", NOW
-    )
+    (record,) = parse_feedback(load_fixture("requests/feedback-overridden.json"),
+                               "psychopharm-order-sign", NOW)
 
     assert record.outcome == "overridden"
     assert (record.override_code, record.override_system) == ("r1", "http://example.org/override")
@@ -45,16 +43,9 @@ def test_sandbox_overridden_feedback_without_display_parses(
 
 
 def test_override_with_only_a_comment_is_kept() -> None:
-    body = {
-        "feedback": [
-            {
-                "card": "c1",
-                "outcome": "overridden",
-                "outcomeTimestamp": "2026-06-15T10:00:00Z",
-                "overrideReason": {"userComment": "Discussed at the last visit"},
-            }
-        ]
-    }
+    body = {"feedback": [{"card": "c1", "outcome": "overridden",
+                          "outcomeTimestamp": "2026-06-15T10:00:00Z",
+                          "overrideReason": {"userComment": "Discussed at the last visit"}}]}
 
     (record,) = parse_feedback(body, "s", NOW)
 
@@ -78,12 +69,8 @@ def test_outcome_timestamps_are_rfc3339_in_utc(value: str, expected: datetime | 
     assert parse_timestamp(value) == expected
 
 
-VALID = {
-    "card": "c1",
-    "outcome": "accepted",
-    "acceptedSuggestions": [{"id": "s1"}],
-    "outcomeTimestamp": "2026-06-15T10:00:00Z",
-}
+VALID = {"card": "c1", "outcome": "accepted", "acceptedSuggestions": [{"id": "s1"}],
+         "outcomeTimestamp": "2026-06-15T10:00:00Z"}
 
 
 @pytest.mark.parametrize(
@@ -92,25 +79,17 @@ VALID = {
         ({**VALID, "card": None}, "feedback[1].card"),
         ({**VALID, "card": 5}, "feedback[1].card"),
         ({**VALID, "outcome": "ignored"}, "feedback[1].outcome"),
-        (
-            {k: v for k, v in VALID.items() if k != "acceptedSuggestions"},
-            "feedback[1].acceptedSuggestions",
-        ),
+        ({k: v for k, v in VALID.items() if k != "acceptedSuggestions"},
+         "feedback[1].acceptedSuggestions"),
         ({**VALID, "acceptedSuggestions": []}, "feedback[1].acceptedSuggestions"),
-        (
-            {**VALID, "acceptedSuggestions": [{"uuid": "s1"}]},
-            "feedback[1].acceptedSuggestions[0].id",
-        ),
+        ({**VALID, "acceptedSuggestions": [{"uuid": "s1"}]},
+         "feedback[1].acceptedSuggestions[0].id"),
         ({**VALID, "outcomeTimestamp": "2026-06-15 10:00"}, "feedback[1].outcomeTimestamp"),
         ({**VALID, "outcome": "overridden", "overrideReason": {}}, "feedback[1].overrideReason"),
-        (
-            {**VALID, "outcome": "overridden", "overrideReason": {"reason": {"code": "x"}}},
-            "feedback[1].overrideReason.reason.system",
-        ),
-        (
-            {**VALID, "outcome": "overridden", "overrideReason": {"reason": "already-discussed"}},
-            "feedback[1].overrideReason.reason",
-        ),
+        ({**VALID, "outcome": "overridden", "overrideReason": {"reason": {"code": "x"}}},
+         "feedback[1].overrideReason.reason.system"),
+        ({**VALID, "outcome": "overridden", "overrideReason": {"reason": "already-discussed"}},
+         "feedback[1].overrideReason.reason"),
     ],
 )
 def test_invalid_items_are_named_by_index_and_field(item: dict[str, Any], field: str) -> None:
@@ -156,9 +135,7 @@ def test_invalid_feedback_over_http_is_400_naming_the_item(client: Any) -> None:
 
 
 def test_feedback_needs_the_client_jwt_when_required(
-    make_app: Callable[..., Flask],
-    jwt_settings: Any,
-    test_issuer: JwtIssuer,
+    make_app: Callable[..., Flask], jwt_settings: Any, test_issuer: JwtIssuer,
     load_fixture: Callable[[str], Any],
 ) -> None:
     client = make_app(jwt_settings).test_client()

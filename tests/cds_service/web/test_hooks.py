@@ -63,19 +63,9 @@ def allowlisted_app(
 def _body_for(server: HTTPServer, load_fixture: Callable[[str], Any]) -> dict[str, Any]:
     body: dict[str, Any] = load_fixture("requests/patient-view-sandbox.json")
     body["fhirServer"] = server.url_for("/fhir").rstrip("/")
-    body["prefetch"].update(
-        {
-            k: None
-            for k in (
-                "statements",
-                "allergies",
-                "encounters",
-                "dispenses",
-                "observations",
-                "conditions",
-            )
-        }
-    )
+    body["prefetch"].update({k: None for k in (
+        "statements", "allergies", "encounters", "dispenses", "observations", "conditions"
+    )})
     return body
 
 
@@ -100,13 +90,8 @@ def test_operation_outcome_prefetch_is_fetched_again_with_the_token(
         "resourceType": "OperationOutcome",
         "issue": [{"severity": "error", "code": "timeout"}],
     }
-    body["fhirAuthorization"] = {
-        "access_token": "tok-123",
-        "token_type": "Bearer",
-        "expires_in": 300,
-        "scope": "user/*.read",
-        "subject": "cds",
-    }
+    body["fhirAuthorization"] = {"access_token": "tok-123", "token_type": "Bearer",
+                                 "expires_in": 300, "scope": "user/*.read", "subject": "cds"}
     fhir_server.expect_request("/fhir/MedicationRequest").respond_with_json(searchset([]))
 
     response = allowlisted_app.test_client().post(PATIENT_VIEW, json=body)
@@ -160,11 +145,8 @@ def test_without_a_token_the_call_is_401_with_no_detail(
 def test_a_valid_token_for_this_url_is_accepted(
     jwt_client: Any, test_issuer: JwtIssuer, load_fixture: Callable[[str], Any]
 ) -> None:
-    response = jwt_client.post(
-        SIGN,
-        json=load_fixture("requests/order-sign-sandbox.json"),
-        headers=test_issuer.header(SIGN),
-    )
+    response = jwt_client.post(SIGN, json=load_fixture("requests/order-sign-sandbox.json"),
+                               headers=test_issuer.header(SIGN))
 
     assert response.status_code == 200
 
@@ -172,11 +154,8 @@ def test_a_valid_token_for_this_url_is_accepted(
 def test_a_token_for_another_service_is_401(
     jwt_client: Any, test_issuer: JwtIssuer, load_fixture: Callable[[str], Any]
 ) -> None:
-    response = jwt_client.post(
-        SIGN,
-        json=load_fixture("requests/order-sign-sandbox.json"),
-        headers=test_issuer.header(PATIENT_VIEW),
-    )
+    response = jwt_client.post(SIGN, json=load_fixture("requests/order-sign-sandbox.json"),
+                               headers=test_issuer.header(PATIENT_VIEW))
 
     assert_error(response, 401, "unauthorized")
 
@@ -201,32 +180,22 @@ def test_auth_is_checked_before_the_body(jwt_client: Any) -> None:
 
 
 def test_audience_is_the_configured_public_url(
-    make_settings: Callable[..., Any],
-    make_app: Callable[..., Flask],
-    test_issuer: JwtIssuer,
+    make_settings: Callable[..., Any], make_app: Callable[..., Flask], test_issuer: JwtIssuer,
     load_fixture: Callable[[str], Any],
 ) -> None:
     public = "https://cds.example.org/psychopharm"
-    settings = make_settings(
-        {
-            "service": {"public_base_url": public},
-            "auth": {
-                "require_jwt": True,
-                "trusted_clients": [
-                    {"issuer": test_issuer.issuer, "jwks_file": str(test_issuer.jwks_file)}
-                ],
-            },
-        }
-    )
+    settings = make_settings({
+        "service": {"public_base_url": public},
+        "auth": {"require_jwt": True, "trusted_clients": [
+            {"issuer": test_issuer.issuer, "jwks_file": str(test_issuer.jwks_file)}]},
+    })
     client = make_app(settings).test_client()
     body = load_fixture("requests/order-sign-sandbox.json")
 
-    behind_proxy = client.post(
-        SIGN, json=body, headers={"Authorization": f"Bearer {test_issuer.token(public + SIGN)}"}
-    )
-    internal_url = client.post(
-        SIGN, json=body, headers={"Authorization": f"Bearer {test_issuer.token(BASE + SIGN)}"}
-    )
+    behind_proxy = client.post(SIGN, json=body, headers={
+        "Authorization": f"Bearer {test_issuer.token(public + SIGN)}"})
+    internal_url = client.post(SIGN, json=body, headers={
+        "Authorization": f"Bearer {test_issuer.token(BASE + SIGN)}"})
 
     assert behind_proxy.status_code == 200
     assert internal_url.status_code == 401

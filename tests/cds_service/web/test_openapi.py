@@ -8,12 +8,8 @@ from typing import Any
 import jsonschema_rs
 import pytest
 
-SERVICES = [
-    "psychopharm-patient-view",
-    "psychopharm-order-select",
-    "psychopharm-order-sign",
-    "psychopharm-medication-prescribe",
-]
+SERVICES = ["psychopharm-patient-view", "psychopharm-order-select", "psychopharm-order-sign",
+            "psychopharm-medication-prescribe"]
 
 
 def _inline(value: Any, components: dict[str, Any]) -> Any:
@@ -83,7 +79,7 @@ def test_sandbox_feedback_matches_the_documented_schema(
 
 
 def test_accepted_feedback_without_suggestions_is_invalid_in_the_schema(
-    spec: dict[str, Any],
+    spec: dict[str, Any]
 ) -> None:
     validator = _schema(spec, "/cds-services/psychopharm-order-sign/feedback", "request")
     item = {"card": "c", "outcome": "accepted", "outcomeTimestamp": "2026-06-15T10:00:00Z"}
