@@ -25,6 +25,13 @@ _RTYPE: Final = "AllergyIntolerance"
 def map_allergy(
     resource: Mapping[str, Any], ref: str, ctx: MappingContext
 ) -> IntoleranceEvent | None:
+    """An AllergyIntolerance as an ``IntoleranceEvent`` (see the module docstring for the
+    allergy/intolerance call and what is dropped); None for a dropped record.
+
+    ``ingredients`` are classified from ``code`` and each ``reaction.substance``; ``substance``
+    is the first of those with a name that is not an allergy category; ``when`` is the day of
+    onset, else ``recordedDate`` (STU3 ``assertedDate``). Never raises on bad data.
+    """
     if _verification(resource.get("verificationStatus")).lower() in _DROPPED_VERIFICATION:
         return None
     if _verification(resource.get("clinicalStatus")).lower() in _DROPPED_CLINICAL:
