@@ -13,6 +13,8 @@ from types import MappingProxyType
 
 
 class FactKind(Enum):
+    """The kind of a fact value, which decides its sample and its allowed ``when`` values."""
+
     COUNT = "count"  # small integer: ingredients, trials, visits
     DAYS = "days"  # a number of days in the patient's record (never a setting)
     MONTHS = "months"

@@ -63,6 +63,7 @@ class Variant:
     when: Mapping[str, Scalar] = field(default_factory=dict)
 
     def matches(self, facts: Mapping[str, object]) -> bool:
+        """Whether every ``when`` fact has the given value (None and booleans by identity)."""
         for key, expected in self.when.items():
             actual = facts.get(key)
             if expected is None or isinstance(expected, bool):
@@ -83,6 +84,8 @@ def pick(variants: tuple[Variant, ...], facts: Mapping[str, object]) -> str:
 
 @dataclass(frozen=True, slots=True)
 class Source:
+    """The card's ``source``: the first source of the advice, with its specific page."""
+
     __pydantic_config__ = _FORBID_EXTRA
     label: str
     url: str | None = None
@@ -99,6 +102,8 @@ class Link:
 
 @dataclass(frozen=True, slots=True)
 class Suggestion:
+    """One suggestion: a draft FHIR resource with its code (SNOMED CT for services) and text."""
+
     __pydantic_config__ = _FORBID_EXTRA
     code: str  # a SNOMED CT code, or a kebab-case code in SUGGESTION_SYSTEM
     label: str
@@ -116,6 +121,8 @@ class Suggestion:
 
 @dataclass(frozen=True, slots=True)
 class OverrideReason:
+    """An override reason offered on the card, from the stable ``OverrideCode`` list."""
+
     __pydantic_config__ = _FORBID_EXTRA
     code: OverrideCode
     display: str
@@ -123,6 +130,8 @@ class OverrideReason:
 
 @dataclass(frozen=True, slots=True)
 class Wording:
+    """One pattern's card wording, as cards/wording/<pattern-id>.yaml gives it."""
+
     __pydantic_config__ = _FORBID_EXTRA
     pattern_id: str
     title: str

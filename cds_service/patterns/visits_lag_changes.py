@@ -81,6 +81,7 @@ class Thresholds:
 def detect(
     record: PatientRecord, drafts: DraftOrders, thresholds: Thresholds, now: date
 ) -> Finding | None:
+    """Visits lagging changes as of ``now`` (dates in days); None when it is not there."""
     since = now - timedelta(days=thresholds.window_days)
     courses = [c for c in [*taken_courses(record), *dated_drafts(drafts, now)] if not c.is_prn]
     gap = thresholds.continuation_gap_days
