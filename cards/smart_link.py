@@ -25,7 +25,8 @@ MAX_LINKED_REFS = 100
 def app_context(pattern_id: str, evidence_refs: Iterable[str]) -> str:
     """The ``appContext`` JSON string: ``{"pattern": id, "evidence": ["Type/id", ...]}``."""
     refs = [
-        r for r in dict.fromkeys(evidence_refs)
+        r
+        for r in dict.fromkeys(evidence_refs)
         if "/" in r and r.split("/", 1)[0] not in _PERSON_TYPES
     ]
     return json.dumps(

@@ -19,7 +19,13 @@ import orjson
 from cds_service.errors import ConfigError
 from cds_service.loaders import load_code_lists, load_ingredient_table
 from cds_service.settings import load_settings
-from cds_service.timeline import build_timeline, longest_window_days, render_svg, resources_of
+from cds_service.timeline import (
+    build_timeline,
+    continuation_gap_days,
+    longest_window_days,
+    render_svg,
+    resources_of,
+)
 from fhir_mappers.mapper import map_record
 
 log = logging.getLogger(__name__)
@@ -72,6 +78,7 @@ def main_timeline(args: argparse.Namespace) -> int:
         record, now=now,
         window_days=None if args.all else longest_window_days(settings.patterns),
         highlight=args.highlight,
+        gap_days=continuation_gap_days(settings.patterns),
     )
     out = Path(args.out)
     try:

@@ -68,6 +68,8 @@ def map_allergy(
     )
     when = when or ctx.date(resource.get("recordedDate"), _RTYPE, ref, "recordedDate")
     when = when or ctx.date(resource.get("assertedDate"), _RTYPE, ref, "assertedDate")  # STU3
+    reactions = as_list(resource.get("reaction"))
+    descriptions = [text(get(r, "description")) for r in reactions]
     return IntoleranceEvent(
         ref=ref,
         origin=_RTYPE,
@@ -76,6 +78,10 @@ def map_allergy(
         when=when,
         kind=kind,
         manifestations=labels,
+        manifestation_codes=tuple(c for m in manifestations for c in codes(m)),
+        reaction_text=" ".join(filter(None, [*labels, *descriptions])),
+        criticality=ctx.string(resource.get("criticality"), _RTYPE, ref, "criticality"),
+        severe=any(text(get(r, "severity")) == "severe" for r in reactions),
     )
 
 

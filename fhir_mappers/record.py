@@ -52,6 +52,24 @@ class Ingredient:
     subclass: str  # "SSRI", "SGA", "BZD anxiolytic", ... (display only)
     is_psychotropic: bool
     min_effective_mg_per_day: float | None = None  # adequate-trial floor, where known
+    # Labelled titration targets by indication ("bipolar", "default", ...) in mg/day; None as
+    # the dose = titrated to a serum level (lithium), so every increase is titration.
+    titration_targets: tuple[tuple[str, float | None], ...] = ()
+    sleep_max_mg_per_day: float | None = None  # at or below: a hypnotic dose, not a trial
+
+    def titration_target(self, indications: frozenset[str]) -> float | None:
+        """The mg/day a labelled titration aims at for these indications; inf for "level".
+
+        Falls back to the "default" target, then to the minimum effective dose.
+        """
+        targets = dict(self.titration_targets)
+        for indication, dose in self.titration_targets:
+            if indication in indications:
+                return float("inf") if dose is None else dose
+        if "default" in targets:
+            dose = targets["default"]
+            return float("inf") if dose is None else dose
+        return self.min_effective_mg_per_day
 
     @property
     def atc4(self) -> str:
@@ -139,6 +157,13 @@ class IntoleranceEvent:
     when: date | None  # onset, recorded date, or the stop date
     kind: Literal["intolerance", "allergy"]  # after inference from manifestations
     manifestations: tuple[str, ...] = ()  # displays, e.g. ("Nausea", "Headache")
+    # For screening out reactions that expectation cannot explain (repeated-intolerance): the
+    # reaction codes (or, for a stopped order, its stop-reason codes), their free text,
+    # AllergyIntolerance.criticality and whether any reaction was recorded as severe.
+    manifestation_codes: tuple[str, ...] = ()
+    reaction_text: str = ""
+    criticality: str = ""
+    severe: bool = False
 
 
 VisitKind = Literal["outpatient", "inpatient", "emergency", "other", "unknown"]

@@ -8,13 +8,19 @@ SMART app (``web/smart``), the auditor view of a card, and ``psychopharm-cds tim
 from __future__ import annotations
 
 from cds_service.timeline.inputs import resources_of
-from cds_service.timeline.model import Timeline, build_timeline, longest_window_days
+from cds_service.timeline.model import (
+    Timeline,
+    build_timeline,
+    continuation_gap_days,
+    longest_window_days,
+)
 from cds_service.timeline.svg import render_svg
 from cds_service.timeline.text import render_table
 
 __all__ = [
     "Timeline",
     "build_timeline",
+    "continuation_gap_days",
     "longest_window_days",
     "render_svg",
     "render_table",

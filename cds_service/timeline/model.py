@@ -190,12 +190,22 @@ def longest_window_days(patterns: Mapping[str, Any]) -> int:
     return longest or FALLBACK_WINDOW_DAYS
 
 
+def continuation_gap_days(patterns: Mapping[str, Any]) -> int:
+    """The gap that still joins two courses of one drug into one bar: the one the patterns use
+    (``continuation_gap_days`` in config/default.yaml), the longest where they differ."""
+    gaps = [
+        int(getattr(p.thresholds, "continuation_gap_days", 0)) for p in patterns.values()
+    ]
+    return max(gaps, default=0)
+
+
 def build_timeline(
     record: PatientRecord,
     *,
     now: date,
     window_days: int | None,
     highlight: Iterable[str] = (),
+    gap_days: int,
 ) -> Timeline:
     """The picture's data as of ``now``; ``window_days=None`` shows the whole history.
 
@@ -206,7 +216,7 @@ def build_timeline(
     by_name: dict[str, Ingredient] = {}
     segments: dict[str, list[Segment]] = defaultdict(list)
     stops: dict[str, list[StopMark]] = defaultdict(list)
-    for episode in episodes(courses, now):
+    for episode in episodes(courses, now, continuation_gap_days=gap_days):
         name = episode.ingredient.name
         by_name.setdefault(name, episode.ingredient)
         segments[name].extend(_segments(episode, now))

@@ -21,7 +21,7 @@ SMART = {
 def _cards(app: Flask) -> list[dict[str, Any]]:
     resources = [
         intolerance("ai-1", "sertraline", "nausea", patient=PID, onset_days_ago=400),
-        intolerance("ai-2", "escitalopram", "headache", patient=PID, onset_days_ago=250),
+        intolerance("ai-2", "aripiprazole", "headache", patient=PID, onset_days_ago=250),
         intolerance("ai-3", "venlafaxine", "dizziness", patient=PID, onset_days_ago=90),
     ]
     body = hook_body("patient-view", PID, resources)

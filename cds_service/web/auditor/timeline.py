@@ -22,6 +22,7 @@ from cds_service.services import Services
 from cds_service.storage.audit import auditor_queries as q
 from cds_service.timeline import (
     build_timeline,
+    continuation_gap_days,
     longest_window_days,
     render_svg,
     render_table,
@@ -80,6 +81,7 @@ def card_timeline(card_uuid: str) -> Response:
         record, now=services.clock().date(),
         window_days=None if show_all else longest_window_days(services.settings.patterns),
         highlight=refs,
+        gap_days=continuation_gap_days(services.settings.patterns),
     )
     found = sum(1 for lane in timeline.lanes for r in lane.refs if r in set(refs))
     log.info("auditor timeline drawn: lanes=%d evidence_found=%d", len(timeline.lanes), found)

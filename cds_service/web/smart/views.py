@@ -31,7 +31,13 @@ from markupsafe import Markup
 from cds_service.patterns import PATTERN_IDS
 from cds_service.services import Services
 from cds_service.storage.ttl_store import StoreUnavailable
-from cds_service.timeline import build_timeline, longest_window_days, render_svg, render_table
+from cds_service.timeline import (
+    build_timeline,
+    continuation_gap_days,
+    longest_window_days,
+    render_svg,
+    render_table,
+)
 from cds_service.web.smart import oauth
 from cds_service.web.smart.errors import (
     RELAUNCH,
@@ -289,6 +295,7 @@ def timeline() -> Response:
     data = build_timeline(
         history.record, now=services.clock().date(),
         window_days=None if show_all else window_days, highlight=context.get("evidence", ()),
+        gap_days=continuation_gap_days(services.settings.patterns),
     )
     pattern = context.get("pattern")
     wording = services.wording.get(pattern) if pattern else None

@@ -43,7 +43,9 @@ def table() -> IngredientTable:
 def timeline_of(resources: list[dict[str, Any]], table: IngredientTable,
                 window_days: int | None = None, highlight: tuple[str, ...] = ()) -> Timeline:
     record = map_record(resources, table, codes=load_code_lists())
-    return build_timeline(record, now=TODAY, window_days=window_days, highlight=highlight)
+    return build_timeline(
+        record, now=TODAY, window_days=window_days, highlight=highlight, gap_days=30
+    )
 
 
 def parse(svg: str) -> ET.Element:

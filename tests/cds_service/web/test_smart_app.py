@@ -299,7 +299,7 @@ def test_the_cards_evidence_is_highlighted(client: FlaskClient, ehr: FakeEhr) ->
         "MedicationRequest/mr-sertraline-3", "AllergyIntolerance/ai-lithium"]})
     sign_in(client, ehr)
     page = client.get("/app/?window=all").text
-    assert "Side effects with several psychotropic medications" in page  # the card's title
+    assert "Side effects with medications from several unrelated classes" in page  # card title
     assert 'class="course evidence" data-ref="MedicationRequest/mr-sertraline-3"' in page
     assert 'class="reaction evidence" data-ref="AllergyIntolerance/ai-lithium"' in page
     assert page.count('class="course evidence"') == 1
