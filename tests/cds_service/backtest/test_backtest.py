@@ -262,7 +262,7 @@ def test_cli_table_names_every_pattern(capsys: pytest.CaptureFixture[str]) -> No
     assert main([str(FIXTURES), "--as-of", "2026-06-15", "--quiet", "--workers", "1"]) == 0
     out = capsys.readouterr().out
     assert all(pattern_id in out for pattern_id in PATTERN_IDS)
-    assert "min_distinct_ingredients" in out and "3*" in out
+    assert "min_distinct_classes" in out and "3*" in out
 
 
 def test_cli_exit_1_when_dir_is_missing_or_has_no_patients(
