@@ -48,6 +48,8 @@ course at the same dose, ``timeline.is_renewal``). Override reasons in
 
 from __future__ import annotations
 
+from bisect import bisect_left, bisect_right
+from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -62,7 +64,7 @@ from cds_service.patterns.timeline import (
     single_dose,
     taken_courses,
 )
-from fhir_mappers.record import DraftOrders, PatientRecord, SymptomScore
+from fhir_mappers.record import Dispense, DraftOrders, PatientRecord, SymptomScore
 
 PATTERN_ID = "multiple-failed-trials"
 
@@ -124,14 +126,15 @@ def detect(
     )
     reach = now - timedelta(days=sum(thresholds.windows_days()))
     scores = [s for s in record.scores if s.instrument == "PHQ-9" and s.when and s.when >= reach]
+    index = _Index.of(all_episodes, scores, record.dispenses, thresholds.augmenting_classes)
     since = now - timedelta(days=thresholds.lookback_days)
     best: tuple[str, dict[str, _Trial]] | None = None
     for trial_class in thresholds.trial_classes:
         trials: dict[str, _Trial] = {}
-        for episode in all_episodes:
-            if episode.ingredient.drug_class != trial_class:
-                continue
-            trial = _included(episode, all_episodes, record, scores, thresholds, now)
+        for episode in index.by_class.get(trial_class, _Sorted()).episodes:
+            if _end_day(episode, index) < since:
+                continue  # every outcome of this trial lies before the look-back
+            trial = _included(episode, index, thresholds)
             if trial is not None and not _excluded(trial) and since <= trial.outcome <= now:
                 trials[episode.ingredient.name] = trial  # episodes are by date: keep the latest
         if len(trials) >= thresholds.min_failed_trials and (
@@ -170,14 +173,72 @@ def detect(
     )
 
 
-def _included(
-    episode: Episode,
-    all_episodes: Sequence[Episode],
-    record: PatientRecord,
-    scores: Sequence[SymptomScore],
-    thresholds: Thresholds,
-    now: date,
-) -> _Trial | None:
+class _Sorted:
+    """Episodes by start, with their starts for bisection."""
+
+    __slots__ = ("episodes", "starts")
+
+    def __init__(self, episodes: Sequence[Episode] = ()) -> None:
+        self.episodes = list(episodes)
+        self.starts = [e.start for e in self.episodes]
+
+    def starting(self, after: date, until: date) -> list[Episode]:
+        """Episodes that start in (after, until]."""
+        return self.episodes[bisect_right(self.starts, after) : bisect_right(self.starts, until)]
+
+
+@dataclass(frozen=True, slots=True)
+class _Index:
+    """The record read once per call, so that judging one trial costs a few bisections, not a
+    scan of every episode, score and fill: the history grows, a trial's windows do not."""
+
+    by_class: dict[str, _Sorted]
+    augmenting: _Sorted  # episodes of an augmenting agent above its hypnotic dose
+    score_days: list[date]  # the PHQ-9 scores' dates, in order
+    scores: list[SymptomScore]
+    fills: dict[str, tuple[list[date], list[Dispense]]]  # by ingredient, by hand-over date
+
+    @classmethod
+    def of(
+        cls,
+        all_episodes: Sequence[Episode],
+        scores: Sequence[SymptomScore],
+        dispenses: Sequence[Dispense],
+        augmenting: tuple[str, ...],
+    ) -> _Index:
+        by_class: dict[str, list[Episode]] = defaultdict(list)
+        for episode in all_episodes:  # ordered by start
+            by_class[episode.ingredient.drug_class].append(episode)
+        dated = sorted((s for s in scores if s.when is not None), key=lambda s: s.when or date.min)
+        fills: dict[str, list[Dispense]] = defaultdict(list)
+        for dispense in dispenses:
+            if dispense.handed_over is not None:
+                for ingredient in dispense.ingredients:
+                    fills[ingredient.name].append(dispense)
+        by_day = {
+            name: sorted(found, key=lambda d: d.handed_over or date.min)
+            for name, found in fills.items()
+        }
+        return cls(
+            by_class={k: _Sorted(v) for k, v in by_class.items()},
+            augmenting=_Sorted([e for e in all_episodes if _augments(e, augmenting)]),
+            score_days=[s.when or date.min for s in dated],
+            scores=dated,
+            fills={k: ([d.handed_over or date.min for d in v], v) for k, v in by_day.items()},
+        )
+
+    def scores_between(self, first: date, last: date) -> list[SymptomScore]:
+        """PHQ-9 scores dated in [first, last], by date."""
+        days = self.score_days
+        return self.scores[bisect_left(days, first) : bisect_right(days, last)]
+
+    def fills_between(self, name: str, first: date, last: date) -> list[Dispense]:
+        """Fills of one ingredient handed over in [first, last]: all that PDC counts there."""
+        days, fills = self.fills.get(name, ([], []))
+        return fills[bisect_left(days, first) : bisect_right(days, last)]
+
+
+def _included(episode: Episode, index: _Index, thresholds: Thresholds) -> _Trial | None:
     """The first point at which an adequate trial ended or was augmented, symptoms persisting."""
     floor = episode.ingredient.min_effective_mg_per_day
     adequate = [
@@ -189,24 +250,23 @@ def _included(
         return None  # every known dose stayed below the minimum effective dose
     adequate_from = adequate[0].start or episode.start
     known = [d for d in (single_dose(c) for c in adequate) if d is not None]
-    end_day = _end_day(episode, all_episodes)
+    end_day = _end_day(episode, index)
     candidates = [
         (other.start, f"when {other.ingredient.name} was added", False)
-        for other in all_episodes
-        if _is_augmentation(other, episode, thresholds.augmenting_classes)
-        and adequate_from < other.start <= end_day
+        for other in index.augmenting.starting(adequate_from, end_day)
+        if other.ingredient.name != episode.ingredient.name
         and (episode.is_open or other.start < end_day)
     ]
     if not episode.is_open:
         candidates.append((end_day, "at the end", True))
     judged_by_phq9 = episode.ingredient.drug_class in thresholds.phq9_trial_classes
-    baseline = _baseline(scores, episode.start, thresholds.baseline_window_days)
+    baseline = _baseline(index, episode.start, thresholds.baseline_window_days)
     for when, label, is_end in sorted(candidates):
         if (when - adequate_from).days < thresholds.min_trial_days:
             continue
-        if not _adherent(episode, record, when, thresholds.pdc_min_during_trial):
+        if not _adherent(episode, index, when, thresholds.pdc_min_during_trial):
             continue
-        score = _closest(scores, when, thresholds.score_window_days) if judged_by_phq9 else None
+        score = _closest(index, when, thresholds.score_window_days) if judged_by_phq9 else None
         if baseline is not None and score is not None and _persisted(baseline, score, thresholds):
             note = f"PHQ-9 from {baseline.value:g} to {score.value:g} {label}"
         elif is_end and episode.ending_course.stop_reason == "lack_of_effect":
@@ -226,10 +286,9 @@ def _persisted(baseline: SymptomScore, score: SymptomScore, thresholds: Threshol
     return fall < thresholds.phq9_response_fall_fraction
 
 
-def _is_augmentation(other: Episode, trial: Episode, augmenting: tuple[str, ...]) -> bool:
-    """Another standing agent of an augmenting class, above its hypnotic dose."""
-    if other.ingredient.name == trial.ingredient.name:
-        return False
+def _augments(other: Episode, augmenting: tuple[str, ...]) -> bool:
+    """A standing agent of an augmenting class, above its hypnotic dose: added to another
+    agent's trial, it augments that trial."""
     if other.ingredient.drug_class not in augmenting:
         return False
     if all(c.is_prn for c in other.courses):
@@ -239,29 +298,26 @@ def _is_augmentation(other: Episode, trial: Episode, augmenting: tuple[str, ...]
     return sleep_max is None or not doses or max(doses) > sleep_max
 
 
-def _adherent(episode: Episode, record: PatientRecord, end: date, min_pdc: float) -> bool:
+def _adherent(episode: Episode, index: _Index, end: date, min_pdc: float) -> bool:
     """Where the ingredient was dispensed, enough days covered from its first fill in the
     episode to the outcome (PQA PDC; TRRIP asks for >= 80% of doses)."""
-    name = episode.ingredient.name
-    fills = [d for d in record.dispenses if any(i.name == name for i in d.ingredients)]
+    fills = index.fills_between(episode.ingredient.name, episode.start, end)
     coverage = proportion_of_days_covered(fills, episode.start, end)
     if coverage is None:
         return True  # no dispensing data: adherence is unknown, not poor
     return coverage.pdc >= min_pdc
 
 
-def _end_day(episode: Episode, all_episodes: Sequence[Episode]) -> date:
+def _end_day(episode: Episode, index: _Index) -> date:
     """When the trial ended; for a stop without a date, when the next agent of its class began."""
     if episode.is_open or episode.ending_course.end is not None:
         return episode.last_day
-    replacements = [
-        other.start
-        for other in all_episodes
-        if other.ingredient.drug_class == episode.ingredient.drug_class
-        and other.ingredient.name != episode.ingredient.name
-        and other.start > episode.last_day
-    ]
-    return min(replacements, default=episode.last_day)
+    same_class = index.by_class[episode.ingredient.drug_class]
+    # Episodes are by start: the first other agent's after the last day is the replacement.
+    for other in same_class.episodes[bisect_right(same_class.starts, episode.last_day) :]:
+        if other.ingredient.name != episode.ingredient.name:
+            return other.start
+    return episode.last_day
 
 
 def _excluded(trial: _Trial) -> bool:
@@ -269,14 +325,15 @@ def _excluded(trial: _Trial) -> bool:
     return trial.is_end and trial.episode.ending_course.stop_reason in ("intolerance", "allergy")
 
 
-def _baseline(scores: Sequence[SymptomScore], start: date, window_days: int) -> SymptomScore | None:
+def _baseline(index: _Index, start: date, window_days: int) -> SymptomScore | None:
     """The last PHQ-9 on or up to ``window_days`` before the trial began."""
-    before = [s for s in scores if s.when and 0 <= (start - s.when).days <= window_days]
+    before = index.scores_between(start - timedelta(days=window_days), start)
     return max(before, key=lambda s: s.when or start, default=None)
 
 
-def _closest(scores: Sequence[SymptomScore], when: date, window_days: int) -> SymptomScore | None:
-    near = [s for s in scores if s.when is not None and abs((s.when - when).days) <= window_days]
+def _closest(index: _Index, when: date, window_days: int) -> SymptomScore | None:
+    span = timedelta(days=window_days)
+    near = index.scores_between(when - span, when + span)
     # The score nearest the date speaks for that date; on a tie the later one is more current.
     return min(
         near, key=lambda s: (abs((s.when or when) - when), when - (s.when or when)), default=None

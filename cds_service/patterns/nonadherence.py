@@ -47,7 +47,7 @@ from cds_service.patterns.abstention import NotEvaluable
 from cds_service.patterns.base import EvidenceItem, Finding
 from cds_service.patterns.evidence import months, ordered_evidence, unique_refs
 from cds_service.patterns.pdc import Coverage, is_countable, proportion_of_days_covered
-from cds_service.patterns.regimen import is_stale
+from cds_service.patterns.regimen import is_stale, signs_of_life
 from cds_service.patterns.timeline import (
     dated_drafts,
     fills_without_supply,
@@ -93,12 +93,13 @@ def detect(
 ) -> Finding | NotEvaluable | None:
     """Nonadherence as of ``now`` (dates in days); None when it is not there, ``NotEvaluable``
     when a fill in the window has no known days' supply."""
+    signs = signs_of_life(record)
     regimen = [
         c
         for c in taken_courses(record)
         if is_current(c, now)
         and c.is_psychotropic
-        and not is_stale(c, record, now, thresholds.stale_order_days)
+        and not is_stale(c, record, now, thresholds.stale_order_days, signs)
     ]
     ordered = [d for d in dated_drafts(drafts, now) if d.is_psychotropic]
     in_use = {i.name for c in [*regimen, *ordered] if not _excluded(c) for i in c.ingredients}

@@ -27,25 +27,47 @@ def mentions_any(text: str, phrases: Iterable[str]) -> bool:
     return any(padded_words(p) in padded for p in phrases if p.strip())
 
 
-def last_sign_of_life(course: MedicationCourse, record: PatientRecord) -> date | None:
+def last_sign_of_life(
+    course: MedicationCourse, record: PatientRecord, signs: Mapping[str, date] | None = None
+) -> date | None:
     """The latest date anything shows the course's ingredients in use: the order itself, a
-    renewal or statement of the same ingredient, or a fill of it."""
-    names = {i.name for i in course.ingredients}
-    dates = [course.start]
-    dates += [c.start for c in record.courses if _shares(c.ingredients, names)]
-    dates += [d.handed_over for d in record.dispenses if _shares(d.ingredients, names)]
+    renewal or statement of the same ingredient, or a fill of it. ``signs`` is
+    ``signs_of_life(record)``, passed by callers that ask about many courses."""
+    signs = signs_of_life(record) if signs is None else signs
+    dates = [course.start, *(signs.get(i.name) for i in course.ingredients)]
     known = [d for d in dates if d is not None]
     return max(known) if known else None
 
 
+def signs_of_life(record: PatientRecord) -> dict[str, date]:
+    """The latest start of a course, or hand-over of a fill, of each ingredient (by name): one
+    pass over the record, so that judging every order costs a lookup, not another pass."""
+    latest: dict[str, date] = {}
+    dated = [(c.start, c.ingredients) for c in record.courses]
+    dated += [(d.handed_over, d.ingredients) for d in record.dispenses]
+    for when, ingredients in dated:
+        if when is None:
+            continue
+        for ingredient in ingredients:
+            seen = latest.get(ingredient.name)
+            if seen is None or when > seen:
+                latest[ingredient.name] = when
+    return latest
+
+
 def is_stale(
-    course: MedicationCourse, record: PatientRecord, now: date, stale_order_days: int
+    course: MedicationCourse,
+    record: PatientRecord,
+    now: date,
+    stale_order_days: int,
+    signs: Mapping[str, date] | None = None,
 ) -> bool:
     """An order still marked active with no renewal, fill or statement for ``stale_order_days``:
-    EHRs rarely close old orders, so "active" alone does not make it today's regimen."""
+    EHRs rarely close old orders, so "active" alone does not make it today's regimen.
+    ``signs`` is ``signs_of_life(record)``, passed by callers that ask about many courses."""
     if course.is_draft or course.end is not None:
         return False  # an order with a planned end says itself how long it runs
-    seen = last_sign_of_life(course, record)
+    seen = last_sign_of_life(course, record, signs)
     return seen is not None and (now - seen).days > stale_order_days
 
 
@@ -53,13 +75,14 @@ def standing_regimen(
     record: PatientRecord, now: date, stale_order_days: int
 ) -> list[MedicationCourse]:
     """Current psychotropic courses taken on a schedule (PRN left out), stale orders left out."""
+    signs = signs_of_life(record)
     return [
         c
         for c in taken_courses(record)
         if is_current(c, now)
         and c.is_psychotropic
         and not c.is_prn
-        and not is_stale(c, record, now, stale_order_days)
+        and not is_stale(c, record, now, stale_order_days, signs)
     ]
 
 
@@ -79,6 +102,3 @@ def indications(
                     found.add(indication)
     return frozenset(found)
 
-
-def _shares(ingredients: Iterable[object], names: set[str]) -> bool:
-    return any(getattr(i, "name", None) in names for i in ingredients)

@@ -50,7 +50,7 @@ from cds_service.patterns.evidence import (
     ordered_evidence,
     unique_refs,
 )
-from cds_service.patterns.regimen import indications, is_stale
+from cds_service.patterns.regimen import indications, is_stale, signs_of_life
 from cds_service.patterns.timeline import (
     Episode,
     RegimenEvent,
@@ -92,10 +92,11 @@ def detect(
 ) -> Finding | None:
     """Escalation as of ``now`` (dates in days); None when it is not there."""
     since = now - timedelta(days=thresholds.window_days)
+    signs = signs_of_life(record)
     courses = [
         c
         for c in [*taken_courses(record), *dated_drafts(drafts, now)]
-        if not c.is_prn and not is_stale(c, record, now, thresholds.stale_order_days)
+        if not c.is_prn and not is_stale(c, record, now, thresholds.stale_order_days, signs)
     ]
     gap = thresholds.continuation_gap_days
     all_episodes = episodes(courses, now, continuation_gap_days=gap)
