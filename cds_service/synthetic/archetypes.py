@@ -43,7 +43,7 @@ Story = Callable[[PatientBuilder], int]
 
 @dataclass(frozen=True)
 class Archetype:
-    """One archetype: its ``name``, the pattern ids it ``expected``-ly fires under the defaults
+    """One archetype: its ``name``, the pattern ids ``expected`` to fire under the defaults
     (empty for ``clean``, ``stable`` and every ``near_miss_*``) and the ``story`` that writes it."""
 
     name: str
