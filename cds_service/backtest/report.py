@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any, TypeVar
 
-from cds_service.backtest.inputs import Skipped
+from cds_service.backtest.inputs import InputCounts
 from cds_service.settings import PatternSettings
 
 K = TypeVar("K")
@@ -68,23 +68,35 @@ def _alternatives(base: float, steps: tuple[float, ...]) -> list[float]:
     return sorted({round(base + s, 2) for s in steps if 0 < round(base + s, 2) <= 1})
 
 
+IssueKind = tuple[str, str, str]  # (resource type, field without indexes, reason)
+
+
 @dataclass
 class Tally:
-    """Counts summed over workers."""
+    """Counts from one partition of patients, summed over partitions by ``add``."""
 
     patients: int = 0
     flagged: dict[str, int] = field(default_factory=dict)
     what_if: dict[tuple[str, str, float], int] = field(default_factory=dict)
     detector_errors: dict[str, int] = field(default_factory=dict)
-    skipped: list[Skipped] = field(default_factory=list)
-    flags: dict[str, frozenset[str]] | None = None
+    # Mapping issues (MappingIssue) by kind: how many issues, and in how many patients.
+    issues: dict[IssueKind, int] = field(default_factory=dict)
+    issue_patients: dict[IssueKind, int] = field(default_factory=dict)
+    unmapped: dict[str, int] = field(default_factory=dict)  # mapper exception type -> patients
+    findings_written: int = 0
+    inputs: InputCounts = field(default_factory=InputCounts)
+    flags: dict[str, frozenset[str]] | None = None  # raw patient id -> pattern ids (tests only)
 
     def add(self, other: Tally) -> None:
         self.patients += other.patients
         _merge(self.flagged, other.flagged)
         _merge(self.what_if, other.what_if)
         _merge(self.detector_errors, other.detector_errors)
-        self.skipped.extend(other.skipped)
+        _merge(self.issues, other.issues)
+        _merge(self.issue_patients, other.issue_patients)
+        _merge(self.unmapped, other.unmapped)
+        self.findings_written += other.findings_written
+        self.inputs.add(other.inputs)
         if other.flags is not None:
             if self.flags is None:
                 self.flags = {}
@@ -136,7 +148,35 @@ def report_json(
         "as_of": as_of.isoformat(),
         "config_version": config_version,
         "patterns": result,
-        "skipped_files": [{"file": s.file, "reason": s.reason} for s in tally.skipped],
+        "skipped_files": [
+            {"file": file, "reason": reason} for file, reason in tally.inputs.skipped_report()
+        ],
+        "data_quality": data_quality(tally),
+    }
+
+
+def data_quality(tally: Tally) -> dict[str, Any]:
+    """What the input could not give the patterns, by kind: the ``data_quality`` object."""
+    inputs = tally.inputs
+    issues = sorted(tally.issues.items(), key=lambda kv: (-kv[1], kv[0]))
+    return {
+        "resources_read": inputs.resources,
+        "malformed_lines": sum(inputs.bad_count.values()),
+        "skipped_files": sum(len(reasons) for reasons in inputs.skipped.values()),
+        "other_resource_types": dict(sorted(inputs.other_types.items())),
+        "resources_without_patient": dict(sorted(inputs.unlinked.items())),
+        "patients_not_mapped": dict(sorted(tally.unmapped.items())),
+        "detector_errors": dict(sorted(tally.detector_errors.items())),
+        "mapping_issues": [
+            {
+                "resource_type": kind[0],
+                "field": kind[1],
+                "reason": kind[2],
+                "count": n,
+                "patients": tally.issue_patients.get(kind, 0),
+            }
+            for kind, n in issues
+        ],
     }
 
 
@@ -166,4 +206,32 @@ def report_table(document: Mapping[str, Any], patterns: Mapping[str, PatternSett
     if document["skipped_files"]:
         lines += ["", "Skipped:"]
         lines += [f"  {s['file']}: {s['reason']}" for s in document["skipped_files"]]
+    lines += ["", *data_quality_table(document["data_quality"])]
     return "\n".join(lines) + "\n"
+
+
+def data_quality_table(quality: Mapping[str, Any]) -> list[str]:
+    """The data-quality section of the table report."""
+    lines = [
+        "Data quality:",
+        f"  {'resources read':<44}{quality['resources_read']:>10,}",
+        f"  {'malformed lines skipped':<44}{quality['malformed_lines']:>10,}",
+        f"  {'files skipped':<44}{quality['skipped_files']:>10,}",
+    ]
+    for title, key in (
+        ("resource type not read by the patterns", "other_resource_types"),
+        ("resource names no patient", "resources_without_patient"),
+        ("patient could not be mapped", "patients_not_mapped"),
+        ("pattern raised an error", "detector_errors"),
+    ):
+        for name, n in quality[key].items():
+            lines.append(f"  {f'{title}: {name}':<44}{n:>10,}")
+    if quality["mapping_issues"]:
+        lines += [
+            "",
+            f"  {'mapping issue (resource, field, reason)':<68}{'count':>10}{'patients':>10}",
+        ]
+        for row in quality["mapping_issues"]:
+            kind = f"{row['resource_type']} {row['field'] or '-'}: {row['reason']}"
+            lines.append(f"  {kind:<68}{row['count']:>10,}{row['patients']:>10,}")
+    return lines
