@@ -60,6 +60,7 @@ from cds_service.backtest.inputs import (
 from cds_service.backtest.report import Tally, report_json, report_table, what_if_variants
 from cds_service.backtest.worker import TALLY_META, WorkerConfig, evaluate_partition
 from cds_service.errors import ConfigError
+from cds_service.patterns.engine import evidence_horizon
 from cds_service.settings import Settings, load_settings
 
 # Sizes measured on the synthetic population (bench/RESULTS.md, "Backtest on Dask"): a 64 MB
@@ -119,6 +120,11 @@ def run_backtest(
         as_of=as_of,
         medications=medications,
         patient_key_secret=settings.storage.patient_key_secret,
+        # What the hooks do: resources older than any pattern can read are not mapped. The
+        # what-if variants count too (they evaluate "off" patterns as silent).
+        horizon=evidence_horizon(
+            {**settings.patterns, **{str(i): v.settings for i, v in enumerate(variants)}}, as_of
+        ),
         output=output,
         collect_flags=collect_flags,
         strict=strict,

@@ -10,7 +10,9 @@ pseudonymous patient key (never the raw id).
 
 from __future__ import annotations
 
+import logging
 import re
+import threading
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import date
@@ -57,9 +59,27 @@ class WorkerConfig:
     as_of: date
     medications: Mapping[str, Mapping[str, Any]]
     patient_key_secret: str
+    horizon: date | None = None  # map_record's horizon, as the hooks use it (evidence_horizon)
     output: str | None = None  # fsspec URL of the findings folder
     collect_flags: bool = False
     strict: bool = False  # re-raise mapper and detector errors (tests), instead of counting them
+
+
+class _QuietWhileEvaluating(logging.Filter):
+    """Drops the per-resource mapper warnings and per-patient detector tracebacks on the thread
+    that evaluates a partition: over millions of patients they would flood the worker logs, and
+    the backtest counts both in its data-quality report instead. Other threads (a hook call in
+    the same process, a test) keep their logs."""
+
+    local = threading.local()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not getattr(self.local, "quiet", False)
+
+
+_QUIET = _QuietWhileEvaluating()
+for _name in ("fhir_mappers.context", "cds_service.patterns.engine"):
+    logging.getLogger(_name).addFilter(_QUIET)
 
 
 @lru_cache(maxsize=1)
@@ -77,8 +97,12 @@ def evaluate_partition(
     """
     tally = Tally(flags={} if config.collect_flags else None)
     rows: list[dict[str, Any]] = []
-    for key, texts in _patients(frame, tally.inputs):
-        _evaluate_patient(key, texts, config, tally, rows)
+    _QUIET.local.quiet = True
+    try:
+        for key, texts in _patients(frame, tally.inputs):
+            _evaluate_patient(key, texts, config, tally, rows)
+    finally:
+        _QUIET.local.quiet = False
     if config.output is not None:
         number = int(partition_info["number"]) if partition_info else 0
         table = pa.Table.from_pylist(rows, schema=FINDINGS_SCHEMA)
@@ -122,7 +146,12 @@ def _evaluate_patient(
 
     resources = [orjson.loads(text) for text in texts]
     try:
-        record = map_record(resources, _ingredient_table(), medications=config.medications)
+        record = map_record(
+            resources,
+            _ingredient_table(),
+            medications=config.medications,
+            horizon=config.horizon,
+        )
     except Exception as exc:  # a mapper bug must not end a run over millions of patients
         if config.strict:
             raise
