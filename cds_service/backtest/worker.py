@@ -5,7 +5,9 @@ The backtest has no pattern logic of its own: the hook endpoints and this worker
 the same date. A partition arrives from the shuffle holding whole patients (all rows of a patient
 land in the same partition); it returns one row with its ``Tally`` (counts only), and, with an
 output folder, writes its patients' findings as one Parquet file there, keyed by the site's
-pseudonymous patient key (never the raw id).
+pseudonymous patient key (never the raw id). The evidence references are left out on purpose:
+resource ids often embed the patient's id (the synthetic ones do), and the file is meant to be
+shared with informatics teams without re-identifying anyone.
 """
 
 from __future__ import annotations
@@ -41,7 +43,6 @@ FINDINGS_SCHEMA = pa.schema(
         ("pattern", pa.string()),
         ("mode", pa.string()),  # active | silent
         ("facts", pa.string()),  # the Finding's facts as JSON (counts, windows, thresholds used)
-        ("evidence", pa.list_(pa.string())),  # FHIR references the finding cites
         ("practitioner", pa.string()),  # the latest psychotropic order's requester (or performer)
         ("organization", pa.string()),  # the organization that order names, if any
         ("order_date", pa.date32()),  # that order's authoredOn
@@ -199,7 +200,6 @@ def _evaluate_patient(
                 "facts": orjson.dumps(
                     finding.facts, option=orjson.OPT_SORT_KEYS, default=_json_default
                 ).decode(),
-                "evidence": [e.ref for e in finding.evidence if getattr(e, "ref", None)],
                 "practitioner": practitioner,
                 "organization": organization,
                 "order_date": order_date,
