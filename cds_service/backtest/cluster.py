@@ -23,6 +23,9 @@ from typing import TextIO
 from distributed import Client, LocalCluster
 
 
+CONNECT_TIMEOUT = "20s"
+
+
 class ClusterError(Exception):
     """The scheduler named by ``--scheduler`` cannot be reached."""
 
@@ -37,7 +40,7 @@ def open_client(
     cannot be reached within 20 s."""
     if scheduler:
         try:
-            client = Client(scheduler, timeout="20s")
+            client = Client(scheduler, timeout=CONNECT_TIMEOUT)
         except (OSError, TimeoutError) as exc:
             raise ClusterError(f"cannot reach the Dask scheduler at {scheduler}: {exc}") from exc
         with client:
@@ -67,14 +70,24 @@ def dashboard_link(client: Client) -> str | None:
     return client.dashboard_link if "dashboard" in services else None
 
 
-def peak_worker_memory(client: Client) -> dict[str, int]:
-    """Each worker's peak resident memory so far, in bytes (Linux ``ru_maxrss``)."""
+@dataclass(frozen=True)
+class WorkerUsage:
+    peak_rss: int  # bytes, the process's peak resident memory so far (ru_maxrss)
+    cpu_s: float  # user + system CPU seconds of the process so far
 
-    def peak() -> int:
-        rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        return rss if sys.platform == "darwin" else rss * 1024
 
-    return dict(client.run(peak))
+def worker_usage(client: Client) -> dict[str, WorkerUsage]:
+    """Each worker process's peak memory and CPU time since it started (by worker address)."""
+    return {
+        address: WorkerUsage(int(peak), float(cpu))
+        for address, (peak, cpu) in client.run(_usage).items()
+    }
+
+
+def _usage() -> tuple[int, float]:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    rss = usage.ru_maxrss if sys.platform == "darwin" else usage.ru_maxrss * 1024
+    return rss, usage.ru_utime + usage.ru_stime
 
 
 @dataclass

@@ -46,7 +46,7 @@ from cds_service.backtest.cluster import (
     Progress,
     dashboard_link,
     open_client,
-    peak_worker_memory,
+    worker_usage,
 )
 from cds_service.backtest.inputs import (
     ROW_META,
@@ -269,7 +269,7 @@ def main_backtest(args: argparse.Namespace) -> int:
                 block_bytes=args.partition_mb * 2**20,
                 partition_bytes=args.partition_mb * 2**20,
             )
-            peak = max(peak_worker_memory(client).values(), default=0)
+            usage = worker_usage(client)
     except (InputError, ClusterError) as exc:
         sys.stderr.write(f"backtest: {exc}\n")
         return 1
@@ -277,10 +277,13 @@ def main_backtest(args: argparse.Namespace) -> int:
     _warn(result.document["skipped_files"], result.detector_errors)
     patients = result.document["patients"]
     if not args.quiet:
+        peak = max((u.peak_rss for u in usage.values()), default=0)
+        cpu = sum(u.cpu_s for u in usage.values())
         sys.stderr.write(
             f"backtest: {patients:,} patients in {seconds:,.1f} s "
             f"({patients / seconds if seconds else 0:,.0f} patients/s), "
-            f"{result.partitions} partitions, peak worker memory {peak / 2**20:,.0f} MB\n"
+            f"{result.partitions} partitions, {len(usage)} workers, peak worker memory "
+            f"{peak / 2**20:,.0f} MB, worker CPU {cpu:,.1f} s since the workers started\n"
         )
         if args.output:
             sys.stderr.write(

@@ -1,0 +1,53 @@
+"""A real ``distributed`` cluster: a scheduler and two worker processes on loopback, reached with
+``--scheduler tcp://127.0.0.1:PORT``, give the same report as the in-process run."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import pytest
+from distributed import Client, LocalCluster
+
+from cds_service.backtest.run import main, run_backtest
+from cds_service.settings import Settings
+from tests.cds_service.backtest.conftest import AS_OF
+
+
+@pytest.mark.slow
+def test_scheduler_with_two_worker_processes_gives_the_same_numbers_as_the_local_run(
+    ndjson_population: tuple[Path, dict[str, Any]],
+    default_settings: Settings,
+    dask_client: Client,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    directory, manifest = ndjson_population
+    local = run_backtest(directory, default_settings, AS_OF, dask_client).document
+    with LocalCluster(
+        n_workers=2,
+        threads_per_worker=1,
+        processes=True,
+        host="127.0.0.1",
+        dashboard_address=None,
+        silence_logs=logging.ERROR,
+    ) as cluster:
+        address = cluster.scheduler_address
+        assert address.startswith("tcp://127.0.0.1:")
+        code = main(
+            [str(directory), "--as-of", AS_OF.isoformat(), "--format", "json", "--quiet",
+             "--scheduler", address, "--partition-mb", "1", "--output", str(tmp_path / "out")]
+        )
+        with Client(address) as client:
+            workers = client.scheduler_info()["workers"]
+    out = capsys.readouterr().out
+    assert code == 0
+    assert len(workers) == 2
+    remote = json.loads(out)
+    assert remote == local
+    flagged = {pid: row["flagged"] for pid, row in remote["patterns"].items()}
+    assert flagged == manifest["expected_flagged"]
+    # Both worker processes wrote findings files (one per partition).
+    assert len(list((tmp_path / "out").glob("part-*.parquet"))) >= 2
