@@ -22,7 +22,6 @@ from typing import TextIO
 
 from distributed import Client, LocalCluster
 
-
 CONNECT_TIMEOUT = "20s"
 
 

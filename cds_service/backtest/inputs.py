@@ -26,13 +26,15 @@ the same shuffle as the data, and are summed with the patients' results.
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import fsspec
 import orjson
 import pandas as pd
 from fsspec.utils import read_block
+
+from cds_service.backtest.report import MAX_REPORTED_LINES, InputCounts
 
 # A manifest.json (the synthetic generator's answer key, or a Bulk Data export manifest) sits
 # beside the data it describes; it is not patient data and is skipped without a warning.
@@ -54,7 +56,6 @@ READ_TYPES = frozenset(
 )
 # The row that carries a block's input counts. No FHIR reference can be empty with a NUL.
 QUALITY_KEY = "\x00quality"
-MAX_REPORTED_LINES = 5
 JSON_FILES_PER_PIECE = 64
 SEQ_SHIFT = 32  # seq = piece number << 32 | row number within the piece
 
@@ -83,104 +84,6 @@ class Piece:
     paths: tuple[str, ...]  # fsspec URLs or local paths
     offset: int = 0
     length: int = 0
-
-
-@dataclass
-class InputCounts:
-    """What one piece (or, summed, the whole input) could not use, by file and reason."""
-
-    # file -> reason -> count
-    skipped: dict[str, dict[str, int]] = field(default_factory=dict)
-    # file -> malformed lines skipped
-    bad_count: dict[str, int] = field(default_factory=dict)
-    # file -> [(block offset, line index within the block, reason)] for the first few bad lines
-    bad_lines: dict[str, list[tuple[int, int, str]]] = field(default_factory=dict)
-    # file -> block offset -> lines in the block (to turn block line indexes into line numbers)
-    block_lines: dict[str, dict[int, int]] = field(default_factory=dict)
-    # resource type -> lines dropped because the patterns never read that type
-    other_types: dict[str, int] = field(default_factory=dict)
-    # resource type -> resources dropped because they name no patient
-    unlinked: dict[str, int] = field(default_factory=dict)
-    resources: int = 0
-
-    def skip(self, file: str, reason: str, n: int = 1) -> None:
-        reasons = self.skipped.setdefault(file, {})
-        reasons[reason] = reasons.get(reason, 0) + n
-
-    def to_json(self) -> str:
-        return orjson.dumps(
-            {
-                "skipped": self.skipped,
-                "bad_count": self.bad_count,
-                "bad_lines": self.bad_lines,
-                "block_lines": {
-                    f: {str(k): v for k, v in b.items()} for f, b in self.block_lines.items()
-                },
-                "other_types": self.other_types,
-                "unlinked": self.unlinked,
-                "resources": self.resources,
-            }
-        ).decode()
-
-    @classmethod
-    def from_json(cls, text: str) -> InputCounts:
-        raw = orjson.loads(text)
-        return cls(
-            skipped=raw["skipped"],
-            bad_count=raw["bad_count"],
-            bad_lines={f: [tuple(x) for x in v] for f, v in raw["bad_lines"].items()},
-            block_lines={
-                f: {int(k): v for k, v in b.items()} for f, b in raw["block_lines"].items()
-            },
-            other_types=raw["other_types"],
-            unlinked=raw["unlinked"],
-            resources=raw["resources"],
-        )
-
-    def add(self, other: InputCounts) -> None:
-        for file, reasons in other.skipped.items():
-            for reason, n in reasons.items():
-                self.skip(file, reason, n)
-        _merge(self.bad_count, other.bad_count)
-        for file, lines in other.bad_lines.items():
-            self.bad_lines.setdefault(file, []).extend(lines)
-        for file, blocks in other.block_lines.items():
-            self.block_lines.setdefault(file, {}).update(blocks)
-        _merge(self.other_types, other.other_types)
-        _merge(self.unlinked, other.unlinked)
-        self.resources += other.resources
-
-    def skipped_report(self) -> list[tuple[str, str]]:
-        """``(file, reason)`` sorted by file: malformed lines as a count with the first few line
-        numbers ("2 malformed line(s) skipped: line 4: not valid JSON, line 7: ...")."""
-        out: list[tuple[str, str]] = []
-        for file in sorted({*self.skipped, *self.bad_count}):
-            for reason in sorted(self.skipped.get(file, {})):
-                out.append((file, reason))
-            bad = self.bad_count.get(file, 0)
-            if bad:
-                shown = self._line_numbers(file)[:MAX_REPORTED_LINES]
-                listed = ", ".join(f"line {n}: {why}" for n, why in shown)
-                more = f" (and {bad - len(shown)} more)" if bad > len(shown) else ""
-                out.append((file, f"{bad} malformed line(s) skipped: {listed}{more}"))
-        return out
-
-    def _line_numbers(self, file: str) -> list[tuple[int, str]]:
-        blocks = self.block_lines.get(file, {})
-        before: dict[int, int] = {}
-        total = 0
-        for offset in sorted(blocks):
-            before[offset] = total
-            total += blocks[offset]
-        return sorted(
-            (before.get(offset, 0) + index + 1, why)
-            for offset, index, why in self.bad_lines.get(file, [])
-        )
-
-
-def _merge(target: dict[str, int], source: Mapping[str, int]) -> None:
-    for key, n in source.items():
-        target[key] = target.get(key, 0) + n
 
 
 # -- listing ------------------------------------------------------------------------------------

@@ -1,4 +1,5 @@
-"""What the backtest reports: firing rates per pattern and a what-if table of threshold values.
+"""What the backtest reports: firing rates per pattern, a what-if table of threshold values, and
+what the input could not give the patterns (data quality: `InputCounts` and mapping issues).
 
 The what-if table varies one threshold of one pattern at a time around the configured value and
 counts the patients that pattern would flag, with every other setting as configured. A pattern that
@@ -14,10 +15,12 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any, TypeVar
 
-from cds_service.backtest.inputs import InputCounts
+import orjson
+
 from cds_service.settings import PatternSettings
 
 K = TypeVar("K")
+MAX_REPORTED_LINES = 5  # malformed lines listed by number per file; the rest are counted
 
 # The main threshold(s) of each pattern and the steps tried around the configured value. These
 # are offsets for the report, not clinical numbers: the clinical values stay in default.yaml.
@@ -66,6 +69,99 @@ def _alternatives(base: float, steps: tuple[float, ...]) -> list[float]:
     if isinstance(base, int):
         return sorted({int(base + s) for s in steps if base + s >= 1})
     return sorted({round(base + s, 2) for s in steps if 0 < round(base + s, 2) <= 1})
+
+
+@dataclass
+class InputCounts:
+    """What one piece (or, summed, the whole input) could not use, by file and reason."""
+
+    # file -> reason -> count
+    skipped: dict[str, dict[str, int]] = field(default_factory=dict)
+    # file -> malformed lines skipped
+    bad_count: dict[str, int] = field(default_factory=dict)
+    # file -> [(block offset, line index within the block, reason)] for the first few bad lines
+    bad_lines: dict[str, list[tuple[int, int, str]]] = field(default_factory=dict)
+    # file -> block offset -> lines in the block (to turn block line indexes into line numbers)
+    block_lines: dict[str, dict[int, int]] = field(default_factory=dict)
+    # resource type -> lines dropped because the patterns never read that type
+    other_types: dict[str, int] = field(default_factory=dict)
+    # resource type -> resources dropped because they name no patient
+    unlinked: dict[str, int] = field(default_factory=dict)
+    resources: int = 0
+
+    def skip(self, file: str, reason: str, n: int = 1) -> None:
+        reasons = self.skipped.setdefault(file, {})
+        reasons[reason] = reasons.get(reason, 0) + n
+
+    def to_json(self) -> str:
+        return orjson.dumps(
+            {
+                "skipped": self.skipped,
+                "bad_count": self.bad_count,
+                "bad_lines": self.bad_lines,
+                "block_lines": {
+                    f: {str(k): v for k, v in b.items()} for f, b in self.block_lines.items()
+                },
+                "other_types": self.other_types,
+                "unlinked": self.unlinked,
+                "resources": self.resources,
+            }
+        ).decode()
+
+    @classmethod
+    def from_json(cls, text: str) -> InputCounts:
+        raw = orjson.loads(text)
+        return cls(
+            skipped=raw["skipped"],
+            bad_count=raw["bad_count"],
+            bad_lines={f: [tuple(x) for x in v] for f, v in raw["bad_lines"].items()},
+            block_lines={
+                f: {int(k): v for k, v in b.items()} for f, b in raw["block_lines"].items()
+            },
+            other_types=raw["other_types"],
+            unlinked=raw["unlinked"],
+            resources=raw["resources"],
+        )
+
+    def add(self, other: InputCounts) -> None:
+        for file, reasons in other.skipped.items():
+            for reason, n in reasons.items():
+                self.skip(file, reason, n)
+        _merge(self.bad_count, other.bad_count)
+        for file, lines in other.bad_lines.items():
+            self.bad_lines.setdefault(file, []).extend(lines)
+        for file, blocks in other.block_lines.items():
+            self.block_lines.setdefault(file, {}).update(blocks)
+        _merge(self.other_types, other.other_types)
+        _merge(self.unlinked, other.unlinked)
+        self.resources += other.resources
+
+    def skipped_report(self) -> list[tuple[str, str]]:
+        """``(file, reason)`` sorted by file: malformed lines as a count with the first few line
+        numbers ("2 malformed line(s) skipped: line 4: not valid JSON, line 7: ...")."""
+        out: list[tuple[str, str]] = []
+        for file in sorted({*self.skipped, *self.bad_count}):
+            for reason in sorted(self.skipped.get(file, {})):
+                out.append((file, reason))
+            bad = self.bad_count.get(file, 0)
+            if bad:
+                shown = self._line_numbers(file)[:MAX_REPORTED_LINES]
+                listed = ", ".join(f"line {n}: {why}" for n, why in shown)
+                more = f" (and {bad - len(shown)} more)" if bad > len(shown) else ""
+                out.append((file, f"{bad} malformed line(s) skipped: {listed}{more}"))
+        return out
+
+    def _line_numbers(self, file: str) -> list[tuple[int, str]]:
+        blocks = self.block_lines.get(file, {})
+        before: dict[int, int] = {}
+        total = 0
+        for offset in sorted(blocks):
+            before[offset] = total
+            total += blocks[offset]
+        return sorted(
+            (before.get(offset, 0) + index + 1, why)
+            for offset, index, why in self.bad_lines.get(file, [])
+        )
 
 
 IssueKind = tuple[str, str, str]  # (resource type, field without indexes, reason)

@@ -32,36 +32,22 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import dask
-import dask.dataframe as dd
-import fsspec
 import orjson
-from distributed import Client, Future, wait
-from distributed import progress as progress_bar
 
-from cds_service.backtest.cluster import (
-    ClusterError,
-    Progress,
-    dashboard_link,
-    open_client,
-    worker_usage,
-)
-from cds_service.backtest.inputs import (
-    ROW_META,
-    InputError,
-    first_resource_type,
-    list_inputs,
-    plan_pieces,
-    read_medications,
-    read_piece,
-)
 from cds_service.backtest.report import Tally, report_json, report_table, what_if_variants
-from cds_service.backtest.worker import TALLY_META, WorkerConfig, evaluate_partition
 from cds_service.errors import ConfigError
 from cds_service.patterns.engine import evidence_horizon
 from cds_service.settings import Settings, load_settings
+
+if TYPE_CHECKING:
+    from distributed import Client, Future
+
+    from cds_service.backtest.cluster import Progress
+
+# Dask, pandas and pyarrow are imported when a backtest runs, not when ``psychopharm-cds`` starts
+# (the same console script serves hook calls, which never need them).
 
 # Sizes measured on the synthetic population (bench/RESULTS.md, "Backtest on Dask"): a 64 MB
 # NDJSON block parses to ~64 MB of rows; a 64 MB partition holds ~1,700 patients.
@@ -101,6 +87,19 @@ def run_backtest(
     re-raises mapper and detector errors instead of counting them.
     Raises ``InputError`` when an input cannot be listed.
     """
+    import dask
+    import dask.dataframe as dd
+
+    from cds_service.backtest.inputs import (
+        ROW_META,
+        first_resource_type,
+        list_inputs,
+        plan_pieces,
+        read_medications,
+        read_piece,
+    )
+    from cds_service.backtest.worker import TALLY_META, WorkerConfig, evaluate_partition
+
     locations = [str(inputs)] if isinstance(inputs, str | Path) else [str(i) for i in inputs]
     files = list_inputs(locations)
     variants = what_if_variants(settings.patterns)
@@ -158,6 +157,9 @@ def run_backtest(
 def _results(
     futures: list[Future], progress: Progress | None, show_bar: bool
 ) -> Iterable[Tally]:
+    from distributed import progress as progress_bar
+    from distributed import wait
+
     if show_bar:
         progress_bar(futures)  # Dask's bar on a terminal; returns when all are done
     if progress is not None:
@@ -181,6 +183,8 @@ def _results(
 
 
 def _prepare_output(output: str) -> None:
+    import fsspec
+
     fs, root = fsspec.core.url_to_fs(output)
     fs.makedirs(root, exist_ok=True)
     for old in fs.glob(f"{root.rstrip('/')}/part-*.parquet"):
@@ -238,6 +242,15 @@ def add_backtest_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main_backtest(args: argparse.Namespace) -> int:
+    from cds_service.backtest.cluster import (
+        ClusterError,
+        Progress,
+        dashboard_link,
+        open_client,
+        worker_usage,
+    )
+    from cds_service.backtest.inputs import InputError, list_inputs
+
     try:
         settings = load_settings(args.config)
     except ConfigError as exc:
@@ -320,11 +333,9 @@ def main(argv: list[str] | None = None) -> int:
 
 __all__ = [
     "BacktestResult",
-    "Progress",
     "add_backtest_arguments",
     "main",
     "main_backtest",
-    "open_client",
     "run_backtest",
 ]
 

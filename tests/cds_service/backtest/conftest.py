@@ -73,7 +73,8 @@ def single_process_flags(directory: Path, settings: Settings) -> dict[str, froze
             key = bundle["entry"][0]["resource"]["id"]
             by_patient.setdefault(key, []).append(bundle)
     table = IngredientTable.load()
-    return {
-        key: frozenset(f.pattern_id for f in evaluate(map_record(res, table), (), settings.patterns, AS_OF))
-        for key, res in by_patient.items()
-    }
+    flags: dict[str, frozenset[str]] = {}
+    for key, resources in by_patient.items():
+        findings = evaluate(map_record(resources, table), (), settings.patterns, AS_OF)
+        flags[key] = frozenset(f.pattern_id for f in findings)
+    return flags

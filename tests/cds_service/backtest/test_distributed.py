@@ -6,25 +6,27 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
-from typing import Any
 
 import pytest
 from distributed import Client, LocalCluster
 
 from cds_service.backtest.run import main, run_backtest
 from cds_service.settings import Settings
-from tests.cds_service.backtest.conftest import AS_OF
+from cds_service.synthetic.population import write_population
+from tests.cds_service.backtest.conftest import AS_OF, EVERY_ARCHETYPE
 
 
 @pytest.mark.slow
 def test_scheduler_with_two_worker_processes_gives_the_same_numbers_as_the_local_run(
-    ndjson_population: tuple[Path, dict[str, Any]],
     default_settings: Settings,
     dask_client: Client,
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    directory, manifest = ndjson_population
+    directory = tmp_path / "ndjson"
+    manifest = json.loads(
+        write_population(directory, 24, 3, AS_OF, "ndjson", mix=EVERY_ARCHETYPE).read_text()
+    )
     local = run_backtest(directory, default_settings, AS_OF, dask_client).document
     with LocalCluster(
         n_workers=2,
@@ -38,7 +40,8 @@ def test_scheduler_with_two_worker_processes_gives_the_same_numbers_as_the_local
         assert address.startswith("tcp://127.0.0.1:")
         code = main(
             [str(directory), "--as-of", AS_OF.isoformat(), "--format", "json", "--quiet",
-             "--scheduler", address, "--partition-mb", "1", "--output", str(tmp_path / "out")]
+             "--scheduler", address, "--partition-mb", "1",
+             "--output", str(tmp_path / "out")]
         )
         with Client(address) as client:
             workers = client.scheduler_info()["workers"]
