@@ -20,9 +20,15 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TextIO
 
+import dask
 from distributed import Client, LocalCluster
 
 CONNECT_TIMEOUT = "20s"
+# The shuffle's in-memory send buffer per worker. Dask's default (1 GiB) fills up as the input
+# grows, so a worker's peak memory grew from 0.8 to 1.2 GB between 10,000 and 100,000 patients;
+# a fixed 128 MiB keeps it flat (bench/RESULTS.md). Set in your dask config to choose another.
+LOCAL_P2P_COMM_BUFFER = "128 MiB"
+DASK_DEFAULT_P2P_COMM_BUFFER = "1 GiB"
 
 
 class ClusterError(Exception):
@@ -46,7 +52,18 @@ def open_client(
             yield client
         return
     n = workers or os.cpu_count() or 1
-    cluster = LocalCluster(
+    buffer = dask.config.get("distributed.p2p.comm.buffer")
+    if buffer == DASK_DEFAULT_P2P_COMM_BUFFER:
+        buffer = LOCAL_P2P_COMM_BUFFER
+    # The worker processes take a copy of this configuration when they start.
+    with dask.config.set({"distributed.p2p.comm.buffer": buffer}):
+        cluster = _local_cluster(n, processes)
+    with cluster, Client(cluster) as client:
+        yield client
+
+
+def _local_cluster(n: int, processes: bool) -> LocalCluster:
+    return LocalCluster(
         n_workers=1 if not processes else n,
         threads_per_worker=n if not processes else 1,
         processes=processes,
@@ -56,8 +73,6 @@ def open_client(
         # Shuffle scheduling chatter ("Shuffle ... initialized/deactivated") is not for users.
         silence_logs=logging.ERROR,
     )
-    with cluster, Client(cluster) as client:
-        yield client
 
 
 def dashboard_link(client: Client) -> str | None:

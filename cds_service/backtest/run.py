@@ -25,6 +25,7 @@ the scheduler unreachable; 2 bad arguments.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
 import sys
 import time
@@ -161,7 +162,10 @@ def _results(
     from distributed import wait
 
     if show_bar:
-        progress_bar(futures)  # Dask's bar on a terminal; returns when all are done
+        # Dask's console bar (returns when all are done) writes to stdout, which carries the
+        # report: on stderr it cannot end up in a redirected report file.
+        with contextlib.redirect_stdout(sys.stderr):
+            progress_bar(futures, multi=False)
     if progress is not None:
         progress.start(len(futures))
     pending = set(futures)

@@ -154,3 +154,24 @@ def test_progress_reports_phase_patients_rate_and_eta() -> None:
         "backtest: 2/4 partitions, 2,000 patients, 67 patients/s, ETA 20 s",
         "backtest: 4/4 partitions, 4,000 patients, 100 patients/s, ETA 0 s",
     ]
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_on_a_terminal_dask_draws_its_bar_on_stderr_and_stdout_keeps_the_report(
+    scheduler: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    terminal = _Terminal()
+    monkeypatch.setattr("sys.stderr", terminal)
+    code = _run_cli(
+        str(BACKTEST_FIXTURES), "--as-of", "2026-06-15", "--format", "json",
+        "--scheduler", scheduler,
+    )
+    assert code == 0
+    assert json.loads(capsys.readouterr().out)["patients"] == 3  # nothing but the report
+    drawn = terminal.getvalue()
+    assert "100% Completed" in drawn
+    assert "reading and grouping" not in drawn  # the one-line reports are for non-terminals
