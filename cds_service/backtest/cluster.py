@@ -24,9 +24,9 @@ import dask
 from distributed import Client, LocalCluster
 
 CONNECT_TIMEOUT = "20s"
-# The shuffle's in-memory send buffer per worker. Dask's default (1 GiB) fills up as the input
-# grows, so a worker's peak memory grew from 0.8 to 1.2 GB between 10,000 and 100,000 patients;
-# a fixed 128 MiB keeps it flat (bench/RESULTS.md). Set in your dask config to choose another.
+# The shuffle's in-memory send buffer per worker: Dask's default lets it take up to 1 GiB of a
+# worker's memory once the input is large; 128 MiB is plenty for one-thread workers sending 64 MB
+# blocks (bench/RESULTS.md). A value set in the user's dask config is kept.
 LOCAL_P2P_COMM_BUFFER = "128 MiB"
 DASK_DEFAULT_P2P_COMM_BUFFER = "1 GiB"
 

@@ -322,8 +322,8 @@ def split_json_document(raw: bytes, name: str, counts: InputCounts) -> Iterator[
     # Several patients in one Bundle (a search across patients): each gets its own resources
     # plus the unlinked ones, such as the Medications that references point to.
     for key, own in by_patient.items():
-        bundle = {"resourceType": "Bundle", "type": "collection", "entry": []}
-        bundle["entry"] = [{"resource": r} for r in [*own, *shared]]
+        entry = [{"resource": r} for r in [*own, *shared]]
+        bundle = {"resourceType": "Bundle", "type": "collection", "entry": entry}
         yield key, orjson.dumps(bundle).decode()
 
 

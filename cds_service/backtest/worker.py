@@ -28,8 +28,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from cds_service.backtest.inputs import QUALITY_KEY, InputCounts
-from cds_service.backtest.report import IssueKind, Tally, WhatIf
+from cds_service.backtest.inputs import QUALITY_KEY
+from cds_service.backtest.report import InputCounts, IssueKind, Tally, WhatIf
 from cds_service.patterns.engine import evaluate
 from cds_service.settings import PatternSettings
 from cds_service.storage.audit.records import pseudonymize
@@ -274,7 +274,7 @@ def _find_request(resources: list[Any], ref: str) -> Mapping[str, Any] | None:
             for entry in item.get("entry") or ():
                 found = entry.get("resource") if isinstance(entry, dict) else None
                 if _is_request(found, rid):
-                    return found  # type: ignore[no-any-return]
+                    return found
         elif _is_request(item, rid):
             return item
     return None
