@@ -316,3 +316,19 @@ def test_unread_resource_types_and_resources_without_a_patient_are_counted(
     assert quality["resources_without_patient"] == {"Encounter": 1}
     assert with_extra.document["patients"] == plain.document["patients"] == 5
     assert with_extra.document["patterns"] == plain.document["patterns"]
+
+
+SHARED_SYNTHEA = Path(__file__).parents[4] / "shared" / "data" / "synthea-bulk-10"
+
+
+@pytest.mark.skipif(not SHARED_SYNTHEA.is_dir(), reason="../shared/data is not beside the repo")
+def test_the_whole_shared_synthea_export_matches_a_single_process_run(
+    default_settings: Settings, dask_client: Client
+) -> None:
+    # The fixture above is a 5-patient cut of this export, so CI never depends on it.
+    result = run_backtest(
+        SHARED_SYNTHEA, default_settings, AS_OF, dask_client, collect_flags=True, strict=True
+    )
+    assert result.flags == single_process_flags(SHARED_SYNTHEA, default_settings)
+    assert result.document["patients"] == 13
+    assert result.document["data_quality"]["malformed_lines"] == 0

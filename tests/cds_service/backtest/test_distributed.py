@@ -27,7 +27,16 @@ def test_scheduler_with_two_worker_processes_gives_the_same_numbers_as_the_local
     manifest = json.loads(
         write_population(directory, 24, 3, AS_OF, "ndjson", mix=EVERY_ARCHETYPE).read_text()
     )
-    local = run_backtest(directory, default_settings, AS_OF, dask_client).document
+    common = [str(directory), "--as-of", AS_OF.isoformat(), "--format", "json",
+              "--partition-mb", "1"]
+    # The default: a local cluster of worker processes started for the run.
+    assert main([*common, "--workers", "2"]) == 0
+    local_out, local_err = capsys.readouterr()
+    assert "Dask dashboard at http://127.0.0.1:" in local_err
+    assert ", 2 workers, peak worker memory" in local_err
+    local = json.loads(local_out)
+    in_process = run_backtest(directory, default_settings, AS_OF, dask_client).document
+    assert local == in_process
     with LocalCluster(
         n_workers=2,
         threads_per_worker=1,
@@ -38,11 +47,7 @@ def test_scheduler_with_two_worker_processes_gives_the_same_numbers_as_the_local
     ) as cluster:
         address = cluster.scheduler_address
         assert address.startswith("tcp://127.0.0.1:")
-        code = main(
-            [str(directory), "--as-of", AS_OF.isoformat(), "--format", "json", "--quiet",
-             "--scheduler", address, "--partition-mb", "1",
-             "--output", str(tmp_path / "out")]
-        )
+        code = main([*common, "--quiet", "--scheduler", address, "--output", str(tmp_path / "out")])
         with Client(address) as client:
             workers = client.scheduler_info()["workers"]
     out = capsys.readouterr().out
