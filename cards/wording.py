@@ -1,31 +1,22 @@
-"""Card wording as reviewable data: cards/wording/<pattern-id>.yaml, validated at startup.
+"""Card wording as reviewable data: the shapes of cards/wording/<pattern-id>.yaml and their checks.
 
-Clinicians edit the YAML; this module makes sure an edit cannot break a card at the bedside: every
-key is required or known, placeholders name only facts the pattern's Finding carries, a summary
-cannot exceed 139 characters with realistic values, and override reason codes stay stable for
-analytics. Every problem in every file is collected and reported at once, naming file and key.
+Clinicians edit the YAML; ``cds_service.loaders.load_wording`` reads it into these frozen
+dataclasses (schema: unknown keys, wrong types) and ``check_wording`` makes sure an edit cannot
+break a card at the bedside: texts are non-empty, placeholders name only facts the pattern's
+Finding carries, a summary cannot exceed 139 characters with realistic values, URLs are https, and
+override reason codes stay stable for analytics. Pure: no YAML, no pydantic.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
 from pathlib import Path
-from types import MappingProxyType
-from typing import Annotated, Any, Literal, get_args
-
-import yaml
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Field,
-    StringConstraints,
-    ValidationError,
-    field_validator,
-)
+from typing import Literal, get_args
 
 from cards.facts import ALLOWED_VALUES, FACT_KINDS, NULLABLE_FACTS, SAMPLES, FactKind
 from cards.render import SUMMARY_MAX, clean_text, render_value, template_fields
-from cds_service.errors import ConfigError
 
 WORDING_DIR = Path(__file__).resolve().parent / "wording"
 OVERRIDE_REASON_SYSTEM = "https://psychopharm-cds.org/fhir/CodeSystem/override-reason"
@@ -42,31 +33,20 @@ OverrideCode = Literal[
 OVERRIDE_REASON_CODES: tuple[str, ...] = get_args(OverrideCode)
 # Placeholders the detail template may use besides facts; the builder fills them.
 DETAIL_SECTIONS = ("evidence_list", "why", "triggered", "citations")
+SUGGESTION_CODE = re.compile(r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$")
 
-Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
-Code = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$")]
 Scalar = str | bool | None
+# Read by the loader's schema validation (pydantic), without this module importing it.
+_FORBID_EXTRA = {"extra": "forbid"}
 
 
-class WordingError(ConfigError):
-    """The card wording files are invalid; ``problems`` name file and key."""
-
-
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-def _absolute_url(value: str | None) -> str | None:
-    if value is not None and not value.startswith("https://"):
-        raise ValueError("must be an absolute https:// URL")
-    return value
-
-
-class Variant(_Model):
+@dataclass(frozen=True, slots=True)
+class Variant:
     """One wording alternative; used when every ``when`` fact equals the given value."""
 
-    when: dict[str, Scalar] = Field(default_factory=dict)
-    text: Text
+    __pydantic_config__ = _FORBID_EXTRA
+    text: str
+    when: Mapping[str, Scalar] = field(default_factory=dict)
 
     def matches(self, facts: Mapping[str, object]) -> bool:
         for key, expected in self.when.items():
@@ -87,110 +67,105 @@ def pick(variants: tuple[Variant, ...], facts: Mapping[str, object]) -> str:
     return variants[-1].text
 
 
-class Source(_Model):
-    label: Text
+@dataclass(frozen=True, slots=True)
+class Source:
+    __pydantic_config__ = _FORBID_EXTRA
+    label: str
     url: str | None = None
-    check_url = field_validator("url")(_absolute_url)
 
 
-class Reference(_Model):
-    citation: Text  # trusted Markdown, reviewed with the file
+@dataclass(frozen=True, slots=True)
+class Reference:
+    __pydantic_config__ = _FORBID_EXTRA
+    citation: str  # trusted Markdown, reviewed with the file
     url: str | None = None
-    check_url = field_validator("url")(_absolute_url)
 
 
-class Link(_Model):
-    label: Text
+@dataclass(frozen=True, slots=True)
+class Link:
+    __pydantic_config__ = _FORBID_EXTRA
+    label: str
     url: str
-    check_url = field_validator("url")(_absolute_url)
 
 
-class Suggestion(_Model):
-    code: Code  # in https://psychopharm-cds.org/fhir/CodeSystem/suggestion
-    label: Text
-    display: Text
+@dataclass(frozen=True, slots=True)
+class Suggestion:
+    __pydantic_config__ = _FORBID_EXTRA
+    code: str  # in https://psychopharm-cds.org/fhir/CodeSystem/suggestion
+    label: str
+    display: str
     resource: Literal["ServiceRequest", "Task", "CommunicationRequest"]
-    description: Text  # the action's description
-    note: Text | None = None  # template; may quote facts
+    description: str  # the action's description
+    note: str | None = None  # template; may quote facts
     recommended: bool = False
 
 
-class OverrideReason(_Model):
+@dataclass(frozen=True, slots=True)
+class OverrideReason:
+    __pydantic_config__ = _FORBID_EXTRA
     code: OverrideCode
-    display: Text
+    display: str
 
 
-def _variants(value: Any) -> Any:
-    # A single string is the common case; variants are for facts like `trigger`.
-    return [{"text": value}] if isinstance(value, str) else value
-
-
-class Wording(_Model):
-    pattern_id: Text
-    title: Text
-    summary: tuple[Variant, ...] = Field(min_length=1)
-    detail: Text
-    why: Text
-    triggered: tuple[Variant, ...] = Field(min_length=1)
+@dataclass(frozen=True, slots=True)
+class Wording:
+    __pydantic_config__ = _FORBID_EXTRA
+    pattern_id: str
+    title: str
+    summary: tuple[Variant, ...]
+    detail: str
+    why: str
+    triggered: tuple[Variant, ...]
     source: Source
-    references: tuple[Reference, ...] = Field(min_length=1)
+    references: tuple[Reference, ...]
+    override_reasons: tuple[OverrideReason, ...]
     links: tuple[Link, ...] = ()
     suggestions: tuple[Suggestion, ...] = ()
-    override_reasons: tuple[OverrideReason, ...] = Field(min_length=1)
-
-    accept_plain_text = field_validator("summary", "triggered", mode="before")(_variants)
 
 
-def load_wording(directory: Path | None = None) -> Mapping[str, Wording]:
-    """Load and validate every pattern's wording; raises WordingError listing all problems."""
-    directory = WORDING_DIR if directory is None else directory
+# Keys whose value may be written as one plain string instead of a list of variants.
+VARIANT_KEYS = ("summary", "triggered")
+_NON_EMPTY_GROUPS = ("summary", "triggered", "references", "override_reasons")
+_OPTIONAL_TEXT = frozenset({"url", "note"})
+
+
+def _shape_problems(wording: Wording) -> list[str]:
+    """Empty texts and groups, non-https URLs, malformed suggestion codes."""
     problems: list[str] = []
-    result: dict[str, Wording] = {}
-    paths = sorted(directory.glob("*.yaml"))
-    for path in paths:
-        wording = _load_file(path, problems)
-        if wording is not None:
-            result[wording.pattern_id] = wording
-    for missing in sorted(set(FACT_KINDS) - {p.stem for p in paths}):
-        problems.append(f"{directory / missing}.yaml: missing wording file for pattern {missing}")
-    if problems:
-        raise WordingError(f"{directory}: invalid card wording", problems=problems)
-    return MappingProxyType(result)
 
+    def walk(key: str, value: object) -> None:
+        if isinstance(value, str):
+            name = key.rsplit(".", 1)[-1]
+            if name == "url" and not value.startswith("https://"):
+                problems.append(f"{key}: must be an absolute https:// URL")
+            elif not value.strip() and name not in _OPTIONAL_TEXT:
+                problems.append(f"{key}: must not be empty")
+        elif isinstance(value, tuple):
+            for i, item in enumerate(value):
+                walk(f"{key}.{i}", item)
+        elif hasattr(value, "__dataclass_fields__"):
+            for f in fields(value):  # type: ignore[arg-type]
+                walk(f"{key}.{f.name}" if key else f.name, getattr(value, f.name))
 
-def _load_file(path: Path, problems: list[str]) -> Wording | None:
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as exc:
-        problems.append(f"{path}: cannot read: {exc}")
-        return None
-    if path.stem not in FACT_KINDS:
-        problems.append(f"{path}: file name is not a known pattern id; known: {sorted(FACT_KINDS)}")
-        return None
-    if not isinstance(raw, dict):
-        problems.append(f"{path}: top level must be a mapping")
-        return None
-    try:
-        wording = Wording.model_validate(raw)
-    except ValidationError as exc:
-        for err in exc.errors():
-            key = ".".join(str(p) for p in err["loc"]) or "(top level)"
-            problems.append(f"{path}: {key}: {err['msg']}")
-        return None
-    found = [f"{path}: {p}" for p in check_wording(wording, path.stem)]
-    problems.extend(found)
-    return None if found else wording
+    walk("", wording)
+    for group in _NON_EMPTY_GROUPS:
+        if not getattr(wording, group):
+            problems.append(f"{group}: must list at least one entry")
+    for i, suggestion in enumerate(wording.suggestions):
+        if not SUGGESTION_CODE.match(suggestion.code):
+            problems.append(f"suggestions.{i}.code: {suggestion.code!r} is not a kebab-case code")
+    return problems
 
 
 def check_wording(wording: Wording, pattern_id: str) -> list[str]:
-    """Cross-field checks as 'key: problem' strings (empty when the wording is sound)."""
-    problems: list[str] = []
+    """Every problem of a pattern's wording as 'key: problem' strings (empty when sound)."""
+    problems = _shape_problems(wording)
     if wording.pattern_id != pattern_id:
         problems.append(f"pattern_id: {wording.pattern_id!r} does not match the file name")
     kinds = FACT_KINDS[pattern_id]
     facts = set(kinds)
 
-    def fields(key: str, template: str, extra: tuple[str, ...] = ()) -> tuple[str, ...]:
+    def placeholders(key: str, template: str, extra: tuple[str, ...] = ()) -> tuple[str, ...]:
         try:
             names = template_fields(template)
         except ValueError as exc:
@@ -209,7 +184,7 @@ def check_wording(wording: Wording, pattern_id: str) -> list[str]:
         for i, variant in enumerate(variants):
             key = f"{group}.{i}"
             before = len(problems)
-            fields(f"{key}.text", variant.text)
+            placeholders(f"{key}.text", variant.text)
             problems.extend(_check_when(key, variant, kinds, is_last=i == len(variants) - 1))
             if group == "summary" and len(problems) == before:
                 longest = longest_summary(variant, kinds)
@@ -218,14 +193,14 @@ def check_wording(wording: Wording, pattern_id: str) -> list[str]:
                         f"{key}.text: can reach {len(longest)} characters with realistic values "
                         f"(limit {SUMMARY_MAX}): {longest!r}"
                     )
-    detail_names = fields("detail", wording.detail, DETAIL_SECTIONS)
+    detail_names = placeholders("detail", wording.detail, DETAIL_SECTIONS)
     for section in DETAIL_SECTIONS:
         if detail_names and section not in detail_names:
             problems.append(f"detail: must contain the {{{section}}} section")
-    fields("why", wording.why)
+    placeholders("why", wording.why)
     for i, suggestion in enumerate(wording.suggestions):
         if suggestion.note is not None:
-            fields(f"suggestions.{i}.note", suggestion.note)
+            placeholders(f"suggestions.{i}.note", suggestion.note)
     if sum(s.recommended for s in wording.suggestions) > 1:
         problems.append("suggestions: at most one suggestion may be recommended")
     for group, codes in (

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import ipaddress
 import logging
+import os
 import sys
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
@@ -20,7 +21,13 @@ from cds_service.backtest.run import add_backtest_arguments, main_backtest
 from cds_service.errors import ConfigError
 from cds_service.patterns import PATTERN_IDS
 from cds_service.runtime.logging_setup import configure_logging
-from cds_service.settings import Settings, load_settings
+from cds_service.settings import (
+    HOW_TO_SET_PATIENT_KEY,
+    PLACEHOLDER_PATIENT_KEY_SECRET,
+    Settings,
+    load_settings,
+    uses_placeholder_secret,
+)
 
 log = logging.getLogger("cds_service.cli")
 
@@ -28,6 +35,8 @@ log = logging.getLogger("cds_service.cli")
 EXIT_OK = 0
 EXIT_FAILURE = 1  # invalid configuration, audit chain broken, audit database unreachable
 EXIT_USAGE = 2  # bad arguments (argparse), or an insecure bind refused
+
+WORKERS_ENV = "WEB_CONCURRENCY"
 
 
 class CliError(Exception):
@@ -77,6 +86,14 @@ def _config_problems(exc: ConfigError, path: str | None) -> list[str]:
     return [f"{where}: {problem}" for problem in exc.problems]
 
 
+def _file_problems(settings: Settings, path: str | None) -> list[str]:
+    """Files the settings name that the workers could not use (pinned JWK Sets)."""
+    from cds_service.web.jwks import jwks_file_problems
+
+    where = path or "default configuration"
+    return [f"{where}: {p}" for p in jwks_file_problems(settings.auth.trusted_clients)]
+
+
 def cmd_check_config(args: argparse.Namespace) -> int:
     try:
         settings = load_settings(args.file)
@@ -84,15 +101,26 @@ def cmd_check_config(args: argparse.Namespace) -> int:
         for line in _config_problems(exc, args.file):
             _out(line)
         return EXIT_FAILURE
+    problems = _file_problems(settings, args.file)
+    for line in problems:
+        _out(line)
+    if problems:
+        return EXIT_FAILURE
     _out(f"OK {settings.config_version}")
     return EXIT_OK
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
     from cds_service.runtime.gunicorn_app import PsychopharmApplication, gunicorn_options
+    from cds_service.runtime.multiprocess_dir import multiprocess_directory
     from cds_service.storage.audit.store import SqlAuditStore
 
     settings = _load(args.config)
+    # What check-config reports, serve refuses: before the fork, as one line, not as a
+    # traceback from every worker that fails to load the app.
+    problems = _file_problems(settings, args.config)
+    if problems:
+        raise CliError("\n".join(problems))
     if not settings.auth.require_jwt:
         log.warning("auth.require_jwt is false: callers are not authenticated (local use only)")
         allowed = args.allow_insecure_bind or settings.auth.allow_insecure_bind
@@ -103,10 +131,22 @@ def cmd_serve(args: argparse.Namespace) -> int:
                 "--allow-insecure-bind (or auth.allow_insecure_bind) if a gateway authenticates",
                 EXIT_USAGE,
             )
+    if not is_loopback(args.host) and uses_placeholder_secret(settings):
+        raise CliError(
+            f"refusing to listen on {args.host} with storage.patient_key_secret still the "
+            f"placeholder {PLACEHOLDER_PATIENT_KEY_SECRET!r}: {HOW_TO_SET_PATIENT_KEY}",
+            EXIT_USAGE,
+        )
     # Migrate once here, before the workers fork, rather than racing in each of them.
     SqlAuditStore(settings.storage).close()
     options = gunicorn_options(args.host, args.port, args.workers)
-    PsychopharmApplication(settings, options).run()
+    # /metrics totals every worker, whichever one answers the scrape. The app factory is
+    # imported only once the directory is set: it imports prometheus_client, which picks its
+    # value store at import, and the workers inherit the master's modules.
+    with multiprocess_directory():
+        from cds_service.web.app import create_app
+
+        PsychopharmApplication(settings, options, app_factory=create_app).run()
     return EXIT_OK
 
 
@@ -132,7 +172,13 @@ def cmd_audit_export(args: argparse.Namespace) -> int:
             store, since=args.since, until=args.until, pattern=args.pattern, fmt=args.format
         )
         if args.output is None:
-            sys.stdout.writelines(chunks)
+            try:
+                sys.stdout.writelines(chunks)
+                sys.stdout.flush()
+            except BrokenPipeError:
+                # The reader stopped early (`... | head`): that ends the export, not an error.
+                # Point stdout at /dev/null so the interpreter's last flush cannot fail again.
+                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         else:
             with Path(args.output).open("w", encoding="utf-8", newline="") as out:
                 out.writelines(chunks)
@@ -176,7 +222,13 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=_port, default=8080)
     serve.add_argument("--config", metavar="FILE", help="site YAML over the embedded defaults")
-    serve.add_argument("--workers", type=_workers, default=2)
+    serve.add_argument(
+        "--workers",
+        type=_workers,
+        # The variable gunicorn and container platforms use for the worker count.
+        default=os.environ.get(WORKERS_ENV, "2"),
+        help=f"gunicorn worker processes (default: ${WORKERS_ENV}, else 2)",
+    )
     serve.add_argument(
         "--allow-insecure-bind",
         action="store_true",

@@ -11,6 +11,10 @@ from collections.abc import Sequence
 
 
 class ServiceError(Exception):
+    """A refusal the client can act on: ``status`` (HTTP), ``code`` (stable string) and
+    ``message`` (what to fix, returned in the body; never PHI). ``code=`` refines the class's
+    default code for one case (e.g. ``malformed-json`` for a ``RequestError``)."""
+
     status = 500
     code = "internal-error"
 
@@ -29,11 +33,16 @@ class RequestError(ServiceError):
 
 
 class AuthError(ServiceError):
+    """The client JWT (or the admin token) is missing or invalid; the reason is logged, the
+    response body is the same for every case."""
+
     status = 401
     code = "unauthorized"
 
 
 class UnknownServiceError(ServiceError):
+    """The URL names no enabled CDS service."""
+
     status = 404
     code = "unknown-service"
 
@@ -46,11 +55,16 @@ class PrefetchError(ServiceError):
 
 
 class PayloadTooLarge(ServiceError):
+    """The body exceeds ``service.max_body_bytes``. Werkzeug's ``RequestEntityTooLarge`` enforces
+    the limit today and gets the same ``code`` and body shape; this class reserves the code."""
+
     status = 413
     code = "payload-too-large"
 
 
 class UnsupportedMediaType(ServiceError):
+    """The body's Content-Type is not ``application/json``."""
+
     status = 415
     code = "unsupported-media-type"
 

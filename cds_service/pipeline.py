@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections import Counter
+import uuid
 from collections.abc import Iterable, Mapping
 from collections.abc import Set as AbstractSet
 from datetime import date, timedelta
@@ -26,12 +26,14 @@ from cds_service.gather.hook_request import HookRequest
 from cds_service.gather.prefetch import gather_data
 from cds_service.gather.service_definitions import ServiceDefinition
 from cds_service.patterns import Finding
-from cds_service.patterns.engine import evaluate, evidence_horizon
+from cds_service.patterns.abstention import NotEvaluable
+from cds_service.patterns.engine import assess, evidence_horizon
 from cds_service.policy import apply_policy, dedup_key, order_fingerprint
-from cds_service.storage.audit.records import CardRecord, pseudonymize
+from cds_service.storage.audit.records import NOT_EVALUABLE, CardRecord, pseudonymize
 from cds_service.storage.ttl_store import StoreUnavailable
 from fhir_mappers.mapper import is_latest_visit, map_draft_orders, map_record
-from fhir_mappers.record import DraftOrders, MappingIssue
+from fhir_mappers.quality import format_summary, summarise_issues
+from fhir_mappers.record import DraftOrders, MappingIssue, PatientRecord
 
 if TYPE_CHECKING:
     from cds_service.services import Services
@@ -53,11 +55,28 @@ def read_hook_body(services: Services, body: bytes) -> dict[str, Any]:
     )
 
 
-def _log_issues(issues: Iterable[MappingIssue]) -> None:
-    counts = Counter(f"{i.resource_type}:{i.reason}" for i in issues)
-    if counts:
-        # Types and reasons only: the issues' refs are resource ids from the patient's chart.
-        log.info("mapping issues: %d (%s)", sum(counts.values()), dict(counts))
+def data_quality(
+    issues: Iterable[MappingIssue], not_evaluable: Iterable[NotEvaluable]
+) -> dict[str, Any]:
+    """The call's data-quality summary: mapping issues counted by kind, and the patterns that
+    could not be evaluated with why. No ids: kinds, counts and reasons only."""
+    summary: dict[str, Any] = {"issues": summarise_issues(issues)}
+    abstentions = {a.pattern_id: a.reason for a in not_evaluable}
+    if abstentions:
+        summary["not_evaluable"] = abstentions
+    return summary
+
+
+def _log_quality(summary: Mapping[str, Any]) -> None:
+    # One line per call: a line per resource flooded the log on real exports.
+    counts = summary["issues"]
+    abstentions = summary.get("not_evaluable") or {}
+    if counts or abstentions:
+        log.info(
+            "data quality: %s; not evaluable: %s",
+            format_summary(counts),
+            ", ".join(f"{p} ({why})" for p, why in abstentions.items()) or "none",
+        )
 
 
 def _overrides(
@@ -107,19 +126,39 @@ def _scrub(value: Any, raw: str, replacement: str) -> Any:
     return replacement if value == raw else value
 
 
-def _map(services: Services, req: HookRequest, values: Iterable[Any],
-         medications: Mapping[str, Any], horizon: date) -> tuple[Any, DraftOrders]:
+def _map(
+    services: Services, req: HookRequest, values: Iterable[Any],
+    medications: Mapping[str, Any], horizon: date,
+) -> tuple[PatientRecord, DraftOrders, tuple[MappingIssue, ...]]:
     record = map_record(
-        values, services.table, medications=medications, codes=services.codes, horizon=horizon
+        values, services.table, medications=medications, codes=services.codes, horizon=horizon,
+        patient_id=req.patient_id, encounter_id=req.encounter_id,
     )
     drafts: DraftOrders = ()
     draft_issues: tuple[MappingIssue, ...] = ()
     if req.draft_bundle is not None:
         drafts, draft_issues = map_draft_orders(
-            req.draft_bundle, services.table, medications=medications
+            req.draft_bundle, services.table, medications=medications, codes=services.codes,
+            patient_id=req.patient_id,
+            selections=req.selections if req.hook == "order-select" else (),
         )
-    _log_issues((*record.issues, *draft_issues))
-    return record, drafts
+    return record, drafts, (*record.issues, *draft_issues)
+
+
+def _abstention_record(
+    services: Services, req: HookRequest, abstention: NotEvaluable, patient_key: str,
+    quality_json: str, latency_ms: float, now: Any,
+) -> CardRecord:
+    """The audit row of a pattern that could not be evaluated: no card, the reason instead."""
+    return CardRecord(
+        time=now, hook=req.hook, hook_instance=req.hook_instance, service_id=req.service_id,
+        pattern=abstention.pattern_id, card_uuid=str(uuid.uuid4()), shown=False,
+        summary=f"not evaluable: {abstention.reason}", indicator="info",
+        evidence_refs=abstention.references, evidence_keys=(), suggestion_uuids=(),
+        config_version=services.settings.config_version, patient_key=patient_key,
+        practitioner=req.user_id, latency_ms=latency_ms, card_json="",
+        disposition=NOT_EVALUABLE, data_quality=quality_json,
+    )
 
 
 def run_hook(
@@ -141,20 +180,25 @@ def run_hook(
         required=definition.required,
         client=services.fhir_client,
         settings=settings.fhir,
+        token_problem=req.token_problem,
     )
     if gathered.failed:
         log.warning("data not available, fewer cards possible: keys=%s", sorted(gathered.failed))
     now = services.clock()
     horizon = evidence_horizon(settings.patterns, now.date())
-    record, drafts = _map(
+    record, drafts, issues = _map(
         services, req, gathered.values.values(), gathered.medications, horizon
     )
 
-    findings = evaluate(
+    assessment = assess(
         record, drafts, settings.patterns, now.date(), hook=req.hook,
         on_error=lambda pattern_id, _exc: services.metrics.count_error("pattern-failed"),
         raise_errors=raise_errors,
     )
+    findings = assessment.findings
+    quality = data_quality(issues, assessment.not_evaluable)
+    _log_quality(quality)
+    quality_json = orjson.dumps(quality).decode()
     patient_key = pseudonymize(req.patient_id, settings.storage.patient_key_secret)
     fingerprint = order_fingerprint(drafts)
     keys = {
@@ -205,8 +249,14 @@ def run_hook(
             latency_ms=latency_ms,
             card_json=orjson.dumps(_scrub(card, patient_ref, audit_ref)).decode(),
             disposition=disposition,
+            data_quality=quality_json,
         )
         for finding, disposition, card in built
+    ] + [
+        _abstention_record(
+            services, req, abstention, patient_key, quality_json, latency_ms, now
+        )
+        for abstention in assessment.not_evaluable
     ])
     for finding, disposition, _ in built:
         services.metrics.count_card(finding.pattern_id, disposition)

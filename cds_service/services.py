@@ -28,18 +28,28 @@ class ClientVerifier(Protocol):
     """Verifies the EHR's JWT (``web.auth.JwtVerifier``); raises ``AuthError`` when it fails."""
 
     @property
-    def enabled(self) -> bool: ...
+    def enabled(self) -> bool:
+        """Whether the site requires a client JWT (``auth.require_jwt``)."""
 
-    def verify(self, authorization_header: str | None, audience: str) -> object: ...
+    def verify(self, authorization_header: str | None, audience: str) -> object:
+        """Check the ``Authorization: Bearer <JWT>`` value against ``audience`` (the URL called);
+        returns the verified client, raises ``AuthError`` when the token is missing or invalid."""
 
 
 def utc_now() -> datetime:
+    """The current time, tz-aware UTC (the default ``Services.clock``)."""
     return datetime.now(UTC)
 
 
 @dataclass(frozen=True)
 class Services:
-    """Everything a hook call needs, built once per app; the blueprints read it, never globals."""
+    """Everything a hook call needs, built once per app; the blueprints read it, never globals.
+
+    ``definitions`` maps service id to its definition (enabled services only); ``table``,
+    ``codes`` and ``wording`` are the frozen tables from ``loaders``; ``clock`` returns tz-aware
+    UTC; ``owns_audit`` says whether ``close`` closes the audit store (False when a caller passed
+    its own store in).
+    """
 
     settings: Settings
     definitions: Mapping[str, ServiceDefinition]  # enabled services only

@@ -130,9 +130,18 @@ class FhirSettings(_Strict):
         return self
 
 
+# The shipped patient-key secret: fine on one's own machine, refused wherever others can call us.
+PLACEHOLDER_PATIENT_KEY_SECRET = "change-me-local-only"  # noqa: S105 - the known placeholder
+HOW_TO_SET_PATIENT_KEY = (
+    "set storage.patient_key_secret in the site file to a long random value, e.g. the output of "
+    "python3 -c 'import secrets; print(secrets.token_urlsafe(32))', and keep it: "
+    "pseudonymous patient keys (suppression, the audit log) depend on it"
+)
+
+
 class StorageSettings(_Strict):
     url: str = "sqlite:///psychopharm-cds-audit.sqlite3"
-    patient_key_secret: str = Field("change-me-local-only", min_length=8)
+    patient_key_secret: str = Field(PLACEHOLDER_PATIENT_KEY_SECRET, min_length=8)
     queue_size: int = Field(10000, gt=0)
     flush_interval_s: float = Field(0.2, gt=0, le=10)
 
@@ -158,6 +167,13 @@ class PatternSettings(_Strict):
     mode: Mode = "active"
     priority: int = Field(10, ge=0)
     thresholds: Any = None  # the pattern module's frozen Thresholds instance
+
+    @field_validator("mode", mode="before")
+    @classmethod
+    def _yaml_off(cls, value: Any) -> Any:
+        # YAML 1.1 (PyYAML) reads an unquoted `off` (or `no`, `false`) as the boolean false;
+        # `mode: off` is what a site writes, so false means off. True stays an error.
+        return "off" if value is False else value
 
 
 class Settings(_Strict):
@@ -254,6 +270,25 @@ def _check_threshold_values(
             problems.append(f"{key}: must not be negative (got {value})")
 
 
+def uses_placeholder_secret(settings: Settings) -> bool:
+    """True while ``storage.patient_key_secret`` is still the shipped placeholder."""
+    return settings.storage.patient_key_secret == PLACEHOLDER_PATIENT_KEY_SECRET
+
+
+def _deployment_problems(settings: Settings) -> list[str]:
+    """Settings that are valid alone but unsafe together. (``serve`` also refuses the placeholder
+    secret when it binds beyond loopback, which only the command line tells.)"""
+    if uses_placeholder_secret(settings) and (
+        settings.auth.require_jwt or settings.auth.allow_insecure_bind
+    ):
+        reason = "auth.require_jwt" if settings.auth.require_jwt else "auth.allow_insecure_bind"
+        return [
+            f"storage.patient_key_secret: the placeholder {PLACEHOLDER_PATIENT_KEY_SECRET!r} is "
+            f"refused with {reason} true; {HOW_TO_SET_PATIENT_KEY}"
+        ]
+    return []
+
+
 def build_settings(raw: Mapping[str, Any], source: str = "<mapping>") -> Settings:
     """Validate an already merged mapping; raises ConfigError listing every problem."""
     problems: list[str] = []
@@ -266,6 +301,8 @@ def build_settings(raw: Mapping[str, Any], source: str = "<mapping>") -> Setting
         problems.extend(_format_errors(exc, ""))
     except TypeError as exc:  # a section given as a scalar
         problems.append(str(exc))
+    if settings is not None:
+        problems.extend(_deployment_problems(settings))
     if problems or settings is None:
         raise ConfigError(f"{source}: invalid configuration", problems=problems)
     canonical = json.dumps(

@@ -1,7 +1,7 @@
 """FHIR R4 JSON (plain dicts, as EHRs really send it) -> the typed PatientRecord.
 
-Pure: no Flask, requests or database. Load the lookups once (``IngredientTable.load()``,
-``CodeLists.load()``) and pass them to ``map_record`` / ``map_draft_orders``.
+Pure: no Flask, requests, database or file reading. ``cds_service.loaders`` reads the lookups
+once (``IngredientTable``, ``CodeLists``); pass them to ``map_record`` / ``map_draft_orders``.
 """
 
 from fhir_mappers.codes import CodeLists

@@ -9,12 +9,21 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 
 # FHIR date, dateTime and instant all start with a (possibly partial) calendar date. The time part
-# is ignored on purpose: the clinical date is the one the EHR wrote, not its UTC conversion.
-_DATE = re.compile(r"(\d{4})(?:-(\d{2})(?:-(\d{2}))?)?(?:T[\d:.]+(?:Z|[+-]\d{2}:\d{2})?)?")
+# is ignored on purpose: the clinical date is the one the EHR wrote, not its UTC conversion. Nearly
+# valid forms are read too, because the date they name is unambiguous: an offset without a colon
+# ("-0500", C-CDA conversions), a space instead of "T", a time without seconds, and the compact
+# C-CDA form ("20250304", "20250304101500-0500").
+_DATE = re.compile(
+    r"(\d{4})(?:-(\d{2})(?:-(\d{2})"
+    r"(?:[T ]\d{2}(?::\d{2}(?::\d{2}(?:\.\d+)?)?)?\s*(?:Z|[+-]\d{2}(?::?\d{2})?)?)?)?)?"
+)
+_COMPACT_DATE = re.compile(
+    r"(\d{4})(\d{2})(\d{2})(?:\d{2}(?:\d{2}(?:\d{2}(?:\.\d+)?)?)?)?(?:Z|[+-]\d{4})?"
+)
 
 
 def _is_object(value: Any) -> bool:
@@ -22,18 +31,42 @@ def _is_object(value: Any) -> bool:
     return type(value) is dict or isinstance(value, Mapping)
 
 
-def parse_date(value: Any) -> date | None:
-    """A FHIR date/dateTime/instant as a date; partial dates fall on the first day of the period."""
+def parse_period(value: Any) -> tuple[date, date] | None:
+    """The days a FHIR date/dateTime/instant names: (first, last), equal for a full date.
+
+    A partial date names a period: "2025" is 2025-01-01..2025-12-31, "2025-03" is March 2025.
+    ``None`` when the value is not a date at all.
+    """
     if not isinstance(value, str):
         return None
-    match = _DATE.fullmatch(value.strip())
+    stripped = value.strip()
+    match = _DATE.fullmatch(stripped) or _COMPACT_DATE.fullmatch(stripped)
     if match is None:
         return None
     year, month, day = match.groups()
     try:
-        return date(int(year), int(month or 1), int(day or 1))
+        if day is not None:
+            exact = date(int(year), int(month), int(day))
+            return exact, exact
+        if month is not None:
+            first = date(int(year), int(month), 1)
+            following = date(first.year + first.month // 12, first.month % 12 + 1, 1)
+            return first, following - timedelta(days=1)
+        return date(int(year), 1, 1), date(int(year), 12, 31)
     except ValueError:
         return None
+
+
+def parse_date(value: Any, *, latest: bool = False) -> date | None:
+    """A FHIR date/dateTime/instant as a date.
+
+    A partial date falls on the first day of the period it names, or on its last day with
+    ``latest=True``; each caller says which reading is the conservative one for its use.
+    """
+    period = parse_period(value)
+    if period is None:
+        return None
+    return period[1] if latest else period[0]
 
 
 def as_list(value: Any) -> list[Any]:

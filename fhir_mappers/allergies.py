@@ -3,7 +3,9 @@
 ``type`` is often missing or wrong in EHR data, so the manifestations decide: any immune
 manifestation (anaphylaxis, urticaria, angioedema) makes it an allergy; an "allergy" with no
 manifestations stays an allergy; everything else (nausea, headache, dizziness...) is an
-intolerance. Refuted and entered-in-error records are dropped, as are food and environment ones.
+intolerance. Refuted and entered-in-error records are dropped, as are food and environment ones,
+and records whose ``clinicalStatus`` is resolved or inactive: the reaction no longer describes
+the patient (often after a tolerated rechallenge), so it is not evidence.
 """
 
 from __future__ import annotations
@@ -16,13 +18,16 @@ from fhir_mappers.context import MappingContext
 from fhir_mappers.record import Ingredient, IntoleranceEvent
 
 _DROPPED_VERIFICATION = frozenset({"refuted", "entered-in-error"})
+_DROPPED_CLINICAL = frozenset({"resolved", "inactive", "entered-in-error", "refuted"})
 _RTYPE: Final = "AllergyIntolerance"
 
 
 def map_allergy(
     resource: Mapping[str, Any], ref: str, ctx: MappingContext
 ) -> IntoleranceEvent | None:
-    if _verification(resource.get("verificationStatus")) in _DROPPED_VERIFICATION:
+    if _verification(resource.get("verificationStatus")).lower() in _DROPPED_VERIFICATION:
+        return None
+    if _verification(resource.get("clinicalStatus")).lower() in _DROPPED_CLINICAL:
         return None
     categories = [text(c) for c in as_list(resource.get("category"))]
     if any(categories) and "medication" not in categories:

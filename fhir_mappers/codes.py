@@ -1,26 +1,19 @@
 """The code lists in ``config/codes.yaml``: stop reasons, immune manifestations, score LOINCs.
 
-Loaded once (``CodeLists.load()``) and passed to the mappers; the lists stay data so that an
-informatics team can add local codes without touching Python.
+Read once (``cds_service.loaders.load_code_lists``) and passed to the mappers; the lists stay
+data so that an informatics team can add local codes without touching Python.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
-from functools import cache
-from pathlib import Path
+from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Literal, cast
 
-import yaml
-
-from config import CONFIG_DIR
 from fhir_mappers.accessors import as_list, text
 from fhir_mappers.record import StopReasonKind
-
-CODES_YAML = CONFIG_DIR / "codes.yaml"
 
 Instrument = Literal["PHQ-9", "GAD-7"]
 _KINDS: tuple[StopReasonKind, ...] = ("allergy", "intolerance", "lack_of_effect", "patient_choice")
@@ -43,18 +36,18 @@ class CodeLists:
     outpatient_classes: frozenset[str]
     encounter_class_aliases: Mapping[str, str]
     timing_codes_per_day: Mapping[str, float]
-
-    @classmethod
-    def load(cls, path: Path | None = None) -> CodeLists:
-        source = path or CODES_YAML
-        with source.open(encoding="utf-8") as handle:
-            data = yaml.safe_load(handle)
-        if not isinstance(data, Mapping):
-            raise CodeListError(f"{source}: expected a mapping at the top level")
-        try:
-            return cls.from_mapping(data)
-        except (KeyError, TypeError, ValueError) as exc:
-            raise CodeListError(f"{source}: {exc}") from exc
+    inpatient_classes: frozenset[str] = frozenset()
+    emergency_classes: frozenset[str] = frozenset()
+    v3_class_systems: frozenset[str] = frozenset()
+    # (system, code) -> v3 ActCode, for vendor encounter classes.
+    encounter_class_map: Mapping[tuple[str, str], str] = field(
+        default_factory=lambda: MappingProxyType({})
+    )
+    prescriber_type_codes: frozenset[str] = frozenset()
+    prescriber_type_words: tuple[str, ...] = ()
+    non_prescriber_type_codes: frozenset[str] = frozenset()
+    non_prescriber_type_words: tuple[str, ...] = ()
+    dose_count_units: frozenset[str] = frozenset()
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any]) -> CodeLists:
@@ -75,6 +68,16 @@ class CodeLists:
             if entry.get("panel"):
                 panels[str(entry["panel"])] = cast(Instrument, instrument)
         immune = data["immune_manifestations"]
+        class_map: dict[tuple[str, str], str] = {}
+        for entry in as_list(data.get("encounter_class_map")):
+            if not isinstance(entry, Mapping) or not entry.get("code") or not entry.get("class"):
+                raise ValueError("encounter_class_map: each entry needs system, code and class")
+            class_map[(text(str(entry.get("system", ""))), text(str(entry["code"])))] = text(
+                str(entry["class"])
+            ).upper()
+        prescriber = data.get("prescriber_visits") or {}
+        included = prescriber.get("types") or {}
+        excluded = prescriber.get("not_types") or {}
         return cls(
             stop_reason_codes=MappingProxyType(reason_codes),
             stop_reason_words=tuple(reason_words),
@@ -89,7 +92,43 @@ class CodeLists:
             timing_codes_per_day=MappingProxyType(
                 {str(k).upper(): float(v) for k, v in data["timing_codes_per_day"].items()}
             ),
+            inpatient_classes=_upper_set(data.get("inpatient_encounter_classes")),
+            emergency_classes=_upper_set(data.get("emergency_encounter_classes")),
+            v3_class_systems=frozenset(str(s) for s in as_list(data.get("v3_act_code_systems"))),
+            encounter_class_map=MappingProxyType(class_map),
+            prescriber_type_codes=frozenset(_codes_of(included.get("codes"))),
+            prescriber_type_words=tuple(_phrase(w) for w in as_list(included.get("words"))),
+            non_prescriber_type_codes=frozenset(_codes_of(excluded.get("codes"))),
+            non_prescriber_type_words=tuple(_phrase(w) for w in as_list(excluded.get("words"))),
+            dose_count_units=frozenset(
+                str(u).strip().lower() for u in as_list(data.get("dose_count_units"))
+            ),
         )
+
+    def visit_kind(self, class_code: str) -> str:
+        """"outpatient", "inpatient", "emergency", "other" for a v3 ActCode; "unknown" for ""."""
+        if not class_code:
+            return "unknown"
+        if class_code in self.outpatient_classes:
+            return "outpatient"
+        if class_code in self.inpatient_classes:
+            return "inpatient"
+        return "emergency" if class_code in self.emergency_classes else "other"
+
+    def type_says_prescriber(self, codes: Iterable[str], free_text: str) -> bool | None:
+        """True when an encounter type names a visit with a prescriber, False when it names one
+        without (a lab draw), None when it says neither. Exclusions win."""
+        code_list = list(codes)
+        padded = _padded(free_text)
+        if any(c in self.non_prescriber_type_codes for c in code_list) or any(
+            phrase in padded for phrase in self.non_prescriber_type_words
+        ):
+            return False
+        if any(c in self.prescriber_type_codes for c in code_list) or any(
+            phrase in padded for phrase in self.prescriber_type_words
+        ):
+            return True
+        return None
 
     def stop_reason(self, codes: Iterable[str], free_text: str = "") -> StopReasonKind | None:
         """The kind of stop reason; ``"other"`` when reasons exist but none is recognised."""
@@ -111,14 +150,12 @@ class CodeLists:
         return any(phrase in padded for phrase in self.immune_words)
 
 
-@cache
-def default_code_lists() -> CodeLists:
-    """The bundled lists, read once; for callers that were not handed a CodeLists."""
-    return CodeLists.load()
-
-
 def _codes_of(entries: Any) -> list[str]:
     return [text(str(e.get("code", ""))) for e in as_list(entries) if isinstance(e, Mapping)]
+
+
+def _upper_set(values: Any) -> frozenset[str]:
+    return frozenset(str(v).strip().upper() for v in as_list(values))
 
 
 def _phrase(value: Any) -> str:

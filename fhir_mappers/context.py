@@ -1,8 +1,9 @@
 """What every resource mapper needs: the lookups, and a place to report what it could not read.
 
 Problems become :class:`MappingIssue` rows instead of exceptions, so one bad resource never sinks
-the others. The log line names only the resource type, field and reason: never ids or values,
-which may identify the patient.
+the others. Each is logged at DEBUG only (type, field and reason: never ids or values, which may
+identify the patient); the caller logs one summary line per call (``fhir_mappers.quality``), since
+a line per resource floods the log on real exports.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
-from fhir_mappers.accessors import parse_date
+from fhir_mappers.accessors import parse_date, relative_reference
 from fhir_mappers.codes import CodeLists
 from fhir_mappers.medications import IngredientTable
 from fhir_mappers.record import MappingIssue
@@ -30,17 +31,40 @@ class MappingContext:
     # "MedicationRequest/<id>" -> the request, for dispenses that lack their own dosage.
     requests: dict[str, Mapping[str, Any]] = field(default_factory=dict)
     issues: list[MappingIssue] = field(default_factory=list)
+    # Bundle entry fullUrl ("urn:uuid:...", absolute URL) -> "Type/id", so that references by
+    # fullUrl (draftOrders, Synthea bundles) resolve like relative ones.
+    aliases: dict[str, str] = field(default_factory=dict)
+    # "Encounter/<id>" of the hook's context.encounterId, when there is one.
+    current_encounter: str | None = None
 
     def issue(self, resource_type: str, ref: str, field_name: str, reason: str) -> None:
         self.issues.append(MappingIssue(resource_type, ref, field_name, reason))
-        log.warning("FHIR %s skipped data at %s: %s", resource_type, field_name or "-", reason)
+        log.debug("FHIR %s skipped data at %s: %s", resource_type, field_name or "-", reason)
 
-    def date(self, value: Any, resource_type: str, ref: str, field_name: str) -> date | None:
-        """Parse a date element, reporting it when present but unreadable."""
-        parsed = parse_date(value)
+    def date(
+        self, value: Any, resource_type: str, ref: str, field_name: str, *, latest: bool = False
+    ) -> date | None:
+        """Parse a date element, reporting it when present but unreadable.
+
+        A partial date ("2025-03") is read as the first day of its period, or the last with
+        ``latest=True`` (the caller documents which is the conservative reading for its use).
+        """
+        parsed = parse_date(value, latest=latest)
         if parsed is None and value is not None:
             self.issue(resource_type, ref, field_name, "unparseable date")
         return parsed
+
+    def resolve(self, value: Any) -> str | None:
+        """A reference (or Reference) as ``Type/id``: a Bundle fullUrl is looked up first, then a
+        relative or absolute literal reference is reduced; ``#id`` is returned unchanged."""
+        literal = value if isinstance(value, str) else None
+        if literal is None and isinstance(value, Mapping):
+            candidate = value.get("reference")
+            literal = candidate if isinstance(candidate, str) else None
+        if literal is None:
+            return None
+        literal = literal.strip()
+        return self.aliases.get(literal) or relative_reference(literal)
 
     def string(self, value: Any, resource_type: str, ref: str, field_name: str) -> str:
         """A code or string element; anything else is reported and read as ``""``."""

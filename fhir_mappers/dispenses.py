@@ -1,8 +1,11 @@
 """MedicationDispense -> Dispense (supply start and days' supply for refill gaps and PDC).
 
-When ``daysSupply`` is missing, it is derived as quantity / units per day from the dispense's own
-dosage or, failing that, the authorizing request's, but only when both are plain counts; an
-unknown supply stays ``None`` so that no adherence figure is invented.
+When ``daysSupply`` is missing, it is derived, in this order: quantity / units per day from the
+dispense's own structured dosage, then from the authorizing order's (a reference by id, absolute
+URL or fullUrl); then the order's ``dispenseRequest.expectedSupplyDuration``. An unknown supply
+stays ``None`` (never 0), so that no adherence figure is invented from missing data; the
+nonadherence pattern then says it cannot evaluate. A dispense of a medication that is not
+psychotropic is kept without deriving anything.
 """
 
 from __future__ import annotations
@@ -36,9 +39,12 @@ def map_dispense(resource: Mapping[str, Any], ref: str, ctx: MappingContext) -> 
     medication = resolve_medication(resource, ctx, _RTYPE, ref)
     quantity = quantity_value(resource.get("quantity"))
     prescriptions = as_list(resource.get("authorizingPrescription"))
-    authorizing = reference(prescriptions[0]) if prescriptions else None
-    days = _days_supply(resource.get("daysSupply"), ref, ctx)
-    if days is None and quantity is not None:
+    authorizing = None
+    if prescriptions:
+        authorizing = ctx.resolve(prescriptions[0]) or reference(prescriptions[0])
+    psychotropic = any(i.is_psychotropic for i in medication.ingredients)
+    days = _days_supply(resource.get("daysSupply"), ref, ctx) if psychotropic else None
+    if days is None and psychotropic:
         days = _derived_days(resource, quantity, medication, authorizing, ctx)
     return Dispense(
         ref=ref,
@@ -57,7 +63,7 @@ def _days_supply(value: Any, ref: str, ctx: MappingContext) -> float | None:
         return None
     amount = quantity_value(value)
     factor = _DAYS_PER_UNIT.get(quantity_unit(value).lower())
-    if amount is None or factor is None or amount < 0:
+    if amount is None or factor is None or amount <= 0:
         ctx.issue(_RTYPE, ref, "daysSupply", "not a duration in days")
         return None
     return amount * factor
@@ -65,16 +71,23 @@ def _days_supply(value: Any, ref: str, ctx: MappingContext) -> float | None:
 
 def _derived_days(
     resource: Mapping[str, Any],
-    quantity: float,
+    quantity: float | None,
     medication: ResolvedMedication,
     authorizing: str | None,
     ctx: MappingContext,
 ) -> float | None:
-    dosages = resource.get("dosageInstruction")
-    if not as_list(dosages) and authorizing is not None:
-        request = ctx.requests.get(relative_reference(authorizing) or "")
-        dosages = get(request, "dosageInstruction")
-    units_per_day = daily_dose(dosages, medication, ctx.codes).units
-    if not units_per_day:
-        return None
-    return round(quantity / units_per_day, 1)
+    request = ctx.requests.get(relative_reference(authorizing) or "") if authorizing else None
+    if quantity is not None:
+        for dosages in (resource.get("dosageInstruction"), get(request, "dosageInstruction")):
+            if not as_list(dosages):
+                continue
+            units_per_day = daily_dose(dosages, medication, ctx.codes).units
+            if units_per_day:
+                return round(quantity / units_per_day, 1)
+    expected = get(request, "dispenseRequest", "expectedSupplyDuration")
+    if expected is not None:
+        amount = quantity_value(expected)
+        factor = _DAYS_PER_UNIT.get(quantity_unit(expected).lower())
+        if amount is not None and factor is not None and amount > 0:
+            return amount * factor
+    return None

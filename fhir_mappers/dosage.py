@@ -2,29 +2,40 @@
 
 R4 puts the dose in ``doseAndRate[0].doseQuantity``; STU3 and DSTU2 put ``doseQuantity`` on the
 Dosage itself, and DSTU2 spells ``periodUnits``. Dosages that share a ``sequence`` (or have none)
-apply together and are summed; later sequences (a taper) are not. As-needed dosages only set
-``is_prn``: a PRN ceiling is not a daily dose. Free-text sigs are not parsed.
+apply together and are summed. Several sequences (or, without sequences, lines with different
+``boundsPeriod`` starts) are the steps of a multi-step order (titration, taper, loading dose):
+each step keeps its own days and daily dose, and the order's dose is its last step's. An order is
+as-needed only when every line is: a PRN line next to a scheduled one (a scheduled antipsychotic
+with an extra PRN dose) leaves the scheduled dose standing. A PRN ceiling is not a daily dose.
+A dose with no unit is a count of the product's units ("2" of a 50 mg tablet is 100 mg), as
+Synthea and several EHRs write it. Free-text sigs are not parsed.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import date, timedelta
 from typing import Any
 
-from fhir_mappers.accessors import as_list, get, number, quantity_unit, quantity_value, text
+from fhir_mappers.accessors import (
+    as_list,
+    get,
+    number,
+    parse_date,
+    quantity_unit,
+    quantity_value,
+    text,
+)
 from fhir_mappers.codes import CodeLists
 from fhir_mappers.medication_source import ResolvedMedication
+from fhir_mappers.record import DoseStep
 
 _MG_PER_UNIT = {"mg": 1.0, "g": 1000.0, "mcg": 0.001, "ug": 0.001, "[mg]": 1.0}
-# Units meaning "one tablet/capsule" (UCUM annotations, EHR free text, the sandbox's "{pill}").
-_COUNT_UNITS = frozenset(
-    {
-        "{pill}", "{pills}", "pill", "pills", "{tbl}", "{tablet}", "{tablets}", "tab", "tabs",
-        "tablet", "tablets", "{capsule}", "{capsules}", "{cap}", "cap", "caps", "capsule",
-        "capsules", "{count}", "{each}", "each", "1", "{unit}", "unit", "units",
-    }
-)  # fmt: skip
+# Used only when codes.yaml has no dose_count_units list (an older site file).
+_FALLBACK_COUNT_UNITS = frozenset(
+    {"{pill}", "pill", "{tbl}", "tab", "tablet", "tablets", "cap", "capsule", "capsules", "1"}
+)
 _DAYS_PER_PERIOD_UNIT = {
     "s": 1 / 86400, "min": 1 / 1440, "h": 1 / 24, "d": 1.0, "wk": 7.0, "mo": 30.0, "a": 365.0,
 }  # fmt: skip
@@ -32,34 +43,113 @@ _DAYS_PER_PERIOD_UNIT = {
 
 @dataclass(frozen=True, slots=True)
 class DailyDose:
-    mg: float | None  # total mg per day of the (single) ingredient
+    mg: float | None  # total mg per day of the (single) ingredient; the last step's, if several
     units: float | None  # tablets/capsules (or mL) per day, for days-supply estimates
     is_prn: bool = False
     problem: str | None = None  # why a dose that was given could not be used
+    steps: tuple[DoseStep, ...] = ()  # two or more for a multi-step order
 
 
-def daily_dose(dosages: Any, medication: ResolvedMedication, codes: CodeLists) -> DailyDose:
+def daily_dose(
+    dosages: Any,
+    medication: ResolvedMedication,
+    codes: CodeLists,
+    *,
+    starts: date | None = None,
+) -> DailyDose:
+    """The daily dose of a list of Dosage; ``starts`` is the order's start, where a first step
+    without bounds begins (the later steps follow on from it by their durations)."""
     instructions = [d for d in as_list(dosages) if isinstance(d, Mapping)]
-    is_prn = any(_is_prn(d) for d in instructions)
+    is_prn = bool(instructions) and all(_is_prn(d) for d in instructions)
     scheduled = [d for d in instructions if not _is_prn(d)]
     if len(instructions) != len(as_list(dosages)):
         return DailyDose(None, None, is_prn, "dosage is not an object")
     if not scheduled:
         return DailyDose(None, None, is_prn)
-    sequence = scheduled[0].get("sequence")
-    concurrent = [d for d in scheduled if d.get("sequence") == sequence]
-    total_mg: float | None = 0.0
-    total_units: float | None = 0.0
+    groups = _step_groups(scheduled)
+    totals: list[tuple[float | None, float | None]] = []
     problem = None
-    for instruction in concurrent:
-        mg, units, why = _one_instruction(instruction, medication, codes)
-        problem = problem or why
-        total_mg = None if mg is None or total_mg is None else total_mg + mg
-        total_units = None if units is None or total_units is None else total_units + units
-    # Combination products have no single-ingredient mg; their tablet count still gives supply.
-    if len(medication.ingredients) != 1:
-        total_mg = None
-    return DailyDose(_round(total_mg), _round(total_units), is_prn, problem)
+    for group in groups:
+        total_mg: float | None = 0.0
+        total_units: float | None = 0.0
+        for instruction in group:
+            mg, units, why = _one_instruction(instruction, medication, codes)
+            problem = problem or why
+            total_mg = None if mg is None or total_mg is None else total_mg + mg
+            total_units = None if units is None or total_units is None else total_units + units
+        # Combination products have no single-ingredient mg; their tablet count still gives supply.
+        if len(medication.ingredients) != 1:
+            total_mg = None
+        totals.append((_round(total_mg), _round(total_units)))
+    if len(groups) == 1:
+        return DailyDose(totals[0][0], totals[0][1], is_prn, problem)
+    steps = _dated_steps(groups, [mg for mg, _ in totals], starts)
+    per_step = {u for _, u in totals}
+    # Supply per day differs between steps: a single figure would misstate every fill.
+    step_units = per_step.pop() if len(per_step) == 1 else None
+    return DailyDose(totals[-1][0], step_units, is_prn, problem, steps)
+
+
+def _step_key(dosage: Mapping[str, Any]) -> Any:
+    sequence = number(dosage.get("sequence"))
+    return None if sequence is None else int(sequence)
+
+
+def _bounds(dosage: Mapping[str, Any]) -> Any:
+    return get(dosage, "timing", "repeat", "boundsPeriod")
+
+
+def _step_groups(scheduled: list[Mapping[str, Any]]) -> list[list[Mapping[str, Any]]]:
+    """Lines applied together, one group per step, in step order."""
+    if any(_step_key(d) is not None for d in scheduled):
+        by_key: dict[Any, list[Mapping[str, Any]]] = {}
+        for dosage in scheduled:
+            by_key.setdefault(_step_key(dosage), []).append(dosage)
+        # Lines without a sequence go with the first step (they are not a later step).
+        keys = sorted(by_key, key=lambda k: (-1 if k is None else k))
+        if None in by_key and len(keys) > 1:
+            by_key[keys[1]] = by_key.pop(None) + by_key[keys[1]]
+            keys = keys[1:]
+        return [by_key[k] for k in keys]
+    starts = {parse_date(get(_bounds(d), "start")) for d in scheduled}
+    if len(starts) <= 1 or None in starts:
+        return [scheduled]
+    by_start: dict[date, list[Mapping[str, Any]]] = {}
+    for dosage in scheduled:
+        day = parse_date(get(_bounds(dosage), "start"))
+        if day is not None:
+            by_start.setdefault(day, []).append(dosage)
+    return [by_start[k] for k in sorted(by_start)]
+
+
+def _dated_steps(
+    groups: list[list[Mapping[str, Any]]], doses: list[float | None], starts: date | None
+) -> tuple[DoseStep, ...]:
+    """Each step's days: its boundsPeriod, or its boundsDuration after the step before (the
+    first from the order's start)."""
+    steps: list[DoseStep] = []
+    previous_end: date | None = None
+    for index, (group, mg) in enumerate(zip(groups, doses, strict=True)):
+        first = group[0]
+        bounds = _bounds(first)
+        follows = previous_end + timedelta(days=1) if previous_end is not None else None
+        start = parse_date(get(bounds, "start")) or (starts if index == 0 else follows)
+        end = parse_date(get(bounds, "end"), latest=True)
+        if end is None and start is not None:
+            days = _duration_days(get(first, "timing", "repeat", "boundsDuration"))
+            end = start + timedelta(days=days - 1) if days else None
+        steps.append(DoseStep(_step_key(first), start, end, mg))
+        previous_end = end
+    return tuple(steps)
+
+
+def _duration_days(duration: Any) -> int | None:
+    amount = quantity_value(duration)
+    unit = quantity_unit(duration).lower()
+    factor = {"d": 1, "day": 1, "days": 1, "wk": 7, "week": 7, "weeks": 7, "mo": 30}.get(unit)
+    if amount is None or factor is None or amount <= 0:
+        return None
+    return round(amount * factor)
 
 
 def administrations_per_day(timing: Any, codes: CodeLists) -> float | None:
@@ -95,7 +185,7 @@ def _one_instruction(
         mg: float | None = value * _MG_PER_UNIT[unit]
         strength = medication.strength_mg
         units = value * _MG_PER_UNIT[unit] / strength if strength else None
-    elif unit in _COUNT_UNITS:
+    elif not unit or unit in (codes.dose_count_units or _FALLBACK_COUNT_UNITS):
         mg = value * medication.strength_mg if medication.strength_mg else None
         units = value
     elif unit == "ml":
@@ -106,7 +196,7 @@ def _one_instruction(
         )
         units = value
     else:
-        return None, None, "dose unit not convertible to mg" if unit else "dose without a unit"
+        return None, None, "dose unit not convertible to mg"
     if per_day is None:
         return None, None, "dose frequency unknown"
     problem = None

@@ -9,12 +9,13 @@ of the record is still built.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import replace
 from datetime import date
 from typing import Any
 
-from fhir_mappers.accessors import relative_reference, text
+from fhir_mappers.accessors import reference, relative_reference, text
 from fhir_mappers.allergies import map_allergy
-from fhir_mappers.codes import CodeLists, default_code_lists
+from fhir_mappers.codes import CodeLists
 from fhir_mappers.context import MappingContext
 from fhir_mappers.dispenses import map_dispense
 from fhir_mappers.encounters import map_encounter
@@ -53,8 +54,10 @@ def map_record(
     table: IngredientTable,
     *,
     medications: Mapping[str, Mapping[str, Any]] | None = None,
-    codes: CodeLists | None = None,
+    codes: CodeLists,
     horizon: date | None = None,
+    patient_id: str | None = None,
+    encounter_id: str | None = None,
 ) -> PatientRecord:
     """The patient's timeline from resources and/or Bundles (prefetch values, search pages).
 
@@ -63,11 +66,15 @@ def map_record(
     With a ``horizon`` (``patterns.engine.evidence_horizon``), Encounters and Observations
     that ended before it are not mapped, except the latest completed outpatient visit (see
     ``fhir_mappers.horizon``): the findings are the same, the work is bounded by the windows.
+    With a ``patient_id``, resources about another patient (a lenient search that ignored
+    ``patient=``) are dropped and counted as issues. ``encounter_id`` (the hook's
+    ``context.encounterId``) is the encounter the call is made in: it is today's visit.
     """
-    ctx = MappingContext(table, codes or default_code_lists())
+    ctx = MappingContext(table, codes)
+    ctx.current_encounter = f"Encounter/{encounter_id}" if encounter_id else None
     horizon_iso = horizon.isoformat() if horizon is not None else None
     old_encounters: list[tuple[str, Mapping[str, Any]]] = []
-    found = _collect(resources, ctx, horizon_iso, old_encounters)
+    found = _collect(resources, ctx, horizon_iso, old_encounters, patient_id=patient_id)
     ctx.medications = _medication_index(found, medications)
     ctx.requests = {ref: res for ref, res in found if ref.startswith("MedicationRequest/")}
     courses: list[MedicationCourse] = []
@@ -112,6 +119,7 @@ def map_record(
         scores=tuple(sorted(scores, key=lambda s: _date_key(s.when))),
         conditions=tuple(conditions),
         birth_date=birth_date,
+        current_encounter=f"Encounter/{encounter_id}" if encounter_id else None,
         issues=tuple(ctx.issues),
     )
 
@@ -152,14 +160,22 @@ def map_draft_orders(
     table: IngredientTable,
     *,
     medications: Mapping[str, Mapping[str, Any]] | None = None,
-    codes: CodeLists | None = None,
+    codes: CodeLists,
+    patient_id: str | None = None,
+    selections: Iterable[str] = (),
 ) -> tuple[DraftOrders, tuple[MappingIssue, ...]]:
     """The medication orders of ``context.draftOrders`` (or legacy ``context.medications``).
 
-    Other orders (ServiceRequest, NutritionOrder...) are ignored without an issue.
+    Other orders (ServiceRequest, NutritionOrder...) are ignored without an issue, and so are
+    orders for another patient (counted as an issue). With ``selections`` (order-select), only
+    the orders named there (by ``Type/id``, fullUrl or bare id) are marked ``is_selected``; the
+    other drafts are context. When no selection names any order (a client that spells them in
+    some other way), every order is taken as selected rather than none.
     """
-    ctx = MappingContext(table, codes or default_code_lists())
-    found = _collect([bundle] if not isinstance(bundle, list) else bundle, ctx)
+    ctx = MappingContext(table, codes)
+    found = _collect(
+        [bundle] if not isinstance(bundle, list) else bundle, ctx, patient_id=patient_id
+    )
     ctx.medications = _medication_index(found, medications)
     drafts: list[MedicationCourse] = []
     for ref, resource in found:
@@ -169,14 +185,41 @@ def map_draft_orders(
         result = _safely(_draft, resource, ref, ctx, rtype)
         if isinstance(result, MappedCourse):
             drafts.append(result.course)
+    wanted = _selection_keys(selections, ctx)
+    if wanted:
+        chosen = [d for d in drafts if _draft_keys(d.ref, ctx) & wanted]
+        if chosen:
+            drafts = [
+                replace(d, is_selected=bool(_draft_keys(d.ref, ctx) & wanted)) for d in drafts
+            ]
+        else:
+            ctx.issue("MedicationRequest", "#selections", "selections", "names no draft order")
     return tuple(drafts), tuple(ctx.issues)
+
+
+def _selection_keys(selections: Iterable[str], ctx: MappingContext) -> set[str]:
+    keys: set[str] = set()
+    for selection in selections:
+        if isinstance(selection, str) and selection.strip():
+            keys.add(selection.strip())
+            resolved = ctx.resolve(selection)
+            if resolved:
+                keys.add(resolved)
+    return keys
+
+
+def _draft_keys(ref: str, ctx: MappingContext) -> set[str]:
+    """What a selection may call a draft: "Type/id", the bare id, or its fullUrl."""
+    keys = {ref, ref.rpartition("/")[2]}
+    keys.update(url for url, target in ctx.aliases.items() if target == ref)
+    return keys
 
 
 def unresolved_medication_refs(resources: Iterable[Any]) -> set[str]:
     """Medication references ("Medication/x") no contained or supplied Medication answers."""
     present: set[str] = set()
     wanted: set[str] = set()
-    for item in _walk(_as_items(resources)):
+    for _, item in _walk(_as_items(resources)):
         if not isinstance(item, Mapping):
             continue
         rtype = item.get("resourceType")
@@ -199,18 +242,33 @@ def _collect(
     ctx: MappingContext,
     horizon_iso: str | None = None,
     old_encounters: list[tuple[str, Mapping[str, Any]]] | None = None,
+    *,
+    patient_id: str | None = None,
 ) -> list[tuple[str, Mapping[str, Any]]]:
     """Resources with their references, Bundles unpacked, junk reported, duplicates dropped.
 
     With a horizon, Observations before it are dropped here and Encounters before it go to
     ``old_encounters``: deciding before the reference is built keeps a long history cheap.
+    Entry fullUrls are recorded in ``ctx.aliases`` first, so that a subject given as
+    ``urn:uuid:...`` is recognised as the patient's.
     """
+    items = list(_walk(_as_items(resources)))
+    for full_url, item in items:
+        if full_url is not None and type(item) is dict:
+            rtype, rid = item.get("resourceType"), item.get("id")
+            if type(rtype) is str and rtype:
+                target = (
+                    f"{rtype}/{rid}" if type(rid) is str and rid else _alias_id(rtype, full_url)
+                )
+                if target:
+                    ctx.aliases.setdefault(full_url, target)
+    patient = _patient_ref(patient_id)
     found: list[tuple[str, Mapping[str, Any]]] = []
     seen: set[str] = set()
     # The loop runs once per resource of the whole history: type() before isinstance(), the
     # horizon tests before the resourceType checks (they compare with ==), no helper calls for
     # the common case.
-    for position, item in enumerate(_walk(_as_items(resources))):
+    for position, (full_url, item) in enumerate(items):
         if type(item) is not dict:
             if item is None:
                 continue
@@ -218,20 +276,23 @@ def _collect(
                 ctx.issue("unknown", f"#{position}", "", f"not a JSON object ({_describe(item)})")
                 continue
         rtype = item.get("resourceType")
+        if patient is not None and type(rtype) is str and not _is_about(item, rtype, patient, ctx):
+            ctx.issue(rtype, _ref(item, rtype, position), "subject", "another patient's resource")
+            continue
         if horizon_iso is not None:
             if rtype == "Observation":
                 if observation_before(item, horizon_iso):
                     continue
             elif rtype == "Encounter" and encounter_before(item, horizon_iso):
                 if old_encounters is not None:
-                    old_encounters.append((_ref(item, rtype, position), item))
+                    old_encounters.append((_ref(item, rtype, position, full_url), item))
                 continue
         if type(rtype) is not str or not rtype:
             ctx.issue("unknown", f"#{position}", "resourceType", "missing resourceType")
             continue
         if rtype == "OperationOutcome":
             continue  # a prefetch error report: there is simply no data for that key
-        ref = _ref(item, rtype, position)
+        ref = _ref(item, rtype, position, full_url)
         if ref in seen:
             continue
         seen.add(ref)
@@ -239,12 +300,63 @@ def _collect(
     return found
 
 
-def _ref(item: Mapping[str, Any], rtype: str, position: int) -> str:
+# Where each resource type names its patient (R4 first; DSTU2/STU3 spellings after).
+_SUBJECT_FIELDS = ("subject", "patient")
+# Resources that are not about one patient (Medications, Practitioners) have neither field.
+
+
+def _patient_ref(patient_id: str | None) -> str | None:
+    if not patient_id or not patient_id.strip():
+        return None
+    pid = patient_id.strip()
+    return pid if pid.startswith("Patient/") else f"Patient/{pid}"
+
+
+def _is_about(
+    item: Mapping[str, Any], rtype: str, patient: str, ctx: MappingContext
+) -> bool:
+    """False only when the resource names another patient; one that names none is kept."""
+    if rtype == "Patient":
+        rid = item.get("id")
+        return not (isinstance(rid, str) and rid and f"Patient/{rid}" != patient)
+    for name in _SUBJECT_FIELDS:
+        value = item.get(name)
+        if value is None:
+            continue
+        literal = reference(value)
+        if literal == patient:
+            return True  # the common case, without resolving
+        if literal is None or literal.startswith("#"):
+            return True  # an identifier- or display-only reference: nothing to compare
+        resolved = ctx.resolve(literal)
+        if resolved == patient:
+            return True
+        # "urn:uuid:<id>" of a Patient that is not among the entries (Synthea-style).
+        return literal.rpartition(":")[2] == patient.partition("/")[2] and (
+            literal.startswith("urn:")
+        )
+    return True
+
+
+def _alias_id(rtype: str, full_url: str) -> str | None:
+    """"Type/<uuid>" for a resource without an id whose fullUrl is a urn:uuid."""
+    if full_url.startswith("urn:uuid:") and len(full_url) > 9:
+        return f"{rtype}/{full_url[9:]}"
+    return None
+
+
+def _ref(
+    item: Mapping[str, Any], rtype: str, position: int, full_url: str | None = None
+) -> str:
     rid = item.get("id")
-    return f"{rtype}/{rid}" if isinstance(rid, str) and rid else f"#{position}"
+    if isinstance(rid, str) and rid:
+        return f"{rtype}/{rid}"
+    alias = _alias_id(rtype, full_url) if full_url else None
+    return alias or f"#{position}"
 
 
-def _walk(items: Iterable[Any], depth: int = 0) -> Iterator[Any]:
+def _walk(items: Iterable[Any], depth: int = 0) -> Iterator[tuple[str | None, Any]]:
+    """(fullUrl or None, resource) for every resource, Bundles unpacked (to a bounded depth)."""
     for item in items:
         # type() first: the ABC check costs more than the rest of the loop, per resource.
         if (type(item) is dict or isinstance(item, Mapping)) and item.get(
@@ -254,15 +366,16 @@ def _walk(items: Iterable[Any], depth: int = 0) -> Iterator[Any]:
                 continue
             entries = item.get("entry")
             entries = entries if isinstance(entries, list) else [entries] if entries else []
-            yield from _walk(
-                [
-                    e.get("resource") if type(e) is dict or isinstance(e, Mapping) else e
-                    for e in entries
-                ],
-                depth + 1,
-            )
+            for entry in entries:
+                if type(entry) is dict or isinstance(entry, Mapping):
+                    raw = entry.get("fullUrl")
+                    url = raw.strip() if isinstance(raw, str) and raw.strip() else None
+                    for nested_url, nested in _walk([entry.get("resource")], depth + 1):
+                        yield nested_url or url, nested
+                else:
+                    yield None, entry
         else:
-            yield item
+            yield None, item
 
 
 def _describe(item: Any) -> str:

@@ -5,6 +5,13 @@ MedicationOrder (``dateWritten``, ``prescriber``, ``reasonEnded``) are read wher
 because the legacy medication-prescribe hook still sends them. A course that ended for an
 intolerance or allergy reason also yields an IntoleranceEvent, dated by its end or, failing that,
 the last date the resource gives.
+
+A medication that is not psychotropic is recognised first and kept as a bare course (no dosage,
+stop reasons or dates reported): nothing the patterns read depends on it, and its data problems
+(a lisinopril dose without a unit) are not ours to report. A multi-step order (titration, taper)
+runs from its first step to its last; it is open when its last step has no end. Partial dates:
+a start is read as the first day of the period it names, an end as the last day (the course is
+not taken to have stopped before the period the record names).
 """
 
 from __future__ import annotations
@@ -14,11 +21,20 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any, Final, Literal
 
-from fhir_mappers.accessors import as_list, codes, codings, concept_text, get, reference
+from fhir_mappers.accessors import (
+    as_list,
+    codes,
+    codings,
+    concept_text,
+    get,
+    parse_date,
+    reference,
+    text,
+)
 from fhir_mappers.context import MappingContext
 from fhir_mappers.dosage import daily_dose
-from fhir_mappers.medication_source import resolve_medication
-from fhir_mappers.record import Coding, IntoleranceEvent, MedicationCourse
+from fhir_mappers.medication_source import ResolvedMedication, resolve_medication
+from fhir_mappers.record import Coding, DoseStep, IntoleranceEvent, MedicationCourse
 
 # Statuses after which a stop reason describes how the course ended.
 _ENDED = frozenset({"stopped", "completed", "cancelled", "not-taken"})
@@ -35,9 +51,12 @@ def map_medication_request(
     resource: Mapping[str, Any], ref: str, ctx: MappingContext, *, is_draft: bool = False
 ) -> MappedCourse:
     rtype: Final = "MedicationRequest"
+    medication = resolve_medication(resource, ctx, rtype, ref)
+    authored = resource.get("authoredOn", resource.get("dateWritten"))
+    if not _matters(medication):
+        return MappedCourse(_bare_course(resource, ref, rtype, medication, authored, is_draft))
     dosages = resource.get("dosageInstruction")
     bounds = get(dosages, 0, "timing", "repeat", "boundsPeriod")
-    authored = resource.get("authoredOn", resource.get("dateWritten"))
     start = ctx.date(authored, rtype, ref, "authoredOn")
     if start is None and not is_draft:  # a draft's planned start is not history; drafts start now
         start = ctx.date(
@@ -48,14 +67,19 @@ def map_medication_request(
         )
     # validityPeriod is how long the prescription may be filled, not when treatment stops.
     end = ctx.date(
-        get(bounds, "end"), rtype, ref, "dosageInstruction[0].timing.repeat.boundsPeriod.end"
-    ) or ctx.date(resource.get("dateEnded"), rtype, ref, "dateEnded")
+        get(bounds, "end"),
+        rtype,
+        ref,
+        "dosageInstruction[0].timing.repeat.boundsPeriod.end",
+        latest=True,
+    ) or ctx.date(resource.get("dateEnded"), rtype, ref, "dateEnded", latest=True)
     reasons = [resource.get("statusReason"), resource.get("reasonEnded")]
     requester = resource.get("requester")
     return _build(
         resource,
         ref,
         ctx,
+        medication=medication,
         source_type=rtype,
         intent=ctx.string(resource.get("intent"), rtype, ref, "intent"),
         status=ctx.string(resource.get("status"), rtype, ref, "status"),
@@ -67,8 +91,35 @@ def map_medication_request(
         requester=reference(get(requester, "agent"))
         or reference(requester)
         or reference(resource.get("prescriber")),
-        encounter=reference(resource.get("encounter")) or reference(resource.get("context")),
-        prior=reference(resource.get("priorPrescription")),
+        encounter=ctx.resolve(resource.get("encounter")) or ctx.resolve(resource.get("context")),
+        prior=ctx.resolve(resource.get("priorPrescription")),
+        is_draft=is_draft,
+    )
+
+
+def _matters(medication: ResolvedMedication) -> bool:
+    return any(i.is_psychotropic for i in medication.ingredients)
+
+
+def _bare_course(
+    resource: Mapping[str, Any],
+    ref: str,
+    source_type: Literal["MedicationRequest", "MedicationStatement"],
+    medication: ResolvedMedication,
+    when: Any,
+    is_draft: bool,
+) -> MedicationCourse:
+    """A course of a medication no pattern reads: kept for completeness, not read in detail."""
+    return MedicationCourse(
+        ref=ref,
+        source_type=source_type,
+        display=medication.display,
+        ingredients=medication.ingredients,
+        status=text(resource.get("status")),
+        intent=text(resource.get("intent")),
+        start=parse_date(when),
+        end=None,
+        daily_dose_mg=None,
         is_draft=is_draft,
     )
 
@@ -77,11 +128,15 @@ def map_medication_statement(
     resource: Mapping[str, Any], ref: str, ctx: MappingContext
 ) -> MappedCourse:
     rtype: Final = "MedicationStatement"
+    medication = resolve_medication(resource, ctx, rtype, ref)
+    if not _matters(medication):
+        when = resource.get("effectiveDateTime") or get(resource, "effectivePeriod", "start")
+        return MappedCourse(_bare_course(resource, ref, rtype, medication, when, False))
     period = resource.get("effectivePeriod")
     start = ctx.date(
         resource.get("effectiveDateTime"), rtype, ref, "effectiveDateTime"
     ) or ctx.date(get(period, "start"), rtype, ref, "effectivePeriod.start")
-    end = ctx.date(get(period, "end"), rtype, ref, "effectivePeriod.end")
+    end = ctx.date(get(period, "end"), rtype, ref, "effectivePeriod.end", latest=True)
     asserted = ctx.date(resource.get("dateAsserted"), rtype, ref, "dateAsserted")
     status = ctx.string(resource.get("status"), rtype, ref, "status")
     if resource.get("taken") == "n":  # STU3 said "not taken" with a separate flag
@@ -91,6 +146,7 @@ def map_medication_statement(
         resource,
         ref,
         ctx,
+        medication=medication,
         source_type=rtype,
         intent="",
         status=status,
@@ -100,7 +156,7 @@ def map_medication_statement(
         reasons=[resource.get("statusReason"), resource.get("reasonNotTaken")],
         dosages=resource.get("dosage"),
         requester=None,
-        encounter=reference(resource.get("context")),
+        encounter=ctx.resolve(resource.get("context")),
         prior=None,
         is_draft=False,
     )
@@ -111,6 +167,7 @@ def _build(
     ref: str,
     ctx: MappingContext,
     *,
+    medication: ResolvedMedication,
     source_type: Literal["MedicationRequest", "MedicationStatement"],
     intent: str,
     status: str,
@@ -126,8 +183,7 @@ def _build(
 ) -> MappedCourse:
     if resource.get("status") is None:
         ctx.issue(source_type, ref, "status", "missing status")
-    medication = resolve_medication(resource, ctx, source_type, ref)
-    dose = daily_dose(dosages, medication, ctx.codes)
+    dose = daily_dose(dosages, medication, ctx.codes, starts=start)
     if dose.problem is not None:
         where = "dosageInstruction" if source_type == "MedicationRequest" else "dosage"
         ctx.issue(source_type, ref, where, dose.problem)
@@ -145,8 +201,8 @@ def _build(
         ingredients=medication.ingredients,
         status=status,
         intent=intent,
-        start=start,
-        end=end,
+        start=start or (dose.steps[0].start if dose.steps and not is_draft else None),
+        end=_course_end(end, dose.steps),
         daily_dose_mg=dose.mg,
         status_reasons=reason_codings,
         stop_reason=stop_reason,
@@ -155,6 +211,7 @@ def _build(
         prior_prescription=prior,
         is_prn=dose.is_prn,
         is_draft=is_draft,
+        steps=dose.steps,
     )
     intolerance = None
     if status in _ENDED and stop_reason in _STOP_KINDS_AS_EVIDENCE and not is_draft:
@@ -167,3 +224,11 @@ def _build(
             kind="allergy" if stop_reason == "allergy" else "intolerance",
         )
     return MappedCourse(course, intolerance)
+
+
+def _course_end(end: date | None, steps: tuple[DoseStep, ...]) -> date | None:
+    """A multi-step order ends with its last step (open when that step has no end): the first
+    step's bounds end only ends the first step."""
+    if not steps:
+        return end
+    return steps[-1].end

@@ -25,7 +25,7 @@ from fhir_mappers.accessors import (
     text,
 )
 from fhir_mappers.context import MappingContext
-from fhir_mappers.medications import concentration_mg_per_ml, strength_mg
+from fhir_mappers.medications import RXNORM_SYSTEMS, concentration_mg_per_ml, strength_mg
 from fhir_mappers.record import Ingredient
 
 _MG = {"mg": 1.0, "g": 1000.0, "mcg": 0.001, "ug": 0.001}
@@ -61,7 +61,10 @@ def resolve_medication(
         if not isinstance(concept, Mapping | list):
             ctx.issue(resource_type, ref, "medicationCodeableConcept", "not a CodeableConcept")
             return UNKNOWN
-        return _from_concepts(concept_text(concept), [concept], (), ctx)
+        return _checked(
+            _from_concepts(concept_text(concept), [concept], (), ctx), [concept], ctx,
+            resource_type, ref,
+        )
     literal = medication_reference(resource)
     if literal is None:
         ctx.issue(resource_type, ref, "medication[x]", "no medication")
@@ -71,7 +74,45 @@ def resolve_medication(
     if medication is None:
         ctx.issue(resource_type, ref, "medicationReference", "medication not available")
         return ResolvedMedication(label, ctx.table.classify((), label) if label else ())
-    return from_medication_resource(medication, ctx, fallback_display=label)
+    resolved = from_medication_resource(medication, ctx, fallback_display=label)
+    concepts = [medication.get("code")] + [
+        get(item, "itemCodeableConcept") for item in as_list(medication.get("ingredient"))
+    ]
+    return _checked(resolved, concepts, ctx, resource_type, ref)
+
+
+def _checked(
+    resolved: ResolvedMedication,
+    concepts: list[Any],
+    ctx: MappingContext,
+    resource_type: str,
+    ref: str,
+) -> ResolvedMedication:
+    """Report an RxNorm code that names nothing we know: with no name to classify by, the
+    medication would otherwise vanish without a trace ("unrecognised RxNorm code"); a
+    psychotropic recognised by its name whose product code is in neither table is a gap the site
+    can fill ("RxNorm code not in the product table"). Other medications are not ours to list."""
+    if any(i.is_psychotropic for i in resolved.ingredients):
+        rxnorm = [
+            text(c.get("code"))
+            for concept in concepts
+            for c in codings(concept)
+            if text(c.get("system")) in RXNORM_SYSTEMS and text(c.get("code"))
+        ]
+        if rxnorm and not any(
+            code in ctx.table.by_rxcui or code in ctx.table.products for code in rxnorm
+        ):
+            ctx.issue(resource_type, ref, "medication[x]", "RxNorm code not in the product table")
+        return resolved
+    if resolved.ingredients or resolved.display:
+        return resolved
+    for concept in concepts:
+        for coding in codings(concept):
+            system, code = text(coding.get("system")), text(coding.get("code"))
+            if system in RXNORM_SYSTEMS and code and not text(coding.get("display")):
+                ctx.issue(resource_type, ref, "medication[x]", "unrecognised RxNorm code")
+                return resolved
+    return resolved
 
 
 def from_medication_resource(
@@ -100,13 +141,27 @@ def _from_concepts(
     if len(ingredients) != 1:
         return ResolvedMedication(display, ingredients)
     labels = [display] + [text(c.get("display")) for con in concepts for c in codings(con)]
-    strength = _ratio_strength(strengths) or next(
-        (s for s in (strength_mg(label) for label in labels if label) if s is not None), None
+    from_labels = (strength_mg(label) for label in labels if label)
+    strength = (
+        _ratio_strength(strengths)
+        or next((s for s in from_labels if s is not None), None)
+        or _product_strength(concepts, ctx)
     )
     concentration = next(
         (c for c in (concentration_mg_per_ml(label) for label in labels if label) if c), None
     )
     return ResolvedMedication(display, ingredients, strength, concentration)
+
+
+def _product_strength(concepts: list[Any], ctx: MappingContext) -> float | None:
+    """mg per unit from the product table (config/rxnorm_products.csv), for a bare SCD/SBD code."""
+    for concept in concepts:
+        for coding in codings(concept):
+            if text(coding.get("system")) in RXNORM_SYSTEMS:
+                found = ctx.table.product_strength_mg(text(coding.get("code")))
+                if found is not None:
+                    return found
+    return None
 
 
 def _ratio_strength(strengths: Any) -> float | None:
@@ -132,5 +187,5 @@ def _dereference(
             if isinstance(contained, Mapping) and contained.get("id") == wanted:
                 return contained
         return None
-    key = relative_reference(literal)
+    key = ctx.resolve(literal) or relative_reference(literal)
     return ctx.medications.get(key) if key else None

@@ -1,27 +1,24 @@
 """Which psychotropic ingredients a medication contains, from codes or from its name.
 
-The table (``config/ingredients.csv``) is loaded once into an immutable lookup and passed in.
-Classification tries RxNorm codes (ingredient, salt or clinical-drug codes the table names), then
-WHO ATC codes, and only then the ingredient names: RxNorm display strings start with the
-ingredient ("sertraline 50 MG Oral Tablet"), and EHRs often send text only.
+The table (``config/ingredients.csv``, read by ``cds_service.loaders``) is an immutable lookup
+passed in, with the product table (``config/rxnorm_products.csv``: RxNorm SCD/SBD codes of those
+ingredients, with their strength), because pharmacy systems send product codes without a display.
+Classification tries RxNorm codes (ingredient, salt or product codes), then WHO ATC codes, and
+only then the ingredient names: RxNorm display strings start with the ingredient ("sertraline 50
+MG Oral Tablet"), and EHRs often send text only.
 """
 
 from __future__ import annotations
 
-import csv
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
-from pathlib import Path
 from types import MappingProxyType
 from typing import Any, cast, get_args
 
-from config import CONFIG_DIR
 from fhir_mappers.accessors import text
 from fhir_mappers.record import DrugClass, Ingredient
-
-INGREDIENTS_CSV = CONFIG_DIR / "ingredients.csv"
 
 RXNORM_SYSTEMS = frozenset(
     {"http://www.nlm.nih.gov/research/umls/rxnorm", "urn:oid:2.16.840.1.113883.6.88"}
@@ -54,23 +51,26 @@ class IngredientTable:
     by_atc: Mapping[str, tuple[Ingredient, ...]] = field(repr=False)
     # Names indexed by their first word, so matching a display costs one dict lookup per word.
     by_first_word: Mapping[str, tuple[_NameEntry, ...]] = field(repr=False)
+    # RxNorm SCD/SBD code -> (its ingredients, mg per unit or None), from the product table.
+    products: Mapping[str, tuple[tuple[Ingredient, ...], float | None]] = field(
+        default_factory=lambda: MappingProxyType({}), repr=False
+    )
     # Results by (codings, text): a patient's history names the same few products again and again.
     _memo: dict[tuple[str, tuple[_CodingKey, ...]], tuple[Ingredient, ...]] = field(
         default_factory=dict, repr=False, compare=False, hash=False
     )
 
     @classmethod
-    def load(cls, path: Path | None = None) -> IngredientTable:
-        source = path or INGREDIENTS_CSV
-        with source.open(encoding="utf-8", newline="") as handle:
-            lines = [line for line in handle if line.strip() and not line.startswith("#")]
-        rows = list(csv.DictReader(lines))
-        return cls.from_rows(rows, source=str(source))
-
-    @classmethod
     def from_rows(
-        cls, rows: Iterable[Mapping[str, str]], source: str = "<rows>"
+        cls,
+        rows: Iterable[Mapping[str, str]],
+        source: str = "<rows>",
+        products: Iterable[Mapping[str, str]] = (),
+        products_source: str = "<product rows>",
     ) -> IngredientTable:
+        """The table from ingredient rows (``ingredients.csv``) and, optionally, product rows
+        (``rxnorm_products.csv``: rxcui, name, ingredient ("a|b" for combinations), strength_mg,
+        source). Raises IngredientTableError naming the row."""
         ingredients: list[Ingredient] = []
         by_rxcui: dict[str, Ingredient] = {}
         by_atc: dict[str, list[Ingredient]] = {}
@@ -87,8 +87,19 @@ class IngredientTable:
                 words = tuple(_WORD.findall(name.lower()))
                 if words:
                     names.setdefault(words[0], []).append((words, ingredient))
+        by_name = {i.name: i for i in ingredients}
+        product_index: dict[str, tuple[tuple[Ingredient, ...], float | None]] = {}
+        for number, row in enumerate(products, start=1):
+            code, entry = _parse_product(row, by_name, f"{products_source} row {number}")
+            # A code the ingredient table also lists (extra_rxcuis) classifies the same way; the
+            # product row still gives its strength.
+            if product_index.setdefault(code, entry) is not entry:
+                raise IngredientTableError(
+                    f"{products_source} row {number}: RxCUI {code} repeated"
+                )
         return cls(
             ingredients=tuple(ingredients),
+            products=MappingProxyType(product_index),
             by_rxcui=MappingProxyType(by_rxcui),
             by_atc=MappingProxyType({k: tuple(v) for k, v in by_atc.items()}),
             # Longest names first, so "valproic acid" wins over a shorter entry at the same word.
@@ -96,6 +107,11 @@ class IngredientTable:
                 {k: tuple(sorted(v, key=lambda e: -len(e[0]))) for k, v in names.items()}
             ),
         )
+
+    def product_strength_mg(self, rxcui: str) -> float | None:
+        """mg per unit of a single-ingredient product code in the product table, else None."""
+        entry = self.products.get(rxcui)
+        return entry[1] if entry is not None and len(entry[0]) == 1 else None
 
     def get(self, name: str) -> Ingredient | None:
         """The ingredient family with this canonical name ("lithium")."""
@@ -122,6 +138,9 @@ class IngredientTable:
             if system in RXNORM_SYSTEMS and code in self.by_rxcui:
                 ingredient = self.by_rxcui[code]
                 found.setdefault(ingredient.name, ingredient)
+            elif system in RXNORM_SYSTEMS and code in self.products:
+                for ingredient in self.products[code][0]:
+                    found.setdefault(ingredient.name, ingredient)
             elif system in ATC_SYSTEMS:
                 for ingredient in self.by_atc.get(code.upper(), ()):
                     found.setdefault(ingredient.name, ingredient)
@@ -202,6 +221,24 @@ def _parse_row(row: Mapping[str, str], where: str) -> Ingredient:
         is_psychotropic=psychotropic == "true",
         min_effective_mg_per_day=min_effective,
     )
+
+
+def _parse_product(
+    row: Mapping[str, str], by_name: Mapping[str, Ingredient], where: str
+) -> tuple[str, tuple[tuple[Ingredient, ...], float | None]]:
+    code = _str(row.get("rxcui"))
+    if not code.isdigit():
+        raise IngredientTableError(f"{where}: a numeric rxcui is required")
+    names = [n.lower() for n in _split(row.get("ingredient"))]
+    missing = [n for n in names if n not in by_name]
+    if not names or missing:
+        raise IngredientTableError(f"{where}: unknown ingredient {', '.join(missing) or '(none)'}")
+    strength = _str(row.get("strength_mg"))
+    try:
+        mg = float(strength) if strength else None
+    except ValueError:
+        raise IngredientTableError(f"{where}: strength_mg is not a number") from None
+    return code, (tuple(by_name[n] for n in names), mg if len(names) == 1 else None)
 
 
 def _coding_key(coding: Any) -> _CodingKey:

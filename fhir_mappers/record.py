@@ -52,6 +52,20 @@ class Ingredient:
 
 
 @dataclass(frozen=True, slots=True)
+class DoseStep:
+    """One step of a multi-step order (titration, taper, loading dose): its days and daily dose.
+
+    ``start``/``end`` are None where the step does not say (the first step starts with the order;
+    an open last step runs until the order ends).
+    """
+
+    sequence: int | None
+    start: date | None
+    end: date | None
+    daily_dose_mg: float | None
+
+
+@dataclass(frozen=True, slots=True)
 class MedicationCourse:
     """One medication order or statement, reduced to what the patterns use.
 
@@ -68,14 +82,21 @@ class MedicationCourse:
     intent: str  # MedicationRequest.intent ("" for statements)
     start: date | None  # authoredOn / effective start / dosage bounds start
     end: date | None  # dosage bounds end, effective end, or the stop date when known
-    daily_dose_mg: float | None  # for single-ingredient products when derivable
+    # For single-ingredient products when derivable. For a multi-step order, the dose of its
+    # last step (where a titration is heading); ``patterns.timeline.dose_on`` gives the step in
+    # effect on a given day.
+    daily_dose_mg: float | None
     status_reasons: tuple[Coding, ...] = ()
     stop_reason: StopReasonKind | None = None  # classified from status_reasons
     requester: str | None = None  # "Practitioner/1"
     encounter: str | None = None  # "Encounter/7"
     prior_prescription: str | None = None
-    is_prn: bool = False
+    is_prn: bool = False  # only when every dosage line is as-needed
     is_draft: bool = False  # came from the hook's draftOrders / medications
+    # At order-select: whether this draft is one of ``context.selections`` (the orders being
+    # chosen); the other drafts are context. True everywhere else.
+    is_selected: bool = True
+    steps: tuple[DoseStep, ...] = ()  # two or more for a multi-step order, else empty
 
     @property
     def is_psychotropic(self) -> bool:
@@ -102,18 +123,41 @@ class IntoleranceEvent:
     manifestations: tuple[str, ...] = ()  # displays, e.g. ("Nausea", "Headache")
 
 
+VisitKind = Literal["outpatient", "inpatient", "emergency", "other", "unknown"]
+
+# Encounter statuses of a visit that took place or is taking place: R4 "finished" (R5
+# "completed"), and the patient being there now ("in-progress", "arrived", "triaged", "onleave").
+COMPLETED_VISIT_STATUSES = frozenset({"finished", "completed"})
+CURRENT_VISIT_STATUSES = frozenset({"in-progress", "arrived", "triaged", "onleave"})
+
+
 @dataclass(frozen=True, slots=True)
 class Visit:
     ref: str
     status: str  # finished, in-progress, planned, cancelled, ...
-    class_code: str  # v3 ActCode: AMB, VR, HH, IMP, EMER, ...
+    class_code: str  # v3 ActCode (AMB, VR, HH, IMP, EMER, ...) after the site's class map
     start: date | None
     end: date | None
     type_codes: tuple[Coding, ...] = ()
+    # From config/codes.yaml (encounter_classes): which kind of visit the class code names.
+    kind: VisitKind = "unknown"
+    # Whether a prescriber could review the regimen at this visit (codes.yaml
+    # prescriber_visits: by class and type); None when the data do not say.
+    prescriber_visit: bool | None = None
+    is_current: bool = False  # the hook's context.encounterId: the visit this call is made in
 
     @property
     def is_completed_outpatient(self) -> bool:
-        return self.status == "finished" and self.class_code in {"AMB", "VR", "HH"}
+        return self.status in COMPLETED_VISIT_STATUSES and self.kind == "outpatient"
+
+    @property
+    def is_ongoing(self) -> bool:
+        """The patient is there now: an open encounter, or the one the hook is called in."""
+        return self.is_current or self.status in CURRENT_VISIT_STATUSES
+
+    @property
+    def is_inpatient(self) -> bool:
+        return self.kind == "inpatient"
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,7 +167,10 @@ class Dispense:
     ingredients: tuple[Ingredient, ...]
     status: str
     handed_over: date | None  # whenHandedOver, else whenPrepared
-    days_supply: float | None  # daysSupply in days, or derived from quantity and dosage
+    # daysSupply in days, else derived (quantity / daily units of the sig, else the order's
+    # expectedSupplyDuration); None when unknown, never 0: a fill of unknown supply is missing
+    # data, not uncovered days.
+    days_supply: float | None
     quantity: float | None = None
     authorizing_prescription: str | None = None
 
@@ -167,6 +214,8 @@ class PatientRecord:
     scores: tuple[SymptomScore, ...] = ()
     conditions: tuple[ConditionEntry, ...] = ()
     birth_date: date | None = None
+    # "Encounter/<id>" of the hook's context.encounterId: the visit happening now.
+    current_encounter: str | None = None
     issues: tuple[MappingIssue, ...] = field(default=(), compare=False)
 
 

@@ -40,10 +40,12 @@ def load_fixture() -> Callable[[str], Any]:
 
 @pytest.fixture
 def make_settings(tmp_path: Path) -> Callable[..., Settings]:
-    """Defaults + a tmp_path SQLite audit store, with ``overrides`` deep-merged on top."""
+    """Defaults + a tmp_path SQLite audit store and a site secret, ``overrides`` merged on top."""
 
     def make(overrides: Mapping[str, Any] | None = None) -> Settings:
-        base = {"storage": {"url": f"sqlite:///{tmp_path / 'audit.sqlite3'}"}}
+        # A site secret, as every site that requires JWTs must set (the placeholder is refused).
+        base = {"storage": {"url": f"sqlite:///{tmp_path / 'audit.sqlite3'}",
+                            "patient_key_secret": "test-site-secret-0123456789"}}
         return load_settings(overrides=deep_merge(base, overrides or {}))
 
     return make

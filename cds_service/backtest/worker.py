@@ -30,9 +30,11 @@ import pyarrow.parquet as pq
 
 from cds_service.backtest.inputs import QUALITY_KEY
 from cds_service.backtest.report import InputCounts, IssueKind, Tally, WhatIf
+from cds_service.loaders import load_code_lists, load_ingredient_table
 from cds_service.patterns.engine import evaluate
 from cds_service.settings import PatternSettings
 from cds_service.storage.audit.records import pseudonymize
+from fhir_mappers.codes import CodeLists
 from fhir_mappers.mapper import map_record
 from fhir_mappers.medications import IngredientTable
 from fhir_mappers.record import MedicationCourse, PatientRecord
@@ -84,9 +86,9 @@ for _name in ("fhir_mappers.context", "cds_service.patterns.engine"):
 
 
 @lru_cache(maxsize=1)
-def _ingredient_table() -> IngredientTable:
+def _lookups() -> tuple[IngredientTable, CodeLists]:
     # Once per worker process, not once per partition.
-    return IngredientTable.load()
+    return load_ingredient_table(), load_code_lists()
 
 
 def evaluate_partition(
@@ -147,10 +149,12 @@ def _evaluate_patient(
 
     resources = [orjson.loads(text) for text in texts]
     try:
+        table, codes = _lookups()
         record = map_record(
             resources,
-            _ingredient_table(),
+            table,
             medications=config.medications,
+            codes=codes,
             horizon=config.horizon,
         )
     except Exception as exc:  # a mapper bug must not end a run over millions of patients

@@ -1,14 +1,15 @@
 """Parse and validate a CDS Hooks service request into a ``HookRequest``.
 
-Strict where the spec is strict (required fields, their JSON types, the hook of the service, the
-``fhirAuthorization`` shape) and lenient everywhere else: unknown fields and ``extension`` objects
-are ignored (hooks evolve by adding optional fields), and the FHIR content of ``draftOrders`` /
-``medications`` / ``prefetch`` is left to the forgiving mappers. Error messages name the field,
-never its value, since values may carry PHI or tokens.
+Strict where the spec is strict (required fields, their JSON types, the hook of the service) and
+lenient everywhere else: the optional ``fhirAuthorization`` (see ``_access_token``), unknown
+fields and ``extension`` objects (hooks evolve by adding optional fields), and the FHIR content
+of ``draftOrders`` / ``medications`` / ``prefetch``, which is left to the forgiving mappers.
+Error messages name the field, never its value, since values may carry PHI or tokens.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -16,6 +17,8 @@ from typing import Any
 import orjson
 
 from cds_service.errors import RequestError
+
+log = logging.getLogger(__name__)
 
 # Context fields each hook requires, with their JSON type (CDS Hooks library 1.0.1, see the
 # checklist §L). medication-prescribe predates userId being useful to us, so it is optional there.
@@ -62,6 +65,9 @@ class HookRequest:
     prefetch: Mapping[str, Any] | None
     # Transient by spec: never logged, stored or shown in a repr.
     access_token: str | None = field(default=None, repr=False)
+    # Why a fhirAuthorization that was sent cannot be used (a fetch then fails as for an
+    # unreachable server); None when there is none or it is usable.
+    token_problem: str | None = None
 
 
 def parse_json_object(body: bytes, what: str = "request body") -> dict[str, Any]:
@@ -108,31 +114,56 @@ def _check_hook_instance(value: str) -> None:
         )
 
 
-def _access_token(data: Mapping[str, Any]) -> str | None:
+def _access_token(data: Mapping[str, Any]) -> tuple[str | None, str | None]:
+    """(access token, why it cannot be used) from the optional ``fhirAuthorization``.
+
+    It is optional, and only needed when something must be fetched, so its faults never refuse
+    the call. Cosmetic ones (no ``expires_in``, ``"bearer"`` in lower case, a number as a
+    string, no ``scope`` or ``subject``) are logged and the token is used. A token that cannot
+    be used (none, not a bearer token, no fhirServer to send it to) leaves the call without
+    one: when a fetch is needed it then goes as for an unreachable server. The log lines name
+    fields, never values.
+    """
     auth = data.get("fhirAuthorization")
     if auth is None:
-        return None
+        return None, None
     if not isinstance(auth, dict):
-        raise RequestError("fhirAuthorization must be an object", code="invalid-field")
+        log.warning("fhirAuthorization is not an object; no token for this call")
+        return None, "fhirAuthorization is not an object"
+    notes: list[str] = []
     for name, kind in _AUTH_FIELDS.items():
         value = auth.get(name)
         if value is None:
-            raise RequestError(f"fhirAuthorization.{name} is required", code="missing-field")
-        if kind is int and isinstance(value, float) and value.is_integer():
-            value = int(value)  # 300.0 and 3e2 are JSON integers too
-        # bool is an int in Python, but not a JSON integer.
-        if not isinstance(value, kind) or isinstance(value, bool) or value == "":
-            label = "an integer" if kind is int else "a non-empty string"
-            raise RequestError(f"fhirAuthorization.{name} must be {label}", code="invalid-field")
-    if auth["token_type"] != "Bearer":  # noqa: S105 - the scheme name, not a secret
-        raise RequestError('fhirAuthorization.token_type must be "Bearer"', code="invalid-field")
-    if "patient" in auth and not isinstance(auth["patient"], str):
-        raise RequestError("fhirAuthorization.patient must be a string", code="invalid-field")
+            notes.append(f"{name} missing")
+        elif kind is int and not _is_integer(value):
+            notes.append(f"{name} not an integer")
+        elif kind is str and (not isinstance(value, str) or not value.strip()):
+            notes.append(f"{name} not a non-empty string")
+    if notes:
+        log.warning("fhirAuthorization is not as the spec has it: %s", ", ".join(notes))
+    token = auth.get("access_token")
+    if not isinstance(token, str) or not token.strip():
+        return None, "fhirAuthorization has no access_token"
+    token_type = auth.get("token_type")
+    if token_type is not None and (
+        not isinstance(token_type, str) or token_type.strip().lower() != "bearer"
+    ):
+        return None, "fhirAuthorization.token_type is not Bearer"
     if not data.get("fhirServer"):
-        raise RequestError(
-            "fhirServer is required when fhirAuthorization is present", code="missing-field"
-        )
-    return str(auth["access_token"])
+        log.warning("fhirAuthorization without fhirServer; the token is not used")
+        return None, "fhirAuthorization comes without a fhirServer"
+    return token.strip(), None
+
+
+def _is_integer(value: Any) -> bool:
+    """A JSON integer (300, 300.0, 3e2), or a string of digits as some EHRs send it."""
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, int):
+        return True
+    if isinstance(value, float):
+        return value.is_integer()
+    return isinstance(value, str) and value.strip().isdigit()
 
 
 def parse_hook_request(data: Mapping[str, Any], service_id: str, hook: str) -> HookRequest:
@@ -157,7 +188,7 @@ def parse_hook_request(data: Mapping[str, Any], service_id: str, hook: str) -> H
         isinstance(fhir_server, str) and fhir_server.startswith(("http://", "https://"))
     ):
         raise RequestError("fhirServer must be an absolute http(s) URL", code="invalid-field")
-    token = _access_token(data)
+    token, token_problem = _access_token(data)
     prefetch = data.get("prefetch")
     if prefetch is not None and not isinstance(prefetch, dict):
         raise RequestError("prefetch must be an object", code="invalid-field")
@@ -175,4 +206,5 @@ def parse_hook_request(data: Mapping[str, Any], service_id: str, hook: str) -> H
         fhir_server=fhir_server or None,
         prefetch=prefetch,
         access_token=token,
+        token_problem=token_problem,
     )

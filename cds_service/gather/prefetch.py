@@ -77,10 +77,13 @@ def gather_data(
     client: FhirClient,
     settings: FhirSettings,
     clock: Callable[[], float] = time.monotonic,
+    token_problem: str | None = None,
 ) -> Gathered:
     """Every prefetch key's data, fetching what the client did not send; see the module doc.
 
     ``clock`` must be the clock of ``client`` (both default to ``time.monotonic``).
+    ``token_problem`` says why the request's fhirAuthorization cannot be used: nothing is then
+    fetched, and keys that needed fetching fail as they would with an unreachable server.
     """
     deadline = clock() + settings.call_budget_s
     server = fhir_server.rstrip("/") if fhir_server else None
@@ -89,6 +92,8 @@ def gather_data(
     else:
         refusal = client.refusal(server)
         server_problem = refusal and f"fhirServer {_display(server)} is {refusal}"
+        if server_problem is None and token_problem is not None:
+            server_problem = f"the access token cannot be used ({token_problem})"
     values: dict[str, Any] = {}
     failed: dict[str, str] = {}
     jobs: dict[str, _Job] = {}

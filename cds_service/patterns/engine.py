@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
-from dataclasses import fields
+from dataclasses import dataclass, field, fields
 from datetime import date, timedelta
 from typing import Any
 
 from cds_service.patterns import ALL_PATTERNS, Finding
+from cds_service.patterns.abstention import NotEvaluable
 from fhir_mappers.record import DraftOrders, PatientRecord
 
 log = logging.getLogger(__name__)
@@ -43,6 +44,14 @@ def evidence_horizon(patterns: Mapping[str, Any], now: date) -> date:
     return now - timedelta(days=longest + HORIZON_MARGIN_DAYS)
 
 
+@dataclass(frozen=True, slots=True)
+class Assessment:
+    """What the patterns made of one patient: findings (priority order) and abstentions."""
+
+    findings: list[Finding] = field(default_factory=list)
+    not_evaluable: list[NotEvaluable] = field(default_factory=list)
+
+
 def evaluate(
     record: PatientRecord,
     drafts: DraftOrders,
@@ -53,18 +62,40 @@ def evaluate(
     on_error: Callable[[str, Exception], None] | None = None,
     raise_errors: bool = False,
 ) -> list[Finding]:
-    """Findings of every pattern that is not ``off``, relevant to the hook.
+    """Findings of every pattern that is not ``off``, relevant to the hook (see ``assess``)."""
+    return assess(
+        record, drafts, patterns, now, hook, on_error=on_error, raise_errors=raise_errors
+    ).findings
+
+
+def assess(
+    record: PatientRecord,
+    drafts: DraftOrders,
+    patterns: Mapping[str, Any],
+    now: date,
+    hook: str = "patient-view",
+    *,
+    on_error: Callable[[str, Exception], None] | None = None,
+    raise_errors: bool = False,
+) -> Assessment:
+    """Findings and abstentions of every pattern that is not ``off``, relevant to the hook.
 
     ``patterns`` maps pattern id to its ``PatternSettings`` (mode, priority, thresholds).
     At ``patient-view`` every standing pattern counts; at order hooks only findings that concern a
     psychotropic draft order do, and an order without any psychotropic gets no findings at all.
+    At order-select only the drafts in ``context.selections`` (``is_selected``) are the orders
+    being chosen: the other drafts are context and are not evaluated as the order.
+    A detector may return ``NotEvaluable`` (``patterns.abstention``): the data cannot support a
+    finding either way; it is collected, never shown.
     A detector that raises is logged and reported through ``on_error``; the others still run
     (``raise_errors`` re-raises instead, for tests).
     """
     is_order_hook = hook in ORDER_HOOKS
-    if is_order_hook and not any(d.is_psychotropic for d in drafts):
-        return []
-    findings: list[Finding] = []
+    if is_order_hook:
+        drafts = tuple(d for d in drafts if d.is_selected)
+        if not any(d.is_psychotropic for d in drafts):
+            return Assessment()
+    result = Assessment()
     for module in ALL_PATTERNS:
         pattern_settings = patterns.get(module.PATTERN_ID)
         if pattern_settings is None or pattern_settings.mode == "off":
@@ -80,8 +111,11 @@ def evaluate(
             continue
         if finding is None:
             continue
+        if isinstance(finding, NotEvaluable):
+            result.not_evaluable.append(finding)
+            continue
         if is_order_hook and not finding.concerns_draft:
             continue
-        findings.append(finding)
-    findings.sort(key=lambda f: patterns[f.pattern_id].priority)
-    return findings
+        result.findings.append(finding)
+    result.findings.sort(key=lambda f: patterns[f.pattern_id].priority)
+    return result

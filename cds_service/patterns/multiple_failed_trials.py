@@ -26,7 +26,8 @@ anxiety are not augmentation.
 
 **Then** an ``info`` card: consider a psychodynamic psychopharmacology consultation, attend to
 ambivalence about change and to what the medications mean to the patient. ``concerns_draft`` when
-a draft antidepressant, antipsychotic or other augmenting agent is being ordered. Override reasons
+a draft antidepressant, antipsychotic or other augmenting agent is being ordered (not a renewal of
+a current course at the same dose, ``timeline.is_renewal``). Override reasons
 live in ``cards/wording/multiple-failed-trials.yaml``.
 
 **Thresholds** ``patterns.multiple-failed-trials``: ``min_failed_trials``, ``min_trial_days``,
@@ -45,6 +46,7 @@ from cds_service.patterns.timeline import (
     Episode,
     dated_drafts,
     episodes,
+    is_renewal,
     single_dose,
     taken_courses,
 )
@@ -131,7 +133,10 @@ def detect(
         facts=facts,
         evidence_keys=frozenset(f"trial:{t.episode.ingredient.name}" for t in ordered),
         concerns_draft=any(
-            i.drug_class in AUGMENTING_CLASSES for d in drafts for i in d.psychotropic_ingredients
+            i.drug_class in AUGMENTING_CLASSES
+            for d in drafts
+            if not is_renewal(d, record, now)
+            for i in d.psychotropic_ingredients
         ),
         references=unique_refs(item.ref for item in evidence),
     )

@@ -12,9 +12,13 @@ window; overlapping fills shifted forward; supply capped at today; only complete
 known days' supply), or a not-taken MedicationStatement names an ingredient of the class that is
 prescribed or being ordered (dated within the window, or undated: its status is the latest word).
 
+**Not evaluable** (``NotEvaluable``, recorded in the audit, no card) when a completed fill of an
+ingredient in use, handed over in the window, has no known days' supply: the days it would cover
+are unknown, not uncovered (``timeline.fills_without_supply``).
+
 **Unless** the class is in the regimen only as needed (PRN; PQA leaves PRN use out of PDC), or a
 later active MedicationStatement says the not-taken ingredient is taken again. Days in hospital
-(finished or in-progress IMP/ACUTE encounters) leave the PDC period.
+(finished or in-progress encounters of an inpatient class, config/codes.yaml) leave the PDC period.
 
 **Then** an ``info`` card: explore the patient's ambivalence and concerns about the medication
 before changing it; strongest at order-sign when the draft raises the dose
@@ -31,16 +35,20 @@ import math
 from dataclasses import dataclass
 from datetime import date, timedelta
 
+from cds_service.patterns.abstention import NotEvaluable
 from cds_service.patterns.base import EvidenceItem, Finding
 from cds_service.patterns.evidence import ordered_evidence, unique_refs
 from cds_service.patterns.pdc import Coverage, proportion_of_days_covered
-from cds_service.patterns.timeline import dated_drafts, is_current, single_dose, taken_courses
+from cds_service.patterns.timeline import (
+    dated_drafts,
+    fills_without_supply,
+    is_current,
+    single_dose,
+    taken_courses,
+)
 from fhir_mappers.record import DraftOrders, MedicationCourse, PatientRecord, Visit
 
 PATTERN_ID = "nonadherence"
-
-_HOSPITAL_CLASSES = frozenset({"IMP", "ACUTE"})
-
 
 @dataclass(frozen=True, slots=True)
 class Thresholds:
@@ -64,9 +72,19 @@ class _ClassAdherence:
 
 def detect(
     record: PatientRecord, drafts: DraftOrders, thresholds: Thresholds, now: date
-) -> Finding | None:
+) -> Finding | NotEvaluable | None:
     regimen = [c for c in taken_courses(record) if is_current(c, now) and c.is_psychotropic]
     ordered = [d for d in dated_drafts(drafts, now) if d.is_psychotropic]
+    in_use = {i.name for c in [*regimen, *ordered] if not _excluded(c) for i in c.ingredients}
+    since = now - timedelta(days=thresholds.window_days)
+    unknown = fills_without_supply(record, in_use, since, now)
+    if unknown:
+        return NotEvaluable(
+            PATTERN_ID,
+            f"{len(unknown)} fill(s) in the last {thresholds.window_days} days have no days' "
+            "supply and none could be derived",
+            tuple(d.ref for d in unknown),
+        )
     classes = dict.fromkeys(
         i.drug_class
         for c in [*regimen, *ordered]
@@ -179,7 +197,7 @@ def _raises_dose(draft: MedicationCourse, regimen: list[MedicationCourse]) -> bo
 def _hospital_days(record: PatientRecord, now: date) -> set[date]:
     days: set[date] = set()
     for visit in record.visits:
-        if visit.class_code in _HOSPITAL_CLASSES and visit.start is not None:
+        if visit.is_inpatient and visit.start is not None:
             end = _stay_end(visit, now)
             days.update(
                 visit.start + timedelta(days=i) for i in range((end - visit.start).days + 1)

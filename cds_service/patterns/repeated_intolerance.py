@@ -19,7 +19,8 @@ intolerance any more).
 
 **Then** an ``info`` card: before the next agent, explore the patient's experiences, expectations
 and fears about medication; choose it together and titrate slowly. ``concerns_draft`` when a
-psychotropic draft order is being placed (another agent is being started). Override reasons live in
+psychotropic draft order is being placed (another agent is being started); a renewal of a current
+course at the same dose (``timeline.is_renewal``) is not another agent. Override reasons live in
 ``cards/wording/repeated-intolerance.yaml`` (e.g. already explored with the patient).
 
 **Thresholds** ``patterns.repeated-intolerance``: ``min_distinct_ingredients``,
@@ -33,7 +34,12 @@ from datetime import date, timedelta
 
 from cds_service.patterns.base import EvidenceItem, Finding
 from cds_service.patterns.evidence import months, ordered_evidence, unique_refs
-from cds_service.patterns.timeline import is_current, psychotropic_names, taken_courses
+from cds_service.patterns.timeline import (
+    is_current,
+    is_renewal,
+    psychotropic_names,
+    taken_courses,
+)
 from fhir_mappers.record import DraftOrders, Ingredient, IntoleranceEvent, PatientRecord
 
 PATTERN_ID = "repeated-intolerance"
@@ -79,7 +85,7 @@ def detect(
         evidence=ordered_evidence(_evidence_item(e) for e in events),
         facts=facts,
         evidence_keys=frozenset(f"ingredient:{i.name}" for i in ingredients),
-        concerns_draft=any(d.is_psychotropic for d in drafts),
+        concerns_draft=any(d.is_psychotropic and not is_renewal(d, record, now) for d in drafts),
         references=unique_refs(e.ref for e in events),
     )
 

@@ -14,7 +14,13 @@ from dataclasses import dataclass, replace
 from datetime import date
 from typing import Literal
 
-from fhir_mappers.record import DraftOrders, Ingredient, MedicationCourse, PatientRecord
+from fhir_mappers.record import (
+    Dispense,
+    DraftOrders,
+    Ingredient,
+    MedicationCourse,
+    PatientRecord,
+)
 
 # Allowed gap between two courses of one ingredient that still counts as continuous use: the
 # claims-style trial definition (gaps <= 30 days; HEDIS AMM allows 31) in psychotropic-domain §2.1.
@@ -52,14 +58,97 @@ def dated_drafts(drafts: DraftOrders, now: date) -> tuple[MedicationCourse, ...]
 
 
 def is_current(course: MedicationCourse, now: date) -> bool:
-    """Part of today's regimen: an active order or statement that has not ended, or a draft."""
+    """Part of today's regimen: an active order or statement that has not ended, or a draft.
+
+    An undated order (no authoredOn, no dosage bounds) is not current: without a date it could
+    be decades old, and "active" alone would keep it in the regimen forever.
+    """
     if course.is_draft:
         return True
     if course.status not in _CURRENT_STATUSES.get(course.source_type, frozenset()):
         return False
-    if course.start is not None and course.start > now:
+    if course.start is None or course.start > now:
         return False
     return course.end is None or course.end >= now
+
+
+def dose_on(course: MedicationCourse, day: date) -> float | None:
+    """The daily dose in effect on ``day``: the step of a multi-step order that covers the day
+    (before the first step: the first; after the last: the last), else the course's dose.
+    Only for single-ingredient courses, like ``single_dose``."""
+    if len(course.ingredients) != 1:
+        return None
+    if not course.steps:
+        return course.daily_dose_mg
+    chosen = course.steps[0]
+    for step in course.steps:
+        if step.start is not None and step.start <= day:
+            chosen = step
+    return chosen.daily_dose_mg
+
+
+def is_renewal(draft: MedicationCourse, record: PatientRecord, now: date) -> bool:
+    """The draft continues a current course at the same dose (a refill or renewal), so it is not
+    a new agent: every psychotropic ingredient of the draft is in today's regimen (or was taken
+    within ``CONTINUATION_GAP_DAYS``) and its daily dose is the same; where a dose is not known,
+    a ``priorPrescription`` pointing at that course stands in for it."""
+    ingredients = draft.psychotropic_ingredients
+    if not ingredients:
+        return False
+    courses = taken_courses(record)
+    for ingredient in ingredients:
+        same = [
+            c
+            for c in courses
+            if any(i.name == ingredient.name for i in c.psychotropic_ingredients)
+            and (last := last_taken(c, now)) is not None
+            and (now - last).days <= CONTINUATION_GAP_DAYS
+            and (c.start is None or c.start <= now)
+        ]
+        if not same:
+            return False
+        latest = max(same, key=lambda c: (c.start or date.min, c.ref))
+        draft_dose, current_dose = single_dose(draft), dose_on(latest, now)
+        if draft_dose is not None and current_dose is not None:
+            if abs(draft_dose - current_dose) > 1e-6:
+                return False
+        elif draft.prior_prescription not in {c.ref for c in same}:
+            return False
+    return True
+
+
+def seen_days(record: PatientRecord, now: date) -> list[date]:
+    """Days the patient was seen in an outpatient visit, up to today, sorted: completed
+    outpatient visits, and today when a visit is happening now (an encounter that is in
+    progress, arrived, triaged or on leave, or the hook's ``context.encounterId``)."""
+    days = {
+        day
+        for v in record.visits
+        if v.is_completed_outpatient and (day := v.start or v.end) is not None and day <= now
+    }
+    ongoing = record.current_encounter is not None or any(
+        v.is_ongoing and not v.is_inpatient and v.kind != "emergency" for v in record.visits
+    )
+    if ongoing:
+        days.add(now)
+    return sorted(days)
+
+
+def fills_without_supply(
+    record: PatientRecord, names: Iterable[str], since: date, now: date
+) -> list[Dispense]:
+    """Completed fills of these ingredients handed over in [since, now] whose days' supply is
+    unknown: a days-covered figure over them would count missing data as missed doses."""
+    wanted = set(names)
+    return [
+        d
+        for d in record.dispenses
+        if d.status == "completed"
+        and d.handed_over is not None
+        and since <= d.handed_over <= now
+        and d.days_supply is None
+        and any(i.name in wanted for i in d.ingredients if i.is_psychotropic)
+    ]
 
 
 def last_taken(course: MedicationCourse, now: date) -> date | None:

@@ -9,13 +9,14 @@ virtual visits in the same window.
 **When** at least ``min_changes`` psychotropic regimen changes (a start or restart, a stop with a
 date, a daily-dose increase or decrease; the draft counts as a change dated today when it is one;
 a renewal at the same dose is not a change) fall within the last ``window_days``, and either
-fewer completed outpatient visits (``Visit.is_completed_outpatient``: finished AMB, VR or HH) than
-changes took place in that window ("fewer_visits"), or for some change the last completed
-outpatient visit on or before it was more than ``max_days_since_visit`` earlier, or there is none
-on record ("visit_gap").
+fewer outpatient visits (``timeline.seen_days``: completed visits of an outpatient class in
+config/codes.yaml, plus today when a visit is happening now, an in-progress encounter or the
+hook's ``context.encounterId``) than changes took place in that window ("fewer_visits"), or
+for some change the last completed outpatient visit on or before it was more than
+``max_days_since_visit`` earlier, or there is none on record ("visit_gap").
 
-**Unless** the change was made during an inpatient stay (a finished or in-progress IMP, ACUTE,
-NONAC, OBSENC or SS encounter covering its date): inpatients are seen every day.
+**Unless** the change was made during an inpatient stay (a finished or in-progress encounter of
+an inpatient class, config/codes.yaml, covering its date): inpatients are seen every day.
 
 **Then** an ``info`` card: schedule a visit, and consider seeing the patient more often rather
 than changing the regimen again. ``concerns_draft`` when the draft is itself a change. Override
@@ -36,14 +37,14 @@ from cds_service.patterns.timeline import (
     RegimenEvent,
     dated_drafts,
     regimen_events,
+    seen_days,
     taken_courses,
 )
 from fhir_mappers.record import DraftOrders, PatientRecord, Visit
 
 PATTERN_ID = "visits-lag-changes"
 
-_INPATIENT_CLASSES = frozenset({"IMP", "ACUTE", "NONAC", "OBSENC", "SS"})
-_INPATIENT_STATUSES = frozenset({"finished", "in-progress"})
+_INPATIENT_STATUSES = frozenset({"finished", "completed", "in-progress"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,11 +66,7 @@ def detect(
         for e in regimen_events(courses, now)
         if since <= e.when <= now and not _excluded(e, record.visits, now)
     ]
-    visit_days = sorted(
-        d
-        for v in record.visits
-        if v.is_completed_outpatient and (d := _visit_day(v)) is not None and d <= now
-    )
+    visit_days = seen_days(record, now)
     in_window = [d for d in visit_days if d >= since]
     trigger = _included(changes, in_window, visit_days, thresholds)
     if trigger is None:
@@ -120,17 +117,13 @@ def _included(
 def _excluded(change: RegimenEvent, visits: tuple[Visit, ...], now: date) -> bool:
     """A change made while the patient was in hospital."""
     for visit in visits:
-        if visit.class_code not in _INPATIENT_CLASSES or visit.status not in _INPATIENT_STATUSES:
+        if not visit.is_inpatient or visit.status not in _INPATIENT_STATUSES:
             continue
         start = visit.start
         end = visit.end or (now if visit.status == "in-progress" else visit.start)
         if start is not None and end is not None and start <= change.when <= end:
             return True
     return False
-
-
-def _visit_day(visit: Visit) -> date | None:
-    return visit.start or visit.end
 
 
 def _days_since_visit(visit_days: list[date], when: date) -> int | None:

@@ -3,7 +3,7 @@
 One large hook call allocates tens of thousands of short-lived dicts and lists (the parsed
 prefetch). With CPython's defaults that triggers frequent full collections, each of which walks
 every object built at start-up (Flask, SQLAlchemy, pydantic, the wording and ingredient tables):
-measured in bench/RESULTS.md as ~30 ms pauses, the whole p95/p99 tail of large requests.
+those pauses were the whole p95/p99 tail of large requests (measured in bench/RESULTS.md).
 Freezing the start-up heap moves it out of the collector's reach, and a larger generation-0
 threshold lets a call's garbage die young in fewer, cheaper collections. Reference cycles are
 still collected; nothing is switched off.
@@ -28,7 +28,10 @@ WORKER_GC_THRESHOLDS = (10_000, 50, 1_000)
 
 
 def tune_for_worker() -> None:
-    """Call once per worker after the app is built (gunicorn ``post_worker_init``)."""
+    """Call once per worker after the app is built (gunicorn ``post_worker_init``).
+
+    Collects, freezes the surviving heap and sets ``WORKER_GC_THRESHOLDS``; process-wide.
+    """
     gc.collect()
     gc.freeze()
     gc.set_threshold(*WORKER_GC_THRESHOLDS)
@@ -39,7 +42,7 @@ class CollectionPause:
 
     The parsed request and everything mapped from it are trees that die by reference counting
     when the call ends; a collection in the middle of a call can only traverse them and find
-    nothing to free (~0.5 ms of a large call, measured in bench/RESULTS.md). Automatic collection
+    nothing to free (a measurable part of a large call, see bench/RESULTS.md). Automatic collection
     resumes once no call is in flight, after the response has been sent. A busy worker whose
     threads always have a call in flight would otherwise never collect: each call that ends while
     others run collects by hand, by the same thresholds, whatever generation is due.
@@ -53,6 +56,7 @@ class CollectionPause:
         self._resume = False  # whether the collector was enabled when the first call began
 
     def enter(self) -> None:
+        """A hook call starts: automatic collection is off until the last call in flight leaves."""
         with self._lock:
             if self._in_flight == 0:
                 self._resume = gc.isenabled()
@@ -60,6 +64,8 @@ class CollectionPause:
             gc.disable()
 
     def leave(self) -> None:
+        """A hook call ended: re-enable collection when none is left (if it was on before),
+        else collect by hand whatever generation is due."""
         with self._lock:
             self._in_flight -= 1
             if self._in_flight == 0:

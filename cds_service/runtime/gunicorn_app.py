@@ -7,7 +7,7 @@ each worker's ``worker_exit`` closes the audit store, which writes out the rows 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from gunicorn.app.base import BaseApplication  # type: ignore[import-untyped]
@@ -38,6 +38,16 @@ def worker_exit(server: Any, worker: Any) -> None:
     close_services(getattr(worker, "wsgi", None))
 
 
+def child_exit(server: Any, worker: Any) -> None:
+    """Gunicorn's hook in the master when a worker exits: forget its live metrics."""
+    # In the master: a dead worker's live gauges must not be merged into later scrapes. Imported
+    # here, once the workers run: the master must not import prometheus_client before ``serve``
+    # has set the multiprocess directory (see ``runtime.multiprocess_dir``).
+    from cds_service.runtime.metrics import mark_worker_dead
+
+    mark_worker_dead(worker.pid)
+
+
 def post_worker_init(worker: Any) -> None:
     # The app is loaded by now: freeze its heap so full collections stop walking it.
     tune_for_worker()
@@ -59,6 +69,7 @@ def gunicorn_options(host: str, port: int, workers: int) -> dict[str, Any]:
         "loglevel": "info",
         "proc_name": "psychopharm-cds",
         "worker_exit": worker_exit,
+        "child_exit": child_exit,
         "post_worker_init": post_worker_init,
         # Gunicorn 27 opens one control socket per user by default; two services on one host
         # would share it (and one of them would fail to stop cleanly).
@@ -67,9 +78,18 @@ def gunicorn_options(host: str, port: int, workers: int) -> dict[str, Any]:
 
 
 class PsychopharmApplication(BaseApplication):  # type: ignore[misc]
-    def __init__(self, settings: Settings, options: Mapping[str, Any]) -> None:
+    """Gunicorn running ``app_factory(settings)`` in each worker (``web.app.create_app``, passed
+    in by the CLI so that the runtime does not import the web edge)."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        options: Mapping[str, Any],
+        app_factory: Callable[[Settings], Any],
+    ) -> None:
         self.settings = settings
         self.options = dict(options)
+        self.app_factory = app_factory
         super().__init__()
 
     def load_config(self) -> None:
@@ -77,6 +97,4 @@ class PsychopharmApplication(BaseApplication):  # type: ignore[misc]
             self.cfg.set(key, value)
 
     def load(self) -> Any:
-        from cds_service.web.app import create_app  # in the worker, after the fork
-
-        return create_app(self.settings)
+        return self.app_factory(self.settings)  # in the worker, after the fork

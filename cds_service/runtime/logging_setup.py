@@ -44,6 +44,8 @@ _HANDLER_MARK = "_psychopharm_handler"
 
 
 def redact(text: str) -> str:
+    """``text`` with bearer tokens (``Bearer [REDACTED]``), JWTs and long dotted base64url
+    triples replaced by ``[REDACTED]``."""
     text = _SECRET_PATTERNS[0].sub(lambda m: f"{m.group(1)} {REDACTED}", text)
     for pattern in _SECRET_PATTERNS[1:]:
         text = pattern.sub(REDACTED, text)
@@ -51,6 +53,7 @@ def redact(text: str) -> str:
 
 
 def current_request_id() -> str | None:
+    """The ``request_id`` set by the enclosing ``request_log_context``, or None."""
     return _request_id.get()
 
 
@@ -65,7 +68,10 @@ def request_log_context(request_id: str) -> Iterator[None]:
 
 
 class RequestIdFilter(logging.Filter):
+    """Stamps each record with the current ``request_id`` unless the caller set one."""
+
     def filter(self, record: logging.LogRecord) -> bool:
+        """Set ``record.request_id``; always keeps the record."""
         # Stamped in the logging thread, before any handler could hand the record elsewhere.
         if getattr(record, "request_id", None) is None:
             record.request_id = _request_id.get()
@@ -73,7 +79,10 @@ class RequestIdFilter(logging.Filter):
 
 
 class RedactFilter(logging.Filter):
+    """Redacts secrets from the message, string ``extra`` fields and the traceback text."""
+
     def filter(self, record: logging.LogRecord) -> bool:
+        """Format and redact the record in place; always keeps it, never raises on bad args."""
         try:
             message = record.getMessage()
         except (TypeError, ValueError):
@@ -92,7 +101,11 @@ class RedactFilter(logging.Filter):
 
 
 class JsonFormatter(logging.Formatter):
+    """One JSON object per record (the fields listed in the module docstring, ``exc`` for a
+    traceback); values JSON cannot carry are written with ``str``."""
+
     def format(self, record: logging.LogRecord) -> str:
+        """The record as one line of JSON."""
         entry: dict[str, Any] = {
             "time": datetime.fromtimestamp(record.created, UTC)
             .isoformat(timespec="milliseconds")

@@ -3,13 +3,15 @@
 Each ``Metrics`` owns its CollectorRegistry instead of prometheus_client's global one, so several
 apps in one process (tests, the CLI) never clash over metric names.
 
-Several gunicorn workers: by default each worker has its own registry, and a scrape of
-``/metrics`` sees only the worker that answered. For totals across workers, use prometheus_client's
-multiprocess mode: set ``PROMETHEUS_MULTIPROC_DIR`` to an empty, writable directory in the
-environment of the gunicorn master (before any worker imports prometheus_client), and call
-``mark_worker_dead(worker.pid)`` from gunicorn's ``child_exit`` hook. ``render`` then merges the
-files of every worker. Label values must come from closed sets (registered service ids, hook
-names, pattern ids): an unbounded label (a URL segment, a patient id) would grow without end.
+Several gunicorn workers: each worker counts in its own process, and a scrape of ``/metrics`` is
+answered by whichever worker accepts it. So ``serve`` runs prometheus_client's multiprocess mode:
+``runtime.multiprocess_dir`` sets ``PROMETHEUS_MULTIPROC_DIR`` in the master's environment before
+any worker imports prometheus_client (a fresh temporary directory, removed when the server stops;
+or the operator's own directory, emptied of the last run's files), gunicorn's ``child_exit`` hook
+calls ``mark_worker_dead``, and ``render`` merges the files of every worker.
+
+Label values must come from closed sets (registered service ids, hook names, pattern ids): an
+unbounded label (a URL segment, a patient id) would grow without end.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from prometheus_client import (
     multiprocess,
 )
 
-MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+from cds_service.runtime.multiprocess_dir import MULTIPROC_ENV
 
 # Hook calls take from ~1 ms (no data) to seconds (FHIR fetches); the spec aims at ~500 ms.
 LATENCY_BUCKETS_S = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
@@ -85,3 +87,4 @@ def mark_worker_dead(pid: int) -> None:
     """For gunicorn's ``child_exit`` hook in multiprocess mode: drop the dead worker's gauges."""
     if os.environ.get(MULTIPROC_ENV):
         multiprocess.mark_process_dead(pid)  # type: ignore[no-untyped-call]
+

@@ -1,13 +1,20 @@
 """A shared set of keys that expire: JWT ``jti`` replay protection and select->sign dedup.
 
 With several gunicorn workers (or several hosts) a ``jti`` seen by one worker must be refused by
-the others, so production sites set ``cache.redis_url``; the in-process store is for one worker
-and for local use. ``add`` is the only write and it is atomic: two workers racing on the same
-``jti`` cannot both win.
+the others, and a card shown at order-select by one worker must not come back at order-sign from
+another. So the store is shared:
+
+- ``RedisTtlStore`` when ``cache.redis_url`` is set: shared by every host that uses that Redis;
+- ``SqlTtlStore`` otherwise: a table in the audit database, shared by every worker of a host
+  (SQLite) or by every host (PostgreSQL);
+- ``MemoryTtlStore`` only for one process (tests, tools) that has no audit database.
+
+``add`` is the only write and it is atomic: two workers racing on the same ``jti`` cannot both win.
 """
 
 from __future__ import annotations
 
+import hashlib
 import heapq
 import logging
 import threading
@@ -18,8 +25,13 @@ from typing import Protocol
 import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
+from sqlalchemy import Engine, delete, select, text
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import SQLAlchemyError
 
 from cds_service.settings import CacheSettings
+from cds_service.storage.audit.database import write_transaction
+from cds_service.storage.audit.models import SHARED_KEY
 
 log = logging.getLogger(__name__)
 
@@ -31,11 +43,16 @@ class StoreUnavailable(Exception):
 
 
 class TtlStore(Protocol):
+    """Keys that expire, shared by whoever shares the store; keys are opaque strings."""
+
     def add(self, key: str, ttl_s: float) -> bool:
         """Add ``key`` for ``ttl_s`` seconds unless present; True when it was new."""
 
     def contains(self, key: str) -> bool:
         """True while ``key`` is present and not expired."""
+
+    def ping(self) -> bool:
+        """True when the store answers (readiness probe); never raises."""
 
 
 class MemoryTtlStore:
@@ -59,6 +76,7 @@ class MemoryTtlStore:
         self._evicted = 0
 
     def add(self, key: str, ttl_s: float) -> bool:
+        """Add ``key`` for ``ttl_s`` seconds unless it is live; True when it was new."""
         with self._lock:
             now = self._clock()
             self._sweep(now)
@@ -78,11 +96,17 @@ class MemoryTtlStore:
             return True
 
     def contains(self, key: str) -> bool:
+        """True while ``key`` is present and not expired."""
         with self._lock:
             expires = self._expiry.get(key)
             return expires is not None and expires > self._clock()
 
+    def ping(self) -> bool:
+        """Always True: memory is always there."""
+        return True
+
     def size(self) -> int:
+        """Keys held now, expired ones not yet swept included."""
         # Not __len__: an empty store would be falsy and `store or default` would drop it.
         with self._lock:
             return len(self._expiry)
@@ -117,6 +141,7 @@ class RedisTtlStore:
         )
 
     def add(self, key: str, ttl_s: float) -> bool:
+        """``SET NX PX``: True when the key was new; raises ``StoreUnavailable``."""
         ttl_ms = max(1, int(ttl_s * 1000))
         try:
             return bool(self._client.set(self._prefix + key, b"1", nx=True, px=ttl_ms))
@@ -124,23 +149,113 @@ class RedisTtlStore:
             raise StoreUnavailable(f"redis unavailable: {type(exc).__name__}") from exc
 
     def contains(self, key: str) -> bool:
+        """True while the key exists in Redis; raises ``StoreUnavailable``."""
         try:
             return bool(self._client.exists(self._prefix + key))
         except redis.RedisError as exc:
             raise StoreUnavailable(f"redis unavailable: {type(exc).__name__}") from exc
 
     def ping(self) -> bool:
+        """True when Redis answers PING; never raises."""
         try:
             return bool(self._client.ping())
         except redis.RedisError:
             return False
 
     def close(self) -> None:
+        """Close the connection pool."""
         self._client.close()
 
 
-def make_ttl_store(cache: CacheSettings) -> TtlStore:
-    """Redis when ``cache.redis_url`` is set (shared by all workers), memory otherwise."""
+class SqlTtlStore:
+    """Keys in the audit database's ``shared_ttl_key`` table (created by migration 0003).
+
+    ``add`` is one ``INSERT ... ON CONFLICT DO UPDATE ... WHERE expires_at <= now``: a new key is
+    inserted, an expired one is taken over, and a live one is left alone (no row is returned, so
+    ``add`` returns False). The database's own locking makes that atomic across processes.
+    Expiry uses the wall clock, the only clock that workers (and hosts) share. Expired rows are
+    deleted at most once per ``sweep_interval_s`` per process.
+    """
+
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        clock: Callable[[], float] = time.time,
+        sweep_interval_s: float = 60.0,
+    ) -> None:
+        dialect = engine.dialect.name
+        if dialect not in ("sqlite", "postgresql"):
+            raise ValueError(f"no atomic insert for the {dialect} dialect")
+        self._engine = engine
+        self._insert = sqlite.insert if dialect == "sqlite" else postgresql.insert
+        self._is_postgresql = dialect == "postgresql"
+        self._clock = clock
+        self._sweep_interval_s = sweep_interval_s
+        self._next_sweep = 0.0
+
+    @staticmethod
+    def _stored_key(key: str) -> str:
+        # The column holds 128 characters; longer keys are hashed (they are opaque anyway).
+        if len(key) <= 128:
+            return key
+        return "sha256:" + hashlib.sha256(key.encode()).hexdigest()
+
+    def add(self, key: str, ttl_s: float) -> bool:
+        """Insert ``key`` (or take over an expired one) for ``ttl_s`` seconds; True when it was
+        new, False while it is live. Raises ``StoreUnavailable`` when the database fails."""
+        now = self._clock()
+        statement = self._insert(SHARED_KEY).values(
+            key=self._stored_key(key), expires_at=now + max(ttl_s, 0.0)
+        )
+        statement = statement.on_conflict_do_update(
+            index_elements=[SHARED_KEY.c.key],
+            set_={"expires_at": statement.excluded.expires_at},
+            where=SHARED_KEY.c.expires_at <= now,
+        ).returning(SHARED_KEY.c.key)
+        try:
+            with write_transaction(self._engine) as connection:
+                if self._is_postgresql:
+                    # These keys live minutes, not years: no wait for the WAL flush (PostgreSQL
+                    # still applies commits in order; a crash may lose the last few keys).
+                    connection.execute(text("SET LOCAL synchronous_commit TO OFF"))
+                # A row comes back only when it was inserted or taken over (rowcount is not
+                # reported for upserts by every driver).
+                is_new = connection.execute(statement).first() is not None
+                if now >= self._next_sweep:
+                    self._next_sweep = now + self._sweep_interval_s
+                    connection.execute(delete(SHARED_KEY).where(SHARED_KEY.c.expires_at <= now))
+        except SQLAlchemyError as exc:
+            raise StoreUnavailable(f"shared store unavailable: {type(exc).__name__}") from exc
+        return is_new
+
+    def contains(self, key: str) -> bool:
+        """True while ``key`` is stored and not expired; raises ``StoreUnavailable``."""
+        query = select(SHARED_KEY.c.key).where(
+            SHARED_KEY.c.key == self._stored_key(key), SHARED_KEY.c.expires_at > self._clock()
+        )
+        try:
+            with self._engine.connect() as connection:
+                return connection.execute(query).first() is not None
+        except SQLAlchemyError as exc:
+            raise StoreUnavailable(f"shared store unavailable: {type(exc).__name__}") from exc
+
+    def ping(self) -> bool:
+        """True when the database answers and has the table; never raises."""
+        try:
+            with self._engine.connect() as connection:
+                connection.execute(select(SHARED_KEY.c.key).limit(1))
+        except SQLAlchemyError as exc:
+            log.warning("shared store not reachable: %s", type(exc).__name__)
+            return False
+        return True
+
+
+def make_ttl_store(cache: CacheSettings, audit_engine: Engine | None = None) -> TtlStore:
+    """Redis when ``cache.redis_url`` is set; else the audit database (``audit_engine``, shared
+    by every worker that uses it); memory only for one process without an audit database."""
     if cache.redis_url:
         return RedisTtlStore(cache.redis_url)
+    if audit_engine is not None:
+        return SqlTtlStore(audit_engine)
     return MemoryTtlStore()

@@ -27,7 +27,10 @@ def _mask_url(url: str) -> str:
 
 
 def masked_settings(settings: Settings) -> dict[str, Any]:
-    """The settings as JSON, thresholds included, with every secret replaced by ``***``."""
+    """The settings as a JSON-ready dict, thresholds included, with every secret replaced by
+    ``***``: ``storage.patient_key_secret``, ``auth.admin_token_sha256`` and the password in
+    ``storage.url`` and ``cache.redis_url``. Each pattern appears as mode, priority and its
+    thresholds under their config names."""
     data = settings.model_dump(mode="json", exclude={"patterns"})
     data["patterns"] = {
         pid: {"mode": p.mode, "priority": p.priority, **asdict(p.thresholds)}
@@ -44,6 +47,10 @@ def masked_settings(settings: Settings) -> dict[str, Any]:
 
 @bp.get("/config")
 def show_config() -> Response:
+    """``GET /admin/config``: ``{"config_version", "settings"}`` (masked), for the admin token.
+
+    Raises ``AuthError`` (401) when the admin API is off or the bearer token does not match.
+    """
     settings = current_app.extensions["psychopharm"].settings
     check_admin(request.headers.get("Authorization"), settings.auth)
     return jsonify(

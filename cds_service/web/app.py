@@ -19,9 +19,9 @@ import orjson
 from flask import Flask, Response
 from flask.json.provider import DefaultJSONProvider
 
-from cards.wording import load_wording
 from cds_service.gather.fhir_client import FhirClient
 from cds_service.gather.service_definitions import enabled_definitions, load_definitions
+from cds_service.loaders import load_code_lists, load_ingredient_table, load_wording
 from cds_service.runtime.gc_tuning import PauseDuringHookCalls
 from cds_service.runtime.logging_setup import configure_logging
 from cds_service.runtime.metrics import Metrics
@@ -34,8 +34,6 @@ from cds_service.web import admin, cors, hooks, openapi, ops
 from cds_service.web.auditor import views as auditor
 from cds_service.web.auth import JwtVerifier
 from cds_service.web.error_handlers import register_error_handlers
-from fhir_mappers.codes import CodeLists
-from fhir_mappers.medications import IngredientTable
 
 log = logging.getLogger(__name__)
 
@@ -46,9 +44,11 @@ class OrjsonProvider(DefaultJSONProvider):
     sort_keys = False
 
     def dumps(self, obj: Any, **kwargs: Any) -> str:
+        """``obj`` as compact JSON text; Flask's keyword options are ignored."""
         return orjson.dumps(obj).decode()
 
     def loads(self, s: str | bytes, **kwargs: Any) -> Any:
+        """Parse JSON text; raises ``orjson.JSONDecodeError`` (a ``ValueError``) when invalid."""
         return orjson.loads(s)
 
 
@@ -58,14 +58,29 @@ def build_services(
     audit_store: AuditStore | None = None,
     clock: Callable[[], datetime] | None = None,
 ) -> Services:
-    ttl = make_ttl_store(settings.cache)
+    """Load the data files and build the stateful resources for ``settings``.
+
+    ``audit_store`` replaces the SQL store (tests; the caller then closes it); ``clock`` returns
+    tz-aware UTC (default: the system clock). The shared short-lived store (JWT ``jti`` replay,
+    select->sign dedup) is Redis when ``cache.redis_url`` is set, else a table in the SQL audit
+    database (shared by every worker), else, with a test's non-SQL ``audit_store``, this
+    process's memory. Raises ``ConfigError`` (or ``WordingError``) for an
+    invalid service-definition or wording file or an unreadable ``jwks_file``,
+    ``IngredientTableError`` / ``CodeListError`` for a bad ingredient table or code list, and
+    ``sqlalchemy.exc.SQLAlchemyError`` when the audit database cannot be reached or migrated.
+    """
+    audit = audit_store if audit_store is not None else SqlAuditStore(settings.storage)
+    # Without Redis, jti replay and dedup keys live in the audit database, so that every worker
+    # shares them; only a test's in-memory audit store leaves them in this process.
+    engine = audit.engine if isinstance(audit, SqlAuditStore) else None
+    ttl = make_ttl_store(settings.cache, engine)
     return Services(
         settings=settings,
         definitions=enabled_definitions(load_definitions(), settings),
-        table=IngredientTable.load(),
-        codes=CodeLists.load(),
+        table=load_ingredient_table(),
+        codes=load_code_lists(),
         wording=load_wording(),
-        audit=audit_store if audit_store is not None else SqlAuditStore(settings.storage),
+        audit=audit,
         ttl=ttl,
         verifier=JwtVerifier(settings.auth, ttl),
         fhir_client=FhirClient(settings.fhir),
@@ -81,6 +96,14 @@ def create_app(
     audit_store: AuditStore | None = None,
     clock: Callable[[], datetime] | None = None,
 ) -> Flask:
+    """The Flask app for ``settings`` (default: the bundled ``config/default.yaml`` alone).
+
+    Configures JSON logging, caps request bodies at ``service.max_body_bytes`` (413 beyond),
+    registers CORS, the blueprints and the error handlers, and puts the ``Services`` bundle in
+    ``app.extensions["psychopharm"]``; ``audit_store`` and ``clock`` go to ``build_services``.
+    Raises what ``load_settings`` and ``build_services`` raise: ``ConfigError`` and the other
+    start-up errors listed there.
+    """
     settings = settings if settings is not None else load_settings()
     configure_logging("INFO")
     app = Flask(__name__)

@@ -18,7 +18,11 @@ MAX_AGE_S = "600"
 
 
 def allowed_origin(origin: str | None, allowed: Sequence[str]) -> str | None:
-    """The Access-Control-Allow-Origin value for this Origin, or None when it is not allowed."""
+    """The Access-Control-Allow-Origin value for this Origin, or None when it is not allowed.
+
+    The origin itself when it is listed in ``allowed`` (scheme://host[:port], no trailing
+    slash), else ``"*"`` when ``allowed`` holds ``*``.
+    """
     if not origin:
         return None
     if origin in allowed:
@@ -29,6 +33,9 @@ def allowed_origin(origin: str | None, allowed: Sequence[str]) -> str | None:
 
 
 def init_app(app: Flask, allowed: Sequence[str]) -> None:
+    """Answer every ``OPTIONS`` preflight with a 204 (allow headers only for an allowed Origin;
+    browsers may cache them ``MAX_AGE_S`` seconds), and stamp Access-Control-Allow-Origin on
+    every response whose Origin ``allowed_origin`` accepts (``service.cors_allowed_origins``)."""
     origins = tuple(o.rstrip("/") for o in allowed)
 
     def _decorate(response: Response) -> Response:

@@ -9,4 +9,6 @@ from cds_service.gather.service_definitions import ServiceDefinition
 
 
 def discovery_document(definitions: Mapping[str, ServiceDefinition]) -> dict[str, Any]:
+    """``{"services": [...]}``: each definition's discovery JSON (hook, id, title, description,
+    prefetch...), in the order of ``definitions``."""
     return {"services": [d.to_json() for d in definitions.values()]}

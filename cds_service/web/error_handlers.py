@@ -47,6 +47,8 @@ _HTTP_TEXT = {
 
 
 def operation_outcome(status: int, code: str, text: str) -> dict[str, Any]:
+    """An R4 OperationOutcome with one ``error`` issue: ``issue.code`` from the HTTP ``status``
+    (FHIR issue-type), ``details.coding`` our ``code`` under ``ERROR_SYSTEM``, ``details.text``."""
     return {
         "resourceType": "OperationOutcome",
         "issue": [
@@ -60,6 +62,7 @@ def operation_outcome(status: int, code: str, text: str) -> dict[str, Any]:
 
 
 def error_response(status: int, code: str, text: str) -> Response:
+    """The JSON response for an error (``operation_outcome``), counted in the error metric."""
     services = current_app.extensions.get("psychopharm")
     if services is not None:
         services.metrics.count_error(code)
@@ -73,6 +76,8 @@ def _hook_instance() -> str:
 
 
 def handle_service_error(exc: ServiceError) -> Response:
+    """``exc.status`` with its code and message, logged as a warning; every ``AuthError`` gets one
+    detail-free 401 with ``WWW-Authenticate: Bearer``."""
     if isinstance(exc, AuthError):
         # Never tell an unauthenticated caller which check failed (spec best practice).
         log.warning("request rejected: status=401 code=%s", exc.code)
@@ -87,6 +92,8 @@ def handle_service_error(exc: ServiceError) -> Response:
 
 
 def handle_http_exception(exc: HTTPException) -> Response:
+    """Werkzeug's errors (routing 404/405, 413 body limit...) keep their status and headers and
+    get the same OperationOutcome body."""
     status = exc.code or 500
     code = _HTTP_CODES.get(status, "http-error")
     log.warning("request rejected: status=%s code=%s", status, code)
@@ -99,6 +106,8 @@ def handle_http_exception(exc: HTTPException) -> Response:
 
 
 def handle_internal_error(exc: InternalServerError) -> Response:
+    """Any unhandled exception: logged with its traceback and hookInstance, answered with a 500
+    whose body says nothing about the request."""
     original = exc.original_exception or exc
     log.error(
         "unhandled error hookInstance=%s type=%s",
@@ -112,6 +121,7 @@ def handle_internal_error(exc: InternalServerError) -> Response:
 
 
 def register_error_handlers(app: Flask) -> None:
+    """Register the three handlers above on ``app``, by exception class."""
     app.register_error_handler(ServiceError, handle_service_error)
     app.register_error_handler(HTTPException, handle_http_exception)
     app.register_error_handler(InternalServerError, handle_internal_error)

@@ -38,7 +38,8 @@ def _string(item: Mapping[str, Any], index: int, field: str, prefix: str = "") -
 
 
 def parse_timestamp(value: str) -> datetime | None:
-    """RFC 3339 date-time with an offset, as UTC; None when it is not one."""
+    """RFC 3339 date-time with an offset (``Z`` or ``±hh:mm``), as tz-aware UTC; None when it is
+    not one. Fractions beyond microseconds are truncated."""
     if not _RFC3339.match(value):
         return None
     # Python's parser stops at microseconds; RFC 3339 allows any number of fraction digits.
@@ -119,6 +120,15 @@ def _item(raw: Any, index: int, service_id: str, received: datetime) -> Feedback
 def parse_feedback(
     data: Mapping[str, Any], service_id: str, received: datetime
 ) -> list[FeedbackRecord]:
+    """One ``FeedbackRecord`` per item of ``data["feedback"]`` (1-1000 items), stamped
+    ``received`` (tz-aware UTC).
+
+    Raises ``RequestError`` (400) at the first problem, naming the item index and field:
+    ``missing-field`` for an absent ``feedback``, card, outcome, outcomeTimestamp,
+    acceptedSuggestions (when accepted), or an overrideReason with neither reason nor
+    userComment; ``invalid-field`` for a wrong type, an empty or oversized list, an outcome other
+    than accepted/overridden, or a timestamp without a time zone.
+    """
     items = data.get("feedback")
     if items is None:
         raise RequestError("feedback is required", code="missing-field")

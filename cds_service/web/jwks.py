@@ -40,7 +40,12 @@ _MAX_JWKS_BYTES = 256 * 1024
 
 
 def parse_jwks(data: Any, origin: str) -> dict[str, Jwk]:
-    """Usable public signing keys by ``kid``; raises ValueError when the document is no JWK Set."""
+    """Usable public signing keys by ``kid``; raises ValueError when the document is no JWK Set.
+
+    ``data`` is the parsed JSON, ``origin`` names its source in messages. Keys that are not EC or
+    RSA, not for signing, without a ``kid`` or that PyJWT cannot build are skipped with a warning
+    (as is a repeated ``kid``); each kept key holds only its public members.
+    """
     if not isinstance(data, Mapping) or not isinstance(data.get("keys"), list):
         raise ValueError(f"{origin}: not a JWK Set (expected an object with a 'keys' array)")
     keys: dict[str, Jwk] = {}
@@ -66,7 +71,12 @@ def parse_jwks(data: Any, origin: str) -> dict[str, Jwk]:
 
 
 class KeySource:
-    """One JWK Set (a file or a URL), cached and refreshed at most once per interval."""
+    """One JWK Set (a file or a URL), cached and refreshed at most once per interval.
+
+    ``load`` returns the parsed document; ``clock`` is monotonic seconds. Keys older than
+    ``max_age_s`` seconds are reloaded on the next lookup, and no two loads start less than
+    ``refresh_interval_s`` seconds apart. ``fetch_count`` counts refresh attempts.
+    """
 
     def __init__(
         self,
@@ -89,6 +99,9 @@ class KeySource:
         self.fetch_count = 0
 
     def find(self, kid: str) -> Jwk | None:
+        """The key with this ``kid``, reloading first when stale or when the ``kid`` is unknown
+        (within the refresh interval); None when the set lacks it. A failed reload keeps the
+        cached keys and is logged, never raised."""
         with self._lock:
             now = self._clock()
             stale = self._loaded_at is None or now - self._loaded_at > self._max_age_s
@@ -101,7 +114,11 @@ class KeySource:
             return key
 
     def load_now(self) -> None:
-        """Load immediately, raising on failure (start-up check for configured files)."""
+        """Load immediately, raising on failure (start-up check for configured files).
+
+    Raises ``OSError`` when the file cannot be read, ``ValueError`` when it is not a JWK Set
+    (``json.JSONDecodeError`` included), and ``requests.RequestException`` for a URL source.
+    """
         with self._lock:
             now = self._clock()
             self._last_attempt = now
@@ -151,8 +168,40 @@ def _fetch_url(url: str, session: requests.Session, timeout_s: float) -> Callabl
     return load
 
 
+def _file_problem(client: TrustedClient, path: Path, reason: str) -> str:
+    return f"auth.trusted_clients[{client.issuer}].jwks_file: cannot load {path}: {reason}"
+
+
+def jwks_file_problems(clients: Sequence[TrustedClient]) -> list[str]:
+    """One line per pinned ``jwks_file`` that cannot be used: missing, unreadable, not a JWK Set,
+    or holding no usable signing key. ``check-config`` and ``serve`` report these before any
+    worker starts; ``jwks_url`` sources are fetched later and are not checked here."""
+    problems = []
+    for client in clients:
+        if not client.jwks_file:
+            continue
+        path = Path(client.jwks_file)
+        try:
+            keys = parse_jwks(_read_file(path)(), f"file:{path}")
+        except OSError as exc:
+            problems.append(_file_problem(client, path, exc.strerror or str(exc)))
+            continue
+        except ValueError as exc:  # json.JSONDecodeError is one
+            problems.append(_file_problem(client, path, str(exc)))
+            continue
+        if not keys:
+            problems.append(_file_problem(client, path, "no usable signing key (EC or RSA, kid)"))
+    return problems
+
+
 class KeyStore:
-    """Key sources for every trusted client, built once at start-up."""
+    """Key sources for every trusted client, built once at start-up.
+
+    ``timeout_s`` bounds each JWKS fetch, ``refresh_interval_s`` and ``max_age_s`` are passed to
+    each ``KeySource`` (seconds); ``clock`` is monotonic seconds. ``jwks_file`` sources are read
+    now; ``jwks_url`` sources on first use. Raises ``ConfigError`` for an issuer listed twice or a
+    ``jwks_file`` that cannot be read or is not a JWK Set.
+    """
 
     def __init__(
         self,
@@ -180,10 +229,15 @@ class KeyStore:
             self._clients[client.issuer] = (client, self._primary_source(client))
 
     def is_trusted(self, issuer: str) -> bool:
+        """Whether ``issuer`` (the JWT ``iss``) is one of ``auth.trusted_clients``."""
         return issuer in self._clients
 
     def find_key(self, issuer: str, kid: str, jku: str | None = None) -> Jwk | None:
-        """The issuer's public key with this ``kid``, or None when no allowed source has it."""
+        """The issuer's public key with this ``kid``, or None when no allowed source has it.
+
+    A ``jku`` (the token header's JWKS URL) is tried first when it is on the client's
+    ``jku_allowlist``, and ignored otherwise. Never raises for a source that cannot be loaded.
+    """
         entry = self._clients.get(issuer)
         if entry is None:
             return None
@@ -206,10 +260,10 @@ class KeyStore:
         source = KeySource(f"file:{path}", _read_file(path), **self._source_args)
         try:
             source.load_now()
-        except (OSError, ValueError) as exc:
-            raise ConfigError(
-                f"auth.trusted_clients[{client.issuer}].jwks_file: cannot load {path}: {exc}"
-            ) from exc
+        except OSError as exc:
+            raise ConfigError(_file_problem(client, path, exc.strerror or str(exc))) from exc
+        except ValueError as exc:
+            raise ConfigError(_file_problem(client, path, str(exc))) from exc
         return source
 
     def _url_source(self, url: str) -> KeySource:

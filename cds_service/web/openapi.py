@@ -223,6 +223,9 @@ def _paths(definitions: Mapping[str, ServiceDefinition]) -> dict[str, Any]:
 
 
 def build_openapi(definitions: Mapping[str, ServiceDefinition]) -> dict[str, Any]:
+    """The OpenAPI 3.0.3 document (a JSON-ready dict): discovery, one call and one feedback path
+    per service in ``definitions`` with their error statuses, the ops and admin endpoints, and
+    the two bearer schemes."""
     return {
         "openapi": "3.0.3",
         "info": {
@@ -244,4 +247,5 @@ def build_openapi(definitions: Mapping[str, ServiceDefinition]) -> dict[str, Any
 
 @bp.get("/openapi.json")
 def openapi_json() -> Response:
+    """``GET /openapi.json``: ``build_openapi`` over the enabled services (no auth)."""
     return jsonify(build_openapi(current_app.extensions["psychopharm"].definitions))

@@ -12,7 +12,8 @@ from typing import Any
 
 import pytest
 
-from cards.wording import Wording, load_wording
+from cards.wording import Wording
+from cds_service.loaders import load_wording
 from cds_service.patterns.base import EvidenceItem, Finding
 from tests.conftest import NOW
 

@@ -29,14 +29,18 @@ pytest_plugins = ["tests.audit_support"]
 REPO = Path(__file__).resolve().parents[2]
 
 
+SECRET = "storage:\n  patient_key_secret: site-secret-for-tests-0123456789\n"
+
+
 def write_config(tmp_path: Path, body: str, name: str = "site.yaml") -> Path:
     path = tmp_path / name
     path.write_text(body, encoding="utf-8")
     return path
 
 
-def site_config(tmp_path: Path, url: str, extra: str = "") -> Path:
-    return write_config(tmp_path, f'storage:\n  url: "{url}"\n{extra}')
+def site_config(tmp_path: Path, url: str, extra: str = "", *, secret: bool = False) -> Path:
+    key = "  patient_key_secret: site-secret-for-tests-0123456789\n" if secret else ""
+    return write_config(tmp_path, f'storage:\n  url: "{url}"\n{key}{extra}')
 
 
 @pytest.fixture
@@ -146,7 +150,7 @@ def test_serve_public_bind_when_explicitly_allowed(
     how: str, tmp_path: Path, no_gunicorn: list[dict[str, Any]]
 ) -> None:
     extra = "auth:\n  allow_insecure_bind: true\n" if how == "config" else ""
-    path = site_config(tmp_path, f"sqlite:///{tmp_path / 'audit.sqlite3'}", extra)
+    path = site_config(tmp_path, f"sqlite:///{tmp_path / 'audit.sqlite3'}", extra, secret=True)
     argv = ["serve", "--host", "0.0.0.0", "--port", "9090", "--workers", "3"]  # noqa: S104
     argv += ["--config", str(path)] + (["--allow-insecure-bind"] if how == "flag" else [])
     assert cli.main(argv) == cli.EXIT_OK
@@ -157,6 +161,134 @@ def test_serve_public_bind_when_explicitly_allowed(
     assert options["worker_exit"] is worker_exit
     # serve migrated the database before the workers start
     assert (tmp_path / "audit.sqlite3").exists()
+
+
+@pytest.mark.parametrize(("environ", "argv", "workers"), [
+    ({}, [], 2),
+    ({"WEB_CONCURRENCY": "5"}, [], 5),
+    ({"WEB_CONCURRENCY": "5"}, ["--workers", "3"], 3),  # the command line wins
+])
+def test_serve_takes_the_worker_count_from_the_environment(
+    environ: dict[str, str], argv: list[str], workers: int, tmp_path: Path,
+    no_gunicorn: list[dict[str, Any]], monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("WEB_CONCURRENCY", raising=False)
+    for name, value in environ.items():
+        monkeypatch.setenv(name, value)
+    path = site_config(tmp_path, f"sqlite:///{tmp_path / 'audit.sqlite3'}")
+    assert cli.main(["serve", "--config", str(path), *argv]) == cli.EXIT_OK
+    assert no_gunicorn[0]["workers"] == workers
+
+
+def test_serve_refuses_a_worker_count_from_the_environment_that_is_not_one(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("WEB_CONCURRENCY", "many")
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["serve"])
+    assert exc.value.code == cli.EXIT_USAGE
+    assert "must be a whole number from 1: 'many'" in capsys.readouterr().err
+
+
+def test_serve_refuses_the_placeholder_secret_beyond_loopback(
+    tmp_path: Path, no_gunicorn: list[dict[str, Any]], capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = site_config(tmp_path, f"sqlite:///{tmp_path / 'audit.sqlite3'}")
+    argv = ["serve", "--host", "10.0.0.5", "--allow-insecure-bind", "--config", str(path)]
+    assert cli.main(argv) == cli.EXIT_USAGE
+    assert no_gunicorn == []
+    err = capsys.readouterr().err
+    assert "storage.patient_key_secret still the placeholder 'change-me-local-only'" in err
+    assert "secrets.token_urlsafe(32)" in err  # how to make one
+
+
+def test_serve_keeps_the_placeholder_secret_on_loopback(
+    tmp_path: Path, no_gunicorn: list[dict[str, Any]]
+) -> None:
+    path = site_config(tmp_path, f"sqlite:///{tmp_path / 'audit.sqlite3'}")
+    assert cli.main(["serve", "--config", str(path)]) == cli.EXIT_OK
+    assert len(no_gunicorn) == 1
+
+
+@pytest.mark.parametrize(
+    "auth",
+    ["require_jwt: true\n  trusted_clients: [{issuer: https://ehr.example.org, "
+     "jwks_url: https://ehr.example.org/jwks.json}]", "allow_insecure_bind: true"],
+)
+def test_check_config_refuses_the_placeholder_secret_where_others_can_call(
+    auth: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = write_config(tmp_path, f"auth:\n  {auth}\n")
+    assert cli.main(["check-config", str(path)]) == cli.EXIT_FAILURE
+    out = capsys.readouterr().out
+    assert "storage.patient_key_secret: the placeholder 'change-me-local-only' is refused" in out
+    assert "set storage.patient_key_secret in the site file" in out
+    fixed = write_config(tmp_path, f"auth:\n  {auth}\n{SECRET}", "fixed.yaml")
+    assert cli.main(["check-config", str(fixed)]) == cli.EXIT_OK
+
+
+def jwt_site(tmp_path: Path, jwks_file: Path) -> Path:
+    return write_config(tmp_path, (
+        "auth:\n  require_jwt: true\n  trusted_clients:\n"
+        f"    - issuer: https://ehr.example.org\n      jwks_file: {jwks_file}\n"
+        f"storage:\n  url: sqlite:///{tmp_path / 'audit.sqlite3'}\n"
+        "  patient_key_secret: site-secret-for-tests-0123456789\n"
+    ))
+
+
+@pytest.mark.parametrize(
+    ("make_file", "reason"),
+    [
+        (lambda d: d / "missing.json", "No such file or directory"),
+        (lambda d: d, "Is a directory"),
+        (lambda d: _write(d / "keys.json", "{not json"), "Expecting property name"),
+        (lambda d: _write(d / "keys.json", '{"kid": "x"}'), "not a JWK Set"),
+        (lambda d: _write(d / "keys.json", '{"keys": []}'), "no usable signing key"),
+    ],
+    ids=["missing", "a-directory", "not-json", "not-a-jwk-set", "no-keys"],
+)
+def test_check_config_reports_an_unusable_jwks_file(
+    make_file: Any, reason: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    jwks = make_file(tmp_path)
+    path = jwt_site(tmp_path, jwks)
+    assert cli.main(["check-config", str(path)]) == cli.EXIT_FAILURE
+    (line,) = capsys.readouterr().out.splitlines()
+    assert line.startswith(
+        f"{path}: auth.trusted_clients[https://ehr.example.org].jwks_file: cannot load {jwks}: "
+    )
+    assert reason in line
+
+
+def _write(path: Path, text: str) -> Path:
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_check_config_accepts_a_usable_jwks_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    jwks = REPO / "tests" / "fixtures" / "keys" / "sandbox-jwks.json"
+    assert cli.main(["check-config", str(jwt_site(tmp_path, jwks))]) == cli.EXIT_OK
+    assert capsys.readouterr().out.startswith("OK ")
+
+
+def test_serve_with_a_missing_jwks_file_prints_one_line_and_starts_no_worker(
+    tmp_path: Path,
+) -> None:
+    path = jwt_site(tmp_path, tmp_path / "missing.json")
+    result = subprocess.run(  # noqa: S603 - our own interpreter and module
+        [sys.executable, "-m", "cds_service.cli", "serve", "--workers", "2", "--port",
+         str(_free_port()), "--config", str(path)],
+        cwd=REPO, capture_output=True, text=True, timeout=60,
+    )
+    assert result.returncode == cli.EXIT_FAILURE
+    assert result.stdout == ""
+    (line,) = result.stderr.splitlines()
+    assert line == (
+        f"{path}: auth.trusted_clients[https://ehr.example.org].jwks_file: cannot load "
+        f"{tmp_path / 'missing.json'}: No such file or directory"
+    )
 
 
 @pytest.mark.parametrize("host", ["127.0.0.1", "localhost", "::1", "127.0.0.5"])
@@ -211,7 +343,9 @@ def test_serve_answers_discovery_and_stops_cleanly_on_sigterm(tmp_path: Path) ->
                 status = requests.get(
                     f"http://127.0.0.1:{port}/cds-services", timeout=2
                 ).status_code
-            except requests.ConnectionError:
+            # Gunicorn accepts before the worker has loaded the app: a busy machine may not
+            # answer within the read timeout yet.
+            except (requests.ConnectionError, requests.Timeout):
                 time.sleep(0.1)
                 continue
             if status == 200:
@@ -297,6 +431,23 @@ def test_audit_export_formats(
 
     assert cli.main([*argv, "--since", "2025-03-05"]) == cli.EXIT_OK
     assert "entry" not in json.loads(capsys.readouterr().out)
+
+
+@pytest.mark.slow
+def test_audit_export_into_head_ends_without_a_traceback(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'audit.sqlite3'}"
+    store = SqlAuditStore(storage(url))
+    store.record_cards([card(card_json="{" + '"x": 1, ' * 200 + '"y": 2}') for _ in range(400)])
+    store.close()  # flushes: well over a pipe buffer (64 KiB) of JSON lines
+    path = site_config(tmp_path, url)
+    export = f"{sys.executable} -m cds_service.cli audit export --config {path}"
+    script = f"set -o pipefail; {export} 2>{tmp_path / 'err'} | head -n 2"
+    result = subprocess.run(  # noqa: S603 - our own fixed command line
+        ["bash", "-c", script], cwd=REPO, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0
+    assert len(result.stdout.splitlines()) == 2
+    assert (tmp_path / "err").read_text() == ""
 
 
 def test_unreachable_database_exits_1_without_leaking_the_url(

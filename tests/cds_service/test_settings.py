@@ -152,7 +152,8 @@ def test_require_jwt_with_a_trusted_client(tmp_path: Path) -> None:
         tmp_path,
         "auth:\n  require_jwt: true\n  trusted_clients:\n"
         "    - issuer: https://sandbox.cds-hooks.org\n"
-        "      jwks_url: https://sandbox.cds-hooks.org/.well-known/jwks.json\n",
+        "      jwks_url: https://sandbox.cds-hooks.org/.well-known/jwks.json\n"
+        "storage:\n  patient_key_secret: a-long-random-site-secret\n",
     )
     assert load_settings(path).auth.trusted_clients[0].issuer == "https://sandbox.cds-hooks.org"
 
@@ -192,3 +193,17 @@ def test_unreadable_and_invalid_files(tmp_path: Path) -> None:
         load_settings(site(tmp_path, "auth: [unclosed\n"))
     with pytest.raises(ConfigError, match="top level must be a mapping"):
         load_settings(site(tmp_path, "- a\n- b\n"))
+
+
+@pytest.mark.parametrize("written", ["off", "false", "no", "'off'"])
+def test_pattern_mode_off_however_yaml_reads_it(tmp_path: Path, written: str) -> None:
+    # Unquoted, YAML 1.1 reads off/no/false as the boolean false.
+    path = site(tmp_path, f"patterns:\n  regimen-escalation:\n    mode: {written}\n")
+    assert load_settings(path).pattern("regimen-escalation").mode == "off"
+
+
+@pytest.mark.parametrize("written", ["on", "true", "yes", "loud"])
+def test_pattern_mode_true_or_unknown_is_an_error(tmp_path: Path, written: str) -> None:
+    (problem,) = problems_of(site(tmp_path, f"patterns:\n  nonadherence:\n    mode: {written}\n"))
+    assert problem.startswith("patterns.nonadherence.mode: ")
+    assert "'active', 'silent' or 'off'" in problem

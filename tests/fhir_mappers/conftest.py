@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from cds_service.loaders import load_code_lists, load_ingredient_table
 from fhir_mappers import CodeLists, IngredientTable, map_record
 from fhir_mappers.record import PatientRecord
 
@@ -21,12 +22,12 @@ def read_fixture(name: str) -> Any:
 
 @pytest.fixture(scope="session")
 def table() -> IngredientTable:
-    return IngredientTable.load()
+    return load_ingredient_table()
 
 
 @pytest.fixture(scope="session")
 def codes() -> CodeLists:
-    return CodeLists.load()
+    return load_code_lists()
 
 
 @pytest.fixture

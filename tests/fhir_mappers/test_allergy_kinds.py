@@ -101,16 +101,25 @@ def test_when(
         pytest.param({"category": ["food"], "code": {"text": "Peanut"}}, id="food"),
         pytest.param({"category": "environment", "code": {"text": "Grass pollen"}},
                      id="environment-as-single-value"),
+        # Issue 12 kind 5: a resolved or inactive reaction no longer describes the patient.
+        pytest.param({"clinicalStatus": {"coding": [{"code": "resolved"}]}}, id="resolved"),
+        pytest.param({"clinicalStatus": {"coding": [{"code": "inactive"}]}}, id="inactive"),
+        pytest.param({"clinicalStatus": "resolved"}, id="stu3-resolved"),
+        pytest.param({"clinicalStatus": {"coding": [{"code": "Resolved"}]}}, id="resolved-caps"),
     ],
 )  # fmt: skip
 def test_dropped(table: IngredientTable, codes: CodeLists, fields: dict[str, Any]) -> None:
     assert mapped(table, codes, allergy(**fields)) == []
 
 
-def test_kept_when_unconfirmed_or_resolved(table: IngredientTable, codes: CodeLists) -> None:
-    resource = allergy(
-        verificationStatus={"coding": [{"code": "unconfirmed"}]},
-        clinicalStatus={"coding": [{"code": "resolved"}]},
-        category=["medication"],
-    )
-    assert len(mapped(table, codes, resource)) == 1
+@pytest.mark.parametrize("clinical", ["active", "recurrence", "relapse", None])
+def test_kept_when_unconfirmed_and_active(
+    table: IngredientTable, codes: CodeLists, clinical: str | None
+) -> None:
+    fields: dict[str, Any] = {
+        "verificationStatus": {"coding": [{"code": "unconfirmed"}]},
+        "category": ["medication"],
+    }
+    if clinical is not None:
+        fields["clinicalStatus"] = {"coding": [{"code": clinical}]}
+    assert len(mapped(table, codes, allergy(**fields))) == 1

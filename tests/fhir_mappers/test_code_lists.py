@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from fhir_mappers.codes import CODES_YAML, CodeListError, CodeLists
+from cds_service.loaders import CODES_YAML, load_code_lists
+from fhir_mappers.codes import CodeListError, CodeLists
 
 
 @pytest.mark.parametrize(
@@ -71,7 +72,7 @@ def test_a_site_can_add_a_local_stop_reason(tmp_path: Path, codes: CodeLists) ->
     local = '      - {system: "urn:local", code: "SE-01", display: Side effects}\n'
     path = tmp_path / "codes.yaml"
     path.write_text(text.replace(marker, marker + local, 1), encoding="utf-8")
-    assert CodeLists.load(path).stop_reason(["SE-01"]) == "intolerance"
+    assert load_code_lists(path).stop_reason(["SE-01"]) == "intolerance"
 
 
 @pytest.mark.parametrize(
@@ -82,4 +83,4 @@ def test_malformed_code_lists_name_the_file(tmp_path: Path, content: str) -> Non
     path = tmp_path / "codes.yaml"
     path.write_text(content, encoding="utf-8")
     with pytest.raises(CodeListError, match="codes.yaml"):
-        CodeLists.load(path)
+        load_code_lists(path)

@@ -80,8 +80,8 @@ def course_of(
                 {"sequence": 1, **dose(25, "mg"), **every(1)},
                 {"sequence": 2, **dose(50, "mg"), **every(1)},
             ],
-            25.0,
-            id="taper-uses-first-step",
+            50.0,
+            id="two-steps-dose-of-the-last-step",
         ),
         pytest.param(
             [{"doseQuantity": {"value": 1, "code": "{pill}"}, **every(1)}],
@@ -128,7 +128,8 @@ def test_scheduled_dose_ignores_prn_top_up(table: IngredientTable, codes: CodeLi
         {"asNeededCodeableConcept": {"text": "agitation"}, **dose(50, "mg"), **every(1)},
     ]
     course, _ = course_of(table, codes, dosage)
-    assert (course.is_prn, course.daily_dose_mg) == (True, 50.0)
+    # Issue 12 kind 6: one PRN line does not make a scheduled order as-needed.
+    assert (course.is_prn, course.daily_dose_mg) == (False, 50.0)
 
 
 def test_combination_product_has_no_single_daily_dose(
@@ -152,9 +153,9 @@ def test_combination_product_has_no_single_daily_dose(
         ),
         pytest.param(
             [{"doseAndRate": [{"doseQuantity": {"value": 1}}], **every(1)}],
-            None,
-            "dose without a unit",
-            id="no-unit",
+            {"text": "Zoloft tablet"},
+            "product strength unknown",
+            id="no-unit-and-no-strength",
         ),
         pytest.param(
             [{**dose(1, "[drp]"), **every(1)}],

@@ -7,15 +7,18 @@ from collections.abc import Callable
 from datetime import date
 from typing import Any
 
+from cds_service.loaders import load_code_lists
 from fhir_mappers import CodeLists, IngredientTable, map_draft_orders
 
 RXNORM = "http://www.nlm.nih.gov/research/umls/rxnorm"
+
+CODES = load_code_lists()
 
 
 def test_sandbox_order_sign(table: IngredientTable, load_fixture: Callable[[str], Any]) -> None:
     # No Bundle.type and `category` as one object: strict R4 parsers reject this request.
     request = load_fixture("sandbox-order-sign.json")
-    drafts, issues = map_draft_orders(request["context"]["draftOrders"], table)
+    drafts, issues = map_draft_orders(request["context"]["draftOrders"], table, codes=CODES)
     assert issues == ()
     (draft,) = drafts
     assert draft.ref == "MedicationRequest/request-123"
@@ -31,7 +34,7 @@ def test_order_select_before_a_drug_is_chosen(table: IngredientTable) -> None:
     bundle = {"resourceType": "Bundle", "entry": [{"resource": {
         "resourceType": "MedicationRequest", "id": "request-123", "status": "draft",
         "subject": {"reference": "Patient/pat1"}, "authoredOn": "2026-11-22"}}]}  # fmt: skip
-    drafts, issues = map_draft_orders(bundle, table)
+    drafts, issues = map_draft_orders(bundle, table, codes=CODES)
     assert [(d.ingredients, d.is_psychotropic) for d in drafts] == [((), False)]
     assert [(i.field, i.reason) for i in issues] == [("medication[x]", "no medication")]
 
@@ -62,7 +65,7 @@ def test_dstu2_medication_order(table: IngredientTable) -> None:
             "repeat": {"frequency": 2, "period": 1, "periodUnits": "d"}}}],
     }  # fmt: skip
     drafts, issues = map_draft_orders(
-        {"resourceType": "Bundle", "entry": [{"resource": order}]}, table
+        {"resourceType": "Bundle", "entry": [{"resource": order}]}, table, codes=CODES
     )
     (draft,) = drafts
     assert (draft.ref, draft.source_type) == ("MedicationOrder/order-123", "MedicationRequest")
@@ -79,7 +82,7 @@ def test_other_orders_are_ignored_without_issue(table: IngredientTable) -> None:
                       "intent": "order", "code": {"text": "MRI brain"}}},
         {"resource": {"resourceType": "NutritionOrder", "id": "no1", "status": "draft"}},
     ]}  # fmt: skip
-    assert map_draft_orders(bundle, table) == ((), ())
+    assert map_draft_orders(bundle, table, codes=CODES) == ((), ())
 
 
 def draft(**fields: Any) -> dict[str, Any]:
@@ -95,8 +98,10 @@ def test_medication_found_in_the_draft_bundle_or_supplied(table: IngredientTable
     in_bundle = {"resourceType": "Bundle", "entry": [{"resource": order}, {"resource": medication}]}
     supplied = {"resourceType": "Bundle", "entry": [{"resource": order}]}
     for drafts, _ in (
-        map_draft_orders(in_bundle, table),
-        map_draft_orders(supplied, table, medications={"Medication/m1": medication}),
+        map_draft_orders(in_bundle, table, codes=CODES),
+        map_draft_orders(
+            supplied, table, medications={"Medication/m1": medication}, codes=CODES
+        ),
     ):
         assert [i.name for i in drafts[0].ingredients] == ["aripiprazole"]
 
@@ -107,7 +112,9 @@ def test_draft_start_is_authored_on_only(table: IngredientTable) -> None:
         medicationCodeableConcept={"text": "sertraline 50 MG Oral Tablet"},
         dosageInstruction=[{"timing": {"repeat": {"boundsPeriod": {"start": "2026-12-01"}}}}],
     )
-    drafts, _ = map_draft_orders({"resourceType": "Bundle", "entry": [{"resource": order}]}, table)
+    drafts, _ = map_draft_orders(
+        {"resourceType": "Bundle", "entry": [{"resource": order}]}, table, codes=CODES
+    )
     assert drafts[0].start is None
 
 
@@ -115,7 +122,7 @@ def test_list_of_resources_and_entered_in_error(table: IngredientTable) -> None:
     # CDS Hooks 1.0 clients sent `medications` as a plain array.
     keep = draft(medicationCodeableConcept={"text": "Zyprexa 5 mg"})
     dropped = draft(id="d2", status="entered-in-error", medicationCodeableConcept={"text": "Xanax"})
-    drafts, issues = map_draft_orders([keep, dropped], table)
+    drafts, issues = map_draft_orders([keep, dropped], table, codes=CODES)
     assert [(d.ref, d.ingredients[0].name) for d in drafts] == [
         ("MedicationRequest/d1", "olanzapine")
     ]
@@ -123,7 +130,7 @@ def test_list_of_resources_and_entered_in_error(table: IngredientTable) -> None:
 
 
 def test_junk_context_is_an_issue_not_an_error(table: IngredientTable) -> None:
-    drafts, issues = map_draft_orders("<html>Service Unavailable</html>", table)
+    drafts, issues = map_draft_orders("<html>Service Unavailable</html>", table, codes=CODES)
     assert drafts == ()
     assert [(i.resource_type, i.reason) for i in issues] == [
         ("unknown", "not a JSON object (HTML or XML text)")

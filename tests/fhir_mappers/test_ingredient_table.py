@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from cds_service.loaders import load_ingredient_table
 from fhir_mappers.medications import (
     IngredientTable,
     IngredientTableError,
@@ -214,7 +215,7 @@ def test_malformed_table_is_refused_with_its_row(tmp_path: Path, row: str, messa
     path = tmp_path / "ingredients.csv"
     path.write_text(f"# comment\n{HEADER}\n{good}\n{row}\n", encoding="utf-8")
     with pytest.raises(IngredientTableError, match=message) as caught:
-        IngredientTable.load(path)
+        load_ingredient_table(path)
     assert "row 2" in str(caught.value)
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import itertools
 from datetime import date, timedelta
 
+from cds_service.loaders import load_code_lists
 from fhir_mappers.record import (
     Coding,
     Dispense,
@@ -53,6 +54,8 @@ _FORMS = {
     "venlafaxine": "24 HR Extended Release Oral Capsule",
 }
 _ids = itertools.count(1)
+
+CODES = load_code_lists()
 
 
 def days_ago(n: int) -> date:
@@ -148,6 +151,7 @@ def intolerance(
 def visit(
     when: date, *, class_code: str = "AMB", status: str = "finished", end: date | None = None
 ) -> Visit:
+    kind = CODES.visit_kind(class_code)  # as the mapper reads the class
     return Visit(
         ref=_ref("Encounter"),
         status=status,
@@ -155,6 +159,8 @@ def visit(
         start=when,
         end=end or when,
         type_codes=(Coding("http://www.ama-assn.org/go/cpt", "99214", "Office visit"),),
+        kind=kind,  # type: ignore[arg-type]
+        prescriber_visit=kind == "outpatient",
     )
 
 

@@ -18,18 +18,20 @@ from typing import Any
 
 import pytest
 
+from cds_service.loaders import load_code_lists, load_ingredient_table
 from cds_service.patterns import PATTERN_IDS
 from cds_service.patterns.engine import HORIZON_MARGIN_DAYS, evaluate, evidence_horizon
 from cds_service.settings import PatternSettings, load_settings
 from cds_service.synthetic.archetypes import ARCHETYPES
 from cds_service.synthetic.population import generate_patient
 from fhir_mappers.mapper import map_draft_orders, map_record
-from fhir_mappers.medications import IngredientTable
 from tests.conftest import FIXTURES, NOW
 
-TABLE = IngredientTable.load()
+TABLE = load_ingredient_table()
 DEFAULTS = load_settings().patterns
 CASES = sorted(path for pid in PATTERN_IDS for path in (FIXTURES / pid).glob("*.json"))
+
+CODES = load_code_lists()
 
 
 def _widened(patterns: Mapping[str, PatternSettings]) -> dict[str, PatternSettings]:
@@ -54,8 +56,8 @@ def _assert_same_findings(
     hook: str,
 ) -> int:
     """Asserts equal findings; returns how many visits and scores the horizon left unmapped."""
-    full = map_record(resources, TABLE)
-    bounded = map_record(resources, TABLE, horizon=evidence_horizon(patterns, now))
+    full = map_record(resources, TABLE, codes=CODES)
+    bounded = map_record(resources, TABLE, horizon=evidence_horizon(patterns, now), codes=CODES)
     assert evaluate(bounded, drafts, patterns, now, hook=hook, raise_errors=True) == evaluate(
         full, drafts, patterns, now, hook=hook, raise_errors=True
     )
@@ -69,7 +71,7 @@ def test_fixture_findings_do_not_depend_on_the_horizon(path: Path, config: str) 
     context = body["context"]
     drafts: Any = ()
     if "draftOrders" in context:
-        drafts, _ = map_draft_orders(context["draftOrders"], TABLE)
+        drafts, _ = map_draft_orders(context["draftOrders"], TABLE, codes=CODES)
     resources = [v for v in (body.get("prefetch") or {}).values() if v is not None]
     _assert_same_findings(resources, drafts, SETTINGS[config], NOW.date(), body["hook"])
 
@@ -131,7 +133,7 @@ def test_old_encounters_and_scores_are_skipped_but_the_last_visit_is_kept() -> N
         _phq9("phq-undated", "not a date"),
         {"resourceType": "Encounter", "id": "junk", "status": ["finished"], "period": []},
     ]
-    record = map_record(resources, TABLE, horizon=date(2023, 1, 1))
+    record = map_record(resources, TABLE, horizon=date(2023, 1, 1), codes=CODES)
 
     assert sorted(v.ref for v in record.visits) == [
         "Encounter/junk", "Encounter/old-2", "Encounter/open-stay", "Encounter/recent"

@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 from fhir.resources.R4B import get_fhir_model_class
 
+from cds_service.loaders import load_code_lists, load_ingredient_table
 from cds_service.patterns import PATTERN_IDS
 from cds_service.patterns.engine import evaluate
 from cds_service.settings import PatternSettings, load_settings
@@ -65,6 +66,8 @@ BOUNDARIES: Mapping[str, Mapping[str, Any]] = {
     "nonadherence/near-miss-gap-before-the-180-day-window.json": {"window_days": 330},
 }
 
+CODES = load_code_lists()
+
 
 def case_id(path: Path) -> str:
     return f"{path.parent.name}/{path.name}"
@@ -85,16 +88,16 @@ def load(path: Path) -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def table() -> IngredientTable:
-    return IngredientTable.load()
+    return load_ingredient_table()
 
 
 def fired(
     body: Mapping[str, Any], table: IngredientTable, patterns: Mapping[str, PatternSettings]
 ) -> list[str]:
     """Pattern ids the engine reports for this request at NOW; the mapping must be clean."""
-    record = map_record(list(body["prefetch"].values()), table)
+    record = map_record(list(body["prefetch"].values()), table, codes=CODES)
     drafts, draft_issues = (
-        map_draft_orders(body["context"]["draftOrders"], table)
+        map_draft_orders(body["context"]["draftOrders"], table, codes=CODES)
         if "draftOrders" in body["context"]
         else ((), ())
     )

@@ -109,13 +109,6 @@ def test_pdc_0_79_fires_and_0_80_does_not() -> None:
         ),
         pytest.param(
             _record(
-                (dispense(SERTRALINE, days_ago(99), 40), dispense(SERTRALINE, days_ago(39), None))
-            ),
-            (),
-            id="second-fill-without-days-supply-leaves-one",
-        ),
-        pytest.param(
-            _record(
                 _two_fills(20),
                 courses=(
                     course(SERTRALINE, days_ago(400), mg=50, end=days_ago(30), status="stopped"),

@@ -17,6 +17,7 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from cds_service.loaders import load_code_lists, load_ingredient_table
 from fhir_mappers.codes import CodeLists
 from fhir_mappers.mapper import map_draft_orders, map_record
 from fhir_mappers.medications import IngredientTable
@@ -139,7 +140,7 @@ def searchset(resources: list[Any]) -> dict[str, Any]:
 
 @cache
 def _reference_data() -> tuple[IngredientTable, CodeLists]:
-    return IngredientTable.load(), CodeLists.load()
+    return load_ingredient_table(), load_code_lists()
 
 
 @PROPERTY_SETTINGS

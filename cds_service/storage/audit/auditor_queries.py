@@ -4,6 +4,8 @@ Every figure on the page is computed over the same rows: card rows matching a ``
 each joined with its latest feedback (as ``queries.query_cards`` does). Filtering, paging and
 counting run in SQL so a page costs the same with a hundred rows or a million; only the weekly
 series is bucketed in Python, because week truncation is spelled differently on every database.
+Each function raises ``sqlalchemy.exc.SQLAlchemyError`` (``database.DatabaseError``) when the
+database cannot be read.
 """
 
 from __future__ import annotations
@@ -17,14 +19,21 @@ from sqlalchemy import Engine, Subquery, and_, case, func, select, true
 
 from cds_service.storage.audit.models import CARD
 from cds_service.storage.audit.queries import latest_feedback
+from cds_service.storage.audit.records import NOT_EVALUABLE
 
-DISPOSITIONS = ("shown", "silent", "suppressed", "deduplicated", "capped")
+DISPOSITIONS = ("shown", "silent", "suppressed", "deduplicated", "capped", NOT_EVALUABLE)
 # "none" selects cards without any feedback yet.
 OUTCOMES = ("accepted", "overridden", "none")
 
 
 @dataclass(frozen=True, slots=True)
 class CardFilter:
+    """Which card rows the auditor page shows; a ``None`` field does not filter.
+
+    ``disposition`` is one of ``DISPOSITIONS``, ``outcome`` one of ``OUTCOMES`` (``"none"``: no
+    feedback yet); ``since``/``until`` are tz-aware datetimes compared with the card time.
+    """
+
     pattern: str | None = None
     disposition: str | None = None
     outcome: str | None = None
@@ -34,6 +43,8 @@ class CardFilter:
 
 @dataclass(frozen=True, slots=True)
 class PatternCounts:
+    """Card and feedback counts of one pattern (kebab-case id) over the filtered rows."""
+
     pattern: str
     cards: int
     shown: int
@@ -44,12 +55,16 @@ class PatternCounts:
 
     @property
     def override_rate(self) -> float | None:
+        """Overridden / (accepted + overridden), 0.0-1.0; None when no card has feedback."""
         answered = self.accepted + self.overridden
         return self.overridden / answered if answered else None
 
 
 @dataclass(frozen=True, slots=True)
 class ReasonCount:
+    """One override reason (coding code and display, either may be None), how often it was
+    given, and how many of those carried a free-text comment."""
+
     code: str | None
     display: str | None
     count: int
@@ -58,6 +73,8 @@ class ReasonCount:
 
 @dataclass(frozen=True, slots=True)
 class WeekCounts:
+    """Shown, accepted and overridden cards of one pattern in one ISO week (UTC)."""
+
     week_start: date  # the Monday of the ISO week (UTC)
     pattern: str
     shown: int
@@ -79,6 +96,9 @@ def _rows(flt: CardFilter) -> Subquery:
         stmt = stmt.where(CARD.c.pattern == flt.pattern)
     if flt.disposition is not None:
         stmt = stmt.where(CARD.c.disposition == flt.disposition)
+    else:
+        # Rows of patterns that could not be evaluated are not cards: shown only when asked for.
+        stmt = stmt.where(CARD.c.disposition != NOT_EVALUABLE)
     if flt.outcome == "none":
         stmt = stmt.where(latest.c.outcome.is_(None))
     elif flt.outcome is not None:
@@ -97,6 +117,7 @@ def _row_dict(mapping: Any) -> dict[str, Any]:
 
 
 def count_rows(engine: Engine, flt: CardFilter) -> int:
+    """How many card rows match ``flt``."""
     rows = _rows(flt)
     with engine.connect() as connection:
         return int(connection.scalar(select(func.count()).select_from(rows)) or 0)
@@ -105,7 +126,12 @@ def count_rows(engine: Engine, flt: CardFilter) -> int:
 def page_rows(
     engine: Engine, flt: CardFilter, *, page: int, page_size: int
 ) -> list[dict[str, Any]]:
-    """One page of rows, newest card time first (``page`` counts from 1)."""
+    """One page of at most ``page_size`` rows, newest card time first (``page`` counts from 1).
+
+    Each row is a dict of the card columns (without hashes and JSON lists) plus its latest
+    feedback: ``outcome``, ``outcome_time``, ``override_code``/``display``/``comment`` and
+    ``override_reason`` (the display, else the code); None where there is no feedback.
+    """
     rows = _rows(flt)
     stmt = select(rows).order_by(rows.c.time.desc(), rows.c.seq.desc()).limit(page_size)
     stmt = stmt.offset((page - 1) * page_size)
@@ -114,7 +140,7 @@ def page_rows(
 
 
 def iter_rows(engine: Engine, flt: CardFilter) -> Iterator[dict[str, Any]]:
-    """Every matching row in log order (for the CSV export), streamed."""
+    """Every matching row in log order (for the CSV export), streamed; dicts as ``page_rows``."""
     rows = _rows(flt)
     stmt = select(rows).order_by(rows.c.seq)
     with engine.connect() as connection:
@@ -123,6 +149,7 @@ def iter_rows(engine: Engine, flt: CardFilter) -> Iterator[dict[str, Any]]:
 
 
 def disposition_counts(engine: Engine, flt: CardFilter) -> dict[str, int]:
+    """Rows per disposition (keys from ``DISPOSITIONS``; absent when zero)."""
     rows = _rows(flt)
     stmt = select(rows.c.disposition, func.count()).group_by(rows.c.disposition)
     with engine.connect() as connection:
@@ -134,6 +161,7 @@ def _sum_when(condition: Any) -> Any:
 
 
 def pattern_counts(engine: Engine, flt: CardFilter) -> list[PatternCounts]:
+    """One ``PatternCounts`` per pattern with matching rows, sorted by pattern id."""
     rows = _rows(flt)
     stmt = (
         select(

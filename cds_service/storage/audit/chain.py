@@ -22,8 +22,8 @@ from sqlalchemy import Connection, Engine, Table, select
 from cds_service.storage.audit.models import CARD, CHAIN_HEAD, FEEDBACK, row_content
 
 GENESIS_HASH = "0" * 64
-# Rows per multi-row INSERT: larger statements left tens of MB of freed memory in the writer
-# thread's malloc arena (RSS 108 -> 182 MiB over 15,000 calls at 500; flat at 20).
+# Rows per multi-row INSERT: larger statements left freed memory behind in the writer thread's
+# malloc arena and the worker's RSS kept growing; at 20 it stays flat (bench/RESULTS.md).
 INSERT_PAGE_ROWS = 20
 MAX_PROBLEMS = 100  # a wholesale edit would otherwise print a line per row
 
@@ -36,12 +36,18 @@ def _encode(value: Any) -> str:
 
 
 def canonical_json(content: dict[str, Any]) -> str:
+    """``content`` as compact JSON with sorted keys, datetimes as UTC with microseconds.
+
+    The same content gives the same text whichever database it was read from, so it can be
+    hashed. Raises ``TypeError`` for a value JSON cannot carry other than a datetime.
+    """
     return json.dumps(
         content, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=_encode
     )
 
 
 def compute_hash(prev_hash: str, content: dict[str, Any]) -> str:
+    """The row hash: hex sha256 (64 characters) of ``prev_hash`` + ``canonical_json(content)``."""
     return hashlib.sha256((prev_hash + canonical_json(content)).encode()).hexdigest()
 
 
@@ -62,9 +68,12 @@ def _write_head(connection: Connection, seq: int, row_hash: str) -> None:
 
 
 def append_rows(connection: Connection, table: Table, rows: list[dict[str, Any]]) -> None:
-    """Link ``rows`` onto the chain (setting seq and row_hash) and insert them.
+    """Link ``rows`` onto the chain (setting seq and row_hash in each dict) and insert them.
 
+    ``rows`` are column dicts for ``table`` (``CARD`` or ``FEEDBACK``) without seq and row_hash.
     Must run inside ``locked_transaction``: the head is read and moved in the same transaction.
+    Raises ``sqlalchemy.exc.SQLAlchemyError`` when the insert fails (the transaction then rolls
+    back, head included).
     """
     if not rows:
         return
@@ -76,8 +85,8 @@ def append_rows(connection: Connection, table: Table, rows: list[dict[str, Any]]
     # return_defaults() makes SQLAlchemy send the batch as multi-row INSERTs ("insertmanyvalues")
     # instead of a DB-API executemany: sqlite3 releases and re-takes the GIL for every row of an
     # executemany, and while hook calls keep the CPU busy each re-take waits out a thread switch
-    # interval (5 ms): a 300-row batch took 18 s that way and the queue grew. It is also ~3x
-    # cheaper in CPU than executemany, and ~6x cheaper than building .values() statements.
+    # interval, so a batch could take seconds and the queue grew. It also costs less CPU than
+    # either executemany or building .values() statements (figures in bench/RESULTS.md).
     paged = connection.execution_options(insertmanyvalues_page_size=INSERT_PAGE_ROWS)
     paged.execute(table.insert().return_defaults(), rows)
     _write_head(connection, seq, prev_hash)
@@ -85,6 +94,10 @@ def append_rows(connection: Connection, table: Table, rows: list[dict[str, Any]]
 
 @dataclass(frozen=True)
 class VerifyResult:
+    """What ``verify_chain`` found: ``ok`` when ``problems`` is empty; ``rows_checked`` counts
+    card and feedback rows; ``problems`` holds one readable line per break (at most
+    ``MAX_PROBLEMS`` and a final "... and N more")."""
+
     ok: bool
     rows_checked: int
     problems: list[str] = field(default_factory=list)
@@ -102,7 +115,11 @@ def _rows_in_order(connection: Connection) -> Iterator[tuple[Table, dict[str, An
 
 
 def verify_chain(engine: Engine) -> VerifyResult:
-    """Recompute every link; report each break once and carry on from the stored hash."""
+    """Recompute every link; report each break once and carry on from the stored hash.
+
+    Checks seq continuity (gaps, duplicates), each row's hash and the chain head. Raises
+    ``sqlalchemy.exc.SQLAlchemyError`` when the database cannot be read.
+    """
     problems: list[str] = []
     checked = 0
     expected_seq = 1

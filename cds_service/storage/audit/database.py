@@ -24,7 +24,13 @@ _IMMEDIATE = "psychopharm_immediate"
 
 
 def create_audit_engine(url: str) -> Engine:
-    """An engine for ``sqlite:///...`` (relative paths = working directory) or PostgreSQL."""
+    """An engine for ``sqlite:///...`` (relative paths = working directory) or PostgreSQL.
+
+    SQLite gets WAL mode and a 30-second busy timeout; PostgreSQL a pool of 5 (+5 overflow), a
+    2-second pool wait and, unless the URL sets one, a 2-second connect timeout. Nothing connects
+    yet. Raises ``sqlalchemy.exc.ArgumentError`` for a URL it cannot parse or an unknown dialect,
+    and ``ImportError`` when the dialect's driver is not installed.
+    """
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         return _sqlite_engine(url)
@@ -65,12 +71,28 @@ def _sqlite_engine(url: str) -> Engine:
 
 @contextmanager
 def locked_transaction(engine: Engine, lock_key: int = CHAIN_LOCK_KEY) -> Iterator[Connection]:
-    """A transaction that holds the process-wide write lock until it commits or rolls back."""
+    """A transaction that holds the write lock across processes until it commits or rolls back.
+
+    SQLite: ``BEGIN IMMEDIATE`` (the database's one writer lock, waiting up to the 30-second
+    busy timeout); PostgreSQL: ``pg_advisory_xact_lock(lock_key)``. Commits when the block ends,
+    rolls back if it raises. Raises ``sqlalchemy.exc.SQLAlchemyError`` when the database cannot
+    be reached or the lock not taken in time.
+    """
     with engine.connect() as connection:
         connection = connection.execution_options(**{_IMMEDIATE: True})
         with connection.begin():
             if connection.dialect.name == "postgresql":
                 connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": lock_key})
+            yield connection
+
+
+@contextmanager
+def write_transaction(engine: Engine) -> Iterator[Connection]:
+    """A short write transaction without the chain lock; on SQLite it takes the write lock at
+    ``BEGIN`` (waiting up to the busy timeout) instead of failing when it upgrades mid-way."""
+    with engine.connect() as connection:
+        connection = connection.execution_options(**{_IMMEDIATE: True})
+        with connection.begin():
             yield connection
 
 

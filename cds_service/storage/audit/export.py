@@ -45,6 +45,7 @@ FIELDS = (
     "patient_key",
     "practitioner",
     "latency_ms",
+    "data_quality",
 )
 
 PATIENT_KEY_SYSTEM = "urn:psychopharm-cds:patient-key"
@@ -61,13 +62,16 @@ _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
 class CardSource(Protocol):
+    """Where exports read card rows from (``SqlAuditStore`` in the service)."""
+
     def query_cards(
         self,
         since: datetime | None = None,
         until: datetime | None = None,
         pattern: str | None = None,
         limit: int | None = None,
-    ) -> Iterator[dict[str, Any]]: ...
+    ) -> Iterator[dict[str, Any]]:
+        """Card rows in log order with their latest feedback (as ``queries.query_cards``)."""
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -75,7 +79,10 @@ def _iso(value: datetime | None) -> str | None:
 
 
 def export_record(card: dict[str, Any]) -> dict[str, Any]:
-    """One card row as exported: the FIELDS, times as ISO 8601 UTC."""
+    """One card row as exported: the ``FIELDS`` (missing ones None), times as ISO 8601 UTC ``Z``.
+
+    ``card`` is a row dict from ``query_cards``; ``card["time"]`` must be a tz-aware datetime.
+    """
     record = {name: card.get(name) for name in FIELDS}
     record["time"] = _iso(card["time"])
     record["outcome_time"] = _iso(card.get("outcome_time"))
@@ -83,6 +90,8 @@ def export_record(card: dict[str, Any]) -> dict[str, Any]:
 
 
 def spreadsheet_safe(value: Any) -> str:
+    """One CSV cell: None as "", booleans as true/false, and a leading ``'`` on text that a
+    spreadsheet would run as a formula (starting with = + - @, tab or CR: CSV injection)."""
     if value is None:
         return ""
     text = "true" if value is True else "false" if value is False else str(value)
@@ -111,7 +120,12 @@ def _event_id(card_uuid: str) -> str:
 
 
 def audit_event(card: dict[str, Any]) -> dict[str, Any]:
-    """The R4 AuditEvent for one card row (see the module docstring for the codes)."""
+    """The R4 AuditEvent for one card row (see the module docstring for the codes).
+
+    ``card`` is a row dict from ``query_cards``; ``card_uuid``, ``hook``, ``time``,
+    ``service_id``, ``patient_key``, ``pattern`` and ``summary`` are required (``KeyError``
+    otherwise). ``AuditEvent.id`` is the card uuid when it is one, else a uuid5 of it.
+    """
     card_uuid = str(card["card_uuid"])
     event_id = _event_id(card_uuid)
     practitioner = card.get("practitioner")
@@ -192,7 +206,12 @@ def export_rows(
     generated_at: datetime | None = None,
 ) -> Iterator[str]:
     """The card rows between ``since`` (inclusive) and ``until`` (exclusive) as text chunks to
-    write out in order: one line per row for jsonl and csv (with a header), or one Bundle."""
+    write out in order: one line per row for jsonl and csv (with a header, CRLF line ends), or one
+    ``collection`` Bundle of AuditEvents for fhir, stamped ``generated_at`` (default: now, UTC).
+
+    Raises ``ValueError`` for a format not in ``FORMATS`` (when iteration starts), and whatever
+    ``store.query_cards`` raises (``sqlalchemy.exc.SQLAlchemyError`` for the SQL store).
+    """
     if fmt not in FORMATS:
         raise ValueError(f"unknown export format {fmt!r}; choose from {list(FORMATS)}")
     cards = store.query_cards(since=since, until=until, pattern=pattern)

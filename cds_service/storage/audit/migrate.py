@@ -21,6 +21,8 @@ MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 
 
 def alembic_config(connection: Connection | None = None) -> Config:
+    """An Alembic ``Config`` for our migrations folder, carrying ``connection`` (if any) for
+    ``migrations/env.py`` to run on."""
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR).replace("%", "%%"))
     config.attributes["connection"] = connection
@@ -28,6 +30,7 @@ def alembic_config(connection: Connection | None = None) -> Config:
 
 
 def head_revision() -> str:
+    """The newest revision id in the migrations folder; ``RuntimeError`` if there is none."""
     head = ScriptDirectory.from_config(alembic_config()).get_current_head()
     if head is None:
         raise RuntimeError(f"no migrations found in {MIGRATIONS_DIR}")
@@ -35,12 +38,21 @@ def head_revision() -> str:
 
 
 def current_revision(engine: Engine) -> str | None:
+    """The revision the database is at; None before the first migration.
+
+    Raises ``sqlalchemy.exc.SQLAlchemyError`` when the database cannot be reached.
+    """
     with engine.connect() as connection:
         return MigrationContext.configure(connection).get_current_revision()
 
 
 def upgrade_head(engine: Engine) -> str:
-    """Apply every migration not yet applied; returns the revision the database is now at."""
+    """Apply every migration not yet applied; returns the revision the database is now at.
+
+    Runs under ``MIGRATION_LOCK_KEY``, so concurrent callers migrate once. Raises
+    ``sqlalchemy.exc.SQLAlchemyError`` when the database cannot be reached or a migration fails
+    (its transaction rolls back).
+    """
     with locked_transaction(engine, MIGRATION_LOCK_KEY) as connection:
         command.upgrade(alembic_config(connection), "head")
     return head_revision()

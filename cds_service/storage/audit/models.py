@@ -1,4 +1,5 @@
-"""Audit tables: card rows, feedback rows, the head of the hash chain, and an override index.
+"""Audit tables: card rows, feedback rows, the head of the hash chain, and an override index;
+plus the shared short-lived keys (``shared_ttl_key``) that live in the same database.
 
 Rows and wire shapes are separate: ``records.CardRecord`` is what the service hands over, these are
 what is stored. Every card and feedback row carries ``seq`` (one sequence shared by both tables)
@@ -40,6 +41,7 @@ class UTCDateTime(TypeDecorator[datetime]):
     cache_ok = True
 
     def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        """To UTC (naive on SQLite); ``ValueError`` for a naive datetime."""
         if value is None:
             return None
         if value.tzinfo is None:
@@ -48,6 +50,7 @@ class UTCDateTime(TypeDecorator[datetime]):
         return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
 
     def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        """Tz-aware UTC, whatever the database returned."""
         if value is None:
             return None
         if value.tzinfo is None:
@@ -56,10 +59,16 @@ class UTCDateTime(TypeDecorator[datetime]):
 
 
 class Base(DeclarativeBase):
-    pass
+    """The audit tables' metadata (Alembic's ``target_metadata``)."""
 
 
 class CardRow(Base):
+    """One card the service built, shown or not (``records.CardRecord`` as stored).
+
+    Tuples are stored as JSON lists, ``time`` as tz-aware UTC, ``latency_ms`` in milliseconds;
+    ``seq`` and ``row_hash`` place the row on the hash chain.
+    """
+
     __tablename__ = "audit_card"
 
     seq: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
@@ -81,6 +90,8 @@ class CardRow(Base):
     practitioner: Mapped[str | None] = mapped_column(String(256))
     latency_ms: Mapped[float] = mapped_column(Float)
     card_json: Mapped[str] = mapped_column(Text)
+    # The call's data-quality summary (JSON), migration 0004; NULL on rows written before it.
+    data_quality: Mapped[str | None] = mapped_column(Text, nullable=True)
     row_hash: Mapped[str] = mapped_column(String(64))
 
     __table_args__ = (
@@ -91,6 +102,11 @@ class CardRow(Base):
 
 
 class FeedbackRow(Base):
+    """One feedback item from the EHR (``records.FeedbackRecord`` as stored), unique by content.
+
+    ``outcome_time`` is when the user acted (EHR clock), ``received_time`` when it arrived here.
+    """
+
     __tablename__ = "audit_feedback"
 
     seq: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
@@ -145,11 +161,28 @@ class ChainHead(Base):
     row_hash: Mapped[str] = mapped_column(String(64))
 
 
+class SharedKeyRow(Base):
+    """A key that expires: JWT ``jti`` replay and select->sign dedup (``storage.ttl_store``).
+
+    Not audit data and not chained: rows are inserted atomically (one wins a race) and expired
+    rows are deleted. It lives in the audit database so that every worker of a host (SQLite) or
+    every host (PostgreSQL) shares it when no Redis is configured.
+    """
+
+    __tablename__ = "shared_ttl_key"
+
+    key: Mapped[str] = mapped_column(String(128), primary_key=True)
+    expires_at: Mapped[float] = mapped_column(Float)  # seconds since the epoch (wall clock)
+
+    __table_args__ = (Index("ix_shared_ttl_key_expires_at", "expires_at"),)
+
+
 # Declared as FromClause on the ORM class; these are plain Tables for Core statements.
 CARD = cast(Table, CardRow.__table__)
 FEEDBACK = cast(Table, FeedbackRow.__table__)
 CHAIN_HEAD = cast(Table, ChainHead.__table__)
 OVERRIDE = cast(Table, OverrideRow.__table__)
+SHARED_KEY = cast(Table, SharedKeyRow.__table__)
 
 
 def row_content(table: Table, values: Mapping[str, Any]) -> dict[str, Any]:
@@ -157,6 +190,15 @@ def row_content(table: Table, values: Mapping[str, Any]) -> dict[str, Any]:
     so that a row moved between tables does not verify."""
     content: dict[str, Any] = {"table": table.name}
     for column in table.columns:
-        if column.key != "row_hash":
-            content[column.key] = values[column.key]
+        if column.key == "row_hash":
+            continue
+        if column.key in _ADDED_LATER and values.get(column.key) is None:
+            # Rows written before the column existed were hashed without it: leaving a NULL
+            # out keeps their hashes (and the chain) valid after the migration.
+            continue
+        content[column.key] = values[column.key]
     return content
+
+
+# Columns added by a migration after rows were chained (nullable, hashed only when set).
+_ADDED_LATER = frozenset({"data_quality"})

@@ -21,6 +21,7 @@ from sqlalchemy import (
 )
 
 from cds_service.storage.audit.models import CARD, FEEDBACK, OVERRIDE
+from cds_service.storage.audit.records import NOT_EVALUABLE
 
 _JSON_LISTS = ("evidence_refs", "evidence_keys", "suggestion_uuids")
 
@@ -41,7 +42,11 @@ def last_overrides(
 ) -> dict[str, frozenset[str]]:
     """For each pattern with an override at or after ``since`` for this patient: the evidence
     keys of the card most recently overridden. One indexed query over the patient's overrides
-    (``audit_override``), however many cards the patient was shown."""
+    (``audit_override``), however many cards the patient was shown.
+
+    ``patient_key`` is the pseudonymous key; patterns without an override are absent. Raises
+    ``sqlalchemy.exc.SQLAlchemyError`` when the database cannot be read (the store catches it).
+    """
     if not patterns:
         return {}
     with engine.connect() as connection:
@@ -149,7 +154,12 @@ def query_cards(
 ) -> Iterator[dict[str, Any]]:
     """Card rows in log order (``since`` inclusive, ``until`` exclusive, on the card time), each
     joined with its latest feedback: outcome, outcome_time, override_code/system/display,
-    override_reason, override_comment and accepted_suggestions (None / [] without feedback)."""
+    override_reason, override_comment and accepted_suggestions (None / [] without feedback).
+
+    Yields dicts of the card columns except ``row_hash``, JSON lists decoded to lists; at most
+    ``limit`` rows. Streamed, so the connection stays open until the iterator is exhausted or
+    closed. Raises ``sqlalchemy.exc.SQLAlchemyError`` when the database cannot be read.
+    """
     stmt = _cards_statement(since, until, pattern, limit)
     with engine.connect() as connection:
         for mapping in connection.execution_options(yield_per=500).execute(stmt).mappings():
@@ -163,9 +173,16 @@ def weekly_stats(
     until: datetime | None = None,
     pattern: str | None = None,
 ) -> list[dict[str, Any]]:
-    """Per ISO week (UTC) and pattern: cards, shown, not shown, accepted and overridden."""
+    """Per ISO week (UTC) and pattern: cards, shown, not shown, accepted and overridden.
+
+    One dict per (week, pattern) with keys ``week`` ("2026-W48"), ``pattern``, ``cards``,
+    ``shown``, ``not_shown``, ``accepted``, ``overridden``; sorted by week then pattern. Rows of
+    patterns that could not be evaluated are not cards and are left out.
+    """
     buckets: dict[tuple[str, str], dict[str, Any]] = {}
     for card in query_cards(engine, since=since, until=until, pattern=pattern):
+        if card["disposition"] == NOT_EVALUABLE:
+            continue  # not a card: a pattern that could not judge the patient
         iso = card["time"].isocalendar()
         week = f"{iso.year}-W{iso.week:02d}"
         bucket = buckets.setdefault(

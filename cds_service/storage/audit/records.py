@@ -11,13 +11,26 @@ from typing import Protocol
 
 
 def pseudonymize(raw_id: str, secret: str) -> str:
-    """Keyed hash of a patient or practitioner id: stable per site, useless without the secret."""
+    """Keyed hash of a patient or practitioner id: stable per site, useless without the secret.
+
+    HMAC-SHA256 of ``raw_id`` under ``secret`` (``storage.patient_key_secret``), as the first 32
+    hex characters (128 bits).
+    """
     digest = hmac.new(secret.encode(), raw_id.encode(), hashlib.sha256).hexdigest()
     return digest[:32]
 
 
+# The disposition of a row that is not a card: a pattern that could not judge this patient
+# (``patterns.abstention.NotEvaluable``); its summary says why.
+NOT_EVALUABLE = "not-evaluable"
+
+
 @dataclass(frozen=True, slots=True)
 class CardRecord:
+    """One card as the pipeline hands it to the audit log, shown or not (one per pattern per
+    call). ``latency_ms``: milliseconds ``pipeline.run_hook`` took until the cards were built
+    (reading and parsing the body not included)."""
+
     time: datetime  # tz-aware UTC
     hook: str
     hook_instance: str
@@ -37,12 +50,21 @@ class CardRecord:
     card_json: str = ""  # the card as sent (or as it would have been sent, when not shown)
     # Why a card was or was not shown: "shown", "silent" (pattern in silent mode), "suppressed"
     # (overridden before, same evidence), "deduplicated" (shown at order-select already),
-    # "capped" (beyond max_cards).
+    # "capped" (beyond max_cards); NOT_EVALUABLE for a pattern that could not judge the patient.
     disposition: str = "shown"
+    # The call's data-quality summary as JSON: {"issues": {kind: count}, "not_evaluable":
+    # {pattern: reason}} (pipeline.data_quality); the same on every row of one call.
+    data_quality: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class FeedbackRecord:
+    """One item of a CDS Hooks feedback call (``feedback[]``), as stored.
+
+    The override fields come from ``overrideReason.reason`` (a Coding: code, system, display) and
+    ``overrideReason.userComment``; both times are tz-aware UTC.
+    """
+
     card_uuid: str
     service_id: str
     outcome: str  # "accepted" | "overridden"
@@ -56,6 +78,8 @@ class FeedbackRecord:
 
 
 class AuditStore(Protocol):
+    """What the pipeline and the web edge need of the audit log (``SqlAuditStore`` in service)."""
+
     def record_cards(self, rows: Sequence[CardRecord]) -> None:
         """Enqueue card rows; must not block the hook call for more than a few ms."""
 

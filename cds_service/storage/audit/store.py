@@ -37,6 +37,7 @@ CLOSE_TIMEOUT_S = 10.0  # within gunicorn's graceful_timeout
 
 
 def card_values(record: CardRecord) -> dict[str, Any]:
+    """The ``audit_card`` column values of ``record`` (tuples as JSON lists), without seq/hash."""
     return {
         "time": record.time,
         "hook": record.hook,
@@ -57,6 +58,7 @@ def card_values(record: CardRecord) -> dict[str, Any]:
         # An int would hash as "12" before the insert and "12.0" after the read.
         "latency_ms": float(record.latency_ms),
         "card_json": record.card_json,
+        "data_quality": record.data_quality,
     }
 
 
@@ -82,6 +84,7 @@ def feedback_content_hash(item: FeedbackRecord) -> str:
 
 
 def feedback_values(item: FeedbackRecord, content_hash: str) -> dict[str, Any]:
+    """The ``audit_feedback`` column values of ``item``, without seq/hash."""
     return {
         "content_hash": content_hash,
         "card_uuid": item.card_uuid,
@@ -98,6 +101,14 @@ def feedback_values(item: FeedbackRecord, content_hash: str) -> dict[str, Any]:
 
 
 class SqlAuditStore:
+    """The ``AuditStore`` on the database at ``settings.url`` (see the module docstring).
+
+    ``settings.queue_size`` bounds the card queue (rows), ``settings.flush_interval_s`` is the
+    writer's longest wait (seconds) before writing what is queued; ``close_timeout_s`` bounds the
+    final flush. With ``migrate`` the constructor brings the schema to head, and raises
+    ``sqlalchemy.exc.SQLAlchemyError`` when the database cannot be reached or migrated.
+    """
+
     def __init__(
         self,
         settings: StorageSettings,
@@ -118,6 +129,7 @@ class SqlAuditStore:
 
     @property
     def engine(self) -> Engine:
+        """The SQLAlchemy engine (for read-side queries, exports and ``verify_chain``)."""
         return self._engine
 
     def migrate(self) -> str:
@@ -125,6 +137,10 @@ class SqlAuditStore:
         return upgrade_head(self._engine)
 
     def record_cards(self, rows: Sequence[CardRecord]) -> None:
+        """Queue card rows for the writer thread; never blocks on the database, never raises.
+
+        Rows beyond the queue's capacity are dropped, counted in ``stats()`` and logged.
+        """
         self._writer.submit(rows)
 
     def _write_cards(self, records: list[CardRecord]) -> None:
@@ -137,6 +153,12 @@ class SqlAuditStore:
             )
 
     def record_feedback(self, items: Sequence[FeedbackRecord]) -> int:
+        """Append the items not stored before (same ``feedback_content_hash``), in one locked
+        transaction; returns how many were new.
+
+        Raises ``sqlalchemy.exc.SQLAlchemyError`` when the database cannot be written (nothing is
+        stored; the EHR may retry).
+        """
         fresh: dict[str, FeedbackRecord] = {}
         for item in items:
             fresh.setdefault(feedback_content_hash(item), item)
@@ -160,6 +182,8 @@ class SqlAuditStore:
     def last_overrides(
         self, patient_key: str, patterns: Collection[str], since: datetime
     ) -> Mapping[str, frozenset[str]]:
+        """Evidence keys of the latest overridden card per pattern (``queries.last_overrides``);
+        ``{}`` with a logged warning when the database cannot be read."""
         try:
             return queries.last_overrides(self._engine, patient_key, patterns, since)
         except SQLAlchemyError as exc:
@@ -188,9 +212,11 @@ class SqlAuditStore:
         until: datetime | None = None,
         pattern: str | None = None,
     ) -> list[dict[str, Any]]:
+        """Weekly counts per pattern (see ``queries.weekly_stats``)."""
         return queries.weekly_stats(self._engine, since=since, until=until, pattern=pattern)
 
     def ping(self) -> bool:
+        """True when ``SELECT 1`` succeeds; False (and a logged warning) otherwise."""
         try:
             with self._engine.connect() as connection:
                 connection.execute(text("SELECT 1"))
@@ -200,14 +226,17 @@ class SqlAuditStore:
         return True
 
     def stats(self) -> dict[str, Any]:
-        """queued (waiting now), accepted, written, dropped, write_errors, last_error."""
+        """The writer's counters: queued (waiting now), accepted, written, dropped, write_errors
+        (row counts since start) and last_error (an error class name, or None)."""
         return self._writer.stats()
 
     def flush(self, timeout_s: float = 5.0) -> None:
+        """Wait up to ``timeout_s`` seconds until queued cards are written; logs on timeout."""
         if not self._writer.flush(timeout_s):
             log.warning("audit flush timed out after %.1f s: %s", timeout_s, self.stats())
 
     def close(self) -> None:
+        """Flush (up to ``close_timeout_s``), stop the writer and dispose the pool; idempotent."""
         if self._closed:
             return
         self._closed = True

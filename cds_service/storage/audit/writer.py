@@ -42,6 +42,13 @@ def describe_error(exc: Exception) -> str:
 
 
 class BatchWriter(Generic[T]):
+    """A queue of at most ``capacity`` rows, written by ``write_batch`` on one daemon thread.
+
+    A batch (up to ``BATCH_SIZE`` rows) is written when that many are queued, on ``flush``, or
+    ``flush_interval_s`` seconds after the first row arrived. The thread starts with the first
+    ``submit``; create the writer in the process that uses it (a thread does not survive a fork).
+    """
+
     def __init__(
         self,
         write_batch: Callable[[list[T]], None],
@@ -67,6 +74,8 @@ class BatchWriter(Generic[T]):
         self._last_error: str | None = None
 
     def submit(self, rows: Sequence[T]) -> None:
+        """Queue ``rows`` without waiting for the database; what does not fit (or arrives after
+        ``close``) is dropped, counted and logged. Never raises."""
         with self._cond:
             if self._thread is None and not self._stopping:
                 self._start()
@@ -93,6 +102,8 @@ class BatchWriter(Generic[T]):
         self._thread.start()
 
     def stats(self) -> dict[str, Any]:
+        """Row counts since start: queued (now), accepted, written, dropped, write_errors; and
+        last_error, the class name of the latest write error (None if none)."""
         with self._cond:
             return {
                 "queued": len(self._pending),

@@ -29,6 +29,10 @@ def _run(connection: Connection) -> None:
 
 
 def run_migrations_online() -> None:
+    """Run the migrations on the caller's connection, else on ``-x url=...``.
+
+    Raises ``SystemExit`` when neither is given (``alembic`` run by hand without ``-x url``).
+    """
     connection = context.config.attributes.get("connection")
     if connection is not None:
         _run(connection)

@@ -22,10 +22,9 @@ import math
 from base64 import b64decode
 from collections.abc import Iterator, Mapping
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flask import Blueprint, Response, current_app, render_template, request, stream_with_context
-from sqlalchemy import Engine
 
 from cds_service.errors import AuthError
 from cds_service.patterns import PATTERN_IDS
@@ -33,6 +32,9 @@ from cds_service.storage.audit import auditor_queries as q
 from cds_service.storage.audit.export import FIELDS, export_record, spreadsheet_safe
 from cds_service.web.auditor.charts import weekly_chart
 from cds_service.web.auth import check_admin
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
 
 bp = Blueprint(
     "auditor", __name__, url_prefix="/auditor",
@@ -115,7 +117,12 @@ def _choice(args: Mapping[str, str], name: str, allowed: tuple[str, ...]) -> str
 
 
 def parse_filters(args: Mapping[str, str]) -> tuple[q.CardFilter, int]:
-    """The filter and page number from a query string; empty fields mean "any"."""
+    """The filter and page number from a query string; empty fields mean "any".
+
+    ``since``/``until`` take an ISO date or date-time (naive means UTC; a bare ``until`` date
+    includes that day); ``page`` counts from 1. Raises ``FilterError`` naming the first bad
+    value, or when ``since`` is not before ``until``.
+    """
     since_text, until_text = args.get("since", "").strip(), args.get("until", "").strip()
     since = _parse_time("since", since_text) if since_text else None
     until = _parse_time("until", until_text) if until_text else None
@@ -136,8 +143,8 @@ def parse_filters(args: Mapping[str, str]) -> tuple[q.CardFilter, int]:
 
 def _engine() -> Engine:
     # Only the SQL store keeps rows to show; any other AuditStore has no engine.
-    engine = getattr(current_app.extensions["psychopharm"].audit, "engine", None)
-    if not isinstance(engine, Engine):
+    engine: Engine | None = getattr(current_app.extensions["psychopharm"].audit, "engine", None)
+    if engine is None:
         raise RuntimeError("the auditor view needs the SQL audit store")
     return engine
 
@@ -172,6 +179,11 @@ def _bad_filter(exc: FilterError) -> Response:
 
 @bp.get("/")
 def index() -> Response:
+    """``GET /auditor/``: the HTML page (tiles, per-pattern counts, override reasons, weekly
+    chart, ``PAGE_SIZE`` rows per page) over the rows matching the query-string filters.
+
+    A bad filter is a 400 page naming it; a missing or wrong auditor token a 401 page.
+    """
     try:
         flt, page = parse_filters(request.args)
     except FilterError as exc:
@@ -226,6 +238,8 @@ def _csv_lines(engine: Engine, flt: q.CardFilter) -> Iterator[str]:
 
 @bp.get("/export.csv")
 def export_csv() -> Response:
+    """``GET /auditor/export.csv``: the rows matching the filters as a streamed CSV attachment
+    (``export.FIELDS`` columns, formula-safe cells); a bad filter is a 400 page."""
     try:
         flt, _ = parse_filters(request.args)
     except FilterError as exc:

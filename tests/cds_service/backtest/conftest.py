@@ -13,12 +13,12 @@ import pytest
 from distributed import Client
 
 from cds_service.backtest.cluster import open_client
+from cds_service.loaders import load_code_lists, load_ingredient_table
 from cds_service.patterns.engine import evaluate
 from cds_service.settings import Settings, load_settings
 from cds_service.synthetic.archetypes import ARCHETYPES
 from cds_service.synthetic.population import write_population
 from fhir_mappers.mapper import map_record
-from fhir_mappers.medications import IngredientTable
 
 AS_OF = date(2026, 6, 15)
 FIXTURES = Path(__file__).parents[2] / "fixtures"
@@ -72,9 +72,10 @@ def single_process_flags(directory: Path, settings: Settings) -> dict[str, froze
         if bundle.get("resourceType") == "Bundle":
             key = bundle["entry"][0]["resource"]["id"]
             by_patient.setdefault(key, []).append(bundle)
-    table = IngredientTable.load()
+    table, codes = load_ingredient_table(), load_code_lists()
     flags: dict[str, frozenset[str]] = {}
     for key, resources in by_patient.items():
-        findings = evaluate(map_record(resources, table), (), settings.patterns, AS_OF)
+        record = map_record(resources, table, codes=codes)
+        findings = evaluate(record, (), settings.patterns, AS_OF)
         flags[key] = frozenset(f.pattern_id for f in findings)
     return flags

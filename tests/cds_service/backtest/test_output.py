@@ -15,10 +15,10 @@ from distributed import Client
 
 from cds_service.backtest.run import run_backtest
 from cds_service.backtest.worker import FINDINGS_SCHEMA, latest_order_names
+from cds_service.loaders import load_code_lists, load_ingredient_table
 from cds_service.settings import load_settings
 from cds_service.storage.audit.records import pseudonymize
 from fhir_mappers.mapper import map_record
-from fhir_mappers.medications import IngredientTable
 from tests.cds_service.backtest.conftest import AS_OF
 
 SECRET = "site-secret-for-tests-0123456789"
@@ -185,10 +185,11 @@ def test_latest_order_names(orders: list[dict[str, Any]], expected: tuple[Any, .
     patient = {"resourceType": "Patient", "id": "p1"}
     bundle = {"resourceType": "Bundle", "type": "collection",
               "entry": [{"resource": r} for r in [patient, *orders]]}
-    record = map_record([bundle], IngredientTable.load())
+    record = map_record([bundle], load_ingredient_table(), codes=load_code_lists())
     assert latest_order_names(record, [bundle]) == expected
     # The same resources as NDJSON lines (not in a Bundle) name the same.
-    assert latest_order_names(map_record([patient, *orders], IngredientTable.load()),
+    assert latest_order_names(map_record([patient, *orders], load_ingredient_table(),
+                                         codes=load_code_lists()),
                               [patient, *orders]) == expected
 
 

@@ -23,18 +23,17 @@ from cds_service.errors import RequestError
 from cds_service.gather import hook_body
 from cds_service.gather.hook_body import parse_hook_body
 from cds_service.gather.hook_request import parse_json_object
+from cds_service.loaders import load_code_lists, load_ingredient_table
 from cds_service.patterns import PATTERN_IDS
 from cds_service.patterns.engine import evidence_horizon
 from cds_service.settings import load_settings
 from cds_service.synthetic.archetypes import ARCHETYPES
 from cds_service.synthetic.population import generate_patient
-from fhir_mappers.codes import CodeLists
 from fhir_mappers.mapper import is_latest_visit, map_record
-from fhir_mappers.medications import IngredientTable
 from tests.conftest import FIXTURES, NOW
 
-TABLE = IngredientTable.load()
-CODES = CodeLists.load()
+TABLE = load_ingredient_table()
+CODES = load_code_lists()
 PATTERNS = load_settings().patterns
 KEEP = partial(is_latest_visit, table=TABLE, codes=CODES)
 CASES = sorted(path for pid in PATTERN_IDS for path in (FIXTURES / pid).glob("*.json"))

@@ -7,9 +7,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from cds_service.runtime.metrics import LATENCY_BUCKETS_S, Metrics
+from cds_service.runtime.multiprocess_dir import MULTIPROC_ENV, multiprocess_directory
 
 
 def samples(metrics: Metrics) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
@@ -95,3 +97,56 @@ def test_multiprocess_mode_merges_the_workers(tmp_path: Path) -> None:
         if s.name == "psychopharm_hook_calls_total"
     ]
     assert [c.value for c in calls] == [2.0]
+
+
+# The multiprocess directory that `serve` sets up for its workers
+
+
+def test_serve_gets_a_fresh_metrics_directory_removed_on_exit() -> None:
+    environ: dict[str, str] = {}
+    with pytest.raises(SystemExit), multiprocess_directory(environ) as path:
+        assert environ[MULTIPROC_ENV] == str(path)
+        (path / "counter_123.db").write_bytes(b"x")  # what a worker writes
+        raise SystemExit(0)  # how gunicorn's master ends
+    assert not path.exists()
+    assert MULTIPROC_ENV not in environ
+
+
+def test_an_operators_metrics_directory_is_kept_but_emptied_of_the_last_run(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "counter_99.db").write_bytes(b"old counts")
+    (tmp_path / "README").write_text("not ours")
+    environ = {MULTIPROC_ENV: str(tmp_path)}
+    with multiprocess_directory(environ) as path:
+        assert path == tmp_path
+        assert not (tmp_path / "counter_99.db").exists()
+    assert (tmp_path / "README").exists()
+    assert environ[MULTIPROC_ENV] == str(tmp_path)
+
+
+_SERVE_WITHOUT_GUNICORN = """
+import sys
+from cds_service import cli
+from cds_service.runtime.gunicorn_app import PsychopharmApplication
+
+def run(self):
+    from prometheus_client import values  # what the forked workers would inherit
+    sys.stdout.write(values.ValueClass.__name__)
+
+PsychopharmApplication.run = run
+sys.exit(cli.main(["serve", "--config", sys.argv[1]]))
+"""
+
+
+def test_serve_sets_the_directory_before_prometheus_client_is_imported(tmp_path: Path) -> None:
+    # prometheus_client picks its value store at import; gunicorn workers inherit the master's.
+    site = tmp_path / "site.yaml"
+    site.write_text(f"storage:\n  url: sqlite:///{tmp_path / 'audit.sqlite3'}\n")
+    env = {k: v for k, v in os.environ.items() if k != MULTIPROC_ENV}
+    result = subprocess.run(  # noqa: S603 - our own interpreter
+        [sys.executable, "-c", _SERVE_WITHOUT_GUNICORN, str(site)], capture_output=True,
+        text=True, env=env, cwd=Path(__file__).resolve().parents[3], timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "MmapedValue"  # the multiprocess store, not one per process

@@ -1,7 +1,8 @@
 """The shared expiring-key store behind jti replay protection and select->sign dedup.
 
 The Redis tests use the server at 127.0.0.1:6379 and fail (not skip) when it is not there:
-production relies on it to share state between workers.
+production relies on it to share state between workers. The SQL store (the default without
+Redis) runs on SQLite and PostgreSQL; its stores on separate engines stand for separate workers.
 """
 
 from __future__ import annotations
@@ -10,17 +11,26 @@ import socket
 import threading
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import redis
+from sqlalchemy import Engine, func, select
 
 from cds_service.settings import CacheSettings
+from cds_service.storage.audit.database import create_audit_engine
+from cds_service.storage.audit.models import SHARED_KEY
+from cds_service.storage.audit.store import SqlAuditStore
 from cds_service.storage.ttl_store import (
     MemoryTtlStore,
     RedisTtlStore,
+    SqlTtlStore,
     StoreUnavailable,
     make_ttl_store,
 )
+from tests.audit_support import storage
+
+pytest_plugins = ["tests.audit_support"]
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 
@@ -169,11 +179,110 @@ def test_redis_down_raises_store_unavailable() -> None:
     assert store.ping() is False
 
 
+# SQL store (audit database)
+
+
+@pytest.fixture
+def migrated_url(audit_url: str) -> str:
+    """A database at Alembic head (migration 0003 creates ``shared_ttl_key``)."""
+    SqlAuditStore(storage(audit_url)).close()
+    return audit_url
+
+
+@pytest.fixture
+def engines(migrated_url: str) -> Iterator[list[Engine]]:
+    """Eight engines on one database: eight workers, each with its own connections."""
+    made = [create_audit_engine(migrated_url) for _ in range(8)]
+    yield made
+    for engine in made:
+        engine.dispose()
+
+
+def _rows(engine: Engine) -> int:
+    with engine.connect() as connection:
+        return int(connection.execute(select(func.count()).select_from(SHARED_KEY)).scalar_one())
+
+
+def test_sql_add_is_true_only_the_first_time(engines: list[Engine]) -> None:
+    store = SqlTtlStore(engines[0], clock=FakeClock())
+    assert store.add("jti:a", 300) is True
+    assert store.add("jti:a", 300) is False
+    assert store.contains("jti:a")
+    assert not store.contains("jti:b")
+    assert store.ping() is True
+
+
+def test_sql_store_is_shared_between_workers(engines: list[Engine]) -> None:
+    worker_a, worker_b = SqlTtlStore(engines[0]), SqlTtlStore(engines[1])
+    assert worker_a.add("dedup:shown-at-select", 3600) is True
+    assert worker_b.contains("dedup:shown-at-select")
+    assert worker_b.add("dedup:shown-at-select", 3600) is False
+
+
+def test_sql_expired_key_can_be_added_again_and_is_swept(engines: list[Engine]) -> None:
+    clock = FakeClock()
+    store = SqlTtlStore(engines[0], clock=clock, sweep_interval_s=10)
+    assert store.add("jti:old", 5) is True
+    clock.now += 4.9
+    assert store.contains("jti:old")
+    assert store.add("jti:old", 5) is False  # still live: a replay
+    clock.now += 0.2
+    assert not store.contains("jti:old")
+    assert store.add("jti:old", 5) is True  # expired: taken over
+    assert store.add("jti:other", 1) is True
+    clock.now += 30
+    assert store.add("jti:new", 5) is True  # past the sweep interval: expired rows deleted
+    assert _rows(engines[0]) == 1
+
+
+def test_sql_concurrent_adds_of_one_key_have_exactly_one_winner(engines: list[Engine]) -> None:
+    stores = [SqlTtlStore(engine) for engine in engines]
+    start = threading.Barrier(len(stores))
+    results: list[bool] = []
+    lock = threading.Lock()
+
+    def race(store: SqlTtlStore) -> None:
+        start.wait()
+        won = store.add("jti:raced", 300)
+        with lock:
+            results.append(won)
+
+    threads = [threading.Thread(target=race, args=(s,)) for s in stores]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(results) == [False] * 7 + [True]
+
+
+def test_sql_long_keys_are_hashed_to_fit(engines: list[Engine]) -> None:
+    store = SqlTtlStore(engines[0])
+    long_key = "dedup:" + "x" * 300
+    assert store.add(long_key, 60) is True
+    assert store.add(long_key, 60) is False
+    assert store.add(long_key[:-1], 60) is True
+
+
+def test_sql_store_without_its_table_is_unavailable(tmp_path: Path) -> None:
+    engine = create_audit_engine(f"sqlite:///{tmp_path / 'not-migrated.sqlite3'}")
+    store = SqlTtlStore(engine)
+    with pytest.raises(StoreUnavailable):
+        store.add("jti:a", 300)
+    with pytest.raises(StoreUnavailable):
+        store.contains("jti:a")
+    assert store.ping() is False
+    engine.dispose()
+
+
 # Factory
 
 
-def test_make_ttl_store_is_memory_without_redis_url() -> None:
+def test_make_ttl_store_is_memory_without_redis_url_or_database() -> None:
     assert isinstance(make_ttl_store(CacheSettings()), MemoryTtlStore)
+
+
+def test_make_ttl_store_uses_the_audit_database_without_redis(engines: list[Engine]) -> None:
+    assert isinstance(make_ttl_store(CacheSettings(), engines[0]), SqlTtlStore)
 
 
 @pytest.mark.redis

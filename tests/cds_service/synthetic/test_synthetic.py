@@ -14,6 +14,7 @@ import pytest
 from fhir.resources.R4B.bundle import Bundle
 
 from cds_service.gather.service_definitions import load_definitions
+from cds_service.loaders import load_code_lists, load_ingredient_table
 from cds_service.patterns import PATTERN_IDS
 from cds_service.patterns.engine import evaluate
 from cds_service.settings import Settings, load_settings
@@ -33,10 +34,12 @@ from fhir_mappers.medications import IngredientTable
 AS_OF = date(2026, 6, 15)
 EVERY_ARCHETYPE = dict.fromkeys(ARCHETYPES, 1.0)
 
+CODES = load_code_lists()
+
 
 @pytest.fixture(scope="module")
 def table() -> IngredientTable:
-    return IngredientTable.load()
+    return load_ingredient_table()
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +48,7 @@ def default_settings() -> Settings:
 
 
 def _flags(bundle: dict[str, Any], table: IngredientTable, settings: Settings) -> set[str]:
-    record = map_record([bundle], table)
+    record = map_record([bundle], table, codes=CODES)
     findings = evaluate(record, (), settings.patterns, AS_OF, "patient-view", raise_errors=True)
     return {f.pattern_id for f in findings}
 

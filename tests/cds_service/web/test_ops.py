@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -11,7 +12,9 @@ from flask import Flask
 
 from cds_service.runtime.metrics import Metrics
 from cds_service.settings import Settings, StorageSettings
+from cds_service.storage.audit.database import create_audit_engine
 from cds_service.storage.audit.store import SqlAuditStore
+from cds_service.storage.ttl_store import RedisTtlStore, SqlTtlStore
 from cds_service.web import ops
 
 
@@ -20,6 +23,7 @@ class Services:
     settings: Settings | None
     audit: Any
     metrics: Metrics | None
+    ttl: Any = None
 
 
 class RaisingAudit:
@@ -53,7 +57,58 @@ def test_healthz_answers_while_the_process_runs() -> None:
 def test_readyz_is_ready_with_settings_and_a_reachable_audit_store(sqlite_store: Any) -> None:
     response = make_client(Services(Settings(), sqlite_store, Metrics())).get("/readyz")
     assert response.status_code == 200
-    assert response.get_json() == {"status": "ready"}
+    assert response.get_json() == {"status": "ready", "checks": {"audit_database": "ok"}}
+
+
+def test_readyz_checks_the_shared_key_table_of_the_audit_database(sqlite_store: Any) -> None:
+    services = Services(Settings(), sqlite_store, Metrics(), SqlTtlStore(sqlite_store.engine))
+    response = make_client(services).get("/readyz")
+    assert response.status_code == 200
+    assert response.get_json()["checks"] == {"audit_database": "ok", "shared_store": "ok"}
+
+
+def test_readyz_is_unavailable_without_the_shared_key_table(
+    sqlite_store: Any, tmp_path: Path
+) -> None:
+    # A database that never ran migration 0003: jti replay cannot be checked.
+    bare = create_audit_engine(f"sqlite:///{tmp_path / 'bare.sqlite3'}")
+    services = Services(Settings(), sqlite_store, Metrics(), SqlTtlStore(bare))
+    response = make_client(services).get("/readyz")
+    bare.dispose()
+    assert response.status_code == 503
+    assert response.get_json() == {
+        "status": "unavailable",
+        "reason": "shared store unavailable",
+        "checks": {"audit_database": "ok", "shared_store": "unreachable"},
+    }
+
+
+@pytest.mark.redis
+def test_readyz_checks_redis_when_configured(sqlite_store: Any) -> None:
+    redis_store = RedisTtlStore("redis://127.0.0.1:6379/0")
+    response = make_client(Services(Settings(), sqlite_store, Metrics(), redis_store)).get(
+        "/readyz"
+    )
+    redis_store.close()
+    assert response.status_code == 200
+    assert response.get_json()["checks"] == {"audit_database": "ok", "redis": "ok"}
+
+
+def test_readyz_is_unavailable_when_redis_is_down(sqlite_store: Any) -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        closed = sock.getsockname()[1]
+    redis_store = RedisTtlStore(f"redis://127.0.0.1:{closed}/0")
+    response = make_client(Services(Settings(), sqlite_store, Metrics(), redis_store)).get(
+        "/readyz"
+    )
+    redis_store.close()
+    assert response.status_code == 503
+    assert response.get_json() == {
+        "status": "unavailable",
+        "reason": "redis unreachable",
+        "checks": {"audit_database": "ok", "redis": "unreachable"},
+    }
 
 
 def test_readyz_is_unavailable_when_the_audit_database_is_down() -> None:
@@ -66,7 +121,11 @@ def test_readyz_is_unavailable_when_the_audit_database_is_down() -> None:
     finally:
         store.close()
     assert response.status_code == 503
-    assert response.get_json() == {"status": "unavailable", "reason": "audit store unreachable"}
+    assert response.get_json() == {
+        "status": "unavailable",
+        "reason": "audit store unreachable",
+        "checks": {"audit_database": "unreachable"},
+    }
 
 
 def test_readyz_is_unavailable_when_ping_raises() -> None:
@@ -102,3 +161,13 @@ def test_probe_answers_are_not_cached(sqlite_store: Any) -> None:
     client = make_client(Services(Settings(), sqlite_store, Metrics()))
     for path in ("/healthz", "/readyz", "/metrics"):
         assert client.get(path).headers["Cache-Control"] == "no-store"
+
+
+def test_the_apps_readyz_reports_the_audit_database_and_its_shared_store(app: Flask) -> None:
+    # No Redis configured: jti replay and dedup keys live in the audit database.
+    response = app.test_client().get("/readyz")
+    assert response.status_code == 200
+    assert response.get_json() == {
+        "status": "ready",
+        "checks": {"audit_database": "ok", "shared_store": "ok"},
+    }

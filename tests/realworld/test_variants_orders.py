@@ -1,0 +1,305 @@
+"""Kinds 1, 5, 6, 7, 8, 9, 10 and 14 of issue 12 on realistic requests: other patients' resources,
+resolved intolerances, PRN lines, multi-step orders, nearly-right dates, fullUrl references,
+unitless doses, order-select selections and renewals."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import date
+from typing import Any
+
+import pytest
+from flask import Flask
+
+from cds_service.patterns.timeline import dose_on, is_current
+from fhir_mappers import CodeLists, IngredientTable, map_draft_orders, map_record
+from fhir_mappers.accessors import parse_period
+from tests.realworld.builders import (
+    concept,
+    daily,
+    day,
+    intolerance,
+    order,
+    request,
+)
+from tests.realworld.conftest import CASES_NOW, audit_rows, topics
+
+TODAY = CASES_NOW.date()
+POLY = "psychotropic-polypharmacy"
+INTOL = "repeated-intolerance"
+
+
+def two_antipsychotics(pid: str) -> list[dict[str, Any]]:
+    return [
+        order("ap-1", pid, "quetiapine100", authored=day(90, "T10:00:00Z"), dosage=[daily(100)]),
+        order("ap-2", pid, "risperidone2", authored=day(60, "T10:00:00Z"), dosage=[daily(2)]),
+    ]
+
+
+def three_intolerances(pid: str, clinical: str = "active") -> list[dict[str, Any]]:
+    return [
+        intolerance("ai-1", pid, "sertraline50", day(300, "T10:00:00Z"), "Nausea", clinical),
+        intolerance("ai-2", pid, "venlafaxine75", day(200, "T10:00:00Z"), "Headache"),
+        intolerance("ai-3", pid, "quetiapine100", day(100, "T10:00:00Z"), "Sedation"),
+    ]
+
+
+# Kind 1 -------------------------------------------------------------------------------------
+def test_own_two_antipsychotics_fire(post: Callable[[dict[str, Any]], Any]) -> None:
+    assert POLY in topics(post(request("patient-view", "p-own", two_antipsychotics("p-own"))))
+
+
+def test_another_patients_orders_are_dropped_counted_and_not_logged(
+    post: Callable[[dict[str, Any]], Any], caplog: pytest.LogCaptureFixture
+) -> None:
+    mine = order("own-1", "p-own", "quetiapine100", authored=day(90, "T10:00:00Z"))
+    theirs = two_antipsychotics("p-other-77")
+    for resource in theirs:
+        resource["id"] = "other-" + resource["id"]
+    body = request("patient-view", "p-own", [mine, *theirs],
+                   drafts=None)
+    with caplog.at_level(logging.DEBUG):
+        response = post(body)
+    assert POLY not in topics(response)
+    assert "p-other-77" not in caplog.text and "other-ap" not in caplog.text
+    assert "another patient's resource=2" in caplog.text
+
+
+def test_another_patients_draft_is_not_the_order(post: Callable[[dict[str, Any]], Any]) -> None:
+    draft = order("d-1", "p-other", "risperidone2", authored=day(0), status="draft")
+    body = request("order-sign", "p-own", three_intolerances("p-own"), drafts=[draft])
+    assert topics(post(body)) == []
+
+
+def test_synthea_style_urn_uuid_subjects_are_the_patient(
+    table: IngredientTable, codes: CodeLists
+) -> None:
+    pid = "6f1c0e2a-0000-4000-8000-00000000abcd"
+    mine = order("u-1", pid, "quetiapine100", authored=day(9))
+    mine["subject"] = {"reference": f"urn:uuid:{pid}"}
+    theirs = order("u-2", "x", "risperidone2", authored=day(9))
+    theirs["subject"] = {"reference": "urn:uuid:someone-else"}
+    bundle = {"resourceType": "Bundle", "type": "transaction", "entry": [
+        {"fullUrl": f"urn:uuid:{pid}", "resource": {"resourceType": "Patient", "id": pid}},
+        {"fullUrl": "urn:uuid:u-1", "resource": mine},
+        {"fullUrl": "urn:uuid:u-2", "resource": theirs},
+    ]}
+    record = map_record([bundle], table, codes=codes, patient_id=pid)
+    assert [c.ref for c in record.courses] == ["MedicationRequest/u-1"]
+    assert [i.reason for i in record.issues] == ["another patient's resource"]
+
+
+# Kind 5 -------------------------------------------------------------------------------------
+@pytest.mark.parametrize(("clinical", "fires"), [
+    ("active", True), ("resolved", False), ("inactive", False),
+])
+def test_only_active_intolerances_are_evidence(
+    post: Callable[[dict[str, Any]], Any], clinical: str, fires: bool
+) -> None:
+    body = request("patient-view", "p-int", three_intolerances("p-int", clinical))
+    assert (INTOL in topics(post(body))) is fires
+
+
+# Kind 6 -------------------------------------------------------------------------------------
+def test_a_prn_line_does_not_hide_a_scheduled_antipsychotic(
+    post: Callable[[dict[str, Any]], Any]
+) -> None:
+    resources = two_antipsychotics("p-prn")
+    resources[1]["dosageInstruction"] = [
+        daily(2), {**daily(1), "asNeededCodeableConcept": {"text": "agitation"}},
+    ]
+    assert POLY in topics(post(request("patient-view", "p-prn", resources)))
+
+
+def test_an_order_with_only_prn_lines_is_prn(post: Callable[[dict[str, Any]], Any]) -> None:
+    resources = two_antipsychotics("p-prn2")
+    resources[1]["dosageInstruction"] = [
+        {**daily(1), "asNeededBoolean": True}, {**daily(2), "asNeededBoolean": True},
+    ]
+    assert POLY not in topics(post(request("patient-view", "p-prn2", resources)))
+
+
+# Kind 7 -------------------------------------------------------------------------------------
+def steps(*parts: tuple[int, float, dict[str, Any]]) -> list[dict[str, Any]]:
+    return [
+        {"sequence": seq, "timing": {"repeat": {"frequency": 1, "period": 1, "periodUnit": "d",
+                                                 **bounds}},
+         "doseAndRate": [{"doseQuantity": {"value": mg, "unit": "mg",
+                                           "system": "http://unitsofmeasure.org", "code": "mg"}}]}
+        for seq, mg, bounds in parts
+    ]
+
+
+def test_a_taper_by_durations_runs_to_its_last_step(
+    table: IngredientTable, codes: CodeLists
+) -> None:
+    dosage = steps(
+        (1, 200, {"boundsDuration": {"value": 7, "unit": "d"}}),
+        (2, 100, {"boundsDuration": {"value": 14, "unit": "d"}}),
+        (3, 50, {"boundsDuration": {"value": 14, "unit": "d"}}),
+    )
+    resource = order("t-1", "p", "quetiapine100", authored=day(10), dosage=dosage)
+    course = map_record([resource], table, codes=codes).courses[0]
+    assert course.start == TODAY.fromordinal(TODAY.toordinal() - 10)
+    assert course.end == TODAY.fromordinal(TODAY.toordinal() - 10 + 35 - 1)
+    assert is_current(course, TODAY)
+    assert [dose_on(course, TODAY.fromordinal(TODAY.toordinal() - d)) for d in (10, 2, -20)] == [
+        200.0, 100.0, 50.0,
+    ]
+
+
+def test_a_titration_whose_steps_have_all_ended_is_not_current(
+    table: IngredientTable, codes: CodeLists
+) -> None:
+    dosage = steps(
+        (1, 25, {"boundsPeriod": {"start": day(200), "end": day(194)}}),
+        (2, 50, {"boundsPeriod": {"start": day(193), "end": day(100)}}),
+    )
+    course = map_record(
+        [order("t-2", "p", "quetiapine25", authored=day(200), dosage=dosage)], table, codes=codes
+    ).courses[0]
+    assert course.daily_dose_mg == 50.0
+    assert not is_current(course, TODAY)
+
+
+# Kind 8 -------------------------------------------------------------------------------------
+@pytest.mark.parametrize(("value", "expected"), [
+    ("2025-03-04T10:00:00-0500", (date(2025, 3, 4), date(2025, 3, 4))),
+    ("2025-03-04 10:00:00", (date(2025, 3, 4), date(2025, 3, 4))),
+    ("2025-03-04T10:00", (date(2025, 3, 4), date(2025, 3, 4))),
+    ("20250304101500-0500", (date(2025, 3, 4), date(2025, 3, 4))),
+    ("2025-02", (date(2025, 2, 1), date(2025, 2, 28))),
+    ("2024", (date(2024, 1, 1), date(2024, 12, 31))),
+    ("2025-02-30", None),
+    ("March 4th", None),
+])
+def test_nearly_right_dates(value: str, expected: tuple[date, date] | None) -> None:
+    assert parse_period(value) == expected
+
+
+def test_space_separated_dates_keep_intolerances_in_the_window(
+    post: Callable[[dict[str, Any]], Any]
+) -> None:
+    resources = three_intolerances("p-dates")
+    for resource in resources:
+        resource["recordedDate"] = resource["recordedDate"].replace("T", " ").replace(
+            "Z", " -0500")
+    assert INTOL in topics(post(request("patient-view", "p-dates", resources)))
+
+
+def test_an_undated_active_order_is_not_current(post: Callable[[dict[str, Any]], Any]) -> None:
+    resources = two_antipsychotics("p-undated")
+    del resources[0]["authoredOn"]
+    assert POLY not in topics(post(request("patient-view", "p-undated", resources)))
+
+
+def test_a_partial_end_date_keeps_the_course_to_the_end_of_that_month(
+    table: IngredientTable, codes: CodeLists
+) -> None:
+    dosage = [{**daily(100), "timing": {"repeat": {
+        "frequency": 1, "period": 1, "periodUnit": "d", "boundsPeriod": {"end": "2026-11"}}}}]
+    course = map_record([order("pe", "p", "quetiapine100", authored="2026-06", dosage=dosage)],
+                        table, codes=codes).courses[0]
+    assert (course.start, course.end) == (date(2026, 6, 1), date(2026, 11, 30))
+
+
+# Kinds 9 and 10 -----------------------------------------------------------------------------
+def test_draft_with_a_medication_referenced_by_urn_uuid_is_classified(
+    table: IngredientTable, codes: CodeLists
+) -> None:
+    draft = order("d-urn", "p", "sertraline50", authored=day(0), status="draft")
+    del draft["medicationCodeableConcept"]
+    draft["medicationReference"] = {"reference": "urn:uuid:8d1e-med"}
+    bundle = {"resourceType": "Bundle", "entry": [
+        {"fullUrl": "urn:uuid:8d1e-order", "resource": draft},
+        {"fullUrl": "urn:uuid:8d1e-med", "resource": {
+            "resourceType": "Medication", "code": concept("sertraline100")}},
+    ]}
+    drafts, issues = map_draft_orders(bundle, table, codes=codes, patient_id="p")
+    assert [i.name for i in drafts[0].ingredients] == ["sertraline"]
+    assert drafts[0].daily_dose_mg == 100.0
+    assert issues == ()
+
+
+@pytest.mark.parametrize(("value", "unit", "mg"), [
+    (2, None, 100.0), (1, None, 50.0), (2, "TAB", 100.0), (0.5, "{tablet}", 25.0),
+])
+def test_unitless_doses_are_counts_of_the_product(
+    table: IngredientTable, codes: CodeLists, value: float, unit: str | None, mg: float
+) -> None:
+    resource = order("ul", "p", "sertraline50", authored=day(5), dosage=[daily(value, unit)])
+    record = map_record([resource], table, codes=codes)
+    assert record.courses[0].daily_dose_mg == mg
+    assert record.issues == ()
+
+
+def test_a_dose_increase_written_as_tablet_counts_is_an_escalation(
+    post: Callable[[dict[str, Any]], Any]
+) -> None:
+    pid = "p-count"
+    resources = [
+        order("c-1", pid, "sertraline50", authored=day(150, "T10:00:00Z"), status="completed",
+              dosage=[{**daily(1, None), "timing": {"repeat": {
+                  "frequency": 1, "period": 1, "periodUnit": "d",
+                  "boundsPeriod": {"start": day(150), "end": day(60)}}}}]),
+        order("c-2", pid, "sertraline50", authored=day(60, "T10:00:00Z"),
+              dosage=[daily(2, None)]),
+        order("c-3", pid, "aripiprazole10", authored=day(30, "T10:00:00Z"),
+              dosage=[daily(1, None)]),
+    ]
+    assert "regimen-escalation" in topics(post(request("patient-view", pid, resources)))
+
+
+# Kind 14 ------------------------------------------------------------------------------------
+def test_a_renewal_at_the_same_dose_is_not_another_agent(
+    post: Callable[[dict[str, Any]], Any]
+) -> None:
+    pid = "p-renew"
+    current = order("mr-1", pid, "fluoxetine20", authored=day(80, "T10:00:00Z"),
+                    dosage=[daily(20)])
+    renewal = order("d-1", pid, "fluoxetine20", authored=day(0), status="draft",
+                    dosage=[daily(20)],
+                    priorPrescription={"reference": "https://ehr.example.test/fhir/r4/"
+                                                    "MedicationRequest/mr-1"})
+    body = request("order-sign", pid, [current, *three_intolerances(pid)], drafts=[renewal])
+    assert INTOL not in topics(post(body))
+
+
+@pytest.mark.parametrize(("product", "mg"), [("fluoxetine20", 40), ("aripiprazole10", 10)])
+def test_a_higher_dose_or_a_new_agent_is_still_an_order_that_matters(
+    post: Callable[[dict[str, Any]], Any], product: str, mg: float
+) -> None:
+    pid = "p-renew2"
+    current = order("mr-1", pid, "fluoxetine20", authored=day(80, "T10:00:00Z"),
+                    dosage=[daily(20)])
+    draft = order("d-1", pid, product, authored=day(0), status="draft", dosage=[daily(mg)])
+    body = request("order-sign", pid, [current, *three_intolerances(pid)], drafts=[draft])
+    assert INTOL in topics(post(body))
+
+
+def _select(post: Callable[[dict[str, Any]], Any], selections: list[str]) -> list[str]:
+    pid = "p-select"
+    lisinopril = order("d-lis", pid, "lisinopril10", authored=day(0), status="draft")
+    fluoxetine = order("d-flx", pid, "fluoxetine20", authored=day(0), status="draft",
+                       dosage=[daily(20)])
+    body = request("order-select", pid, three_intolerances(pid),
+                   drafts=[lisinopril, fluoxetine], selections=selections)
+    response = post(body)
+    assert response.status_code == 200
+    return topics(response)
+
+
+def test_order_select_judges_only_the_selected_orders(
+    post: Callable[[dict[str, Any]], Any]
+) -> None:
+    assert _select(post, ["MedicationRequest/d-lis"]) == []
+    assert INTOL in _select(post, ["MedicationRequest/d-flx"])
+
+
+def test_order_select_with_selections_naming_no_draft_judges_them_all(
+    audited_post: Callable[[dict[str, Any]], Any], rw_app: Flask
+) -> None:
+    assert INTOL in _select(audited_post, ["MedicationRequest/unknown"])
+    rows = audit_rows(rw_app)
+    assert "names no draft order" in rows[-1]["data_quality"]

@@ -1,0 +1,178 @@
+"""Kinds 2 and 3 of issue 12: visits in other systems' class codes, and the visit happening now.
+
+The story: three regimen changes in the last 80 days (sertraline started, raised, aripiprazole
+added). Seen at each change, visits-lag-changes must stay silent; not seen (or seen in a way the
+service cannot read as a visit), it fires. regimen-escalation fires either way (the control).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from fhir_mappers import CodeLists, IngredientTable, map_record
+from tests.realworld.builders import ACT_CODE, EPIC_CLASS, daily, day, encounter, order, request
+from tests.realworld.conftest import topics
+
+PID = "rwv-visits-1"
+VISITS = "visits-lag-changes"
+
+
+def three_changes(pid: str = PID) -> list[dict[str, Any]]:
+    return [
+        order("mr-1", pid, "sertraline50", authored=day(80, "T10:00:00Z"), status="stopped",
+              dosage=[{**daily(50), "timing": {"repeat": {
+                  "frequency": 1, "period": 1, "periodUnit": "d",
+                  "boundsPeriod": {"start": day(80), "end": day(50)}}}}]),
+        order("mr-2", pid, "sertraline100", authored=day(50, "T10:00:00Z"),
+              dosage=[daily(100)]),
+        order("mr-3", pid, "aripiprazole10", authored=day(20, "T10:00:00Z"),
+              dosage=[daily(10)]),
+    ]
+
+
+def visits_at_each_change(klass: Any, **extra: Any) -> list[dict[str, Any]]:
+    return [
+        encounter(f"enc-{n}", PID, day(d, "T09:00:00Z"), end=day(d, "T09:30:00Z"), klass=klass,
+                  **extra)
+        for n, d in enumerate((80, 50, 20))
+    ]
+
+
+EPIC = {"system": EPIC_CLASS, "code": "5", "display": "Appointment"}
+R5_LIST = [{"coding": [{"system": ACT_CODE, "code": "AMB", "display": "ambulatory"}]}]
+EPIC_UNMAPPED_WORDS = {"system": "urn:oid:1.2.840.114350.1.72.1.7.7.10.696784.99999",
+                       "code": "101", "display": "Office Visit"}
+
+
+@pytest.mark.parametrize(
+    ("klass", "extra"),
+    [
+        pytest.param({"system": ACT_CODE, "code": "AMB"}, {}, id="v3-amb-control"),
+        pytest.param(EPIC, {}, id="epic-oid-appointment"),
+        pytest.param(EPIC_UNMAPPED_WORDS, {}, id="vendor-code-read-by-its-display"),
+        pytest.param(R5_LIST, {}, id="r5-class-list"),
+        pytest.param("ambulatory", {}, id="dstu2-word"),
+    ],
+)
+def test_visits_in_any_class_shape_count(
+    post: Callable[[dict[str, Any]], Any], klass: Any, extra: dict[str, Any]
+) -> None:
+    response = post(request("patient-view", PID, three_changes() + visits_at_each_change(klass)))
+    assert response.status_code == 200
+    fired = topics(response)
+    assert "regimen-escalation" in fired
+    assert VISITS not in fired
+
+
+def test_r5_completed_visits_with_actual_period_count(
+    post: Callable[[dict[str, Any]], Any]
+) -> None:
+    visits = []
+    for n, d in enumerate((80, 50, 20)):
+        visit = encounter(f"enc-{n}", PID, day(d, "T09:00:00Z"), status="completed", klass=R5_LIST)
+        visit["actualPeriod"] = visit.pop("period")
+        visits.append(visit)
+    response = post(request("patient-view", PID, three_changes() + visits))
+    assert VISITS not in topics(response)
+
+
+@pytest.mark.parametrize(
+    "klass",
+    [
+        pytest.param({"system": "urn:oid:1.2.3.4.5", "code": "77"}, id="unmapped-vendor-code"),
+        pytest.param({"system": ACT_CODE, "code": "IMP"}, id="inpatient-is-not-a-visit-here"),
+        pytest.param({"system": ACT_CODE, "code": "EMER"}, id="emergency"),
+    ],
+)
+def test_encounters_that_are_not_outpatient_visits_do_not_count(
+    post: Callable[[dict[str, Any]], Any], klass: Any
+) -> None:
+    # Inpatient stays on the day of a change exclude that change; the other two still fire
+    # only through the visit gap, so use encounters on other days than the changes.
+    visits = [
+        encounter(f"enc-{n}", PID, day(d, "T09:00:00Z"), end=day(d, "T10:00:00Z"), klass=klass)
+        for n, d in enumerate((79, 49, 19))
+    ]
+    assert VISITS in topics(post(request("patient-view", PID, three_changes() + visits)))
+
+
+def test_an_unmapped_class_is_counted_as_a_data_quality_issue(
+    table: IngredientTable, codes: CodeLists
+) -> None:
+    resource = encounter("enc-x", PID, day(3), klass={"system": "urn:oid:1.2.3", "code": "77"})
+    record = map_record([resource], table, codes=codes, patient_id=PID)
+    assert [i.reason for i in record.issues] == ["encounter class not mapped"]
+    assert record.visits[0].kind == "unknown"
+
+
+def test_a_site_maps_its_own_class_codes(table: IngredientTable) -> None:
+    import yaml
+
+    from config import CONFIG_DIR
+
+    data = yaml.safe_load((CONFIG_DIR / "codes.yaml").read_text(encoding="utf-8"))
+    data["encounter_class_map"].append({"system": "urn:oid:1.2.3", "code": "77", "class": "IMP"})
+    site = CodeLists.from_mapping(data)
+    resource = encounter("enc-x", PID, day(3), klass={"system": "urn:oid:1.2.3", "code": "77"})
+    visit = map_record([resource], table, codes=site).visits[0]
+    assert (visit.class_code, visit.kind, visit.is_inpatient) == ("IMP", "inpatient", True)
+
+
+@pytest.mark.parametrize(
+    ("type_text", "expected"),
+    [
+        ("Psychiatry follow-up", True),
+        ("Lab draw", False),
+        ("Blood draw only", False),
+        ("Something else", None),
+    ],
+)
+def test_prescriber_visit_comes_from_the_configured_types(
+    table: IngredientTable, codes: CodeLists, type_text: str, expected: bool | None
+) -> None:
+    resource = encounter("enc-t", PID, day(3), type=[{"text": type_text}])
+    assert map_record([resource], table, codes=codes).visits[0].prescriber_visit is expected
+
+
+# Kind 3: the visit happening now. Two earlier changes had visits; today's draft is the third
+# change, signed during an appointment that is still open.
+def _sign_today(
+    post: Callable[[dict[str, Any]], Any], today: list[dict[str, Any]], **context: Any
+) -> list[str]:
+    history = three_changes()[:2] + [
+        encounter(f"enc-{n}", PID, day(d, "T09:00:00Z"), end=day(d, "T09:30:00Z"))
+        for n, d in enumerate((80, 50))
+    ]
+    draft = order("draft-1", PID, "aripiprazole10", authored=day(0, "T10:00:00Z"),
+                  status="draft", dosage=[daily(10)])
+    response = post(request("order-sign", PID, history + today, drafts=[draft], **context))
+    assert response.status_code == 200
+    return topics(response)
+
+
+@pytest.mark.parametrize("status", ["in-progress", "arrived", "triaged", "onleave"])
+def test_an_open_encounter_today_is_todays_visit(
+    post: Callable[[dict[str, Any]], Any], status: str
+) -> None:
+    now_visit = encounter("enc-now", PID, day(0, "T09:00:00Z"), status=status)
+    fired = _sign_today(post, [now_visit])
+    assert "regimen-escalation" in fired
+    assert VISITS not in fired
+
+
+def test_the_hooks_encounter_is_todays_visit_even_when_not_prefetched(
+    post: Callable[[dict[str, Any]], Any]
+) -> None:
+    fired = _sign_today(post, [], encounterId="enc-not-in-prefetch")
+    assert VISITS not in fired
+
+
+@pytest.mark.parametrize("status", ["planned", "cancelled"])
+def test_a_planned_or_cancelled_encounter_today_is_not_a_visit(
+    post: Callable[[dict[str, Any]], Any], status: str
+) -> None:
+    later = encounter("enc-now", PID, day(0, "T15:00:00Z"), status=status)
+    assert VISITS in _sign_today(post, [later])
