@@ -23,6 +23,7 @@ from fhir_mappers.mapper import map_record
 AS_OF = date(2026, 6, 15)
 FIXTURES = Path(__file__).parents[2] / "fixtures"
 EVERY_ARCHETYPE = dict.fromkeys(ARCHETYPES, 1.0)
+SYNTHEA = FIXTURES / "synthea-bulk-5"
 
 
 @pytest.fixture(scope="session")
@@ -79,3 +80,37 @@ def single_process_flags(directory: Path, settings: Settings) -> dict[str, froze
         findings = evaluate(record, (), settings.patterns, AS_OF)
         flags[key] = frozenset(f.pattern_id for f in findings)
     return flags
+
+
+@pytest.fixture(scope="session")
+def synthea_with_issues(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The 5-patient Synthea subset with known data-quality problems added: two patients'
+    ``birthDate`` unreadable, and one psychotropic order whose dose is a word, not a number."""
+    out = tmp_path_factory.mktemp("synthea-issues")
+    for path in SYNTHEA.glob("*.ndjson"):
+        (out / path.name).write_bytes(path.read_bytes())
+    patients = [json.loads(line) for line in (out / "Patient.000.ndjson").read_text().splitlines()]
+    for patient in patients[:2]:
+        patient["birthDate"] = "19x"
+    (out / "Patient.000.ndjson").write_text("".join(json.dumps(p) + "\n" for p in patients))
+    order = {
+        "resourceType": "MedicationRequest",
+        "id": "added-sertraline",
+        "status": "active",
+        "intent": "order",
+        "subject": {"reference": f"Patient/{patients[0]['id']}"},
+        "authoredOn": "2026-05-02",
+        "medicationCodeableConcept": {
+            "coding": [
+                {
+                    "system": "http://www.nlm.nih.gov/research/umls/rxnorm",
+                    "code": "312938",
+                    "display": "sertraline 50 MG Oral Tablet",
+                }
+            ]
+        },
+        "dosageInstruction": [{"doseAndRate": [{"doseQuantity": {"value": "two"}}]}],
+    }
+    with (out / "MedicationRequest.000.ndjson").open("a") as stream:
+        stream.write(json.dumps(order) + "\n")
+    return out

@@ -20,11 +20,11 @@ from tests.cds_service.backtest.conftest import (
     AS_OF,
     EVERY_ARCHETYPE,
     FIXTURES,
+    SYNTHEA,
     single_process_flags,
 )
 
 BACKTEST_FIXTURES = FIXTURES / "backtest"
-SYNTHEA = FIXTURES / "synthea-bulk-5"
 
 
 @pytest.fixture(scope="module")
@@ -277,7 +277,7 @@ def test_a_bundle_holding_two_patients_counts_two(
     }
 
 
-def test_synthea_bulk_export_matches_a_single_process_run_and_reports_its_data_quality(
+def test_synthea_bulk_export_matches_a_single_process_run(
     default_settings: Settings, dask_client: Client
 ) -> None:
     result = run_backtest(
@@ -290,10 +290,23 @@ def test_synthea_bulk_export_matches_a_single_process_run_and_reports_its_data_q
     quality = result.document["data_quality"]
     assert quality["resources_read"] == 192  # every line of the five files
     assert quality["other_resource_types"] == {} and quality["malformed_lines"] == 0
-    # Synthea writes tablet doses without a unit; the mapper reports them, and the report
-    # counts them by kind (within the evidence horizon, as the hooks map them).
-    issues = {(i["resource_type"], i["reason"]): i for i in quality["mapping_issues"]}
-    assert all(i["count"] >= i["patients"] >= 1 for i in issues.values())
+
+
+def test_mapping_issues_are_counted_by_kind_and_patients(
+    synthea_with_issues: Path, default_settings: Settings, dask_client: Client
+) -> None:
+    result = run_backtest(
+        synthea_with_issues, default_settings, AS_OF, dask_client, collect_flags=True
+    )
+    assert result.flags == single_process_flags(synthea_with_issues, default_settings)
+    issues = {
+        (i["resource_type"], i["field"], i["reason"]): (i["count"], i["patients"])
+        for i in result.document["data_quality"]["mapping_issues"]
+    }
+    assert issues == {
+        ("Patient", "birthDate", "unparseable date"): (2, 2),
+        ("MedicationRequest", "dosageInstruction", "dose without a numeric value"): (1, 1),
+    }
 
 
 def test_unread_resource_types_and_resources_without_a_patient_are_counted(

@@ -50,17 +50,17 @@ def test_cli_prints_json_and_reports_skips_and_a_summary_on_stderr(
 
 
 def test_cli_table_names_every_pattern_and_the_data_quality(
-    scheduler: str, capsys: pytest.CaptureFixture[str]
+    scheduler: str, synthea_with_issues: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     assert main(
-        [str(FIXTURES / "synthea-bulk-5"), "--as-of", "2026-06-15", "--quiet",
-         "--scheduler", scheduler]
+        [str(synthea_with_issues), "--as-of", "2026-06-15", "--quiet", "--scheduler", scheduler]
     ) == 0
     out, err = capsys.readouterr()
     assert all(pattern_id in out for pattern_id in PATTERN_IDS)
     assert "min_distinct_ingredients" in out and "3*" in out
     assert "Data quality:" in out and "resources read" in out
-    assert "MedicationRequest dosageInstruction: dose without a unit" in out
+    assert "Patient birthDate: unparseable date" in out
+    assert "MedicationRequest dosageInstruction: dose without a numeric value" in out
     assert err == ""
 
 
