@@ -86,6 +86,7 @@ def dashboard_link(client: Client) -> str | None:
 
 @dataclass(frozen=True)
 class WorkerUsage:
+    """One worker process's resource use, as ``worker_usage`` reads it."""
     peak_rss: int  # bytes, the process's peak resident memory so far (ru_maxrss)
     cpu_s: float  # user + system CPU seconds of the process so far
 
@@ -122,10 +123,13 @@ class Progress:
     _last: float | None = None
 
     def start(self, partitions: int) -> None:
+        """Starts the clock; ``partitions`` is how many partitions will be evaluated."""
         self.partitions = partitions
         self._start = self._last = self.clock()
 
     def partition_done(self, patients: int) -> None:
+        """Counts one evaluated partition of ``patients``; writes a line at most every ``every_s``
+        (and always for the last partition)."""
         now = self.clock()
         if self._first_done is None:
             self._first_done = now
@@ -145,6 +149,7 @@ class Progress:
             self.stream.flush()
 
     def line(self, now: float) -> str:
+        """The report line at monotonic time ``now`` (seconds)."""
         elapsed = now - (self._start or now)
         if self.done == 0:
             return (

@@ -91,6 +91,7 @@ class Piece:
 
 @dataclass(frozen=True, slots=True)
 class InputFile:
+    """One input file as listed: its fsspec path, URL to open, size in bytes, and kind."""
     path: str  # as fsspec names it (a local path, or "bucket/key" for object stores)
     url: str  # what to open: protocol-qualified when not local
     size: int
@@ -98,6 +99,7 @@ class InputFile:
 
     @property
     def name(self) -> str:
+        """The file name without its folder, as reports show it."""
         return self.path.rstrip("/").rpartition("/")[2]
 
 

@@ -48,6 +48,7 @@ class WhatIf:
 
 
 def what_if_variants(patterns: Mapping[str, PatternSettings]) -> list[WhatIf]:
+    """Every one-threshold change of ``WHAT_IF_STEPS`` around the configured values."""
     variants: list[WhatIf] = []
     for pattern_id, configured in patterns.items():
         names = {f.name for f in dataclasses.fields(configured.thresholds)}
@@ -90,10 +91,12 @@ class InputCounts:
     resources: int = 0
 
     def skip(self, file: str, reason: str, n: int = 1) -> None:
+        """Counts ``n`` skips of ``file`` for ``reason``."""
         reasons = self.skipped.setdefault(file, {})
         reasons[reason] = reasons.get(reason, 0) + n
 
     def to_json(self) -> str:
+        """JSON text for the ``QUALITY_KEY`` row that carries these counts through the shuffle."""
         return orjson.dumps(
             {
                 "skipped": self.skipped,
@@ -110,6 +113,7 @@ class InputCounts:
 
     @classmethod
     def from_json(cls, text: str) -> InputCounts:
+        """The counts ``to_json`` wrote."""
         raw = orjson.loads(text)
         return cls(
             skipped=raw["skipped"],
@@ -124,6 +128,7 @@ class InputCounts:
         )
 
     def add(self, other: InputCounts) -> None:
+        """Adds ``other``'s counts to these."""
         for file, reasons in other.skipped.items():
             for reason, n in reasons.items():
                 self.skip(file, reason, n)
@@ -184,6 +189,7 @@ class Tally:
     flags: dict[str, frozenset[str]] | None = None  # raw patient id -> pattern ids (tests only)
 
     def add(self, other: Tally) -> None:
+        """Adds ``other``'s counts (another partition's) to these."""
         self.patients += other.patients
         _merge(self.flagged, other.flagged)
         _merge(self.what_if, other.what_if)
@@ -205,6 +211,7 @@ def _merge(target: dict[K, int], source: Mapping[K, int]) -> None:
 
 
 def per_1000(count: int, patients: int) -> float:
+    """``count`` per 1,000 ``patients``, to one decimal (0.0 when there are no patients)."""
     return round(count * 1000 / patients, 1) if patients else 0.0
 
 

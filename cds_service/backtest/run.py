@@ -58,6 +58,7 @@ PARTITION_BYTES = 64 * 1024 * 1024
 
 @dataclass(frozen=True)
 class BacktestResult:
+    """What ``run_backtest`` returns: the report and the counts the CLI prints on stderr."""
     document: dict[str, Any]  # the --format json document
     detector_errors: dict[str, int]
     flags: dict[str, frozenset[str]] | None  # patient key -> pattern ids, when asked for
@@ -246,6 +247,7 @@ def add_backtest_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main_backtest(args: argparse.Namespace) -> int:
+    """Runs ``psychopharm-cds backtest`` with parsed ``args``; returns the exit code."""
     from cds_service.backtest.cluster import (
         ClusterError,
         Progress,
@@ -327,6 +329,7 @@ def _warn(skipped: Iterable[dict[str, str]], detector_errors: dict[str, int]) ->
 
 
 def main(argv: list[str] | None = None) -> int:
+    """``python -m cds_service.backtest``: parses ``argv`` and runs ``main_backtest``."""
     parser = argparse.ArgumentParser(
         prog="python -m cds_service.backtest",
         description="Report how often each pattern fires on a directory of FHIR data.",
