@@ -12,17 +12,22 @@ import uuid
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from cards.render import escape_markdown, fit_summary, render_context, template_fields
+from cards.render import escape_markdown, fit_summary, render_value, template_fields
 from cards.resources import build_resource
-from cards.wording import OVERRIDE_REASON_SYSTEM, Wording, pick
+from cards.wording import (
+    DETAIL_LIST_ITEMS,
+    DETAIL_MAX,
+    LEAD_LIST_ITEMS,
+    MAX_EVIDENCE_LINES,
+    OVERRIDE_REASON_SYSTEM,
+    Wording,
+    pick,
+)
 from cds_service.patterns.base import EvidenceItem, Finding
 
 log = logging.getLogger(__name__)
 
 PATTERN_SYSTEM = "https://psychopharm-cds.org/fhir/CodeSystem/pattern"
-# Long histories (many dispenses) would bury the card; the rest is counted, and all refs are
-# still audited through card_evidence_refs.
-MAX_EVIDENCE_LINES = 12
 
 
 def _new_uuid() -> str:
@@ -83,7 +88,8 @@ def build_card(
             },
         },
         "suggestions": suggestions,
-        "selectionBehavior": "at-most-one" if suggestions else None,
+        # A prescriber may want both the closer visits and the consultation.
+        "selectionBehavior": "any" if suggestions else None,
         "overrideReasons": [
             {"system": OVERRIDE_REASON_SYSTEM, "code": r.code, "display": r.display}
             for r in wording.override_reasons
@@ -111,7 +117,13 @@ def prune(value: Any) -> Any:
     return value
 
 
-def _fill(template: str | None, facts: Mapping[str, object], *, markdown: bool) -> str | None:
+def _fill(
+    template: str | None,
+    facts: Mapping[str, object],
+    *,
+    markdown: bool,
+    max_items: int = DETAIL_LIST_ITEMS,
+) -> str | None:
     if template is None:
         return None
     names = template_fields(template)
@@ -120,34 +132,51 @@ def _fill(template: str | None, facts: Mapping[str, object], *, markdown: bool) 
         # A detector that leaves out a fact is a contract bug; the card still goes out with
         # "not recorded" in its place, and the log names the keys (no patient data).
         log.warning("card template uses facts the finding lacks: %s", ", ".join(missing))
-    return template.format_map(render_context(facts, names, markdown=markdown))
+    values = {n: render_value(facts.get(n), markdown=markdown, max_items=max_items) for n in names}
+    return template.format_map(values)
+
+
+def _lead(template: str | None, facts: Mapping[str, object]) -> str:
+    """The optional first sentence, only when every fact it names has a value."""
+    if template is None:
+        return ""
+    if any(facts.get(n) in (None, "", [], (), False) for n in template_fields(template)):
+        return ""
+    return (_fill(template, facts, markdown=True, max_items=LEAD_LIST_ITEMS) or "") + " "
 
 
 def _detail(finding: Finding, wording: Wording, facts: Mapping[str, object]) -> str:
+    """Lead, why, one evidence line per drug, what to consider; at most DETAIL_MAX characters
+    (evidence lines are dropped, and counted, until it fits)."""
     sections = {
-        "evidence_list": _evidence_list(finding.evidence),
-        "why": _fill(wording.why, facts, markdown=True) or "",
-        "triggered": _fill(pick(wording.triggered, facts), facts, markdown=True) or "",
-        "citations": "\n".join(
-            f"- {r.citation} <{r.url}>" if r.url else f"- {r.citation}" for r in wording.references
-        ),
+        "lead": _lead(wording.lead, facts),
+        "why": _fill(pick(wording.why, facts), facts, markdown=True) or "",
+        "consider": _fill(wording.consider, facts, markdown=True) or "",
     }
-    names = [n for n in template_fields(wording.detail) if n not in sections]
-    values = {**render_context(facts, names, markdown=True), **sections}
-    return wording.detail.format_map(values).strip()
+    shown = min(len(finding.evidence), MAX_EVIDENCE_LINES)
+    while True:
+        text = wording.detail.format_map(
+            {**sections, "evidence_list": _evidence_list(finding.evidence, shown)}
+        ).strip()
+        if len(text) <= DETAIL_MAX or shown <= 1:
+            return text
+        shown -= 1
 
 
-def _evidence_list(evidence: tuple[EvidenceItem, ...]) -> str:
+def _evidence_list(evidence: tuple[EvidenceItem, ...], shown: int) -> str:
+    """One line per drug: '- sertraline 100 mg/day — nausea (2025-03-02)'; most recent first."""
     if not evidence:
         return "- No individual records were listed."
+    recent = list(reversed(evidence))[:shown]
     lines = []
-    for item in evidence[:MAX_EVIDENCE_LINES]:
-        when = item.when.isoformat() if item.when else "date not recorded"
-        parts = [f"**{when}**", escape_markdown(item.label) or "unnamed record"]
+    for item in recent:
+        line = escape_markdown(item.label) or "unnamed record"
         if item.note:
-            parts.append(escape_markdown(item.note))
-        lines.append("- " + " — ".join(parts))
-    hidden = len(evidence) - MAX_EVIDENCE_LINES
+            line += " — " + escape_markdown(item.note)
+        if item.when:
+            line += f" ({item.when.isoformat()})"
+        lines.append("- " + line)
+    hidden = len(evidence) - len(recent)
     if hidden > 0:
-        lines.append(f"- and {hidden} more records")
+        lines.append(f"- and {hidden} more in the record")
     return "\n".join(lines)

@@ -13,32 +13,37 @@ from types import MappingProxyType
 
 
 class FactKind(Enum):
+    """The kind of a fact value, which decides its sample and its allowed ``when`` values."""
+
     COUNT = "count"  # small integer: ingredients, trials, visits
-    DAYS = "days"  # window or lookback in days
+    DAYS = "days"  # a number of days in the patient's record (never a setting)
     MONTHS = "months"
     FRACTION = "fraction"  # PDC, 0..1
-    SCORE = "score"  # PHQ-9 threshold
+    NAME = "name"  # one ingredient name
     NAMES = "names"  # list of ingredient names or short labels
     FLAG = "flag"  # bool
     TRIGGER = "trigger"  # which threshold fired
     DRUG_CLASS = "drug_class"
+    DATE = "date"  # ISO date
 
 
 _C, _D, _M, _F = FactKind.COUNT, FactKind.DAYS, FactKind.MONTHS, FactKind.FRACTION
 _N, _B, _T, _K = FactKind.NAMES, FactKind.FLAG, FactKind.TRIGGER, FactKind.DRUG_CLASS
 
+# Every fact each detector puts in its Finding (tests/cards/test_fact_contract.py runs the
+# detectors and holds them to this): settings are not facts, except the counts a card may
+# name ("at least 2"); windows reach the card as months of the patient's history.
 FACT_KINDS: Mapping[str, Mapping[str, FactKind]] = MappingProxyType(
     {
         "repeated-intolerance": {
-            "ingredient_count": _C,
             "class_count": _C,
+            "ingredient_count": _C,
             "ingredients": _N,
-            "classes": _N,
-            "lookback_days": _D,
+            "counted_classes": _N,  # "SSRI (sertraline, escitalopram)"
             "window_months": _M,
-            "min_distinct_ingredients": _C,
             "min_distinct_classes": _C,
             "draft_ingredients": _N,
+            "draft_not_tolerated_before": _N,  # "sertraline on 2025-03-02 (nausea)"
         },
         "psychotropic-polypharmacy": {
             "psychotropic_count": _C,
@@ -49,50 +54,63 @@ FACT_KINDS: Mapping[str, Mapping[str, FactKind]] = MappingProxyType(
             "min_concurrent_antipsychotics": _C,
             "trigger": _T,
             "draft_ingredients": _N,
+            "added_by_draft": _N,
         },
         "regimen-escalation": {
             "escalation_count": _C,
-            "window_days": _D,
+            "window_months": _M,
             "min_escalations": _C,
             "new_agents": _N,
             "dose_increases": _N,
             "draft_ingredients": _N,
+            "titration_steps_not_counted": _C,
+            "switches_not_counted": _C,
         },
         "multiple-failed-trials": {
             "failed_trial_count": _C,
             "trial_class": _K,
             "trials": _N,
-            "lookback_days": _D,
             "lookback_months": _M,
             "min_failed_trials": _C,
-            "min_trial_days": _D,
-            "phq9_persisting_min": FactKind.SCORE,
-            "dose_unknown_trials": _N,
+            "dose_unknown_ingredients": _N,
         },
         "visits-lag-changes": {
             "change_count": _C,
             "visit_count": _C,
-            "window_days": _D,
+            "window_months": _M,
             "days_since_last_visit": _D,  # None when no visit is on record
             "min_changes": _C,
-            "max_days_since_visit": _D,
             "trigger": _T,
+            "last_visit": FactKind.DATE,  # None when no visit is on record
         },
         "nonadherence": {
-            "pdc": _F,  # None when the finding rests on "not taken" statements only
+            "pdc": _F,  # None when the finding rests on a lapsed fill or a statement only
+            "pdc_percent": _C,  # the same, in whole percent (rounded down)
+            "ingredient": FactKind.NAME,
             "drug_class": _K,
-            "ingredients": _N,
-            "window_days": _D,
-            "pdc_below": _F,
+            "window_months": _M,
             "dispense_count": _C,
-            "not_taken": _N,
+            "days_since_supply_ran_out": _D,  # set for a single lapsed fill
+            "not_taken": _B,
             "dose_increase_in_draft": _B,
+            "period_start": FactKind.DATE,
+            "period_days": _D,
         },
     }
 )
 
 # Facts that may be None ("not recorded"); all others are always present with a value.
-NULLABLE_FACTS = frozenset({"days_since_last_visit", "pdc"})
+NULLABLE_FACTS = frozenset(
+    {
+        "days_since_last_visit",
+        "last_visit",
+        "pdc",
+        "pdc_percent",
+        "days_since_supply_ran_out",
+        "period_start",
+        "period_days",
+    }
+)
 
 # Values a `when:` condition may compare against, per kind (None = "not recorded").
 ALLOWED_VALUES: Mapping[FactKind, frozenset[object]] = MappingProxyType(
@@ -136,8 +154,9 @@ SAMPLES: Mapping[FactKind, tuple[object, ...]] = MappingProxyType(
         FactKind.DAYS: (1095,),
         FactKind.MONTHS: (36,),
         FactKind.FRACTION: (0.45,),
-        FactKind.SCORE: (10,),
+        FactKind.NAME: ("lisdexamfetamine",),
         FactKind.NAMES: (list(_LONG_NAMES),),
+        FactKind.DATE: ("2026-01-05",),
         FactKind.FLAG: (True, False),
         FactKind.TRIGGER: tuple(sorted(ALLOWED_VALUES[FactKind.TRIGGER], key=str)),
         FactKind.DRUG_CLASS: tuple(sorted(ALLOWED_VALUES[FactKind.DRUG_CLASS], key=str)),

@@ -95,6 +95,7 @@ def render_value(value: object, *, markdown: bool, max_items: int | None = None)
 def render_context(
     facts: Mapping[str, object], names: Iterable[str], *, markdown: bool
 ) -> dict[str, str]:
+    """Each named fact as card text (see ``render_value``), for ``str.format_map``."""
     return {n: render_value(facts.get(n), markdown=markdown) for n in names}
 
 
@@ -123,6 +124,7 @@ def fit_summary(template: str, facts: Mapping[str, object]) -> str:
 
 
 def truncate_words(text: str, limit: int) -> str:
+    """``text`` cut to ``limit`` characters at a word boundary, with an ellipsis when cut."""
     if len(text) <= limit:
         return text
     cut = text[: limit - 1]

@@ -11,7 +11,7 @@ from typing import Any
 
 from cards.wording import Suggestion
 
-SUGGESTION_SYSTEM = "https://psychopharm-cds.org/fhir/CodeSystem/suggestion"
+UCUM = "http://unitsofmeasure.org"
 
 
 def as_reference(value: str | None, default_type: str) -> dict[str, str] | None:
@@ -38,9 +38,9 @@ def build_resource(
     encounter = as_reference(encounter_ref, "Encounter")
     code = {
         "coding": [
-            {"system": SUGGESTION_SYSTEM, "code": suggestion.code, "display": suggestion.display}
+            {"system": suggestion.system, "code": suggestion.code, "display": suggestion.display}
         ],
-        "text": suggestion.display,
+        "text": suggestion.label,
     }
     notes = [{"text": note}] if note else None
     if suggestion.resource == "ServiceRequest":
@@ -52,6 +52,7 @@ def build_resource(
             "subject": patient,
             "encounter": encounter,
             "requester": practitioner,
+            "occurrenceTiming": _every_weeks(suggestion),
             "reasonCode": [{"text": reason}],
             "note": notes,
         }
@@ -81,4 +82,23 @@ def build_resource(
         "recipient": [patient],
         "payload": [{"contentString": message or suggestion.display}],
         "reasonCode": [{"text": reason}],
+    }
+
+
+def _every_weeks(suggestion: Suggestion) -> dict[str, Any] | None:
+    """Once every N weeks for M weeks (Timing.repeat), so "more frequent visits" is encoded."""
+    if suggestion.every_weeks is None or suggestion.for_weeks is None:
+        return None
+    return {
+        "repeat": {
+            "boundsDuration": {
+                "value": suggestion.for_weeks,
+                "unit": "wk",
+                "system": UCUM,
+                "code": "wk",
+            },
+            "frequency": 1,
+            "period": suggestion.every_weeks,
+            "periodUnit": "wk",
+        }
     }

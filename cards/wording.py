@@ -32,8 +32,22 @@ OverrideCode = Literal[
 ]
 OVERRIDE_REASON_CODES: tuple[str, ...] = get_args(OverrideCode)
 # Placeholders the detail template may use besides facts; the builder fills them.
-DETAIL_SECTIONS = ("evidence_list", "why", "triggered", "citations")
+DETAIL_SECTIONS = ("lead", "why", "evidence_list", "consider")
 SUGGESTION_CODE = re.compile(r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$")
+SUGGESTION_SYSTEM = "https://psychopharm-cds.org/fhir/CodeSystem/suggestion"
+SNOMED_CT = "http://snomed.info/sct"
+# The order screen shows about this much detail without scrolling past the suggestions.
+DETAIL_MAX = 700
+# Names a list fact shows in the detail at most ("a, b, c, d and 2 more").
+DETAIL_LIST_ITEMS = 3
+# The lead names the drafted drug(s); more than two at once is rare.
+LEAD_LIST_ITEMS = 2
+# Evidence lines the card shows at most (one per drug); the rest is counted in one line.
+MAX_EVIDENCE_LINES = 4
+# A long but realistic evidence line, to prove a detail template fits DETAIL_MAX.
+SAMPLE_EVIDENCE_LINE = (
+    "- desvenlafaxine 100 mg/day — new agent 2026-01-05; up from 50 mg/day (2026-03-02)"
+)
 
 Scalar = str | bool | None
 # Read by the loader's schema validation (pydantic), without this module importing it.
@@ -49,6 +63,7 @@ class Variant:
     when: Mapping[str, Scalar] = field(default_factory=dict)
 
     def matches(self, facts: Mapping[str, object]) -> bool:
+        """Whether every ``when`` fact has the given value (None and booleans by identity)."""
         for key, expected in self.when.items():
             actual = facts.get(key)
             if expected is None or isinstance(expected, bool):
@@ -69,20 +84,17 @@ def pick(variants: tuple[Variant, ...], facts: Mapping[str, object]) -> str:
 
 @dataclass(frozen=True, slots=True)
 class Source:
+    """The card's ``source``: the first source of the advice, with its specific page."""
+
     __pydantic_config__ = _FORBID_EXTRA
     label: str
     url: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
-class Reference:
-    __pydantic_config__ = _FORBID_EXTRA
-    citation: str  # trusted Markdown, reviewed with the file
-    url: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
 class Link:
+    """A source, cited by its full title, at its specific page."""
+
     __pydantic_config__ = _FORBID_EXTRA
     label: str
     url: str
@@ -90,18 +102,27 @@ class Link:
 
 @dataclass(frozen=True, slots=True)
 class Suggestion:
+    """One suggestion: a draft FHIR resource with its code (SNOMED CT for services) and text."""
+
     __pydantic_config__ = _FORBID_EXTRA
-    code: str  # in https://psychopharm-cds.org/fhir/CodeSystem/suggestion
+    code: str  # a SNOMED CT code, or a kebab-case code in SUGGESTION_SYSTEM
     label: str
     display: str
     resource: Literal["ServiceRequest", "Task", "CommunicationRequest"]
     description: str  # the action's description
+    system: str = SUGGESTION_SYSTEM
     note: str | None = None  # template; may quote facts
     recommended: bool = False
+    # A repeated visit, encoded in the resource (ServiceRequest.occurrenceTiming): once every
+    # ``every_weeks`` weeks for ``for_weeks`` weeks.
+    every_weeks: int | None = None
+    for_weeks: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class OverrideReason:
+    """An override reason offered on the card, from the stable ``OverrideCode`` list."""
+
     __pydantic_config__ = _FORBID_EXTRA
     code: OverrideCode
     display: str
@@ -109,24 +130,26 @@ class OverrideReason:
 
 @dataclass(frozen=True, slots=True)
 class Wording:
+    """One pattern's card wording, as cards/wording/<pattern-id>.yaml gives it."""
+
     __pydantic_config__ = _FORBID_EXTRA
     pattern_id: str
     title: str
     summary: tuple[Variant, ...]
-    detail: str
-    why: str
-    triggered: tuple[Variant, ...]
+    detail: str  # layout: {lead}, {why}, {evidence_list}, {consider}
+    why: tuple[Variant, ...]  # one sentence: why the card fired (facts only, no settings)
+    consider: str  # one sentence: what to consider
     source: Source
-    references: tuple[Reference, ...]
+    links: tuple[Link, ...]
     override_reasons: tuple[OverrideReason, ...]
-    links: tuple[Link, ...] = ()
+    lead: str | None = None  # a first sentence, shown only when every fact it names has a value
     suggestions: tuple[Suggestion, ...] = ()
 
 
 # Keys whose value may be written as one plain string instead of a list of variants.
-VARIANT_KEYS = ("summary", "triggered")
-_NON_EMPTY_GROUPS = ("summary", "triggered", "references", "override_reasons")
-_OPTIONAL_TEXT = frozenset({"url", "note"})
+VARIANT_KEYS = ("summary", "why")
+_NON_EMPTY_GROUPS = ("summary", "why", "links", "override_reasons")
+_OPTIONAL_TEXT = frozenset({"url", "note", "lead"})
 
 
 def _shape_problems(wording: Wording) -> list[str]:
@@ -152,8 +175,20 @@ def _shape_problems(wording: Wording) -> list[str]:
         if not getattr(wording, group):
             problems.append(f"{group}: must list at least one entry")
     for i, suggestion in enumerate(wording.suggestions):
-        if not SUGGESTION_CODE.match(suggestion.code):
-            problems.append(f"suggestions.{i}.code: {suggestion.code!r} is not a kebab-case code")
+        key = f"suggestions.{i}"
+        if suggestion.system == SNOMED_CT:
+            if not suggestion.code.isdigit():
+                problems.append(f"{key}.code: {suggestion.code!r} is not a SNOMED CT code")
+        elif suggestion.system != SUGGESTION_SYSTEM:
+            problems.append(f"{key}.system: use {SNOMED_CT} or {SUGGESTION_SYSTEM}")
+        elif not SUGGESTION_CODE.match(suggestion.code):
+            problems.append(f"{key}.code: {suggestion.code!r} is not a kebab-case code")
+        if suggestion.resource == "ServiceRequest" and suggestion.system != SNOMED_CT:
+            problems.append(f"{key}: a requested service needs a SNOMED CT code")
+        if (suggestion.every_weeks is None) != (suggestion.for_weeks is None):
+            problems.append(f"{key}: every_weeks and for_weeks go together")
+        if suggestion.every_weeks is not None and suggestion.resource != "ServiceRequest":
+            problems.append(f"{key}: only a ServiceRequest carries a visit interval")
     return problems
 
 
@@ -179,7 +214,7 @@ def check_wording(wording: Wording, pattern_id: str) -> list[str]:
                 )
         return names
 
-    for group in ("summary", "triggered"):
+    for group in ("summary", "why"):
         variants: tuple[Variant, ...] = getattr(wording, group)
         for i, variant in enumerate(variants):
             key = f"{group}.{i}"
@@ -197,7 +232,16 @@ def check_wording(wording: Wording, pattern_id: str) -> list[str]:
     for section in DETAIL_SECTIONS:
         if detail_names and section not in detail_names:
             problems.append(f"detail: must contain the {{{section}}} section")
-    placeholders("why", wording.why)
+    placeholders("consider", wording.consider)
+    if wording.lead is not None:
+        placeholders("lead", wording.lead)
+    if detail_names and not problems:
+        longest = longest_detail(wording, kinds)
+        if len(longest) > DETAIL_MAX:
+            problems.append(
+                f"detail: can reach {len(longest)} characters with realistic values "
+                f"(limit {DETAIL_MAX})"
+            )
     for i, suggestion in enumerate(wording.suggestions):
         if suggestion.note is not None:
             placeholders(f"suggestions.{i}.note", suggestion.note)
@@ -228,9 +272,35 @@ def _check_when(
     return problems
 
 
+def longest_detail(wording: Wording, kinds: Mapping[str, FactKind]) -> str:
+    """The detail with its longest variants, long fact values and a full evidence list."""
+
+    def longest(template: str) -> str:
+        return longest_text(Variant(text=template), kinds, DETAIL_LIST_ITEMS)
+
+    evidence = "\n".join([SAMPLE_EVIDENCE_LINE] * MAX_EVIDENCE_LINES + ["- and 3 more"])
+    sections = {
+        "lead": (
+            longest_text(Variant(text=wording.lead), kinds, LEAD_LIST_ITEMS) + " "
+            if wording.lead
+            else ""
+        ),
+        "why": max((longest_text(v, kinds, DETAIL_LIST_ITEMS) for v in wording.why), key=len),
+        "evidence_list": evidence,
+        "consider": longest(wording.consider),
+    }
+    return wording.detail.format_map(sections).strip()
+
+
 def longest_summary(variant: Variant, kinds: Mapping[str, FactKind]) -> str:
-    """The summary with the longest realistic value for each placeholder (lists at their
-    shortest, 'x and N more', because the builder shortens lists to fit)."""
+    """The longest realistic summary (see ``longest_text``)."""
+    return longest_text(variant, kinds)
+
+
+def longest_text(variant: Variant, kinds: Mapping[str, FactKind], max_items: int = 1) -> str:
+    """The text with the longest realistic value for each placeholder. Lists are shown with at
+    most ``max_items`` names ('x and N more'): the builder shortens summaries to fit, and lists
+    in the detail to ``DETAIL_LIST_ITEMS``."""
     values: dict[str, str] = {}
     for name in template_fields(variant.text):
         if name in variant.when:
@@ -238,6 +308,6 @@ def longest_summary(variant: Variant, kinds: Mapping[str, FactKind]) -> str:
         else:
             candidates = SAMPLES[kinds[name]] + ((None,) if name in NULLABLE_FACTS else ())
         values[name] = max(
-            (render_value(c, markdown=False, max_items=1) for c in candidates), key=len
+            (render_value(c, markdown=False, max_items=max_items) for c in candidates), key=len
         )
     return clean_text(variant.text.format_map(values))

@@ -28,6 +28,7 @@ from cds_service.settings import (
     load_settings,
     uses_placeholder_secret,
 )
+from cds_service.timeline_cli import add_timeline_arguments, main_timeline
 
 log = logging.getLogger("cds_service.cli")
 
@@ -263,6 +264,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_backtest_arguments(backtest)
     backtest.set_defaults(handler=main_backtest)
+
+    timeline = commands.add_parser(
+        "timeline", help="draw a patient's medication timeline (SVG) from FHIR JSON"
+    )
+    add_timeline_arguments(timeline)
+    timeline.set_defaults(handler=main_timeline)
     return parser
 
 

@@ -84,7 +84,8 @@ def load_code_lists(path: Path | None = None) -> CodeLists:
         raise CodeListError(f"{source}: expected a mapping at the top level")
     try:
         return CodeLists.from_mapping(data)
-    except (KeyError, TypeError, ValueError) as exc:
+    except (AttributeError, KeyError, TypeError, ValueError) as exc:
+        # A list where a mapping belongs surfaces as AttributeError: still the file's fault.
         raise CodeListError(f"{source}: {exc}") from exc
 
 

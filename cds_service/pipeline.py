@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from cards.builder import build_card, card_evidence_refs
+from cards.smart_link import timeline_link, with_link
 from cds_service.gather.hook_body import parse_hook_body
 from cds_service.gather.hook_request import HookRequest
 from cds_service.gather.prefetch import gather_data
@@ -161,6 +162,20 @@ def _abstention_record(
     )
 
 
+def _with_timeline_link(
+    services: Services, finding: Finding, card: dict[str, Any]
+) -> dict[str, Any]:
+    """The card with its medication-timeline link when the site configured the SMART app."""
+    smart = services.settings.smart
+    if not smart.enabled:
+        return card
+    link = timeline_link(
+        services.settings.service.public_base_url, smart.link_label,
+        finding.pattern_id, card_evidence_refs(finding),
+    )
+    return with_link(card, link)
+
+
 def run_hook(
     services: Services,
     req: HookRequest,
@@ -222,6 +237,7 @@ def run_hook(
         ))
         for finding, disposition in decision.outcomes
     ]
+    built = [(f, d, _with_timeline_link(services, f, card)) for f, d, card in built]
     shown = [card for _, disposition, card in built if disposition == "shown"]
     _remember_shown(
         services, req, keys, [f.pattern_id for f, d, _ in built if d == "shown"]

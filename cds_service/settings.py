@@ -161,6 +161,48 @@ class CacheSettings(_Strict):
     redis_url: str = ""
 
 
+class SmartSettings(_Strict):
+    """The medication-timeline SMART on FHIR app (``/app/launch``); off while ``client_id`` is "".
+
+    ``scopes`` are sent besides the read scopes of the resources the app reads (those follow the
+    SMART version the EHR announces). ``session_secret`` keys the encrypted session cookie, so
+    every worker (and host) of a site must share it.
+    """
+
+    client_id: str = ""
+    client_secret: str = ""
+    scopes: tuple[str, ...] = ("launch", "openid", "fhirUser")
+    session_secret: str = ""
+    link_label: str = Field("Medication timeline", min_length=1)
+    # Reading a whole history takes longer than a hook call's FHIR budget.
+    call_budget_s: float = Field(20.0, gt=0, le=120)
+    max_pages: int = Field(50, ge=1)
+    # When the token response gives no expires_in, the session ends after this long.
+    default_session_s: int = Field(3600, gt=0, le=86400)
+
+    @property
+    def enabled(self) -> bool:
+        """True when the site registered the app (cards then carry its link)."""
+        return bool(self.client_id)
+
+    @field_validator("scopes")
+    @classmethod
+    def _plain_scopes(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        bad = [s for s in value if not s or any(c.isspace() for c in s)]
+        if bad:
+            raise ValueError(f"scope(s) {bad} must be non-empty and without spaces")
+        return value
+
+    @model_validator(mode="after")
+    def _secret_when_enabled(self) -> SmartSettings:
+        if self.client_id and len(self.session_secret) < 32:
+            raise ValueError(
+                "session_secret must be set (32 characters or more, the same on every worker) "
+                "when client_id is set"
+            )
+        return self
+
+
 class PatternSettings(_Strict):
     """A pattern's switch and priority; its thresholds are validated by its own dataclass."""
 
@@ -182,6 +224,7 @@ class Settings(_Strict):
     fhir: FhirSettings = FhirSettings()
     storage: StorageSettings = StorageSettings()
     cache: CacheSettings = CacheSettings()
+    smart: SmartSettings = SmartSettings()
     patterns: dict[str, PatternSettings] = Field(default_factory=dict)
     # Content hash of the merged configuration; written on every audit row.
     config_version: str = ""
@@ -189,6 +232,13 @@ class Settings(_Strict):
 
     def pattern(self, pattern_id: str) -> PatternSettings:
         return self.patterns[pattern_id]
+
+    @model_validator(mode="after")
+    def _smart_needs_public_url(self) -> Settings:
+        # The card link and the OAuth redirect_uri are absolute URLs the EHR must reach.
+        if self.smart.enabled and not self.service.public_base_url:
+            raise ValueError("smart.client_id is set but service.public_base_url is empty")
+        return self
 
 
 def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:

@@ -58,7 +58,8 @@ def parse_period(value: Any) -> tuple[date, date] | None:
 
 
 def parse_date(value: Any, *, latest: bool = False) -> date | None:
-    """A FHIR date/dateTime/instant as a date.
+    """A FHIR date/dateTime/instant as a date (its local day, time and offset ignored); None
+    when ``value`` is not a (possibly partial) date.
 
     A partial date falls on the first day of the period it names, or on its last day with
     ``latest=True``; each caller says which reading is the conservative one for its use.

@@ -25,6 +25,13 @@ _RTYPE: Final = "AllergyIntolerance"
 def map_allergy(
     resource: Mapping[str, Any], ref: str, ctx: MappingContext
 ) -> IntoleranceEvent | None:
+    """An AllergyIntolerance as an ``IntoleranceEvent`` (see the module docstring for the
+    allergy/intolerance call and what is dropped); None for a dropped record.
+
+    ``ingredients`` are classified from ``code`` and each ``reaction.substance``; ``substance``
+    is the first of those with a name that is not an allergy category; ``when`` is the day of
+    onset, else ``recordedDate`` (STU3 ``assertedDate``). Never raises on bad data.
+    """
     if _verification(resource.get("verificationStatus")).lower() in _DROPPED_VERIFICATION:
         return None
     if _verification(resource.get("clinicalStatus")).lower() in _DROPPED_CLINICAL:
@@ -61,6 +68,8 @@ def map_allergy(
     )
     when = when or ctx.date(resource.get("recordedDate"), _RTYPE, ref, "recordedDate")
     when = when or ctx.date(resource.get("assertedDate"), _RTYPE, ref, "assertedDate")  # STU3
+    reactions = as_list(resource.get("reaction"))
+    descriptions = [text(get(r, "description")) for r in reactions]
     return IntoleranceEvent(
         ref=ref,
         origin=_RTYPE,
@@ -69,6 +78,10 @@ def map_allergy(
         when=when,
         kind=kind,
         manifestations=labels,
+        manifestation_codes=tuple(c for m in manifestations for c in codes(m)),
+        reaction_text=" ".join(filter(None, [*labels, *descriptions])),
+        criticality=ctx.string(resource.get("criticality"), _RTYPE, ref, "criticality"),
+        severe=any(text(get(r, "severity")) == "severe" for r in reactions),
     )
 
 

@@ -27,6 +27,19 @@ class CodeListError(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class CodeLists:
+    """The code lists of ``config/codes.yaml``, as immutable lookups for the mappers.
+
+    Stop reasons map a code (or a word phrase, checked in file order) to a ``StopReasonKind``;
+    immune codes/words mark an allergic manifestation; ``score_codes``/``panel_codes`` map a
+    LOINC total-score or panel code to PHQ-9/GAD-7. Encounter classes are v3 ActCodes (upper
+    case): the outpatient/inpatient/emergency lists, the word aliases (lower-case word ->
+    ActCode), ``v3_class_systems`` and ``encounter_class_map`` ((system, code) -> ActCode) for
+    vendor codes. ``prescriber_*``/``non_prescriber_*`` are encounter type codes and words that
+    say whether a prescriber was seen; ``timing_codes_per_day`` maps a Timing code ("BID") to
+    administrations per day; ``dose_count_units`` are units read as a count of the product's
+    units (tablets). Word phrases are stored lower case, space-padded, punctuation dropped.
+    """
+
     stop_reason_codes: Mapping[str, StopReasonKind]
     stop_reason_words: tuple[tuple[str, StopReasonKind], ...]  # checked in file order
     immune_codes: frozenset[str]
@@ -51,6 +64,16 @@ class CodeLists:
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any]) -> CodeLists:
+        """Build from the parsed YAML of ``codes.yaml`` (a mapping of its top-level keys).
+
+        Raises ``KeyError`` for a missing required key (``stop_reasons``, ``scores``,
+        ``immune_manifestations``, ``outpatient_encounter_classes``,
+        ``encounter_class_aliases``, ``timing_codes_per_day``), ``ValueError`` for an unknown
+        stop-reason kind or instrument or an incomplete ``encounter_class_map`` entry, and
+        ``TypeError``/``AttributeError`` for a wrong shape. ``cds_service.loaders`` turns
+        ``KeyError``, ``ValueError``, ``TypeError`` and ``AttributeError`` into ``CodeListError``
+        naming the file.
+        """
         reason_codes: dict[str, StopReasonKind] = {}
         reason_words: list[tuple[str, StopReasonKind]] = []
         for kind, group in data["stop_reasons"].items():

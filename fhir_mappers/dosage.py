@@ -43,6 +43,16 @@ _DAYS_PER_PERIOD_UNIT = {
 
 @dataclass(frozen=True, slots=True)
 class DailyDose:
+    """The daily dose ``daily_dose`` derived from an order's Dosage lines.
+
+    ``mg`` is mg per day of the single ingredient and ``units`` the product's units (tablets,
+    capsules, mL) per day; both are the last step's for a multi-step order, and None when they
+    cannot be derived (no scheduled line, a combination product for ``mg``, an unusable dose).
+    ``is_prn`` when every line is as-needed; ``problem`` says why a dose that was given could not
+    be used (reported as a ``MappingIssue``); ``steps`` has two or more ``DoseStep`` for a
+    multi-step order, else is empty.
+    """
+
     mg: float | None  # total mg per day of the (single) ingredient; the last step's, if several
     units: float | None  # tablets/capsules (or mL) per day, for days-supply estimates
     is_prn: bool = False
@@ -58,7 +68,12 @@ def daily_dose(
     starts: date | None = None,
 ) -> DailyDose:
     """The daily dose of a list of Dosage; ``starts`` is the order's start, where a first step
-    without bounds begins (the later steps follow on from it by their durations)."""
+    without bounds begins (the later steps follow on from it by their durations).
+
+    ``dosages`` is ``MedicationRequest.dosageInstruction`` (or a Statement's ``dosage``): a list
+    of Dosage objects, a lone one, or None. ``medication`` gives the strength (mg per unit) that
+    turns a count of units into mg. Never raises: what cannot be read is ``DailyDose.problem``.
+    """
     instructions = [d for d in as_list(dosages) if isinstance(d, Mapping)]
     is_prn = bool(instructions) and all(_is_prn(d) for d in instructions)
     scheduled = [d for d in instructions if not _is_prn(d)]

@@ -24,6 +24,14 @@ _RTYPE = "Encounter"
 
 
 def map_encounter(resource: Mapping[str, Any], ref: str, ctx: MappingContext) -> Visit | None:
+    """An Encounter as a ``Visit`` (see the module docstring); None when entered-in-error.
+
+    ``kind`` comes from the site's class lists (``ctx.codes.visit_kind``). ``prescriber_visit``
+    is read from the encounter types for an outpatient visit (``type_says_prescriber``: True,
+    False or None), False for other known kinds and None for an unknown class.
+    ``is_current`` when ``ref`` is the hook's ``context.encounterId``. Never raises: an unread
+    class or date is reported on ``ctx``.
+    """
     status = ctx.string(resource.get("status"), _RTYPE, ref, "status")
     if status == "entered-in-error":
         return None

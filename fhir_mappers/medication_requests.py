@@ -222,6 +222,8 @@ def _build(
             ingredients=medication.ingredients,
             when=last_known,
             kind="allergy" if stop_reason == "allergy" else "intolerance",
+            manifestation_codes=tuple(c.code for c in reason_codings if c.code),
+            reaction_text=reason_text,
         )
     return MappedCourse(course, intolerance)
 

@@ -49,6 +49,8 @@ class IngredientTable:
     ingredients: tuple[Ingredient, ...]
     by_rxcui: Mapping[str, Ingredient] = field(repr=False)
     by_atc: Mapping[str, tuple[Ingredient, ...]] = field(repr=False)
+    # Combination product codes (RxNorm SCD) -> every component ingredient.
+    by_product: Mapping[str, tuple[Ingredient, ...]] = field(repr=False)
     # Names indexed by their first word, so matching a display costs one dict lookup per word.
     by_first_word: Mapping[str, tuple[_NameEntry, ...]] = field(repr=False)
     # RxNorm SCD/SBD code -> (its ingredients, mg per unit or None), from the product table.
@@ -74,15 +76,21 @@ class IngredientTable:
         ingredients: list[Ingredient] = []
         by_rxcui: dict[str, Ingredient] = {}
         by_atc: dict[str, list[Ingredient]] = {}
+        by_product: dict[str, list[Ingredient]] = {}
         names: dict[str, list[_NameEntry]] = {}
         for number, row in enumerate(rows, start=1):
             ingredient = _parse_row(row, f"{source} row {number}")
             ingredients.append(ingredient)
             codes = [ingredient.rxcui, *_split(row.get("extra_rxcuis"))]
-            for code in codes:
+            for code in filter(None, codes):
                 if by_rxcui.setdefault(code, ingredient) is not ingredient:
                     raise IngredientTableError(f"{source} row {number}: RxCUI {code} repeated")
             by_atc.setdefault(ingredient.atc, []).append(ingredient)
+            for code in _split(row.get("combination_codes")):
+                target = by_product if code.isdigit() else by_atc
+                components = target.setdefault(code.upper(), [])
+                if ingredient not in components:
+                    components.append(ingredient)
             for name in [ingredient.name, *_split(row.get("synonyms"))]:
                 words = tuple(_WORD.findall(name.lower()))
                 if words:
@@ -102,6 +110,7 @@ class IngredientTable:
             products=MappingProxyType(product_index),
             by_rxcui=MappingProxyType(by_rxcui),
             by_atc=MappingProxyType({k: tuple(v) for k, v in by_atc.items()}),
+            by_product=MappingProxyType({k: tuple(v) for k, v in by_product.items()}),
             # Longest names first, so "valproic acid" wins over a shorter entry at the same word.
             by_first_word=MappingProxyType(
                 {k: tuple(sorted(v, key=lambda e: -len(e[0]))) for k, v in names.items()}
@@ -140,6 +149,9 @@ class IngredientTable:
                 found.setdefault(ingredient.name, ingredient)
             elif system in RXNORM_SYSTEMS and code in self.products:
                 for ingredient in self.products[code][0]:
+                    found.setdefault(ingredient.name, ingredient)
+            elif system in RXNORM_SYSTEMS and code in self.by_product:
+                for ingredient in self.by_product[code]:
                     found.setdefault(ingredient.name, ingredient)
             elif system in ATC_SYSTEMS:
                 for ingredient in self.by_atc.get(code.upper(), ()):
@@ -201,8 +213,10 @@ def _parse_row(row: Mapping[str, str], where: str) -> Ingredient:
     name, rxcui, atc = (_str(row.get(k)).lower() for k in ("name", "rxcui", "atc"))
     drug_class = _str(row.get("drug_class"))
     psychotropic = _str(row.get("is_psychotropic")).lower()
-    if not name or not rxcui.isdigit():
-        raise IngredientTableError(f"{where}: name and a numeric rxcui are required")
+    if not name or not (rxcui.isdigit() or (not rxcui and atc)):
+        raise IngredientTableError(
+            f"{where}: name and a numeric rxcui (or, without one, an atc code) are required"
+        )
     if drug_class not in _DRUG_CLASSES:
         raise IngredientTableError(f"{where}: unknown drug_class {drug_class!r}")
     if psychotropic not in {"true", "false"}:
@@ -213,6 +227,8 @@ def _parse_row(row: Mapping[str, str], where: str) -> Ingredient:
     except ValueError:
         raise IngredientTableError(f"{where}: min_effective_mg_per_day is not a number") from None
     return Ingredient(
+        titration_targets=_titration_targets(row.get("titration_targets"), where),
+        sleep_max_mg_per_day=_mg(row.get("sleep_max_mg_per_day"), where, "sleep_max_mg_per_day"),
         name=name,
         rxcui=rxcui,
         atc=atc.upper(),
@@ -221,6 +237,26 @@ def _parse_row(row: Mapping[str, str], where: str) -> Ingredient:
         is_psychotropic=psychotropic == "true",
         min_effective_mg_per_day=min_effective,
     )
+
+
+def _mg(value: Any, where: str, column: str) -> float | None:
+    raw = _str(value)
+    try:
+        return float(raw) if raw else None
+    except ValueError:
+        raise IngredientTableError(f"{where}: {column} is not a number") from None
+
+
+def _titration_targets(value: Any, where: str) -> tuple[tuple[str, float | None], ...]:
+    """``"bipolar:300|default:level"`` -> (("bipolar", 300.0), ("default", None)); None = level."""
+    targets: list[tuple[str, float | None]] = []
+    for part in _split(_str(value)):
+        indication, _, dose = part.partition(":")
+        if not indication or not dose:
+            raise IngredientTableError(f"{where}: titration target {part!r} is not indication:dose")
+        level = dose.strip().lower() == "level"
+        targets.append((indication.strip(), None if level else _mg(dose, where, "titration")))
+    return tuple(targets)
 
 
 def _parse_product(

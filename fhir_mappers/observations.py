@@ -21,6 +21,15 @@ _DROPPED_VERIFICATION = frozenset({"entered-in-error", "refuted"})
 def map_observation(
     resource: Mapping[str, Any], ref: str, ctx: MappingContext
 ) -> SymptomScore | None:
+    """A PHQ-9/GAD-7 total from an Observation (``ref`` ``"Observation/<id>"``), else None.
+
+    The total is the Observation's own value when its ``code`` is a total-score LOINC of
+    ``ctx.codes.score_codes``, or the matching ``component`` of a panel (``panel_codes``).
+    None, silently, for any other Observation and for ``entered-in-error``/``cancelled`` ones;
+    None with a ``MappingIssue`` for a total without a numeric value. ``when`` is the day of
+    ``effectiveDateTime``, ``effectivePeriod.start``, ``effectiveInstant``, else ``issued``.
+    Never raises on bad data: unreadable dates are reported on ``ctx`` and read as None.
+    """
     rtype = "Observation"
     status = ctx.string(resource.get("status"), rtype, ref, "status")
     if status in _DROPPED_STATUS:
@@ -44,6 +53,10 @@ def map_observation(
 def map_condition(
     resource: Mapping[str, Any], ref: str, ctx: MappingContext
 ) -> ConditionEntry | None:
+    """A Condition as a ``ConditionEntry``; None when its ``verificationStatus`` is refuted or
+    entered-in-error. Reads R4 CodeableConcept and STU3 plain-code statuses; codings without a
+    code are left out. Never raises: unreadable onset dates are reported on ``ctx``.
+    """
     rtype = "Condition"
     verification = resource.get("verificationStatus")
     if (text(verification) or next(iter(codes(verification)), "")) in _DROPPED_VERIFICATION:

@@ -3,6 +3,12 @@
 Everything here is a frozen dataclass built by the mappers from FHIR R4 JSON. The record keeps
 references (``"MedicationRequest/123"``) so that a card can cite its evidence and the audit log can
 list it; it never keeps names, birth dates or other identifiers beyond what the rules use.
+
+Units throughout: every point in time is a calendar ``datetime.date`` (never a ``datetime``; a
+FHIR dateTime keeps the day the EHR wrote, without UTC conversion; a partial date such as
+"2025-03" reads as its first day unless a field says otherwise) and None when absent or
+unreadable; doses are mg per day of one ingredient; supplies are days. Codes and statuses are
+kept as sent (stripped strings).
 """
 
 from __future__ import annotations
@@ -28,6 +34,8 @@ StopReasonKind = Literal["intolerance", "allergy", "lack_of_effect", "patient_ch
 
 @dataclass(frozen=True, slots=True)
 class Coding:
+    """A FHIR Coding reduced to ``system`` (URI, "" when absent), ``code`` and ``display``."""
+
     system: str
     code: str
     display: str = ""
@@ -44,6 +52,24 @@ class Ingredient:
     subclass: str  # "SSRI", "SGA", "BZD anxiolytic", ... (display only)
     is_psychotropic: bool
     min_effective_mg_per_day: float | None = None  # adequate-trial floor, where known
+    # Labelled titration targets by indication ("bipolar", "default", ...) in mg/day; None as
+    # the dose = titrated to a serum level (lithium), so every increase is titration.
+    titration_targets: tuple[tuple[str, float | None], ...] = ()
+    sleep_max_mg_per_day: float | None = None  # at or below: a hypnotic dose, not a trial
+
+    def titration_target(self, indications: frozenset[str]) -> float | None:
+        """The mg/day a labelled titration aims at for these indications; inf for "level".
+
+        Falls back to the "default" target, then to the minimum effective dose.
+        """
+        targets = dict(self.titration_targets)
+        for indication, dose in self.titration_targets:
+            if indication in indications:
+                return float("inf") if dose is None else dose
+        if "default" in targets:
+            dose = targets["default"]
+            return float("inf") if dose is None else dose
+        return self.min_effective_mg_per_day
 
     @property
     def atc4(self) -> str:
@@ -55,8 +81,9 @@ class Ingredient:
 class DoseStep:
     """One step of a multi-step order (titration, taper, loading dose): its days and daily dose.
 
-    ``start``/``end`` are None where the step does not say (the first step starts with the order;
-    an open last step runs until the order ends).
+    ``start``/``end`` are days (``date``, both inclusive), None where the step does not say (the
+    first step starts with the order; an open last step runs until the order ends).
+    ``daily_dose_mg`` is mg per day in this step; ``sequence`` is ``Dosage.sequence`` as sent.
     """
 
     sequence: int | None
@@ -72,6 +99,12 @@ class MedicationCourse:
     A MedicationRequest (or MedicationStatement) is one course; a dose change usually arrives as a
     new request (often linked by ``prior_prescription``), so the patterns compare courses of the
     same ingredient over time rather than expecting one resource per drug.
+
+    ``start``/``end`` are days (``date``); ``end`` is None for an open course. ``daily_dose_mg``
+    is mg per day of the single ingredient (None for combination products, PRN-only orders or
+    doses that cannot be derived without guessing). ``status_reasons`` are the codings of
+    ``statusReason`` (and the older ``reasonEnded``/``reasonNotTaken``); ``requester``,
+    ``encounter`` and ``prior_prescription`` are relative references (``"Type/id"``).
     """
 
     ref: str  # "MedicationRequest/123" (or "MedicationStatement/9"); "#n" when the id is missing
@@ -100,10 +133,12 @@ class MedicationCourse:
 
     @property
     def is_psychotropic(self) -> bool:
+        """Whether any ingredient counts as psychotropic (``Ingredient.is_psychotropic``)."""
         return any(i.is_psychotropic for i in self.ingredients)
 
     @property
     def psychotropic_ingredients(self) -> tuple[Ingredient, ...]:
+        """The psychotropic ingredients, in the order of ``ingredients``."""
         return tuple(i for i in self.ingredients if i.is_psychotropic)
 
 
@@ -112,6 +147,7 @@ class IntoleranceEvent:
     """Evidence that a medication was not tolerated (or, for ``kind="allergy"``, caused allergy).
 
     Built from AllergyIntolerance and from orders/statements stopped for an adverse effect.
+    ``ref`` is the source resource (``"AllergyIntolerance/5"``); ``when`` is a day (``date``).
     """
 
     ref: str
@@ -121,6 +157,13 @@ class IntoleranceEvent:
     when: date | None  # onset, recorded date, or the stop date
     kind: Literal["intolerance", "allergy"]  # after inference from manifestations
     manifestations: tuple[str, ...] = ()  # displays, e.g. ("Nausea", "Headache")
+    # For screening out reactions that expectation cannot explain (repeated-intolerance): the
+    # reaction codes (or, for a stopped order, its stop-reason codes), their free text,
+    # AllergyIntolerance.criticality and whether any reaction was recorded as severe.
+    manifestation_codes: tuple[str, ...] = ()
+    reaction_text: str = ""
+    criticality: str = ""
+    severe: bool = False
 
 
 VisitKind = Literal["outpatient", "inpatient", "emergency", "other", "unknown"]
@@ -133,6 +176,11 @@ CURRENT_VISIT_STATUSES = frozenset({"in-progress", "arrived", "triaged", "onleav
 
 @dataclass(frozen=True, slots=True)
 class Visit:
+    """One Encounter: ``ref`` ``"Encounter/<id>"``, its status and v3 class as read, and its
+    period as days (``start``/``end``: ``date``, None when the period does not say; R5
+    ``actualPeriod`` is read too). ``type_codes`` are the codings of ``Encounter.type``.
+    """
+
     ref: str
     status: str  # finished, in-progress, planned, cancelled, ...
     class_code: str  # v3 ActCode (AMB, VR, HH, IMP, EMER, ...) after the site's class map
@@ -148,6 +196,7 @@ class Visit:
 
     @property
     def is_completed_outpatient(self) -> bool:
+        """A visit that took place (``finished``/``completed``) and whose kind is outpatient."""
         return self.status in COMPLETED_VISIT_STATUSES and self.kind == "outpatient"
 
     @property
@@ -157,11 +206,20 @@ class Visit:
 
     @property
     def is_inpatient(self) -> bool:
+        """Whether the class code is one of the site's inpatient classes (``kind``)."""
         return self.kind == "inpatient"
 
 
 @dataclass(frozen=True, slots=True)
 class Dispense:
+    """One MedicationDispense: what was handed over, when, and for how many days.
+
+    ``handed_over`` is a day (``date``). ``days_supply`` is in days (set for psychotropic
+    dispenses only); ``quantity`` is ``quantity.value`` in the product's own unit (tablets,
+    capsules, mL), not mg. ``authorizing_prescription`` is the first authorizing
+    MedicationRequest as ``"MedicationRequest/<id>"`` when it resolves.
+    """
+
     ref: str
     display: str
     ingredients: tuple[Ingredient, ...]
@@ -177,6 +235,12 @@ class Dispense:
 
 @dataclass(frozen=True, slots=True)
 class SymptomScore:
+    """A PHQ-9 or GAD-7 total score: ``value`` in scale points (PHQ-9 0-27, GAD-7 0-21, as sent,
+    not range-checked), ``loinc`` the total-score code that matched, ``when`` the day it was
+    effective (else issued). ``ref`` is the Observation, also when the total was a panel
+    component.
+    """
+
     ref: str
     instrument: Literal["PHQ-9", "GAD-7"]
     loinc: str
@@ -186,6 +250,11 @@ class SymptomScore:
 
 @dataclass(frozen=True, slots=True)
 class ConditionEntry:
+    """One Condition (refuted and entered-in-error ones are dropped): its codings, display text,
+    ``clinicalStatus`` code ("active", "resolved", ...; "" when absent) and ``onset`` day
+    (``onsetDateTime``, else ``onsetPeriod.start``).
+    """
+
     ref: str
     codes: tuple[Coding, ...]
     display: str
@@ -205,7 +274,14 @@ class MappingIssue:
 
 @dataclass(frozen=True, slots=True)
 class PatientRecord:
-    """The patient's timeline as of the hook call. Draft orders are kept apart from history."""
+    """The patient's timeline as of the hook call. Draft orders are kept apart from history.
+
+    Each tuple holds the mapped resources of one kind; all but ``conditions`` are sorted by
+    their day (``start``, ``when`` or ``handed_over``; undated first), ``conditions`` keep the
+    order read.
+    ``birth_date`` is a day (``date``). ``issues`` lists what could not be read; it is left out
+    of equality so that two records with the same data compare equal.
+    """
 
     courses: tuple[MedicationCourse, ...] = ()
     intolerances: tuple[IntoleranceEvent, ...] = ()

@@ -25,7 +25,7 @@ MAX_REPORTED_LINES = 5  # malformed lines listed by number per file; the rest ar
 # The main threshold(s) of each pattern and the steps tried around the configured value. These
 # are offsets for the report, not clinical numbers: the clinical values stay in default.yaml.
 WHAT_IF_STEPS: dict[str, tuple[tuple[str, tuple[float, ...]], ...]] = {
-    "repeated-intolerance": (("min_distinct_ingredients", (-1, 0, 1, 2)),),
+    "repeated-intolerance": (("min_distinct_classes", (-1, 0, 1, 2)),),
     "psychotropic-polypharmacy": (
         ("min_concurrent_psychotropics", (-2, -1, 0, 1)),
         ("min_concurrent_antipsychotics", (0, 1)),

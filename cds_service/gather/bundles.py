@@ -13,7 +13,11 @@ _JSON_TYPES = {str: "string", list: "array", int: "number", float: "number", boo
 
 
 def prefetch_problem(value: Any) -> str | None:
-    """Why a prefetched (or fetched) value cannot be used as data; None when it can."""
+    """Why a prefetched (or fetched) value cannot be used as data; None when it can.
+
+    Unusable: not a JSON object, no string ``resourceType``, an OperationOutcome, or a Bundle
+    whose every entry is an OperationOutcome. The reason names the JSON type, never the content.
+    """
     if not isinstance(value, dict):
         return f"a JSON {_JSON_TYPES.get(type(value), type(value).__name__)}, not a FHIR resource"
     if not isinstance(value.get("resourceType"), str):
@@ -31,11 +35,14 @@ def prefetch_problem(value: Any) -> str | None:
 
 
 def bundle_entries(bundle: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    """The object items of ``Bundle.entry`` (others skipped); ``[]`` when it is not a list."""
     entries = bundle.get("entry")
     return [e for e in entries if isinstance(e, dict)] if isinstance(entries, list) else []
 
 
 def next_link(bundle: Mapping[str, Any]) -> str | None:
+    """The URL of the first ``Bundle.link`` with ``relation`` ``next``; None when there is none
+    or its ``url`` is not a non-empty string (the URL is not checked against the allow-list)."""
     links = bundle.get("link")
     for link in links if isinstance(links, list) else []:
         if isinstance(link, dict) and link.get("relation") == "next":
@@ -45,6 +52,7 @@ def next_link(bundle: Mapping[str, Any]) -> str | None:
 
 
 def type_of(resource: Any) -> str | None:
+    """``resource["resourceType"]`` when ``resource`` is a dict, else None."""
     return resource.get("resourceType") if isinstance(resource, dict) else None
 
 
@@ -65,6 +73,8 @@ def merged_pages(first: Mapping[str, Any], entries: list[Mapping[str, Any]]) -> 
 
 
 def resources_in(value: Any) -> Iterator[Mapping[str, Any]]:
+    """``value`` itself (when a dict), then, for a Bundle, each ``entry.resource`` that is an
+    object; nothing for a non-dict. Nested Bundles are not descended into."""
     if not isinstance(value, dict):
         return
     yield value

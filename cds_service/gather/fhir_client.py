@@ -89,6 +89,8 @@ def is_under(base_url: str, url: str) -> bool:
 
 
 def is_loopback(host: str) -> bool:
+    """True for ``localhost`` and loopback IP literals (``127.0.0.0/8``, ``::1``); a lower-case
+    host name without brackets, as ``urlsplit(...).hostname`` gives it."""
     if host == "localhost":
         return True
     try:
@@ -110,7 +112,12 @@ def resource_type_of(url: str) -> str:
 
 
 class FhirClient:
-    """One pooled HTTP session shared by all hook calls of a worker; close() on shutdown."""
+    """One pooled HTTP session shared by all hook calls of a worker; close() on shutdown.
+
+    ``settings`` gives the allow-list (``allowed_servers``), the per-request ``timeout_s``
+    (seconds) and the body cap ``max_bytes``. ``clock`` returns seconds on the same scale as the
+    ``deadline`` passed to ``get_json`` (``time.monotonic`` by default; tests inject one).
+    """
 
     def __init__(
         self, settings: FhirSettings, *, clock: Callable[[], float] = time.monotonic
@@ -143,10 +150,18 @@ class FhirClient:
         return "not in fhir.allowed_servers"
 
     def is_allowed(self, url: str) -> bool:
+        """True when ``refusal(url)`` is None."""
         return self.refusal(url) is None
 
     def get_json(self, url: str, *, token: str | None, deadline: float) -> Any:
-        """GET ``url`` and parse the JSON body; raises FhirFetchError on any failure."""
+        """GET ``url`` and parse the JSON body (any JSON value, usually a resource or Bundle).
+
+        ``token`` is sent as ``Authorization: Bearer`` when given; ``deadline`` is a ``clock()``
+        time (seconds) that bounds the connect/read timeouts and the streamed read. Raises
+        ``FhirFetchError`` (with ``status`` when the server answered) when the URL is refused,
+        the budget is spent, the answer is a redirect or HTTP >= 400, the body exceeds
+        ``max_bytes``, the request fails or times out, or the body is not JSON.
+        """
         rtype = resource_type_of(url)
         refusal = self.refusal(url)
         if refusal is not None:
@@ -204,4 +219,5 @@ class FhirClient:
         return b"".join(chunks)
 
     def close(self) -> None:
+        """Close the pooled connections."""
         self._session.close()

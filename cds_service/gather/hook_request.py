@@ -52,6 +52,18 @@ MAX_JSON_DEPTH = 1024
 
 @dataclass(frozen=True, slots=True)
 class HookRequest:
+    """A validated CDS Hooks request for one service.
+
+    ``hook_instance`` (at most 128 printable characters), ``patient_id``, ``user_id`` and
+    ``encounter_id`` are the request's strings as sent (``context.patientId`` is a FHIR logical
+    id, not yet pseudonymised). ``context`` is the whole ``context`` object; ``draft_bundle`` is
+    ``context.draftOrders`` (``context.medications`` for medication-prescribe), unchecked FHIR;
+    ``selections`` the order-select references (``"MedicationRequest/123"``), else empty.
+    ``fhir_server`` is an http(s) base URL not yet checked against the allow-list; ``prefetch``
+    maps template keys to whatever the EHR sent. ``access_token`` is the usable
+    ``fhirAuthorization.access_token`` (None otherwise, with ``token_problem`` saying why).
+    """
+
     service_id: str
     hook: str
     hook_instance: str
@@ -71,6 +83,11 @@ class HookRequest:
 
 
 def parse_json_object(body: bytes, what: str = "request body") -> dict[str, Any]:
+    """Parse ``body`` (UTF-8 JSON bytes) into a dict; ``what`` names it in error messages.
+
+    Raises ``RequestError`` with code ``malformed-json`` when it is not JSON or is nested deeper
+    than ``MAX_JSON_DEPTH`` (1024) levels, and ``invalid-request`` when it is not an object.
+    """
     try:
         data = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
@@ -167,7 +184,16 @@ def _is_integer(value: Any) -> bool:
 
 
 def parse_hook_request(data: Mapping[str, Any], service_id: str, hook: str) -> HookRequest:
-    """Validate the JSON object posted to ``service_id`` (whose hook is ``hook``)."""
+    """Validate the JSON object posted to ``service_id`` (whose hook is ``hook``, a key of
+    ``CONTEXT_FIELDS``) and return it as a ``HookRequest``.
+
+    Raises ``RequestError``: ``missing-field`` for a required field absent or null (``hook``,
+    ``hookInstance``, ``context`` and the hook's ``CONTEXT_FIELDS``), ``invalid-field`` for a
+    wrong JSON type or empty value, a ``hookInstance`` over 128 characters or with control
+    characters, a ``fhirServer`` that is not an http(s) URL or a ``prefetch`` that is not an
+    object, and ``hook-mismatch`` when ``hook`` is not this service's. A faulty
+    ``fhirAuthorization`` never raises (see ``_access_token``).
+    """
     _require(data, "hook", _STRING)
     _require(data, "hookInstance", _STRING)
     _check_hook_instance(data["hookInstance"])

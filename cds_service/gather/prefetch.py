@@ -39,6 +39,15 @@ MAX_WORKERS = 6
 
 @dataclass(frozen=True)
 class Gathered:
+    """What ``gather_data`` found for one hook call (read-only mappings).
+
+    ``values``: prefetch key -> the resource, the searchset Bundle with every page's entries
+    merged, or None when the client sent ``null`` ("no data"). ``failed``: key -> why its data
+    is missing or partial (safe to log). ``medications``: ``"Medication/<id>"`` -> the
+    Medication resource read because a MedicationRequest referenced it. ``fetched``: sorted keys
+    whose data (or some of its pages) came from the FHIR server rather than the prefetch.
+    """
+
     values: Mapping[str, Any]  # key -> resource, merged searchset Bundle, or None ("no data")
     failed: Mapping[str, str]  # key -> reason (also set for keys whose Bundle is partial)
     medications: Mapping[str, Mapping[str, Any]]  # "Medication/x" -> Medication
@@ -80,6 +89,13 @@ def gather_data(
     token_problem: str | None = None,
 ) -> Gathered:
     """Every prefetch key's data, fetching what the client did not send; see the module doc.
+
+    ``templates`` maps each key to the service's prefetch template; ``required`` are the keys
+    without which the call cannot be answered; ``context`` fills the templates' tokens. All reads
+    share one deadline of ``settings.call_budget_s`` seconds, follow at most
+    ``settings.max_pages`` pages per key and only ``next`` links under ``fhir_server``. Raises
+    ``PrefetchError`` (HTTP 412) naming each required key still missing and why; other keys'
+    failures are logged and returned in ``Gathered.failed``.
 
     ``clock`` must be the clock of ``client`` (both default to ``time.monotonic``).
     ``token_problem`` says why the request's fhirAuthorization cannot be used: nothing is then

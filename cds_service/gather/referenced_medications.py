@@ -26,7 +26,13 @@ _MEDICATION_REF = re.compile(r"Medication/([A-Za-z0-9\-.]{1,64})(?:/_history/[^/
 def medication_references(
     values: Mapping[str, Any], context: Mapping[str, Any], server: str
 ) -> list[str]:
-    """Medication references ("Medication/x") to fetch: not contained, not already present."""
+    """Medication references ("Medication/x") to fetch: not contained, not already present.
+
+    Reads ``medicationReference.reference`` of the MedicationRequests, MedicationDispenses and
+    MedicationStatements in ``values`` (gathered prefetch values) and ``context`` (draft
+    orders), relative or absolute under ``server``; ``#contained`` and foreign-server references
+    are skipped. First-seen order, no duplicates, at most ``MAX_MEDICATION_FETCHES`` (50).
+    """
     present: set[str] = set()
     wanted: list[str] = []
     # Draft orders in the context reference Medications too.
@@ -55,7 +61,13 @@ def fetch_medications(
     clock: Callable[[], float],
     deadline: float,
 ) -> dict[str, Mapping[str, Any]]:
-    """Best effort: a Medication that cannot be read leaves its order classified by other means."""
+    """Read ``refs`` from ``server`` on ``executor`` within ``deadline`` (a ``clock()`` time,
+    seconds); returns ref -> Medication resource for those read.
+
+    Best effort, never raises: a read that fails, is late or answers with something other than
+    a Medication is left out (counted in one warning), and its order is classified by other
+    means.
+    """
     if not refs:
         return {}
     futures = {

@@ -31,6 +31,13 @@ _TOKEN = re.compile(r"\{\{\s*(.*?)\s*\}\}")
 
 @dataclass(frozen=True, slots=True)
 class ServiceDefinition:
+    """One CDS service of ``config/services.yaml``, as its discovery entry describes it.
+
+    ``hook`` is a CDS Hooks hook id (one of ``HOOK_IDS``); ``prefetch`` maps each key to its
+    template (relative FHIR read or search); ``required`` are the keys without which a call gets
+    412 (a subset of ``prefetch``). Text fields have their whitespace collapsed.
+    """
+
     id: str
     hook: str
     title: str
@@ -96,7 +103,13 @@ def _definition(raw: Any, where: str, problems: list[str]) -> ServiceDefinition 
 
 
 def load_definitions(path: Path | None = None) -> Mapping[str, ServiceDefinition]:
-    """All service definitions by id, in file order; raises ConfigError naming every problem."""
+    """All service definitions by id, in file order, from ``path`` (default
+    ``config/services.yaml``).
+
+    Raises ``ConfigError`` when the file cannot be read or parsed, or naming every problem found
+    (missing text fields, unknown hooks, tokens outside CDS Hooks 2.0 §Prefetch tokens, required
+    keys without a template, duplicate ids).
+    """
     path = path or SERVICES_FILE
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any
 
@@ -26,21 +26,16 @@ HORIZON_MARGIN_DAYS = 31
 def evidence_horizon(patterns: Mapping[str, Any], now: date) -> date:
     """The earliest date any enabled pattern can read, for ``map_record(horizon=...)``.
 
-    Conservative by construction: for each pattern the sum of all its ``*_days`` thresholds
-    (a window plus the windows nested in it, e.g. a trial look-back plus its score window), the
-    longest of those over the patterns that are not ``off``, plus a margin.
+    Each pattern's ``Thresholds.windows_days()`` declares the windows it reads back in time,
+    nested (a trial look-back plus its minimum length plus its baseline window); their sum is the
+    pattern's reach. The horizon is the longest reach over the patterns that are not ``off``, plus
+    a margin. Declared, not inferred from field names, so a new window cannot escape it.
     """
     longest = 0
     for pattern_settings in patterns.values():
         if pattern_settings.mode == "off":
             continue
-        thresholds = pattern_settings.thresholds
-        reach = sum(
-            int(getattr(thresholds, f.name))
-            for f in fields(thresholds)
-            if f.name.endswith("_days")
-        )
-        longest = max(longest, reach)
+        longest = max(longest, sum(pattern_settings.thresholds.windows_days()))
     return now - timedelta(days=longest + HORIZON_MARGIN_DAYS)
 
 

@@ -36,3 +36,25 @@ def dose_text(mg_per_day: float | None) -> str:
 def months(days: int) -> int:
     """A window in whole months, as clinicians say it (730 days -> 24 months)."""
     return round(days / _DAYS_PER_MONTH)
+
+
+def daily_dose_label(name: str, mg_per_day: float | None) -> str:
+    """'sertraline 100 mg/day': the daily dose, not the tablet strength; the name alone when the
+    dose is unknown."""
+    return name if mg_per_day is None else f"{name} {dose_text(mg_per_day)} mg/day"
+
+
+def one_line_per_drug(items: Iterable[tuple[str, EvidenceItem]]) -> list[EvidenceItem]:
+    """Evidence grouped by drug name: one line each, the latest record's label and date, earlier
+    notes kept in order with their dates ("started 2026-01-05; dose up from 50 mg/day")."""
+    groups: dict[str, list[EvidenceItem]] = {}
+    for name, item in items:
+        groups.setdefault(name, []).append(item)
+    lines: list[EvidenceItem] = []
+    for group in groups.values():
+        group.sort(key=lambda i: i.when or date.min)
+        last = group[-1]
+        earlier = [f"{i.note} {i.when.isoformat() if i.when else ''}".strip() for i in group[:-1]]
+        note = "; ".join([*earlier, last.note]) if earlier else last.note
+        lines.append(EvidenceItem(last.ref, last.label, last.when, note))
+    return lines

@@ -1,37 +1,49 @@
 """multiple-failed-trials: two or more adequate trials of different agents have not helped enough.
 
-Definition: treatment-resistant ("difficult-to-treat") depression = non-response to at least 2
-different antidepressants at an adequate dose for an adequate duration (Thase & Rush 1997; Delphi
-consensus, Depress Anxiety 2021;38:456; McAllister-Williams et al., J Affect Disord 2020;267:264);
-treatment-resistant schizophrenia likewise counts >= 2 different antipsychotics (TRRIP, Howes et
-al., Am J Psychiatry 2017;174:216). Operationalised in psychotropic-domain.md §2.1: a trial is
-continuous use of one ingredient (gaps <= 30 days) at >= the minimum effective dose for >= 28
-days, followed by a switch or an augmenting agent, with PHQ-9 >= 10 as the persistence signal.
+Definition: treatment-resistant depression is non-response to >= 2 different antidepressants, each
+at an adequate dose for an adequate duration (>= 4-6 weeks), non-response being a fall of less than
+50% from the patient's baseline (Sforzini L et al., "A Delphi-method-based consensus guideline for
+definition of treatment-resistant depression for clinical trials", Mol Psychiatry 2022,
+https://pmc.ncbi.nlm.nih.gov/articles/PMC9095475/). The Canadian expert consensus
+("Treatment-resistant major depressive disorder: Canadian expert consensus on definition and
+assessment", Depress Anxiety 2021;38(4):456-467, https://pmc.ncbi.nlm.nih.gov/articles/PMC8049072/)
+prefers a graded (staging) definition: the card speaks of a difficult-to-treat course, not a
+label (McAllister-Williams RH et al., "The identification, assessment and management of
+difficult-to-treat depression: an international consensus statement", J Affect Disord
+2020;267:264-282). Treatment-resistant schizophrenia (TRRIP: Howes OD et al., "Treatment-Resistant
+Schizophrenia: Treatment Response and Resistance in Psychosis (TRRIP) Working Group Consensus
+Guidelines on Diagnosis and Terminology", Am J Psychiatry 2017;174(3):216-229,
+https://pmc.ncbi.nlm.nih.gov/articles/PMC6231547/) is judged on psychosis ratings, which PHQ-9 is
+not: antipsychotic trials count only when stopped for lack of effect.
 
 **When** within ``lookback_days`` at least ``min_failed_trials`` different ingredients of one class
-in ``trial_classes`` (antidepressants, or separately antipsychotics) each had an adequate trial
-that ended (stopped, completed, or replaced) or was augmented (an antidepressant, antipsychotic or
-mood stabilizer added while it continued) while symptoms persisted: the PHQ-9 closest to the end
-(or to the augmentation date), within ``score_window_days``, is >= ``phq9_persisting_min``; or the
-trial was stopped for lack of effect. Adequate = >= ``min_trial_days`` from the first course at or
-above ``Ingredient.min_effective_mg_per_day``; where the dose or the minimum is unknown, the trial
-counts on duration alone and ``dose_unknown_trials`` says how many did. Dose changes of one
-ingredient are one trial (its courses merge into one episode). A trial stopped without an end date
-(common in R4 exports) is taken to have run until the next agent of its class was started (the
-switch), or, without one, until its last course was written.
+in ``trial_classes`` each had an adequate trial that ended or was augmented while symptoms
+persisted. Adequate: >= ``min_trial_days`` from the first course at or above the ingredient's
+minimum effective dose (config/ingredients.csv), and, where dispenses of the ingredient exist, a
+proportion of days covered >= ``pdc_min_during_trial`` during the trial. Persisted: for classes in
+``phq9_trial_classes``, the PHQ-9 nearest the outcome (within ``score_window_days``) is
+>= ``phq9_persisting_min_score`` and fell by less than ``phq9_response_fall_fraction`` from the
+baseline (the last PHQ-9 up to ``baseline_window_days`` before the trial began; without a baseline
+PHQ-9 decides nothing); or, for any class, the trial was stopped for lack of effect. Augmented =
+an agent of ``augmenting_classes`` added while the trial continued. Courses of one
+ingredient at most ``continuation_gap_days`` apart are one trial.
 
-**Unless** the trial ended because the medication was not tolerated (stop reason intolerance or
-allergy): that is not evidence about its effect. Anxiolytics and hypnotics added for sleep or
-anxiety are not augmentation.
+**Unless** the trial ended because the medication was not tolerated (that says nothing of its
+effect); the "augmenting" agent was taken at a hypnotic dose (``Ingredient.sleep_max_mg_per_day``:
+trazodone, low-dose mirtazapine or quetiapine for sleep) or as needed; or the only evidence of an
+end is the order being signed now (the draft is not evidence that the current drug failed).
 
-**Then** an ``info`` card: consider a psychodynamic psychopharmacology consultation, attend to
-ambivalence about change and to what the medications mean to the patient. ``concerns_draft`` when
-a draft antidepressant, antipsychotic or other augmenting agent is being ordered (not a renewal of
-a current course at the same dose, ``timeline.is_renewal``). Override reasons
-live in ``cards/wording/multiple-failed-trials.yaml``.
+**Then** an ``info`` card: consider more frequent visits and a consultation, attend to ambivalence
+and to what the medications mean to the patient (Mintz, "Psychodynamic Psychopharmacology:
+Addressing the Underlying Causes of Treatment Resistance", Psychiatric Times 2011).
+``concerns_draft`` when a draft of an augmenting class is being ordered (not a renewal of a current
+course at the same dose, ``timeline.is_renewal``). Override reasons in
+``cards/wording/multiple-failed-trials.yaml``.
 
 **Thresholds** ``patterns.multiple-failed-trials``: ``min_failed_trials``, ``min_trial_days``,
-``lookback_days``, ``phq9_persisting_min``, ``score_window_days``, ``trial_classes``.
+``lookback_days``, ``phq9_response_fall_fraction``, ``phq9_persisting_min_score``,
+``baseline_window_days``, ``score_window_days``, ``trial_classes``, ``phq9_trial_classes``,
+``pdc_min_during_trial``, ``continuation_gap_days``.
 """
 
 from __future__ import annotations
@@ -42,9 +54,9 @@ from datetime import date, timedelta
 
 from cds_service.patterns.base import EvidenceItem, Finding
 from cds_service.patterns.evidence import dose_text, months, ordered_evidence, unique_refs
+from cds_service.patterns.pdc import proportion_of_days_covered
 from cds_service.patterns.timeline import (
     Episode,
-    dated_drafts,
     episodes,
     is_renewal,
     single_dose,
@@ -54,48 +66,64 @@ from fhir_mappers.record import DraftOrders, PatientRecord, SymptomScore
 
 PATTERN_ID = "multiple-failed-trials"
 
-# Agents whose addition to a continuing trial means the trial alone was not enough.
-AUGMENTING_CLASSES = frozenset({"antidepressant", "antipsychotic", "mood_stabilizer"})
-
 
 @dataclass(frozen=True, slots=True)
 class Thresholds:
+    """Values come from ``config/default.yaml`` (no defaults here: one source of numbers)."""
+
     __pydantic_config__ = {"extra": "forbid"}  # noqa: RUF012 - read by settings validation
 
-    min_failed_trials: int = 2
-    min_trial_days: int = 28
-    lookback_days: int = 1095
-    phq9_persisting_min: float = 10
-    score_window_days: int = 30
-    trial_classes: tuple[str, ...] = ("antidepressant", "antipsychotic")
+    min_failed_trials: int
+    min_trial_days: int
+    lookback_days: int
+    phq9_response_fall_fraction: float
+    phq9_persisting_min_score: float
+    baseline_window_days: int
+    score_window_days: int
+    trial_classes: tuple[str, ...]
+    phq9_trial_classes: tuple[str, ...]
+    pdc_min_during_trial: float
+    continuation_gap_days: int
+    augmenting_classes: tuple[str, ...]
+
+    def windows_days(self) -> tuple[int, ...]:
+        """The look-back windows this pattern reads, nested (their sum is its reach): a trial
+        judged within the look-back, its minimum length, and its baseline window."""
+        return (self.lookback_days, self.min_trial_days, self.baseline_window_days)
 
 
 @dataclass(frozen=True, slots=True)
 class _Trial:
     episode: Episode
     dose: float | None  # highest known daily dose from the adequate course on
-    dose_unknown: bool
     adequate_from: date
     outcome: date  # the end, or the date the augmenting agent was added
-    outcome_note: str  # "PHQ-9 17 at end", "stopped: lack of effect", ...
-    is_end: bool
+    outcome_note: str  # "PHQ-9 from 19 to 16 at the end", "stopped for lack of effect", ...
+    is_end: bool  # the outcome is the trial's end (not an added agent)
     score: SymptomScore | None
 
     @property
-    def days(self) -> int:
-        return (self.outcome - self.adequate_from).days
+    def weeks(self) -> int:
+        return (self.outcome - self.adequate_from).days // 7
 
     def describe(self) -> str:
         name = self.episode.ingredient.name
-        dose = "(dose not recorded)" if self.dose_unknown else f"{dose_text(self.dose)} mg/day"
-        return f"{name} {dose} for {self.days // 7} weeks, {self.outcome_note}"
+        dose = "" if self.dose is None else f" {dose_text(self.dose)} mg/day"
+        return f"{name}{dose} for {self.weeks} weeks: {self.outcome_note}"
 
 
 def detect(
     record: PatientRecord, drafts: DraftOrders, thresholds: Thresholds, now: date
 ) -> Finding | None:
-    courses = [*taken_courses(record), *dated_drafts(drafts, now)]
-    all_episodes = episodes(courses, now)
+    """Multiple failed trials as of ``now`` (dates in days); None when not there.
+
+    Drafts only decide ``concerns_draft``: a switch being ordered now is not evidence.
+    """
+    all_episodes = episodes(
+        taken_courses(record), now, continuation_gap_days=thresholds.continuation_gap_days
+    )
+    reach = now - timedelta(days=sum(thresholds.windows_days()))
+    scores = [s for s in record.scores if s.instrument == "PHQ-9" and s.when and s.when >= reach]
     since = now - timedelta(days=thresholds.lookback_days)
     best: tuple[str, dict[str, _Trial]] | None = None
     for trial_class in thresholds.trial_classes:
@@ -103,7 +131,7 @@ def detect(
         for episode in all_episodes:
             if episode.ingredient.drug_class != trial_class:
                 continue
-            trial = _included(episode, all_episodes, record.scores, thresholds)
+            trial = _included(episode, all_episodes, record, scores, thresholds, now)
             if trial is not None and not _excluded(trial) and since <= trial.outcome <= now:
                 trials[episode.ingredient.name] = trial  # episodes are by date: keep the latest
         if len(trials) >= thresholds.min_failed_trials and (
@@ -118,35 +146,37 @@ def detect(
         "failed_trial_count": len(ordered),
         "trial_class": trial_class,
         "trials": [t.describe() for t in ordered],
-        "lookback_days": thresholds.lookback_days,
         "lookback_months": months(thresholds.lookback_days),
         "min_failed_trials": thresholds.min_failed_trials,
-        "min_trial_days": thresholds.min_trial_days,
-        "phq9_persisting_min": thresholds.phq9_persisting_min,
-        "dose_unknown_trials": sum(t.dose_unknown for t in ordered),
-        "dose_unknown_ingredients": [t.episode.ingredient.name for t in ordered if t.dose_unknown],
+        "dose_unknown_ingredients": [t.episode.ingredient.name for t in ordered if t.dose is None],
     }
-    evidence = [item for t in ordered for item in _evidence_items(t)]
+    evidence = [_evidence_item(t) for t in ordered]
     return Finding(
         pattern_id=PATTERN_ID,
         evidence=ordered_evidence(evidence),
         facts=facts,
         evidence_keys=frozenset(f"trial:{t.episode.ingredient.name}" for t in ordered),
         concerns_draft=any(
-            i.drug_class in AUGMENTING_CLASSES
+            i.drug_class in thresholds.augmenting_classes
             for d in drafts
-            if not is_renewal(d, record, now)
+            if not is_renewal(
+                d, record, now, continuation_gap_days=thresholds.continuation_gap_days
+            )
             for i in d.psychotropic_ingredients
         ),
-        references=unique_refs(item.ref for item in evidence),
+        references=unique_refs(
+            [e.ref for e in evidence] + [t.score.ref for t in ordered if t.score is not None]
+        ),
     )
 
 
 def _included(
     episode: Episode,
     all_episodes: Sequence[Episode],
+    record: PatientRecord,
     scores: Sequence[SymptomScore],
     thresholds: Thresholds,
+    now: date,
 ) -> _Trial | None:
     """The first point at which an adequate trial ended or was augmented, symptoms persisting."""
     floor = episode.ingredient.min_effective_mg_per_day
@@ -159,40 +189,65 @@ def _included(
         return None  # every known dose stayed below the minimum effective dose
     adequate_from = adequate[0].start or episode.start
     known = [d for d in (single_dose(c) for c in adequate) if d is not None]
-    dose_unknown = floor is None or not known
     end_day = _end_day(episode, all_episodes)
     candidates = [
         (other.start, f"when {other.ingredient.name} was added", False)
         for other in all_episodes
-        if other.ingredient.drug_class in AUGMENTING_CLASSES
-        and other.ingredient.name != episode.ingredient.name
-        # an agent started on the day a trial ends replaced it: that is the end, not augmentation
+        if _is_augmentation(other, episode, thresholds.augmenting_classes)
         and adequate_from < other.start <= end_day
         and (episode.is_open or other.start < end_day)
     ]
     if not episode.is_open:
-        candidates.append((end_day, "at end", True))
+        candidates.append((end_day, "at the end", True))
+    judged_by_phq9 = episode.ingredient.drug_class in thresholds.phq9_trial_classes
+    baseline = _baseline(scores, episode.start, thresholds.baseline_window_days)
     for when, label, is_end in sorted(candidates):
         if (when - adequate_from).days < thresholds.min_trial_days:
             continue
-        score = _closest_phq9(scores, when, thresholds.score_window_days)
-        if score is not None and score.value >= thresholds.phq9_persisting_min:
-            note = f"PHQ-9 {score.value:g} {label}"
+        if not _adherent(episode, record, when, thresholds.pdc_min_during_trial):
+            continue
+        score = _closest(scores, when, thresholds.score_window_days) if judged_by_phq9 else None
+        if baseline is not None and score is not None and _persisted(baseline, score, thresholds):
+            note = f"PHQ-9 from {baseline.value:g} to {score.value:g} {label}"
         elif is_end and episode.ending_course.stop_reason == "lack_of_effect":
-            note, score = "stopped: lack of effect", None
+            note, score = "stopped for lack of effect", None
         else:
             continue
-        return _Trial(
-            episode,
-            max(known) if known else None,
-            dose_unknown,
-            adequate_from,
-            when,
-            note,
-            is_end,
-            score,
-        )
+        dose = max(known) if known else None
+        return _Trial(episode, dose, adequate_from, when, note, is_end, score)
     return None
+
+
+def _persisted(baseline: SymptomScore, score: SymptomScore, thresholds: Thresholds) -> bool:
+    """Still at or above the threshold, and fell by less than the response fraction."""
+    if score.value < thresholds.phq9_persisting_min_score or baseline.value <= 0:
+        return False
+    fall = (baseline.value - score.value) / baseline.value
+    return fall < thresholds.phq9_response_fall_fraction
+
+
+def _is_augmentation(other: Episode, trial: Episode, augmenting: tuple[str, ...]) -> bool:
+    """Another standing agent of an augmenting class, above its hypnotic dose."""
+    if other.ingredient.name == trial.ingredient.name:
+        return False
+    if other.ingredient.drug_class not in augmenting:
+        return False
+    if all(c.is_prn for c in other.courses):
+        return False
+    sleep_max = other.ingredient.sleep_max_mg_per_day
+    doses = [d for d in (single_dose(c) for c in other.courses) if d is not None]
+    return sleep_max is None or not doses or max(doses) > sleep_max
+
+
+def _adherent(episode: Episode, record: PatientRecord, end: date, min_pdc: float) -> bool:
+    """Where the ingredient was dispensed, enough days covered from its first fill in the
+    episode to the outcome (PQA PDC; TRRIP asks for >= 80% of doses)."""
+    name = episode.ingredient.name
+    fills = [d for d in record.dispenses if any(i.name == name for i in d.ingredients)]
+    coverage = proportion_of_days_covered(fills, episode.start, end)
+    if coverage is None:
+        return True  # no dispensing data: adherence is unknown, not poor
+    return coverage.pdc >= min_pdc
 
 
 def _end_day(episode: Episode, all_episodes: Sequence[Episode]) -> date:
@@ -214,27 +269,20 @@ def _excluded(trial: _Trial) -> bool:
     return trial.is_end and trial.episode.ending_course.stop_reason in ("intolerance", "allergy")
 
 
-def _closest_phq9(
-    scores: Sequence[SymptomScore], when: date, window_days: int
-) -> SymptomScore | None:
-    near = [
-        s
-        for s in scores
-        if s.instrument == "PHQ-9"
-        and s.when is not None
-        and abs((s.when - when).days) <= window_days
-    ]
+def _baseline(scores: Sequence[SymptomScore], start: date, window_days: int) -> SymptomScore | None:
+    """The last PHQ-9 on or up to ``window_days`` before the trial began."""
+    before = [s for s in scores if s.when and 0 <= (start - s.when).days <= window_days]
+    return max(before, key=lambda s: s.when or start, default=None)
+
+
+def _closest(scores: Sequence[SymptomScore], when: date, window_days: int) -> SymptomScore | None:
+    near = [s for s in scores if s.when is not None and abs((s.when - when).days) <= window_days]
     # The score nearest the date speaks for that date; on a tie the later one is more current.
     return min(
         near, key=lambda s: (abs((s.when or when) - when), when - (s.when or when)), default=None
     )
 
 
-def _evidence_items(trial: _Trial) -> list[EvidenceItem]:
+def _evidence_item(trial: _Trial) -> EvidenceItem:
     course = trial.episode.ending_course
-    items = [EvidenceItem(course.ref, course.display, trial.outcome, trial.outcome_note)]
-    if trial.score is not None:
-        items.append(
-            EvidenceItem(trial.score.ref, "PHQ-9", trial.score.when, f"PHQ-9 {trial.score.value:g}")
-        )
-    return items
+    return EvidenceItem(course.ref, trial.describe(), trial.outcome, "")

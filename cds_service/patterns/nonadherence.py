@@ -1,32 +1,40 @@
 """nonadherence: a psychotropic that is prescribed may not be taken as prescribed.
 
-Definition: proportion of days covered (PDC) below 0.80 over the measurement period, with at least
-2 fills, at class level (any ingredient of the class covers the day), per the PQA method adopted by
-CMS Star ratings and HEDIS SAA (psychotropic-domain.md §2.5); or a MedicationStatement with status
-not-taken (§3.2).
+Definition: proportion of days covered (PDC) below 0.80 over the measurement period, from fills
+with a known days' supply, per ingredient (PQA PDC method, adopted by CMS Star ratings,
+https://pqaalliance.org/assets/Measures/pdc-dr.js.txt; HEDIS SAA, "Adherence to Antipsychotic
+Medications for Individuals With Schizophrenia", https://www.ncqa.org/hedis/measures/adherence-to-
+antipsychotic-medications-for-individuals-with-schizophrenia/). Per ingredient, not per class, so a
+refilled sertraline does not hide a bupropion that was never refilled. PQA asks for >= 2 fills; a
+patient with one fill whose supply ran out long ago (a gap > 60 days is an interruption in
+schizophrenia persistence studies, psychotropic-domain §2.5) is not hidden by that rule. Or a
+MedicationStatement with status not-taken.
 
-**When** for a psychotropic class (``Ingredient.drug_class``) that is in today's regimen or being
-ordered, either the PDC over the last ``window_days`` is below ``pdc_below`` (the period starts at
-the first fill in the window and ends today; at least ``min_dispenses`` fills of the class in the
-window; overlapping fills shifted forward; supply capped at today; only completed dispenses with a
-known days' supply), or a not-taken MedicationStatement names an ingredient of the class that is
-prescribed or being ordered (dated within the window, or undated: its status is the latest word).
+**When** for a psychotropic ingredient in today's standing regimen or being ordered, either
+(a) at least ``min_dispenses`` fills of it in the last ``window_days`` and a PDC below
+``pdc_below`` from the first fill to today (overlapping fills shifted forward; supply capped at
+today; only completed dispenses with a known days' supply); or (b) exactly one fill in the window
+whose supply ran out more than ``single_fill_lapsed_days`` before today; or (c) a not-taken
+MedicationStatement names it (dated within the window, or undated: its status is the latest word).
 
 **Not evaluable** (``NotEvaluable``, recorded in the audit, no card) when a completed fill of an
 ingredient in use, handed over in the window, has no known days' supply: the days it would cover
 are unknown, not uncovered (``timeline.fills_without_supply``).
 
-**Unless** the class is in the regimen only as needed (PRN; PQA leaves PRN use out of PDC), or a
-later active MedicationStatement says the not-taken ingredient is taken again. Days in hospital
-(finished or in-progress encounters of an inpatient class, config/codes.yaml) leave the PDC period.
+**Unless** the ingredient is taken only as needed (PQA leaves PRN use out of PDC), the order is
+stale (no renewal, fill or statement for ``stale_order_days``), or a later active
+MedicationStatement says the not-taken ingredient is taken again. Days in hospital (finished or
+in-progress encounters of an inpatient class, config/codes.yaml) leave the PDC period.
 
 **Then** an ``info`` card: explore the patient's ambivalence and concerns about the medication
-before changing it; strongest at order-sign when the draft raises the dose
-(``dose_increase_in_draft``), since the current dose may not be what is taken. ``concerns_draft``
-when a draft of that class is being ordered. Override reasons live in
+before changing it (Mintz, "Psychodynamic Psychopharmacology: Addressing the Underlying Causes of
+Treatment Resistance", Psychiatric Times 2011); strongest at order-sign when the draft raises the
+dose (``dose_increase_in_draft``). ``concerns_draft`` when a draft of that ingredient is being
+ordered, or of its class (a switch or an addition in that class). Override reasons in
 ``cards/wording/nonadherence.yaml``.
 
-**Thresholds** ``patterns.nonadherence``: ``pdc_below``, ``window_days``, ``min_dispenses``.
+**Thresholds** ``patterns.nonadherence``: ``pdc_below``, ``window_days``, ``min_dispenses``,
+``single_fill_lapsed_days``, ``stale_order_days``.
 """
 
 from __future__ import annotations
@@ -37,8 +45,9 @@ from datetime import date, timedelta
 
 from cds_service.patterns.abstention import NotEvaluable
 from cds_service.patterns.base import EvidenceItem, Finding
-from cds_service.patterns.evidence import ordered_evidence, unique_refs
-from cds_service.patterns.pdc import Coverage, proportion_of_days_covered
+from cds_service.patterns.evidence import months, ordered_evidence, unique_refs
+from cds_service.patterns.pdc import Coverage, is_countable, proportion_of_days_covered
+from cds_service.patterns.regimen import is_stale
 from cds_service.patterns.timeline import (
     dated_drafts,
     fills_without_supply,
@@ -50,22 +59,31 @@ from fhir_mappers.record import DraftOrders, MedicationCourse, PatientRecord, Vi
 
 PATTERN_ID = "nonadherence"
 
+
 @dataclass(frozen=True, slots=True)
 class Thresholds:
+    """Values come from ``config/default.yaml`` (no defaults here: one source of numbers)."""
+
     __pydantic_config__ = {"extra": "forbid"}  # noqa: RUF012 - read by settings validation
 
-    pdc_below: float = 0.80
-    window_days: int = 180
-    min_dispenses: int = 2
+    pdc_below: float
+    window_days: int
+    min_dispenses: int
+    single_fill_lapsed_days: int
+    stale_order_days: int
+
+    def windows_days(self) -> tuple[int, ...]:
+        """The look-back windows this pattern reads, nested (their sum is its reach)."""
+        return (self.window_days,)
 
 
 @dataclass(frozen=True, slots=True)
-class _ClassAdherence:
+class _Adherence:
+    ingredient: str
     drug_class: str
-    coverage: Coverage | None  # set only when the PDC is below the threshold
-    dispense_count: int
+    coverage: Coverage | None  # set when the PDC (or the single lapsed fill) fires
+    lapsed_days: int | None  # days since the single fill's supply ran out
     not_taken: tuple[MedicationCourse, ...]
-    ingredients: tuple[str, ...]
     has_draft: bool
     dose_increase_in_draft: bool
 
@@ -73,7 +91,15 @@ class _ClassAdherence:
 def detect(
     record: PatientRecord, drafts: DraftOrders, thresholds: Thresholds, now: date
 ) -> Finding | NotEvaluable | None:
-    regimen = [c for c in taken_courses(record) if is_current(c, now) and c.is_psychotropic]
+    """Nonadherence as of ``now`` (dates in days); None when it is not there, ``NotEvaluable``
+    when a fill in the window has no known days' supply."""
+    regimen = [
+        c
+        for c in taken_courses(record)
+        if is_current(c, now)
+        and c.is_psychotropic
+        and not is_stale(c, record, now, thresholds.stale_order_days)
+    ]
     ordered = [d for d in dated_drafts(drafts, now) if d.is_psychotropic]
     in_use = {i.name for c in [*regimen, *ordered] if not _excluded(c) for i in c.ingredients}
     since = now - timedelta(days=thresholds.window_days)
@@ -81,84 +107,83 @@ def detect(
     if unknown:
         return NotEvaluable(
             PATTERN_ID,
-            f"{len(unknown)} fill(s) in the last {thresholds.window_days} days have no days' "
-            "supply and none could be derived",
+            f"{len(unknown)} fill(s) in the last {months(thresholds.window_days)} months have no "
+            "days' supply and none could be derived",
             tuple(d.ref for d in unknown),
         )
-    classes = dict.fromkeys(
-        i.drug_class
-        for c in [*regimen, *ordered]
-        if not _excluded(c)
-        for i in c.psychotropic_ingredients
+    names = dict.fromkeys(
+        i.name for c in [*regimen, *ordered] if not _excluded(c) for i in c.psychotropic_ingredients
     )
     found = [
         a
-        for cls in classes
-        if (a := _included(cls, record, regimen, ordered, thresholds, now)) is not None
+        for name in names
+        if (a := _included(name, record, regimen, ordered, thresholds, now)) is not None
     ]
     if not found:
         return None
-    # The class being ordered comes first (that is the decision at hand), then the lowest PDC.
+    # The ingredient being ordered comes first (that is the decision at hand), then the lowest PDC.
     best = min(found, key=lambda a: (not a.has_draft, a.coverage.pdc if a.coverage else 1.0))
     return _finding(best, thresholds)
 
 
 def _included(
-    drug_class: str,
+    name: str,
     record: PatientRecord,
     regimen: list[MedicationCourse],
     ordered: list[MedicationCourse],
     thresholds: Thresholds,
     now: date,
-) -> _ClassAdherence | None:
-    """PDC below the threshold, or a not-taken statement, for one class in use."""
+) -> _Adherence | None:
+    """PDC below the threshold, a single long-lapsed fill, or a not-taken statement."""
     window_start = now - timedelta(days=thresholds.window_days)
-    in_class = [
-        d
-        for d in record.dispenses
-        if any(i.drug_class == drug_class for i in d.ingredients if i.is_psychotropic)
-    ]
-    coverage = proportion_of_days_covered(in_class, window_start, now, _hospital_days(record, now))
+    fills = [d for d in record.dispenses if any(i.name == name for i in d.ingredients)]
+    away = _hospital_days(record, now)
+    coverage = proportion_of_days_covered(fills, window_start, now, away)
     fill_count = len(coverage.fills) if coverage else 0
-    if coverage is None or fill_count < thresholds.min_dispenses:
+    lapsed: int | None = None
+    if coverage is None:
+        pass
+    elif fill_count >= thresholds.min_dispenses:
+        coverage = coverage if coverage.pdc < thresholds.pdc_below else None
+    elif fill_count == 1:
+        lapsed = _days_lapsed(coverage, now)
+        if lapsed is None or lapsed <= thresholds.single_fill_lapsed_days:
+            coverage, lapsed = None, None
+    else:
         coverage = None
-    elif coverage.pdc >= thresholds.pdc_below:
-        coverage = None
-    prescribed = {
-        i.name
-        for c in [*regimen, *ordered]
-        for i in c.psychotropic_ingredients
-        if i.drug_class == drug_class
-    }
     not_taken = tuple(
         s
         for s in record.courses
         if s.source_type == "MedicationStatement"
         and s.status == "not-taken"
-        and any(i.name in prescribed for i in s.psychotropic_ingredients)
+        and any(i.name == name for i in s.psychotropic_ingredients)
         and (s.start is None or window_start <= s.start <= now)
         and not _taken_again(s, record)
     )
     if coverage is None and not not_taken:
         return None
-    dispensed = [
-        i.name
-        for d in (coverage.fills if coverage else ())
-        for i in d.ingredients
-        if i.drug_class == drug_class
-    ]
-    class_drafts = [
-        d for d in ordered if any(i.drug_class == drug_class for i in d.psychotropic_ingredients)
-    ]
-    return _ClassAdherence(
+    with_name = [c for c in [*regimen, *ordered] if any(i.name == name for i in c.ingredients)]
+    drafts = [c for c in with_name if c.is_draft]
+    drug_class = next(i.drug_class for c in with_name for i in c.ingredients if i.name == name)
+    # A draft of the same class (a switch or an addition) is the decision this finding informs.
+    same_class = [d for d in ordered if any(i.drug_class == drug_class for i in d.ingredients)]
+    return _Adherence(
+        ingredient=name,
         drug_class=drug_class,
         coverage=coverage,
-        dispense_count=fill_count,
+        lapsed_days=lapsed,
         not_taken=not_taken,
-        ingredients=tuple(dict.fromkeys([*sorted(prescribed), *dispensed])),
-        has_draft=bool(class_drafts),
-        dose_increase_in_draft=any(_raises_dose(d, regimen) for d in class_drafts),
+        has_draft=bool(same_class),
+        dose_increase_in_draft=any(_raises_dose(d, regimen) for d in drafts),
     )
+
+
+def _days_lapsed(coverage: Coverage, now: date) -> int | None:
+    fill = coverage.fills[0]
+    if fill.handed_over is None or not is_countable(fill):
+        return None
+    ran_out = fill.handed_over + timedelta(days=round(fill.days_supply or 0))
+    return (now - ran_out).days
 
 
 def _excluded(course: MedicationCourse) -> bool:
@@ -216,36 +241,40 @@ def _floor2(value: float) -> float:
     return math.floor(value * 100 + 1e-9) / 100
 
 
-def _finding(found: _ClassAdherence, thresholds: Thresholds) -> Finding:
-    pdc = _floor2(found.coverage.pdc) if found.coverage else None
-    fills = found.coverage.fills if found.coverage else ()
-    evidence = [
-        EvidenceItem(d.ref, d.display, d.handed_over, f"{d.days_supply or 0:g}-day supply")
-        for d in fills
-    ]
-    if evidence and found.coverage is not None:
-        last = evidence[-1]
-        period = found.coverage.period_days
-        evidence[-1] = EvidenceItem(
-            last.ref, last.label, last.when, f"{last.note}; PDC {pdc:.2f} over {period} days"
+def _finding(found: _Adherence, thresholds: Thresholds) -> Finding:
+    coverage = found.coverage
+    pdc = _floor2(coverage.pdc) if coverage else None
+    fills = coverage.fills if coverage else ()
+    if fills and coverage is not None:
+        last = fills[-1]
+        supply = f"{len(fills)} fills" if len(fills) > 1 else f"{last.days_supply or 0:g}-day fill"
+        gist = (
+            f"{supply}; supply ran out {found.lapsed_days} days ago"
+            if found.lapsed_days is not None
+            else f"{supply}; {round((pdc or 0) * 100)}% of days covered"
         )
-    evidence += [EvidenceItem(s.ref, s.display, s.start, "not taken") for s in found.not_taken]
-    keys = {f"not-taken:{i.name}" for s in found.not_taken for i in s.psychotropic_ingredients}
-    if found.coverage is not None:
-        keys.add(f"pdc:{found.drug_class}")
+        evidence = [EvidenceItem(last.ref, found.ingredient, last.handed_over, gist)]
+    else:
+        evidence = []
+    evidence += [
+        EvidenceItem(s.ref, found.ingredient, s.start, "recorded as not taken")
+        for s in found.not_taken[-1:]
+    ]
+    keys = {f"not-taken:{found.ingredient}" for _ in found.not_taken}
+    if coverage is not None:
+        keys.add(f"pdc:{found.ingredient}")
     facts: dict[str, object] = {
         "pdc": pdc,
+        "pdc_percent": round(pdc * 100) if pdc is not None else None,
+        "ingredient": found.ingredient,
         "drug_class": found.drug_class,
-        "ingredients": list(found.ingredients),
-        "window_days": thresholds.window_days,
-        "pdc_below": thresholds.pdc_below,
-        "dispense_count": found.dispense_count,
-        "not_taken": list(
-            dict.fromkeys(i.name for s in found.not_taken for i in s.psychotropic_ingredients)
-        ),
+        "window_months": months(thresholds.window_days),
+        "dispense_count": len(fills),
+        "days_since_supply_ran_out": found.lapsed_days,
+        "not_taken": bool(found.not_taken),
         "dose_increase_in_draft": found.dose_increase_in_draft,
-        "period_start": found.coverage.period_start.isoformat() if found.coverage else None,
-        "period_days": found.coverage.period_days if found.coverage else None,
+        "period_start": coverage.period_start.isoformat() if coverage else None,
+        "period_days": coverage.period_days if coverage else None,
     }
     return Finding(
         pattern_id=PATTERN_ID,
@@ -253,5 +282,7 @@ def _finding(found: _ClassAdherence, thresholds: Thresholds) -> Finding:
         facts=facts,
         evidence_keys=frozenset(keys),
         concerns_draft=found.has_draft,
-        references=unique_refs(item.ref for item in evidence),
+        references=unique_refs(
+            [d.ref for d in fills] + [s.ref for s in found.not_taken] + [e.ref for e in evidence]
+        ),
     )

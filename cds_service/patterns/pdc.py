@@ -16,6 +16,8 @@ from fhir_mappers.record import Dispense
 
 @dataclass(frozen=True, slots=True)
 class Coverage:
+    """Days covered by fills over a period: ``pdc`` in 0..1, the period from the first fill."""
+
     pdc: float
     period_start: date  # the first fill in the window
     period_days: int  # days counted (hospital days left out)

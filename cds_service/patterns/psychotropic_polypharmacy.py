@@ -1,101 +1,125 @@
-"""psychotropic-polypharmacy: a regimen that has grown to several concurrent psychotropics.
+"""psychotropic-polypharmacy: several antipsychotics (or many psychotropics) planned together.
 
-Definition: at least 2 distinct antipsychotic ingredients at once (antipsychotic polypharmacy:
-HEDIS APC, Joint Commission HBIPS-5), or at least 5 distinct psychotropic ingredients at once
-(psychotropic load; PQA Poly-CNS and Beers CNS polypharmacy use 3 CNS-active drugs in older adults).
-Sources in psychotropic-domain.md §2.3. Lithium is a mood stabilizer (ATC N05AN) and never counts
-as an antipsychotic.
+Definition: antipsychotic polypharmacy is >= 2 antipsychotics taken concurrently for >= 90
+consecutive days: HEDIS APC, "Use of Multiple Concurrent Antipsychotics in Children &
+Adolescents", a measure for ages 1-17 (https://www.medicaid.gov/state-overviews/scorecard/
+use-multiple-antipsychotics-children/index.html), asked here of adults as well. Joint Commission
+HBIPS-5 (https://manual.jointcommission.org/releases/TJC2023A1/MIF0120.html) counts routinely
+scheduled antipsychotics only and accepts clozapine augmentation and a planned cross-taper as
+justification. The psychotropic-load count (5 standing psychotropics at any age) is a LOCAL CHOICE:
+no measure supports it (PQA Poly-CNS concerns adults >= 65 on >= 3 CNS-active drugs for >= 30
+days). Lithium is a mood stabilizer (ATC N05AN) and never counts as an antipsychotic.
 
-**When** today's regimen plus the draft orders hold at least ``min_concurrent_antipsychotics``
-distinct antipsychotic ingredients, or at least ``min_concurrent_psychotropics`` distinct
-psychotropic ingredients. Today's regimen = orders that are active or on hold, and statements that
-are active, that started by today and have not ended. A draft of an ingredient already in the
-regimen replaces it (a dose change) and is not an extra agent.
+**When** a set of standing agents (today's regimen plus the draft orders) is planned to overlap for
+at least ``min_overlap_days``: at least ``min_concurrent_antipsychotics`` distinct antipsychotic
+ingredients, or at least ``min_concurrent_psychotropics`` distinct psychotropic ingredients. An
+agent runs from its start to its planned end (dosage bounds, effective period); an order without
+a planned end is taken to continue, so two open-ended antipsychotics overlap without limit. A
+draft of an ingredient already in the regimen replaces it (a dose change), not an extra agent.
 
-**Unless** a course is taken as needed (PRN): HBIPS-5 counts routinely scheduled agents only, and
-a PRN hypnotic or anxiolytic is not part of the standing regimen. The antipsychotic threshold is
-not met by clozapine plus one other antipsychotic (clozapine augmentation, which HBIPS-5 lists as
-an appropriate justification); the psychotropic count still applies.
+**Unless** an agent is taken as needed (PRN: never counted); an active order has had no renewal,
+fill or statement of its ingredient for more than ``stale_order_days`` (not current); the overlap
+is shorter than ``min_overlap_days`` (a documented cross-taper: one order with a planned end); or
+the antipsychotics are one of ``augmentation_exempt_ingredients`` plus one other (clozapine
+augmentation; the psychotropic count still applies).
 
 **Then** an ``info`` card: review with the patient whether each agent still helps, and consider a
-consultation (complex regimens may answer the prescriber's distress as much as the patient's).
-``concerns_draft`` when a draft adds an ingredient that is counted. Override reasons live in
-``cards/wording/psychotropic-polypharmacy.yaml`` (e.g. planned cross-taper).
+consultation (complex regimens may answer the prescriber's distress as much as the patient's:
+Mintz, "Psychodynamic Psychopharmacology: Addressing the Underlying Causes of Treatment
+Resistance", Psychiatric Times 2011). ``concerns_draft`` when a draft adds a counted ingredient.
+Override reasons in ``cards/wording/psychotropic-polypharmacy.yaml`` (e.g. planned cross-taper).
 
 **Thresholds** ``patterns.psychotropic-polypharmacy``: ``min_concurrent_antipsychotics``,
-``min_concurrent_psychotropics``.
+``min_overlap_days``, ``min_concurrent_psychotropics``, ``stale_order_days``,
+``augmentation_exempt_ingredients``.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 
 from cds_service.patterns.base import EvidenceItem, Finding
-from cds_service.patterns.evidence import ordered_evidence, unique_refs
-from cds_service.patterns.timeline import (
-    dated_drafts,
-    is_current,
-    psychotropic_names,
-    taken_courses,
-)
+from cds_service.patterns.evidence import daily_dose_label, ordered_evidence, unique_refs
+from cds_service.patterns.regimen import standing_regimen
+from cds_service.patterns.timeline import dated_drafts, psychotropic_names, single_dose
 from fhir_mappers.record import DraftOrders, Ingredient, MedicationCourse, PatientRecord
 
 PATTERN_ID = "psychotropic-polypharmacy"
 
-_CLOZAPINE = "clozapine"
-
 
 @dataclass(frozen=True, slots=True)
 class Thresholds:
+    """Values come from ``config/default.yaml`` (no defaults here: one source of numbers)."""
+
     __pydantic_config__ = {"extra": "forbid"}  # noqa: RUF012 - read by settings validation
 
-    min_concurrent_antipsychotics: int = 2
-    min_concurrent_psychotropics: int = 5
+    min_concurrent_antipsychotics: int
+    min_overlap_days: int
+    min_concurrent_psychotropics: int
+    stale_order_days: int
+    augmentation_exempt_ingredients: tuple[str, ...]
+
+    def windows_days(self) -> tuple[int, ...]:
+        """The look-back windows this pattern reads, nested (their sum is its reach)."""
+        return (self.stale_order_days,)
+
+
+@dataclass(frozen=True, slots=True)
+class _Agent:
+    ingredient: Ingredient
+    course: MedicationCourse  # the draft when one replaces or adds it, else the latest course
+    start: date
+    planned_end: date | None  # None: no planned end, taken to continue
 
 
 def detect(
     record: PatientRecord, drafts: DraftOrders, thresholds: Thresholds, now: date
 ) -> Finding | None:
-    current = [c for c in taken_courses(record) if is_current(c, now) and not _excluded(c)]
+    """Polypharmacy as of ``now`` (dates in days); None when it is not there."""
+    current = standing_regimen(record, now, thresholds.stale_order_days)
     ordered = [d for d in dated_drafts(drafts, now) if not _excluded(d)]
-    agents = _agents([*current, *ordered])
-    antipsychotics = [n for n, (i, _) in agents.items() if i.drug_class == "antipsychotic"]
-    trigger = _included(list(agents), antipsychotics, thresholds)
+    agents = _agents([*current, *ordered], now)
+    antipsychotics = _overlapping(
+        [a for a in agents.values() if a.ingredient.drug_class == "antipsychotic"],
+        thresholds.min_overlap_days,
+    )
+    psychotropics = _overlapping(list(agents.values()), thresholds.min_overlap_days)
+    trigger = _included(psychotropics, antipsychotics, thresholds)
     if trigger is None:
         return None
-    counted = antipsychotics if trigger == "antipsychotics" else list(agents)
+    counted = antipsychotics if trigger == "antipsychotics" else psychotropics
     in_regimen = set(psychotropic_names(current))
     added_by_draft = [n for n in psychotropic_names(ordered) if n not in in_regimen]
     facts: dict[str, object] = {
-        "psychotropic_count": len(agents),
+        "psychotropic_count": len(psychotropics),
         "antipsychotic_count": len(antipsychotics),
-        "psychotropics": list(agents),
-        "antipsychotics": antipsychotics,
+        "psychotropics": [a.ingredient.name for a in psychotropics],
+        "antipsychotics": [a.ingredient.name for a in antipsychotics],
         "min_concurrent_psychotropics": thresholds.min_concurrent_psychotropics,
         "min_concurrent_antipsychotics": thresholds.min_concurrent_antipsychotics,
         "trigger": trigger,
         "draft_ingredients": psychotropic_names(drafts),
         "added_by_draft": added_by_draft,
     }
-    shown = [_evidence_item(agents[n]) for n in counted]
+    names = {a.ingredient.name for a in counted}
     return Finding(
         pattern_id=PATTERN_ID,
-        evidence=ordered_evidence(shown),
+        evidence=ordered_evidence(_evidence_item(a) for a in counted),
         facts=facts,
-        evidence_keys=frozenset(f"agent:{n}" for n in counted),
-        concerns_draft=any(n in counted for n in added_by_draft),
-        indicator="info",
-        references=unique_refs(c.ref for n in counted for c in agents[n][1]),
+        evidence_keys=frozenset(f"agent:{n}" for n in names),
+        concerns_draft=any(n in names for n in added_by_draft),
+        references=unique_refs(a.course.ref for a in counted),
     )
 
 
 def _included(
-    psychotropics: list[str], antipsychotics: list[str], thresholds: Thresholds
+    psychotropics: list[_Agent], antipsychotics: list[_Agent], thresholds: Thresholds
 ) -> str | None:
     """Which threshold the regimen meets: "antipsychotics", "psychotropics", "both" or None."""
-    by_antipsychotics = len(antipsychotics) >= thresholds.min_concurrent_antipsychotics and not (
-        _is_clozapine_augmentation(antipsychotics)
+    names = [a.ingredient.name for a in antipsychotics]
+    by_antipsychotics = len(names) >= thresholds.min_concurrent_antipsychotics and not (
+        len(names) == 2 and any(n in thresholds.augmentation_exempt_ingredients for n in names)
     )
     by_psychotropics = len(psychotropics) >= thresholds.min_concurrent_psychotropics
     if by_antipsychotics and by_psychotropics:
@@ -106,33 +130,50 @@ def _included(
 
 
 def _excluded(course: MedicationCourse) -> bool:
-    """Courses that are not part of the standing regimen."""
+    """Courses that are not part of the standing regimen (as-needed, non-psychotropic)."""
     return course.is_prn or not course.is_psychotropic
 
 
-def _is_clozapine_augmentation(antipsychotics: list[str]) -> bool:
-    return len(antipsychotics) == 2 and _CLOZAPINE in antipsychotics
-
-
-def _agents(
-    courses: list[MedicationCourse],
-) -> dict[str, tuple[Ingredient, list[MedicationCourse]]]:
-    """Distinct psychotropic ingredients, each with its courses (drafts last), by first start."""
+def _agents(courses: list[MedicationCourse], now: date) -> dict[str, _Agent]:
+    """One agent per psychotropic ingredient: its earliest start, its latest course (a draft
+    last), and that course's planned end."""
     ordered = sorted(courses, key=lambda c: (c.is_draft, c.start or date.min, c.ref))
-    agents: dict[str, tuple[Ingredient, list[MedicationCourse]]] = {}
+    agents: dict[str, _Agent] = {}
     for course in ordered:
         for ingredient in course.psychotropic_ingredients:
-            agents.setdefault(ingredient.name, (ingredient, []))[1].append(course)
+            start = course.start or now
+            earlier = agents.get(ingredient.name)
+            if earlier is not None:
+                start = min(start, earlier.start)
+            agents[ingredient.name] = _Agent(ingredient, course, start, course.end)
     return agents
 
 
-def _evidence_item(agent: tuple[Ingredient, list[MedicationCourse]]) -> EvidenceItem:
-    ingredient, courses = agent
-    course = courses[-1]  # the draft when one replaces or adds it, else the latest course
-    status = "draft order" if course.is_draft else "current"
+def _overlapping(agents: list[_Agent], min_overlap_days: int) -> list[_Agent]:
+    """The largest set of agents that all run together for ``min_overlap_days`` or more.
+
+    A set's common span starts at its latest start; so for each start ``s``, the agents begun by
+    ``s`` and planned to run at least ``min_overlap_days`` beyond it run together that long.
+    """
+    best: list[_Agent] = []
+    span = timedelta(days=min_overlap_days)
+    for s in sorted({a.start for a in agents}):
+        together = [
+            a
+            for a in agents
+            if a.start <= s and (a.planned_end is None or a.planned_end - s >= span)
+        ]
+        if len(together) > len(best):
+            best = together
+    return best
+
+
+def _evidence_item(agent: _Agent) -> EvidenceItem:
+    status = "draft order" if agent.course.is_draft else agent.ingredient.subclass
+    until = f", planned until {agent.planned_end.isoformat()}" if agent.planned_end else ""
     return EvidenceItem(
-        ref=course.ref,
-        label=course.display,
-        when=course.start,
-        note=f"{ingredient.subclass}, {status}",
+        ref=agent.course.ref,
+        label=daily_dose_label(agent.ingredient.name, single_dose(agent.course)),
+        when=agent.start,
+        note=f"{status}{until}",
     )

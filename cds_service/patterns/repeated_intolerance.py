@@ -1,30 +1,37 @@
-"""repeated-intolerance: side effects with several unrelated psychotropic medications.
+"""repeated-intolerance: side effects with medications from several unrelated psychotropic classes.
 
-Definition: intolerance to at least 3 psychotropic ingredients from at least 2 ATC level-4 groups
-within 24 months. Source: multiple drug intolerance syndrome, >= 3 unrelated drug classes (Macy &
-Ho, Ann Allergy Asthma Immunol 2012;108:88; Omer et al., Drug Saf 2014;37:1037), adapted to
-psychotropics in psychotropic-domain.md §2.8; expectation (nocebo) effects: Colloca & Miller,
-Psychosom Med 2011;73:598; Mintz, Psychodynamic Psychopharmacology, APA Publishing 2022.
+Definition: multiple drug intolerance syndrome, intolerance to >= 3 unrelated drug classes (Macy E,
+Ho NJ, "Multiple drug intolerance syndrome: prevalence, clinical characteristics, and management",
+Ann Allergy Asthma Immunol 2012;108(2):88-93, https://pubmed.ncbi.nlm.nih.gov/22289726/: "3 or
+more unrelated drug class allergies"), counted as the source counts it: classes, not drugs; a
+class is an ATC level-4 group, so three SSRIs are one class (the expected pharmacology of one
+class is not "unrelated medications"). Nocebo framing fits only vague, subjective reactions
+(Colloca L, Miller FG, "The nocebo effect and its relevance for clinical practice", Psychosom Med
+2011;73(7):598-603); the clinical action is Mintz's (D. Mintz, "Psychodynamic
+Psychopharmacology: Addressing the Underlying Causes of Treatment Resistance", Psychiatric Times):
+explore the patient's expectations and fears, empathically, before yet another agent.
 
-**When** intolerance evidence (``record.intolerances`` of kind "intolerance": AllergyIntolerance of
-type intolerance or with non-immune reactions, and orders or statements stopped for an adverse
-effect) dated within ``lookback_days`` before today names at least ``min_distinct_ingredients``
-distinct psychotropic ingredients spanning at least ``min_distinct_classes`` ATC level-4 groups
-(``Ingredient.atc4``, e.g. N06AB SSRIs vs N06AX other antidepressants).
+**When** intolerance evidence (AllergyIntolerance of type intolerance or with non-immune
+reactions; orders or statements stopped for an adverse effect) dated within ``lookback_days``
+names psychotropic ingredients from at least ``min_distinct_classes`` ATC level-4 groups.
 
-**Unless** (per piece of evidence): a true allergy (kind "allergy"), a non-psychotropic drug, an
-undated record (it cannot be placed in the window), or an ingredient the patient is taking again
-today on a course started after the event (the rechallenge is tolerated, so it is not evidence of
-intolerance any more).
+**Unless** (per record): a true allergy; a reaction that expectation cannot explain (immune-mediated
+or objective and serious: a code in ``excluded_reaction_codes`` or a phrase in
+``excluded_reaction_words`` in the reaction or stop-reason text); a record whose criticality is in
+``excluded_criticalities`` or with a severe reaction (``exclude_severe_reactions``); a
+non-psychotropic drug; an undated record; or an ingredient the patient takes again today on a
+course started after the event (the rechallenge was tolerated).
 
-**Then** an ``info`` card: before the next agent, explore the patient's experiences, expectations
-and fears about medication; choose it together and titrate slowly. ``concerns_draft`` when a
-psychotropic draft order is being placed (another agent is being started); a renewal of a current
-course at the same dose (``timeline.is_renewal``) is not another agent. Override reasons live in
-``cards/wording/repeated-intolerance.yaml`` (e.g. already explored with the patient).
+**Then** an ``info`` card naming what was counted (each class with its drugs). When a draft orders
+an ingredient the patient did not tolerate before, the card says so first, with the date and the
+reaction (any recorded reaction, serious ones included). ``concerns_draft`` when a psychotropic
+draft is being placed (another agent is being started); a renewal of a course taken within
+``renewal_gap_days`` at the same dose (``timeline.is_renewal``) is not another agent. Override
+reasons in ``cards/wording/repeated-intolerance.yaml``.
 
-**Thresholds** ``patterns.repeated-intolerance``: ``min_distinct_ingredients``,
-``min_distinct_classes``, ``lookback_days``.
+**Thresholds** ``patterns.repeated-intolerance``: ``min_distinct_classes``, ``lookback_days``,
+``excluded_reaction_codes``, ``excluded_reaction_words``, ``excluded_criticalities``,
+``exclude_severe_reactions``, ``renewal_gap_days``.
 """
 
 from __future__ import annotations
@@ -34,6 +41,7 @@ from datetime import date, timedelta
 
 from cds_service.patterns.base import EvidenceItem, Finding
 from cds_service.patterns.evidence import months, ordered_evidence, unique_refs
+from cds_service.patterns.regimen import mentions_any
 from cds_service.patterns.timeline import (
     is_current,
     is_renewal,
@@ -47,64 +55,97 @@ PATTERN_ID = "repeated-intolerance"
 
 @dataclass(frozen=True, slots=True)
 class Thresholds:
+    """Values come from ``config/default.yaml`` (no defaults here: one source of numbers)."""
+
     __pydantic_config__ = {"extra": "forbid"}  # noqa: RUF012 - read by settings validation
 
-    min_distinct_ingredients: int = 3
-    min_distinct_classes: int = 2
-    lookback_days: int = 730
+    min_distinct_classes: int
+    lookback_days: int
+    excluded_reaction_codes: tuple[str, ...]
+    excluded_reaction_words: tuple[str, ...]
+    excluded_criticalities: tuple[str, ...]
+    exclude_severe_reactions: bool
+    renewal_gap_days: int
+
+    def windows_days(self) -> tuple[int, ...]:
+        """The look-back windows this pattern reads, nested (their sum is its reach)."""
+        return (self.lookback_days,)
 
 
 def detect(
     record: PatientRecord, drafts: DraftOrders, thresholds: Thresholds, now: date
 ) -> Finding | None:
+    """Repeated intolerance as of ``now``; None when it is not there.
+
+    ``record`` is the mapped history, ``drafts`` the hook's draft orders; dates are days.
+    """
     counted: dict[str, tuple[Ingredient, list[IntoleranceEvent]]] = {}
     for event in sorted(_intolerances_in_window(record, thresholds, now), key=_event_date):
         for ingredient in event.ingredients:
-            if _excluded(event, ingredient, record, now):
+            if _excluded(event, ingredient, record, thresholds, now):
                 continue
             counted.setdefault(ingredient.name, (ingredient, []))[1].append(event)
-    ingredients = [ingredient for ingredient, _ in counted.values()]
-    if not _included(ingredients, thresholds):
+    classes: dict[str, list[Ingredient]] = {}
+    for ingredient, _ in counted.values():
+        classes.setdefault(ingredient.atc4, []).append(ingredient)
+    if not _included(classes, thresholds):
         return None
-    events = list(dict.fromkeys(e for _, evs in counted.values() for e in evs))
-    events.sort(key=_event_date)
+    draft_names = psychotropic_names(drafts)
     facts: dict[str, object] = {
-        "ingredient_count": len(ingredients),
-        "class_count": len({i.atc4 for i in ingredients}),
-        "ingredients": [i.name for i in ingredients],
-        "classes": list(dict.fromkeys(i.subclass for i in ingredients)),
-        "atc_groups": list(dict.fromkeys(i.atc4 for i in ingredients)),
-        "lookback_days": thresholds.lookback_days,
+        "class_count": len(classes),
+        "ingredient_count": len(counted),
+        "ingredients": list(counted),
+        "counted_classes": [_class_line(members) for members in classes.values()],
         "window_months": months(thresholds.lookback_days),
-        "min_distinct_ingredients": thresholds.min_distinct_ingredients,
         "min_distinct_classes": thresholds.min_distinct_classes,
-        "draft_ingredients": psychotropic_names(drafts),
+        "draft_ingredients": draft_names,
+        "draft_not_tolerated_before": _draft_history(record, draft_names),
     }
+    events = [(i, evs[-1]) for i, evs in counted.values()]  # one line per drug: its latest record
     return Finding(
         pattern_id=PATTERN_ID,
-        evidence=ordered_evidence(_evidence_item(e) for e in events),
+        evidence=ordered_evidence(_evidence_item(i, e) for i, e in events),
         facts=facts,
-        evidence_keys=frozenset(f"ingredient:{i.name}" for i in ingredients),
-        concerns_draft=any(d.is_psychotropic and not is_renewal(d, record, now) for d in drafts),
-        references=unique_refs(e.ref for e in events),
+        evidence_keys=frozenset(f"ingredient:{name}" for name in counted),
+        concerns_draft=any(
+            d.is_psychotropic
+            and not is_renewal(d, record, now, continuation_gap_days=thresholds.renewal_gap_days)
+            for d in drafts
+        ),
+        references=unique_refs(e.ref for _, evs in counted.values() for e in evs),
     )
 
 
-def _included(ingredients: list[Ingredient], thresholds: Thresholds) -> bool:
-    """Intolerance to enough distinct psychotropic ingredients, from enough ATC-4 groups."""
-    return (
-        len(ingredients) >= thresholds.min_distinct_ingredients
-        and len({i.atc4 for i in ingredients}) >= thresholds.min_distinct_classes
-    )
+def _included(classes: dict[str, list[Ingredient]], thresholds: Thresholds) -> bool:
+    """Intolerance to drugs of enough unrelated classes (ATC level-4 groups)."""
+    return len(classes) >= thresholds.min_distinct_classes
 
 
 def _excluded(
-    event: IntoleranceEvent, ingredient: Ingredient, record: PatientRecord, now: date
+    event: IntoleranceEvent,
+    ingredient: Ingredient,
+    record: PatientRecord,
+    thresholds: Thresholds,
+    now: date,
 ) -> bool:
-    """Evidence that does not speak to intolerance of this psychotropic ingredient."""
+    """Evidence that does not speak to an expectation-shaped intolerance of this ingredient."""
     if event.kind != "intolerance" or not ingredient.is_psychotropic:
         return True
+    if is_serious_or_immune(event, thresholds):
+        return True
     return _is_taken_again(ingredient, event, record, now)
+
+
+def is_serious_or_immune(event: IntoleranceEvent, thresholds: Thresholds) -> bool:
+    """A reaction expectation cannot explain: listed code or words, high criticality, severe."""
+    if any(code in thresholds.excluded_reaction_codes for code in event.manifestation_codes):
+        return True
+    if event.criticality in thresholds.excluded_criticalities:
+        return True
+    if thresholds.exclude_severe_reactions and event.severe:
+        return True
+    text = " ".join([*event.manifestations, event.reaction_text])
+    return mentions_any(text, thresholds.excluded_reaction_words)
 
 
 def _is_taken_again(
@@ -121,6 +162,23 @@ def _is_taken_again(
     )
 
 
+def _draft_history(record: PatientRecord, draft_names: list[str]) -> list[str]:
+    """'sertraline on 2025-03-02 (nausea)' for each drafted ingredient with a past reaction."""
+    lines: list[str] = []
+    for name in draft_names:
+        events = [
+            e
+            for e in record.intolerances
+            if e.when is not None and any(i.name == name for i in e.ingredients)
+        ]
+        if events:
+            # the latest record that names the reaction (an allergy-list entry usually does)
+            described = [e for e in events if e.manifestations] or events
+            latest = max(described, key=_event_date)
+            lines.append(f"{name} on {_event_date(latest).isoformat()} ({_reaction(latest)})")
+    return lines
+
+
 def _intolerances_in_window(
     record: PatientRecord, thresholds: Thresholds, now: date
 ) -> list[IntoleranceEvent]:
@@ -132,10 +190,18 @@ def _event_date(event: IntoleranceEvent) -> date:
     return event.when or date.min
 
 
-def _evidence_item(event: IntoleranceEvent) -> EvidenceItem:
-    reactions = ", ".join(m.lower() for m in event.manifestations)
-    if event.origin == "AllergyIntolerance":
-        note = f"intolerance: {reactions}" if reactions else "intolerance recorded"
-    else:
-        note = f"stopped: intolerance ({reactions})" if reactions else "stopped: intolerance"
-    return EvidenceItem(ref=event.ref, label=event.substance, when=event.when, note=note)
+def _reaction(event: IntoleranceEvent) -> str:
+    if event.manifestations:
+        return ", ".join(m.lower() for m in event.manifestations)
+    return "allergy" if event.kind == "allergy" else "side effects"
+
+
+def _class_line(members: list[Ingredient]) -> str:
+    """'SSRI (sertraline, escitalopram)': the subclass names the ATC group for a reader."""
+    return f"{members[0].subclass} ({', '.join(i.name for i in members)})"
+
+
+def _evidence_item(ingredient: Ingredient, event: IntoleranceEvent) -> EvidenceItem:
+    return EvidenceItem(
+        ref=event.ref, label=ingredient.name, when=event.when, note=_reaction(event)
+    )

@@ -3,7 +3,8 @@
 One reading for all six patterns, so that a "start", a "stop" or a "dose change" means the same
 thing on every card. Courses of one ingredient are grouped into episodes of continuous use: a dose
 change usually arrives as a new MedicationRequest, and renewals often leave a short gap, so two
-courses of the same ingredient less than ``CONTINUATION_GAP_DAYS`` apart are one episode.
+courses of the same ingredient at most ``continuation_gap_days`` apart are one episode (each
+pattern passes the gap from its own thresholds in ``config/default.yaml``).
 """
 
 from __future__ import annotations
@@ -21,10 +22,6 @@ from fhir_mappers.record import (
     MedicationCourse,
     PatientRecord,
 )
-
-# Allowed gap between two courses of one ingredient that still counts as continuous use: the
-# claims-style trial definition (gaps <= 30 days; HEDIS AMM allows 31) in psychotropic-domain §2.1.
-CONTINUATION_GAP_DAYS = 30
 
 # Orders and statements that never reached the patient: errors, cancelled or unsigned orders,
 # statements that the drug is not (or not yet) taken, and mere proposals.
@@ -87,10 +84,12 @@ def dose_on(course: MedicationCourse, day: date) -> float | None:
     return chosen.daily_dose_mg
 
 
-def is_renewal(draft: MedicationCourse, record: PatientRecord, now: date) -> bool:
+def is_renewal(
+    draft: MedicationCourse, record: PatientRecord, now: date, *, continuation_gap_days: int
+) -> bool:
     """The draft continues a current course at the same dose (a refill or renewal), so it is not
     a new agent: every psychotropic ingredient of the draft is in today's regimen (or was taken
-    within ``CONTINUATION_GAP_DAYS``) and its daily dose is the same; where a dose is not known,
+    within ``continuation_gap_days``) and its daily dose is the same; where a dose is not known,
     a ``priorPrescription`` pointing at that course stands in for it."""
     ingredients = draft.psychotropic_ingredients
     if not ingredients:
@@ -102,7 +101,7 @@ def is_renewal(draft: MedicationCourse, record: PatientRecord, now: date) -> boo
             for c in courses
             if any(i.name == ingredient.name for i in c.psychotropic_ingredients)
             and (last := last_taken(c, now)) is not None
-            and (now - last).days <= CONTINUATION_GAP_DAYS
+            and (now - last).days <= continuation_gap_days
             and (c.start is None or c.start <= now)
         ]
         if not same:
@@ -209,8 +208,13 @@ class RegimenEvent:
     gap_days: int | None = None  # for restarts: days since the ingredient was last taken
 
 
-def episodes(courses: Iterable[MedicationCourse], now: date) -> list[Episode]:
-    """Episodes of every psychotropic ingredient in dated courses, ordered by start."""
+def episodes(
+    courses: Iterable[MedicationCourse], now: date, *, continuation_gap_days: int
+) -> list[Episode]:
+    """Episodes of every psychotropic ingredient in dated courses, ordered by start.
+
+    Courses of one ingredient at most ``continuation_gap_days`` apart are one episode.
+    """
     by_ingredient: dict[str, list[tuple[Ingredient, MedicationCourse, date]]] = defaultdict(list)
     for course in courses:
         if course.start is None or course.start > now:
@@ -220,20 +224,20 @@ def episodes(courses: Iterable[MedicationCourse], now: date) -> list[Episode]:
     result: list[Episode] = []
     for steps in by_ingredient.values():
         steps.sort(key=lambda s: (s[2], s[1].is_draft, s[1].ref))
-        result.extend(_split_episodes(steps, now))
+        result.extend(_split_episodes(steps, now, continuation_gap_days))
     result.sort(key=lambda e: (e.start, e.ingredient.name))
     return result
 
 
 def _split_episodes(
-    steps: list[tuple[Ingredient, MedicationCourse, date]], now: date
+    steps: list[tuple[Ingredient, MedicationCourse, date]], now: date, gap_days: int
 ) -> list[Episode]:
     groups: list[list[MedicationCourse]] = []
     gaps: list[int | None] = []
     last_day: date | None = None
     for _, course, start in steps:
         gap = None if last_day is None else (start - last_day).days
-        if gap is None or gap > CONTINUATION_GAP_DAYS:
+        if gap is None or gap > gap_days:
             groups.append([])
             gaps.append(gap)
         groups[-1].append(course)
@@ -262,10 +266,12 @@ def _split_episodes(
     return result
 
 
-def regimen_events(courses: Iterable[MedicationCourse], now: date) -> list[RegimenEvent]:
+def regimen_events(
+    courses: Iterable[MedicationCourse], now: date, *, continuation_gap_days: int
+) -> list[RegimenEvent]:
     """Starts, restarts, dose changes and dated stops of psychotropic ingredients, by date."""
     events: list[RegimenEvent] = []
-    for episode in episodes(courses, now):
+    for episode in episodes(courses, now, continuation_gap_days=continuation_gap_days):
         first = episode.courses[0]
         events.append(
             RegimenEvent(

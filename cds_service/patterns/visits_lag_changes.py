@@ -1,29 +1,36 @@
-"""visits-lag-changes: the regimen changes faster than the patient is seen.
+"""visits-lag-changes: the regimen changes faster than a prescriber sees the patient.
 
-Definition: no standard measure exists (psychotropic-domain.md §2.6). Anchors: HEDIS AMM best
-practice of follow-up within 30 days to 6 weeks of a new antidepressant; Mintz's prescription to
-see the patient more often instead of changing the drug (Psychodynamic Psychopharmacology, APA
-Publishing 2022). Metric: psychotropic regimen changes in 90 days against completed outpatient or
-virtual visits in the same window.
+Definition: no standard measure exists, and the threshold (3 changes in 90 days with fewer
+prescriber visits) is a LOCAL CHOICE. The action is Mintz's first: more frequent visits rather
+than a higher dose or another agent (D. Mintz, "Psychodynamic Psychopharmacology: Addressing the
+Underlying Causes of Treatment Resistance", Psychiatric Times, September 2011,
+https://www.austenriggs.org/resource/psychodynamic-psychopharmacology-addressing-underlying-
+causes-treatment-resistance). HEDIS AMM today measures antidepressant continuation only; its former
+follow-up-visit component is not cited (its current status could not be checked offline).
 
 **When** at least ``min_changes`` psychotropic regimen changes (a start or restart, a stop with a
 date, a daily-dose increase or decrease; the draft counts as a change dated today when it is one;
-a renewal at the same dose is not a change) fall within the last ``window_days``, and either
-fewer outpatient visits (``timeline.seen_days``: completed visits of an outpatient class in
-config/codes.yaml, plus today when a visit is happening now, an in-progress encounter or the
-hook's ``context.encounterId``) than changes took place in that window ("fewer_visits"), or
-for some change the last completed outpatient visit on or before it was more than
-``max_days_since_visit`` earlier, or there is none on record ("visit_gap").
+a renewal at the same dose is not a change; courses at most ``continuation_gap_days`` apart are
+continuous use) fall within the last ``window_days``, and either fewer review visits than changes
+took place in that window ("fewer_visits"), or for some change the last review visit on or before
+it was more than ``max_gap_since_visit_days`` earlier, or there is none ("visit_gap"). A review
+visit is a completed outpatient visit where a prescriber could review the regimen: the mapper
+classifies each Encounter by class and type from config/codes.yaml (``encounter_classes``,
+``prescriber_visits``: psychiatry, behavioural health, primary care, office and follow-up visits;
+not a lab draw or an immunisation); a visit the data do not classify counts when
+``count_untyped_visits`` is true. A visit happening now (an in-progress encounter, or the hook's
+``context.encounterId``) counts for today (``timeline.seen_days``).
 
 **Unless** the change was made during an inpatient stay (a finished or in-progress encounter of
-an inpatient class, config/codes.yaml, covering its date): inpatients are seen every day.
+an inpatient class, config/codes.yaml, covering its date): inpatients are seen every day; or the
+change is to an as-needed medication.
 
 **Then** an ``info`` card: schedule a visit, and consider seeing the patient more often rather
 than changing the regimen again. ``concerns_draft`` when the draft is itself a change. Override
-reasons live in ``cards/wording/visits-lag-changes.yaml``.
+reasons in ``cards/wording/visits-lag-changes.yaml``.
 
 **Thresholds** ``patterns.visits-lag-changes``: ``min_changes``, ``window_days``,
-``max_days_since_visit``.
+``max_gap_since_visit_days``, ``count_untyped_visits``, ``continuation_gap_days``.
 """
 
 from __future__ import annotations
@@ -32,7 +39,14 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 
 from cds_service.patterns.base import EvidenceItem, Finding
-from cds_service.patterns.evidence import dose_text, ordered_evidence, unique_refs
+from cds_service.patterns.evidence import (
+    daily_dose_label,
+    dose_text,
+    months,
+    one_line_per_drug,
+    ordered_evidence,
+    unique_refs,
+)
 from cds_service.patterns.timeline import (
     RegimenEvent,
     dated_drafts,
@@ -49,24 +63,34 @@ _INPATIENT_STATUSES = frozenset({"finished", "completed", "in-progress"})
 
 @dataclass(frozen=True, slots=True)
 class Thresholds:
+    """Values come from ``config/default.yaml`` (no defaults here: one source of numbers)."""
+
     __pydantic_config__ = {"extra": "forbid"}  # noqa: RUF012 - read by settings validation
 
-    min_changes: int = 3
-    window_days: int = 90
-    max_days_since_visit: int = 90
+    min_changes: int
+    window_days: int
+    max_gap_since_visit_days: int
+    count_untyped_visits: bool
+    continuation_gap_days: int
+
+    def windows_days(self) -> tuple[int, ...]:
+        """The look-back windows this pattern reads, nested (their sum is its reach)."""
+        return (self.window_days, self.max_gap_since_visit_days)
 
 
 def detect(
     record: PatientRecord, drafts: DraftOrders, thresholds: Thresholds, now: date
 ) -> Finding | None:
+    """Visits lagging changes as of ``now`` (dates in days); None when it is not there."""
     since = now - timedelta(days=thresholds.window_days)
-    courses = [*taken_courses(record), *dated_drafts(drafts, now)]
+    courses = [c for c in [*taken_courses(record), *dated_drafts(drafts, now)] if not c.is_prn]
+    gap = thresholds.continuation_gap_days
     changes = [
         e
-        for e in regimen_events(courses, now)
+        for e in regimen_events(courses, now, continuation_gap_days=gap)
         if since <= e.when <= now and not _excluded(e, record.visits, now)
     ]
-    visit_days = seen_days(record, now)
+    visit_days = review_days(record, thresholds, now)
     in_window = [d for d in visit_days if d >= since]
     trigger = _included(changes, in_window, visit_days, thresholds)
     if trigger is None:
@@ -75,16 +99,17 @@ def detect(
     facts: dict[str, object] = {
         "change_count": len(changes),
         "visit_count": len(in_window),
-        "window_days": thresholds.window_days,
+        "window_months": months(thresholds.window_days),
         "days_since_last_visit": (now - last_visit).days if last_visit else None,
         "min_changes": thresholds.min_changes,
-        "max_days_since_visit": thresholds.max_days_since_visit,
         "trigger": trigger,
         "last_visit": last_visit.isoformat() if last_visit else None,
     }
     return Finding(
         pattern_id=PATTERN_ID,
-        evidence=ordered_evidence(_evidence_item(e) for e in changes),
+        evidence=ordered_evidence(
+            one_line_per_drug((e.ingredient.name, _evidence_item(e)) for e in changes)
+        ),
         facts=facts,
         evidence_keys=frozenset(_key(e) for e in changes),
         concerns_draft=any(e.course.is_draft for e in changes),
@@ -104,7 +129,7 @@ def _included(
     fewer_visits = len(visits_in_window) < len(changes)
     visit_gap = any(
         (gap := _days_since_visit(visit_days, c.when)) is None
-        or gap > thresholds.max_days_since_visit
+        or gap > thresholds.max_gap_since_visit_days
         for c in changes
     )
     if fewer_visits and visit_gap:
@@ -112,6 +137,30 @@ def _included(
     if fewer_visits:
         return "fewer_visits"
     return "visit_gap" if visit_gap else None
+
+
+def is_review_visit(visit: Visit, thresholds: Thresholds) -> bool:
+    """A completed outpatient visit where a prescriber could review the regimen (the mapper's
+    class and type reading, config/codes.yaml); an unclassified one per
+    ``count_untyped_visits``."""
+    if not visit.is_completed_outpatient:
+        return False
+    if visit.prescriber_visit is None:
+        return thresholds.count_untyped_visits
+    return visit.prescriber_visit
+
+
+def review_days(record: PatientRecord, thresholds: Thresholds, now: date) -> list[date]:
+    """Days of review visits up to today, sorted; today too when a visit is happening now."""
+    days = {
+        day
+        for v in record.visits
+        if is_review_visit(v, thresholds) and (day := _visit_day(v)) is not None and day <= now
+    }
+    completed_today = any(v.is_completed_outpatient and _visit_day(v) == now for v in record.visits)
+    if now in seen_days(record, now) and not completed_today:
+        days.add(now)  # an encounter in progress, or the one this hook call is made in
+    return sorted(days)
 
 
 def _excluded(change: RegimenEvent, visits: tuple[Visit, ...], now: date) -> bool:
@@ -124,6 +173,10 @@ def _excluded(change: RegimenEvent, visits: tuple[Visit, ...], now: date) -> boo
         if start is not None and end is not None and start <= change.when <= end:
             return True
     return False
+
+
+def _visit_day(visit: Visit) -> date | None:
+    return visit.start or visit.end
 
 
 def _days_since_visit(visit_days: list[date], when: date) -> int | None:
@@ -139,11 +192,14 @@ def _key(change: RegimenEvent) -> str:
 
 def _evidence_item(change: RegimenEvent) -> EvidenceItem:
     if change.kind in ("dose_increase", "dose_decrease"):
-        note = f"dose {dose_text(change.previous_dose)} -> {dose_text(change.dose)} mg/day"
+        direction = "up" if change.kind == "dose_increase" else "down"
+        note = f"dose {direction} from {dose_text(change.previous_dose)} mg/day"
     elif change.kind == "restart":
-        note = f"restarted after {change.gap_days} days"
+        note = f"restarted after {months(change.gap_days or 0)} months"
     else:
         note = "started" if change.kind == "start" else "stopped"
     if change.course.is_draft:
         note += " (draft order)"
-    return EvidenceItem(change.course.ref, change.course.display, change.when, note)
+    dose = None if change.kind == "stop" else change.dose
+    label = daily_dose_label(change.ingredient.name, dose)
+    return EvidenceItem(change.course.ref, label, change.when, note)

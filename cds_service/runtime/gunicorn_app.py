@@ -20,6 +20,7 @@ REQUEST_TIMEOUT_S = 30  # hook calls have a FHIR budget of a few seconds; this i
 
 
 def bind_address(host: str, port: int) -> str:
+    """Gunicorn's ``bind`` string ``host:port``, an IPv6 literal bracketed (``[::1]:8080``)."""
     return f"[{host}]:{port}" if ":" in host and not host.startswith("[") else f"{host}:{port}"
 
 
@@ -35,6 +36,7 @@ def close_services(app: Any) -> None:
 
 
 def worker_exit(server: Any, worker: Any) -> None:
+    """Gunicorn's hook in a worker that is exiting: close its services (see ``close_services``)."""
     close_services(getattr(worker, "wsgi", None))
 
 
@@ -49,11 +51,15 @@ def child_exit(server: Any, worker: Any) -> None:
 
 
 def post_worker_init(worker: Any) -> None:
+    """Gunicorn's hook in a worker once its app is loaded: tune garbage collection for it."""
     # The app is loaded by now: freeze its heap so full collections stop walking it.
     tune_for_worker()
 
 
 def gunicorn_options(host: str, port: int, workers: int) -> dict[str, Any]:
+    """Gunicorn settings for ``serve``: ``workers`` gthread workers of 4 threads each on
+    ``host:port``, request timeout ``REQUEST_TIMEOUT_S`` and graceful timeout
+    ``GRACEFUL_TIMEOUT_S`` (seconds), no access log, and this module's worker hooks."""
     return {
         "bind": [bind_address(host, port)],
         "workers": workers,
@@ -93,8 +99,10 @@ class PsychopharmApplication(BaseApplication):  # type: ignore[misc]
         super().__init__()
 
     def load_config(self) -> None:
+        """Apply ``options`` to gunicorn's config (BaseApplication protocol)."""
         for key, value in self.options.items():
             self.cfg.set(key, value)
 
     def load(self) -> Any:
+        """Build the WSGI app in the worker (BaseApplication protocol)."""
         return self.app_factory(self.settings)  # in the worker, after the fork

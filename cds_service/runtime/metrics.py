@@ -29,11 +29,21 @@ from prometheus_client import (
 
 from cds_service.runtime.multiprocess_dir import MULTIPROC_ENV
 
-# Hook calls take from ~1 ms (no data) to seconds (FHIR fetches); the spec aims at ~500 ms.
+# From the fastest call (no data to read) to slow FHIR fetches, with resolution on both sides of
+# the ~500 ms answer time a CDS service aims at; the measured latencies that set these bounds
+# are in bench/RESULTS.md ("Latency histogram buckets").
 LATENCY_BUCKETS_S = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 
 
 class Metrics:
+    """The service's Prometheus counters and latency histogram, in a registry of its own.
+
+    ``multiprocess_dir`` (default: ``$PROMETHEUS_MULTIPROC_DIR``, if set) is where every
+    worker's files are merged from by ``render``; without it ``render`` shows this process only.
+    Metric names: ``psychopharm_hook_calls_total``, ``psychopharm_hook_latency_seconds``,
+    ``psychopharm_cards_total``, ``psychopharm_errors_total``.
+    """
+
     def __init__(self, multiprocess_dir: str | None = None) -> None:
         # prometheus_client itself switches to mmap files when this variable is set at import.
         self._multiprocess_dir = multiprocess_dir or os.environ.get(MULTIPROC_ENV) or None
@@ -65,17 +75,22 @@ class Metrics:
         )
 
     def observe_call(self, service_id: str, hook: str, status: int, seconds: float) -> None:
+        """Count one hook call by service, hook and HTTP status; record its duration (seconds,
+        negative clamped to 0) in the latency histogram."""
         self._calls.labels(service=service_id, hook=hook, status=str(status)).inc()
         self._latency.labels(service=service_id, hook=hook).observe(max(seconds, 0.0))
 
     def count_card(self, pattern: str, disposition: str) -> None:
+        """Count one card of ``pattern`` by disposition (``shown``, ``silent``, ...)."""
         self._cards.labels(pattern=pattern, disposition=disposition).inc()
 
     def count_error(self, kind: str) -> None:
+        """Count one error of ``kind`` (an auth code, a detector failure, a FHIR fetch problem)."""
         self._errors.labels(kind=kind).inc()
 
     def render(self) -> tuple[bytes, str]:
-        """The exposition text and its content type."""
+        """The Prometheus text exposition (UTF-8 bytes) and its ``Content-Type``; in
+        multiprocess mode the merge of every worker's files, else this registry."""
         if self._multiprocess_dir:
             merged = CollectorRegistry()
             multiprocess.MultiProcessCollector(merged, path=self._multiprocess_dir)  # type: ignore[no-untyped-call]

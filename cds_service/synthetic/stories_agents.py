@@ -40,7 +40,8 @@ def _pick_intolerances(b: PatientBuilder, n: int, *, one_class: bool) -> list[tu
     while True:
         picked = b.rng.sample(pool, n)
         classes = {cat.DRUGS[name].atc4 for name, _ in picked}
-        if one_class or n < 2 or len(classes) >= 2:
+        # repeated-intolerance counts unrelated classes: each agent from a class of its own
+        if one_class or len(classes) == n:
             return picked
 
 

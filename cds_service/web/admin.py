@@ -42,6 +42,9 @@ def masked_settings(settings: Settings) -> dict[str, Any]:
         data["auth"]["admin_token_sha256"] = MASK
     if data["cache"]["redis_url"]:
         data["cache"]["redis_url"] = _mask_url(data["cache"]["redis_url"])
+    for secret in ("client_secret", "session_secret"):
+        if data["smart"][secret]:
+            data["smart"][secret] = MASK
     return data
 
 

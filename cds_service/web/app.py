@@ -34,6 +34,7 @@ from cds_service.web import admin, cors, hooks, openapi, ops
 from cds_service.web.auditor import views as auditor
 from cds_service.web.auth import JwtVerifier
 from cds_service.web.error_handlers import register_error_handlers
+from cds_service.web.smart import views as smart
 
 log = logging.getLogger(__name__)
 
@@ -121,6 +122,7 @@ def create_app(
     app.register_blueprint(admin.bp)
     app.register_blueprint(openapi.bp)
     app.register_blueprint(auditor.bp)
+    app.register_blueprint(smart.bp)
     register_error_handlers(app)
     app.wsgi_app = PauseDuringHookCalls(app.wsgi_app)  # type: ignore[method-assign]
 

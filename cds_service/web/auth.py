@@ -39,13 +39,20 @@ _CURVES = {"ES256": "P-256", "ES384": "P-384", "ES512": "P-521"}
 
 @dataclass(frozen=True, slots=True)
 class VerifiedClient:
+    """The EHR whose JWT passed every check: its ``iss``, the token's ``jti`` (now remembered
+    until ``exp``), and the optional ``tenant`` claim (``None`` when absent or not a string)."""
+
     issuer: str
     jti: str
     tenant: str | None
 
 
 def bearer_token(authorization_header: str | None) -> str:
-    """The token of an ``Authorization: Bearer <token>`` header, or AuthError."""
+    """The token of an ``Authorization: Bearer <token>`` header (scheme case-insensitive).
+
+    Raises ``AuthError`` with code ``missing-token`` when the header is absent or blank, and
+    ``malformed-token`` for another scheme, an empty token or one containing a space.
+    """
     if not authorization_header or not authorization_header.strip():
         raise AuthError("authorization required", code="missing-token")
     scheme, _, token = authorization_header.strip().partition(" ")
@@ -81,6 +88,15 @@ def _key_fits(jwk: Jwk, alg: str) -> bool:
 
 
 class JwtVerifier:
+    """Verifies an EHR's client JWT against ``auth`` (see the module docstring for the checks).
+
+    ``replay`` remembers each accepted ``jti`` until the token expires; share it between workers
+    (SQL table or Redis) or a token can be replayed once per worker. ``clock`` returns Unix
+    seconds (injected by tests); ``keys`` defaults to a ``KeyStore`` of
+    ``auth.trusted_clients``. Only asymmetric ES*/RS*/PS* algorithms of ``auth.algorithms`` are
+    ever accepted.
+    """
+
     def __init__(
         self,
         auth: AuthSettings,
@@ -98,9 +114,19 @@ class JwtVerifier:
 
     @property
     def enabled(self) -> bool:
+        """Whether hook calls must carry a JWT (``auth.require_jwt``)."""
         return self._auth.require_jwt
 
     def verify(self, authorization_header: str | None, audience: str) -> VerifiedClient:
+        """Check the bearer JWT of ``authorization_header`` for a call to the URL ``audience``.
+
+        Returns the ``VerifiedClient`` and remembers its ``jti``. Raises ``AuthError`` whose
+        ``code`` names the first failed check: ``missing-token``, ``malformed-token`` (also over
+        16,384 characters of token, or ``exp``/``iat``/``jti`` missing), ``algorithm-not-allowed``,
+        ``untrusted-issuer``, ``unknown-key``, ``bad-signature``, ``wrong-audience``, ``expired``,
+        ``issued-in-future`` (``iat`` or ``nbf``), ``token-lifetime-too-long``, ``replayed-token``
+        or ``replay-store-unavailable`` (fails closed). Each rejection is logged without the token.
+        """
         token = bearer_token(authorization_header)
         ctx: dict[str, Any] = {}
         if len(token) > _MAX_TOKEN_CHARS:
@@ -195,7 +221,13 @@ class JwtVerifier:
 
 
 def check_admin(authorization_header: str | None, auth: AuthSettings) -> None:
-    """Allow the admin/auditor API only with the bearer token whose sha256 is configured."""
+    """Allow the admin/auditor API only with the bearer token whose sha256 is configured.
+
+    Returns ``None`` when the token's sha256 (hex) equals ``auth.admin_token_sha256`` (compared
+    in constant time). Raises ``AuthError``: ``admin-disabled`` when no hash is configured,
+    ``missing-token``/``malformed-token`` from ``bearer_token``, ``invalid-admin-token``
+    otherwise.
+    """
     if not auth.admin_token_sha256:
         raise AuthError("admin API is disabled", code="admin-disabled")
     token = bearer_token(authorization_header)

@@ -36,6 +36,7 @@ def _services() -> Any:
 
 @bp.get("/healthz")
 def healthz() -> tuple[Response, int, dict[str, str]]:
+    """Liveness: always 200 ``{"status": "ok"}`` while the process can answer (no checks)."""
     return jsonify(status="ok"), 200, _NO_STORE
 
 
@@ -88,6 +89,8 @@ def readyz() -> tuple[Response, int, dict[str, str]]:
 
 @bp.get("/metrics")
 def metrics() -> Response:
+    """The Prometheus text exposition of ``services.metrics`` (all workers in multiprocess
+    mode); 503 ``text/plain`` when no metrics object is configured."""
     services = _services()
     if services is None or getattr(services, "metrics", None) is None:
         return Response("metrics not configured\n", status=503, mimetype="text/plain")

@@ -34,8 +34,10 @@ FORBIDDEN = [
     r"attention[- ]seeking",
 ]
 PATTERN = re.compile("|".join(FORBIDDEN), re.IGNORECASE)
-# Identifiers, not prose: the pattern id "multiple-failed-trials" is the public topic code.
-NOT_PROSE = {"code", "system", "reference", "url", "pattern_id", "citation"}
+# Identifiers, not prose: the pattern id "multiple-failed-trials" is the public topic code; the
+# links are sources cited by their full titles, verbatim ("Caring for the Treatment-Resistant
+# Patient" is the title of Mintz's book).
+NOT_PROSE = {"code", "system", "reference", "url", "pattern_id", "links"}
 
 # Facts that select wording variants, with every value they take.
 VARIANTS: Mapping[str, Mapping[str, tuple[object, ...]]] = {
@@ -44,7 +46,11 @@ VARIANTS: Mapping[str, Mapping[str, tuple[object, ...]]] = {
         "trigger": ("fewer_visits", "visit_gap", "both"),
         "days_since_last_visit": (120, None),
     },
-    "nonadherence": {"pdc": (0.52, None), "dose_increase_in_draft": (True, False)},
+    "nonadherence": {
+        "pdc": (0.52, None),
+        "days_since_supply_ran_out": (80, None),
+        "dose_increase_in_draft": (True, False),
+    },
     "multiple-failed-trials": {"trial_class": ("antidepressant", "antipsychotic")},
 }
 
@@ -87,8 +93,7 @@ def test_every_card_variant_has_no_stigmatizing_language(
             practitioner_ref="Practitioner/2",
             encounter_ref=None,
         )
-        detail = card["detail"].split("**Sources**")[0]  # book titles are cited verbatim
-        for key, text in [*_prose({**card, "detail": detail})]:
+        for key, text in _prose(card):
             assert not PATTERN.search(text), f"{pattern_id} {facts} {key}: {text!r}"
 
 

@@ -22,7 +22,8 @@ def test_every_pattern_has_validated_wording(wording: Mapping[str, Wording]) -> 
     assert set(wording) == set(PATTERN_IDS)
     for pattern_id, w in wording.items():
         assert w.pattern_id == pattern_id
-        assert w.override_reasons and w.references
+        assert w.override_reasons and w.links
+        assert all(link.url.startswith("https://") for link in w.links)
 
 
 def test_fact_contract_covers_exactly_the_registered_patterns() -> None:
@@ -69,7 +70,7 @@ BROKEN = [
     pytest.param(
         "regimen-escalation",
         _set("why", "{pdc} of days covered"),  # a nonadherence fact, not this pattern's
-        "why: unknown placeholder {pdc}",
+        "why.0.text: unknown placeholder {pdc}",
         id="placeholder-of-another-pattern",
     ),
     pytest.param(
@@ -92,7 +93,7 @@ BROKEN = [
     pytest.param(
         "visits-lag-changes",
         lambda d: d["summary"].pop(),  # the default (no `when`) variant
-        "summary.1.when: the last variant is the default",
+        "summary.0.when: the last variant is the default",
         id="no-default-variant",
     ),
     pytest.param(
@@ -127,9 +128,37 @@ BROKEN = [
     ),
     pytest.param(
         "multiple-failed-trials",
-        lambda d: d.__setitem__("detail", d["detail"].replace("{citations}", "")),
-        "detail: must contain the {citations} section",
-        id="detail-without-citations",
+        lambda d: d.__setitem__("detail", d["detail"].replace("{consider}", "")),
+        "detail: must contain the {consider} section",
+        id="detail-without-consider",
+    ),
+    pytest.param(
+        "multiple-failed-trials",
+        _set(
+            "consider", "Consider " + "seeing the patient more often, " * 8 + "and a consultation."
+        ),
+        "detail: can reach",
+        id="detail-over-700-characters",
+    ),
+    pytest.param(
+        "regimen-escalation",
+        lambda d: d["suggestions"][0].__setitem__(
+            "system", "https://psychopharm-cds.org/fhir/CodeSystem/suggestion"
+        ),
+        "suggestions.0: a requested service needs a SNOMED CT code",
+        id="service-request-without-snomed",
+    ),
+    pytest.param(
+        "regimen-escalation",
+        lambda d: d["suggestions"][0].__setitem__("code", "follow-up"),
+        "suggestions.0.code: 'follow-up' is not a SNOMED CT code",
+        id="snomed-code-not-numeric",
+    ),
+    pytest.param(
+        "regimen-escalation",
+        lambda d: d["suggestions"][0].pop("for_weeks"),
+        "suggestions.0: every_weeks and for_weeks go together",
+        id="interval-without-duration",
     ),
     pytest.param(
         "nonadherence",
@@ -181,7 +210,7 @@ def test_every_problem_is_reported_at_once(
     edit_wording("nonadherence", _set("why", "{nope}"))
     directory = edit_wording("regimen-escalation", lambda d: d.pop("title"))
     message = _problems(directory)
-    assert "nonadherence.yaml: why: unknown placeholder {nope}" in message
+    assert "nonadherence.yaml: why.0.text: unknown placeholder {nope}" in message
     assert "regimen-escalation.yaml: title: Field required" in message
 
 

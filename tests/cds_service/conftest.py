@@ -35,6 +35,7 @@ DRUGS: Mapping[str, tuple[str, str]] = {
     "mirtazapine": ("15996", "mirtazapine 15 MG Oral Tablet"),
     "quetiapine": ("51272", "quetiapine 100 MG Oral Tablet"),
     "risperidone": ("35636", "risperidone 2 MG Oral Tablet"),
+    "aripiprazole": ("89013", "aripiprazole 5 MG Oral Tablet"),
     "metformin": ("861007", "Metformin hydrochloride 500 MG Oral Tablet"),
 }
 MANIFESTATIONS = {

@@ -30,10 +30,10 @@ UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}
 
 
 def side_effect_history(pid: str = PID) -> list[dict[str, Any]]:
-    """Side effects with three antidepressants from two classes (SSRI, SNRI) in 14 months."""
+    """Side effects with drugs of three unrelated classes (SSRI, SGA, SNRI) in 14 months."""
     return [
         intolerance("ai-1", "sertraline", "nausea", patient=pid, onset_days_ago=400),
-        intolerance("ai-2", "escitalopram", "headache", patient=pid, onset_days_ago=250),
+        intolerance("ai-2", "aripiprazole", "headache", patient=pid, onset_days_ago=250),
         intolerance("ai-3", "venlafaxine", "dizziness", patient=pid, onset_days_ago=90),
     ]
 
@@ -95,7 +95,7 @@ def test_repeated_intolerance_at_order_sign_gives_one_card_with_its_evidence(
     card = cards[0]
     assert card["indicator"] == "info"
     assert len(card["summary"]) < 140
-    for drug in ("sertraline", "escitalopram", "venlafaxine"):
+    for drug in ("sertraline", "aripiprazole", "venlafaxine"):
         assert drug in card["detail"]
     assert card["suggestions"] and card["overrideReasons"]
     subjects = [a["resource"].get("subject") or a["resource"].get("for")

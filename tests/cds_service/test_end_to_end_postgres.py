@@ -33,7 +33,7 @@ SERVICE_OF_HOOK = {
     "order-select": "psychopharm-order-select",
     "order-sign": "psychopharm-order-sign",
 }
-INTOLERANCE_PV = "repeated-intolerance/positive-patient-view-three-agents-two-classes.json"
+INTOLERANCE_PV = "repeated-intolerance/positive-patient-view-three-classes.json"
 INTOLERANCE_SIGN = "repeated-intolerance/positive-order-sign-draft-another-agent.json"
 # Fires regimen-escalation and multiple-failed-trials at patient-view.
 ESCALATION_PV = "regimen-escalation/positive-patient-view-three-escalations.json"

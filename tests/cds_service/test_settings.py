@@ -28,7 +28,7 @@ def problems_of(path: Path) -> list[str]:
 def test_defaults_load_with_every_pattern_and_a_config_version() -> None:
     settings = load_settings()
     assert set(settings.patterns) == set(PATTERN_IDS)
-    assert settings.pattern("repeated-intolerance").thresholds == IntoleranceThresholds()
+    assert isinstance(settings.pattern("repeated-intolerance").thresholds, IntoleranceThresholds)
     assert settings.auth.require_jwt is False
     assert settings.storage.url.startswith("sqlite:///")
     assert len(settings.config_version) == 16
@@ -95,7 +95,7 @@ def test_wrong_types_name_the_key(tmp_path: Path) -> None:
         ("regimen-escalation", "window_days", 0),
         ("visits-lag-changes", "min_changes", 0),
         ("nonadherence", "pdc_below", 1.5),
-        ("multiple-failed-trials", "phq9_persisting_min", -1),
+        ("multiple-failed-trials", "phq9_persisting_min_score", -1),
     ],
 )
 def test_impossible_threshold_values(tmp_path: Path, pattern: str, key: str, value: float) -> None:
@@ -110,7 +110,7 @@ def test_smallest_valid_threshold_values_pass(tmp_path: Path) -> None:
         tmp_path,
         "patterns:\n  repeated-intolerance:\n    lookback_days: 1\n"
         "  nonadherence:\n    pdc_below: 1.0\n"
-        "  multiple-failed-trials:\n    phq9_persisting_min: 0\n",
+        "  multiple-failed-trials:\n    phq9_persisting_min_score: 0\n",
     )
     assert load_settings(path).pattern("repeated-intolerance").thresholds.lookback_days == 1
 

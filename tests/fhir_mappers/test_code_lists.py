@@ -77,7 +77,13 @@ def test_a_site_can_add_a_local_stop_reason(tmp_path: Path, codes: CodeLists) ->
 
 @pytest.mark.parametrize(
     "content",
-    ["- just a list\n", "stop_reasons: {}\n", "stop_reasons:\n  boredom: {codes: [], words: []}\n"],
+    [
+        "- just a list\n",
+        "stop_reasons: {}\n",
+        "stop_reasons:\n  boredom: {codes: [], words: []}\n",
+        # A list where a mapping belongs (raises AttributeError inside the parser).
+        "stop_reasons: [allergy, intolerance]\n",
+    ],
 )
 def test_malformed_code_lists_name_the_file(tmp_path: Path, content: str) -> None:
     path = tmp_path / "codes.yaml"

@@ -134,7 +134,7 @@ def test_clinical_classes(
         ("lorazepam", "6470", "N05BA06", None),  # not 6960 (midazolam)
         ("midazolam", "6960", "N05CD08", None),
         ("dexmethylphenidate", "352372", "N06BA11", None),
-        ("lithium", "6448", "N05AN01", None),
+        ("lithium", "6448", "N05AN01", 900.0),  # lithium label maintenance floor (LBL)
         ("quetiapine", "51272", "N05AH04", 150.0),
         ("bupropion", "42347", "N06AX12", 300.0),
     ],
@@ -160,7 +160,8 @@ def test_atc4_tells_ssri_from_other_antidepressants(table: IngredientTable) -> N
 def test_table_has_every_reference_row(table: IngredientTable) -> None:
     # 104 rows in the reference table less the two salt rows folded into lithium and valproate,
     # plus the eight "consider also" ingredients.
-    assert len(table.ingredients) == 110
+    # ... plus the eleven rows of the newer agents and of the components of combinations.
+    assert len(table.ingredients) == 121
     assert len({i.name for i in table.ingredients}) == len(table.ingredients)
 
 
@@ -204,7 +205,7 @@ HEADER = (
     ("row", "message"),
     [
         ("paroxetine,32937,N06AB05,ssri,SSRI,true,20,,", "unknown drug_class"),
-        ("paroxetine,,N06AB05,antidepressant,SSRI,true,20,,", "numeric rxcui"),
+        ("paroxetine,,,antidepressant,SSRI,true,20,,", "numeric rxcui"),
         ("paroxetine,32937,N06AB05,antidepressant,SSRI,yes,20,,", "is_psychotropic"),
         ("paroxetine,32937,N06AB05,antidepressant,SSRI,true,twenty,,", "not a number"),
         ("paroxetine,32937,N06AB05,antidepressant,SSRI,true,20,312938,", "repeated"),

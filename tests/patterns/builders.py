@@ -1,16 +1,19 @@
 """Record builders for pattern tests: realistic ingredients, courses and events, dated as days
 before NOW so that each test reads as a clinical story.
 
-Ingredient codes (RxNorm IN, ATC) are the verified rows of psychotropic-domain.md §1.3; minimum
-effective doses are from §2.1 (antidepressants) and Leucht 2014 (antipsychotics, §2.7).
+Ingredients are the rows of config/ingredients.csv (codes, minimum effective doses, titration
+targets and hypnotic doses with their sources there).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 from datetime import date, timedelta
+from typing import Any
 
-from cds_service.loaders import load_code_lists
+from cds_service.loaders import load_code_lists, load_ingredient_table
+from cds_service.settings import load_settings
 from fhir_mappers.record import (
     Coding,
     Dispense,
@@ -24,28 +27,30 @@ from fhir_mappers.record import (
 
 NOW = date(2026, 6, 15)  # the same day as tests/conftest.py NOW
 
-SERTRALINE = Ingredient("sertraline", "36437", "N06AB06", "antidepressant", "SSRI", True, 50)
-ESCITALOPRAM = Ingredient("escitalopram", "321988", "N06AB10", "antidepressant", "SSRI", True, 10)
-FLUOXETINE = Ingredient("fluoxetine", "4493", "N06AB03", "antidepressant", "SSRI", True, 20)
-VENLAFAXINE = Ingredient("venlafaxine", "39786", "N06AX16", "antidepressant", "SNRI", True, 75)
-BUPROPION = Ingredient(
-    "bupropion", "42347", "N06AX12", "antidepressant", "other antidepressant", True, 300
-)
-MIRTAZAPINE = Ingredient(
-    "mirtazapine", "15996", "N06AX11", "antidepressant", "other antidepressant", True, 15
-)
-QUETIAPINE = Ingredient("quetiapine", "51272", "N05AH04", "antipsychotic", "SGA", True, 150)
-ARIPIPRAZOLE = Ingredient("aripiprazole", "89013", "N05AX12", "antipsychotic", "SGA", True, 10)
-RISPERIDONE = Ingredient("risperidone", "35636", "N05AX08", "antipsychotic", "SGA", True, 2)
-CLOZAPINE = Ingredient("clozapine", "2626", "N05AH02", "antipsychotic", "SGA", True, 300)
-HALOPERIDOL = Ingredient("haloperidol", "5093", "N05AD01", "antipsychotic", "FGA", True, 4)
-LITHIUM = Ingredient("lithium", "6448", "N05AN01", "mood_stabilizer", "lithium", True)
-LAMOTRIGINE = Ingredient(
-    "lamotrigine", "28439", "N03AX09", "mood_stabilizer", "anticonvulsant", True
-)
-LORAZEPAM = Ingredient(
-    "lorazepam", "6470", "N05BA06", "anxiolytic_hypnotic", "BZD anxiolytic", True
-)
+_TABLE = load_ingredient_table()
+
+
+def _row(name: str) -> Ingredient:
+    """The ingredient exactly as config/ingredients.csv has it (codes, doses, titration)."""
+    ingredient = _TABLE.get(name)
+    assert ingredient is not None, name
+    return ingredient
+
+
+SERTRALINE = _row("sertraline")
+ESCITALOPRAM = _row("escitalopram")
+FLUOXETINE = _row("fluoxetine")
+VENLAFAXINE = _row("venlafaxine")
+BUPROPION = _row("bupropion")
+MIRTAZAPINE = _row("mirtazapine")
+QUETIAPINE = _row("quetiapine")
+ARIPIPRAZOLE = _row("aripiprazole")
+RISPERIDONE = _row("risperidone")
+CLOZAPINE = _row("clozapine")
+HALOPERIDOL = _row("haloperidol")
+LITHIUM = _row("lithium")
+LAMOTRIGINE = _row("lamotrigine")
+LORAZEPAM = _row("lorazepam")
 METFORMIN = None  # a non-psychotropic drug: the mapper gives it no ingredients
 
 _FORMS = {
@@ -186,3 +191,16 @@ def phq9(when: date, value: float) -> SymptomScore:
     return SymptomScore(
         ref=_ref("Observation"), instrument="PHQ-9", loinc="44261-6", value=value, when=when
     )
+
+
+def defaults(pattern_id: str) -> Any:
+    """The pattern's thresholds exactly as config/default.yaml sets them (no numbers in tests)."""
+    return _DEFAULT_PATTERNS[pattern_id].thresholds
+
+
+def with_thresholds(pattern_id: str, **changes: Any) -> Any:
+    """The default thresholds with some values changed, as a site file would."""
+    return dataclasses.replace(defaults(pattern_id), **changes)
+
+
+_DEFAULT_PATTERNS = load_settings().patterns

@@ -8,7 +8,7 @@ from dataclasses import replace
 
 from cds_service.patterns.abstention import NotEvaluable
 from cds_service.patterns.engine import assess
-from cds_service.patterns.nonadherence import Thresholds, detect
+from cds_service.patterns.nonadherence import PATTERN_ID, detect
 from cds_service.patterns.timeline import dose_on, is_renewal, seen_days
 from cds_service.settings import load_settings
 from fhir_mappers.record import DoseStep, PatientRecord, Visit
@@ -19,6 +19,7 @@ from .builders import (
     SERTRALINE,
     course,
     days_ago,
+    defaults,
     dispense,
     draft,
     visit,
@@ -29,7 +30,9 @@ CURRENT = course(SERTRALINE, days_ago(400), mg=50)
 
 def test_a_fill_without_supply_in_the_window_makes_nonadherence_not_evaluable() -> None:
     fills = (dispense(SERTRALINE, days_ago(99), 40), dispense(SERTRALINE, days_ago(39), None))
-    result = detect(PatientRecord(courses=(CURRENT,), dispenses=fills), (), Thresholds(), NOW)
+    result = detect(
+        PatientRecord(courses=(CURRENT,), dispenses=fills), (), defaults(PATTERN_ID), NOW
+    )
     assert isinstance(result, NotEvaluable)
     assert result.references == (fills[1].ref,)
 
@@ -40,14 +43,18 @@ def test_a_fill_without_supply_before_the_window_does_not_matter() -> None:
         dispense(SERTRALINE, days_ago(99), 40),
         dispense(SERTRALINE, days_ago(39), 30),
     )
-    result = detect(PatientRecord(courses=(CURRENT,), dispenses=fills), (), Thresholds(), NOW)
+    result = detect(
+        PatientRecord(courses=(CURRENT,), dispenses=fills), (), defaults(PATTERN_ID), NOW
+    )
     assert not isinstance(result, NotEvaluable)
     assert result is not None  # 70 of 100 days covered: below 0.80
 
 
 def test_a_fill_of_a_drug_no_longer_taken_does_not_matter() -> None:
     fills = (dispense(QUETIAPINE, days_ago(30), None),)
-    result = detect(PatientRecord(courses=(CURRENT,), dispenses=fills), (), Thresholds(), NOW)
+    result = detect(
+        PatientRecord(courses=(CURRENT,), dispenses=fills), (), defaults(PATTERN_ID), NOW
+    )
     assert result is None
 
 
@@ -67,19 +74,28 @@ def test_order_hooks_judge_only_selected_drafts() -> None:
 
 def test_a_renewal_is_the_same_ingredient_at_the_same_dose() -> None:
     record = PatientRecord(courses=(CURRENT,))
-    assert is_renewal(draft(SERTRALINE, 50), record, NOW)
-    assert not is_renewal(draft(SERTRALINE, 100), record, NOW)
-    assert not is_renewal(draft(QUETIAPINE, 100), record, NOW)
-    stopped_long_ago = course(SERTRALINE, days_ago(400), mg=50, end=days_ago(60),
-                              status="stopped")
-    assert not is_renewal(draft(SERTRALINE, 50), PatientRecord(courses=(stopped_long_ago,)), NOW)
+    assert is_renewal(draft(SERTRALINE, 50), record, NOW, continuation_gap_days=30)
+    assert not is_renewal(draft(SERTRALINE, 100), record, NOW, continuation_gap_days=30)
+    assert not is_renewal(draft(QUETIAPINE, 100), record, NOW, continuation_gap_days=30)
+    stopped_long_ago = course(SERTRALINE, days_ago(400), mg=50, end=days_ago(60), status="stopped")
+    assert not is_renewal(
+        draft(SERTRALINE, 50),
+        PatientRecord(courses=(stopped_long_ago,)),
+        NOW,
+        continuation_gap_days=30,
+    )
 
 
 def test_a_renewal_without_doses_needs_its_prior_prescription() -> None:
     current = replace(CURRENT, daily_dose_mg=None)
     record = PatientRecord(courses=(current,))
-    assert not is_renewal(draft(SERTRALINE), record, NOW)
-    assert is_renewal(replace(draft(SERTRALINE), prior_prescription=current.ref), record, NOW)
+    assert not is_renewal(draft(SERTRALINE), record, NOW, continuation_gap_days=30)
+    assert is_renewal(
+        replace(draft(SERTRALINE), prior_prescription=current.ref),
+        record,
+        NOW,
+        continuation_gap_days=30,
+    )
 
 
 def test_seen_days_count_today_when_a_visit_is_happening_now() -> None:
@@ -101,5 +117,9 @@ def test_dose_on_reads_the_step_in_effect() -> None:
     )
     titration = replace(course(SERTRALINE, days_ago(20), mg=50), steps=steps)
     assert [dose_on(titration, days_ago(d)) for d in (25, 20, 14, 13, 0)] == [
-        25.0, 25.0, 25.0, 50.0, 50.0,
+        25.0,
+        25.0,
+        25.0,
+        50.0,
+        50.0,
     ]

@@ -47,7 +47,7 @@ RECORD = PatientRecord(
         intolerance(SERTRALINE, days_ago(500)),
         intolerance(LORAZEPAM, days_ago(100)),
     ),
-    scores=(phq9(days_ago(505), 18),),
+    scores=(phq9(days_ago(602), 20), phq9(days_ago(505), 18)),  # baseline, then at the end
 )
 
 

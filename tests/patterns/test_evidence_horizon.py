@@ -52,7 +52,10 @@ SETTINGS = {"default": DEFAULTS, "windows-doubled": _widened(DEFAULTS)}
 
 
 def _assert_same_findings(
-    resources: list[Any], drafts: Any, patterns: Mapping[str, PatternSettings], now: date,
+    resources: list[Any],
+    drafts: Any,
+    patterns: Mapping[str, PatternSettings],
+    now: date,
     hook: str,
 ) -> int:
     """Asserts equal findings; returns how many visits and scores the horizon left unmapped."""
@@ -103,21 +106,29 @@ def test_the_horizon_covers_the_longest_enabled_look_back() -> None:
     assert evidence_horizon(off, now) == now - timedelta(days=730 + HORIZON_MARGIN_DAYS)
 
 
-def _encounter(eid: str, start: str, end: str | None = None, *, cls: str = "AMB",
-               status: str = "finished") -> dict[str, Any]:
+def _encounter(
+    eid: str, start: str, end: str | None = None, *, cls: str = "AMB", status: str = "finished"
+) -> dict[str, Any]:
     period = {"start": start, **({"end": end} if end else {})}
     return {
-        "resourceType": "Encounter", "id": eid, "status": status,
+        "resourceType": "Encounter",
+        "id": eid,
+        "status": status,
         "class": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": cls},
-        "subject": {"reference": "Patient/p1"}, "period": period,
+        "subject": {"reference": "Patient/p1"},
+        "period": period,
     }
 
 
 def _phq9(oid: str, when: str) -> dict[str, Any]:
     return {
-        "resourceType": "Observation", "id": oid, "status": "final",
+        "resourceType": "Observation",
+        "id": oid,
+        "status": "final",
         "code": {"coding": [{"system": "http://loinc.org", "code": "44261-6"}]},
-        "subject": {"reference": "Patient/p1"}, "effectiveDateTime": when, "valueInteger": 14,
+        "subject": {"reference": "Patient/p1"},
+        "effectiveDateTime": when,
+        "valueInteger": 14,
     }
 
 
@@ -136,10 +147,14 @@ def test_old_encounters_and_scores_are_skipped_but_the_last_visit_is_kept() -> N
     record = map_record(resources, TABLE, horizon=date(2023, 1, 1), codes=CODES)
 
     assert sorted(v.ref for v in record.visits) == [
-        "Encounter/junk", "Encounter/old-2", "Encounter/open-stay", "Encounter/recent"
+        "Encounter/junk",
+        "Encounter/old-2",
+        "Encounter/open-stay",
+        "Encounter/recent",
     ]
     # The malformed date is not skipped: it is mapped and reported, as without a horizon.
     assert sorted(s.ref for s in record.scores) == [
-        "Observation/phq-recent", "Observation/phq-undated"
+        "Observation/phq-recent",
+        "Observation/phq-undated",
     ]
     assert sorted(i.field for i in record.issues) == ["effectiveDateTime", "status"]

@@ -36,7 +36,8 @@ SERVICE_OF_HOOK = {
 # threshold alone, not by some other accident of the chart). Near misses that an exclusion or a
 # table value decides have no entry.
 BOUNDARIES: Mapping[str, Mapping[str, Any]] = {
-    "repeated-intolerance/near-miss-two-ingredients.json": {"min_distinct_ingredients": 2},
+    "repeated-intolerance/near-miss-two-ingredients.json": {"min_distinct_classes": 2},
+    "repeated-intolerance/near-miss-three-agents-two-classes.json": {"min_distinct_classes": 2},
     "repeated-intolerance/near-miss-three-ingredients-one-atc4-group.json": {
         "min_distinct_classes": 1
     },
@@ -47,21 +48,26 @@ BOUNDARIES: Mapping[str, Mapping[str, Any]] = {
     "psychotropic-polypharmacy/near-miss-one-antipsychotic-plus-lithium.json": {
         "min_concurrent_psychotropics": 3
     },
+    "psychotropic-polypharmacy/near-miss-order-sign-cross-taper-56-days.json": {
+        "min_overlap_days": 56
+    },
     "regimen-escalation/near-miss-order-sign-two-escalations.json": {"min_escalations": 2},
     "regimen-escalation/near-miss-first-escalation-185-days-ago.json": {"window_days": 185},
+    "regimen-escalation/near-miss-switch-within-30-days.json": {"switch_window_days": 29},
     "multiple-failed-trials/near-miss-second-trial-27-days.json": {"min_trial_days": 27},
-    "multiple-failed-trials/near-miss-phq9-9-at-end.json": {"phq9_persisting_min": 9},
+    "multiple-failed-trials/near-miss-phq9-9-at-end.json": {"phq9_persisting_min_score": 9},
     "multiple-failed-trials/near-miss-phq9-31-days-before-end.json": {"score_window_days": 31},
+    # The first trial's baseline and end lie 1200 and 1100 days back.
     "multiple-failed-trials/near-miss-first-trial-ended-over-36-months-ago.json": {
-        "lookback_days": 1100
+        "lookback_days": 1200
     },
     "visits-lag-changes/near-miss-two-changes-one-visit.json": {"min_changes": 2},
     "visits-lag-changes/near-miss-first-change-91-days-ago.json": {"window_days": 91},
     "visits-lag-changes/near-miss-last-visit-90-days-before-a-change.json": {
-        "max_days_since_visit": 89
+        "max_gap_since_visit_days": 89
     },
     "nonadherence/near-miss-pdc-exactly-080.json": {"pdc_below": 0.81},
-    "nonadherence/near-miss-one-dispense-only.json": {"min_dispenses": 1},
+    "nonadherence/near-miss-one-fill-lapsed-60-days.json": {"single_fill_lapsed_days": 59},
     # The older supply gap counts once the window reaches back to its fills.
     "nonadherence/near-miss-gap-before-the-180-day-window.json": {"window_days": 330},
 }

@@ -1,17 +1,22 @@
-"""multiple-failed-trials: >= 2 adequate trials of different agents with symptoms persisting."""
+"""multiple-failed-trials: >= 2 adequate trials of different agents, symptoms persisting against
+the patient's own baseline (a fall of less than 50% and PHQ-9 still >= 10)."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
-from cds_service.patterns.multiple_failed_trials import Thresholds, detect
+from cds_service.patterns.multiple_failed_trials import PATTERN_ID, detect
 from fhir_mappers.record import MedicationCourse, PatientRecord, StopReasonKind, SymptomScore
 
 from .builders import (
     ARIPIPRAZOLE,
+    BUPROPION,
     ESCITALOPRAM,
     LITHIUM,
     LORAZEPAM,
+    MIRTAZAPINE,
     NOW,
     QUETIAPINE,
     RISPERIDONE,
@@ -19,21 +24,30 @@ from .builders import (
     VENLAFAXINE,
     course,
     days_ago,
+    defaults,
+    dispense,
     draft,
     phq9,
+    with_thresholds,
 )
 
-DEFAULTS = Thresholds()
+DEFAULTS = defaults(PATTERN_ID)
 
-# Sertraline 150 mg for 10 weeks, stopped with PHQ-9 17 two days before the end.
+# Sertraline 150 mg/day for 10 weeks (days 400 -> 330): PHQ-9 20 at the start, 17 near the end.
 SERTRALINE_TRIAL = (course(SERTRALINE, days_ago(400), mg=150, end=days_ago(330), status="stopped"),)
-SERTRALINE_PHQ9 = (phq9(days_ago(332), 17),)
+SERTRALINE_PHQ9 = (phq9(days_ago(405), 20), phq9(days_ago(332), 17))
 
 
 def _record(
-    courses: tuple[MedicationCourse, ...], scores: tuple[SymptomScore, ...] = ()
+    courses: tuple[MedicationCourse, ...] = (),
+    scores: tuple[SymptomScore, ...] = (),
+    **other: object,
 ) -> PatientRecord:
-    return PatientRecord(courses=SERTRALINE_TRIAL + courses, scores=SERTRALINE_PHQ9 + scores)
+    return PatientRecord(
+        courses=SERTRALINE_TRIAL + courses,
+        scores=SERTRALINE_PHQ9 + scores,
+        **other,  # type: ignore[arg-type]
+    )
 
 
 def _escitalopram(
@@ -50,6 +64,15 @@ def _escitalopram(
     )
 
 
+def _venlafaxine_judged(
+    baseline: float, outcome: float, baseline_days_before: int = 5
+) -> PatientRecord:
+    """Venlafaxine 150 mg/day for 12 weeks (days 300 -> 216), scored at start and end."""
+    venlafaxine = course(VENLAFAXINE, days_ago(300), mg=150, end=days_ago(216), status="stopped")
+    scores = (phq9(days_ago(300 + baseline_days_before), baseline), phq9(days_ago(218), outcome))
+    return _record((venlafaxine,), scores)
+
+
 def test_two_antidepressant_trials_fire() -> None:
     record = _record((_escitalopram(stop_reason="lack_of_effect"),))
     finding = detect(record, (), DEFAULTS, NOW)
@@ -59,22 +82,67 @@ def test_two_antidepressant_trials_fire() -> None:
     assert finding.facts["failed_trial_count"] == 2
     assert finding.facts["trial_class"] == "antidepressant"
     assert finding.facts["trials"] == [
-        "sertraline 150 mg/day for 10 weeks, PHQ-9 17 at end",
-        "escitalopram 20 mg/day for 17 weeks, stopped: lack of effect",
+        "sertraline 150 mg/day for 10 weeks: PHQ-9 from 20 to 17 at the end",
+        "escitalopram 20 mg/day for 17 weeks: stopped for lack of effect",
     ]
-    assert finding.facts["lookback_days"] == 1095
     assert finding.facts["lookback_months"] == 36
     assert finding.facts["min_failed_trials"] == 2
-    assert finding.facts["min_trial_days"] == 28
-    assert finding.facts["phq9_persisting_min"] == 10
-    assert finding.facts["dose_unknown_trials"] == 0
+    assert finding.facts["dose_unknown_ingredients"] == []
     assert finding.evidence_keys == {"trial:sertraline", "trial:escitalopram"}
-    assert [e.note for e in finding.evidence] == [
-        "PHQ-9 17",
-        "PHQ-9 17 at end",
-        "stopped: lack of effect",
-    ]
+    # one line per drug; the scores are part of the line, not lines of their own
+    assert [e.label for e in finding.evidence] == finding.facts["trials"]
     assert finding.concerns_draft is False
+
+
+@pytest.mark.parametrize(
+    ("baseline", "outcome", "fires"),
+    [
+        pytest.param(26, 12, False, id="fell-54pct-still-12-is-a-response"),
+        pytest.param(20, 10, False, id="fell-exactly-50pct-is-a-response"),
+        pytest.param(20, 11, True, id="fell-45pct-and-11-persisted"),
+        pytest.param(20, 9, False, id="below-10-at-the-end"),
+        pytest.param(14, 10, True, id="exactly-10-at-the-end-persisted"),
+    ],
+)
+def test_persistence_is_judged_against_the_baseline(
+    baseline: float, outcome: float, fires: bool
+) -> None:
+    finding = detect(_venlafaxine_judged(baseline, outcome), (), DEFAULTS, NOW)
+    assert (finding is not None) is fires
+
+
+def test_response_fraction_comes_from_config() -> None:
+    record = _venlafaxine_judged(26, 12)  # a 54% fall
+    stricter = with_thresholds(PATTERN_ID, phq9_response_fall_fraction=0.6)
+    assert detect(record, (), DEFAULTS, NOW) is None
+    assert detect(record, (), stricter, NOW) is not None
+
+
+def test_without_a_baseline_phq9_decides_nothing() -> None:
+    assert detect(_venlafaxine_judged(20, 17, baseline_days_before=31), (), DEFAULTS, NOW) is None
+    assert detect(_venlafaxine_judged(20, 17, baseline_days_before=30), (), DEFAULTS, NOW)
+
+
+def test_phq9_does_not_judge_antipsychotic_trials() -> None:
+    risperidone = course(RISPERIDONE, days_ago(500), mg=4, end=days_ago(400), status="stopped")
+    quetiapine = course(QUETIAPINE, days_ago(390), mg=400, end=days_ago(300), status="stopped")
+    scores = (
+        phq9(days_ago(505), 22),
+        phq9(days_ago(401), 21),
+        phq9(days_ago(392), 21),
+        phq9(days_ago(301), 20),
+    )
+    record = PatientRecord(courses=(risperidone, quetiapine), scores=scores)
+    assert detect(record, (), DEFAULTS, NOW) is None
+
+    stopped = PatientRecord(
+        courses=(
+            replace(risperidone, stop_reason="lack_of_effect"),
+            replace(quetiapine, stop_reason="lack_of_effect"),
+        )
+    )
+    finding = detect(stopped, (), DEFAULTS, NOW)
+    assert finding is not None and finding.facts["trial_class"] == "antipsychotic"
 
 
 def test_augmentation_while_symptoms_persist_counts() -> None:
@@ -82,22 +150,38 @@ def test_augmentation_while_symptoms_persist_counts() -> None:
         course(VENLAFAXINE, days_ago(200), mg=150),
         course(ARIPIPRAZOLE, days_ago(100), mg=5),
     )
-    finding = detect(_record(courses, (phq9(days_ago(95), 15),)), (), DEFAULTS, NOW)
+    scores = (phq9(days_ago(203), 18), phq9(days_ago(95), 15))
+    finding = detect(_record(courses, scores), (), DEFAULTS, NOW)
 
     assert finding is not None
     assert finding.facts["trials"][-1] == (
-        "venlafaxine 150 mg/day for 14 weeks, PHQ-9 15 when aripiprazole was added"
+        "venlafaxine 150 mg/day for 14 weeks: PHQ-9 from 18 to 15 when aripiprazole was added"
     )
 
 
-def test_draft_augmenting_agent_completes_the_pattern() -> None:
-    record = _record((course(VENLAFAXINE, days_ago(90), mg=150),), (phq9(days_ago(10), 16),))
-    assert detect(record, (), DEFAULTS, NOW) is None
+@pytest.mark.parametrize(
+    ("added", "augments"),
+    [
+        pytest.param(course(QUETIAPINE, days_ago(100), mg=50), False, id="quetiapine-50-for-sleep"),
+        pytest.param(course(QUETIAPINE, days_ago(100), mg=150), True, id="quetiapine-150"),
+        pytest.param(course(MIRTAZAPINE, days_ago(100), mg=7.5), False, id="mirtazapine-7.5"),
+        pytest.param(course(MIRTAZAPINE, days_ago(100), mg=15), True, id="mirtazapine-15"),
+        pytest.param(course(ARIPIPRAZOLE, days_ago(100), mg=5, prn=True), False, id="as-needed"),
+    ],
+)
+def test_sleep_doses_are_not_augmentation(added: MedicationCourse, augments: bool) -> None:
+    courses = (course(VENLAFAXINE, days_ago(200), mg=150), added)
+    scores = (phq9(days_ago(203), 18), phq9(days_ago(95), 15))
+    finding = detect(_record(courses, scores), (), DEFAULTS, NOW)
+    assert (finding is not None) is augments
 
-    finding = detect(record, (draft(ARIPIPRAZOLE, 2),), DEFAULTS, NOW)
-    assert finding is not None
-    assert finding.facts["failed_trial_count"] == 2
-    assert finding.concerns_draft is True
+
+def test_the_order_being_signed_is_not_evidence_the_current_drug_failed() -> None:
+    current = course(VENLAFAXINE, days_ago(90), mg=150)
+    record = _record((current,), (phq9(days_ago(95), 18), phq9(days_ago(2), 16)))
+    assert detect(record, (), DEFAULTS, NOW) is None
+    for drafted in (draft(ARIPIPRAZOLE, 2), draft(BUPROPION, 150)):
+        assert detect(record, (drafted,), DEFAULTS, NOW) is None
 
 
 @pytest.mark.parametrize(
@@ -116,199 +200,75 @@ def test_concerns_draft(drafts: tuple[MedicationCourse, ...], concerns: bool) ->
     assert finding.concerns_draft is concerns
 
 
-def test_trial_of_exactly_28_days_is_adequate() -> None:
-    record = _record((_escitalopram(days=28),), (phq9(days_ago(200), 14),))
-    assert detect(record, (), DEFAULTS, NOW) is not None
-
-
-def test_phq9_of_exactly_10_counts() -> None:
-    record = _record((_escitalopram(),), (phq9(days_ago(195), 10),))
-    assert detect(record, (), DEFAULTS, NOW) is not None
-
-
-def test_unknown_dose_counts_on_duration_and_says_so() -> None:
-    record = _record((_escitalopram(mg=None),), (phq9(days_ago(190), 19),))
-    finding = detect(record, (), DEFAULTS, NOW)
-    assert finding is not None
-    assert finding.facts["dose_unknown_trials"] == 1
-    assert finding.facts["trials"][-1] == (
-        "escitalopram (dose not recorded) for 17 weeks, PHQ-9 19 at end"
-    )
-
-
 @pytest.mark.parametrize(
-    ("courses", "scores"),
+    ("fills", "adequate"),
     [
-        pytest.param((_escitalopram(days=27),), (phq9(days_ago(200), 14),), id="trial-of-27-days"),
-        pytest.param((_escitalopram(mg=5),), (phq9(days_ago(200), 14),), id="dose-below-minimum"),
-        pytest.param((_escitalopram(),), (phq9(days_ago(195), 9),), id="phq9-9-at-end"),
-        pytest.param((_escitalopram(),), (phq9(days_ago(165), 18),), id="phq9-35-days-after-end"),
-        pytest.param(
-            (_escitalopram(),),
-            (phq9(days_ago(210), 18), phq9(days_ago(198), 6)),
-            id="closest-phq9-shows-improvement",
-        ),
-        pytest.param(
-            (_escitalopram(stop_reason="intolerance"),),
-            (phq9(days_ago(200), 18),),
-            id="stopped-for-intolerance",
-        ),
-        pytest.param(
-            (course(VENLAFAXINE, days_ago(90), mg=150),),
-            (phq9(days_ago(10), 16),),
-            id="second-trial-still-running",
-        ),
-        pytest.param(
-            (course(VENLAFAXINE, days_ago(200), mg=150), course(LORAZEPAM, days_ago(100), mg=1)),
-            (phq9(days_ago(95), 15),),
-            id="anxiolytic-is-not-augmentation",
-        ),
-        pytest.param(
-            (
-                course(
-                    QUETIAPINE,
-                    days_ago(300),
-                    mg=300,
-                    end=days_ago(200),
-                    status="stopped",
-                    stop_reason="lack_of_effect",
-                ),
-            ),
-            (),
-            id="one-antidepressant-one-antipsychotic",
-        ),
+        pytest.param((), True, id="no-dispensing-data"),
+        pytest.param(tuple(range(300, 216, -30)), True, id="filled-every-30-days"),
+        pytest.param((300, 240), False, id="two-fills-in-12-weeks"),
     ],
 )
-def test_near_misses_do_not_fire(
-    courses: tuple[MedicationCourse, ...], scores: tuple[SymptomScore, ...]
+def test_adherence_during_the_trial_where_dispenses_exist(
+    fills: tuple[int, ...], adequate: bool
 ) -> None:
-    assert detect(_record(courses, scores), (), DEFAULTS, NOW) is None
+    base = _venlafaxine_judged(20, 17)
+    record = replace(base, dispenses=tuple(dispense(VENLAFAXINE, days_ago(d)) for d in fills))
+    assert (detect(record, (), DEFAULTS, NOW) is not None) is adequate
 
 
-def test_dose_changes_of_one_ingredient_are_one_trial() -> None:
-    record = PatientRecord(
-        courses=(
-            course(SERTRALINE, days_ago(400), mg=50, end=days_ago(355), status="completed"),
-            course(SERTRALINE, days_ago(355), mg=100, end=days_ago(310), status="completed"),
-            course(SERTRALINE, days_ago(310), mg=150, end=days_ago(250), status="stopped"),
-        ),
-        scores=(phq9(days_ago(356), 18), phq9(days_ago(311), 17), phq9(days_ago(251), 16)),
+def test_trial_of_exactly_28_days_is_adequate_and_27_is_not() -> None:
+    assert detect(
+        _record((_escitalopram(days=28, stop_reason="lack_of_effect"),)), (), DEFAULTS, NOW
     )
+    assert (
+        detect(_record((_escitalopram(days=27, stop_reason="lack_of_effect"),)), (), DEFAULTS, NOW)
+        is None
+    )
+
+
+def test_dose_below_the_minimum_effective_dose_is_not_a_trial() -> None:
+    record = _record((_escitalopram(mg=5, stop_reason="lack_of_effect"),))
     assert detect(record, (), DEFAULTS, NOW) is None
-    finding = detect(record, (), Thresholds(min_failed_trials=1), NOW)
+
+
+def test_unknown_dose_counts_on_duration_and_is_recorded() -> None:
+    finding = detect(
+        _record((_escitalopram(mg=None, stop_reason="lack_of_effect"),)), (), DEFAULTS, NOW
+    )
     assert finding is not None
-    assert finding.facts["trials"] == ["sertraline 150 mg/day for 21 weeks, PHQ-9 16 at end"]
+    assert finding.facts["dose_unknown_ingredients"] == ["escitalopram"]
+    assert finding.facts["trials"][-1].startswith("escitalopram for 17 weeks")
 
 
-def test_two_trials_of_the_same_ingredient_count_once() -> None:
-    record = PatientRecord(
-        courses=(
-            course(SERTRALINE, days_ago(700), mg=100, end=days_ago(600), status="stopped"),
-            course(SERTRALINE, days_ago(300), mg=150, end=days_ago(200), status="stopped"),
-        ),
-        scores=(phq9(days_ago(600), 15), phq9(days_ago(200), 15)),
-    )
-    assert detect(record, (), DEFAULTS, NOW) is None
+def test_trial_stopped_for_intolerance_is_not_a_failure() -> None:
+    assert detect(_record((_escitalopram(stop_reason="intolerance"),)), (), DEFAULTS, NOW) is None
 
 
 def test_trial_ending_before_the_lookback_does_not_count() -> None:
     old = course(
         ESCITALOPRAM,
-        days_ago(1200),
+        days_ago(1300),
         mg=20,
-        end=days_ago(1096),
+        end=days_ago(1100),
         status="stopped",
         stop_reason="lack_of_effect",
     )
     assert detect(_record((old,)), (), DEFAULTS, NOW) is None
-    inside = course(
+    assert detect(_record((old,)), (), with_thresholds(PATTERN_ID, lookback_days=1100), NOW)
+
+
+def test_continuation_gap_comes_from_config() -> None:
+    """Escitalopram 10 mg, a 40-day gap, then 20 mg for 20 days: one 80-day trial only when the
+    site allows a 40-day gap; otherwise the second course alone is too short."""
+    first = course(ESCITALOPRAM, days_ago(400), mg=10, end=days_ago(380), status="completed")
+    second = course(
         ESCITALOPRAM,
-        days_ago(1200),
+        days_ago(340),
         mg=20,
-        end=days_ago(1095),
+        end=days_ago(320),
         status="stopped",
         stop_reason="lack_of_effect",
     )
-    assert detect(_record((inside,)), (), DEFAULTS, NOW) is not None
-
-
-def test_antipsychotic_trials_are_counted_separately() -> None:
-    record = PatientRecord(
-        courses=(
-            course(
-                QUETIAPINE,
-                days_ago(500),
-                mg=300,
-                end=days_ago(300),
-                status="stopped",
-                stop_reason="lack_of_effect",
-            ),
-            course(
-                RISPERIDONE,
-                days_ago(290),
-                mg=4,
-                end=days_ago(150),
-                status="stopped",
-                stop_reason="lack_of_effect",
-            ),
-        )
-    )
-    finding = detect(record, (), DEFAULTS, NOW)
-    assert finding is not None
-    assert finding.facts["trial_class"] == "antipsychotic"
-    assert detect(record, (), Thresholds(trial_classes=("antidepressant",)), NOW) is None
-
-
-@pytest.mark.parametrize(
-    "record",
-    [
-        pytest.param(PatientRecord(), id="empty-record"),
-        pytest.param(
-            PatientRecord(
-                courses=(
-                    course(
-                        None,
-                        days_ago(300),
-                        mg=1000,
-                        end=days_ago(200),
-                        status="stopped",
-                        stop_reason="lack_of_effect",
-                    ),
-                    course(
-                        None,
-                        days_ago(190),
-                        mg=1000,
-                        end=days_ago(100),
-                        status="stopped",
-                        stop_reason="lack_of_effect",
-                    ),
-                )
-            ),
-            id="non-psychotropic-drugs",
-        ),
-    ],
-)
-def test_negatives(record: PatientRecord) -> None:
+    record = _record((first, second))
     assert detect(record, (), DEFAULTS, NOW) is None
-
-
-def test_stops_without_an_end_date_run_until_the_switch() -> None:
-    """R4 exports often mark an order stopped without an end date: the next agent dates the end."""
-    sertraline = course(
-        SERTRALINE, days_ago(400), mg=150, status="stopped", stop_reason="lack_of_effect"
-    )
-    escitalopram = course(
-        ESCITALOPRAM, days_ago(330), mg=20, status="stopped", stop_reason="lack_of_effect"
-    )
-    venlafaxine = course(VENLAFAXINE, days_ago(200), mg=150)
-
-    finding = detect(
-        PatientRecord(courses=(sertraline, escitalopram, venlafaxine)), (), DEFAULTS, NOW
-    )
-    assert finding is not None
-    assert finding.facts["trials"] == [
-        "sertraline 150 mg/day for 10 weeks, stopped: lack of effect",
-        "escitalopram 20 mg/day for 18 weeks, stopped: lack of effect",
-    ]
-    # Without a later agent the last stop cannot be dated, so its duration is unknown.
-    assert detect(PatientRecord(courses=(sertraline, escitalopram)), (), DEFAULTS, NOW) is None
+    assert detect(record, (), with_thresholds(PATTERN_ID, continuation_gap_days=40), NOW)

@@ -1,13 +1,14 @@
-"""nonadherence: class-level PDC < 0.80 over 180 days (PQA), or a not-taken statement."""
+"""nonadherence: per-ingredient PDC < 0.80 (PQA), one long-lapsed fill, or a not-taken statement."""
 
 from __future__ import annotations
 
 import pytest
 
-from cds_service.patterns.nonadherence import Thresholds, detect
+from cds_service.patterns.nonadherence import PATTERN_ID, detect
 from fhir_mappers.record import Dispense, MedicationCourse, PatientRecord, Visit
 
 from .builders import (
+    BUPROPION,
     ESCITALOPRAM,
     LORAZEPAM,
     NOW,
@@ -15,12 +16,14 @@ from .builders import (
     SERTRALINE,
     course,
     days_ago,
+    defaults,
     dispense,
     draft,
     visit,
+    with_thresholds,
 )
 
-DEFAULTS = Thresholds()
+DEFAULTS = defaults(PATTERN_ID)
 CURRENT_SERTRALINE = course(SERTRALINE, days_ago(400), mg=50)
 
 
@@ -48,14 +51,15 @@ def test_gaps_in_supply_fire() -> None:
     assert finding.indicator == "info"
     assert finding.facts["pdc"] == 0.52  # 90 of 171 days covered
     assert finding.facts["drug_class"] == "antidepressant"
-    assert finding.facts["ingredients"] == ["sertraline"]
-    assert finding.facts["window_days"] == 180
-    assert finding.facts["pdc_below"] == 0.80
+    assert finding.facts["ingredient"] == "sertraline"
+    assert finding.facts["window_months"] == 6
     assert finding.facts["dispense_count"] == 3
-    assert finding.facts["not_taken"] == []
+    assert finding.facts["not_taken"] is False
     assert finding.facts["dose_increase_in_draft"] is False
-    assert finding.evidence[-1].note == "30-day supply; PDC 0.52 over 171 days"
-    assert finding.evidence_keys == {"pdc:antidepressant"}
+    assert [(e.label, e.note) for e in finding.evidence] == [
+        ("sertraline", "3 fills; 52% of days covered")
+    ]
+    assert finding.evidence_keys == {"pdc:sertraline"}
     assert finding.concerns_draft is False
 
 
@@ -70,7 +74,7 @@ def test_pdc_0_79_fires_and_0_80_does_not() -> None:
     ("record", "drafts"),
     [
         pytest.param(
-            _record((dispense(SERTRALINE, days_ago(150), 30),)), (), id="one-dispense-only"
+            _record((dispense(SERTRALINE, days_ago(90), 30),)), (), id="one-fill-lapsed-60-days"
         ),
         pytest.param(
             _record(
@@ -133,7 +137,7 @@ def test_near_misses_and_pqa_rules(record: PatientRecord, drafts: tuple) -> None
 
 def test_supply_is_capped_at_today() -> None:
     # 40 + a 200-day fill 39 days ago: the surplus beyond today does not fill the earlier gap.
-    finding = detect(_record(_two_fills(200)), (), Thresholds(pdc_below=0.81), NOW)
+    finding = detect(_record(_two_fills(200)), (), with_thresholds(PATTERN_ID, pdc_below=0.81), NOW)
     assert finding is not None
     assert finding.facts["pdc"] == 0.80
 
@@ -151,10 +155,10 @@ def test_not_taken_statement_fires_without_pdc() -> None:
 
     assert finding is not None
     assert finding.facts["pdc"] is None
-    assert finding.facts["not_taken"] == ["sertraline"]
+    assert finding.facts["not_taken"] is True
     assert finding.facts["drug_class"] == "antidepressant"
     assert finding.evidence_keys == {"not-taken:sertraline"}
-    assert finding.evidence[-1].note == "not taken"
+    assert finding.evidence[-1].note == "recorded as not taken"
 
 
 @pytest.mark.parametrize(
@@ -200,7 +204,7 @@ def test_draft_same_dose_concerns_but_is_no_increase() -> None:
     assert finding is not None
     assert finding.concerns_draft is True
     assert finding.facts["dose_increase_in_draft"] is False
-    assert finding.facts["ingredients"] == ["escitalopram", "sertraline"]
+    assert finding.facts["ingredient"] == "sertraline"
 
 
 def test_draft_of_another_class_does_not_concern() -> None:
@@ -231,3 +235,43 @@ def test_class_being_ordered_is_reported_first() -> None:
 )
 def test_negatives(record: PatientRecord) -> None:
     assert detect(record, (draft(None, 1000),), DEFAULTS, NOW) is None
+
+
+# --- One long-lapsed fill; PDC per ingredient ----------------------------------------------
+
+
+def test_one_90_day_fill_long_run_out_is_detected() -> None:
+    """A 90-day fill 170 days ago ran out 80 days ago: the two-fills rule must not hide it."""
+    finding = detect(_record((dispense(SERTRALINE, days_ago(170), 90),)), (), DEFAULTS, NOW)
+    assert finding is not None
+    assert finding.facts["days_since_supply_ran_out"] == 80
+    assert finding.evidence[0].note == "90-day fill; supply ran out 80 days ago"
+
+
+def test_one_fill_lapsed_61_days_fires_and_60_does_not() -> None:
+    assert detect(_record((dispense(SERTRALINE, days_ago(151), 90),)), (), DEFAULTS, NOW)
+    assert detect(_record((dispense(SERTRALINE, days_ago(150), 90),)), (), DEFAULTS, NOW) is None
+    later = with_thresholds(PATTERN_ID, single_fill_lapsed_days=61)
+    assert detect(_record((dispense(SERTRALINE, days_ago(151), 90),)), (), later, NOW) is None
+
+
+def test_refilled_sertraline_does_not_hide_a_bupropion_never_refilled() -> None:
+    courses = (CURRENT_SERTRALINE, course(BUPROPION, days_ago(160), mg=300))
+    fills = (
+        *(dispense(SERTRALINE, days_ago(d), 30) for d in (150, 120, 90, 60, 30)),
+        dispense(BUPROPION, days_ago(160), 30),
+        dispense(BUPROPION, days_ago(40), 30),
+    )
+    finding = detect(_record(fills, courses=courses), (), DEFAULTS, NOW)
+    assert finding is not None
+    assert finding.facts["ingredient"] == "bupropion"
+    assert finding.evidence_keys == {"pdc:bupropion"}
+
+
+def test_days_in_hospital_leave_the_period_but_an_office_visit_does_not() -> None:
+    """A 40-day admission (an inpatient class, config/codes.yaml) explains the gap."""
+    fills = (dispense(SERTRALINE, days_ago(99), 40), dispense(SERTRALINE, days_ago(19), 19))
+    stay = visit(days_ago(59), class_code="IMP", end=days_ago(20))
+    office = visit(days_ago(59), class_code="AMB", end=days_ago(20))
+    assert detect(_record(fills, visits=(stay,)), (), DEFAULTS, NOW) is None
+    assert detect(_record(fills, visits=(office,)), (), DEFAULTS, NOW) is not None

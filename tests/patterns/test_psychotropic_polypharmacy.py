@@ -1,10 +1,10 @@
-"""psychotropic-polypharmacy: >= 2 concurrent antipsychotics or >= 5 concurrent psychotropics."""
+"""psychotropic-polypharmacy: >= 2 antipsychotics (or >= 5 psychotropics) overlapping >= 90 days."""
 
 from __future__ import annotations
 
 import pytest
 
-from cds_service.patterns.psychotropic_polypharmacy import Thresholds, detect
+from cds_service.patterns.psychotropic_polypharmacy import PATTERN_ID, detect
 from fhir_mappers.record import MedicationCourse, PatientRecord
 
 from .builders import (
@@ -21,10 +21,12 @@ from .builders import (
     SERTRALINE,
     course,
     days_ago,
+    defaults,
     draft,
+    with_thresholds,
 )
 
-DEFAULTS = Thresholds()
+DEFAULTS = defaults(PATTERN_ID)
 
 
 def _record(*courses: MedicationCourse) -> PatientRecord:
@@ -32,7 +34,7 @@ def _record(*courses: MedicationCourse) -> PatientRecord:
 
 
 FOUR_PSYCHOTROPICS = (
-    course(SERTRALINE, days_ago(400), mg=150),
+    course(SERTRALINE, days_ago(350), mg=150),
     course(BUPROPION, days_ago(300), mg=300),
     course(LITHIUM, days_ago(200), mg=900),
     course(LAMOTRIGINE, days_ago(100), mg=200),
@@ -54,7 +56,8 @@ def test_two_antipsychotics_fire() -> None:
     assert finding.facts["min_concurrent_antipsychotics"] == 2
     assert finding.facts["min_concurrent_psychotropics"] == 5
     assert finding.evidence_keys == {"agent:quetiapine", "agent:risperidone"}
-    assert [e.note for e in finding.evidence] == ["SGA, current", "SGA, current"]
+    assert [e.note for e in finding.evidence] == ["SGA", "SGA"]
+    assert [e.label for e in finding.evidence] == ["quetiapine 300 mg/day", "risperidone 4 mg/day"]
     assert finding.concerns_draft is False
 
 
@@ -188,7 +191,7 @@ def test_draft_adding_a_second_antipsychotic_concerns_the_draft() -> None:
     assert finding.concerns_draft is True
     assert finding.facts["draft_ingredients"] == ["risperidone"]
     assert finding.facts["added_by_draft"] == ["risperidone"]
-    assert finding.evidence[-1].note == "SGA, draft order"
+    assert finding.evidence[-1].note == "draft order"
     assert "MedicationRequest/draft-1" in finding.references
 
 
@@ -221,3 +224,84 @@ def test_draft_antidepressant_does_not_concern_antipsychotic_polypharmacy() -> N
     assert finding is not None
     assert finding.facts["trigger"] == "antipsychotics"
     assert finding.concerns_draft is False
+
+
+# --- Planned overlap (HEDIS APC: >= 90 days), stale orders, configurable exemption -------------
+
+
+def _cross_taper(planned_days: int) -> PatientRecord:
+    """Risperidone being tapered off (an order with a planned end) while quetiapine starts."""
+    return _record(
+        course(RISPERIDONE, days_ago(200), mg=2, end=days_ago(-planned_days)),
+        course(QUETIAPINE, days_ago(0), mg=100),
+    )
+
+
+def test_documented_cross_taper_does_not_fire() -> None:
+    assert detect(_cross_taper(28), (), DEFAULTS, NOW) is None
+
+
+def test_cross_taper_of_89_days_is_a_near_miss_and_90_fires() -> None:
+    assert detect(_cross_taper(89), (), DEFAULTS, NOW) is None
+    finding = detect(_cross_taper(90), (), DEFAULTS, NOW)
+    assert finding is not None and finding.facts["antipsychotic_count"] == 2
+
+
+def test_draft_against_a_tapering_order_is_a_cross_taper() -> None:
+    record = _record(course(RISPERIDONE, days_ago(200), mg=2, end=days_ago(-21)))
+    assert detect(record, (draft(QUETIAPINE, 50),), DEFAULTS, NOW) is None
+
+
+def test_overlap_threshold_comes_from_config() -> None:
+    shorter = with_thresholds(PATTERN_ID, min_overlap_days=28)
+    assert detect(_cross_taper(28), (), shorter, NOW) is not None
+
+
+def test_long_overlap_that_ends_soon_still_counts() -> None:
+    """A year on both, one now being tapered: the patient has been on two antipsychotics."""
+    record = _record(
+        course(RISPERIDONE, days_ago(400), mg=2, end=days_ago(-14)),
+        course(QUETIAPINE, days_ago(300), mg=300),
+    )
+    finding = detect(record, (), DEFAULTS, NOW)
+    assert finding is not None
+    assert "planned until" in finding.evidence[0].note
+
+
+def test_stale_active_order_is_not_current() -> None:
+    """Risperidone 'active' since 400 days, never renewed or filled: not today's regimen."""
+    record = _record(course(RISPERIDONE, days_ago(400), mg=2), course(QUETIAPINE, days_ago(100)))
+    assert detect(record, (), DEFAULTS, NOW) is None
+
+
+def test_order_kept_alive_by_a_fill_is_current() -> None:
+    from fhir_mappers.record import PatientRecord as Record
+
+    from .builders import dispense
+
+    record = Record(
+        courses=(course(RISPERIDONE, days_ago(400), mg=2), course(QUETIAPINE, days_ago(100))),
+        dispenses=(dispense(RISPERIDONE, days_ago(20)),),
+    )
+    assert detect(record, (), DEFAULTS, NOW) is not None
+
+
+def test_stale_period_is_configurable_365_vs_366() -> None:
+    record = _record(course(RISPERIDONE, days_ago(366), mg=2), course(QUETIAPINE, days_ago(100)))
+    assert detect(record, (), DEFAULTS, NOW) is None
+    assert detect(record, (), with_thresholds(PATTERN_ID, stale_order_days=366), NOW) is not None
+
+
+def test_exemption_list_comes_from_config() -> None:
+    record = _record(course(CLOZAPINE, days_ago(300), mg=400), course(ARIPIPRAZOLE, days_ago(100)))
+    assert detect(record, (), DEFAULTS, NOW) is None
+    none_exempt = with_thresholds(PATTERN_ID, augmentation_exempt_ingredients=())
+    assert detect(record, (), none_exempt, NOW) is not None
+
+
+def test_prn_antipsychotic_never_counts_even_with_a_draft() -> None:
+    record = _record(course(QUETIAPINE, days_ago(100), mg=300))
+    prn_draft = draft(HALOPERIDOL, 5)
+    from dataclasses import replace
+
+    assert detect(record, (replace(prn_draft, is_prn=True),), DEFAULTS, NOW) is None

@@ -1,15 +1,16 @@
-"""repeated-intolerance: >= 3 psychotropic ingredients across >= 2 ATC-4 groups in 24 months."""
+"""repeated-intolerance: side effects with drugs of >= 3 unrelated classes (ATC-4) in 24 months."""
 
 from __future__ import annotations
 
 import pytest
 
-from cds_service.patterns.repeated_intolerance import Thresholds, detect
-from fhir_mappers.record import PatientRecord
+from cds_service.patterns.repeated_intolerance import PATTERN_ID, detect
+from fhir_mappers.record import IntoleranceEvent, PatientRecord
 
 from .builders import (
     ESCITALOPRAM,
     FLUOXETINE,
+    HALOPERIDOL,
     LORAZEPAM,
     NOW,
     QUETIAPINE,
@@ -17,11 +18,13 @@ from .builders import (
     VENLAFAXINE,
     course,
     days_ago,
+    defaults,
     draft,
     intolerance,
+    with_thresholds,
 )
 
-DEFAULTS = Thresholds()
+DEFAULTS = defaults(PATTERN_ID)
 
 
 def _three_classes(oldest_days: int = 600) -> PatientRecord:
@@ -49,29 +52,32 @@ def test_three_ingredients_across_classes_fires() -> None:
     assert finding.facts["ingredient_count"] == 3
     assert finding.facts["class_count"] == 3
     assert finding.facts["ingredients"] == ["sertraline", "venlafaxine", "quetiapine"]
-    assert finding.facts["classes"] == ["SSRI", "SNRI", "SGA"]
-    assert finding.facts["lookback_days"] == 730
+    assert finding.facts["counted_classes"] == [
+        "SSRI (sertraline)",
+        "SNRI (venlafaxine)",
+        "SGA (quetiapine)",
+    ]
     assert finding.facts["window_months"] == 24
-    assert finding.facts["min_distinct_ingredients"] == 3
-    assert finding.facts["min_distinct_classes"] == 2
+    assert finding.facts["min_distinct_classes"] == 3
+    assert finding.facts["draft_not_tolerated_before"] == []
     assert finding.facts["draft_ingredients"] == []
     assert finding.evidence_keys == {
         "ingredient:sertraline",
         "ingredient:venlafaxine",
         "ingredient:quetiapine",
     }
-    notes = [e.note for e in finding.evidence]
-    assert notes == [
-        "intolerance: nausea, headache",
-        "stopped: intolerance (dizziness)",
-        "intolerance: drowsy",
+    assert [(e.label, e.note) for e in finding.evidence] == [
+        ("sertraline", "nausea, headache"),
+        ("venlafaxine", "dizziness"),
+        ("quetiapine", "drowsy"),
     ]
     assert [e.when for e in finding.evidence] == sorted(e.when for e in finding.evidence)
     assert len(finding.references) == 3
     assert finding.concerns_draft is False
 
 
-def test_two_ssris_and_an_snri_are_two_classes() -> None:
+def test_two_ssris_and_an_snri_are_two_classes_a_near_miss() -> None:
+    """Macy & Ho count unrelated classes: three drugs from two classes are not three."""
     record = PatientRecord(
         intolerances=(
             intolerance(SERTRALINE, days_ago(400)),
@@ -79,9 +85,14 @@ def test_two_ssris_and_an_snri_are_two_classes() -> None:
             intolerance(VENLAFAXINE, days_ago(20)),
         )
     )
-    finding = detect(record, (), DEFAULTS, NOW)
+    assert detect(record, (), DEFAULTS, NOW) is None
+    finding = detect(record, (), with_thresholds(PATTERN_ID, min_distinct_classes=2), NOW)
     assert finding is not None
     assert finding.facts["class_count"] == 2
+    assert finding.facts["counted_classes"] == [
+        "SSRI (sertraline, escitalopram)",
+        "SNRI (venlafaxine)",
+    ]
 
 
 def test_oldest_event_exactly_at_lookback_still_counts() -> None:
@@ -208,7 +219,103 @@ def test_site_thresholds_are_used() -> None:
     record = PatientRecord(
         intolerances=(intolerance(SERTRALINE, days_ago(100)), intolerance(QUETIAPINE, days_ago(50)))
     )
-    strict = Thresholds(min_distinct_ingredients=2, min_distinct_classes=2, lookback_days=365)
+    strict = with_thresholds(PATTERN_ID, min_distinct_classes=2, lookback_days=365)
     finding = detect(record, (), strict, NOW)
     assert finding is not None
     assert finding.facts["window_months"] == 12
+
+
+# --- Reactions expectation cannot explain never count ----------------------------------------
+
+
+def _with_third(event: IntoleranceEvent) -> PatientRecord:
+    """Sertraline (nausea) and venlafaxine (dizziness) plus a third record under test."""
+    return PatientRecord(
+        intolerances=(
+            intolerance(SERTRALINE, days_ago(400), manifestations=("Nausea",)),
+            intolerance(VENLAFAXINE, days_ago(200), manifestations=("Dizziness",)),
+            event,
+        )
+    )
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        pytest.param({"manifestations": ("Agranulocytosis",)}, id="agranulocytosis-words"),
+        pytest.param(
+            {"manifestations": ("Neutropenia",), "manifestation_codes": ("165517008",)},
+            id="neutropenia-code",
+        ),
+        pytest.param(
+            {"manifestations": ("Fever",), "manifestation_codes": ("15244003",)}, id="nms-code-only"
+        ),
+        pytest.param({"manifestations": ("Neuroleptic malignant syndrome",)}, id="nms-words"),
+        pytest.param(
+            {"manifestations": ("Rash",), "reaction_text": "Stevens-Johnson syndrome"},
+            id="sjs-in-text",
+        ),
+        pytest.param({"manifestations": ("Serotonin syndrome",)}, id="serotonin-syndrome"),
+        pytest.param({"manifestations": ("Seizure",)}, id="seizure"),
+        pytest.param({"manifestations": ("Pancreatitis",)}, id="pancreatitis"),
+        pytest.param({"manifestations": ("Drug-induced hepatitis",)}, id="hepatotoxicity"),
+        pytest.param({"manifestations": ("DRESS syndrome",)}, id="dress"),
+        pytest.param({"manifestations": ("Drowsy",), "criticality": "high"}, id="criticality-high"),
+        pytest.param({"manifestations": ("Drowsy",), "severe": True}, id="severe-reaction"),
+    ],
+)
+def test_serious_or_immune_third_reaction_is_not_counted(changes: dict[str, object]) -> None:
+    from dataclasses import replace
+
+    third = replace(intolerance(QUETIAPINE, days_ago(60)), **changes)  # type: ignore[arg-type]
+    assert detect(_with_third(third), (), DEFAULTS, NOW) is None
+
+
+def test_the_same_third_record_with_a_vague_reaction_counts() -> None:
+    third = intolerance(QUETIAPINE, days_ago(60), manifestations=("Drowsy",))
+    finding = detect(_with_third(third), (), DEFAULTS, NOW)
+    assert finding is not None and finding.facts["class_count"] == 3
+
+
+def test_criticality_low_and_moderate_severity_still_count() -> None:
+    from dataclasses import replace
+
+    third = replace(intolerance(QUETIAPINE, days_ago(60)), criticality="low", severe=False)
+    assert detect(_with_third(third), (), DEFAULTS, NOW) is not None
+
+
+def test_exclusion_words_are_whole_words_from_config() -> None:
+    """'Hives' is on the list; a site that removes it lets the record count."""
+    from dataclasses import replace
+
+    third = replace(intolerance(QUETIAPINE, days_ago(60)), manifestations=("Hives",))
+    assert detect(_with_third(third), (), DEFAULTS, NOW) is None
+    words = tuple(w for w in DEFAULTS.excluded_reaction_words if w != "hives")
+    assert (
+        detect(
+            _with_third(third), (), with_thresholds(PATTERN_ID, excluded_reaction_words=words), NOW
+        )
+        is not None
+    )
+
+
+def test_drafted_drug_not_tolerated_before_is_stated_with_date_and_reaction() -> None:
+    finding = detect(_three_classes(), (draft(SERTRALINE, 50),), DEFAULTS, NOW)
+    assert finding is not None
+    assert finding.facts["draft_not_tolerated_before"] == [
+        f"sertraline on {days_ago(600).isoformat()} (nausea, headache)"
+    ]
+
+
+def test_drafted_drug_with_a_serious_past_reaction_is_stated_too() -> None:
+    from dataclasses import replace
+
+    nms = replace(
+        intolerance(HALOPERIDOL, days_ago(900)), manifestations=("Neuroleptic malignant syndrome",)
+    )
+    record = replace(_three_classes(), intolerances=(*_three_classes().intolerances, nms))
+    finding = detect(record, (draft(HALOPERIDOL, 5),), DEFAULTS, NOW)
+    assert finding is not None
+    assert finding.facts["draft_not_tolerated_before"] == [
+        f"haloperidol on {days_ago(900).isoformat()} (neuroleptic malignant syndrome)"
+    ]

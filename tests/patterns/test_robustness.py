@@ -137,7 +137,7 @@ def test_detectors_return_none_or_a_well_formed_finding(
     record: PatientRecord, drafts: tuple[MedicationCourse, ...]
 ) -> None:
     for module in ALL_PATTERNS:
-        finding = module.detect(record, drafts, module.Thresholds(), b.NOW)
+        finding = module.detect(record, drafts, b.defaults(module.PATTERN_ID), b.NOW)
         if finding is None:
             continue
         assert isinstance(finding, Finding)

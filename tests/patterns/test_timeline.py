@@ -68,7 +68,7 @@ def test_courses_with_short_gaps_are_one_episode() -> None:
         course(SERTRALINE, days_ago(170), mg=100, end=days_ago(100), status="completed"),
         course(SERTRALINE, days_ago(60), mg=100),
     )
-    found = episodes(courses, NOW)
+    found = episodes(courses, NOW, continuation_gap_days=30)
     assert [(e.start, len(e.courses), e.gap_before) for e in found] == [
         (days_ago(300), 2, None),
         (days_ago(60), 1, 40),
@@ -85,7 +85,9 @@ def test_regimen_events_tell_the_story() -> None:
         course(QUETIAPINE, days_ago(60), mg=25),
         course(LORAZEPAM, days_ago(30), mg=1, status="completed"),  # no end date: no dated stop
     )
-    events = regimen_events([*courses, *dated_drafts((draft(SERTRALINE, 50),), NOW)], NOW)
+    events = regimen_events(
+        [*courses, *dated_drafts((draft(SERTRALINE, 50),), NOW)], NOW, continuation_gap_days=30
+    )
     assert [(e.kind, e.ingredient.name, (NOW - e.when).days) for e in events] == [
         ("start", "sertraline", 300),
         ("dose_increase", "sertraline", 200),
@@ -101,4 +103,4 @@ def test_regimen_events_tell_the_story() -> None:
 
 def test_non_psychotropic_and_undated_courses_make_no_events() -> None:
     courses = (course(None, days_ago(10), mg=500), course(SERTRALINE, None, mg=50))
-    assert regimen_events(courses, NOW) == []
+    assert regimen_events(courses, NOW, continuation_gap_days=30) == []

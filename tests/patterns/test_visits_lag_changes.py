@@ -1,10 +1,10 @@
-"""visits-lag-changes: >= 3 regimen changes in 90 days outpacing completed outpatient visits."""
+"""visits-lag-changes: >= 3 regimen changes in 90 days outpacing review visits."""
 
 from __future__ import annotations
 
 import pytest
 
-from cds_service.patterns.visits_lag_changes import Thresholds, detect
+from cds_service.patterns.visits_lag_changes import PATTERN_ID, detect
 from fhir_mappers.record import MedicationCourse, PatientRecord, Visit
 
 from .builders import (
@@ -15,11 +15,13 @@ from .builders import (
     SERTRALINE,
     course,
     days_ago,
+    defaults,
     draft,
     visit,
+    with_thresholds,
 )
 
-DEFAULTS = Thresholds()
+DEFAULTS = defaults(PATTERN_ID)
 
 # Sertraline raised 80 days ago, quetiapine added 50 days ago, lorazepam stopped 20 days ago.
 SERTRALINE_50 = course(SERTRALINE, days_ago(200), mg=50, end=days_ago(80), status="completed")
@@ -40,12 +42,15 @@ def test_more_changes_than_visits_fire() -> None:
     assert finding.indicator == "info"
     assert finding.facts["change_count"] == 3
     assert finding.facts["visit_count"] == 1
-    assert finding.facts["window_days"] == 90
+    assert finding.facts["window_months"] == 3
     assert finding.facts["days_since_last_visit"] == 85
     assert finding.facts["min_changes"] == 3
-    assert finding.facts["max_days_since_visit"] == 90
     assert finding.facts["trigger"] == "fewer_visits"
-    assert [e.note for e in finding.evidence] == ["dose 50 -> 100 mg/day", "started", "stopped"]
+    assert [(e.label, e.note) for e in finding.evidence] == [
+        ("sertraline 100 mg/day", "dose up from 50 mg/day"),
+        ("quetiapine 50 mg/day", "started"),
+        ("lorazepam", "stopped"),
+    ]
     assert len(finding.evidence_keys) == 3
     assert finding.concerns_draft is False
 
@@ -191,3 +196,64 @@ def test_changes_during_an_inpatient_stay_are_excluded() -> None:
 )
 def test_negatives(record: PatientRecord) -> None:
     assert detect(record, (draft(None, 500),), DEFAULTS, NOW) is None
+
+
+# --- Only visits where a prescriber could review the regimen count -------------------------
+
+from dataclasses import replace  # noqa: E402
+
+from fhir_mappers.record import Coding  # noqa: E402
+
+LAB_DRAW = (Coding("http://www.ama-assn.org/go/cpt", "36415", "Venipuncture"),)
+PSYCHOTHERAPY_ONLY = (Coding("http://www.ama-assn.org/go/cpt", "90834", "Psychotherapy 45 min"),)
+
+
+def _three_visits(type_codes: tuple[Coding, ...]) -> tuple[Visit, ...]:
+    return tuple(replace(visit(days_ago(d)), type_codes=type_codes) for d in (85, 60, 30))
+
+
+def test_three_office_visits_keep_pace_with_three_changes() -> None:
+    assert (
+        detect(_record(THREE_CHANGES, _three_visits(visit(NOW).type_codes)), (), DEFAULTS, NOW)
+        is None
+    )
+
+
+def test_lab_draws_are_not_review_visits() -> None:
+    """The mapper reads a lab-draw type as no prescriber visit (config/codes.yaml)."""
+    lab_draws = tuple(
+        replace(v, type_codes=LAB_DRAW, prescriber_visit=False) for v in _three_visits(LAB_DRAW)
+    )
+    finding = detect(_record(THREE_CHANGES, lab_draws), (), DEFAULTS, NOW)
+    assert finding is not None and finding.facts["visit_count"] == 0
+
+
+def test_unclassified_visits_count_unless_the_site_says_not() -> None:
+    untyped = tuple(replace(v, type_codes=(), prescriber_visit=None) for v in _three_visits(()))
+    assert detect(_record(THREE_CHANGES, untyped), (), DEFAULTS, NOW) is None
+    strict = with_thresholds(PATTERN_ID, count_untyped_visits=False)
+    assert detect(_record(THREE_CHANGES, untyped), (), strict, NOW) is not None
+
+
+def test_a_change_during_an_observation_stay_is_not_counted() -> None:
+    """Quetiapine started during an observation stay (an inpatient class in codes.yaml)."""
+    stay = visit(days_ago(52), class_code="OBSENC", end=days_ago(48))
+    assert detect(_record(THREE_CHANGES, (visit(days_ago(85)), stay)), (), DEFAULTS, NOW) is None
+    emergency = visit(days_ago(52), class_code="EMER", end=days_ago(48))
+    assert detect(_record(THREE_CHANGES, (visit(days_ago(85)), emergency)), (), DEFAULTS, NOW)
+
+
+def test_prn_changes_are_not_regimen_changes() -> None:
+    prn_stop = replace(LORAZEPAM_STOP, is_prn=True)
+    record = _record(
+        (SERTRALINE_50, SERTRALINE_100, QUETIAPINE_START, prn_stop), (visit(days_ago(85)),)
+    )
+    assert detect(record, (), DEFAULTS, NOW) is None
+
+
+def test_visit_gap_threshold_is_named_with_its_unit() -> None:
+    visits = (visit(days_ago(171)), visit(days_ago(55)), visit(days_ago(10)), visit(days_ago(5)))
+    # the sertraline change 80 days ago came 91 days after the last visit
+    assert detect(_record(THREE_CHANGES, visits), (), DEFAULTS, NOW) is not None
+    wider = with_thresholds(PATTERN_ID, max_gap_since_visit_days=91)
+    assert detect(_record(THREE_CHANGES, visits), (), wider, NOW) is None

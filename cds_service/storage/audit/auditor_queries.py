@@ -218,3 +218,17 @@ def weekly_counts(engine: Engine, flt: CardFilter) -> list[WeekCounts]:
             bucket[2] += 1 if outcome == "overridden" else 0
     return [WeekCounts(monday, pattern, *buckets[(monday, pattern)]) for monday, pattern in
             sorted(buckets)]
+
+
+def card_row(engine: Engine, card_uuid: str) -> dict[str, Any] | None:
+    """One card row by uuid (the first logged, should a client repeat a uuid), or None."""
+    stmt = (
+        select(CARD.c.card_uuid, CARD.c.time, CARD.c.pattern, CARD.c.summary,
+               CARD.c.evidence_refs, CARD.c.patient_key)
+        .where(CARD.c.card_uuid == card_uuid)
+        .order_by(CARD.c.seq)
+        .limit(1)
+    )
+    with engine.connect() as connection:
+        mapping = connection.execute(stmt).mappings().first()
+    return dict(mapping) if mapping is not None else None

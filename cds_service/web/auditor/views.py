@@ -4,7 +4,8 @@
 SVG plot and a filterable, paginated table of card rows as the prescriber saw them;
 ``GET /auditor/export.csv`` exports the rows matching the same filters. Filters come from the query
 string (``pattern``, ``disposition``, ``outcome``, ``since``, ``until``, ``page``); a bad value is a
-400 page that says which one. Nothing here writes: there are only GET routes.
+400 page that says which one. ``/auditor/cards/<uuid>/timeline`` draws a card's evidence on the
+patient's medication timeline (``timeline``). Nothing here writes.
 
 Access needs the admin/auditor token (``auth.admin_token_sha256``), never an EHR JWT: as
 ``Authorization: Bearer <token>``, or, so that a plain browser can log in, HTTP Basic with any
@@ -31,6 +32,7 @@ from cds_service.patterns import PATTERN_IDS
 from cds_service.storage.audit import auditor_queries as q
 from cds_service.storage.audit.export import FIELDS, export_record, spreadsheet_safe
 from cds_service.web.auditor.charts import weekly_chart
+from cds_service.web.auditor.timeline import card_timeline
 from cds_service.web.auth import check_admin
 
 if TYPE_CHECKING:
@@ -39,6 +41,10 @@ if TYPE_CHECKING:
 bp = Blueprint(
     "auditor", __name__, url_prefix="/auditor",
     template_folder="templates", static_folder="static", static_url_path="/static",
+)
+
+bp.add_url_rule(
+    "/cards/<card_uuid>/timeline", view_func=card_timeline, methods=["GET", "POST"]
 )
 
 PAGE_SIZE = 50

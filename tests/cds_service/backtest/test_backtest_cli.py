@@ -57,7 +57,7 @@ def test_cli_table_names_every_pattern_and_the_data_quality(
     ) == 0
     out, err = capsys.readouterr()
     assert all(pattern_id in out for pattern_id in PATTERN_IDS)
-    assert "min_distinct_ingredients" in out and "3*" in out
+    assert "min_distinct_classes" in out and "3*" in out
     assert "Data quality:" in out and "resources read" in out
     assert "Patient birthDate: unparseable date" in out
     assert "MedicationRequest dosageInstruction: dose without a numeric value" in out

@@ -199,7 +199,7 @@ def test_bad_bodies_get_the_errors_of_the_full_parse(body: bytes) -> None:
 
 
 def test_the_service_gives_the_same_cards_for_a_long_history(client: Any) -> None:
-    path = FIXTURES / "repeated-intolerance" / "positive-patient-view-three-agents-two-classes.json"
+    path = FIXTURES / "repeated-intolerance" / "positive-patient-view-three-classes.json"
     short = json.loads(path.read_text(encoding="utf-8"))
     long = json.loads(path.read_text(encoding="utf-8"))
     # Fifteen years of earlier visits and scores, all before every pattern's look-back.

@@ -83,10 +83,10 @@ def days_ago(days: int) -> int:
 
 
 def side_effect_history() -> list[dict[str, Any]]:
-    """Intolerance to three antidepressants of two classes in the last 14 months."""
+    """Intolerance to drugs of three unrelated classes (SSRI, SGA, SNRI) in 14 months."""
     return [
         intolerance("ai-1", "sertraline", "nausea", patient=PID, onset_days_ago=days_ago(400)),
-        intolerance("ai-2", "escitalopram", "headache", patient=PID, onset_days_ago=days_ago(250)),
+        intolerance("ai-2", "aripiprazole", "headache", patient=PID, onset_days_ago=days_ago(250)),
         intolerance("ai-3", "venlafaxine", "dizziness", patient=PID, onset_days_ago=days_ago(90)),
     ]
 

@@ -40,7 +40,7 @@ def test_admin_sees_the_merged_settings_with_secrets_masked(
     settings = body["settings"]
     assert settings["storage"]["patient_key_secret"] == "***"
     assert settings["auth"]["admin_token_sha256"] == "***"
-    assert settings["patterns"]["repeated-intolerance"]["min_distinct_ingredients"] == 3
+    assert settings["patterns"]["repeated-intolerance"]["min_distinct_classes"] == 3
     assert settings["service"]["max_cards"] == 3
     text = response.get_data(as_text=True)
     assert "site-secret-abcdef" not in text

@@ -1,0 +1,1 @@
+"""The medication-timeline SMART on FHIR app served by this service (blueprint in ``views``)."""
