@@ -302,7 +302,7 @@ def main_backtest(args: argparse.Namespace) -> int:
             f"backtest: {patients:,} patients in {seconds:,.1f} s "
             f"({patients / seconds if seconds else 0:,.0f} patients/s), "
             f"{result.partitions} partitions, {len(usage)} workers, peak worker memory "
-            f"{peak / 2**20:,.0f} MB, worker CPU {cpu:,.1f} s since the workers started\n"
+            f"{peak / 2**20:,.0f} MiB, worker CPU {cpu:,.1f} s since the workers started\n"
         )
         if args.output:
             sys.stderr.write(
