@@ -92,11 +92,19 @@ def _config_problems(exc: ConfigError, path: str | None) -> list[str]:
 
 
 def _file_problems(settings: Settings, path: str | None) -> list[str]:
-    """Files the settings name that the workers could not use (pinned JWK Sets)."""
+    """What the workers could not use although the settings validate: pinned JWK Sets that are
+    missing or unreadable, and a site ``codes`` section that breaks the code lists."""
+    from cds_service.loaders import load_code_lists
     from cds_service.web.jwks import jwks_file_problems
+    from fhir_mappers.codes import CodeListError
 
     where = path or "default configuration"
-    return [f"{where}: {p}" for p in jwks_file_problems(settings.auth.trusted_clients)]
+    problems = [f"{where}: {p}" for p in jwks_file_problems(settings.auth.trusted_clients)]
+    try:
+        load_code_lists(overrides=settings.codes)
+    except CodeListError as exc:
+        problems.append(f"{where}: codes: {exc}")
+    return problems
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:

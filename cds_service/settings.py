@@ -309,6 +309,9 @@ class Settings(_Strict):
     storage: StorageSettings = StorageSettings()
     cache: CacheSettings = CacheSettings()
     smart: SmartSettings = SmartSettings()
+    # Site additions to config/codes.yaml (encounter class map, visit kinds, stop reasons...),
+    # deep-merged over it by ``loaders.load_code_lists``; lists replace the bundled list.
+    codes: dict[str, Any] = Field(default_factory=dict)
     patterns: dict[str, PatternSettings] = Field(default_factory=dict)
     # Content hash of the merged configuration; written on every audit row.
     config_version: str = ""

@@ -121,6 +121,7 @@ def run_backtest(
         as_of=as_of,
         medications=medications,
         patient_key_secret=settings.storage.patient_key_secret,
+        codes=settings.codes,
         # What the hooks do: resources older than any pattern can read are not mapped. The
         # what-if variants count too (they evaluate "off" patterns as silent).
         horizon=evidence_horizon(

@@ -12,11 +12,12 @@ shared with informatics teams without re-identifying anyone.
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import threading
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from functools import lru_cache
 from typing import Any
@@ -62,6 +63,7 @@ class WorkerConfig:
     as_of: date
     medications: Mapping[str, Mapping[str, Any]]
     patient_key_secret: str
+    codes: Mapping[str, Any] = field(default_factory=dict)  # the site's codes section
     horizon: date | None = None  # map_record's horizon, as the hooks use it (evidence_horizon)
     output: str | None = None  # fsspec URL of the findings folder
     collect_flags: bool = False
@@ -86,9 +88,9 @@ for _name in ("fhir_mappers.context", "cds_service.patterns.engine"):
 
 
 @lru_cache(maxsize=1)
-def _lookups() -> tuple[IngredientTable, CodeLists]:
-    # Once per worker process, not once per partition.
-    return load_ingredient_table(), load_code_lists()
+def _lookups(site_codes_json: str) -> tuple[IngredientTable, CodeLists]:
+    # Once per worker process (and site codes), not once per partition.
+    return load_ingredient_table(), load_code_lists(overrides=json.loads(site_codes_json))
 
 
 def evaluate_partition(
@@ -149,7 +151,7 @@ def _evaluate_patient(
 
     resources = [orjson.loads(text) for text in texts]
     try:
-        table, codes = _lookups()
+        table, codes = _lookups(json.dumps(config.codes, sort_keys=True))
         record = map_record(
             resources,
             table,
