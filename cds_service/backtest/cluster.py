@@ -43,6 +43,21 @@ def open_client(
     that is shut down on exit. ``processes=False`` runs the workers as threads of this process
     (quick to start; for tests and small inputs). Raises ``ClusterError`` when the scheduler
     cannot be reached within 20 s."""
+    # The scheduler and client of this process log every shuffle and every worker coming and
+    # going at INFO/WARNING: cluster chatter, not the user's report (LocalCluster's
+    # silence_logs only covers its start-up). Errors still show.
+    distributed_log = logging.getLogger("distributed")
+    level = distributed_log.level
+    distributed_log.setLevel(logging.ERROR)
+    try:
+        yield from _open_client(scheduler, workers=workers, processes=processes)
+    finally:
+        distributed_log.setLevel(level)
+
+
+def _open_client(
+    scheduler: str | None, *, workers: int | None, processes: bool
+) -> Iterator[Client]:
     if scheduler:
         try:
             client = Client(scheduler, timeout=CONNECT_TIMEOUT)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import logging
 from pathlib import Path
 
 import pytest
@@ -175,3 +176,18 @@ def test_on_a_terminal_dask_draws_its_bar_on_stderr_and_stdout_keeps_the_report(
     drawn = terminal.getvalue()
     assert "100% Completed" in drawn
     assert "reading and grouping" not in drawn  # the one-line reports are for non-terminals
+
+
+def test_cluster_chatter_stays_out_of_the_user_s_output(
+    scheduler: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The scheduler logs each shuffle and each worker at INFO/WARNING; users see their report.
+    caplog.set_level(logging.DEBUG)
+    caplog.set_level(logging.INFO, logger="distributed")  # dask's own default
+    assert _run_cli(
+        str(BACKTEST_FIXTURES), "--as-of", "2026-06-15", "--quiet", "--scheduler", scheduler
+    ) == 0
+    chatter = [r for r in caplog.records
+               if r.name.startswith("distributed") and r.levelno < logging.ERROR]
+    assert chatter == []
+    assert logging.getLogger("distributed").level == logging.INFO  # restored afterwards
