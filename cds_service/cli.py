@@ -41,6 +41,8 @@ WORKERS_ENV = "WEB_CONCURRENCY"
 
 
 class CliError(Exception):
+    """A command refused or failed: ``main`` prints ``message`` to stderr and exits ``status``."""
+
     def __init__(self, message: str, status: int = EXIT_FAILURE) -> None:
         super().__init__(message)
         self.message = message
@@ -72,6 +74,8 @@ def _workers(text: str) -> int:
 
 
 def is_loopback(host: str) -> bool:
+    """True for ``localhost`` and loopback IP literals (``127.0.0.0/8``, ``::1``, bracketed or
+    not); any other name is taken as possibly public."""
     if host == "localhost":
         return True
     try:
@@ -88,14 +92,24 @@ def _config_problems(exc: ConfigError, path: str | None) -> list[str]:
 
 
 def _file_problems(settings: Settings, path: str | None) -> list[str]:
-    """Files the settings name that the workers could not use (pinned JWK Sets)."""
+    """What the workers could not use although the settings validate: pinned JWK Sets that are
+    missing or unreadable, and a site ``codes`` section that breaks the code lists."""
+    from cds_service.loaders import load_code_lists
     from cds_service.web.jwks import jwks_file_problems
+    from fhir_mappers.codes import CodeListError
 
     where = path or "default configuration"
-    return [f"{where}: {p}" for p in jwks_file_problems(settings.auth.trusted_clients)]
+    problems = [f"{where}: {p}" for p in jwks_file_problems(settings.auth.trusted_clients)]
+    try:
+        load_code_lists(overrides=settings.codes)
+    except CodeListError as exc:
+        problems.append(f"{where}: codes: {exc}")
+    return problems
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
+    """``check-config FILE``: print each problem (invalid settings, unusable ``jwks_file``) and
+    return ``EXIT_FAILURE``, or print ``OK <config_version>`` and return ``EXIT_OK``."""
     try:
         settings = load_settings(args.file)
     except ConfigError as exc:
@@ -112,6 +126,12 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    """``serve``: migrate the audit database, then run the app under gunicorn until stopped.
+
+    Raises ``CliError`` (``EXIT_FAILURE``) for invalid settings or an unusable ``jwks_file``, and
+    (``EXIT_USAGE``) for a bind beyond loopback without JWTs (unless allowed) or with the
+    placeholder ``patient_key_secret``; ``DatabaseError`` when the audit database is unreachable.
+    """
     from cds_service.runtime.gunicorn_app import PsychopharmApplication, gunicorn_options
     from cds_service.runtime.multiprocess_dir import multiprocess_directory
     from cds_service.storage.audit.store import SqlAuditStore
@@ -152,6 +172,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:
+    """``migrate``: bring the audit schema to Alembic head and print the revision.
+
+    Raises ``CliError`` for invalid settings, ``DatabaseError`` when the database is unreachable.
+    """
     from cds_service.storage.audit.store import SqlAuditStore
 
     store = SqlAuditStore(_load(args.config).storage, migrate=False)
@@ -164,6 +188,12 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 
 
 def cmd_audit_export(args: argparse.Namespace) -> int:
+    """``audit export``: card rows with their feedback in [``--since``, ``--until``), optionally
+    of one ``--pattern``, as jsonl, csv or FHIR, to ``--output`` or stdout (a reader that stops
+    early ends the export quietly).
+
+    Raises ``CliError`` for invalid settings, ``DatabaseError`` when the database is unreachable.
+    """
     from cds_service.storage.audit.export import export_rows
     from cds_service.storage.audit.store import SqlAuditStore
 
@@ -189,6 +219,11 @@ def cmd_audit_export(args: argparse.Namespace) -> int:
 
 
 def cmd_audit_verify(args: argparse.Namespace) -> int:
+    """``audit verify``: check the hash chain; ``OK <rows>`` and ``EXIT_OK``, or ``BROKEN`` with
+    each problem and ``EXIT_FAILURE``.
+
+    Raises ``CliError`` for invalid settings, ``DatabaseError`` when the database is unreachable.
+    """
     from cds_service.storage.audit.chain import verify_chain
     from cds_service.storage.audit.store import SqlAuditStore
 
@@ -214,6 +249,7 @@ def _load(path: str | None) -> Settings:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The parser of every command; each subcommand sets ``handler`` (args -> exit code)."""
     parser = argparse.ArgumentParser(
         prog="psychopharm-cds", description="CDS Hooks service for psychopharmacology advice"
     )
@@ -274,6 +310,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command from ``argv`` (default ``sys.argv[1:]``) and return its exit code.
+
+    ``CliError`` becomes its message on stderr and its status; ``DatabaseError`` becomes its class
+    name on stderr and ``EXIT_FAILURE``. Bad arguments make argparse exit with ``EXIT_USAGE``
+    (``SystemExit``).
+    """
     args = build_parser().parse_args(argv)
     configure_logging("INFO")
     # Alembic announces its plugins at INFO on every start; the commands report what matters.

@@ -28,6 +28,7 @@ from pydantic import TypeAdapter, ValidationError
 from cards.facts import FACT_KINDS
 from cards.wording import VARIANT_KEYS, WORDING_DIR, Wording, check_wording
 from cds_service.errors import ConfigError
+from cds_service.settings import deep_merge
 from config import CONFIG_DIR
 from fhir_mappers.codes import CodeListError, CodeLists
 from fhir_mappers.medications import IngredientTable
@@ -70,18 +71,25 @@ def _csv_rows(path: Path) -> list[dict[str, str]]:
     return list(csv.DictReader(lines))
 
 
-def load_code_lists(path: Path | None = None) -> CodeLists:
+def load_code_lists(
+    path: Path | None = None, overrides: Mapping[str, Any] | None = None
+) -> CodeLists:
     """The code lists (stop reasons, score LOINCs, encounter classes...) from ``path`` (default
-    ``config/codes.yaml``).
+    ``config/codes.yaml``), with a site's ``codes`` section (``Settings.codes``) deep-merged on
+    top: mappings merge key by key, a list replaces the bundled list.
 
-    Raises ``CodeListError`` naming the file and the entry for a missing or unknown key or a bad
-    value, ``yaml.YAMLError`` when the file is not YAML, and ``OSError`` when it cannot be read.
+    Raises ``CodeListError`` naming the file (and "site codes" when the site section is at
+    fault) and the entry for a missing or unknown key or a bad value, ``yaml.YAMLError`` when the
+    file is not YAML, and ``OSError`` when it cannot be read.
     """
     source = path or CODES_YAML
     with source.open(encoding="utf-8") as handle:
         data = yaml.safe_load(handle)
     if not isinstance(data, Mapping):
         raise CodeListError(f"{source}: expected a mapping at the top level")
+    if overrides:
+        data = deep_merge(data, overrides)
+        source = Path(f"{source} + site codes")
     try:
         return CodeLists.from_mapping(data)
     except (AttributeError, KeyError, TypeError, ValueError) as exc:

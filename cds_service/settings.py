@@ -34,10 +34,26 @@ HOOK_IDS = ("patient-view", "order-select", "order-sign", "medication-prescribe"
 
 
 class _Strict(BaseModel):
+    """Base of every section: unknown keys are errors, instances are immutable."""
+
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class ServiceSettings(_Strict):
+    """``service``: the HTTP service as clients see it.
+
+    - ``public_base_url``: the absolute http(s) URL clients call (no trailing slash); JWT ``aud``
+      is checked against it; "" = the incoming request's URL (local use only).
+    - ``max_body_bytes``: largest hook request body, bytes (larger: 413).
+    - ``cors_allowed_origins``: origins browsers may call from; ``"*"`` = any.
+    - ``max_cards``: cards shown per call at most, by pattern priority (silent ones not counted).
+    - ``hooks``: hook id -> enabled, for the four hooks of ``HOOK_IDS`` only.
+    - ``select_sign_dedup_minutes``: minutes during which a card shown at order-select is not
+      repeated at order-sign for the same patient, prescriber and order.
+    - ``suppression_days_after_override``: days a pattern stays suppressed for a patient after an
+      override, unless the evidence grows.
+    """
+
     public_base_url: str = ""
     max_body_bytes: int = Field(5 * 1024 * 1024, gt=0)
     cors_allowed_origins: tuple[str, ...] = ("*",)
@@ -63,6 +79,14 @@ class ServiceSettings(_Strict):
 
 
 class TrustedClient(_Strict):
+    """One ``auth.trusted_clients`` entry: a CDS client whose JWTs are accepted.
+
+    - ``issuer``: the JWT ``iss`` it signs with (non-empty).
+    - ``jwks_url`` / ``jwks_file``: where its public keys are; exactly one of the two.
+    - ``jku_allowlist``: JWK Set URLs a token's ``jku`` header may name (CDS Hooks 2.0, Trusting
+      CDS Clients); any other ``jku`` is never fetched.
+    """
+
     issuer: str = Field(min_length=1)
     jwks_url: str | None = None
     jwks_file: str | None = None
@@ -76,6 +100,19 @@ class TrustedClient(_Strict):
 
 
 class AuthSettings(_Strict):
+    """``auth``: who may call the service (CDS Hooks 2.0 client JWTs).
+
+    - ``require_jwt``: verify a client JWT on every call; needs ``trusted_clients``.
+    - ``allow_insecure_bind``: allow a non-loopback bind without JWTs (a gateway authenticates).
+    - ``algorithms``: accepted JWS algorithms; asymmetric ones only (ES*, RS*, PS*), as the spec
+      requires.
+    - ``clock_skew_s``: leeway for ``exp``/``iat``/``nbf``, seconds (0-600).
+    - ``max_token_lifetime_s``: longest accepted ``exp`` - ``iat``, seconds.
+    - ``trusted_clients``: the ``TrustedClient`` entries.
+    - ``admin_token_sha256``: sha256 hex (64 characters, stored lower-case) of the admin/auditor
+      bearer token; "" = admin API off.
+    """
+
     require_jwt: bool = False
     allow_insecure_bind: bool = False
     algorithms: tuple[str, ...] = ("ES384", "RS384")
@@ -109,6 +146,17 @@ class AuthSettings(_Strict):
 
 
 class FhirSettings(_Strict):
+    """``fhir``: call-backs to the client's FHIR server when prefetch is incomplete.
+
+    - ``allowed_servers``: base URLs (absolute http(s), no trailing slash) the service may call;
+      exact prefix match, anything else is never fetched.
+    - ``timeout_s``: connect + read budget per FHIR request, seconds (0-60].
+    - ``call_budget_s``: total time for all FHIR fetches of one hook call, seconds (0-120],
+      at least ``timeout_s``.
+    - ``max_pages``: search pages followed per prefetch key.
+    - ``max_bytes``: largest FHIR response body read, bytes.
+    """
+
     allowed_servers: tuple[str, ...] = ()
     timeout_s: float = Field(2.0, gt=0, le=60)
     call_budget_s: float = Field(4.0, gt=0, le=120)
@@ -140,6 +188,17 @@ HOW_TO_SET_PATIENT_KEY = (
 
 
 class StorageSettings(_Strict):
+    """``storage``: the audit database.
+
+    - ``url``: ``sqlite:///<path>`` or a PostgreSQL URL (``postgres://`` and ``postgresql://``
+      are stored as ``postgresql+psycopg://``).
+    - ``patient_key_secret``: HMAC key of the pseudonymous patient keys (>= 8 characters); the
+      placeholder is refused with ``require_jwt`` or ``allow_insecure_bind``, and by ``serve``
+      beyond loopback.
+    - ``queue_size``: card rows waiting for the writer at most (more are dropped, counted).
+    - ``flush_interval_s``: longest wait before a batch is written, seconds (0-10].
+    """
+
     url: str = "sqlite:///psychopharm-cds-audit.sqlite3"
     patient_key_secret: str = Field(PLACEHOLDER_PATIENT_KEY_SECRET, min_length=8)
     queue_size: int = Field(10000, gt=0)
@@ -158,6 +217,9 @@ class StorageSettings(_Strict):
 
 
 class CacheSettings(_Strict):
+    """``cache``: ``redis_url`` of the shared jti replay store and select->sign dedup across
+    hosts; "" = both live in the audit database (``storage.url``)."""
+
     redis_url: str = ""
 
 
@@ -167,6 +229,15 @@ class SmartSettings(_Strict):
     ``scopes`` are sent besides the read scopes of the resources the app reads (those follow the
     SMART version the EHR announces). ``session_secret`` keys the encrypted session cookie, so
     every worker (and host) of a site must share it.
+
+    - ``client_id`` / ``client_secret``: as registered in the EHR; no secret = public client
+      (PKCE only), a secret = confidential client (HTTP Basic).
+    - ``session_secret``: >= 32 characters whenever ``client_id`` is set.
+    - ``link_label``: the card link's text.
+    - ``call_budget_s``: total time to read one patient's history, seconds (0-120].
+    - ``max_pages``: search pages followed per resource type.
+    - ``default_session_s``: session length when the token response has no ``expires_in``,
+      seconds (0-86400].
     """
 
     client_id: str = ""
@@ -204,7 +275,15 @@ class SmartSettings(_Strict):
 
 
 class PatternSettings(_Strict):
-    """A pattern's switch and priority; its thresholds are validated by its own dataclass."""
+    """``patterns.<id>``: a pattern's switch and priority; its thresholds are validated by its
+    own dataclass.
+
+    - ``mode``: ``active`` (cards shown), ``silent`` (evaluated and audited, not shown) or
+      ``off``; YAML ``false`` (an unquoted ``off``) is taken as ``off``.
+    - ``priority``: order among the cards, lower first (>= 0).
+    - ``thresholds``: the pattern module's frozen ``Thresholds``, built from the section's other
+      keys (config/default.yaml gives each with its source).
+    """
 
     mode: Mode = "active"
     priority: int = Field(10, ge=0)
@@ -219,18 +298,27 @@ class PatternSettings(_Strict):
 
 
 class Settings(_Strict):
+    """The whole validated configuration: one attribute per section (see each class),
+    ``patterns`` keyed by pattern id, ``config_version`` (the first 16 hex characters of the
+    sha256 of the validated configuration, written on every audit row) and ``source`` (the site
+    file, or "default"). Build it with ``load_settings`` or ``build_settings``, not directly."""
+
     service: ServiceSettings = ServiceSettings()
     auth: AuthSettings = AuthSettings()
     fhir: FhirSettings = FhirSettings()
     storage: StorageSettings = StorageSettings()
     cache: CacheSettings = CacheSettings()
     smart: SmartSettings = SmartSettings()
+    # Site additions to config/codes.yaml (encounter class map, visit kinds, stop reasons...),
+    # deep-merged over it by ``loaders.load_code_lists``; lists replace the bundled list.
+    codes: dict[str, Any] = Field(default_factory=dict)
     patterns: dict[str, PatternSettings] = Field(default_factory=dict)
     # Content hash of the merged configuration; written on every audit row.
     config_version: str = ""
     source: str = "default"
 
     def pattern(self, pattern_id: str) -> PatternSettings:
+        """The settings of ``pattern_id``; ``KeyError`` for an unknown id."""
         return self.patterns[pattern_id]
 
     @model_validator(mode="after")
@@ -242,6 +330,8 @@ class Settings(_Strict):
 
 
 def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    """A new mapping: ``override`` over ``base``, recursing where both hold a mapping; any other
+    value (lists too, and None) replaces. Neither argument is changed."""
     merged: dict[str, Any] = dict(base)
     for key, value in override.items():
         if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
@@ -340,7 +430,8 @@ def _deployment_problems(settings: Settings) -> list[str]:
 
 
 def build_settings(raw: Mapping[str, Any], source: str = "<mapping>") -> Settings:
-    """Validate an already merged mapping; raises ConfigError listing every problem."""
+    """Validate an already merged mapping into ``Settings`` with ``config_version`` and
+    ``source`` set; raises ``ConfigError`` (message naming ``source``) listing every problem."""
     problems: list[str] = []
     raw = dict(raw)
     patterns = _validate_patterns(raw.pop("patterns", {}), problems)
@@ -374,7 +465,11 @@ def build_settings(raw: Mapping[str, Any], source: str = "<mapping>") -> Setting
 def load_settings(
     path: str | Path | None = None, overrides: Mapping[str, Any] | None = None
 ) -> Settings:
-    """Defaults, then the site file (if any), then ``overrides`` (tests), validated once."""
+    """Defaults, then the site file (if any), then ``overrides`` (tests), validated once.
+
+    Raises ``ConfigError`` when a file cannot be read, is not YAML or not a mapping, or when the
+    merged configuration is invalid (every problem listed in ``problems``).
+    """
     merged = _read_yaml(DEFAULT_CONFIG)
     source = "default"
     if path is not None:

@@ -70,7 +70,9 @@ def main_timeline(args: argparse.Namespace) -> int:
     except orjson.JSONDecodeError as exc:
         sys.stderr.write(f"{path}: not valid JSON: {exc}\n")
         return EXIT_FAILURE
-    record = map_record(resources_of(data), load_ingredient_table(), codes=load_code_lists())
+    record = map_record(
+        resources_of(data), load_ingredient_table(), codes=load_code_lists(overrides=settings.codes)
+    )
     if record.issues:
         log.info("mapping issues: %d (resources or fields left out)", len(record.issues))
     now = args.now or datetime.now(UTC).date()

@@ -31,6 +31,16 @@ _DAYS_PER_UNIT = {"d": 1.0, "day": 1.0, "days": 1.0, "wk": 7.0, "week": 7.0, "we
 
 
 def map_dispense(resource: Mapping[str, Any], ref: str, ctx: MappingContext) -> Dispense | None:
+    """A MedicationDispense as a ``Dispense`` (``ref`` "MedicationDispense/<id>"); None when
+    ``status`` is entered-in-error.
+
+    ``handed_over`` is ``whenHandedOver`` (else ``whenPrepared``) as a date. For a psychotropic,
+    ``days_supply`` (days) is ``daysSupply`` when usable, else derived: ``quantity`` divided by
+    the units a day of the dispense's own ``dosageInstruction`` or of its authorizing order's,
+    else the order's ``dispenseRequest.expectedSupplyDuration``. When none of these can be read
+    it stays None: an unknown supply, never zero (the nonadherence pattern then abstains). Never
+    raises; unreadable fields become ``MappingIssue``s on ``ctx``.
+    """
     status = ctx.string(resource.get("status"), _RTYPE, ref, "status")
     if status == "entered-in-error":
         return None

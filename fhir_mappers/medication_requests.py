@@ -43,6 +43,10 @@ _STOP_KINDS_AS_EVIDENCE = frozenset({"intolerance", "allergy"})
 
 @dataclass(frozen=True, slots=True)
 class MappedCourse:
+    """A mapped order or statement: the ``MedicationCourse`` and, when it was stopped for an
+    intolerance or allergy (``statusReason``/``reasonEnded`` coded or worded as such), the
+    ``IntoleranceEvent`` it documents."""
+
     course: MedicationCourse
     intolerance: IntoleranceEvent | None = None
 
@@ -50,6 +54,17 @@ class MappedCourse:
 def map_medication_request(
     resource: Mapping[str, Any], ref: str, ctx: MappingContext, *, is_draft: bool = False
 ) -> MappedCourse:
+    """A MedicationRequest (R4; DSTU2/STU3 ``dateWritten``/``dateEnded``/``reasonEnded`` read
+    too) as a ``MedicationCourse`` (``ref`` "MedicationRequest/<id>").
+
+    A non-psychotropic is recognised from its medication first and kept as a bare course (status,
+    intent, start), with no dose or dates read in detail. Otherwise: ``start`` is ``authoredOn``
+    (else the first dosage's ``boundsPeriod.start``; a draft starts now), ``end`` the bounds' end
+    or ``dateEnded`` (``validityPeriod`` is the fill window, not the end of treatment), daily dose
+    in mg/day from every ``dosageInstruction`` step, and the stop reason classified by the code
+    lists. ``is_draft`` marks an order from ``context.draftOrders``. Never raises: unreadable
+    fields become ``MappingIssue``s on ``ctx``.
+    """
     rtype: Final = "MedicationRequest"
     medication = resolve_medication(resource, ctx, rtype, ref)
     authored = resource.get("authoredOn", resource.get("dateWritten"))
@@ -127,6 +142,13 @@ def _bare_course(
 def map_medication_statement(
     resource: Mapping[str, Any], ref: str, ctx: MappingContext
 ) -> MappedCourse:
+    """A MedicationStatement as a ``MedicationCourse`` (``ref`` "MedicationStatement/<id>"):
+    ``effectiveDateTime`` or ``effectivePeriod`` give start and end, ``dosage`` the mg/day,
+    ``status`` (STU3 ``taken: n`` read as not-taken) with ``statusReason``/``reasonNotTaken``
+    what the patient reported; the last known day is the latest of the dates and
+    ``dateAsserted``. A non-psychotropic is kept as a bare course. Never raises; problems become
+    ``MappingIssue``s on ``ctx``.
+    """
     rtype: Final = "MedicationStatement"
     medication = resolve_medication(resource, ctx, rtype, ref)
     if not _matters(medication):

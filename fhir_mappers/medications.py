@@ -46,6 +46,13 @@ class IngredientTableError(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class IngredientTable:
+    """The psychotropic ingredient families (``config/ingredients.csv``) and the RxNorm product
+    table, indexed for classification: by ingredient/salt RxCUI, by ATC code, by combination
+    product code, by product (SCD/SBD code -> ingredients and mg per unit) and by the first word
+    of each name and synonym. Immutable apart from a private memo of earlier classifications.
+    Build it with ``from_rows`` (``cds_service.loaders.load_ingredient_table`` reads the files).
+    """
+
     ingredients: tuple[Ingredient, ...]
     by_rxcui: Mapping[str, Ingredient] = field(repr=False)
     by_atc: Mapping[str, tuple[Ingredient, ...]] = field(repr=False)

@@ -6,7 +6,7 @@ the story is about visits; no more than two escalations in 180 days unless it is
 PHQ-9 below 10 after treatment starts unless it is about failed trials; fills on time). The
 ``near_miss_<pattern>`` stories stop one step short of their pattern, as opioid-cds pairs its
 examples (6 of 10 days beside 7 of 10); each picks one of a few boundary variants at random.
-The stories live in ``synthetic_stories_agents`` and ``synthetic_stories_changes``.
+The stories live in ``stories_agents`` and ``stories_changes``.
 
 Days are chosen against the defaults in config/default.yaml; the manifest's expectations hold for
 those defaults only.
@@ -43,6 +43,9 @@ Story = Callable[[PatientBuilder], int]
 
 @dataclass(frozen=True)
 class Archetype:
+    """One archetype: its ``name``, the pattern ids ``expected`` to fire under the defaults
+    (empty for ``clean``, ``stable`` and every ``near_miss_*``) and the ``story`` that writes it."""
+
     name: str
     expected: frozenset[str]
     story: Story

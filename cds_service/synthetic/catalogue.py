@@ -42,6 +42,7 @@ class Drug:
     psychotropic: bool = True
 
     def display(self, strength_mg: float) -> str:
+        """RxNorm-style text for a strength in mg, e.g. ``sertraline 50 MG Oral Tablet``."""
         strength = f"{strength_mg:g}"
         return f"{self.name} {strength} MG {self.form}"
 

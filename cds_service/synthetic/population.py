@@ -1,7 +1,7 @@
 """Synthetic FHIR R4 patients with known answers, for the backtest, the benchmark and tests.
 
 Deterministic by seed (stdlib ``random.Random`` only; no clock). Each patient follows one archetype
-from ``synthetic_archetypes`` (``clean``, ``stable``, one per pattern, ``near_miss_<pattern>``), on
+from ``archetypes`` (``clean``, ``stable``, one per pattern, ``near_miss_<pattern>``), on
 a background of routine visits and non-psychotropic noise (metformin, lisinopril, atorvastatin).
 Names and ids are obviously fake ("Synthetic", ``s<seed>-p000001``).
 
@@ -233,6 +233,11 @@ def _iso_date(value: str) -> date:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """``python -m cds_service.synthetic``: write a population (see the module docstring).
+
+    ``argv`` defaults to ``sys.argv[1:]``. Returns 0; bad arguments (a negative ``--patients``, a
+    date that is not ISO) make argparse exit with status 2 (``SystemExit``).
+    """
     parser = argparse.ArgumentParser(
         prog="python -m cds_service.synthetic",
         description="Write a synthetic FHIR R4 population with known pattern answers.",

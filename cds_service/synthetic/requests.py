@@ -26,6 +26,11 @@ PREFETCH_TYPES: dict[str, str] = {
 
 
 def as_bundle(resources: list[dict[str, Any]], bundle_type: str) -> dict[str, Any]:
+    """A FHIR R4 Bundle of ``bundle_type`` holding ``resources`` in order, each with a ``fullUrl``
+    under ``BASE_URL``; a ``searchset`` also gets ``total`` and ``search.mode: match`` per entry.
+
+    Each resource needs ``resourceType`` and ``id`` (``KeyError`` otherwise).
+    """
     entries = []
     for resource in resources:
         entry: dict[str, Any] = {

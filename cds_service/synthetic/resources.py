@@ -1,6 +1,6 @@
 """Builds the FHIR R4 resources of one synthetic patient, with dates counted back from an as-of day.
 
-Archetypes (``synthetic_archetypes``) describe a history in clinical steps ("sertraline 100 mg
+Archetypes (``archetypes``) describe a history in clinical steps ("sertraline 100 mg
 from 500 days ago", "dispensed every 30 days"); this module turns each step into valid R4 JSON with
 stable ids, so that the same seed always writes byte-identical files.
 """
@@ -39,9 +39,11 @@ class PatientBuilder:
         return f"{self.patient_id}-{kind}-{n}"
 
     def day(self, days_ago: int) -> str:
+        """The date ``days_ago`` days before ``as_of``, as a FHIR ``date`` (``YYYY-MM-DD``)."""
         return (self.as_of - timedelta(days=days_ago)).isoformat()
 
     def instant(self, days_ago: int) -> str:
+        """A UTC ``dateTime`` on that day, at a random quarter hour between 08:00 and 16:45."""
         hour = self.rng.randint(8, 16)
         minute = self.rng.choice((0, 15, 30, 45))
         return f"{self.day(days_ago)}T{hour:02d}:{minute:02d}:00Z"
@@ -61,6 +63,7 @@ class PatientBuilder:
     # -- resources -----------------------------------------------------------------------------
 
     def patient(self, index: int) -> Resource:
+        """Add and return the Patient: obviously fake name, MRN ``SYN<index:07d>``, aged 19-78."""
         birth = self.as_of - timedelta(
             days=365 * self.rng.randint(19, 78) + self.rng.randint(0, 364)
         )
@@ -173,6 +176,11 @@ class PatientBuilder:
         days_supply: int = 30,
         first: bool = False,
     ) -> None:
+        """One completed fill of ``request_ref``: ``days_supply`` days (quantity = days x doses a
+        day), handed over ``days_ago``, typed First Fill when ``first`` else Refill.
+
+        Raises ``KeyError`` when ``request_ref`` is not a MedicationRequest added before.
+        """
         request = self._find(request_ref)
         concept = request["medicationCodeableConcept"]
         dosage = request["dosageInstruction"][0]
@@ -212,6 +220,8 @@ class PatientBuilder:
             day -= every + self.rng.randint(0, 2)
 
     def encounter(self, days_ago: int, *, virtual: bool = False, status: str = "finished") -> None:
+        """An outpatient visit (class AMB, or VR when ``virtual``) with a CPT office or psychiatry
+        visit type, from a random start that day until 17:30."""
         class_code = ("VR", "virtual") if virtual else ("AMB", "ambulatory")
         visit_type = self.rng.choice(cat.VISIT_TYPES)
         start = self.instant(days_ago)
@@ -228,6 +238,8 @@ class PatientBuilder:
         )
 
     def phq9(self, days_ago: int, score: int) -> None:
+        """A final PHQ-9 total (LOINC 44261-6, 0-27 points), as valueInteger or, one time in five,
+        as a UCUM ``{score}`` valueQuantity, as EHRs vary."""
         value: dict[str, Any]
         if self.rng.random() < 0.8:
             value = {"valueInteger": score}
@@ -254,6 +266,12 @@ class PatientBuilder:
         reaction: tuple[str, str],
         kind: str = "intolerance",
     ) -> None:
+        """An active, confirmed AllergyIntolerance to ``drug_name`` with one ``(SNOMED code,
+        display)`` reaction; ``kind`` ``intolerance`` is low criticality and mild, ``allergy``
+        high and severe (the form repeated-intolerance never counts).
+
+        Raises ``KeyError`` for a drug not in ``catalogue.DRUGS``.
+        """
         drug = cat.DRUGS[drug_name]
         code: dict[str, Any]
         if drug.rxcui:
@@ -301,6 +319,7 @@ class PatientBuilder:
         )
 
     def condition(self, code: tuple[str, str], *, onset_ago: int) -> None:
+        """An active, confirmed problem-list Condition with an ``(ICD-10-CM code, display)``."""
         self.resources.append(
             {
                 "resourceType": "Condition",

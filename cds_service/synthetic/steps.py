@@ -34,6 +34,8 @@ def course(
 
 
 def visits(b: PatientBuilder, start: int, end: int, every: int = 45) -> None:
+    """Outpatient visits from ``start`` down to ``end`` days ago, about every ``every`` days
+    (+/- 5); one in five is virtual."""
     day = start
     while day >= end:
         b.encounter(day, virtual=b.rng.random() < 0.2)
@@ -41,9 +43,11 @@ def visits(b: PatientBuilder, start: int, end: int, every: int = 45) -> None:
 
 
 def low_scores(b: PatientBuilder, *days: int) -> None:
+    """A PHQ-9 of 3-9 (below the 10 points of persisting depression) on each of ``days`` ago."""
     for day in days:
         b.phq9(day, b.rng.randint(3, 9))
 
 
 def depression(b: PatientBuilder, onset: int) -> None:
+    """A major depressive disorder Condition (ICD-10-CM F32/F33) with onset ``onset`` days ago."""
     b.condition(b.rng.choice(cat.DEPRESSION_CONDITIONS), onset_ago=onset)

@@ -14,12 +14,17 @@ from cds_service.synthetic.steps import course, depression, low_scores, visits
 
 
 def clean(b: PatientBuilder) -> int:
+    """No psychiatric care: for half the patients one PHQ-9 of 0-4, 30-300 days ago. Fires
+    nothing; returns 0."""
     if b.rng.random() < 0.5:
         b.phq9(b.rng.randint(30, 300), b.rng.randint(0, 4))
     return 0
 
 
 def stable(b: PatientBuilder) -> int:
+    """A responder on one agent: depression, a PHQ-9 of 14-18, then sertraline 100 mg,
+    escitalopram 10 mg or fluoxetine 20 mg once daily from 400-700 days ago, filled on time, with
+    visits about every 60 days and PHQ-9 scores of 3-9 after. Fires nothing."""
     drug, mg = b.rng.choice((("sertraline", 100), ("escitalopram", 10), ("fluoxetine", 20)))
     start = b.rng.randint(400, 700)
     depression(b, start + 10)
@@ -84,11 +89,19 @@ def _intolerance_story(
 
 
 def repeated_intolerance(b: PatientBuilder) -> int:
+    """Three agents of three ATC level-4 classes not tolerated (a stop for suspected intolerance,
+    a mild nocebo-type reaction, or both), about 600, 430 and 260 days ago, then mirtazapine
+    15 mg. Fires repeated-intolerance: ``min_distinct_classes`` 3 unrelated classes within
+    ``lookback_days`` 730 (multiple drug intolerance syndrome, Macy & Ho 2012)."""
     r = b.rng.randint
     return _intolerance_story(b, [r(580, 620), r(410, 450), r(255, 265)])
 
 
 def near_miss_repeated_intolerance(b: PatientBuilder) -> int:
+    """The repeated-intolerance story one step short, must fire nothing; one variant of: two
+    agents only; three SSRIs (one class, N06AB); the first 765-780 days ago (past
+    ``lookback_days`` 730); or the third an immune allergy (urticaria, angioedema or
+    anaphylaxis, high criticality), a reaction that never counts."""
     r = b.rng.randint
     variant = b.rng.choice(("two_agents", "one_class", "older_than_lookback", "third_is_allergy"))
     if variant == "two_agents":
@@ -104,6 +117,12 @@ def near_miss_repeated_intolerance(b: PatientBuilder) -> int:
 
 
 def psychotropic_polypharmacy(b: PatientBuilder) -> int:
+    """Fires psychotropic-polypharmacy, one of two ways. Half the time schizoaffective or
+    bipolar II disorder with quetiapine from about 520 and risperidone from about 320 days ago,
+    both still taken (sometimes with lithium): 2 antipsychotics (``min_concurrent_antipsychotics``)
+    overlapping far past ``min_overlap_days`` 90 (HEDIS APC). Otherwise depression with five
+    standing psychotropics (sertraline, bupropion, lamotrigine, lorazepam, trazodone):
+    ``min_concurrent_psychotropics`` 5 (a local choice)."""
     r = b.rng.randint
     if b.rng.random() < 0.5:  # two antipsychotics at once
         care = r(690, 710)
@@ -127,6 +146,10 @@ def psychotropic_polypharmacy(b: PatientBuilder) -> int:
 
 
 def near_miss_psychotropic_polypharmacy(b: PatientBuilder) -> int:
+    """Schizoaffective or bipolar II disorder on lithium, one step short of
+    psychotropic-polypharmacy, must fire nothing: either four psychotropics with one
+    antipsychotic (lithium plus quetiapine, sertraline, lorazepam; lithium is not counted as an
+    antipsychotic), or risperidone switched to aripiprazole about 400 days ago, never together."""
     r = b.rng.randint
     care = r(640, 660)
     b.condition(b.rng.choice(cat.PSYCHOSIS_CONDITIONS), onset_ago=care)
@@ -166,12 +189,18 @@ def _adherence_story(b: PatientBuilder, fills_in_window: list[int]) -> int:
 
 
 def nonadherence(b: PatientBuilder) -> int:
+    """One standing agent (escitalopram, sertraline, fluoxetine or aripiprazole) filled on time
+    until about 205 days ago, then four 30-day fills with month-long gaps. Fires nonadherence:
+    PDC about 0.63 over ``window_days`` 180, below ``pdc_below`` 0.80 with >= ``min_dispenses``
+    2 fills (PQA proportion of days covered)."""
     r = b.rng.randint
     # PDC about 110/175 = 0.63: 30-day fills with month-long gaps.
     return _adherence_story(b, [r(173, 177), r(118, 122), r(58, 62), r(18, 22)])
 
 
 def near_miss_nonadherence(b: PatientBuilder) -> int:
+    """The nonadherence story with five 30-day fills in the last 180 days, each about six days
+    late: PDC about 0.85, just above ``pdc_below`` 0.80. Must fire nothing."""
     r = b.rng.randint
     # PDC about 150/175 = 0.85: each fill six days late.
     return _adherence_story(b, [175, 139 + r(-1, 1), 103 + r(-1, 1), 67 + r(-1, 1), 31 + r(-1, 1)])

@@ -39,11 +39,19 @@ def _escalation_story(b: PatientBuilder, increase: int, added: int, second: int 
 
 
 def regimen_escalation(b: PatientBuilder) -> int:
+    """Depression treated by escalation: escitalopram 10 -> 20 mg or sertraline 50 -> 100 mg about
+    165 days ago, aripiprazole 5 mg added about 135 days ago, then about 105 days ago either
+    aripiprazole 5 -> 15 mg (past its 10 mg minimum effective dose in config/ingredients.csv, so
+    not titration) or trazodone 50 mg added; a visit on each change day. Fires
+    regimen-escalation: ``min_escalations`` 3 within ``window_days`` 180 (a local choice)."""
     r = b.rng.randint
     return _escalation_story(b, r(163, 172), r(130, 140), r(102, 110))
 
 
 def near_miss_regimen_escalation(b: PatientBuilder) -> int:
+    """The regimen-escalation story one step short, must fire nothing: either the dose increase
+    and aripiprazole only (two escalations), or the dose increase 192-200 days ago, before
+    ``window_days`` 180 (two in the window)."""
     r = b.rng.randint
     if b.rng.random() < 0.5:  # two escalations in 180 days
         return _escalation_story(b, r(163, 172), r(120, 140), None)
@@ -85,10 +93,21 @@ def _trials_story(b: PatientBuilder, variant: str) -> int:
 
 
 def multiple_failed_trials(b: PatientBuilder) -> int:
+    """Depression (baseline PHQ-9 17-22) about 760 days ago through two failed antidepressant
+    trials: an SSRI for 84-110 days (half the time stopped for no response), outcome PHQ-9 14-19,
+    then escitalopram 20 mg, venlafaxine 150 mg/day or duloxetine 60 mg for 70-100 days,
+    outcome 12-18, then bupropion or mirtazapine. Each trial is >= ``min_trial_days`` 28 at an
+    adequate dose, with a fall below ``phq9_response_fall_fraction`` 0.5 and an outcome still
+    >= ``phq9_persisting_min_score`` 10. Fires multiple-failed-trials: ``min_failed_trials`` 2
+    within ``lookback_days`` 1095 (trial definition: Delphi consensus 2021)."""
     return _trials_story(b, "both_failed")
 
 
 def near_miss_multiple_failed_trials(b: PatientBuilder) -> int:
+    """The multiple-failed-trials story with the second trial not a failure, so one failed trial
+    and nothing fires; one variant of: its outcome PHQ-9 5-9 (a response), 22-25 days long
+    (under ``min_trial_days`` 28), or escitalopram 5 mg or sertraline 25 mg (under the minimum
+    effective dose in config/ingredients.csv)."""
     return _trials_story(b, b.rng.choice(("score_below", "short_trial", "low_dose")))
 
 
@@ -126,8 +145,15 @@ def _changes_story(b: PatientBuilder, variant: str) -> int:
 
 
 def visits_lag_changes(b: PatientBuilder) -> int:
+    """Depression seen about every 45 days until about 115 days ago, then three changes with one
+    visit: the antidepressant lowered about 80 days ago (the visit), lorazepam stopped about 50
+    and the dose raised again about 20 days ago. Fires visits-lag-changes: ``min_changes`` 3
+    within ``window_days`` 90 with fewer review visits than changes (a local choice)."""
     return _changes_story(b, "three_changes_one_visit")
 
 
 def near_miss_visits_lag_changes(b: PatientBuilder) -> int:
+    """The visits-lag-changes story one step short, must fire nothing: either two changes in 90
+    days (lorazepam stopped about 60, mirtazapine added about 30 days ago, a visit at each), or
+    the three changes with a visit at each (as many visits as changes, none 90 days apart)."""
     return _changes_story(b, b.rng.choice(("near_two_changes", "near_equal_visits")))

@@ -78,7 +78,7 @@ def build_services(
         settings=settings,
         definitions=enabled_definitions(load_definitions(), settings),
         table=load_ingredient_table(),
-        codes=load_code_lists(),
+        codes=load_code_lists(overrides=settings.codes),
         wording=load_wording(),
         audit=audit,
         ttl=ttl,
