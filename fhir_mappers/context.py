@@ -24,6 +24,11 @@ log = logging.getLogger(__name__)
 
 @dataclass(slots=True)
 class MappingContext:
+    """The state of one mapping call (one hook call or one backtest patient): the lookups it
+    reads (``table``, ``codes``), the indexes it builds while reading (Medications, orders by
+    reference, fullUrl aliases, classified concepts) and the ``MappingIssue``s it collects. Not
+    shared between calls or threads."""
+
     table: IngredientTable
     codes: CodeLists
     # "Medication/<id>" -> Medication resource, fetched separately or found among the inputs.
@@ -40,6 +45,8 @@ class MappingContext:
     concepts: dict[bytes, Any] = field(default_factory=dict)
 
     def issue(self, resource_type: str, ref: str, field_name: str, reason: str) -> None:
+        """Record that ``field_name`` of ``ref`` (``resource_type``) was left out and why; logged
+        at DEBUG only (the call logs one summary line), with no values from the chart."""
         self.issues.append(MappingIssue(resource_type, ref, field_name, reason))
         log.debug("FHIR %s skipped data at %s: %s", resource_type, field_name or "-", reason)
 

@@ -35,6 +35,10 @@ _MG = {"mg": 1.0, "g": 1000.0, "mcg": 0.001, "ug": 0.001}
 
 @dataclass(frozen=True, slots=True)
 class ResolvedMedication:
+    """What a medication[x] names: its display text, the psychotropic (or other tabled)
+    ingredient families it contains (``()`` when none is recognised), and for a
+    single-ingredient product its strength in mg per unit or concentration in mg/mL."""
+
     display: str
     ingredients: tuple[Ingredient, ...]
     strength_mg: float | None = None  # per tablet/capsule, single-ingredient products only
@@ -54,6 +58,13 @@ def medication_reference(resource: Mapping[str, Any]) -> str | None:
 def resolve_medication(
     resource: Mapping[str, Any], ctx: MappingContext, resource_type: str, ref: str
 ) -> ResolvedMedication:
+    """The medication of a MedicationRequest/Statement/Dispense: R4 ``medicationCodeableConcept``
+    or R5 ``medication.concept`` (classified once per distinct concept per call), else R4
+    ``medicationReference`` / R5 ``medication.reference`` resolved to a contained ``#id``, a
+    Medication among the inputs or fetched, or a Bundle ``fullUrl``. ``UNKNOWN`` when there is
+    none. Never raises: a missing medication, a concept that is not one, a reference that cannot
+    be resolved and an RxNorm code that names nothing known become ``MappingIssue``s on ``ctx``.
+    """
     concept = resource.get("medicationCodeableConcept") or get(resource, "medication", "concept")
     if isinstance(concept, str):
         # Seen in hand-built exports: the drug name where a CodeableConcept belongs.
@@ -140,6 +151,9 @@ def _problem(
 def from_medication_resource(
     medication: Mapping[str, Any], ctx: MappingContext, fallback_display: str = ""
 ) -> ResolvedMedication:
+    """A Medication resource classified from its ``code`` and its ingredients'
+    ``itemCodeableConcept`` (R5 ``item.concept``), with ingredient ``strength`` (a Ratio) read
+    as mg per unit or mg/mL; ``fallback_display`` when ``code`` has no text."""
     code = medication.get("code")
     items = [
         get(item, "itemCodeableConcept") or get(item, "item", "concept")
