@@ -10,8 +10,6 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-import pytest
-
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("cds_service", "fhir_mappers", "cards")
 # Alembic calls each revision's upgrade()/downgrade() by name; the revision's module docstring
