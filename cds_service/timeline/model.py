@@ -13,7 +13,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, fields
 from datetime import date, timedelta
-from typing import Any
+from typing import Any, get_args
 
 from cds_service.patterns.timeline import (
     Episode,
@@ -24,6 +24,7 @@ from cds_service.patterns.timeline import (
     taken_courses,
 )
 from fhir_mappers.record import (
+    DrugClass,
     Ingredient,
     IntoleranceEvent,
     MedicationCourse,
@@ -31,16 +32,10 @@ from fhir_mappers.record import (
     StopReasonKind,
 )
 
-# Display order of the classes (and of the legend); "other" lanes only appear for intolerances to
-# ingredients the table lists without counting them as psychotropic (never, today).
-CLASS_ORDER = (
-    "antidepressant",
-    "antipsychotic",
-    "mood_stabilizer",
-    "anxiolytic_hypnotic",
-    "stimulant",
-    "other",
-)
+# Display order of the classes (and of the legend): the order the record declares them in; "other"
+# lanes only appear for intolerances to ingredients the table lists without counting them as
+# psychotropic (never, today).
+CLASS_ORDER: tuple[str, ...] = get_args(DrugClass)
 CLASS_LABELS = {
     "antidepressant": "Antidepressants",
     "antipsychotic": "Antipsychotics",

@@ -127,7 +127,8 @@ def patient(pid: str) -> dict[str, Any]:
     return {"resourceType": "Patient", "id": pid, "gender": "female", "birthDate": "1979-04-12"}
 
 
-_PREFETCH_KEY = {
+# The service's prefetch key for each resource type it reads (config/services.yaml).
+PREFETCH_KEY = {
     "MedicationRequest": "medications",
     "MedicationStatement": "statements",
     "AllergyIntolerance": "allergies",
@@ -157,9 +158,9 @@ def hook_body(
     hook_instance: str | None = None,
 ) -> dict[str, Any]:
     """A complete request: every prefetch key filled (empty searchsets where there is no data)."""
-    grouped: dict[str, list[Mapping[str, Any]]] = {k: [] for k in _PREFETCH_KEY.values()}
+    grouped: dict[str, list[Mapping[str, Any]]] = {k: [] for k in PREFETCH_KEY.values()}
     for resource in resources:
-        grouped[_PREFETCH_KEY[resource["resourceType"]]].append(resource)
+        grouped[PREFETCH_KEY[resource["resourceType"]]].append(resource)
     prefetch: dict[str, Any] = {"patient": patient(patient_id)}
     prefetch.update({key: searchset(items) for key, items in grouped.items()})
     context: dict[str, Any] = {"userId": user, "patientId": patient_id}

@@ -7,6 +7,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
+from tests.cds_service.conftest import PREFETCH_KEY
 from tests.realworld.conftest import CASES_NOW
 
 RXNORM = "http://www.nlm.nih.gov/research/umls/rxnorm"
@@ -154,15 +155,6 @@ def searchset(resources: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-_KEYS = {
-    "MedicationRequest": "medications",
-    "MedicationStatement": "statements",
-    "AllergyIntolerance": "allergies",
-    "Encounter": "encounters",
-    "MedicationDispense": "dispenses",
-    "Observation": "observations",
-    "Condition": "conditions",
-}
 
 
 def request(
@@ -177,7 +169,7 @@ def request(
     prefetch: dict[str, Any] = {
         "patient": {"resourceType": "Patient", "id": pid, "birthDate": "1984-03-02"}
     }
-    for rtype, key in _KEYS.items():
+    for rtype, key in PREFETCH_KEY.items():
         prefetch[key] = searchset([r for r in resources if r["resourceType"] == rtype])
     ctx: dict[str, Any] = {"userId": "Practitioner/rw-prac-1", "patientId": pid, **context}
     if drafts is not None:

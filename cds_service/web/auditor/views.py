@@ -34,6 +34,7 @@ from cds_service.storage.audit.export import FIELDS, export_record, spreadsheet_
 from cds_service.web.auditor.charts import weekly_chart
 from cds_service.web.auditor.timeline import card_timeline
 from cds_service.web.auth import check_admin
+from cds_service.web.page_headers import STRICT_PAGE_HEADERS
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
@@ -49,16 +50,6 @@ bp.add_url_rule(
 
 PAGE_SIZE = 50
 REALM = 'Basic realm="psychopharm-cds auditor"'
-# No script at all, and nothing fetched from anywhere but this service.
-_SECURITY_HEADERS = {
-    "Content-Security-Policy": (
-        "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "
-        "base-uri 'none'; frame-ancestors 'none'"
-    ),
-    "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
-    "Cache-Control": "no-store",  # pseudonymous, but still audit data
-}
 
 
 class FilterError(ValueError):
@@ -92,7 +83,7 @@ def _require_auditor() -> Response | None:
 
 @bp.after_request
 def _security_headers(response: Response) -> Response:
-    response.headers.update(_SECURITY_HEADERS)
+    response.headers.update(STRICT_PAGE_HEADERS)
     return response
 
 

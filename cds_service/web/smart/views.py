@@ -38,6 +38,7 @@ from cds_service.timeline import (
     render_svg,
     render_table,
 )
+from cds_service.web.page_headers import STRICT_PAGE_HEADERS
 from cds_service.web.smart import oauth
 from cds_service.web.smart.errors import (
     RELAUNCH,
@@ -65,16 +66,6 @@ bp = Blueprint(
     template_folder="templates", static_folder="static", static_url_path="/static",
 )
 
-_SECURITY_HEADERS = {
-    "Content-Security-Policy": (
-        "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "
-        "base-uri 'none'; frame-ancestors 'none'"
-    ),
-    "X-Content-Type-Options": "nosniff",
-    # The callback URL carries the code: never pass it on as a referrer.
-    "Referrer-Policy": "no-referrer",
-    "Cache-Control": "no-store",
-}
 _REF = re.compile(r"^[A-Z][A-Za-z]{1,63}/[A-Za-z0-9\-.]{1,64}$")
 MAX_HIGHLIGHTS = 100
 # The launch value is opaque but travels in the authorize URL; browsers and servers cap URLs.
@@ -128,7 +119,7 @@ def _pages(view: _View) -> _View:
 
 @bp.after_request
 def _security_headers(response: Response) -> Response:
-    response.headers.update(_SECURITY_HEADERS)
+    response.headers.update(STRICT_PAGE_HEADERS)
     return response
 
 
