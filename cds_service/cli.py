@@ -23,7 +23,6 @@ from cds_service.patterns import PATTERN_IDS
 from cds_service.runtime.logging_setup import configure_logging
 from cds_service.settings import (
     HOW_TO_SET_PATIENT_KEY,
-    PLACEHOLDER_PATIENT_KEY_SECRET,
     Settings,
     load_settings,
     uses_placeholder_secret,
@@ -154,8 +153,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
             )
     if not is_loopback(args.host) and uses_placeholder_secret(settings):
         raise CliError(
-            f"refusing to listen on {args.host} with storage.patient_key_secret still the "
-            f"placeholder {PLACEHOLDER_PATIENT_KEY_SECRET!r}: {HOW_TO_SET_PATIENT_KEY}",
+            f"refusing to listen on {args.host} with storage.patient_key_secret still a "
+            f"placeholder ({settings.storage.patient_key_secret!r}): {HOW_TO_SET_PATIENT_KEY}",
             EXIT_USAGE,
         )
     # Migrate once here, before the workers fork, rather than racing in each of them.

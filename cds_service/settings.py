@@ -266,10 +266,12 @@ class SmartSettings(_Strict):
 
     @model_validator(mode="after")
     def _secret_when_enabled(self) -> SmartSettings:
-        if self.client_id and len(self.session_secret) < 32:
+        if self.client_id and (
+            len(self.session_secret) < 32 or is_placeholder_secret(self.session_secret)
+        ):
             raise ValueError(
-                "session_secret must be set (32 characters or more, the same on every worker) "
-                "when client_id is set"
+                "session_secret must be set (32 characters or more, the same on every worker; "
+                "not a placeholder) when client_id is set"
             )
         return self
 
@@ -410,9 +412,21 @@ def _check_threshold_values(
             problems.append(f"{key}: must not be negative (got {value})")
 
 
+def is_placeholder_secret(value: str) -> bool:
+    """True for a secret nobody chose: the shipped placeholder, a documentation placeholder in
+    angle brackets ("<long random site secret>", as the README writes them) or a "change me"."""
+    folded = value.strip().lower()
+    return (
+        value == PLACEHOLDER_PATIENT_KEY_SECRET
+        or (folded.startswith("<") and folded.endswith(">"))
+        or "change-me" in folded
+        or "changeme" in folded
+    )
+
+
 def uses_placeholder_secret(settings: Settings) -> bool:
-    """True while ``storage.patient_key_secret`` is still the shipped placeholder."""
-    return settings.storage.patient_key_secret == PLACEHOLDER_PATIENT_KEY_SECRET
+    """True while ``storage.patient_key_secret`` is a placeholder (``is_placeholder_secret``)."""
+    return is_placeholder_secret(settings.storage.patient_key_secret)
 
 
 def _deployment_problems(settings: Settings) -> list[str]:
@@ -423,8 +437,9 @@ def _deployment_problems(settings: Settings) -> list[str]:
     ):
         reason = "auth.require_jwt" if settings.auth.require_jwt else "auth.allow_insecure_bind"
         return [
-            f"storage.patient_key_secret: the placeholder {PLACEHOLDER_PATIENT_KEY_SECRET!r} is "
-            f"refused with {reason} true; {HOW_TO_SET_PATIENT_KEY}"
+            f"storage.patient_key_secret: a placeholder "
+            f"({settings.storage.patient_key_secret!r}) is refused with {reason} true; "
+            f"{HOW_TO_SET_PATIENT_KEY}"
         ]
     return []
 

@@ -46,13 +46,21 @@ def open_client(
     # The scheduler and client of this process log every shuffle and every worker coming and
     # going at INFO/WARNING: cluster chatter, not the user's report (LocalCluster's
     # silence_logs only covers its start-up). Errors still show.
-    distributed_log = logging.getLogger("distributed")
-    level = distributed_log.level
-    distributed_log.setLevel(logging.ERROR)
+    # Some of distributed's loggers carry their own level (e.g. the event-loop monitor under
+    # load), so each is raised, not only the parent.
+    loggers = [logging.getLogger("distributed")] + [
+        logging.getLogger(name)
+        for name in list(logging.root.manager.loggerDict)
+        if name.startswith("distributed.")
+    ]
+    levels = [log.level for log in loggers]
+    for log in loggers:
+        log.setLevel(logging.ERROR)
     try:
         yield from _open_client(scheduler, workers=workers, processes=processes)
     finally:
-        distributed_log.setLevel(level)
+        for log, level in zip(loggers, levels, strict=True):
+            log.setLevel(level)
 
 
 def _open_client(

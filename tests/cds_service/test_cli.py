@@ -198,7 +198,7 @@ def test_serve_refuses_the_placeholder_secret_beyond_loopback(
     assert cli.main(argv) == cli.EXIT_USAGE
     assert no_gunicorn == []
     err = capsys.readouterr().err
-    assert "storage.patient_key_secret still the placeholder 'change-me-local-only'" in err
+    assert "storage.patient_key_secret still a placeholder ('change-me-local-only')" in err
     assert "secrets.token_urlsafe(32)" in err  # how to make one
 
 
@@ -221,7 +221,7 @@ def test_check_config_refuses_the_placeholder_secret_where_others_can_call(
     path = write_config(tmp_path, f"auth:\n  {auth}\n")
     assert cli.main(["check-config", str(path)]) == cli.EXIT_FAILURE
     out = capsys.readouterr().out
-    assert "storage.patient_key_secret: the placeholder 'change-me-local-only' is refused" in out
+    assert "storage.patient_key_secret: a placeholder ('change-me-local-only') is refused" in out
     assert "set storage.patient_key_secret in the site file" in out
     fixed = write_config(tmp_path, f"auth:\n  {auth}\n{SECRET}", "fixed.yaml")
     assert cli.main(["check-config", str(fixed)]) == cli.EXIT_OK

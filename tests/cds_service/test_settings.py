@@ -207,3 +207,29 @@ def test_pattern_mode_true_or_unknown_is_an_error(tmp_path: Path, written: str) 
     (problem,) = problems_of(site(tmp_path, f"patterns:\n  nonadherence:\n    mode: {written}\n"))
     assert problem.startswith("patterns.nonadherence.mode: ")
     assert "'active', 'silent' or 'off'" in problem
+
+
+@pytest.mark.parametrize(
+    ("secret", "placeholder"),
+    [
+        ("change-me-local-only", True),
+        ("<long random site secret>", True),
+        ("  <at least 32 random characters, the same on every worker>  ", True),
+        ("CHANGEME-please-0123456789abcdef", True),
+        ("q3C1kq9VYc0mZ8Yp3c9uJx2bQ1r8sT7wZ5nL4eD6fH0", False),
+    ],
+)
+def test_placeholder_secrets_are_recognised(secret: str, placeholder: bool) -> None:
+    from cds_service.settings import is_placeholder_secret
+
+    assert is_placeholder_secret(secret) is placeholder
+
+
+def test_a_placeholder_smart_session_secret_is_refused() -> None:
+    with pytest.raises(ConfigError) as info:
+        load_settings(overrides={
+            "service": {"public_base_url": "https://cds.example.org"},
+            "smart": {"client_id": "psychopharm-timeline",
+                      "session_secret": "<at least 32 random characters, the same everywhere>"},
+        })  # fmt: skip
+    assert any("not a placeholder" in p for p in info.value.problems)
