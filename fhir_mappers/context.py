@@ -43,6 +43,8 @@ class MappingContext:
     current_encounter: str | None = None
     # Serialised medicationCodeableConcept -> its ResolvedMedication (medication_source).
     concepts: dict[bytes, Any] = field(default_factory=dict)
+    # One Dosage line (bounds left out) and the product's strength -> its DailyDose (dosage).
+    doses: dict[tuple[Any, ...], Any] = field(default_factory=dict)
 
     def issue(self, resource_type: str, ref: str, field_name: str, reason: str) -> None:
         """Record that ``field_name`` of ``ref`` (``resource_type``) was left out and why; logged

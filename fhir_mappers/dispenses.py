@@ -22,7 +22,7 @@ from fhir_mappers.accessors import (
     relative_reference,
 )
 from fhir_mappers.context import MappingContext
-from fhir_mappers.dosage import daily_dose
+from fhir_mappers.dosage import daily_dose_memo
 from fhir_mappers.medication_source import ResolvedMedication, resolve_medication
 from fhir_mappers.record import Dispense
 
@@ -91,7 +91,7 @@ def _derived_days(
         for dosages in (resource.get("dosageInstruction"), get(request, "dosageInstruction")):
             if not as_list(dosages):
                 continue
-            units_per_day = daily_dose(dosages, medication, ctx.codes).units
+            units_per_day = daily_dose_memo(dosages, medication, ctx.codes, ctx.doses).units
             if units_per_day:
                 return round(quantity / units_per_day, 1)
     expected = get(request, "dispenseRequest", "expectedSupplyDuration")

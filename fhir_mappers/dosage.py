@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
 
+import orjson
+
 from fhir_mappers.accessors import (
     as_list,
     get,
@@ -103,6 +105,48 @@ def daily_dose(
     # Supply per day differs between steps: a single figure would misstate every fill.
     step_units = per_step.pop() if len(per_step) == 1 else None
     return DailyDose(totals[-1][0], step_units, is_prn, problem, steps)
+
+
+def daily_dose_memo(
+    dosages: Any,
+    medication: ResolvedMedication,
+    codes: CodeLists,
+    memo: dict[tuple[Any, ...], Any],
+    *,
+    starts: date | None = None,
+) -> DailyDose:
+    """``daily_dose``, remembered in ``memo`` (one mapping call's ``MappingContext.doses``).
+
+    Only an order with exactly one Dosage line is remembered: one line is one step, so its dose
+    never reads the line's bounds or ``starts``, and a long history repeats the same line with
+    only its dates changed. The key is the line without its ``timing.repeat.bounds*`` plus the
+    product's strength, concentration and ingredient count: everything else ``daily_dose`` reads.
+    ``codes`` must be the same for every call sharing ``memo``.
+    """
+    lines = as_list(dosages)
+    if len(lines) != 1 or type(lines[0]) is not dict:
+        return daily_dose(dosages, medication, codes, starts=starts)
+    line = lines[0]
+    timing = line.get("timing")
+    repeat = timing.get("repeat") if type(timing) is dict else None
+    if type(repeat) is dict and any(k.startswith("bounds") for k in repeat):
+        unbounded = {k: v for k, v in repeat.items() if not k.startswith("bounds")}
+        line = {**line, "timing": {**timing, "repeat": unbounded}}  # type: ignore[dict-item]
+    try:
+        serialised = orjson.dumps(line)
+    except (orjson.JSONEncodeError, TypeError):  # not plain JSON: compute, do not remember
+        return daily_dose(dosages, medication, codes, starts=starts)
+    key = (
+        serialised,
+        medication.strength_mg,
+        medication.concentration_mg_per_ml,
+        len(medication.ingredients),
+    )
+    found: DailyDose | None = memo.get(key)
+    if found is None:
+        found = daily_dose(dosages, medication, codes, starts=starts)
+        memo[key] = found
+    return found
 
 
 def _step_key(dosage: Mapping[str, Any]) -> Any:

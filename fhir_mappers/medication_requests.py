@@ -32,7 +32,7 @@ from fhir_mappers.accessors import (
     text,
 )
 from fhir_mappers.context import MappingContext
-from fhir_mappers.dosage import daily_dose
+from fhir_mappers.dosage import daily_dose_memo
 from fhir_mappers.medication_source import ResolvedMedication, resolve_medication
 from fhir_mappers.record import Coding, DoseStep, IntoleranceEvent, MedicationCourse
 
@@ -205,7 +205,7 @@ def _build(
 ) -> MappedCourse:
     if resource.get("status") is None:
         ctx.issue(source_type, ref, "status", "missing status")
-    dose = daily_dose(dosages, medication, ctx.codes, starts=start)
+    dose = daily_dose_memo(dosages, medication, ctx.codes, ctx.doses, starts=start)
     if dose.problem is not None:
         where = "dosageInstruction" if source_type == "MedicationRequest" else "dosage"
         ctx.issue(source_type, ref, where, dose.problem)

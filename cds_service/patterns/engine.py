@@ -14,6 +14,7 @@ from typing import Any
 
 from cds_service.patterns import ALL_PATTERNS, Finding
 from cds_service.patterns.abstention import NotEvaluable
+from cds_service.patterns.timeline import shared_episodes
 from fhir_mappers.record import DraftOrders, PatientRecord
 
 log = logging.getLogger(__name__)
@@ -91,6 +92,22 @@ def assess(
         if not any(d.is_psychotropic for d in drafts):
             return Assessment()
     result = Assessment()
+    with shared_episodes():  # the patterns cut the same history into episodes once
+        _run_detectors(record, drafts, patterns, now, is_order_hook, result, on_error, raise_errors)
+    result.findings.sort(key=lambda f: patterns[f.pattern_id].priority)
+    return result
+
+
+def _run_detectors(
+    record: PatientRecord,
+    drafts: DraftOrders,
+    patterns: Mapping[str, Any],
+    now: date,
+    is_order_hook: bool,
+    result: Assessment,
+    on_error: Callable[[str, Exception], None] | None,
+    raise_errors: bool,
+) -> None:
     for module in ALL_PATTERNS:
         pattern_settings = patterns.get(module.PATTERN_ID)
         if pattern_settings is None or pattern_settings.mode == "off":
@@ -112,5 +129,3 @@ def assess(
         if is_order_hook and not finding.concerns_draft:
             continue
         result.findings.append(finding)
-    result.findings.sort(key=lambda f: patterns[f.pattern_id].priority)
-    return result

@@ -10,7 +10,9 @@ pattern passes the gap from its own thresholds in ``config/default.yaml``).
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, replace
 from datetime import date
 from typing import Literal
@@ -208,13 +210,49 @@ class RegimenEvent:
     gap_days: int | None = None  # for restarts: days since the ingredient was last taken
 
 
+# (now, gap, ids of the courses) -> (the courses, their episodes), for one ``shared_episodes``
+# block (one engine call). The courses are kept in the value so that their ids stay unique.
+_EpisodeMemo = dict[
+    tuple[date, int, tuple[int, ...]], tuple[tuple[MedicationCourse, ...], tuple["Episode", ...]]
+]
+_MEMO: ContextVar[_EpisodeMemo | None] = ContextVar("timeline_episodes_memo", default=None)
+
+
+@contextmanager
+def shared_episodes() -> Iterator[None]:
+    """Within the block, ``episodes`` of the same course objects (same order, same ``now`` and
+    gap) are cut once: several patterns read the same history. The memo is this block's own
+    (a context variable, so threads and nested blocks do not share it) and ends with it."""
+    token = _MEMO.set({})
+    try:
+        yield
+    finally:
+        _MEMO.reset(token)
+
+
 def episodes(
     courses: Iterable[MedicationCourse], now: date, *, continuation_gap_days: int
 ) -> list[Episode]:
     """Episodes of every psychotropic ingredient in dated courses, ordered by start.
 
     Courses of one ingredient at most ``continuation_gap_days`` apart are one episode.
+    Inside ``shared_episodes`` a repeat call on the same course objects reuses the first result.
     """
+    memo = _MEMO.get()
+    if memo is None:
+        return _episodes(courses, now, continuation_gap_days)
+    held = tuple(courses)
+    key = (now, continuation_gap_days, tuple(map(id, held)))
+    found = memo.get(key)
+    if found is None:
+        found = (held, tuple(_episodes(held, now, continuation_gap_days)))
+        memo[key] = found
+    return list(found[1])
+
+
+def _episodes(
+    courses: Iterable[MedicationCourse], now: date, continuation_gap_days: int
+) -> list[Episode]:
     by_ingredient: dict[str, list[tuple[Ingredient, MedicationCourse, date]]] = defaultdict(list)
     for course in courses:
         if course.start is None or course.start > now:
