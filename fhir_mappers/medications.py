@@ -228,11 +228,7 @@ def _parse_row(row: Mapping[str, str], where: str) -> Ingredient:
         raise IngredientTableError(f"{where}: unknown drug_class {drug_class!r}")
     if psychotropic not in {"true", "false"}:
         raise IngredientTableError(f"{where}: is_psychotropic must be true or false")
-    min_dose = _str(row.get("min_effective_mg_per_day"))
-    try:
-        min_effective = float(min_dose) if min_dose else None
-    except ValueError:
-        raise IngredientTableError(f"{where}: min_effective_mg_per_day is not a number") from None
+    min_effective = _mg(row.get("min_effective_mg_per_day"), where, "min_effective_mg_per_day")
     return Ingredient(
         titration_targets=_titration_targets(row.get("titration_targets"), where),
         sleep_max_mg_per_day=_mg(row.get("sleep_max_mg_per_day"), where, "sleep_max_mg_per_day"),
@@ -276,11 +272,7 @@ def _parse_product(
     missing = [n for n in names if n not in by_name]
     if not names or missing:
         raise IngredientTableError(f"{where}: unknown ingredient {', '.join(missing) or '(none)'}")
-    strength = _str(row.get("strength_mg"))
-    try:
-        mg = float(strength) if strength else None
-    except ValueError:
-        raise IngredientTableError(f"{where}: strength_mg is not a number") from None
+    mg = _mg(row.get("strength_mg"), where, "strength_mg")
     return code, (tuple(by_name[n] for n in names), mg if len(names) == 1 else None)
 
 
