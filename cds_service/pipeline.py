@@ -218,17 +218,14 @@ def run_hook(
     patient_ref = f"Patient/{req.patient_id}"
     encounter_ref = f"Encounter/{req.encounter_id}" if req.encounter_id else None
     built = [
-        (finding, disposition, build_card(
+        (finding, disposition, _with_timeline_link(services, finding, build_card(
             finding, services.wording[finding.pattern_id], patient_ref=patient_ref,
             practitioner_ref=req.user_id, encounter_ref=encounter_ref,
-        ))
+        )))
         for finding, disposition in decision.outcomes
     ]
-    built = [(f, d, _with_timeline_link(services, f, card)) for f, d, card in built]
     shown = [card for _, disposition, card in built if disposition == "shown"]
-    _remember_shown(
-        services, req, keys, [f.pattern_id for f, d, _ in built if d == "shown"]
-    )
+    _remember_shown(services, req, keys, [f.pattern_id for f in decision.shown])
 
     latency_ms = (time.perf_counter() - started) * 1000
     audit_ref = f"Patient/{patient_key}"

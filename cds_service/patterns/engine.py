@@ -14,7 +14,6 @@ from typing import Any
 
 from cds_service.patterns import ALL_PATTERNS, Finding
 from cds_service.patterns.abstention import NotEvaluable
-from cds_service.patterns.timeline import shared_episodes
 from fhir_mappers.record import DraftOrders, PatientRecord
 
 log = logging.getLogger(__name__)
@@ -92,8 +91,7 @@ def assess(
         if not any(d.is_psychotropic for d in drafts):
             return Assessment()
     result = Assessment()
-    with shared_episodes():  # the patterns cut the same history into episodes once
-        _run_detectors(record, drafts, patterns, now, is_order_hook, result, on_error, raise_errors)
+    _run_detectors(record, drafts, patterns, now, is_order_hook, result, on_error, raise_errors)
     result.findings.sort(key=lambda f: patterns[f.pattern_id].priority)
     return result
 

@@ -55,9 +55,9 @@ from cds_service.patterns.timeline import (
     Episode,
     RegimenEvent,
     dated_drafts,
+    episode_events,
     episodes,
     psychotropic_names,
-    regimen_events,
     taken_courses,
 )
 from fhir_mappers.record import DraftOrders, MedicationCourse, PatientRecord
@@ -103,7 +103,7 @@ def detect(
     treated_for = indications(record, thresholds.indication_codes)
     escalations: list[tuple[RegimenEvent, EscalationKind]] = []
     titration_steps = switches = 0
-    for event in regimen_events(courses, now, continuation_gap_days=gap):
+    for event in episode_events(all_episodes, now):
         kind = _escalation_kind(event, thresholds) if since <= event.when <= now else None
         if kind is None:
             continue

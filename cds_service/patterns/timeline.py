@@ -10,9 +10,7 @@ pattern passes the gap from its own thresholds in ``config/default.yaml``).
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
-from contextvars import ContextVar
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from datetime import date
 from typing import Literal
@@ -210,49 +208,14 @@ class RegimenEvent:
     gap_days: int | None = None  # for restarts: days since the ingredient was last taken
 
 
-# (now, gap, ids of the courses) -> (the courses, their episodes), for one ``shared_episodes``
-# block (one engine call). The courses are kept in the value so that their ids stay unique.
-_EpisodeMemo = dict[
-    tuple[date, int, tuple[int, ...]], tuple[tuple[MedicationCourse, ...], tuple["Episode", ...]]
-]
-_MEMO: ContextVar[_EpisodeMemo | None] = ContextVar("timeline_episodes_memo", default=None)
-
-
-@contextmanager
-def shared_episodes() -> Iterator[None]:
-    """Within the block, ``episodes`` of the same course objects (same order, same ``now`` and
-    gap) are cut once: several patterns read the same history. The memo is this block's own
-    (a context variable, so threads and nested blocks do not share it) and ends with it."""
-    token = _MEMO.set({})
-    try:
-        yield
-    finally:
-        _MEMO.reset(token)
-
-
 def episodes(
     courses: Iterable[MedicationCourse], now: date, *, continuation_gap_days: int
 ) -> list[Episode]:
     """Episodes of every psychotropic ingredient in dated courses, ordered by start.
 
-    Courses of one ingredient at most ``continuation_gap_days`` apart are one episode.
-    Inside ``shared_episodes`` a repeat call on the same course objects reuses the first result.
+    Courses of one ingredient at most ``continuation_gap_days`` apart are one episode. A pattern
+    that needs both the episodes and their events cuts once and calls ``episode_events``.
     """
-    memo = _MEMO.get()
-    if memo is None:
-        return _episodes(courses, now, continuation_gap_days)
-    held = tuple(courses)
-    key = (now, continuation_gap_days, tuple(map(id, held)))
-    found = memo.get(key)
-    if found is None:
-        found = (held, tuple(_episodes(held, now, continuation_gap_days)))
-        memo[key] = found
-    return list(found[1])
-
-
-def _episodes(
-    courses: Iterable[MedicationCourse], now: date, continuation_gap_days: int
-) -> list[Episode]:
     by_ingredient: dict[str, list[tuple[Ingredient, MedicationCourse, date]]] = defaultdict(list)
     for course in courses:
         if course.start is None or course.start > now:
@@ -308,8 +271,15 @@ def regimen_events(
     courses: Iterable[MedicationCourse], now: date, *, continuation_gap_days: int
 ) -> list[RegimenEvent]:
     """Starts, restarts, dose changes and dated stops of psychotropic ingredients, by date."""
+    return episode_events(
+        episodes(courses, now, continuation_gap_days=continuation_gap_days), now
+    )
+
+
+def episode_events(cut: Iterable[Episode], now: date) -> list[RegimenEvent]:
+    """``regimen_events`` of episodes already cut (``episodes``), by date."""
     events: list[RegimenEvent] = []
-    for episode in episodes(courses, now, continuation_gap_days=continuation_gap_days):
+    for episode in cut:
         first = episode.courses[0]
         events.append(
             RegimenEvent(

@@ -1,15 +1,14 @@
 """Work shared within one call gives what computing it afresh gives.
 
-Two memos make long medication histories cheaper: ``MappingContext.doses`` (the daily dose of a
-Dosage line, reused across orders that repeat it with other dates) and ``shared_episodes`` (the
-episodes several patterns cut from the same courses, once per engine call). Each is checked
-against the plain computation on synthetic patients with eight years of history, every
-archetype: the mapped records, and then the engine's findings and abstentions, must be equal.
+Long medication histories are cheaper because ``MappingContext.doses`` reuses the daily dose of a
+Dosage line across orders that repeat it with other dates (checked against the plain computation
+on synthetic patients with eight years of history, every archetype: the mapped records, and then
+the engine's findings and abstentions, must be equal), and because each pattern cuts the history
+into episodes once (regimen-escalation reads its events from the episodes it already cut).
 """
 
 from __future__ import annotations
 
-import contextlib
 import random
 from datetime import date
 from typing import Any
@@ -17,7 +16,12 @@ from typing import Any
 import pytest
 
 from cds_service.loaders import load_code_lists, load_ingredient_table
-from cds_service.patterns import engine, timeline
+from cds_service.patterns import (
+    engine,
+    multiple_failed_trials,
+    regimen_escalation,
+    timeline,
+)
 from cds_service.settings import load_settings
 from cds_service.synthetic.archetypes import ARCHETYPES
 from cds_service.synthetic.population import generate_patient
@@ -42,36 +46,47 @@ def _no_memo(monkeypatch: pytest.MonkeyPatch) -> None:
 
     monkeypatch.setattr(medication_requests, "daily_dose_memo", plain)
     monkeypatch.setattr(dispenses, "daily_dose_memo", plain)
-    monkeypatch.setattr(engine, "shared_episodes", contextlib.nullcontext)
 
 
 def test_the_memos_change_no_record_and_no_finding(monkeypatch: pytest.MonkeyPatch) -> None:
-    cut = 0
-    original = timeline._episodes
-
-    def counted(*args: Any) -> Any:
-        nonlocal cut
-        cut += 1
-        return original(*args)
-
-    monkeypatch.setattr(timeline, "_episodes", counted)
     shared = []
     for archetype, seed in CASES:
         record = map_record([_bundle(archetype, seed)], TABLE, codes=CODES)
         shared.append((record, engine.assess(record, (), SETTINGS.patterns, AS_OF)))
-    cut_shared, cut = cut, 0
 
     _no_memo(monkeypatch)
     for (archetype, seed), (record, assessment) in zip(CASES, shared, strict=True):
         plain = map_record([_bundle(archetype, seed)], TABLE, codes=CODES)
         assert plain == record, (archetype, seed)
         assert engine.assess(plain, (), SETTINGS.patterns, AS_OF) == assessment, (archetype, seed)
-    # Not vacuous: the patients have findings, and the memo saved work.
+    # Not vacuous: the patients have findings.
     for (archetype, _), (_, assessment) in zip(CASES, shared, strict=True):
         found = {f.pattern_id for f in assessment.findings}
         assert ARCHETYPES[archetype].expected <= found, (archetype, found)
     assert any(a.findings for _, a in shared)
-    assert cut_shared < cut
+
+
+def test_each_pattern_cuts_the_history_into_episodes_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    cuts: list[str] = []
+    original = timeline.episodes
+
+    def counted(caller: str) -> Any:
+        def cut(*args: Any, **kwargs: Any) -> Any:
+            cuts.append(caller)
+            return original(*args, **kwargs)
+
+        return cut
+
+    # regimen_events (visits-lag-changes) goes through timeline.episodes itself.
+    monkeypatch.setattr(timeline, "episodes", counted("timeline"))
+    monkeypatch.setattr(regimen_escalation, "episodes", counted("regimen-escalation"))
+    monkeypatch.setattr(multiple_failed_trials, "episodes", counted("multiple-failed-trials"))
+    archetype, seed = CASES[0]
+    record = map_record([_bundle(archetype, seed)], TABLE, codes=CODES)
+    engine.assess(record, (), SETTINGS.patterns, AS_OF)
+    assert sorted(cuts) == ["multiple-failed-trials", "regimen-escalation", "timeline"]
 
 
 def test_a_repeated_line_is_reused_only_without_its_dates() -> None:
