@@ -56,9 +56,11 @@ def map_encounter(resource: Mapping[str, Any], ref: str, ctx: MappingContext) ->
     kind = cast(VisitKind, ctx.codes.visit_kind(class_code))
     prescriber: bool | None = None
     if kind == "outpatient":
-        prescriber = ctx.codes.type_says_prescriber(
-            [c.code for c in type_codes], " ".join(w for w in type_words if w)
-        )
+        key = (tuple(c.code for c in type_codes), " ".join(w for w in type_words if w))
+        try:
+            prescriber = ctx.visit_types[key]
+        except KeyError:
+            prescriber = ctx.visit_types[key] = ctx.codes.type_says_prescriber(*key)
     elif kind != "unknown":
         prescriber = False
     return Visit(

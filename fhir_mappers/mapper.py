@@ -267,7 +267,17 @@ def _collect(
                 ctx.issue("unknown", f"#{position}", "", f"not a JSON object ({_describe(item)})")
                 continue
         rtype = item.get("resourceType")
-        if patient is not None and type(rtype) is str and not _is_about(item, rtype, patient, ctx):
+        subject = item.get("subject")
+        if (
+            patient is not None
+            and type(rtype) is str
+            # The common case first: "subject": {"reference": "Patient/<id>"}, as asked for.
+            and not (
+                type(subject) is dict and subject.get("reference") == patient
+                and rtype != "Patient"
+            )
+            and not _is_about(item, rtype, patient, ctx)
+        ):
             ctx.issue(rtype, _ref(item, rtype, position), "subject", "another patient's resource")
             continue
         if horizon_iso is not None:
@@ -361,8 +371,12 @@ def _walk(items: Iterable[Any], depth: int = 0) -> Iterator[tuple[str | None, An
                 if type(entry) is dict or isinstance(entry, Mapping):
                     raw = entry.get("fullUrl")
                     url = raw.strip() if isinstance(raw, str) and raw.strip() else None
-                    for nested_url, nested in _walk([entry.get("resource")], depth + 1):
-                        yield nested_url or url, nested
+                    nested = entry.get("resource")
+                    if type(nested) is dict and nested.get("resourceType") != "Bundle":
+                        yield url, nested  # the common case, without a generator per entry
+                        continue
+                    for nested_url, inner in _walk([nested], depth + 1):
+                        yield nested_url or url, inner
                 else:
                     yield None, entry
         else:

@@ -209,13 +209,19 @@ def _build(
     if dose.problem is not None:
         where = "dosageInstruction" if source_type == "MedicationRequest" else "dosage"
         ctx.issue(source_type, ref, where, dose.problem)
-    reason_concepts = [c for r in reasons for c in as_list(r)]
-    reason_codings = tuple(
-        Coding(str(c.get("system") or ""), str(c.get("code") or ""), str(c.get("display") or ""))
-        for c in codings(reason_concepts)
-    )
-    reason_text = " ".join(filter(None, (concept_text(c) for c in reason_concepts)))
-    stop_reason = ctx.codes.stop_reason(codes(reason_concepts), reason_text)
+    reason_concepts = [c for r in reasons if r is not None for c in as_list(r)]
+    reason_codings: tuple[Coding, ...] = ()
+    reason_text = ""
+    stop_reason = None
+    if reason_concepts:  # most orders carry no reason: nothing to read or classify
+        reason_codings = tuple(
+            Coding(
+                str(c.get("system") or ""), str(c.get("code") or ""), str(c.get("display") or "")
+            )
+            for c in codings(reason_concepts)
+        )
+        reason_text = " ".join(filter(None, (concept_text(c) for c in reason_concepts)))
+        stop_reason = ctx.codes.stop_reason(codes(reason_concepts), reason_text)
     course = MedicationCourse(
         ref=ref,
         source_type=source_type,

@@ -105,6 +105,8 @@ class MedicationCourse:
     doses that cannot be derived without guessing). ``status_reasons`` are the codings of
     ``statusReason`` (and the older ``reasonEnded``/``reasonNotTaken``); ``requester``,
     ``encounter`` and ``prior_prescription`` are relative references (``"Type/id"``).
+    ``psychotropic_ingredients`` is derived, not passed: the psychotropic ones of
+    ``ingredients``, in their order.
     """
 
     ref: str  # "MedicationRequest/123" (or "MedicationStatement/9"); "#n" when the id is missing
@@ -130,16 +132,20 @@ class MedicationCourse:
     # chosen); the other drafts are context. True everywhere else.
     is_selected: bool = True
     steps: tuple[DoseStep, ...] = ()  # two or more for a multi-step order, else empty
+    # Derived from ``ingredients`` once, not on every read: the patterns ask for it of every
+    # course several times per call.
+    psychotropic_ingredients: tuple[Ingredient, ...] = field(
+        init=False, repr=False, compare=False
+    )
+
+    def __post_init__(self) -> None:
+        psychotropic = tuple(i for i in self.ingredients if i.is_psychotropic)
+        object.__setattr__(self, "psychotropic_ingredients", psychotropic)
 
     @property
     def is_psychotropic(self) -> bool:
         """Whether any ingredient counts as psychotropic (``Ingredient.is_psychotropic``)."""
-        return any(i.is_psychotropic for i in self.ingredients)
-
-    @property
-    def psychotropic_ingredients(self) -> tuple[Ingredient, ...]:
-        """The psychotropic ingredients, in the order of ``ingredients``."""
-        return tuple(i for i in self.ingredients if i.is_psychotropic)
+        return bool(self.psychotropic_ingredients)
 
 
 @dataclass(frozen=True, slots=True)

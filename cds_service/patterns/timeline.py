@@ -152,7 +152,12 @@ def fills_without_supply(
 
 def last_taken(course: MedicationCourse, now: date) -> date | None:
     """The last day the course is known (or, for an open course, presumed) to have run."""
-    if course.is_draft or (course.end is None and is_current(course, now)):
+    return _last_taken(course, now, is_current(course, now))
+
+
+def _last_taken(course: MedicationCourse, now: date, current: bool) -> date | None:
+    # ``last_taken`` for a caller that already knows ``is_current(course, now)``.
+    if course.is_draft or (course.end is None and current):
         return now
     if course.end is not None:
         return min(course.end, now)
@@ -233,7 +238,9 @@ def episodes(
 def _split_episodes(
     steps: list[tuple[Ingredient, MedicationCourse, date]], now: date, gap_days: int
 ) -> list[Episode]:
-    groups: list[list[MedicationCourse]] = []
+    # Per course, in one pass: whether it is current and its last day (``last_taken``, which
+    # asks ``is_current`` too); then grouped into episodes.
+    groups: list[list[tuple[MedicationCourse, date | None, bool]]] = []
     gaps: list[int | None] = []
     last_day: date | None = None
     for _, course, start in steps:
@@ -241,29 +248,34 @@ def _split_episodes(
         if gap is None or gap > gap_days:
             groups.append([])
             gaps.append(gap)
-        groups[-1].append(course)
-        day = last_taken(course, now) or start
+        current = is_current(course, now)
+        taken = _last_taken(course, now, current)
+        groups[-1].append((course, taken, current))
+        day = taken or start
         last_day = day if last_day is None else max(last_day, day)
     ingredient = steps[0][0]
     result: list[Episode] = []
     previous_dose: float | None = None
-    for group, gap in zip(groups, gaps, strict=True):
-        ending = max(group, key=lambda c: (last_taken(c, now) or now, c.start or now))
-        group_last = last_taken(ending, now) or now
+    for members, gap in zip(groups, gaps, strict=True):
+        group = tuple(course for course, _, _ in members)
+        ending, ending_last, _ = max(members, key=lambda m: (m[1] or now, m[0].start or now))
         result.append(
             Episode(
                 ingredient=ingredient,
-                courses=tuple(group),
+                courses=group,
                 start=group[0].start or now,
-                last_day=group_last,
-                is_open=any(is_current(c, now) for c in group),
+                last_day=ending_last or now,
+                is_open=any(current for _, _, current in members),
                 gap_before=gap,
                 previous_dose=previous_dose,
                 ending_course=ending,
             )
         )
-        known = [d for d in (single_dose(c) for c in group) if d is not None]
-        previous_dose = known[-1] if known else previous_dose
+        for course in reversed(group):  # the last known dose carries over to the next episode
+            dose = single_dose(course)
+            if dose is not None:
+                previous_dose = dose
+                break
     return result
 
 

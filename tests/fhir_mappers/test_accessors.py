@@ -6,6 +6,8 @@ from datetime import date
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from fhir_mappers.accessors import (
     as_list,
@@ -175,3 +177,30 @@ def test_number_rejects_booleans_and_words() -> None:
     assert number(3) == 3.0
     assert number(False) is None
     assert number("n/a") is None
+
+
+def _relative_by_segments(ref: str) -> str | None:
+    # What relative_reference means, spelled out on path segments (its "Type/id" shortcut must
+    # agree): query dropped, trailing slash and /_history/n stripped, the last two segments kept.
+    if ref.startswith("#"):
+        return ref
+    parts = ref.split("?")[0].rstrip("/").split("/")
+    if "_history" in parts:
+        parts = parts[: parts.index("_history")]
+    if len(parts) < 2 or not parts[-2] or not parts[-1]:
+        return None
+    return f"{parts[-2]}/{parts[-1]}"
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    st.lists(
+        st.sampled_from(["Patient", "1", "", "_history", "a?b", "x:y", "fhir", " 2", "?"]),
+        min_size=1,
+        max_size=5,
+    ).map("/".join)
+)
+def test_relative_reference_agrees_with_the_segment_reading(ref: str) -> None:
+    stripped = ref.strip()
+    expected = _relative_by_segments(stripped) if stripped else None
+    assert relative_reference(ref) == expected
