@@ -103,7 +103,7 @@ def detect(
     treated_for = indications(record, thresholds.indication_codes)
     escalations: list[tuple[RegimenEvent, EscalationKind]] = []
     titration_steps = switches = 0
-    for event in episode_events(all_episodes, now):
+    for event in episode_events(all_episodes, now, since=since):
         kind = _escalation_kind(event, thresholds) if since <= event.when <= now else None
         if kind is None:
             continue

@@ -280,18 +280,32 @@ def _split_episodes(
 
 
 def regimen_events(
-    courses: Iterable[MedicationCourse], now: date, *, continuation_gap_days: int
+    courses: Iterable[MedicationCourse],
+    now: date,
+    *,
+    continuation_gap_days: int,
+    since: date | None = None,
 ) -> list[RegimenEvent]:
-    """Starts, restarts, dose changes and dated stops of psychotropic ingredients, by date."""
+    """Starts, restarts, dose changes and dated stops of psychotropic ingredients, by date;
+    with ``since``, events dated before it may be left out (see ``episode_events``)."""
     return episode_events(
-        episodes(courses, now, continuation_gap_days=continuation_gap_days), now
+        episodes(courses, now, continuation_gap_days=continuation_gap_days), now, since=since
     )
 
 
-def episode_events(cut: Iterable[Episode], now: date) -> list[RegimenEvent]:
-    """``regimen_events`` of episodes already cut (``episodes``), by date."""
+def episode_events(
+    cut: Iterable[Episode], now: date, *, since: date | None = None
+) -> list[RegimenEvent]:
+    """``regimen_events`` of episodes already cut (``episodes``), by date.
+
+    With ``since``, episodes with no day on or after it are passed over: every event of an
+    episode is dated by its start, a course's start or its last day, so they could only give
+    events before ``since`` (a caller that keeps only events from ``since`` on loses nothing).
+    """
     events: list[RegimenEvent] = []
     for episode in cut:
+        if since is not None and max(episode.last_day, _latest_start(episode)) < since:
+            continue
         first = episode.courses[0]
         events.append(
             RegimenEvent(
@@ -310,6 +324,12 @@ def episode_events(cut: Iterable[Episode], now: date) -> list[RegimenEvent]:
             events.append(RegimenEvent("stop", episode.ingredient, ending, episode.last_day))
     events.sort(key=lambda e: (e.when, e.course.is_draft, e.ingredient.name))
     return events
+
+
+def _latest_start(episode: Episode) -> date:
+    # Courses are ordered by start; an end recorded before its start can leave a course's start
+    # (a dose change's date) after the episode's last day.
+    return episode.courses[-1].start or episode.start
 
 
 def _dose_changes(episode: Episode) -> list[RegimenEvent]:

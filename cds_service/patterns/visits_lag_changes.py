@@ -87,7 +87,7 @@ def detect(
     gap = thresholds.continuation_gap_days
     changes = [
         e
-        for e in regimen_events(courses, now, continuation_gap_days=gap)
+        for e in regimen_events(courses, now, continuation_gap_days=gap, since=since)
         if since <= e.when <= now and not _excluded(e, record.visits, now)
     ]
     visit_days = review_days(record, thresholds, now)

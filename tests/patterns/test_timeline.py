@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from cds_service.patterns.timeline import (
     dated_drafts,
@@ -104,3 +107,38 @@ def test_regimen_events_tell_the_story() -> None:
 def test_non_psychotropic_and_undated_courses_make_no_events() -> None:
     courses = (course(None, days_ago(10), mg=500), course(SERTRALINE, None, mg=50))
     assert regimen_events(courses, NOW, continuation_gap_days=30) == []
+
+
+_HISTORY = st.lists(
+    st.tuples(
+        st.sampled_from([SERTRALINE, QUETIAPINE, LORAZEPAM]),
+        st.integers(min_value=0, max_value=900),  # start, days ago
+        st.one_of(st.none(), st.integers(min_value=-60, max_value=400)),  # length (< 0: bad data)
+        st.sampled_from([None, 25.0, 50.0, 100.0]),
+        st.sampled_from(["active", "completed", "stopped"]),
+    ),
+    max_size=25,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_HISTORY, st.integers(min_value=0, max_value=900))
+def test_events_from_since_on_are_the_same_when_older_episodes_are_passed_over(
+    history: list[tuple[Any, int, int | None, float | None, str]], since_days_ago: int
+) -> None:
+    courses = [
+        course(
+            ingredient,
+            days_ago(start),
+            mg=mg,
+            end=None if length is None else days_ago(start - length),
+            status=status,
+        )
+        for ingredient, start, length, mg, status in history
+    ]
+    since = days_ago(since_days_ago)
+    everything = regimen_events(courses, NOW, continuation_gap_days=30)
+    passed_over = regimen_events(courses, NOW, continuation_gap_days=30, since=since)
+    assert [e for e in passed_over if e.when >= since] == [
+        e for e in everything if e.when >= since
+    ]
