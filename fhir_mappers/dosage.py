@@ -38,6 +38,8 @@ _MG_PER_UNIT = {"mg": 1.0, "g": 1000.0, "mcg": 0.001, "ug": 0.001, "[mg]": 1.0}
 _FALLBACK_COUNT_UNITS = frozenset(
     {"{pill}", "pill", "{tbl}", "tab", "tablet", "tablets", "cap", "capsule", "capsules", "1"}
 )
+# Timing.repeat.bounds[x]: a line's dates, which its daily dose does not depend on.
+_BOUNDS = frozenset({"boundsDuration", "boundsRange", "boundsPeriod"})
 _DAYS_PER_PERIOD_UNIT = {
     "s": 1 / 86400, "min": 1 / 1440, "h": 1 / 24, "d": 1.0, "wk": 7.0, "mo": 30.0, "a": 365.0,
 }  # fmt: skip
@@ -129,8 +131,8 @@ def daily_dose_memo(
     line = lines[0]
     timing = line.get("timing")
     repeat = timing.get("repeat") if type(timing) is dict else None
-    if type(repeat) is dict and any(k.startswith("bounds") for k in repeat):
-        unbounded = {k: v for k, v in repeat.items() if not k.startswith("bounds")}
+    if type(repeat) is dict and not _BOUNDS.isdisjoint(repeat):
+        unbounded = {k: v for k, v in repeat.items() if k not in _BOUNDS}
         line = {**line, "timing": {**timing, "repeat": unbounded}}  # type: ignore[dict-item]
     try:
         serialised = orjson.dumps(line)

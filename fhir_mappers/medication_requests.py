@@ -90,6 +90,14 @@ def map_medication_request(
     ) or ctx.date(resource.get("dateEnded"), rtype, ref, "dateEnded", latest=True)
     reasons = [resource.get("statusReason"), resource.get("reasonEnded")]
     requester = resource.get("requester")
+    if type(requester) is dict and "agent" not in requester:  # R4: the Reference itself
+        requester_ref = reference(requester) or reference(resource.get("prescriber"))
+    else:  # STU3 requester.agent, DSTU2 prescriber
+        requester_ref = (
+            reference(get(requester, "agent"))
+            or reference(requester)
+            or reference(resource.get("prescriber"))
+        )
     return _build(
         resource,
         ref,
@@ -103,9 +111,7 @@ def map_medication_request(
         last_known=end or start,
         reasons=reasons,
         dosages=dosages,
-        requester=reference(get(requester, "agent"))
-        or reference(requester)
-        or reference(resource.get("prescriber")),
+        requester=requester_ref,
         encounter=ctx.resolve(resource.get("encounter")) or ctx.resolve(resource.get("context")),
         prior=ctx.resolve(resource.get("priorPrescription")),
         is_draft=is_draft,
