@@ -40,6 +40,15 @@ def parse_period(value: Any) -> tuple[date, date] | None:
     if not isinstance(value, str):
         return None
     stripped = value.strip()
+    if len(stripped) == 10 and stripped[4] == "-" and stripped[7] == "-":
+        # A plain FHIR date, the commonest form: the C parser reads exactly this shape; anything
+        # it refuses (a month 13, non-ASCII digits) takes the general reading below.
+        try:
+            exact = date.fromisoformat(stripped)
+        except ValueError:
+            pass
+        else:
+            return exact, exact
     match = _DATE.fullmatch(stripped) or _COMPACT_DATE.fullmatch(stripped)
     if match is None:
         return None

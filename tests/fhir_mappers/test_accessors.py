@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from fhir_mappers import accessors
 from fhir_mappers.accessors import (
     as_list,
     codes,
@@ -204,3 +205,30 @@ def test_relative_reference_agrees_with_the_segment_reading(ref: str) -> None:
     stripped = ref.strip()
     expected = _relative_by_segments(stripped) if stripped else None
     assert relative_reference(ref) == expected
+
+
+def _period_by_pattern(value: str) -> tuple[date, date] | None:
+    # The general reading (the date patterns), which the plain-date shortcut must agree with.
+    stripped = value.strip()
+    match = accessors._DATE.fullmatch(stripped) or accessors._COMPACT_DATE.fullmatch(stripped)
+    if match is None:
+        return None
+    year, month, day = match.groups()
+    assert day is not None  # ten characters are never a partial date
+    try:
+        exact = date(int(year), int(month), int(day))
+    except ValueError:
+        return None
+    return exact, exact
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    st.one_of(
+        st.dates().map(date.isoformat),
+        st.text(alphabet="0123456789-١٢", min_size=10, max_size=10),
+        st.from_regex(r"\A\d{4}-\d{2}-\d{2}\Z"),
+    )
+)
+def test_a_plain_date_reads_as_the_date_patterns_read_it(value: str) -> None:
+    assert accessors.parse_period(value) == _period_by_pattern(value)
