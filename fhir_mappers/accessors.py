@@ -17,10 +17,10 @@ from typing import Any
 # valid forms are read too, because the date they name is unambiguous: an offset without a colon
 # ("-0500", C-CDA conversions), a space instead of "T", a time without seconds, and the compact
 # C-CDA form ("20250304", "20250304101500-0500").
-_DATE = re.compile(
-    r"(\d{4})(?:-(\d{2})(?:-(\d{2})"
-    r"(?:[T ]\d{2}(?::\d{2}(?::\d{2}(?:\.\d+)?)?)?\s*(?:Z|[+-]\d{2}(?::?\d{2})?)?)?)?)?"
-)
+_TIME_OF_DAY = r"[T ]\d{2}(?::\d{2}(?::\d{2}(?:\.\d+)?)?)?\s*(?:Z|[+-]\d{2}(?::?\d{2})?)?"
+_DATE = re.compile(r"(\d{4})(?:-(\d{2})(?:-(\d{2})(?:" + _TIME_OF_DAY + r")?)?)?")
+# What may follow a full "YYYY-MM-DD" in _DATE, for the plain-date shortcut of parse_period.
+_AFTER_DAY = re.compile(_TIME_OF_DAY)
 _COMPACT_DATE = re.compile(
     r"(\d{4})(\d{2})(\d{2})(?:\d{2}(?:\d{2}(?:\d{2}(?:\.\d+)?)?)?)?(?:Z|[+-]\d{4})?"
 )
@@ -40,11 +40,16 @@ def parse_period(value: Any) -> tuple[date, date] | None:
     if not isinstance(value, str):
         return None
     stripped = value.strip()
-    if len(stripped) == 10 and stripped[4] == "-" and stripped[7] == "-":
-        # A plain FHIR date, the commonest form: the C parser reads exactly this shape; anything
-        # it refuses (a month 13, non-ASCII digits) takes the general reading below.
+    if (
+        len(stripped) >= 10
+        and stripped[4] == "-"
+        and stripped[7] == "-"
+        and (len(stripped) == 10 or _AFTER_DAY.fullmatch(stripped, 10) is not None)
+    ):
+        # A full date, alone or with a time of day (the commonest forms): the C parser reads
+        # the day; anything it refuses (a month 13, non-ASCII digits) takes the reading below.
         try:
-            exact = date.fromisoformat(stripped)
+            exact = date.fromisoformat(stripped[:10])
         except ValueError:
             pass
         else:

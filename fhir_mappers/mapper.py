@@ -132,8 +132,18 @@ def _latest_outpatient_visit(
         period = item[1].get("period")
         return visit_day_key(period.get("start"), period.get("end")) if type(period) is dict else ""
 
-    for ref, resource in sorted(encounters, key=start_key, reverse=True):
-        visit = _completed_outpatient(resource, ref, ctx)
+    if not encounters:
+        return None
+    # Usually the newest is the one: try it before sorting them all. max() returns the first of
+    # equal keys, as the stable descending sort below puts first.
+    newest = max(encounters, key=start_key)
+    visit = _completed_outpatient(newest[1], newest[0], ctx)
+    if visit is not None:
+        return visit
+    for item in sorted(encounters, key=start_key, reverse=True):
+        if item is newest:
+            continue
+        visit = _completed_outpatient(item[1], item[0], ctx)
         if visit is not None:
             return visit
     return None

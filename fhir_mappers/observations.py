@@ -31,12 +31,12 @@ def map_observation(
     Never raises on bad data: unreadable dates are reported on ``ctx`` and read as None.
     """
     rtype = "Observation"
+    found = _score(resource, ctx)
+    if found is None:
+        return None  # not a score we use: nothing else of it is read (or reported)
     status = ctx.string(resource.get("status"), rtype, ref, "status")
     if status in _DROPPED_STATUS:
         return None
-    found = _score(resource, ctx)
-    if found is None:
-        return None  # not a score we use
     instrument, loinc, value = found
     if value is None:
         ctx.issue(rtype, ref, "value[x]", f"{instrument} total without a numeric value")

@@ -214,7 +214,8 @@ def _period_by_pattern(value: str) -> tuple[date, date] | None:
     if match is None:
         return None
     year, month, day = match.groups()
-    assert day is not None  # ten characters are never a partial date
+    if day is None:  # a partial date: not the shortcut's business, read as before
+        return accessors.parse_period(value)
     try:
         exact = date(int(year), int(month), int(day))
     except ValueError:
@@ -228,6 +229,11 @@ def _period_by_pattern(value: str) -> tuple[date, date] | None:
         st.dates().map(date.isoformat),
         st.text(alphabet="0123456789-١٢", min_size=10, max_size=10),
         st.from_regex(r"\A\d{4}-\d{2}-\d{2}\Z"),
+        st.datetimes().map(lambda t: t.isoformat() + "Z"),
+        st.tuples(st.dates(), st.text(alphabet="T 0123456789:+-.Z١", max_size=14)).map(
+            lambda p: p[0].isoformat() + p[1]
+        ),
+        st.from_regex(accessors._DATE, fullmatch=True),
     )
 )
 def test_a_plain_date_reads_as_the_date_patterns_read_it(value: str) -> None:
