@@ -27,6 +27,7 @@ from cds_service.gather.service_definitions import ServiceDefinition
 from cds_service.patterns import Finding
 from cds_service.patterns.abstention import NotEvaluable
 from cds_service.patterns.engine import assess, evidence_horizon
+from cds_service.patterns.order_reach import order_horizon
 from cds_service.policy import apply_policy, dedup_key, order_fingerprint
 from cds_service.storage.audit.records import NOT_EVALUABLE, CardRecord, pseudonymize
 from cds_service.storage.ttl_store import StoreUnavailable
@@ -116,10 +117,12 @@ def _scrub(value: Any, raw: str, replacement: str) -> Any:
 
 def _map(
     services: Services, req: HookRequest, values: Iterable[Any],
-    medications: Mapping[str, Any], horizon: date,
+    medications: Mapping[str, Any], today: date,
 ) -> tuple[PatientRecord, DraftOrders, tuple[MappingIssue, ...]]:
+    patterns = services.settings.patterns
     record = map_record(
-        values, services.table, medications=medications, codes=services.codes, horizon=horizon,
+        values, services.table, medications=medications, codes=services.codes,
+        horizon=evidence_horizon(patterns, today), order_horizon=order_horizon(patterns, today),
         patient_id=req.patient_id, encounter_id=req.encounter_id,
     )
     drafts: DraftOrders = ()
@@ -187,9 +190,8 @@ def run_hook(
     if gathered.failed:
         log.warning("data not available, fewer cards possible: keys=%s", sorted(gathered.failed))
     now = services.clock()
-    horizon = evidence_horizon(settings.patterns, now.date())
     record, drafts, issues = _map(
-        services, req, gathered.values.values(), gathered.medications, horizon
+        services, req, gathered.values.values(), gathered.medications, now.date()
     )
 
     assessment = assess(

@@ -28,6 +28,8 @@ from fhir_mappers.medication_requests import (
 from fhir_mappers.medication_source import medication_reference
 from fhir_mappers.medications import IngredientTable
 from fhir_mappers.observations import map_condition, map_observation
+from fhir_mappers.order_candidates import Candidate, candidate
+from fhir_mappers.order_horizon import OrderHorizon, plan_drops
 from fhir_mappers.record import (
     ConditionEntry,
     Dispense,
@@ -47,6 +49,7 @@ _MAX_BUNDLE_DEPTH = 3
 _Mapper = Callable[[Mapping[str, Any], str, MappingContext], Any]
 _ORDER_TYPES = frozenset({"MedicationRequest", "MedicationOrder"})  # MedicationOrder: DSTU2
 _MEDICATION_USERS = _ORDER_TYPES | {"MedicationStatement", "MedicationDispense"}
+_COURSE_TYPES = _ORDER_TYPES | {"MedicationStatement"}
 
 
 def map_record(
@@ -56,6 +59,7 @@ def map_record(
     medications: Mapping[str, Mapping[str, Any]] | None = None,
     codes: CodeLists,
     horizon: date | None = None,
+    order_horizon: OrderHorizon | None = None,
     patient_id: str | None = None,
     encounter_id: str | None = None,
 ) -> PatientRecord:
@@ -66,6 +70,8 @@ def map_record(
     With a ``horizon`` (``patterns.engine.evidence_horizon``), Encounters and Observations
     that ended before it are not mapped, except the latest completed outpatient visit (see
     ``fhir_mappers.horizon``): the findings are the same, the work is bounded by the windows.
+    With an ``order_horizon`` (``patterns.order_reach.order_horizon``), old closed psychotropic
+    orders that no pattern can read are not mapped either (``fhir_mappers.order_horizon``).
     With a ``patient_id``, resources about another patient (a lenient search that ignored
     ``patient=``) are dropped and counted as issues. ``encounter_id`` (the hook's
     ``context.encounterId``) is the encounter the call is made in: it is today's visit.
@@ -77,22 +83,36 @@ def map_record(
     found = _collect(resources, ctx, horizon_iso, old_encounters, patient_id=patient_id)
     ctx.medications = _medication_index(found, medications)
     ctx.requests = {ref: res for ref, res in found if ref.startswith("MedicationRequest/")}
-    courses: list[MedicationCourse] = []
-    intolerances: list[IntoleranceEvent] = []
+    # Courses and intolerances keep their place in the inputs (then sort by day), so that an
+    # order mapped late (``plan_drops``) sorts exactly as it would have.
+    courses: list[tuple[int, MedicationCourse]] = []
+    intolerances: list[tuple[int, IntoleranceEvent]] = []
     visits: list[Visit] = []
     dispenses: list[Dispense] = []
     scores: list[SymptomScore] = []
     conditions: list[ConditionEntry] = []
+    candidates: list[Candidate] = []
+    reasons_read: dict[bytes, bool] = {}  # stop reasons already classified (order_horizon)
     birth_date: date | None = None
     # By exact type (the record types are final dataclasses): cheaper than an isinstance chain.
     buckets: dict[type, list[Any]] = {
-        IntoleranceEvent: intolerances,
         Visit: visits,
         Dispense: dispenses,
         SymptomScore: scores,
         ConditionEntry: conditions,
     }
-    for ref, resource in found:
+
+    def keep(position: int, result: Any) -> MappedCourse | None:
+        if isinstance(result, IntoleranceEvent):
+            intolerances.append((position, result))
+        elif isinstance(result, MappedCourse):
+            courses.append((position, result.course))
+            if result.intolerance is not None:
+                intolerances.append((position, result.intolerance))
+            return result
+        return None
+
+    for position, (ref, resource) in enumerate(found):
         rtype = text(resource.get("resourceType"))
         if rtype == "Patient":
             birth_date = birth_date or ctx.date(resource.get("birthDate"), rtype, ref, "birthDate")
@@ -100,20 +120,38 @@ def map_record(
         mapper = _RECORD_MAPPERS.get(rtype)
         if mapper is None or resource.get("status") == "entered-in-error":
             continue
+        if order_horizon is not None and rtype in _COURSE_TYPES:
+            found_candidate = candidate(
+                resource, ref, rtype, position, ctx, order_horizon.cutoff_text, reasons_read
+            )
+            if found_candidate is not None:
+                candidates.append(found_candidate)
+                continue
         result = _safely(mapper, resource, ref, ctx, rtype)
         bucket = buckets.get(type(result))
         if bucket is not None:
             bucket.append(result)
-        elif isinstance(result, MappedCourse):
-            courses.append(result.course)
-            if result.intolerance is not None:
-                intolerances.append(result.intolerance)
+        else:
+            keep(position, result)
+    if candidates and order_horizon is not None:
+        plan_drops(
+            [course for _, course in courses],
+            candidates,
+            order_horizon,
+            lambda c: keep(
+                c.position, _safely(_RECORD_MAPPERS[c.rtype], c.resource, c.ref, ctx, c.rtype)
+            ),
+        )
     latest = _latest_outpatient_visit(old_encounters, ctx)
     if latest is not None:
         visits.append(latest)
     return PatientRecord(
-        courses=tuple(sorted(courses, key=lambda c: _date_key(c.start))),
-        intolerances=tuple(sorted(intolerances, key=lambda e: _date_key(e.when))),
+        courses=tuple(
+            c for _, c in sorted(courses, key=lambda pc: (_date_key(pc[1].start), pc[0]))
+        ),
+        intolerances=tuple(
+            e for _, e in sorted(intolerances, key=lambda pe: (_date_key(pe[1].when), pe[0]))
+        ),
         visits=tuple(sorted(visits, key=lambda v: _date_key(v.start))),
         dispenses=tuple(sorted(dispenses, key=lambda d: _date_key(d.handed_over))),
         scores=tuple(sorted(scores, key=lambda s: _date_key(s.when))),

@@ -1,9 +1,12 @@
 """Mapping only what the patterns can read (the evidence horizon) never changes a finding.
 
-The service maps with ``horizon=evidence_horizon(settings.patterns, now)``; the backtest and the
-pure tests map everything. These tests hold the two paths equal on every hand-written fixture and
-on synthetic patients of every archetype, under the default settings and under a site
-configuration whose windows are twice as long.
+The service maps with ``horizon=evidence_horizon(settings.patterns, now)`` and
+``order_horizon=order_reach.order_horizon(settings.patterns, now)``; the backtest maps with the
+first only (its report also reads the latest order and every mapping issue), the pure tests map
+everything. These tests hold the paths equal (findings with their evidence and references, and
+abstentions) on every hand-written fixture and on synthetic patients of every archetype, under
+the default settings and under a site configuration whose windows are twice as long.
+``test_order_horizon`` adds the benchmark's long histories and a property test.
 """
 
 from __future__ import annotations
@@ -20,7 +23,8 @@ import pytest
 
 from cds_service.loaders import load_code_lists, load_ingredient_table
 from cds_service.patterns import PATTERN_IDS
-from cds_service.patterns.engine import HORIZON_MARGIN_DAYS, evaluate, evidence_horizon
+from cds_service.patterns.engine import HORIZON_MARGIN_DAYS, assess, evidence_horizon
+from cds_service.patterns.order_reach import order_horizon
 from cds_service.settings import PatternSettings, load_settings
 from cds_service.synthetic.archetypes import ARCHETYPES
 from cds_service.synthetic.population import generate_patient
@@ -51,20 +55,32 @@ def _widened(patterns: Mapping[str, PatternSettings]) -> dict[str, PatternSettin
 SETTINGS = {"default": DEFAULTS, "windows-doubled": _widened(DEFAULTS)}
 
 
-def _assert_same_findings(
+def assert_same_assessment(
     resources: list[Any],
     drafts: Any,
     patterns: Mapping[str, PatternSettings],
     now: date,
     hook: str,
-) -> int:
-    """Asserts equal findings; returns how many visits and scores the horizon left unmapped."""
+) -> tuple[int, int]:
+    """Asserts equal findings (evidence and references included) and abstentions with and
+    without the horizons; returns how many visits and scores, and how many orders and
+    statements, the horizons left unmapped."""
     full = map_record(resources, TABLE, codes=CODES)
-    bounded = map_record(resources, TABLE, horizon=evidence_horizon(patterns, now), codes=CODES)
-    assert evaluate(bounded, drafts, patterns, now, hook=hook, raise_errors=True) == evaluate(
-        full, drafts, patterns, now, hook=hook, raise_errors=True
+    bounded = map_record(
+        resources,
+        TABLE,
+        horizon=evidence_horizon(patterns, now),
+        order_horizon=order_horizon(patterns, now),
+        codes=CODES,
     )
-    return (len(full.visits) + len(full.scores)) - (len(bounded.visits) + len(bounded.scores))
+    expected = assess(full, drafts, patterns, now, hook=hook, raise_errors=True)
+    got = assess(bounded, drafts, patterns, now, hook=hook, raise_errors=True)
+    assert got == expected
+    assert repr(got) == repr(expected)  # the same evidence, in the same order
+    return (
+        (len(full.visits) + len(full.scores)) - (len(bounded.visits) + len(bounded.scores)),
+        len(full.courses) - len(bounded.courses),
+    )
 
 
 @pytest.mark.parametrize("config", sorted(SETTINGS))
@@ -76,7 +92,7 @@ def test_fixture_findings_do_not_depend_on_the_horizon(path: Path, config: str) 
     if "draftOrders" in context:
         drafts, _ = map_draft_orders(context["draftOrders"], TABLE, codes=CODES)
     resources = [v for v in (body.get("prefetch") or {}).values() if v is not None]
-    _assert_same_findings(resources, drafts, SETTINGS[config], NOW.date(), body["hook"])
+    assert_same_assessment(resources, drafts, SETTINGS[config], NOW.date(), body["hook"])
 
 
 @pytest.mark.parametrize("config", sorted(SETTINGS))
@@ -90,8 +106,29 @@ def test_synthetic_findings_do_not_depend_on_the_horizon(archetype: str, config:
             random.Random(seed), as_of, archetype, index=seed, history_years=6, n_resources=400
         )
         resources = [e["resource"] for e in bundle["entry"]]
-        skipped += _assert_same_findings(resources, (), SETTINGS[config], as_of, "patient-view")
+        skipped += assert_same_assessment(
+            resources, (), SETTINGS[config], as_of, "patient-view"
+        )[0]
     assert skipped > 0  # the comparison is not vacuous: old data was really left out
+
+
+@pytest.mark.parametrize("config", sorted(SETTINGS))
+@pytest.mark.parametrize("archetype", sorted(ARCHETYPES))
+def test_synthetic_findings_do_not_depend_on_the_order_horizon(
+    archetype: str, config: str
+) -> None:
+    """Eight and twelve years of history (noise drugs and routine care back to the start),
+    judged on the day the history ends and on later days (the record has aged)."""
+    as_of = date(2026, 11, 26)
+    for seed in range(3):
+        bundle = generate_patient(
+            random.Random(seed), as_of, archetype, index=seed, history_years=8 + 4 * (seed % 2)
+        )
+        resources = [e["resource"] for e in bundle["entry"]]
+        for later in (0, 45, 400):
+            assert_same_assessment(
+                resources, (), SETTINGS[config], as_of + timedelta(days=later), "patient-view"
+            )
 
 
 def test_the_horizon_covers_the_longest_enabled_look_back() -> None:

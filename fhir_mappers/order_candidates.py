@@ -1,0 +1,215 @@
+"""The quick test of ``fhir_mappers.order_horizon``: is an order plain, closed and old?
+
+A candidate may be left unmapped (``order_horizon.plan_drops`` decides). The test reads the
+order's dates as the course mapping does (``medication_requests``), but only in the forms it can
+bound for sure: full ISO days or dateTimes, a single Dosage line with a ``boundsPeriod``, an end
+date. Anything else (partial or unreadable dates, dose steps, other bounds, an open order, a
+stop for intolerance, a combination product) is not a candidate and is mapped in full, as
+without a horizon. Most orders of a long history fail on one string comparison (too recent).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+import orjson
+
+from fhir_mappers.accessors import as_list, codes, concept_text
+from fhir_mappers.context import MappingContext
+from fhir_mappers.medication_source import resolve_medication
+
+_INTOLERANCE_KINDS = frozenset({"intolerance", "allergy"})
+_BOUNDS_OTHER_THAN_PERIOD = ("boundsDuration", "boundsRange")
+# A subset of the forms ``accessors.parse_period`` reads as one day (tests hold the two equal).
+_ISO_DAY_OR_TIME = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}(?:T[0-9]{2}:[0-9]{2}(?::[0-9]{2}(?:\.[0-9]+)?)?"
+    r"(?:Z|[+-][0-9]{2}:[0-9]{2})?)?"
+).fullmatch
+
+
+@dataclass(slots=True)  # not frozen: a frozen __init__ costs more than the rest of the test
+class Candidate:
+    """An order that may be left unmapped: where it is in the inputs, its ingredient (name and
+    class) and the start and end days the full mapping would give it."""
+
+    position: int
+    ref: str
+    resource: Mapping[str, Any]
+    rtype: str
+    ingredient: str
+    drug_class: str
+    start: date
+    end: date
+
+
+def candidate(
+    resource: Mapping[str, Any],
+    ref: str,
+    rtype: str,
+    position: int,
+    ctx: MappingContext,
+    cutoff: tuple[date, str],
+    memo: dict[bytes, bool],
+) -> Candidate | None:
+    """The order as a ``Candidate`` when it is a plain, closed order before ``cutoff`` (the day,
+    and the day as ISO text); None when it must be mapped in full. Reports no issue: an order
+    that is not a candidate is mapped (and its problems reported) as without a horizon."""
+    mark = len(ctx.issues)
+    try:
+        return _candidate(resource, ref, rtype, position, ctx, cutoff, memo)
+    except (AttributeError, KeyError, TypeError, ValueError, IndexError, ArithmeticError):
+        return None  # odd data: the full mapping reads (and reports) it
+    finally:
+        del ctx.issues[mark:]
+
+
+def _candidate(
+    resource: Mapping[str, Any],
+    ref: str,
+    rtype: str,
+    position: int,
+    ctx: MappingContext,
+    cutoff: tuple[date, str],
+    memo: dict[bytes, bool],
+) -> Candidate | None:
+    # Cheapest first: most orders of a long history fail on a string comparison of one date.
+    cutoff_day, cutoff_iso = cutoff
+    if rtype == "MedicationStatement":
+        period = resource.get("effectivePeriod")
+        effective = resource.get("effectiveDateTime")
+        period_start, period_end = _field(period, "start"), _field(period, "end")
+        if period_end is None or not _before(period_end, cutoff_iso):
+            return None
+        dated = (effective, period_start, period_end, resource.get("dateAsserted"))
+        days = _days(dated, cutoff_day)
+        if days is None:
+            return None
+        start, end = days[0] or days[1], days[2]
+        dosages = resource.get("dosage")
+        reasons = (resource.get("statusReason"), resource.get("reasonNotTaken"))
+    else:
+        authored = resource.get("authoredOn", resource.get("dateWritten"))
+        if authored is not None and not _before(authored, cutoff_iso):
+            return None
+        dosages = resource.get("dosageInstruction")
+        plain, bounds = _single_line_bounds(dosages)
+        if not plain:
+            return None
+        bounds_start, bounds_end = _field(bounds, "start"), _field(bounds, "end")
+        ended = resource.get("dateEnded")
+        if bounds_end is None and ended is None:
+            return None
+        validity = _field(resource.get("dispenseRequest"), "validityPeriod")
+        days = _days((
+            authored,
+            bounds_start,
+            bounds_end,
+            ended,
+            resource.get("dateWritten"),
+            _field(validity, "start"),
+            _field(validity, "end"),
+        ), cutoff_day)
+        if days is None:
+            return None
+        start, end = days[0] or days[1], days[2] or days[3]
+        reasons = (resource.get("statusReason"), resource.get("reasonEnded"))
+    if start is None or end is None or end < start:
+        return None
+    if type(resource.get("status")) is not str:
+        return None
+    if rtype == "MedicationStatement" and not _single_line_bounds(dosages)[0]:
+        return None
+    if _stopped_for_intolerance(reasons, ctx, memo):
+        return None
+    medication = resolve_medication(resource, ctx, rtype, ref)
+    if len(medication.ingredients) != 1 or not medication.ingredients[0].is_psychotropic:
+        return None
+    ingredient = medication.ingredients[0]
+    return Candidate(
+        position, ref, resource, rtype, ingredient.name, ingredient.drug_class, start, end
+    )
+
+
+def _field(value: Any, name: str) -> Any:
+    if value is None:
+        return None
+    if type(value) is not dict:
+        raise TypeError("not an object")  # not a candidate: mapped (and reported) in full
+    return value.get(name)
+
+
+def _before(value: Any, cutoff_iso: str) -> bool:
+    """A string that sorts before the cut-off's ISO day: a quick test, not yet a date."""
+    return type(value) is str and value < cutoff_iso
+
+
+def _days(values: tuple[Any, ...], cutoff: date) -> list[date | None] | None:
+    """Each value as the day ``parse_date`` reads (None where absent); None unless every value
+    present is a string naming one full day before ``cutoff``."""
+    days: list[date | None] = []
+    for value in values:
+        if value is None:
+            days.append(None)
+            continue
+        day = full_day(value)
+        if day is None or day >= cutoff:
+            return None
+        days.append(day)
+    return days
+
+
+def full_day(value: Any) -> date | None:
+    """The day of an ISO date or dateTime string ("2019-05-06", "2019-05-06T10:00:00+02:00"),
+    as ``accessors.parse_date`` reads it; None for anything else (partial dates, other forms),
+    which ``parse_date`` might still read: such orders are simply mapped in full."""
+    if type(value) is not str or _ISO_DAY_OR_TIME(value) is None:
+        return None
+    try:
+        return date.fromisoformat(value[:10])
+    except ValueError:
+        return None
+
+
+def _single_line_bounds(dosages: Any) -> tuple[bool, Mapping[str, Any] | None]:
+    """(plain, the ``boundsPeriod`` of the only Dosage line or None). Not plain: several lines
+    (dose steps), a line, timing or bounds that is not an object, or bounds of another form."""
+    lines = as_list(dosages)
+    if not lines:
+        return True, None
+    if len(lines) != 1 or type(lines[0]) is not dict:
+        return False, None
+    timing = lines[0].get("timing")
+    if timing is None:
+        return True, None
+    if type(timing) is not dict:
+        return False, None
+    repeat = timing.get("repeat")
+    if repeat is None:
+        return True, None
+    if type(repeat) is not dict or any(k in repeat for k in _BOUNDS_OTHER_THAN_PERIOD):
+        return False, None
+    bounds = repeat.get("boundsPeriod")
+    if bounds is not None and type(bounds) is not dict:
+        return False, None
+    return True, bounds
+
+
+def _stopped_for_intolerance(
+    reasons: tuple[Any, Any], ctx: MappingContext, memo: dict[bytes, bool]
+) -> bool:
+    """The stop reasons read as the full mapping reads them, whatever the status (remembered
+    per distinct reasons for the call: a long history repeats a few)."""
+    if reasons[0] is None and reasons[1] is None:
+        return False
+    key = orjson.dumps(reasons)
+    found = memo.get(key)
+    if found is None:
+        concepts = [c for r in reasons for c in as_list(r)]
+        reason_text = " ".join(filter(None, (concept_text(c) for c in concepts)))
+        found = ctx.codes.stop_reason(codes(concepts), reason_text) in _INTOLERANCE_KINDS
+        memo[key] = found
+    return found
