@@ -3,7 +3,8 @@
 A record of years of history is mostly old visits and old questionnaire scores. The patterns
 only look back a bounded time (their ``*_days`` thresholds), so the mapper may skip Encounters and
 Observations that ended before a horizon the caller computes from those thresholds, without
-changing any finding: it keeps the most recent completed outpatient visit before the horizon,
+changing any finding: it keeps the most recent review visits before the horizon (a completed
+outpatient visit with a prescriber, and an untyped one when newer: ``mapper._last_review_visits``),
 because "days since the last visit" reaches back as far as the record goes.
 
 The test is a string comparison on the ISO date prefix (cheaper than parsing): a resource whose

@@ -68,7 +68,7 @@ def map_record(
     ``medications`` maps "Medication/<id>" to Medications fetched separately; Medications among
     ``resources`` (``_include``) are used too. Problems end up in ``PatientRecord.issues``.
     With a ``horizon`` (``patterns.engine.evidence_horizon``), Encounters and Observations
-    that ended before it are not mapped, except the latest completed outpatient visit (see
+    that ended before it are not mapped, except the latest review visits (see
     ``fhir_mappers.horizon``): the findings are the same, the work is bounded by the windows.
     With an ``order_horizon`` (``patterns.order_reach.order_horizon``), old closed psychotropic
     orders that no pattern can read are not mapped either (``fhir_mappers.order_horizon``).
@@ -142,9 +142,7 @@ def map_record(
                 c.position, _safely(_RECORD_MAPPERS[c.rtype], c.resource, c.ref, ctx, c.rtype)
             ),
         )
-    latest = _latest_outpatient_visit(old_encounters, ctx)
-    if latest is not None:
-        visits.append(latest)
+    visits.extend(_last_review_visits(old_encounters, ctx))
     return PatientRecord(
         courses=tuple(
             c for _, c in sorted(courses, key=lambda pc: (_date_key(pc[1].start), pc[0]))
@@ -162,29 +160,46 @@ def map_record(
     )
 
 
-def _latest_outpatient_visit(
+def _last_review_visits(
     encounters: list[tuple[str, Mapping[str, Any]]], ctx: MappingContext
-) -> Visit | None:
-    """The most recent completed outpatient visit among encounters before the horizon."""
-    def start_key(item: tuple[str, Mapping[str, Any]]) -> str:
-        period = item[1].get("period")
-        return visit_day_key(period.get("start"), period.get("end")) if type(period) is dict else ""
-
-    if not encounters:
-        return None
-    # Usually the newest is the one: try it before sorting them all. max() returns the first of
-    # equal keys, as the stable descending sort below puts first.
-    newest = max(encounters, key=start_key)
-    visit = _completed_outpatient(newest[1], newest[0], ctx)
-    if visit is not None:
-        return visit
-    for item in sorted(encounters, key=start_key, reverse=True):
-        if item is newest:
+) -> list[Visit]:
+    """What the patterns can read of the visits before the horizon: visits-lag-changes' "last
+    visit" is the latest *review* visit, a completed outpatient visit with a prescriber
+    (``prescriber_visit`` True) or, at a site that counts them, one whose type does not say
+    (None); a lab draw (False) is not one. So: the newest completed outpatient visit with a
+    prescriber, and the newest untyped one when it is newer still."""
+    kept: list[Visit] = []
+    for ref, resource in _newest_first(encounters):
+        visit = _completed_outpatient(resource, ref, ctx)
+        if visit is None or visit.prescriber_visit is False:
             continue
-        visit = _completed_outpatient(item[1], item[0], ctx)
-        if visit is not None:
-            return visit
-    return None
+        if visit.prescriber_visit is None:
+            if not kept:
+                kept.append(visit)
+            continue
+        kept.append(visit)
+        break
+    return kept
+
+
+def _visit_day_key(item: tuple[str, Mapping[str, Any]]) -> str:
+    period = item[1].get("period")
+    return visit_day_key(period.get("start"), period.get("end")) if type(period) is dict else ""
+
+
+def _newest_first(
+    encounters: list[tuple[str, Mapping[str, Any]]],
+) -> Iterator[tuple[str, Mapping[str, Any]]]:
+    """Encounters by day, newest first (ties in input order); sorted only past the newest,
+    which is usually the one sought. max() returns the first of equal keys, as the stable
+    descending sort puts first."""
+    if not encounters:
+        return
+    newest = max(encounters, key=_visit_day_key)
+    yield newest
+    for item in sorted(encounters, key=_visit_day_key, reverse=True):
+        if item is not newest:
+            yield item
 
 
 def _completed_outpatient(

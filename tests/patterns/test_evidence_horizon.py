@@ -195,3 +195,53 @@ def test_old_encounters_and_scores_are_skipped_but_the_last_visit_is_kept() -> N
         "Observation/phq-undated",
     ]
     assert sorted(i.field for i in record.issues) == ["effectiveDateTime", "status"]
+
+
+def _typed(encounter: dict[str, Any], words: str) -> dict[str, Any]:
+    return {**encounter, "type": [{"text": words}]}
+
+
+@pytest.mark.parametrize("count_untyped", [True, False])
+@pytest.mark.parametrize(
+    "old_visits",
+    [
+        pytest.param(
+            [("old-review", "Psychiatric follow up"), ("old-lab", "Laboratory blood draw")],
+            id="a-lab-draw-after-the-last-review",
+        ),
+        pytest.param(
+            [("old-review", "Psychiatric follow up"), ("old-untyped", None),
+             ("old-lab", "Laboratory blood draw")],
+            id="an-untyped-visit-and-a-lab-draw-after-it",
+        ),
+    ],
+)
+def test_the_last_review_visit_before_the_horizon_is_the_one_the_full_record_gives(
+    old_visits: list[tuple[str, str | None]], count_untyped: bool
+) -> None:
+    """Nothing for years but visits-lag-changes' "days since the last visit": the visit it
+    counts is the latest review visit, which need not be the latest outpatient visit (a lab
+    draw is not a review; an untyped visit counts only with ``count_untyped_visits``)."""
+    path = FIXTURES / "visits-lag-changes" / "positive-visit-gap-over-90-days-before-a-change.json"
+    body = json.loads(path.read_text(encoding="utf-8"))
+    prefetch = body["prefetch"]
+    visits = []
+    for years_back, (eid, words) in enumerate(reversed(old_visits), start=4):
+        day = f"{NOW.year - years_back}-03-01"
+        encounter = _encounter(eid, day, day)
+        visits.append(_typed(encounter, words) if words else encounter)
+    prefetch["encounters"] = {"resourceType": "Bundle", "type": "searchset",
+                              "entry": [{"resource": v} for v in visits]}
+    resources = [v for v in prefetch.values() if v is not None]
+    patterns = {
+        pid: ps if pid != "visits-lag-changes" else ps.model_copy(update={
+            "thresholds": dataclasses.replace(ps.thresholds, count_untyped_visits=count_untyped)
+        })
+        for pid, ps in DEFAULTS.items()
+    }
+    assert_same_assessment(resources, (), patterns, NOW.date(), "patient-view")
+    full = assess(map_record(resources, TABLE, codes=CODES), (), patterns, NOW.date())
+    finding = next(f for f in full.findings if f.pattern_id == "visits-lag-changes")
+    review = f"{NOW.year - 4 - len(old_visits) + 1}-03-01"
+    untyped = f"{NOW.year - 5}-03-01" if len(old_visits) == 3 else review
+    assert finding.facts["last_visit"] == (untyped if count_untyped else review)
