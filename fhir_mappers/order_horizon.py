@@ -51,16 +51,7 @@ from datetime import date
 
 from fhir_mappers.medication_requests import MappedCourse
 from fhir_mappers.order_candidates import Candidate
-from fhir_mappers.record import MedicationCourse
-
-# Statuses whose open-ended course is current (``patterns.timeline.is_current``).
-_CURRENT = {
-    "MedicationRequest": frozenset({"active", "on-hold"}),
-    "MedicationStatement": frozenset({"active"}),
-}
-# ``patterns.timeline.taken_courses`` leaves these out of every episode.
-_NEVER_TAKEN = frozenset({"entered-in-error", "cancelled", "draft", "not-taken", "intended"})
-_NON_ORDER_INTENTS = frozenset({"proposal", "option"})
+from fhir_mappers.record import MedicationCourse, is_current, last_taken, was_taken
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,13 +98,13 @@ def plan_drops(
     for course in kept:
         if course.start is None or course.start > now:
             continue  # never in an episode
-        if course.end is None and not _is_current(course):
+        if course.end is None and not is_current(course, now):
             for ingredient in course.psychotropic_ingredients:
                 seen = barrier.get(ingredient.drug_class)
                 barrier[ingredient.drug_class] = min(seen or course.start, course.start)
         names = [i.name for i in course.psychotropic_ingredients if i.name in wanted]
         if names:
-            entry = _Entry(course.start, course.ref, _last_taken(course, now), None)
+            entry = _Entry(course.start, course.ref, last_taken(course, now) or now, None)
             for name in names:
                 by_ingredient[name].append(entry)
     for found in candidates:
@@ -127,18 +118,6 @@ def plan_drops(
             map_in_full(found)
         return []
     return plan.dropped
-
-
-def _last_taken(course: MedicationCourse, now: date) -> date:
-    """``patterns.timeline.last_taken`` of a dated history course that started by ``now``."""
-    if course.end is not None:
-        return min(course.end, now)
-    return now if _is_current(course) else course.start or now
-
-
-def _is_current(course: MedicationCourse) -> bool:
-    """``patterns.timeline.is_current`` of an open history course that started by ``now``."""
-    return course.status in _CURRENT.get(course.source_type, frozenset())
 
 
 class _Plan:
@@ -218,8 +197,7 @@ def _is_sentinel(course: MedicationCourse | None) -> bool:
     error, cancelled, not-taken or proposal), not as-needed, a single-ingredient dose."""
     return (
         course is not None
-        and course.status not in _NEVER_TAKEN
-        and course.intent not in _NON_ORDER_INTENTS
+        and was_taken(course)
         and not course.is_prn
         and len(course.ingredients) == 1
         and course.daily_dose_mg is not None

@@ -148,6 +148,58 @@ class MedicationCourse:
         return bool(self.psychotropic_ingredients)
 
 
+# Orders and statements that never reached the patient: errors, cancelled or unsigned orders,
+# statements that the drug is not (or not yet) taken, and mere proposals.
+NEVER_TAKEN_STATUSES = frozenset(
+    {"entered-in-error", "cancelled", "draft", "not-taken", "intended"}
+)
+NON_ORDER_INTENTS = frozenset({"proposal", "option"})
+# The statuses of an order or statement still in force (when it has not ended).
+CURRENT_STATUSES = {
+    "MedicationRequest": frozenset({"active", "on-hold"}),
+    "MedicationStatement": frozenset({"active"}),
+}
+
+
+def was_taken(course: MedicationCourse) -> bool:
+    """A history course that was prescribed or taken: not a draft, error, cancelled or unsigned
+    order, not-taken statement or mere proposal (the courses every episode is cut from)."""
+    return (
+        not course.is_draft
+        and course.status not in NEVER_TAKEN_STATUSES
+        and course.intent not in NON_ORDER_INTENTS
+    )
+
+
+def is_current(course: MedicationCourse, now: date) -> bool:
+    """Part of today's regimen: an active order or statement that has not ended, or a draft.
+
+    An undated order (no authoredOn, no dosage bounds) is not current: without a date it could
+    be decades old, and "active" alone would keep it in the regimen forever.
+    """
+    if course.is_draft:
+        return True
+    if course.status not in CURRENT_STATUSES.get(course.source_type, frozenset()):
+        return False
+    if course.start is None or course.start > now:
+        return False
+    return course.end is None or course.end >= now
+
+
+def last_taken(
+    course: MedicationCourse, now: date, *, current: bool | None = None
+) -> date | None:
+    """The last day the course is known (or, for an open course, presumed) to have run;
+    ``current`` is ``is_current(course, now)`` when the caller has it already."""
+    if current is None:
+        current = is_current(course, now)
+    if course.is_draft or (course.end is None and current):
+        return now
+    if course.end is not None:
+        return min(course.end, now)
+    return course.start
+
+
 @dataclass(frozen=True, slots=True)
 class IntoleranceEvent:
     """Evidence that a medication was not tolerated (or, for ``kind="allergy"``, caused allergy).

@@ -21,18 +21,32 @@ from fhir_mappers.record import (
     Ingredient,
     MedicationCourse,
     PatientRecord,
+    is_current,
+    last_taken,
+    was_taken,
 )
 
-# Orders and statements that never reached the patient: errors, cancelled or unsigned orders,
-# statements that the drug is not (or not yet) taken, and mere proposals.
-_NEVER_TAKEN_STATUSES = frozenset(
-    {"entered-in-error", "cancelled", "draft", "not-taken", "intended"}
-)
-_NON_ORDER_INTENTS = frozenset({"proposal", "option"})
-_CURRENT_STATUSES = {
-    "MedicationRequest": frozenset({"active", "on-hold"}),
-    "MedicationStatement": frozenset({"active"}),
-}
+# ``is_current`` and ``last_taken`` live with the record (the mapper's order horizon asks them
+# too); the patterns import them from here, with the rest of the timeline.
+__all__ = [
+    "Episode",
+    "RegimenEvent",
+    "dated_drafts",
+    "dose_on",
+    "episode_events",
+    "episodes",
+    "fills_without_supply",
+    "has_dated_stop",
+    "is_current",
+    "is_renewal",
+    "last_taken",
+    "psychotropic_names",
+    "regimen_events",
+    "seen_days",
+    "single_dose",
+    "taken_courses",
+]
+
 _ENDED_STATUSES = frozenset({"stopped", "completed"})
 
 EventKind = Literal["start", "restart", "dose_increase", "dose_decrease", "stop"]
@@ -40,33 +54,12 @@ EventKind = Literal["start", "restart", "dose_increase", "dose_decrease", "stop"
 
 def taken_courses(record: PatientRecord) -> tuple[MedicationCourse, ...]:
     """History courses that were prescribed or taken (not drafts, errors, cancelled, not-taken)."""
-    return tuple(
-        c
-        for c in record.courses
-        if not c.is_draft
-        and c.status not in _NEVER_TAKEN_STATUSES
-        and c.intent not in _NON_ORDER_INTENTS
-    )
+    return tuple(c for c in record.courses if was_taken(c))
 
 
 def dated_drafts(drafts: DraftOrders, now: date) -> tuple[MedicationCourse, ...]:
     """Draft orders as if started today: authoredOn of a draft is when it was typed, not taken."""
     return tuple(replace(d, start=now, end=None, is_draft=True) for d in drafts)
-
-
-def is_current(course: MedicationCourse, now: date) -> bool:
-    """Part of today's regimen: an active order or statement that has not ended, or a draft.
-
-    An undated order (no authoredOn, no dosage bounds) is not current: without a date it could
-    be decades old, and "active" alone would keep it in the regimen forever.
-    """
-    if course.is_draft:
-        return True
-    if course.status not in _CURRENT_STATUSES.get(course.source_type, frozenset()):
-        return False
-    if course.start is None or course.start > now:
-        return False
-    return course.end is None or course.end >= now
 
 
 def dose_on(course: MedicationCourse, day: date) -> float | None:
@@ -148,20 +141,6 @@ def fills_without_supply(
         and d.days_supply is None
         and any(i.name in wanted for i in d.ingredients if i.is_psychotropic)
     ]
-
-
-def last_taken(course: MedicationCourse, now: date) -> date | None:
-    """The last day the course is known (or, for an open course, presumed) to have run."""
-    return _last_taken(course, now, is_current(course, now))
-
-
-def _last_taken(course: MedicationCourse, now: date, current: bool) -> date | None:
-    # ``last_taken`` for a caller that already knows ``is_current(course, now)``.
-    if course.is_draft or (course.end is None and current):
-        return now
-    if course.end is not None:
-        return min(course.end, now)
-    return course.start
 
 
 def has_dated_stop(course: MedicationCourse, now: date) -> bool:
@@ -249,7 +228,7 @@ def _split_episodes(
             groups.append([])
             gaps.append(gap)
         current = is_current(course, now)
-        taken = _last_taken(course, now, current)
+        taken = last_taken(course, now, current=current)
         groups[-1].append((course, taken, current))
         day = taken or start
         last_day = day if last_day is None else max(last_day, day)
