@@ -25,7 +25,7 @@ from fhir_mappers.medication_requests import (
     map_medication_request,
     map_medication_statement,
 )
-from fhir_mappers.medication_source import medication_reference
+from fhir_mappers.medication_source import medication_reference, resolve_medication
 from fhir_mappers.medications import IngredientTable
 from fhir_mappers.observations import map_condition, map_observation
 from fhir_mappers.order_candidates import Candidate, candidate
@@ -120,14 +120,20 @@ def map_record(
         mapper = _RECORD_MAPPERS.get(rtype)
         if mapper is None or resource.get("status") == "entered-in-error":
             continue
-        if order_horizon is not None and rtype in _COURSE_TYPES:
-            found_candidate = candidate(
-                resource, ref, rtype, position, ctx, order_horizon.cutoff_text, reasons_read
-            )
-            if found_candidate is not None:
-                candidates.append(found_candidate)
-                continue
-        result = _safely(mapper, resource, ref, ctx, rtype)
+        if rtype in _COURSE_TYPES:
+            # Read once: what the order is decides whether it can be a candidate at all.
+            medication = resolve_medication(resource, ctx, rtype, ref)
+            if order_horizon is not None:
+                found_candidate = candidate(
+                    resource, ref, rtype, position, ctx, order_horizon.cutoff_text,
+                    reasons_read, medication,
+                )
+                if found_candidate is not None:
+                    candidates.append(found_candidate)
+                    continue
+            result = _safely(mapper, resource, ref, ctx, rtype, medication=medication)
+        else:
+            result = _safely(mapper, resource, ref, ctx, rtype)
         bucket = buckets.get(type(result))
         if bucket is not None:
             bucket.append(result)
@@ -138,9 +144,10 @@ def map_record(
             [course for _, course in courses],
             candidates,
             order_horizon,
-            lambda c: keep(
-                c.position, _safely(_RECORD_MAPPERS[c.rtype], c.resource, c.ref, ctx, c.rtype)
-            ),
+            lambda c: keep(c.position, _safely(
+                _RECORD_MAPPERS[c.rtype], c.resource, c.ref, ctx, c.rtype,
+                medication=c.medication,
+            )),
         )
     visits.extend(_last_review_visits(old_encounters, ctx))
     return PatientRecord(
@@ -470,14 +477,15 @@ def _medication_index(
 
 
 def _safely(
-    target: _Mapper,
+    target: Callable[..., Any],
     resource: Mapping[str, Any],
     ref: str,
     ctx: MappingContext,
     rtype: str,
+    **options: Any,
 ) -> Any:
     try:
-        return target(resource, ref, ctx)
+        return target(resource, ref, ctx, **options)
     except _DATA_ERRORS as exc:
         ctx.issue(rtype, ref, "", f"could not be mapped ({type(exc).__name__})")
         return None

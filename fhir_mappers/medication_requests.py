@@ -52,7 +52,12 @@ class MappedCourse:
 
 
 def map_medication_request(
-    resource: Mapping[str, Any], ref: str, ctx: MappingContext, *, is_draft: bool = False
+    resource: Mapping[str, Any],
+    ref: str,
+    ctx: MappingContext,
+    *,
+    is_draft: bool = False,
+    medication: ResolvedMedication | None = None,
 ) -> MappedCourse:
     """A MedicationRequest (R4; DSTU2/STU3 ``dateWritten``/``dateEnded``/``reasonEnded`` read
     too) as a ``MedicationCourse`` (``ref`` "MedicationRequest/<id>").
@@ -62,11 +67,13 @@ def map_medication_request(
     (else the first dosage's ``boundsPeriod.start``; a draft starts now), ``end`` the bounds' end
     or ``dateEnded`` (``validityPeriod`` is the fill window, not the end of treatment), daily dose
     in mg/day from every ``dosageInstruction`` step, and the stop reason classified by the code
-    lists. ``is_draft`` marks an order from ``context.draftOrders``. Never raises: unreadable
+    lists. ``is_draft`` marks an order from ``context.draftOrders``; ``medication`` is
+    ``resolve_medication`` of the order when the caller has it already. Never raises: unreadable
     fields become ``MappingIssue``s on ``ctx``.
     """
     rtype: Final = "MedicationRequest"
-    medication = resolve_medication(resource, ctx, rtype, ref)
+    if medication is None:
+        medication = resolve_medication(resource, ctx, rtype, ref)
     authored = resource.get("authoredOn", resource.get("dateWritten"))
     if not _matters(medication):
         return MappedCourse(_bare_course(resource, ref, rtype, medication, authored, is_draft))
@@ -146,17 +153,23 @@ def _bare_course(
 
 
 def map_medication_statement(
-    resource: Mapping[str, Any], ref: str, ctx: MappingContext
+    resource: Mapping[str, Any],
+    ref: str,
+    ctx: MappingContext,
+    *,
+    medication: ResolvedMedication | None = None,
 ) -> MappedCourse:
     """A MedicationStatement as a ``MedicationCourse`` (``ref`` "MedicationStatement/<id>"):
     ``effectiveDateTime`` or ``effectivePeriod`` give start and end, ``dosage`` the mg/day,
     ``status`` (STU3 ``taken: n`` read as not-taken) with ``statusReason``/``reasonNotTaken``
     what the patient reported; the last known day is the latest of the dates and
-    ``dateAsserted``. A non-psychotropic is kept as a bare course. Never raises; problems become
-    ``MappingIssue``s on ``ctx``.
+    ``dateAsserted``. A non-psychotropic is kept as a bare course. ``medication`` is
+    ``resolve_medication`` of the statement when the caller has it already. Never raises;
+    problems become ``MappingIssue``s on ``ctx``.
     """
     rtype: Final = "MedicationStatement"
-    medication = resolve_medication(resource, ctx, rtype, ref)
+    if medication is None:
+        medication = resolve_medication(resource, ctx, rtype, ref)
     if not _matters(medication):
         when = resource.get("effectiveDateTime") or get(resource, "effectivePeriod", "start")
         return MappedCourse(_bare_course(resource, ref, rtype, medication, when, False))

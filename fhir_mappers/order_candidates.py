@@ -20,7 +20,7 @@ import orjson
 
 from fhir_mappers.accessors import as_list, codes, concept_text
 from fhir_mappers.context import MappingContext
-from fhir_mappers.medication_source import resolve_medication
+from fhir_mappers.medication_source import ResolvedMedication
 
 _INTOLERANCE_KINDS = frozenset({"intolerance", "allergy"})
 _BOUNDS_OTHER_THAN_PERIOD = ("boundsDuration", "boundsRange")
@@ -33,13 +33,14 @@ _ISO_DAY_OR_TIME = re.compile(
 
 @dataclass(slots=True)  # not frozen: a frozen __init__ costs more than the rest of the test
 class Candidate:
-    """An order that may be left unmapped: where it is in the inputs, its ingredient (name and
-    class) and the start and end days the full mapping would give it."""
+    """An order that may be left unmapped: where it is in the inputs, its medication and
+    ingredient (name and class) and the start and end days the full mapping would give it."""
 
     position: int
     ref: str
     resource: Mapping[str, Any]
     rtype: str
+    medication: ResolvedMedication
     ingredient: str
     drug_class: str
     start: date
@@ -54,13 +55,15 @@ def candidate(
     ctx: MappingContext,
     cutoff: tuple[date, str],
     memo: dict[bytes, bool],
+    medication: ResolvedMedication,
 ) -> Candidate | None:
-    """The order as a ``Candidate`` when it is a plain, closed order before ``cutoff`` (the day,
+    """The order as a ``Candidate`` when it is a plain, closed order of one psychotropic
+    (``medication``: its ``resolve_medication``, read by the caller) before ``cutoff`` (the day,
     and the day as ISO text); None when it must be mapped in full. Reports no issue: an order
     that is not a candidate is mapped (and its problems reported) as without a horizon."""
     mark = len(ctx.issues)
     try:
-        return _candidate(resource, ref, rtype, position, ctx, cutoff, memo)
+        return _candidate(resource, ref, rtype, position, ctx, cutoff, memo, medication)
     except (AttributeError, KeyError, TypeError, ValueError, IndexError, ArithmeticError):
         return None  # odd data: the full mapping reads (and reports) it
     finally:
@@ -75,63 +78,87 @@ def _candidate(
     ctx: MappingContext,
     cutoff: tuple[date, str],
     memo: dict[bytes, bool],
+    medication: ResolvedMedication,
 ) -> Candidate | None:
-    # Cheapest first: most orders of a long history fail on a string comparison of one date.
+    # Cheapest first: most orders of a long history are not of one psychotropic (the caller
+    # passes only those) or fail on a string comparison of one date.
+    if len(medication.ingredients) != 1 or not medication.ingredients[0].is_psychotropic:
+        return None
     cutoff_day, cutoff_iso = cutoff
     if rtype == "MedicationStatement":
-        period = resource.get("effectivePeriod")
-        effective = resource.get("effectiveDateTime")
-        period_start, period_end = _field(period, "start"), _field(period, "end")
-        if period_end is None or not _before(period_end, cutoff_iso):
+        if not _before(_field(resource.get("effectivePeriod"), "end"), cutoff_iso):
             return None
-        dated = (effective, period_start, period_end, resource.get("dateAsserted"))
-        days = _days(dated, cutoff_day)
-        if days is None:
-            return None
-        start, end = days[0] or days[1], days[2]
-        dosages = resource.get("dosage")
-        reasons = (resource.get("statusReason"), resource.get("reasonNotTaken"))
     else:
         authored = resource.get("authoredOn", resource.get("dateWritten"))
         if authored is not None and not _before(authored, cutoff_iso):
             return None
-        dosages = resource.get("dosageInstruction")
-        plain, bounds = _single_line_bounds(dosages)
-        if not plain:
-            return None
-        bounds_start, bounds_end = _field(bounds, "start"), _field(bounds, "end")
-        ended = resource.get("dateEnded")
-        if bounds_end is None and ended is None:
-            return None
-        validity = _field(resource.get("dispenseRequest"), "validityPeriod")
-        days = _days((
-            authored,
-            bounds_start,
-            bounds_end,
-            ended,
-            resource.get("dateWritten"),
-            _field(validity, "start"),
-            _field(validity, "end"),
-        ), cutoff_day)
-        if days is None:
-            return None
-        start, end = days[0] or days[1], days[2] or days[3]
-        reasons = (resource.get("statusReason"), resource.get("reasonEnded"))
+    read = (
+        _statement_reading(resource, cutoff_day)
+        if rtype == "MedicationStatement"
+        else _request_reading(resource, cutoff_day)
+    )
+    if read is None:
+        return None
+    start, end, reasons = read
     if start is None or end is None or end < start:
         return None
     if type(resource.get("status")) is not str:
         return None
-    if rtype == "MedicationStatement" and not _single_line_bounds(dosages)[0]:
-        return None
     if _stopped_for_intolerance(reasons, ctx, memo):
-        return None
-    medication = resolve_medication(resource, ctx, rtype, ref)
-    if len(medication.ingredients) != 1 or not medication.ingredients[0].is_psychotropic:
         return None
     ingredient = medication.ingredients[0]
     return Candidate(
-        position, ref, resource, rtype, ingredient.name, ingredient.drug_class, start, end
+        position, ref, resource, rtype, medication, ingredient.name, ingredient.drug_class,
+        start, end,
     )
+
+
+_Reading = tuple[date | None, date | None, tuple[Any, Any]]
+
+
+def _statement_reading(resource: Mapping[str, Any], cutoff_day: date) -> _Reading | None:
+    """(start, end, stop reasons) of a plain MedicationStatement all of whose dates are full
+    days before the cut-off; None otherwise."""
+    if not _single_line_bounds(resource.get("dosage"))[0]:
+        return None
+    period = resource.get("effectivePeriod")
+    dated = (
+        resource.get("effectiveDateTime"),
+        _field(period, "start"),
+        _field(period, "end"),
+        resource.get("dateAsserted"),
+    )
+    days = _days(dated, cutoff_day)
+    if days is None:
+        return None
+    reasons = (resource.get("statusReason"), resource.get("reasonNotTaken"))
+    return days[0] or days[1], days[2], reasons
+
+
+def _request_reading(resource: Mapping[str, Any], cutoff_day: date) -> _Reading | None:
+    """(start, end, stop reasons) of a plain, ended MedicationRequest all of whose dates are
+    full days before the cut-off; None otherwise."""
+    plain, bounds = _single_line_bounds(resource.get("dosageInstruction"))
+    if not plain:
+        return None
+    bounds_start, bounds_end = _field(bounds, "start"), _field(bounds, "end")
+    ended = resource.get("dateEnded")
+    if bounds_end is None and ended is None:
+        return None
+    validity = _field(resource.get("dispenseRequest"), "validityPeriod")
+    days = _days((
+        resource.get("authoredOn", resource.get("dateWritten")),
+        bounds_start,
+        bounds_end,
+        ended,
+        resource.get("dateWritten"),
+        _field(validity, "start"),
+        _field(validity, "end"),
+    ), cutoff_day)
+    if days is None:
+        return None
+    reasons = (resource.get("statusReason"), resource.get("reasonEnded"))
+    return days[0] or days[1], days[2] or days[3], reasons
 
 
 def _field(value: Any, name: str) -> Any:
