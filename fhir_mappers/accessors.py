@@ -204,9 +204,15 @@ def relative_reference(value: Any) -> str | None:
     ref = reference(value)
     if ref is None or ref.startswith("#"):
         return ref
-    kind, slash, rid = ref.partition("/")
+    kind, _, rid = ref.partition("/")
     if kind and rid and "/" not in rid and "?" not in ref and "_history" not in ref:
         return ref  # already "Type/id", the usual form: nothing to strip
+    return _by_segments(ref)
+
+
+def _by_segments(ref: str) -> str | None:
+    # The general reading: query dropped, trailing slash and /_history/n stripped, the last two
+    # path segments kept.
     parts = ref.split("?")[0].rstrip("/").split("/")
     if "_history" in parts:
         parts = parts[: parts.index("_history")]

@@ -61,29 +61,31 @@ def candidate(
     (``medication``: its ``resolve_medication``, read by the caller) before ``cutoff`` (the day,
     and the day as ISO text); None when it must be mapped in full. Reports no issue: an order
     that is not a candidate is mapped (and its problems reported) as without a horizon."""
-    mark = len(ctx.issues)
+    # Cheapest first: most orders of a long history are not of one psychotropic or fail on a
+    # string comparison of one date.
+    if len(medication.ingredients) != 1 or not medication.ingredients[0].is_psychotropic:
+        return None
     try:
-        return _candidate(resource, ref, rtype, position, ctx, cutoff, memo, medication)
+        days = _plain_closed_days(resource, rtype, ctx, cutoff, memo)
     except (AttributeError, KeyError, TypeError, ValueError, IndexError, ArithmeticError):
         return None  # odd data: the full mapping reads (and reports) it
-    finally:
-        del ctx.issues[mark:]
+    if days is None:
+        return None
+    ingredient = medication.ingredients[0]
+    return Candidate(
+        position, ref, resource, rtype, medication, ingredient.name, ingredient.drug_class,
+        *days,
+    )
 
 
-def _candidate(
+def _plain_closed_days(
     resource: Mapping[str, Any],
-    ref: str,
     rtype: str,
-    position: int,
     ctx: MappingContext,
     cutoff: tuple[date, str],
     memo: dict[bytes, bool],
-    medication: ResolvedMedication,
-) -> Candidate | None:
-    # Cheapest first: most orders of a long history are not of one psychotropic (the caller
-    # passes only those) or fail on a string comparison of one date.
-    if len(medication.ingredients) != 1 or not medication.ingredients[0].is_psychotropic:
-        return None
+) -> tuple[date, date] | None:
+    """(start, end) of a plain, closed order whose dates all lie before the cut-off."""
     cutoff_day, cutoff_iso = cutoff
     if rtype == "MedicationStatement":
         if not _before(_field(resource.get("effectivePeriod"), "end"), cutoff_iso):
@@ -106,11 +108,7 @@ def _candidate(
         return None
     if _stopped_for_intolerance(reasons, ctx, memo):
         return None
-    ingredient = medication.ingredients[0]
-    return Candidate(
-        position, ref, resource, rtype, medication, ingredient.name, ingredient.drug_class,
-        start, end,
-    )
+    return start, end
 
 
 _Reading = tuple[date | None, date | None, tuple[Any, Any]]

@@ -180,19 +180,6 @@ def test_number_rejects_booleans_and_words() -> None:
     assert number("n/a") is None
 
 
-def _relative_by_segments(ref: str) -> str | None:
-    # What relative_reference means, spelled out on path segments (its "Type/id" shortcut must
-    # agree): query dropped, trailing slash and /_history/n stripped, the last two segments kept.
-    if ref.startswith("#"):
-        return ref
-    parts = ref.split("?")[0].rstrip("/").split("/")
-    if "_history" in parts:
-        parts = parts[: parts.index("_history")]
-    if len(parts) < 2 or not parts[-2] or not parts[-1]:
-        return None
-    return f"{parts[-2]}/{parts[-1]}"
-
-
 @settings(max_examples=500, deadline=None)
 @given(
     st.lists(
@@ -202,8 +189,11 @@ def _relative_by_segments(ref: str) -> str | None:
     ).map("/".join)
 )
 def test_relative_reference_agrees_with_the_segment_reading(ref: str) -> None:
+    # The "Type/id" shortcut must give what the general reading gives.
     stripped = ref.strip()
-    expected = _relative_by_segments(stripped) if stripped else None
+    expected = None if not stripped else stripped if stripped[0] == "#" else (
+        accessors._by_segments(stripped)
+    )
     assert relative_reference(ref) == expected
 
 
