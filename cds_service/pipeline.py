@@ -26,7 +26,7 @@ from cds_service.gather.prefetch import gather_data
 from cds_service.gather.service_definitions import ServiceDefinition
 from cds_service.patterns import Finding
 from cds_service.patterns.abstention import NotEvaluable
-from cds_service.patterns.engine import assess, evidence_horizon
+from cds_service.patterns.engine import assess, evidence_horizon, visit_horizon
 from cds_service.patterns.order_reach import order_horizon
 from cds_service.policy import apply_policy, dedup_key, order_fingerprint
 from cds_service.storage.audit.records import NOT_EVALUABLE, CardRecord, pseudonymize
@@ -123,6 +123,7 @@ def _map(
     record = map_record(
         values, services.table, medications=medications, codes=services.codes,
         horizon=evidence_horizon(patterns, today), order_horizon=order_horizon(patterns, today),
+        visit_horizon=visit_horizon(patterns, today),
         patient_id=req.patient_id, encounter_id=req.encounter_id,
     )
     drafts: DraftOrders = ()

@@ -60,6 +60,7 @@ def map_record(
     codes: CodeLists,
     horizon: date | None = None,
     order_horizon: OrderHorizon | None = None,
+    visit_horizon: date | None = None,
     patient_id: str | None = None,
     encounter_id: str | None = None,
 ) -> PatientRecord:
@@ -70,6 +71,8 @@ def map_record(
     With a ``horizon`` (``patterns.engine.evidence_horizon``), Encounters and Observations
     that ended before it are not mapped, except the latest review visits (see
     ``fhir_mappers.horizon``): the findings are the same, the work is bounded by the windows.
+    A ``visit_horizon`` (``patterns.engine.visit_horizon``, never earlier than ``horizon``) is
+    the one for Encounters, which fewer patterns read, over shorter windows.
     With an ``order_horizon`` (``patterns.order_reach.order_horizon``), old closed psychotropic
     orders that no pattern can read are not mapped either (``fhir_mappers.order_horizon``).
     With a ``patient_id``, resources about another patient (a lenient search that ignored
@@ -79,8 +82,12 @@ def map_record(
     ctx = MappingContext(table, codes)
     ctx.current_encounter = f"Encounter/{encounter_id}" if encounter_id else None
     horizon_iso = horizon.isoformat() if horizon is not None else None
+    visits_from = visit_horizon or horizon
+    visit_iso = visits_from.isoformat() if visits_from is not None else None
     old_encounters: list[tuple[str, Mapping[str, Any]]] = []
-    found = _collect(resources, ctx, horizon_iso, old_encounters, patient_id=patient_id)
+    found = _collect(
+        resources, ctx, horizon_iso, old_encounters, patient_id=patient_id, visit_iso=visit_iso
+    )
     ctx.medications = _medication_index(found, medications)
     ctx.requests = {ref: res for ref, res in found if ref.startswith("MedicationRequest/")}
     # Courses and intolerances keep their place in the inputs (then sort by day), so that an
@@ -305,11 +312,13 @@ def _collect(
     old_encounters: list[tuple[str, Mapping[str, Any]]] | None = None,
     *,
     patient_id: str | None = None,
+    visit_iso: str | None = None,
 ) -> list[tuple[str, Mapping[str, Any]]]:
     """Resources with their references, Bundles unpacked, junk reported, duplicates dropped.
 
-    With a horizon, Observations before it are dropped here and Encounters before it go to
-    ``old_encounters``: deciding before the reference is built keeps a long history cheap.
+    With a horizon, Observations before it are dropped here and Encounters before
+    ``visit_iso`` (else the horizon) go to ``old_encounters``: deciding before the reference is
+    built keeps a long history cheap.
     Entry fullUrls are recorded in ``ctx.aliases`` first, so that a subject given as
     ``urn:uuid:...`` is recognised as the patient's.
     """
@@ -324,6 +333,7 @@ def _collect(
                 if target:
                     ctx.aliases.setdefault(full_url, target)
     patient = _patient_ref(patient_id)
+    visit_iso = visit_iso or horizon_iso
     found: list[tuple[str, Mapping[str, Any]]] = []
     seen: set[str] = set()
     # The loop runs once per resource of the whole history: type() before isinstance(), the
@@ -350,14 +360,13 @@ def _collect(
         ):
             ctx.issue(rtype, _ref(item, rtype, position), "subject", "another patient's resource")
             continue
-        if horizon_iso is not None:
-            if rtype == "Observation":
-                if observation_before(item, horizon_iso):
-                    continue
-            elif rtype == "Encounter" and encounter_before(item, horizon_iso):
-                if old_encounters is not None:
-                    old_encounters.append((_ref(item, rtype, position, full_url), item))
+        if rtype == "Observation":
+            if horizon_iso is not None and observation_before(item, horizon_iso):
                 continue
+        elif rtype == "Encounter" and visit_iso is not None and encounter_before(item, visit_iso):
+            if old_encounters is not None:
+                old_encounters.append((_ref(item, rtype, position, full_url), item))
+            continue
         if type(rtype) is not str or not rtype:
             ctx.issue("unknown", f"#{position}", "resourceType", "missing resourceType")
             continue

@@ -39,6 +39,22 @@ def evidence_horizon(patterns: Mapping[str, Any], now: date) -> date:
     return now - timedelta(days=longest + HORIZON_MARGIN_DAYS)
 
 
+def visit_horizon(patterns: Mapping[str, Any], now: date) -> date:
+    """The earliest date any enabled pattern reads visits (Encounters) from, for
+    ``map_record(visit_horizon=...)``: as ``evidence_horizon``, over the windows each pattern
+    declares for visits (``Thresholds.visit_windows_days()``; a pattern that declares none is
+    taken to read visits over its whole reach). Never later than needed for the latest review
+    visit: the mapper keeps those before any horizon."""
+    longest = 0
+    for pattern_settings in patterns.values():
+        if pattern_settings.mode == "off":
+            continue
+        thresholds = pattern_settings.thresholds
+        declared = getattr(thresholds, "visit_windows_days", thresholds.windows_days)
+        longest = max(longest, sum(declared()))
+    return now - timedelta(days=longest + HORIZON_MARGIN_DAYS)
+
+
 @dataclass(frozen=True, slots=True)
 class Assessment:
     """What the patterns made of one patient: findings (priority order) and abstentions."""

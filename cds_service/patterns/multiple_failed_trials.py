@@ -93,6 +93,11 @@ class Thresholds:
         judged within the look-back, its minimum length, and its baseline window."""
         return (self.lookback_days, self.min_trial_days, self.baseline_window_days)
 
+    def visit_windows_days(self) -> tuple[int, ...]:
+        """The windows over which this pattern reads visits (Encounters), nested; () when it
+        reads none. It reads no visits."""
+        return ()
+
 
 @dataclass(frozen=True, slots=True)
 class _Trial:

@@ -76,6 +76,11 @@ class Thresholds:
         """The look-back windows this pattern reads, nested (their sum is its reach)."""
         return (self.window_days,)
 
+    def visit_windows_days(self) -> tuple[int, ...]:
+        """The windows over which this pattern reads visits (Encounters), nested; () when it
+        reads none. Hospital stays within the days-covered window."""
+        return (self.window_days,)
+
 
 @dataclass(frozen=True, slots=True)
 class _Adherence:

@@ -64,6 +64,11 @@ class Thresholds:
         """The look-back windows this pattern reads, nested (their sum is its reach)."""
         return (self.stale_order_days,)
 
+    def visit_windows_days(self) -> tuple[int, ...]:
+        """The windows over which this pattern reads visits (Encounters), nested; () when it
+        reads none. It reads no visits."""
+        return ()
+
 
 @dataclass(frozen=True, slots=True)
 class _Agent:

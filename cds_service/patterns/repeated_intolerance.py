@@ -71,6 +71,11 @@ class Thresholds:
         """The look-back windows this pattern reads, nested (their sum is its reach)."""
         return (self.lookback_days,)
 
+    def visit_windows_days(self) -> tuple[int, ...]:
+        """The windows over which this pattern reads visits (Encounters), nested; () when it
+        reads none. It reads no visits."""
+        return ()
+
 
 def detect(
     record: PatientRecord, drafts: DraftOrders, thresholds: Thresholds, now: date

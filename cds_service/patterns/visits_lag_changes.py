@@ -77,6 +77,13 @@ class Thresholds:
         """The look-back windows this pattern reads, nested (their sum is its reach)."""
         return (self.window_days, self.max_gap_since_visit_days)
 
+    def visit_windows_days(self) -> tuple[int, ...]:
+        """The windows over which this pattern reads visits (Encounters), nested; () when it
+        reads none. Visits counted in the window, and stays that hold a change; the last visit
+        before a change may be older (the mapper keeps the latest review visits before any
+        horizon)."""
+        return (self.window_days, self.max_gap_since_visit_days)
+
 
 def detect(
     record: PatientRecord, drafts: DraftOrders, thresholds: Thresholds, now: date

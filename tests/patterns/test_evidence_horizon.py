@@ -23,7 +23,12 @@ import pytest
 
 from cds_service.loaders import load_code_lists, load_ingredient_table
 from cds_service.patterns import PATTERN_IDS
-from cds_service.patterns.engine import HORIZON_MARGIN_DAYS, assess, evidence_horizon
+from cds_service.patterns.engine import (
+    HORIZON_MARGIN_DAYS,
+    assess,
+    evidence_horizon,
+    visit_horizon,
+)
 from cds_service.patterns.order_reach import order_horizon
 from cds_service.settings import PatternSettings, load_settings
 from cds_service.synthetic.archetypes import ARCHETYPES
@@ -71,6 +76,7 @@ def assert_same_assessment(
         TABLE,
         horizon=evidence_horizon(patterns, now),
         order_horizon=order_horizon(patterns, now),
+        visit_horizon=visit_horizon(patterns, now),
         codes=CODES,
     )
     expected = assess(full, drafts, patterns, now, hook=hook, raise_errors=True)
@@ -245,3 +251,33 @@ def test_the_last_review_visit_before_the_horizon_is_the_one_the_full_record_giv
     review = f"{NOW.year - 4 - len(old_visits) + 1}-03-01"
     untyped = f"{NOW.year - 5}-03-01" if len(old_visits) == 3 else review
     assert finding.facts["last_visit"] == (untyped if count_untyped else review)
+
+
+def test_visits_are_read_over_the_declared_visit_windows_only() -> None:
+    now = date(2026, 6, 15)
+    # visits-lag-changes: 90-day window + 90-day gap; nonadherence: its 180-day PDC window.
+    assert visit_horizon(DEFAULTS, now) == now - timedelta(days=180 + HORIZON_MARGIN_DAYS)
+    wide = SETTINGS["windows-doubled"]
+    assert visit_horizon(wide, now) == now - timedelta(days=360 + HORIZON_MARGIN_DAYS)
+    # Every pattern says which visits it reads; one that did not would be read as reading them
+    # over its whole reach, which puts the visit horizon back at the evidence horizon.
+    for pid, ps in DEFAULTS.items():
+        assert hasattr(ps.thresholds, "visit_windows_days"), pid
+
+
+def test_visits_before_the_visit_horizon_are_not_mapped_but_the_last_review_visit_is() -> None:
+    now = date(2026, 6, 15)
+    resources = [
+        _typed(_encounter("review-2024", "2024-01-10", "2024-01-10"), "Psychiatric follow up"),
+        _typed(_encounter("lab-2025", "2025-06-01", "2025-06-01"), "Laboratory blood draw"),
+        _encounter("ward-2025", "2025-08-01", "2025-08-09", cls="IMP"),
+        _typed(_encounter("review-2026", "2026-05-02", "2026-05-02"), "Psychiatric follow up"),
+    ]
+    record = map_record(
+        resources, TABLE, codes=CODES, horizon=evidence_horizon(DEFAULTS, now),
+        visit_horizon=visit_horizon(DEFAULTS, now),
+    )
+    assert sorted(v.ref for v in record.visits) == [
+        "Encounter/review-2024",  # the latest review visit before the horizon
+        "Encounter/review-2026",
+    ]
