@@ -37,8 +37,9 @@ after them: every episode that starts after such a stop is then the same with or
 dropped orders.
 
 The same ``map_record`` call without an ``OrderHorizon`` maps every order. Orders left out
-report no ``MappingIssue`` (as old visits and scores do not); their ``#<position>`` references
-and those of every other resource are unchanged, since positions are counted before this.
+report no ``MappingIssue`` but their medication's, which ``map_record`` reads for every order
+before this test (old visits and scores report none); their ``#<position>`` references and
+those of every other resource are unchanged, since positions are counted before this.
 Should a kept candidate's full mapping disagree with its quick reading, nothing is dropped.
 """
 
