@@ -316,9 +316,8 @@ def _collect(
 ) -> list[tuple[str, Mapping[str, Any]]]:
     """Resources with their references, Bundles unpacked, junk reported, duplicates dropped.
 
-    With a horizon, Observations before it are dropped here and Encounters before
-    ``visit_iso`` (else the horizon) go to ``old_encounters``: deciding before the reference is
-    built keeps a long history cheap.
+    Observations before ``horizon_iso`` are dropped here and Encounters before ``visit_iso``
+    go to ``old_encounters``: deciding before the reference is built keeps a long history cheap.
     Entry fullUrls are recorded in ``ctx.aliases`` first, so that a subject given as
     ``urn:uuid:...`` is recognised as the patient's.
     """
@@ -333,7 +332,6 @@ def _collect(
                 if target:
                     ctx.aliases.setdefault(full_url, target)
     patient = _patient_ref(patient_id)
-    visit_iso = visit_iso or horizon_iso
     found: list[tuple[str, Mapping[str, Any]]] = []
     seen: set[str] = set()
     # The loop runs once per resource of the whole history: type() before isinstance(), the

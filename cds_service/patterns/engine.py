@@ -7,7 +7,7 @@ Pure: no Flask, database or clock. ``now`` is passed in.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any
@@ -23,6 +23,19 @@ ORDER_HOOKS = frozenset({"order-select", "order-sign", "medication-prescribe"})
 HORIZON_MARGIN_DAYS = 31
 
 
+def reach_horizon(
+    patterns: Mapping[str, Any], now: date, windows: Callable[[Any], Iterable[int]]
+) -> date:
+    """``now`` less the longest reach of the patterns that are not ``off``, and a margin; a
+    pattern's reach is the sum of ``windows(thresholds)`` (days). Every horizon is this one
+    rule over different declared windows."""
+    longest = 0
+    for pattern_settings in patterns.values():
+        if pattern_settings.mode != "off":
+            longest = max(longest, sum(windows(pattern_settings.thresholds)))
+    return now - timedelta(days=longest + HORIZON_MARGIN_DAYS)
+
+
 def evidence_horizon(patterns: Mapping[str, Any], now: date) -> date:
     """The earliest date any enabled pattern can read, for ``map_record(horizon=...)``.
 
@@ -31,12 +44,7 @@ def evidence_horizon(patterns: Mapping[str, Any], now: date) -> date:
     pattern's reach. The horizon is the longest reach over the patterns that are not ``off``, plus
     a margin. Declared, not inferred from field names, so a new window cannot escape it.
     """
-    longest = 0
-    for pattern_settings in patterns.values():
-        if pattern_settings.mode == "off":
-            continue
-        longest = max(longest, sum(pattern_settings.thresholds.windows_days()))
-    return now - timedelta(days=longest + HORIZON_MARGIN_DAYS)
+    return reach_horizon(patterns, now, lambda thresholds: thresholds.windows_days())
 
 
 def visit_horizon(patterns: Mapping[str, Any], now: date) -> date:
@@ -45,14 +53,12 @@ def visit_horizon(patterns: Mapping[str, Any], now: date) -> date:
     declares for visits (``Thresholds.visit_windows_days()``; a pattern that declares none is
     taken to read visits over its whole reach). Never later than needed for the latest review
     visit: the mapper keeps those before any horizon."""
-    longest = 0
-    for pattern_settings in patterns.values():
-        if pattern_settings.mode == "off":
-            continue
-        thresholds = pattern_settings.thresholds
-        declared = getattr(thresholds, "visit_windows_days", thresholds.windows_days)
-        longest = max(longest, sum(declared()))
-    return now - timedelta(days=longest + HORIZON_MARGIN_DAYS)
+    return reach_horizon(patterns, now, _visit_windows)
+
+
+def _visit_windows(thresholds: Any) -> Iterable[int]:
+    declared = getattr(thresholds, "visit_windows_days", thresholds.windows_days)
+    return declared()  # type: ignore[no-any-return]
 
 
 @dataclass(frozen=True, slots=True)

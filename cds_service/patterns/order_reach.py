@@ -17,10 +17,10 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping
-from datetime import date, timedelta
+from datetime import date
 from typing import Any
 
-from cds_service.patterns.engine import HORIZON_MARGIN_DAYS, evidence_horizon
+from cds_service.patterns.engine import reach_horizon
 from fhir_mappers.order_horizon import OrderHorizon
 
 
@@ -36,15 +36,21 @@ def day_thresholds(thresholds: Any) -> tuple[int, ...]:
 def order_horizon(patterns: Mapping[str, Any], now: date) -> OrderHorizon:
     """The ``OrderHorizon`` of the patterns that are not ``off`` (``patterns`` maps pattern id
     to its ``PatternSettings``), for ``map_record(order_horizon=...)`` at ``now``."""
-    reach = 0
-    gap = 0
-    for pattern_settings in patterns.values():
-        if pattern_settings.mode == "off":
-            continue
-        thresholds = pattern_settings.thresholds
-        reach = max(reach, sum(day_thresholds(thresholds)), sum(thresholds.windows_days()))
-        gap = max(gap, int(getattr(thresholds, "continuation_gap_days", 0)))
-    cutoff = min(
-        evidence_horizon(patterns, now), now - timedelta(days=reach + HORIZON_MARGIN_DAYS)
+    # The larger of a pattern's declared reach and the sum of all its day thresholds: the
+    # evidence horizon or, if further back, the latter.
+    cutoff = reach_horizon(
+        patterns,
+        now,
+        lambda thresholds: (
+            max(sum(day_thresholds(thresholds)), sum(thresholds.windows_days())),
+        ),
+    )
+    gap = max(
+        (
+            int(getattr(ps.thresholds, "continuation_gap_days", 0))
+            for ps in patterns.values()
+            if ps.mode != "off"
+        ),
+        default=0,
     )
     return OrderHorizon(cutoff=cutoff, gap_days=gap, now=now)
