@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
-from fhir_mappers.accessors import parse_period, relative_reference
+from fhir_mappers.accessors import parse_date, relative_reference
 from fhir_mappers.codes import CodeLists
 from fhir_mappers.medications import IngredientTable
 from fhir_mappers.record import MappingIssue
@@ -45,9 +45,6 @@ class MappingContext:
     concepts: dict[bytes, Any] = field(default_factory=dict)
     # One Dosage line (bounds left out) and the product's strength -> its DailyDose (dosage).
     doses: dict[tuple[Any, ...], Any] = field(default_factory=dict)
-    # Date string -> the days it names (``parse_period``): a record repeats its dates (an
-    # order's authoredOn is its bounds' start and its visit's day). Per call, like the rest.
-    periods: dict[str, tuple[date, date] | None] = field(default_factory=dict)
     # (type codes, type words) of an outpatient Encounter -> ``CodeLists.type_says_prescriber``:
     # a history repeats a handful of visit types.
     visit_types: dict[tuple[tuple[str, ...], str], bool | None] = field(default_factory=dict)
@@ -66,18 +63,10 @@ class MappingContext:
         A partial date ("2025-03") is read as the first day of its period, or the last with
         ``latest=True`` (the caller documents which is the conservative reading for its use).
         """
-        if type(value) is str:
-            try:
-                period = self.periods[value]
-            except KeyError:
-                period = self.periods[value] = parse_period(value)
-        else:
-            period = parse_period(value)
-        if period is None:
-            if value is not None:
-                self.issue(resource_type, ref, field_name, "unparseable date")
-            return None
-        return period[1] if latest else period[0]
+        parsed = parse_date(value, latest=latest)
+        if parsed is None and value is not None:
+            self.issue(resource_type, ref, field_name, "unparseable date")
+        return parsed
 
     def resolve(self, value: Any) -> str | None:
         """A reference (or Reference) as ``Type/id``: a Bundle fullUrl is looked up first, then a
