@@ -30,7 +30,13 @@ _RTYPE = "MedicationDispense"
 _DAYS_PER_UNIT = {"d": 1.0, "day": 1.0, "days": 1.0, "wk": 7.0, "week": 7.0, "weeks": 7.0, "": 1.0}
 
 
-def map_dispense(resource: Mapping[str, Any], ref: str, ctx: MappingContext) -> Dispense | None:
+def map_dispense(
+    resource: Mapping[str, Any],
+    ref: str,
+    ctx: MappingContext,
+    *,
+    medication: ResolvedMedication | None = None,
+) -> Dispense | None:
     """A MedicationDispense as a ``Dispense`` (``ref`` "MedicationDispense/<id>"); None when
     ``status`` is entered-in-error.
 
@@ -39,20 +45,22 @@ def map_dispense(resource: Mapping[str, Any], ref: str, ctx: MappingContext) -> 
     the units a day of the dispense's own ``dosageInstruction`` or of its authorizing order's,
     else the order's ``dispenseRequest.expectedSupplyDuration``. When none of these can be read
     it stays None: an unknown supply, never zero (the nonadherence pattern then abstains). Never
-    raises; unreadable fields become ``MappingIssue``s on ``ctx``.
+    raises; unreadable fields become ``MappingIssue``s on ``ctx``. ``medication`` is
+    ``resolve_medication`` of the fill when the caller has it already.
     """
     status = ctx.string(resource.get("status"), _RTYPE, ref, "status")
     if status == "entered-in-error":
         return None
     handed_over = ctx.date(resource.get("whenHandedOver"), _RTYPE, ref, "whenHandedOver")
     handed_over = handed_over or ctx.date(resource.get("whenPrepared"), _RTYPE, ref, "whenPrepared")
-    medication = resolve_medication(resource, ctx, _RTYPE, ref)
+    if medication is None:
+        medication = resolve_medication(resource, ctx, _RTYPE, ref)
     quantity = quantity_value(resource.get("quantity"))
     prescriptions = as_list(resource.get("authorizingPrescription"))
     authorizing = None
     if prescriptions:
         authorizing = ctx.resolve(prescriptions[0]) or reference(prescriptions[0])
-    psychotropic = any(i.is_psychotropic for i in medication.ingredients)
+    psychotropic = medication.is_psychotropic
     days = _days_supply(resource.get("daysSupply"), ref, ctx) if psychotropic else None
     if days is None and psychotropic:
         days = _derived_days(resource, quantity, medication, authorizing, ctx)

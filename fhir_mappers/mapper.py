@@ -30,6 +30,7 @@ from fhir_mappers.medications import IngredientTable
 from fhir_mappers.observations import map_condition, map_observation
 from fhir_mappers.order_candidates import Candidate, candidate
 from fhir_mappers.order_horizon import OrderHorizon, plan_drops
+from fhir_mappers.other_medications import MEDICATION_USERS, other_medication
 from fhir_mappers.record import (
     ConditionEntry,
     Dispense,
@@ -37,6 +38,7 @@ from fhir_mappers.record import (
     IntoleranceEvent,
     MappingIssue,
     MedicationCourse,
+    OtherMedication,
     PatientRecord,
     SymptomScore,
     Visit,
@@ -48,7 +50,6 @@ _DATA_ERRORS = (AttributeError, KeyError, TypeError, ValueError, IndexError, Ari
 _MAX_BUNDLE_DEPTH = 3
 _Mapper = Callable[[Mapping[str, Any], str, MappingContext], Any]
 _ORDER_TYPES = frozenset({"MedicationRequest", "MedicationOrder"})  # MedicationOrder: DSTU2
-_MEDICATION_USERS = _ORDER_TYPES | {"MedicationStatement", "MedicationDispense"}
 _COURSE_TYPES = _ORDER_TYPES | {"MedicationStatement"}
 
 
@@ -75,6 +76,8 @@ def map_record(
     the one for Encounters, which fewer patterns read, over shorter windows.
     With an ``order_horizon`` (``patterns.order_reach.order_horizon``), old closed psychotropic
     orders that no pattern can read are not mapped either (``fhir_mappers.order_horizon``).
+    Orders, statements and fills of a medication with no psychotropic ingredient are not
+    mapped: they become ``PatientRecord.other_medications`` (``fhir_mappers.other_medications``).
     With a ``patient_id``, resources about another patient (a lenient search that ignored
     ``patient=``) are dropped and counted as issues. ``encounter_id`` (the hook's
     ``context.encounterId``) is the encounter the call is made in: it is today's visit.
@@ -98,6 +101,7 @@ def map_record(
     dispenses: list[Dispense] = []
     scores: list[SymptomScore] = []
     conditions: list[ConditionEntry] = []
+    others: list[OtherMedication] = []
     candidates: list[Candidate] = []
     reasons_read: dict[bytes, bool] = {}  # stop reasons already classified (order_horizon)
     birth_date: date | None = None
@@ -127,10 +131,14 @@ def map_record(
         mapper = _RECORD_MAPPERS.get(rtype)
         if mapper is None or resource.get("status") == "entered-in-error":
             continue
-        if rtype in _COURSE_TYPES:
-            # Read once: what the order is decides whether it can be a candidate at all.
+        if rtype in MEDICATION_USERS:
+            # Read first and once: a medication no pattern reads ends the reading here, and
+            # what an order is decides whether it can be a candidate at all.
             medication = resolve_medication(resource, ctx, rtype, ref)
-            if order_horizon is not None:
+            if not medication.is_psychotropic:
+                others.append(other_medication(resource, ref, rtype, medication))
+                continue
+            if order_horizon is not None and rtype in _COURSE_TYPES:
                 found_candidate = candidate(
                     resource, ref, rtype, position, ctx, order_horizon.cutoff_text,
                     reasons_read, medication,
@@ -168,6 +176,7 @@ def map_record(
         dispenses=tuple(sorted(dispenses, key=lambda d: _date_key(d.handed_over))),
         scores=tuple(sorted(scores, key=lambda s: _date_key(s.when))),
         conditions=tuple(conditions),
+        other_medications=tuple(others),
         birth_date=birth_date,
         current_encounter=f"Encounter/{encounter_id}" if encounter_id else None,
         issues=tuple(ctx.issues),
@@ -293,7 +302,7 @@ def unresolved_medication_refs(resources: Iterable[Any]) -> set[str]:
         rtype = item.get("resourceType")
         if rtype == "Medication" and isinstance(item.get("id"), str):
             present.add(f"Medication/{item['id']}")
-        elif rtype in _MEDICATION_USERS:
+        elif rtype in MEDICATION_USERS:
             literal = medication_reference(item)
             key = relative_reference(literal) if literal else None
             if key and key.startswith("Medication/"):

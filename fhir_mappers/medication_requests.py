@@ -75,7 +75,7 @@ def map_medication_request(
     if medication is None:
         medication = resolve_medication(resource, ctx, rtype, ref)
     authored = resource.get("authoredOn", resource.get("dateWritten"))
-    if not _matters(medication):
+    if not medication.is_psychotropic:
         return MappedCourse(_bare_course(resource, ref, rtype, medication, authored, is_draft))
     dosages = resource.get("dosageInstruction")
     bounds = get(dosages, 0, "timing", "repeat", "boundsPeriod")
@@ -125,10 +125,6 @@ def map_medication_request(
     )
 
 
-def _matters(medication: ResolvedMedication) -> bool:
-    return any(i.is_psychotropic for i in medication.ingredients)
-
-
 def _bare_course(
     resource: Mapping[str, Any],
     ref: str,
@@ -170,7 +166,7 @@ def map_medication_statement(
     rtype: Final = "MedicationStatement"
     if medication is None:
         medication = resolve_medication(resource, ctx, rtype, ref)
-    if not _matters(medication):
+    if not medication.is_psychotropic:
         when = resource.get("effectiveDateTime") or get(resource, "effectivePeriod", "start")
         return MappedCourse(_bare_course(resource, ref, rtype, medication, when, False))
     period = resource.get("effectivePeriod")

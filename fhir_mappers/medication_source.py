@@ -44,6 +44,11 @@ class ResolvedMedication:
     strength_mg: float | None = None  # per tablet/capsule, single-ingredient products only
     concentration_mg_per_ml: float | None = None  # single-ingredient liquids only
 
+    @property
+    def is_psychotropic(self) -> bool:
+        """Whether any ingredient counts as psychotropic: the medications the patterns read."""
+        return any(i.is_psychotropic for i in self.ingredients)
+
 
 UNKNOWN = ResolvedMedication(display="", ingredients=())
 

@@ -15,7 +15,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date
-from typing import Literal
+from typing import Literal, NamedTuple
+
+from fhir_mappers.accessors import parse_date
 
 # The psychotropic classes named in the ingredient table (config/ingredients.csv). "other" covers
 # ingredients listed for recognition (EPS anticholinergics, addiction treatments, gabapentinoids)
@@ -146,6 +148,31 @@ class MedicationCourse:
     def is_psychotropic(self) -> bool:
         """Whether any ingredient counts as psychotropic (``Ingredient.is_psychotropic``)."""
         return bool(self.psychotropic_ingredients)
+
+
+class OtherMedication(NamedTuple):
+    """An order, statement or fill of a medication that no pattern reads (lisinopril, an
+    unrecognised drug): kept so that the record still says it was there, not mapped.
+
+    A long non-psychiatric history is hundreds of these per call, so only what the resource says
+    of itself is kept, as sent: ``ref`` ("MedicationRequest/12"), the resource type, the
+    medication's display text, ``status``, and ``date_text``, the FHIR date that dates it
+    (``authoredOn``, ``effective[x]`` start or ``whenHandedOver``; "" when absent), read into
+    a day only when asked (``day``). Its data problems are not reported: they are not ours.
+    (A NamedTuple rather than a frozen dataclass: it is built for every such resource, and
+    costs a third as much to build.)
+    """
+
+    ref: str
+    resource_type: Literal["MedicationRequest", "MedicationStatement", "MedicationDispense"]
+    display: str
+    status: str
+    date_text: str
+
+    @property
+    def day(self) -> date | None:
+        """``date_text`` as a day (its first day when partial); None when it is not a date."""
+        return parse_date(self.date_text)
 
 
 # Orders and statements that never reached the patient: errors, cancelled or unsigned orders,
@@ -334,9 +361,11 @@ class MappingIssue:
 class PatientRecord:
     """The patient's timeline as of the hook call. Draft orders are kept apart from history.
 
-    Each tuple holds the mapped resources of one kind; all but ``conditions`` are sorted by
-    their day (``start``, ``when`` or ``handed_over``; undated first), ``conditions`` keep the
-    order read.
+    Each tuple holds the mapped resources of one kind; all but ``conditions`` and
+    ``other_medications`` are sorted by their day (``start``, ``when`` or ``handed_over``;
+    undated first), those two keep the order read. ``courses`` and ``dispenses`` are of
+    medications with a psychotropic ingredient; the orders, statements and fills of any other
+    medication are ``other_medications``, not mapped.
     ``birth_date`` is a day (``date``). ``issues`` lists what could not be read; it is left out
     of equality so that two records with the same data compare equal.
     """
@@ -347,6 +376,8 @@ class PatientRecord:
     dispenses: tuple[Dispense, ...] = ()
     scores: tuple[SymptomScore, ...] = ()
     conditions: tuple[ConditionEntry, ...] = ()
+    # Orders, statements and fills of medications no pattern reads, in the order read.
+    other_medications: tuple[OtherMedication, ...] = ()
     birth_date: date | None = None
     # "Encounter/<id>" of the hook's context.encounterId: the visit happening now.
     current_encounter: str | None = None

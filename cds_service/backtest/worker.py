@@ -38,7 +38,7 @@ from cds_service.storage.audit.records import pseudonymize
 from fhir_mappers.codes import CodeLists
 from fhir_mappers.mapper import map_record
 from fhir_mappers.medications import IngredientTable
-from fhir_mappers.record import MedicationCourse, PatientRecord
+from fhir_mappers.record import PatientRecord
 
 FINDINGS_SCHEMA = pa.schema(
     [
@@ -243,14 +243,23 @@ def latest_order_names(
     ``performer``, or the ``organization`` of a contained PractitionerRole requester. References
     are returned as sent (``display`` when there is no reference); ``None`` when not given.
     """
-    orders = [c for c in record.courses if c.source_type == "MedicationRequest" and not c.is_draft]
-    psychotropic = [c for c in orders if c.is_psychotropic]
-    latest = _latest(psychotropic or orders)
+    psychotropic = [
+        (c.start, c.ref, c.requester)
+        for c in record.courses
+        if c.source_type == "MedicationRequest" and not c.is_draft and c.is_psychotropic
+    ]
+    others = [
+        (o.day, o.ref, None)
+        for o in record.other_medications
+        if o.resource_type == "MedicationRequest"
+    ]
+    latest = _latest(psychotropic or others)
     if latest is None:
         return None, None, None
-    resource = _find_request(resources, latest.ref)
+    start, ref, requester = latest
+    resource = _find_request(resources, ref)
     if resource is None:
-        return latest.requester, None, latest.start
+        return requester, None, start
     requester = _reference(resource.get("requester"))
     performer = _reference(resource.get("performer"))
     practitioner = next(
@@ -263,11 +272,15 @@ def latest_order_names(
         organization = _contained_organization(resource, requester[1:])
     if practitioner is None and requester and not requester.startswith("Organization"):
         practitioner = requester  # a display-only requester still names the prescriber
-    return practitioner, organization, latest.start
+    return practitioner, organization, start
 
 
-def _latest(courses: list[MedicationCourse]) -> MedicationCourse | None:
-    dated = [(c.start or date.min, i, c) for i, c in enumerate(courses)]
+_Order = tuple[date | None, str, str | None]  # (start, ref, requester)
+
+
+def _latest(orders: list[_Order]) -> _Order | None:
+    """The latest-starting order (undated ones first; the last read among equals)."""
+    dated = [(o[0] or date.min, i, o) for i, o in enumerate(orders)]
     return max(dated, key=lambda t: (t[0], t[1]))[2] if dated else None
 
 

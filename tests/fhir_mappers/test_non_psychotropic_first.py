@@ -95,6 +95,39 @@ def test_each_distinct_medication_is_classified_once_per_call(
 
     record = map_record([bundle], table, codes=codes)
 
-    assert len(record.courses) == 300
     assert sorted(calls) == sorted([LISINOPRIL[0], SERTRALINE[0]])
-    assert sum(c.is_psychotropic for c in record.courses) == 100
+    assert len(record.courses) == 100
+    assert all(c.is_psychotropic for c in record.courses)
+    assert len(record.other_medications) == 200
+
+
+def _fill(rid: str, display: str, code: str) -> dict[str, Any]:
+    return {
+        "resourceType": "MedicationDispense", "id": rid, "status": "completed",
+        "medicationCodeableConcept": {"coding": [{"system": RXNORM, "code": code}],
+                                      "text": display},
+        "subject": {"reference": "Patient/p1"},
+        "authorizingPrescription": [{"reference": "MedicationRequest/mr-1"}],
+        "quantity": {"value": 30}, "daysSupply": {"value": 30, "unit": "days"},
+        "whenHandedOver": "2026-01-06T10:00:00Z",
+    }
+
+
+@pytest.mark.parametrize("build", [_order, _fill], ids=["order", "fill"])
+def test_in_a_record_a_lisinopril_resource_is_read_no_further_than_it_says_of_itself(
+    table: IngredientTable, codes: CodeLists, build: Any
+) -> None:
+    lisinopril = ReadLog(build("mr-1", *LISINOPRIL))
+    sertraline = ReadLog(build("mr-2", *SERTRALINE))
+
+    record = map_record([lisinopril, sertraline], table, codes=codes, patient_id="p1")
+
+    assert [o.ref.partition("/")[2] for o in record.other_medications] == ["mr-1"]
+    # What the record's collection reads of every resource, then its medication, status and
+    # date: never its dosage, supply, requester, encounter or authorizing order.
+    assert set(lisinopril.read) <= {
+        "resourceType", "id", "subject", "status", "medicationCodeableConcept", "authoredOn",
+        "whenHandedOver",
+    }
+    assert {"dosageInstruction", "requester"} & set(sertraline.read) or {
+        "daysSupply", "authorizingPrescription"} <= set(sertraline.read)

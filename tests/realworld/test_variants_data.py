@@ -206,7 +206,9 @@ def test_an_unknown_product_code_without_a_display_is_a_data_quality_issue(
     resource = order("pc", "p", "sertraline50", authored=day(5))
     resource["medicationCodeableConcept"] = {"coding": [{"system": RXNORM, "code": "99999999"}]}
     record = map_record([resource], table, codes=codes)
-    assert record.courses[0].ingredients == ()
+    # Unrecognised: set aside with the medications no pattern reads, and reported.
+    assert record.courses == ()
+    assert [o.ref for o in record.other_medications] == ["MedicationRequest/pc"]
     assert [i.reason for i in record.issues] == ["unrecognised RxNorm code"]
 
 
