@@ -48,7 +48,13 @@ from cds_service.patterns.timeline import (
     psychotropic_names,
     taken_courses,
 )
-from fhir_mappers.record import DraftOrders, Ingredient, IntoleranceEvent, PatientRecord
+from fhir_mappers.record import (
+    DraftOrders,
+    Ingredient,
+    IntoleranceEvent,
+    MedicationCourse,
+    PatientRecord,
+)
 
 PATTERN_ID = "repeated-intolerance"
 
@@ -85,9 +91,11 @@ def detect(
     ``record`` is the mapped history, ``drafts`` the hook's draft orders; dates are days.
     """
     counted: dict[str, tuple[Ingredient, list[IntoleranceEvent]]] = {}
+    # The current regimen, once: each event asks whether its drug is taken again.
+    current = [c for c in taken_courses(record) if is_current(c, now)]
     for event in sorted(_intolerances_in_window(record, thresholds, now), key=_event_date):
         for ingredient in event.ingredients:
-            if _excluded(event, ingredient, record, thresholds, now):
+            if _excluded(event, ingredient, current, thresholds):
                 continue
             counted.setdefault(ingredient.name, (ingredient, []))[1].append(event)
     classes: dict[str, list[Ingredient]] = {}
@@ -129,16 +137,16 @@ def _included(classes: dict[str, list[Ingredient]], thresholds: Thresholds) -> b
 def _excluded(
     event: IntoleranceEvent,
     ingredient: Ingredient,
-    record: PatientRecord,
+    current: list[MedicationCourse],
     thresholds: Thresholds,
-    now: date,
 ) -> bool:
-    """Evidence that does not speak to an expectation-shaped intolerance of this ingredient."""
+    """Evidence that does not speak to an expectation-shaped intolerance of this ingredient
+    (``current``: the courses of today's regimen)."""
     if event.kind != "intolerance" or not ingredient.is_psychotropic:
         return True
     if is_serious_or_immune(event, thresholds):
         return True
-    return _is_taken_again(ingredient, event, record, now)
+    return _is_taken_again(ingredient, event, current)
 
 
 def is_serious_or_immune(event: IntoleranceEvent, thresholds: Thresholds) -> bool:
@@ -154,16 +162,16 @@ def is_serious_or_immune(event: IntoleranceEvent, thresholds: Thresholds) -> boo
 
 
 def _is_taken_again(
-    ingredient: Ingredient, event: IntoleranceEvent, record: PatientRecord, now: date
+    ingredient: Ingredient, event: IntoleranceEvent, current: list[MedicationCourse]
 ) -> bool:
+    """A course of today's regimen with the ingredient, started after the reaction."""
     if event.when is None:
         return False
     return any(
-        is_current(course, now)
-        and course.start is not None
+        course.start is not None
         and course.start > event.when
         and any(i.name == ingredient.name for i in course.ingredients)
-        for course in taken_courses(record)
+        for course in current
     )
 
 
