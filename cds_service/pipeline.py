@@ -87,7 +87,8 @@ def _already_shown(
     if req.hook != DEDUP_TARGET_HOOK or not keys:
         return frozenset()
     try:
-        return frozenset(pid for pid, key in keys.items() if services.ttl.contains(key))
+        present = services.ttl.present(keys.values())
+        return frozenset(pid for pid, key in keys.items() if key in present)
     except StoreUnavailable:
         log.warning("dedup store unavailable: select->sign dedup skipped for this call")
         return frozenset()

@@ -19,13 +19,13 @@ import heapq
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import Protocol
 
 import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
-from sqlalchemy import Engine, delete, select, text
+from sqlalchemy import Engine, bindparam, delete, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -50,6 +50,9 @@ class TtlStore(Protocol):
 
     def contains(self, key: str) -> bool:
         """True while ``key`` is present and not expired."""
+
+    def present(self, keys: Collection[str]) -> frozenset[str]:
+        """Those of ``keys`` that are present and not expired, asked in one round trip."""
 
     def ping(self) -> bool:
         """True when the store answers (readiness probe); never raises."""
@@ -97,9 +100,13 @@ class MemoryTtlStore:
 
     def contains(self, key: str) -> bool:
         """True while ``key`` is present and not expired."""
+        return key in self.present((key,))
+
+    def present(self, keys: Collection[str]) -> frozenset[str]:
+        """Those of ``keys`` that are present and not expired."""
         with self._lock:
-            expires = self._expiry.get(key)
-            return expires is not None and expires > self._clock()
+            now = self._clock()
+            return frozenset(k for k in keys if self._expiry.get(k, now) > now)
 
     def ping(self) -> bool:
         """Always True: memory is always there."""
@@ -150,10 +157,19 @@ class RedisTtlStore:
 
     def contains(self, key: str) -> bool:
         """True while the key exists in Redis; raises ``StoreUnavailable``."""
+        return key in self.present((key,))
+
+    def present(self, keys: Collection[str]) -> frozenset[str]:
+        """Those of ``keys`` that exist in Redis (one ``MGET``); raises ``StoreUnavailable``."""
+        ordered = list(keys)
+        if not ordered:
+            return frozenset()
         try:
-            return bool(self._client.exists(self._prefix + key))
+            values = self._client.mget([self._prefix + key for key in ordered])
         except redis.RedisError as exc:
             raise StoreUnavailable(f"redis unavailable: {type(exc).__name__}") from exc
+        found = zip(ordered, values, strict=True)
+        return frozenset(key for key, value in found if value is not None)
 
     def ping(self) -> bool:
         """True when Redis answers PING; never raises."""
@@ -165,6 +181,13 @@ class RedisTtlStore:
     def close(self) -> None:
         """Close the connection pool."""
         self._client.close()
+
+
+# Built once: a hook call asks for its cards' keys in one query, without building a statement.
+_PRESENT = select(SHARED_KEY.c.key).where(
+    SHARED_KEY.c.key.in_(bindparam("keys", expanding=True)),
+    SHARED_KEY.c.expires_at > bindparam("now"),
+)
 
 
 class SqlTtlStore:
@@ -231,14 +254,21 @@ class SqlTtlStore:
 
     def contains(self, key: str) -> bool:
         """True while ``key`` is stored and not expired; raises ``StoreUnavailable``."""
-        query = select(SHARED_KEY.c.key).where(
-            SHARED_KEY.c.key == self._stored_key(key), SHARED_KEY.c.expires_at > self._clock()
-        )
+        return key in self.present((key,))
+
+    def present(self, keys: Collection[str]) -> frozenset[str]:
+        """Those of ``keys`` stored and not expired (one query); raises ``StoreUnavailable``."""
+        stored = {self._stored_key(key): key for key in keys}
+        if not stored:
+            return frozenset()
         try:
             with self._engine.connect() as connection:
-                return connection.execute(query).first() is not None
+                rows = connection.execute(
+                    _PRESENT, {"keys": list(stored), "now": self._clock()}
+                ).all()
         except SQLAlchemyError as exc:
             raise StoreUnavailable(f"shared store unavailable: {type(exc).__name__}") from exc
+        return frozenset(stored[row[0]] for row in rows)
 
     def ping(self) -> bool:
         """True when the database answers and has the table; never raises."""

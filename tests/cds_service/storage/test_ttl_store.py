@@ -125,6 +125,16 @@ def test_memory_concurrent_adds_of_one_key_have_exactly_one_winner() -> None:
     assert sum(wins) == 200
 
 
+def test_memory_present_answers_for_several_keys_at_once() -> None:
+    clock = FakeClock()
+    store = MemoryTtlStore(clock=clock)
+    store.add("dedup:a", 60)
+    store.add("dedup:b", 10)
+    clock.now += 30
+    assert store.present(["dedup:a", "dedup:b", "dedup:never"]) == {"dedup:a"}
+    assert store.present([]) == frozenset()
+
+
 def test_memory_rejects_a_zero_size() -> None:
     with pytest.raises(ValueError):
         MemoryTtlStore(max_entries=0)
@@ -165,6 +175,16 @@ def test_redis_stores_are_shared_between_instances(redis_prefix: str) -> None:
     worker_b.close()
 
 
+@pytest.mark.redis
+def test_redis_present_answers_for_several_keys_at_once(redis_prefix: str) -> None:
+    store = RedisTtlStore(REDIS_URL, prefix=redis_prefix)
+    store.add("dedup:a", 300)
+    store.add("dedup:b", 300)
+    assert store.present(["dedup:a", "dedup:never", "dedup:b"]) == {"dedup:a", "dedup:b"}
+    assert store.present([]) == frozenset()
+    store.close()
+
+
 def test_redis_prefix_must_stay_in_the_service_namespace() -> None:
     with pytest.raises(ValueError):
         RedisTtlStore(REDIS_URL, prefix="other:")
@@ -176,6 +196,8 @@ def test_redis_down_raises_store_unavailable() -> None:
         store.add("jti:a", 300)
     with pytest.raises(StoreUnavailable):
         store.contains("jti:a")
+    with pytest.raises(StoreUnavailable):
+        store.present(["jti:a", "jti:b"])
     assert store.ping() is False
 
 
@@ -263,6 +285,19 @@ def test_sql_long_keys_are_hashed_to_fit(engines: list[Engine]) -> None:
     assert store.add(long_key[:-1], 60) is True
 
 
+def test_sql_present_answers_for_several_keys_at_once(engines: list[Engine]) -> None:
+    clock = FakeClock()
+    worker_a, worker_b = SqlTtlStore(engines[0], clock=clock), SqlTtlStore(engines[1], clock=clock)
+    long_key = "dedup:" + "y" * 300  # stored hashed, answered as asked
+    worker_a.add("dedup:a", 60)
+    worker_a.add("dedup:b", 10)
+    worker_a.add(long_key, 60)
+    clock.now += 30
+    assert worker_b.present(["dedup:a", "dedup:b", long_key, "dedup:never"]) == {
+        "dedup:a", long_key}
+    assert worker_b.present([]) == frozenset()
+
+
 def test_sql_store_without_its_table_is_unavailable(tmp_path: Path) -> None:
     engine = create_audit_engine(f"sqlite:///{tmp_path / 'not-migrated.sqlite3'}")
     store = SqlTtlStore(engine)
@@ -270,6 +305,8 @@ def test_sql_store_without_its_table_is_unavailable(tmp_path: Path) -> None:
         store.add("jti:a", 300)
     with pytest.raises(StoreUnavailable):
         store.contains("jti:a")
+    with pytest.raises(StoreUnavailable):
+        store.present(["jti:a"])
     assert store.ping() is False
     engine.dispose()
 
