@@ -19,6 +19,7 @@ from fhir_mappers.codes import CodeLists
 from fhir_mappers.context import MappingContext
 from fhir_mappers.dispenses import map_dispense
 from fhir_mappers.encounters import map_encounter
+from fhir_mappers.fill_horizon import OldFill, fills_to_map, old_fill_day
 from fhir_mappers.horizon import encounter_before, observation_before, visit_day_key
 from fhir_mappers.medication_requests import (
     MappedCourse,
@@ -75,7 +76,8 @@ def map_record(
     A ``visit_horizon`` (``patterns.engine.visit_horizon``, never earlier than ``horizon``) is
     the one for Encounters, which fewer patterns read, over shorter windows.
     With an ``order_horizon`` (``patterns.order_reach.order_horizon``), old closed psychotropic
-    orders that no pattern can read are not mapped either (``fhir_mappers.order_horizon``).
+    orders that no pattern can read are not mapped either (``fhir_mappers.order_horizon``), nor
+    are fills before its cut-off that no pattern can read (``fhir_mappers.fill_horizon``).
     Orders, statements and fills of a medication with no psychotropic ingredient are not
     mapped: they become ``PatientRecord.other_medications`` (``fhir_mappers.other_medications``).
     With a ``patient_id``, resources about another patient (a lenient search that ignored
@@ -98,23 +100,25 @@ def map_record(
     courses: list[tuple[int, MedicationCourse]] = []
     intolerances: list[tuple[int, IntoleranceEvent]] = []
     visits: list[Visit] = []
-    dispenses: list[Dispense] = []
+    dispenses: list[tuple[int, Dispense]] = []
     scores: list[SymptomScore] = []
     conditions: list[ConditionEntry] = []
     others: list[OtherMedication] = []
     candidates: list[Candidate] = []
+    old_fills: list[OldFill] = []
     reasons_read: dict[bytes, bool] = {}  # stop reasons already classified (order_horizon)
     birth_date: date | None = None
     # By exact type (the record types are final dataclasses): cheaper than an isinstance chain.
     buckets: dict[type, list[Any]] = {
         Visit: visits,
-        Dispense: dispenses,
         SymptomScore: scores,
         ConditionEntry: conditions,
     }
 
     def keep(position: int, result: Any) -> MappedCourse | None:
-        if isinstance(result, IntoleranceEvent):
+        if isinstance(result, Dispense):
+            dispenses.append((position, result))
+        elif isinstance(result, IntoleranceEvent):
             intolerances.append((position, result))
         elif isinstance(result, MappedCourse):
             courses.append((position, result.course))
@@ -138,6 +142,11 @@ def map_record(
             if not medication.is_psychotropic:
                 others.append(other_medication(resource, ref, rtype, medication))
                 continue
+            if rtype == "MedicationDispense" and order_horizon is not None:
+                day = old_fill_day(resource, order_horizon.cutoff_text)
+                if day is not None:  # decided once the courses are known (fills_to_map)
+                    old_fills.append(OldFill(position, ref, resource, medication, day))
+                    continue
             if order_horizon is not None and rtype in _COURSE_TYPES:
                 found_candidate = candidate(
                     resource, ref, rtype, position, ctx, order_horizon.cutoff_text,
@@ -164,6 +173,14 @@ def map_record(
                 medication=c.medication,
             )),
         )
+    if old_fills:
+        for fill in fills_to_map(old_fills, [course for _, course in courses]):
+            result = _safely(
+                map_dispense, fill.resource, fill.ref, ctx, "MedicationDispense",
+                medication=fill.medication,
+            )
+            if result is not None:
+                dispenses.append((fill.position, result))
     visits.extend(_last_review_visits(old_encounters, ctx))
     return PatientRecord(
         courses=tuple(
@@ -173,7 +190,9 @@ def map_record(
             e for _, e in sorted(intolerances, key=lambda pe: (_date_key(pe[1].when), pe[0]))
         ),
         visits=tuple(sorted(visits, key=lambda v: _date_key(v.start))),
-        dispenses=tuple(sorted(dispenses, key=lambda d: _date_key(d.handed_over))),
+        dispenses=tuple(
+            d for _, d in sorted(dispenses, key=lambda pd: (_date_key(pd[1].handed_over), pd[0]))
+        ),
         scores=tuple(sorted(scores, key=lambda s: _date_key(s.when))),
         conditions=tuple(conditions),
         other_medications=tuple(others),

@@ -1,4 +1,5 @@
-"""Old orders left unmapped (``fhir_mappers.order_horizon``) never change what the patterns say.
+"""Old orders and fills left unmapped (``fhir_mappers.order_horizon``, ``fill_horizon``) never
+change what the patterns say.
 
 Beside the fixtures and archetypes (``test_evidence_horizon``): the benchmark's long histories
 (rotating agents, augmenters, restarts years apart, daily fills) at three sizes and three dates,
@@ -6,8 +7,11 @@ with and without a draft being signed; and a property test over generated order 
 or two ingredients, built to sit on every edge of the rule: gaps around the continuation gap,
 restarts long after the cut-off, unknown doses before a restart, open orders from long ago,
 multi-step orders, partial and unreadable dates, stops for intolerance, as-needed orders,
-statements, proposals. Each compares findings, evidence, references and abstentions with the
-record mapped in full, and the long histories check that orders really were left out.
+statements, proposals, and fills of each ingredient old and recent, dated in every form. Each
+compares findings, evidence, references and abstentions with the record mapped in full, and the
+long histories check that orders and fills really were left out. The fills' own edges (a trial
+that began before the cut-off, a fill on its first day, an undated order) have tests of their
+own at the end.
 """
 
 from __future__ import annotations
@@ -253,8 +257,33 @@ def _order(
 
 
 @st.composite
+def _fill(draw: st.DrawFn, fid: str, name: str, day: date) -> dict[str, Any]:
+    """One fill handed over on ``day``: usually dated by ``whenHandedOver`` as a day or
+    dateTime with a days' supply; now and then by a month, words or only ``whenPrepared``,
+    without a supply, or not completed."""
+    form = draw(_often(("instant", "day"), ("month", "junk", "absent")))
+    resource: dict[str, Any] = {
+        "resourceType": "MedicationDispense",
+        "id": fid,
+        "status": draw(_often(("completed",), ("in-progress", "entered-in-error"))),
+        "medicationCodeableConcept": _concept(name),
+        "subject": {"reference": "Patient/p1"},
+        "quantity": {"value": 30},
+    }
+    supply = draw(_often((30, 90), (None, 1000)))
+    if supply is not None:
+        resource["daysSupply"] = {"value": supply, "unit": "d"}
+    if form != "absent":
+        resource["whenHandedOver"] = _when(day, form)
+    if form in ("absent", "junk"):
+        resource["whenPrepared"] = day.isoformat()
+    return resource
+
+
+@st.composite
 def _history(draw: st.DrawFn) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """Orders of one or two ingredients, oldest first, some PHQ-9 scores, and drafts."""
+    """Orders of one or two ingredients, oldest first, their fills, some PHQ-9 scores, and
+    drafts."""
     names = draw(st.sampled_from(_PAIRS))
     resources: list[dict[str, Any]] = []
     for name in names:
@@ -285,6 +314,14 @@ def _history(draw: st.DrawFn) -> tuple[list[dict[str, Any]], list[dict[str, Any]
             oid = f"{name.split()[0]}-recent-{index}"
             resources.append(draw(_order(oid, name, start, end, clean)))
             ago -= length + draw(st.sampled_from((0, 10, GAP + 1)))
+    for name in names:
+        # Fills of the ingredient over the whole history (``fhir_mappers.fill_horizon``): old and
+        # recent, with and without a days' supply, dated in every form the mapper reads.
+        days = draw(st.lists(st.integers(0, 4600), max_size=8))
+        days += draw(st.lists(st.integers(0, 400), max_size=3))
+        for index, ago in enumerate(days):
+            resources.append(draw(_fill(f"{name.split()[0]}-fill-{index}", name,
+                                        NOW - timedelta(days=ago))))
     for index, ago in enumerate(draw(st.lists(st.integers(0, 1600), max_size=12))):
         resources.append({
             "resourceType": "Observation",
@@ -460,3 +497,97 @@ def test_a_quick_reading_that_disagrees_with_the_mapping_drops_nothing(
     assert _dropped(resources) == {"MedicationRequest/esc-1"}
     monkeypatch.setattr(order_candidates_module, "full_day", a_day_early)
     assert _dropped(resources) == set()
+
+
+# -- old fills (fhir_mappers.fill_horizon) -------------------------------------------------
+
+
+def _fill_of(fid: str, name: str, day: date, supply: int = 30) -> dict[str, Any]:
+    return {
+        "resourceType": "MedicationDispense",
+        "id": fid,
+        "status": "completed",
+        "medicationCodeableConcept": _concept(name),
+        "subject": {"reference": "Patient/p1"},
+        "quantity": {"value": supply},
+        "daysSupply": {"value": supply, "unit": "d"},
+        "whenHandedOver": f"{day.isoformat()}T11:00:00Z",
+    }
+
+
+def _fills_kept(resources: list[dict[str, Any]]) -> set[str]:
+    bounded = map_record(resources, TABLE, codes=CODES, order_horizon=order_horizon(DEFAULTS, NOW))
+    return {d.ref for d in bounded.dispenses}
+
+
+def test_a_trial_that_began_before_the_cutoff_keeps_its_fills_from_its_start() -> None:
+    """Sertraline renewed every 90 days from 2021 to its stop for lack of effect in 2024 (inside
+    the look-back), filled every 90 days for 30 days until 2023, then monthly. Its days
+    covered count from its first fill, years before the cut-off: 57%, below the 80% a trial
+    needs, so it is not a failed trial, and one other failed trial (escitalopram) is not
+    enough. Without the fills before the cut-off it would read as adherent (100%), and the
+    card would fire."""
+    cutoff = order_horizon(DEFAULTS, NOW).cutoff
+    resources: list[dict[str, Any]] = []
+    start = date(2021, 1, 1)
+    for index in range(14):
+        end = start + timedelta(days=89)
+        last = index == 13
+        resources.append(_order_of(
+            f"ser-{index}", "sertraline", start.isoformat(), end.isoformat(), 100.0,
+            status="stopped" if last else "completed", reason="lack" if last else None))
+        start = end + timedelta(days=1)
+    day, index = date(2021, 1, 1), 0  # the first on the day the first order starts
+    while day < date(2024, 5, 20):
+        resources.append(_fill_of(f"ser-fill-{index}", "sertraline", day))
+        day += timedelta(days=90 if day < date(2023, 1, 1) else 30)
+        index += 1
+    resources += [
+        _order_of("esc", "escitalopram", "2024-07-01", "2025-06-01", 20.0, status="stopped",
+                  reason="lack"),
+    ]
+    old = {f"MedicationDispense/{r['id']}" for r in resources
+           if r["resourceType"] == "MedicationDispense" and r["whenHandedOver"] < str(cutoff)}
+    assert len(old) >= 8  # the comparison is not vacuous: there are fills before the cut-off
+    assert old <= _fills_kept(resources)
+    assert assess_findings(resources) == []
+    assert_same_assessment(resources, (), DEFAULTS, NOW, "patient-view")
+
+
+def test_old_fills_are_left_out_only_before_the_first_course_of_their_ingredient() -> None:
+    """Lithium filled in 2015-2016 with no lithium course mapped: left out. Sertraline filled
+    in 2016, before the first sertraline course of 2020: left out; filled in 2020: kept (the
+    course is open and still active, so its last sign of life is read). Quetiapine ordered
+    without any date (no start: every fill of it could be its last sign of life): all kept."""
+    undated = _order_of("que", "quetiapine", "x", None, 100.0, status="active")
+    del undated["authoredOn"]
+    del undated["dosageInstruction"][0]["timing"]["repeat"]["boundsPeriod"]
+    resources = [
+        _fill_of("li-1", "lithium carbonate", date(2015, 3, 1)),
+        _fill_of("li-2", "lithium carbonate", date(2016, 3, 1)),
+        _fill_of("ser-old", "sertraline", date(2016, 5, 1)),
+        _order_of("ser", "sertraline", "2020-02-01", None, 100.0, status="active"),
+        _fill_of("ser-2020", "sertraline", date(2020, 2, 3)),
+        _fill_of("ser-recent", "sertraline", date(2026, 5, 1)),
+        undated,
+        _fill_of("que-old", "quetiapine", date(2014, 1, 1)),
+    ]
+    assert _fills_kept(resources) == {
+        "MedicationDispense/ser-2020", "MedicationDispense/ser-recent",
+        "MedicationDispense/que-old",
+    }
+    assert_same_assessment(resources, (), DEFAULTS, NOW, "patient-view")
+
+
+def test_most_old_fills_of_a_long_history_are_not_mapped() -> None:
+    """Rotating agents: most old fills are of episodes the order horizon left out. (A drug
+    taken without a break since the first day keeps every fill: a trial's days covered are
+    counted from its start.)"""
+    bundle = shape_bundle("psych-meds", 3000, as_of=NOW)
+    horizon = order_horizon(DEFAULTS, NOW)
+    full = map_record([bundle], TABLE, codes=CODES)
+    bounded = map_record([bundle], TABLE, codes=CODES, order_horizon=horizon)
+    old = [d for d in full.dispenses if d.handed_over and d.handed_over < horizon.cutoff]
+    assert len(old) > 300
+    assert len(full.dispenses) - len(bounded.dispenses) > 0.9 * len(old)
+    assert {d.ref for d in full.dispenses if d not in old} <= {d.ref for d in bounded.dispenses}
