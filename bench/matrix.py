@@ -109,7 +109,9 @@ def http_row(ours: measure.Client, base: measure.Client, req: Request, count: in
 
 def curve(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     """µs per resource by shape and size, from in-process rows, with the step from the
-    smallest curve size (1.0 = flat)."""
+    smallest curve size (1.0 = flat): of the service (wall, CPU), of ``orjson.loads`` of the
+    same bodies, and of the service in parses (its step divided by the parse's: the growth of
+    its own code, the memory hierarchy's slowdown of larger bodies divided out)."""
     out = []
     for shape in SHAPES:
         mine = sorted((r for r in rows if r["shape"] == shape), key=lambda r: r["resources"])
@@ -117,13 +119,16 @@ def curve(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
             continue
         first = mine[0]["handle"]["p50_ms"] * 1000 / mine[0]["resources"]
         first_cpu = mine[0]["handle_cpu_p50_ms"] * 1000 / mine[0]["resources"]
+        first_loads = mine[0]["orjson_loads_p50_ms"] * 1000 / mine[0]["resources"]
         for r in mine:
             per = r["handle"]["p50_ms"] * 1000 / r["resources"]
             per_cpu = r["handle_cpu_p50_ms"] * 1000 / r["resources"]
             loads = r["orjson_loads_p50_ms"] * 1000 / r["resources"]
             out.append({"shape": shape, "resources": r["resources"], "us_per_resource": per,
                         "cpu_us_per_resource": per_cpu, "loads_us_per_resource": loads,
-                        "vs_first": per / first, "cpu_vs_first": per_cpu / first_cpu})
+                        "vs_first": per / first, "cpu_vs_first": per_cpu / first_cpu,
+                        "loads_vs_first": loads / first_loads,
+                        "parses_vs_first": (per / first) / (loads / first_loads)})
     return out
 
 

@@ -168,7 +168,9 @@ def render_targets(results: dict[str, Any]) -> list[str]:
 
 
 TARGET_MATRIX_MIN_RESOURCES = 1000  # the matrix targets apply from this record size up
-TARGET_CURVE_STEP = 1.5  # µs per resource at the largest curve size / at the smallest
+# The step of the service's cost per resource from the smallest curve size to the largest, in
+# parses of the same bodies (``matrix.curve``: its µs per resource over orjson.loads' own).
+TARGET_CURVE_STEP = 1.5
 
 
 def render_matrix(results: dict[str, Any]) -> str:
@@ -209,15 +211,17 @@ def render_matrix(results: dict[str, Any]) -> str:
             "### Cost per resource (in process, p50 / resources)",
             "",
             "| shape | resources | µs / resource | CPU µs / resource | orjson.loads µs / resource "
-            "| vs smallest (wall / CPU) |",
-            "|---|---:|---:|---:|---:|---:|",
+            "| vs smallest (wall / CPU) | orjson.loads vs smallest | vs smallest, in parses |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|",
         ]
+        nan = float("nan")
         for c in results["curve"]:
             lines.append(
                 f"| {c['shape']} | {c['resources']:,} | {_f(c['us_per_resource'], 1)} "
-                f"| {_f(c.get('cpu_us_per_resource', float('nan')), 1)} "
+                f"| {_f(c.get('cpu_us_per_resource', nan), 1)} "
                 f"| {_f(c['loads_us_per_resource'], 2)} | {_f(c['vs_first'])} / "
-                f"{_f(c.get('cpu_vs_first', float('nan')))} |")
+                f"{_f(c.get('cpu_vs_first', nan))} | {_f(c.get('loads_vs_first', nan))} "
+                f"| **{_f(c.get('parses_vs_first', nan))}** |")
         lines.append("")
     lines += ["### Targets", "", "| target | worst cell | measured | |", "|---|---|---:|---|"]
     for name, cell, value, passed in matrix_targets(results):
@@ -252,8 +256,9 @@ def matrix_targets(results: dict[str, Any]) -> list[tuple[str, str, str, bool]]:
         last = {}
         for c in curve:
             last[c["shape"]] = c  # rows are by size: the last one is the largest
-        worst = max(last.values(), key=lambda c: c["vs_first"])
-        out.append((f"cost per resource, largest / smallest curve size <= {TARGET_CURVE_STEP:g}",
-                    f"{worst['shape']} {worst['resources']:,}", _f(worst["vs_first"]),
-                    worst["vs_first"] <= TARGET_CURVE_STEP))
+        worst = max(last.values(), key=lambda c: c["parses_vs_first"])
+        out.append((f"cost per resource in parses, largest / smallest curve size <= "
+                    f"{TARGET_CURVE_STEP:g}",
+                    f"{worst['shape']} {worst['resources']:,}", _f(worst["parses_vs_first"]),
+                    worst["parses_vs_first"] <= TARGET_CURVE_STEP))
     return out
