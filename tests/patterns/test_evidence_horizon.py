@@ -17,7 +17,7 @@ import random
 from collections.abc import Mapping
 from datetime import date, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import pytest
 
@@ -89,16 +89,31 @@ def assert_same_assessment(
     )
 
 
-@pytest.mark.parametrize("config", sorted(SETTINGS))
-@pytest.mark.parametrize("path", CASES, ids=lambda p: f"{p.parent.name}/{p.name}")
-def test_fixture_findings_do_not_depend_on_the_horizon(path: Path, config: str) -> None:
+class FixtureCall(NamedTuple):
+    """What a hook-request fixture gives the mapper and the engine."""
+
+    resources: list[Any]  # the prefetch values that are not null
+    drafts: Any  # the mapped context.draftOrders, () without them
+    hook: str
+    patient_id: str
+
+
+def fixture_call(path: Path) -> FixtureCall:
+    """The prefetch values, mapped draft orders, hook and patient of a fixture request."""
     body = json.loads(path.read_text(encoding="utf-8"))
     context = body["context"]
     drafts: Any = ()
     if "draftOrders" in context:
         drafts, _ = map_draft_orders(context["draftOrders"], TABLE, codes=CODES)
     resources = [v for v in (body.get("prefetch") or {}).values() if v is not None]
-    assert_same_assessment(resources, drafts, SETTINGS[config], NOW.date(), body["hook"])
+    return FixtureCall(resources, drafts, body["hook"], context["patientId"])
+
+
+@pytest.mark.parametrize("config", sorted(SETTINGS))
+@pytest.mark.parametrize("path", CASES, ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_fixture_findings_do_not_depend_on_the_horizon(path: Path, config: str) -> None:
+    call = fixture_call(path)
+    assert_same_assessment(call.resources, call.drafts, SETTINGS[config], NOW.date(), call.hook)
 
 
 @pytest.mark.parametrize("config", sorted(SETTINGS))

@@ -12,7 +12,6 @@ in full, as the mapper did before, and under a site configuration with doubled w
 
 from __future__ import annotations
 
-import json
 import random
 from collections.abc import Iterator, Mapping
 from dataclasses import replace
@@ -27,11 +26,11 @@ from cds_service.synthetic.archetypes import ARCHETYPES
 from cds_service.synthetic.population import generate_patient
 from fhir_mappers.context import MappingContext
 from fhir_mappers.dispenses import map_dispense
-from fhir_mappers.mapper import map_draft_orders, map_record
+from fhir_mappers.mapper import map_record
 from fhir_mappers.medication_requests import map_medication_request, map_medication_statement
 from fhir_mappers.record import Dispense, MedicationCourse, PatientRecord
 from tests.conftest import NOW
-from tests.patterns.test_evidence_horizon import CASES, CODES, SETTINGS, TABLE
+from tests.patterns.test_evidence_horizon import CASES, CODES, SETTINGS, TABLE, fixture_call
 
 RXNORM = "http://www.nlm.nih.gov/research/umls/rxnorm"
 LISINOPRIL = {"coding": [{"system": RXNORM, "code": "314076",
@@ -136,16 +135,11 @@ def _synthea_noise(patient: str, days: list[str]) -> list[dict[str, Any]]:
 @pytest.mark.parametrize("config", sorted(SETTINGS))
 @pytest.mark.parametrize("path", CASES, ids=lambda p: f"{p.parent.name}/{p.name}")
 def test_fixture_findings_do_not_depend_on_other_medications(path: Path, config: str) -> None:
-    body = json.loads(path.read_text(encoding="utf-8"))
-    context = body["context"]
-    drafts: Any = ()
-    if "draftOrders" in context:
-        drafts, _ = map_draft_orders(context["draftOrders"], TABLE, codes=CODES)
-    resources: list[Any] = [v for v in (body.get("prefetch") or {}).values() if v is not None]
+    call = fixture_call(path)
     days = ["2024-01-10", "2025-11-02", "2026-03-01", "2026-05-30", "2026-06-14"]
-    resources.append({"resourceType": "Bundle", "type": "searchset", "entry": [
-        {"resource": r} for r in _synthea_noise(context["patientId"], days)]})
-    set_aside = _assert_same(resources, drafts, config, NOW.date(), body["hook"])
+    noise = {"resourceType": "Bundle", "type": "searchset", "entry": [
+        {"resource": r} for r in _synthea_noise(call.patient_id, days)]}
+    set_aside = _assert_same([*call.resources, noise], call.drafts, config, NOW.date(), call.hook)
     assert set_aside >= 2 * len(days) + 1
 
 
