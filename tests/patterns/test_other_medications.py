@@ -12,7 +12,6 @@ in full, as the mapper did before, and under a site configuration with doubled w
 
 from __future__ import annotations
 
-import random
 from collections.abc import Iterator, Mapping
 from dataclasses import replace
 from datetime import date
@@ -23,14 +22,20 @@ import pytest
 
 from cds_service.patterns.engine import assess
 from cds_service.synthetic.archetypes import ARCHETYPES
-from cds_service.synthetic.population import generate_patient
 from fhir_mappers.context import MappingContext
 from fhir_mappers.dispenses import map_dispense
 from fhir_mappers.mapper import map_record
 from fhir_mappers.medication_requests import map_medication_request, map_medication_statement
 from fhir_mappers.record import Dispense, MedicationCourse, PatientRecord
 from tests.conftest import NOW
-from tests.patterns.test_evidence_horizon import CASES, CODES, SETTINGS, TABLE, fixture_call
+from tests.patterns.test_evidence_horizon import (
+    CASES,
+    CODES,
+    SETTINGS,
+    TABLE,
+    archetype_history,
+    fixture_call,
+)
 
 RXNORM = "http://www.nlm.nih.gov/research/umls/rxnorm"
 LISINOPRIL = {"coding": [{"system": RXNORM, "code": "314076",
@@ -151,10 +156,7 @@ def test_synthetic_findings_do_not_depend_on_other_medications(
     as_of = date(2026, 11, 26)
     set_aside = 0
     for seed in range(4):
-        bundle = generate_patient(
-            random.Random(seed), as_of, archetype, index=seed, history_years=6, n_resources=400
-        )
-        resources = [e["resource"] for e in bundle["entry"]]
+        resources = archetype_history(archetype, seed, as_of)
         set_aside += _assert_same(resources, (), config, as_of, "patient-view")
     assert set_aside > 0  # the noise drugs really were set aside
 
