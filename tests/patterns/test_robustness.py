@@ -1,5 +1,7 @@
 """Every detector copes with whatever a lenient mapper may hand it: missing dates and doses, odd
-statuses, combination products, events in the future. It returns None or a well-formed Finding."""
+statuses, combination products, events in the future. It returns None, a well-formed Finding, or
+a well-formed NotEvaluable (the data cannot support a finding either way: nonadherence with a
+fill in its window whose days' supply is unknown)."""
 
 from __future__ import annotations
 
@@ -9,6 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from cds_service.patterns import ALL_PATTERNS, Finding
+from cds_service.patterns.abstention import NotEvaluable
 from cds_service.patterns.evidence import MAX_EVIDENCE_ITEMS
 from fhir_mappers.record import (
     Dispense,
@@ -139,6 +142,13 @@ def test_detectors_return_none_or_a_well_formed_finding(
     for module in ALL_PATTERNS:
         finding = module.detect(record, drafts, b.defaults(module.PATTERN_ID), b.NOW)
         if finding is None:
+            continue
+        if isinstance(finding, NotEvaluable):
+            assert finding.pattern_id == module.PATTERN_ID
+            assert finding.reason.strip()
+            assert finding.references
+            refs = {d.ref for d in record.dispenses} | {c.ref for c in record.courses}
+            assert set(finding.references) <= refs  # it names the records it could not use
             continue
         assert isinstance(finding, Finding)
         assert finding.pattern_id == module.PATTERN_ID
