@@ -6,13 +6,12 @@ from __future__ import annotations
 
 import contextlib
 import gc
-import itertools
 import os
 import time
 from collections.abc import Callable, Sequence
 from datetime import date
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, NamedTuple
 
 import orjson
 
@@ -69,23 +68,47 @@ def timed(fn: Callable[[], object], count: int, time_cap_s: float) -> list[float
     return samples
 
 
+class Paired(NamedTuple):
+    """Seconds per call of each side, by the wall clock and the calling thread's CPU clock."""
+
+    wall: dict[str, list[float]]  # "handle", "loads"
+    cpu: dict[str, list[float]]
+
+
+def paired(app: InProcess, service_id: str, bodies: Sequence[bytes], count: int,
+           time_cap_s: float) -> Paired:
+    """Up to ``count`` handlings of ``bodies`` (in turn), each paired with an ``orjson.loads``
+    of the same body, in turn first and second, so that both sides of a ratio see the machine
+    in the same state (a shared machine's speed drifts over seconds, longer than a pair takes).
+    Each call is timed by the wall clock and by the calling thread's CPU clock (on a busy
+    machine the CPU clock leaves out the time spent waiting for a core, though not the slowdown
+    of sharing caches and cores). Stops after ``time_cap_s`` seconds, one pair at least."""
+    wall: dict[str, list[float]] = {"handle": [], "loads": []}
+    cpu: dict[str, list[float]] = {"handle": [], "loads": []}
+    calls = {"handle": lambda body: app.handle(service_id, body), "loads": orjson.loads}
+    in_turn = (list(calls.items()), list(reversed(calls.items())))
+    stop_at = time.monotonic() + time_cap_s
+    for i in range(count):
+        if wall["handle"] and time.monotonic() > stop_at:
+            break
+        body = bodies[i % len(bodies)]
+        for name, call in in_turn[i % 2]:
+            started, started_cpu = time.perf_counter(), time.thread_time()
+            call(body)
+            cpu[name].append(time.thread_time() - started_cpu)
+            wall[name].append(time.perf_counter() - started)
+    return Paired(wall, cpu)
+
+
 def parse_ratio(app: InProcess, service_id: str, bodies: Sequence[bytes], count: int,
                 time_cap_s: float) -> dict[str, Any]:
-    """p50 of the service's handling / p50 of ``orjson.loads`` of the same bodies (taken in
-    turn), measured alternately in blocks so that both see the same machine load."""
-    handle: list[float] = []
-    loads: list[float] = []
-    to_handle, to_load = itertools.cycle(bodies), itertools.cycle(bodies)
-    rounds = min(10, count)
-    block = max(1, count // rounds)
-    for _ in range(rounds):
-        handle += timed(lambda: app.handle(service_id, next(to_handle)), block,
-                        time_cap_s / (2 * rounds))
-        loads += timed(lambda: orjson.loads(next(to_load)), block, time_cap_s / (2 * rounds))
-    h50, l50 = percentile(handle, 50), percentile(loads, 50)
+    """p50 of the service's handling / p50 of ``orjson.loads`` of the same bodies, measured
+    call by call (``paired``)."""
+    wall = paired(app, service_id, bodies, count, time_cap_s).wall
+    h50, l50 = percentile(wall["handle"], 50), percentile(wall["loads"], 50)
     return {
         "bytes": len(bodies[0]),
-        "handle": summary_ms(handle),
+        "handle": summary_ms(wall["handle"]),
         "orjson_loads_p50_ms": l50 * 1000,
         "ratio_p50": h50 / l50,
     }

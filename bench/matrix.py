@@ -16,7 +16,6 @@ from __future__ import annotations
 import cProfile
 import io
 import pstats
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
@@ -66,27 +65,11 @@ def calls_for(n: int, budget: int) -> int:
 
 def in_process_row(app: inprocess.InProcess, req: Request, count: int,
                    time_cap_s: float) -> dict[str, Any]:
-    """The service's handling against ``orjson.loads`` of the same bodies, call by call: each
-    handling is paired with a parse of the same body, in turn first and second, so that both
-    see the machine in the same state (a shared machine's speed drifts over seconds, longer
-    than a pair takes); each call timed by the wall clock and by the calling thread's CPU clock
-    (on a busy machine the CPU clock leaves out the time spent waiting for a core, though not
-    the slowdown of sharing caches and cores), and the ratio of the fastest calls."""
+    """The service's handling against ``orjson.loads`` of the same bodies, call by call
+    (``inprocess.paired``), by the wall clock and the CPU clock, and the ratio of the fastest
+    calls."""
     cards = len(app.handle(req.service_id, req.variants[0])["cards"])  # also the warm-up
-    wall: dict[str, list[float]] = {"handle": [], "loads": []}
-    cpu: dict[str, list[float]] = {"handle": [], "loads": []}
-    calls = {"handle": lambda body: app.handle(req.service_id, body), "loads": orjson.loads}
-    in_turn = (list(calls.items()), list(reversed(calls.items())))
-    stop_at = time.monotonic() + time_cap_s
-    for i in range(count):
-        if wall["handle"] and time.monotonic() > stop_at:
-            break
-        body = req.variants[i % len(req.variants)]
-        for name, call in in_turn[i % 2]:
-            started, started_cpu = time.perf_counter(), time.thread_time()
-            call(body)
-            cpu[name].append(time.thread_time() - started_cpu)
-            wall[name].append(time.perf_counter() - started)
+    wall, cpu = inprocess.paired(app, req.service_id, req.variants, count, time_cap_s)
     p50 = {k: measure.percentile(v, 50) for k, v in wall.items()}
     cpu50 = {k: measure.percentile(v, 50) for k, v in cpu.items()}
     return {"shape": req.shape, "resources": req.n_resources, "hook": req.hook, "cards": cards,

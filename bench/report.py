@@ -120,7 +120,8 @@ def render_scaling(rows: list[dict[str, float]]) -> list[str]:
     lines = [
         "### Cost by record size (in-process, patient-view)",
         "",
-        "| resources | KB | handle p50 ms | orjson.loads p50 ms | ratio | us/resource | |",
+        "| resources | KB | handle p50 ms | orjson.loads p50 ms | ratio | us/resource "
+        "| handle p50 (bar) |",
         "|---:|---:|---:|---:|---:|---:|---|",
     ]
     top = max((r["handle_p50_ms"] for r in rows), default=1.0) or 1.0
