@@ -71,14 +71,15 @@ def resolve_medication(
     be resolved and an RxNorm code that names nothing known become ``MappingIssue``s on ``ctx``.
     """
     concept = resource.get("medicationCodeableConcept") or get(resource, "medication", "concept")
-    if isinstance(concept, str):
-        # Seen in hand-built exports: the drug name where a CodeableConcept belongs.
-        ctx.issue(resource_type, ref, "medicationCodeableConcept", "text instead of a concept")
-        concept = {"text": concept}
-    if concept is not None:
-        if not isinstance(concept, Mapping | list):
+    if type(concept) is not dict:  # the usual R4 concept skips these checks (every order)
+        if isinstance(concept, str):
+            # Seen in hand-built exports: the drug name where a CodeableConcept belongs.
+            ctx.issue(resource_type, ref, "medicationCodeableConcept", "text instead of a concept")
+            concept = {"text": concept}
+        elif concept is not None and not isinstance(concept, Mapping | list):
             ctx.issue(resource_type, ref, "medicationCodeableConcept", "not a CodeableConcept")
             return UNKNOWN
+    if concept is not None:
         resolved, problem = _classified(concept, ctx)
         if problem is not None:
             ctx.issue(resource_type, ref, "medication[x]", problem)
