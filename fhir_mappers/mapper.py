@@ -175,12 +175,10 @@ def map_record(
         )
     if old_fills:
         for fill in fills_to_map(old_fills, [course for _, course in courses]):
-            result = _safely(
+            keep(fill.position, _safely(
                 map_dispense, fill.resource, fill.ref, ctx, "MedicationDispense",
                 medication=fill.medication,
-            )
-            if result is not None:
-                dispenses.append((fill.position, result))
+            ))
     visits.extend(_last_review_visits(old_encounters, ctx))
     return PatientRecord(
         courses=tuple(
