@@ -32,17 +32,6 @@ def before(value: Any, horizon_iso: str) -> bool:
     return type(value) is str and value < horizon_iso and _ISO_DAY(value) is not None
 
 
-def ended_period(resource: Mapping[str, Any]) -> tuple[Any, Any] | None:
-    """(start, end) of an ended Encounter's period; None when it has not ended or has no period."""
-    status = resource.get("status")
-    if type(status) is not str or status not in ENDED_STATUSES:
-        return None
-    period = resource.get("period")
-    if type(period) is not dict:
-        return None
-    return period.get("start"), period.get("end")
-
-
 def visit_day_key(start: Any, end: Any) -> str:
     """How the latest-visit search orders old Encounters: by the period's start, else its end
     (the visit's day as visits-lag-changes reads it); "" sorts an undated one last."""
@@ -50,13 +39,19 @@ def visit_day_key(start: Any, end: Any) -> str:
     return day if isinstance(day, str) else ""
 
 
-def encounter_before(resource: Mapping[str, Any], horizon_iso: str) -> bool:
-    """An ended Encounter whose period (end, else start) lies wholly before the horizon."""
-    period = ended_period(resource)
-    if period is None:
-        return False
-    start, end = period
-    return before(start if end is None else end, horizon_iso)
+def old_encounter_day(resource: Mapping[str, Any], horizon_iso: str) -> str | None:
+    """For an ended Encounter whose period (end, else start) lies wholly before the horizon, its
+    ``visit_day_key``; None for any other Encounter (not ended, no period, or not before)."""
+    status = resource.get("status")
+    if type(status) is not str or status not in ENDED_STATUSES:
+        return None
+    period = resource.get("period")
+    if type(period) is not dict:
+        return None
+    start, end = period.get("start"), period.get("end")
+    if not before(start if end is None else end, horizon_iso):
+        return None
+    return visit_day_key(start, end)
 
 
 def observation_before(resource: Mapping[str, Any], horizon_iso: str) -> bool:

@@ -8,10 +8,11 @@ of the record is still built.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
 from datetime import date
-from typing import Any
+from operator import itemgetter
+from typing import Any, NamedTuple
 
 from fhir_mappers.accessors import reference, relative_reference, text
 from fhir_mappers.allergies import map_allergy
@@ -20,7 +21,7 @@ from fhir_mappers.context import MappingContext
 from fhir_mappers.dispenses import map_dispense
 from fhir_mappers.encounters import map_encounter
 from fhir_mappers.fill_horizon import OldFill, fills_to_map, old_fill_day
-from fhir_mappers.horizon import encounter_before, observation_before, visit_day_key
+from fhir_mappers.horizon import observation_before, old_encounter_day
 from fhir_mappers.medication_requests import (
     MappedCourse,
     map_medication_request,
@@ -89,7 +90,7 @@ def map_record(
     horizon_iso = horizon.isoformat() if horizon is not None else None
     visits_from = visit_horizon or horizon
     visit_iso = visits_from.isoformat() if visits_from is not None else None
-    old_encounters: list[tuple[str, Mapping[str, Any]]] = []
+    old_encounters: list[OldEncounter] = []
     found = _collect(
         resources, ctx, horizon_iso, old_encounters, patient_id=patient_id, visit_iso=visit_iso
     )
@@ -200,17 +201,28 @@ def map_record(
     )
 
 
-def _last_review_visits(
-    encounters: list[tuple[str, Mapping[str, Any]]], ctx: MappingContext
-) -> list[Visit]:
+class OldEncounter(NamedTuple):
+    """An Encounter that ended before the visit horizon, set aside by ``_collect`` unmapped: its
+    day key (``horizon.visit_day_key``), its place among the inputs and its entry's fullUrl
+    (for its reference, built only if it is read), and the resource."""
+
+    day_key: str
+    position: int
+    full_url: str | None
+    resource: Mapping[str, Any]
+
+
+def _last_review_visits(encounters: list[OldEncounter], ctx: MappingContext) -> list[Visit]:
     """What the patterns can read of the visits before the horizon: visits-lag-changes' "last
     visit" is the latest *review* visit, a completed outpatient visit with a prescriber
     (``prescriber_visit`` True) or, at a site that counts them, one whose type does not say
     (None); a lab draw (False) is not one. So: the newest completed outpatient visit with a
-    prescriber, and the newest untyped one when it is newer still."""
+    prescriber, and the newest untyped one when it is newer still. Encounters of one day are
+    read in input order (the sort is stable)."""
     kept: list[Visit] = []
-    for ref, resource in _newest_first(encounters):
-        visit = _completed_outpatient(resource, ref, ctx)
+    for old in sorted(encounters, key=itemgetter(0), reverse=True):
+        ref = _ref(old.resource, "Encounter", old.position, old.full_url)
+        visit = _completed_outpatient(old.resource, ref, ctx)
         if visit is None or visit.prescriber_visit is False:
             continue
         if visit.prescriber_visit is None:
@@ -220,26 +232,6 @@ def _last_review_visits(
         kept.append(visit)
         break
     return kept
-
-
-def _visit_day_key(item: tuple[str, Mapping[str, Any]]) -> str:
-    period = item[1].get("period")
-    return visit_day_key(period.get("start"), period.get("end")) if type(period) is dict else ""
-
-
-def _newest_first(
-    encounters: list[tuple[str, Mapping[str, Any]]],
-) -> Iterator[tuple[str, Mapping[str, Any]]]:
-    """Encounters by day, newest first (ties in input order); sorted only past the newest,
-    which is usually the one sought. max() returns the first of equal keys, as the stable
-    descending sort puts first."""
-    if not encounters:
-        return
-    newest = max(encounters, key=_visit_day_key)
-    yield newest
-    for item in sorted(encounters, key=_visit_day_key, reverse=True):
-        if item is not newest:
-            yield item
 
 
 def _completed_outpatient(
@@ -313,7 +305,7 @@ def unresolved_medication_refs(resources: Iterable[Any]) -> set[str]:
     """Medication references ("Medication/x") no contained or supplied Medication answers."""
     present: set[str] = set()
     wanted: set[str] = set()
-    for _, item in _walk(_as_items(resources)):
+    for _, item in _entries(_as_items(resources)):
         if not isinstance(item, Mapping):
             continue
         rtype = item.get("resourceType")
@@ -335,19 +327,21 @@ def _collect(
     resources: Iterable[Any],
     ctx: MappingContext,
     horizon_iso: str | None = None,
-    old_encounters: list[tuple[str, Mapping[str, Any]]] | None = None,
+    old_encounters: list[OldEncounter] | None = None,
     *,
     patient_id: str | None = None,
     visit_iso: str | None = None,
 ) -> list[tuple[str, Mapping[str, Any]]]:
     """Resources with their references, Bundles unpacked, junk reported, duplicates dropped.
 
-    Observations before ``horizon_iso`` are dropped here and Encounters before ``visit_iso``
-    go to ``old_encounters``: deciding before the reference is built keeps a long history cheap.
-    Entry fullUrls are recorded in ``ctx.aliases`` first, so that a subject given as
-    ``urn:uuid:...`` is recognised as the patient's.
+    Observations before ``horizon_iso`` are dropped here and Encounters that ended before
+    ``visit_iso`` go to ``old_encounters`` (unreferenced: see ``OldEncounter``): deciding before
+    the reference is built keeps a long history cheap. Entry fullUrls are recorded in
+    ``ctx.aliases`` first, so that a subject given as ``urn:uuid:...`` is recognised as the
+    patient's.
     """
-    items = list(_walk(_as_items(resources)))
+    items = _entries(_as_items(resources))
+    aliases = ctx.aliases
     for full_url, item in items:
         if full_url is not None and type(item) is dict:
             rtype, rid = item.get("resourceType"), item.get("id")
@@ -355,14 +349,14 @@ def _collect(
                 target = (
                     f"{rtype}/{rid}" if type(rid) is str and rid else _alias_id(rtype, full_url)
                 )
-                if target:
-                    ctx.aliases.setdefault(full_url, target)
+                if target and full_url not in aliases:
+                    aliases[full_url] = target
     patient = _patient_ref(patient_id)
     found: list[tuple[str, Mapping[str, Any]]] = []
     seen: set[str] = set()
     # The loop runs once per resource of the whole history: type() before isinstance(), the
-    # horizon tests before the resourceType checks (they compare with ==), no helper calls for
-    # the common case.
+    # horizon tests written out (``fhir_mappers.horizon`` says what they decide) before the
+    # resourceType checks, no helper calls for the common case.
     for position, (full_url, item) in enumerate(items):
         if type(item) is not dict:
             if item is None:
@@ -387,10 +381,12 @@ def _collect(
         if rtype == "Observation":
             if horizon_iso is not None and observation_before(item, horizon_iso):
                 continue
-        elif rtype == "Encounter" and visit_iso is not None and encounter_before(item, visit_iso):
-            if old_encounters is not None:
-                old_encounters.append((_ref(item, rtype, position, full_url), item))
-            continue
+        elif rtype == "Encounter" and visit_iso is not None:
+            day_key = old_encounter_day(item, visit_iso)
+            if day_key is not None:
+                if old_encounters is not None:
+                    old_encounters.append(OldEncounter(day_key, position, full_url, item))
+                continue
         if type(rtype) is not str or not rtype:
             ctx.issue("unknown", f"#{position}", "resourceType", "missing resourceType")
             continue
@@ -459,8 +455,15 @@ def _ref(
     return alias or f"#{position}"
 
 
-def _walk(items: Iterable[Any], depth: int = 0) -> Iterator[tuple[str | None, Any]]:
-    """(fullUrl or None, resource) for every resource, Bundles unpacked (to a bounded depth)."""
+def _entries(
+    items: Iterable[Any], depth: int = 0, into: list[tuple[str | None, Any]] | None = None,
+    url: str | None = None,
+) -> list[tuple[str | None, Any]]:
+    """(fullUrl or None, resource) for every resource, Bundles unpacked (to a bounded depth), in
+    order. A nested Bundle's resources take their own entry's fullUrl, else the outer one's
+    (``url``)."""
+    out: list[tuple[str | None, Any]] = [] if into is None else into
+    append = out.append
     for item in items:
         # type() first: the ABC check costs more than the rest of the loop, per resource.
         if (type(item) is dict or isinstance(item, Mapping)) and item.get(
@@ -473,17 +476,17 @@ def _walk(items: Iterable[Any], depth: int = 0) -> Iterator[tuple[str | None, An
             for entry in entries:
                 if type(entry) is dict or isinstance(entry, Mapping):
                     raw = entry.get("fullUrl")
-                    url = raw.strip() if isinstance(raw, str) and raw.strip() else None
+                    entry_url = raw.strip() if isinstance(raw, str) and raw.strip() else None
                     nested = entry.get("resource")
                     if type(nested) is dict and nested.get("resourceType") != "Bundle":
-                        yield url, nested  # the common case, without a generator per entry
-                        continue
-                    for nested_url, inner in _walk([nested], depth + 1):
-                        yield nested_url or url, inner
+                        append((entry_url, nested))  # the common case
+                    else:
+                        _entries([nested], depth + 1, out, entry_url)
                 else:
-                    yield None, entry
+                    append((None, entry))
         else:
-            yield None, item
+            append((url, item))
+    return out
 
 
 def _describe(item: Any) -> str:
