@@ -12,11 +12,22 @@ from typing import Any
 _JSON_TYPES = {str: "string", list: "array", int: "number", float: "number", bool: "boolean"}
 
 
+# OperationOutcome.issue.severity values that only inform (FHIR R4 IssueSeverity): a search that
+# matched nothing may say so with such an issue in a ``search.mode: outcome`` entry (Epic:
+# "4101: Resource request returns no results.").
+_NOTE_SEVERITIES = frozenset({"information", "warning"})
+
+
 def prefetch_problem(value: Any) -> str | None:
     """Why a prefetched (or fetched) value cannot be used as data; None when it can.
 
-    Unusable: not a JSON object, no string ``resourceType``, an OperationOutcome, or a Bundle
-    whose every entry is an OperationOutcome. The reason names the JSON type, never the content.
+    Unusable: not a JSON object, no string ``resourceType``, an OperationOutcome (CDS Hooks 2.0:
+    how a client reports a prefetch it could not run), or a Bundle whose every entry is an
+    OperationOutcome reporting a failure. A searchset whose only entries are outcomes that merely
+    inform (every issue of severity ``information`` or ``warning``) is an empty result, not a
+    failure. An outcome without a readable severity counts as a failure: what it reports is
+    unknown, and an empty result would be read as "none on record". The reason names the JSON
+    type, never the content.
     """
     if not isinstance(value, dict):
         return f"a JSON {_JSON_TYPES.get(type(value), type(value).__name__)}, not a FHIR resource"
@@ -29,9 +40,22 @@ def prefetch_problem(value: Any) -> str | None:
         value["resourceType"] == "Bundle"
         and entries
         and all(type_of(e.get("resource")) == "OperationOutcome" for e in entries)
+        and not all(is_note(e["resource"]) for e in entries)
     ):
         return "a Bundle of OperationOutcomes"
     return None
+
+
+def is_note(outcome: Mapping[str, Any]) -> bool:
+    """Whether an OperationOutcome only informs: at least one issue, and every issue of severity
+    ``information`` or ``warning`` (R4 IssueSeverity); an error, a fatal issue or an issue
+    without a severity is not a note."""
+    issues = outcome.get("issue")
+    if not isinstance(issues, list) or not issues:
+        return False
+    return all(
+        isinstance(issue, dict) and issue.get("severity") in _NOTE_SEVERITIES for issue in issues
+    )
 
 
 def bundle_entries(bundle: Mapping[str, Any]) -> list[Mapping[str, Any]]:
