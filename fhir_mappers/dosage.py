@@ -40,6 +40,8 @@ _FALLBACK_COUNT_UNITS = frozenset(
 )
 # Timing.repeat.bounds[x]: a line's dates, which its daily dose does not depend on.
 _BOUNDS = frozenset({"boundsDuration", "boundsRange", "boundsPeriod"})
+# DailyDose.problem of dosage lines whose order is not said (see daily_dose).
+UNORDERED_SPANS = "dosage lines without a sequence, each for its own duration: steps or together?"
 _DAYS_PER_PERIOD_UNIT = {
     "s": 1 / 86400, "min": 1 / 1440, "h": 1 / 24, "d": 1.0, "wk": 7.0, "mo": 30.0, "a": 365.0,
 }  # fmt: skip
@@ -91,8 +93,13 @@ def daily_dose(
     for group in groups:
         total_mg: float | None = 0.0
         total_units: float | None = 0.0
-        for instruction in group:
-            mg, units, why = _one_instruction(instruction, medication, codes)
+        lines = [_one_instruction(instruction, medication, codes) for instruction in group]
+        if len(groups) == 1 and _unordered_spans(group) and len({(m, u) for m, u, _ in lines}) > 1:
+            # "2 mg for 7 days", "1 mg for 7 days", with no sequence: a taper (steps in the
+            # order written) or lines taken together? The Dosage does not say, and the sum would
+            # read a taper as a dose increase; so no daily dose, and the reason.
+            return DailyDose(None, None, is_prn, UNORDERED_SPANS)
+        for mg, units, why in lines:
             problem = problem or why
             total_mg = None if mg is None or total_mg is None else total_mg + mg
             total_units = None if units is None or total_units is None else total_units + units
@@ -149,6 +156,29 @@ def daily_dose_memo(
         found = daily_dose(dosages, medication, codes, starts=starts)
         memo[key] = found
     return found
+
+
+def duration_end(dosages: Any, start: date | None) -> date | None:
+    """The last day of an order whose every scheduled Dosage line runs for a
+    ``timing.repeat.boundsDuration`` (days, weeks or months of 30 days) counted from ``start``
+    (its first day): ``start`` + the longest duration - 1 day, the lines applying together.
+    None without a ``start``, without a scheduled line, or when any scheduled line has no
+    duration (it runs on). Multi-step orders date their steps themselves (``DailyDose.steps``)."""
+    if start is None:
+        return None
+    lines = [d for d in as_list(dosages) if isinstance(d, Mapping) and not _is_prn(d)]
+    days = [_duration_days(get(d, "timing", "repeat", "boundsDuration")) for d in lines]
+    if not days or any(n is None for n in days):
+        return None
+    return start + timedelta(days=max(n for n in days if n is not None) - 1)
+
+
+def _unordered_spans(group: list[Mapping[str, Any]]) -> bool:
+    """Several lines with no ``sequence``, each bounded by a duration of its own."""
+    return len(group) > 1 and all(
+        _step_key(d) is None and get(d, "timing", "repeat", "boundsDuration") is not None
+        for d in group
+    )
 
 
 def _step_key(dosage: Mapping[str, Any]) -> Any:

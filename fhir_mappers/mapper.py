@@ -81,6 +81,7 @@ def map_record(
     are fills before its cut-off that no pattern can read (``fhir_mappers.fill_horizon``).
     Orders, statements and fills of a medication with no psychotropic ingredient are not
     mapped: they become ``PatientRecord.other_medications`` (``fhir_mappers.other_medications``).
+    Entered-in-error resources and orders not to give a drug (``doNotPerform``) are left out.
     With a ``patient_id``, resources about another patient (a lenient search that ignored
     ``patient=``) are dropped and counted as issues. ``encounter_id`` (the hook's
     ``context.encounterId``) is the encounter the call is made in: it is today's visit.
@@ -142,6 +143,8 @@ def map_record(
             medication = resolve_medication(resource, ctx, rtype, ref)
             if not medication.is_psychotropic:
                 others.append(other_medication(resource, ref, rtype, medication))
+                continue
+            if _prohibits(resource):
                 continue
             if rtype == "MedicationDispense" and order_horizon is not None:
                 day = old_fill_day(resource, order_horizon.cutoff_text)
@@ -266,7 +269,11 @@ def map_draft_orders(
     drafts: list[MedicationCourse] = []
     for ref, resource in found:
         rtype = text(resource.get("resourceType"))
-        if rtype not in _ORDER_TYPES or resource.get("status") == "entered-in-error":
+        if (
+            rtype not in _ORDER_TYPES
+            or resource.get("status") == "entered-in-error"
+            or _prohibits(resource)
+        ):
             continue
         result = _safely(_draft, resource, ref, ctx, rtype)
         if isinstance(result, MappedCourse):
@@ -525,6 +532,12 @@ def _safely(
     except _DATA_ERRORS as exc:
         ctx.issue(rtype, ref, "", f"could not be mapped ({type(exc).__name__})")
         return None
+
+
+def _prohibits(resource: Mapping[str, Any]) -> bool:
+    """A MedicationRequest with ``doNotPerform: true`` (R4): an order *not* to give the drug. It
+    is no course of use, neither in the history nor among the drafts; the patterns read none."""
+    return resource.get("doNotPerform") is True
 
 
 def _date_key(value: date | None) -> date:

@@ -32,7 +32,7 @@ from fhir_mappers.accessors import (
     text,
 )
 from fhir_mappers.context import MappingContext
-from fhir_mappers.dosage import daily_dose_memo
+from fhir_mappers.dosage import daily_dose_memo, duration_end
 from fhir_mappers.medication_source import ResolvedMedication, resolve_medication
 from fhir_mappers.record import Coding, DoseStep, IntoleranceEvent, MedicationCourse
 
@@ -65,7 +65,8 @@ def map_medication_request(
     A non-psychotropic is recognised from its medication first and kept as a bare course (status,
     intent, start), with no dose or dates read in detail. Otherwise: ``start`` is ``authoredOn``
     (else the first dosage's ``boundsPeriod.start``; a draft starts now), ``end`` the bounds' end
-    or ``dateEnded`` (``validityPeriod`` is the fill window, not the end of treatment), daily dose
+    or ``dateEnded``, else the end of its ``boundsDuration`` (``dosage.duration_end``;
+    ``validityPeriod`` is the fill window, not the end of treatment), daily dose
     in mg/day from every ``dosageInstruction`` step, and the stop reason classified by the code
     lists. ``is_draft`` marks an order from ``context.draftOrders``; ``medication`` is
     ``resolve_medication`` of the order when the caller has it already. Never raises: unreadable
@@ -95,6 +96,8 @@ def map_medication_request(
         "dosageInstruction[0].timing.repeat.boundsPeriod.end",
         latest=True,
     ) or ctx.date(resource.get("dateEnded"), rtype, ref, "dateEnded", latest=True)
+    if end is None:  # "daily for 14 days": timing.repeat.boundsDuration instead of an end
+        end = duration_end(dosages, start)
     reasons = [resource.get("statusReason"), resource.get("reasonEnded")]
     requester = resource.get("requester")
     if type(requester) is dict and "agent" not in requester:  # R4: the Reference itself

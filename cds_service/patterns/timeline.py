@@ -58,8 +58,16 @@ def taken_courses(record: PatientRecord) -> tuple[MedicationCourse, ...]:
 
 
 def dated_drafts(drafts: DraftOrders, now: date) -> tuple[MedicationCourse, ...]:
-    """Draft orders as if started today: authoredOn of a draft is when it was typed, not taken."""
-    return tuple(replace(d, start=now, end=None, is_draft=True) for d in drafts)
+    """Draft orders as if started today: authoredOn of a draft is when it was typed, not taken.
+    A planned end on or after today (a bridge or cross-taper signed with its end, by
+    ``boundsPeriod`` or ``boundsDuration``) is kept: the order ends as written. An end already
+    past is no plan for an order not yet started, and is dropped (the draft reads as open)."""
+    return tuple(
+        replace(
+            d, start=now, end=d.end if d.end is not None and d.end >= now else None, is_draft=True
+        )
+        for d in drafts
+    )
 
 
 def dose_on(course: MedicationCourse, day: date) -> float | None:

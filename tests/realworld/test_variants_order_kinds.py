@@ -1,0 +1,187 @@
+"""Orders that say what they are in ways the plain shape does not: an order *not* to give a drug
+(``doNotPerform``), an order that runs for a duration (``boundsDuration``) instead of to an end,
+a taper written as lines without ``sequence``, and a draft signed with its planned end. Each
+reads as a course of the right length and dose, or of no dose where the order does not say.
+
+Polypharmacy (>= 2 standing antipsychotics planned to overlap >= 90 days) and regimen-escalation
+(>= 3 new agents or dose increases in 180 days) are the patterns such misreadings would fire.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from fhir_mappers import CodeLists, IngredientTable
+from fhir_mappers.dosage import UNORDERED_SPANS
+from fhir_mappers.mapper import map_record
+from tests.realworld.builders import day as days_ago
+from tests.realworld.builders import order, request
+from tests.realworld.conftest import CASES_NOW, topics
+
+PID = "rw-order-kinds"
+TODAY = CASES_NOW.date()
+
+
+def _line(mg: float, **repeat: Any) -> dict[str, Any]:
+    return {
+        "timing": {"repeat": {"frequency": 1, "period": 1, "periodUnit": "d", **repeat}},
+        "doseAndRate": [{"doseQuantity": {"value": mg, "unit": "mg",
+                                          "system": "http://unitsofmeasure.org", "code": "mg"}}],
+    }
+
+
+def _for(value: float, code: str = "d") -> dict[str, Any]:
+    return {"boundsDuration": {"value": value, "unit": code, "system": "http://unitsofmeasure.org",
+                               "code": code}}
+
+
+def _standing_quetiapine() -> dict[str, Any]:
+    return order("q-standing", PID, "quetiapine100", authored=days_ago(200),
+                 dosage=[_line(100)])
+
+
+# --- doNotPerform -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("do_not_perform", [True, False], ids=["prohibition", "order"])
+def test_an_order_not_to_give_a_drug_is_no_standing_antipsychotic(
+    post: Callable[[dict[str, Any]], Any], do_not_perform: bool
+) -> None:
+    risperidone = order("r-1", PID, "risperidone2", authored=days_ago(150),
+                        dosage=[_line(2)], doNotPerform=do_not_perform)
+
+    fired = topics(post(request("patient-view", PID, [_standing_quetiapine(), risperidone])))
+
+    # Two standing antipsychotics for 150 days fire; "do not give risperidone" is not one.
+    assert ("psychotropic-polypharmacy" in fired) is not do_not_perform
+
+
+def test_a_draft_not_to_give_a_drug_is_not_signed_as_one(
+    post: Callable[[dict[str, Any]], Any],
+) -> None:
+    draft = order("d-1", PID, "risperidone2", authored=days_ago(0), status="draft",
+                  dosage=[_line(2)], doNotPerform=True)
+
+    response = post(request("order-sign", PID, [_standing_quetiapine()], drafts=[draft]))
+
+    assert response.status_code == 200
+    assert "psychotropic-polypharmacy" not in topics(response)
+
+
+# --- boundsDuration -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("bounds", "fires"),
+    [
+        (_for(14), False),  # ended 136 days ago: 14 days together, well under 90
+        (_for(2, "wk"), False),
+        (_for(200), True),  # runs 50 more days: 150 days together so far, a real overlap
+        ({}, True),  # no bound: a standing order
+    ],
+    ids=["14-days", "2-weeks", "200-days", "unbounded"],
+)
+def test_an_order_for_a_duration_ends_when_it_runs_out(
+    post: Callable[[dict[str, Any]], Any], bounds: dict[str, Any], fires: bool
+) -> None:
+    risperidone = order("r-1", PID, "risperidone2", authored=days_ago(150),
+                        dosage=[_line(2, **bounds)])
+
+    fired = topics(post(request("patient-view", PID, [_standing_quetiapine(), risperidone])))
+
+    assert ("psychotropic-polypharmacy" in fired) is fires
+
+
+def test_the_course_of_a_duration_runs_from_its_start(
+    table: IngredientTable, codes: CodeLists
+) -> None:
+    record = map_record(
+        [order("r-1", PID, "risperidone2", authored=days_ago(150), dosage=[_line(2, **_for(14))])],
+        table, codes=codes,
+    )
+
+    (course,) = record.courses
+    assert course.start is not None and course.end is not None
+    assert (course.end - course.start).days == 13  # 14 days, the first one included
+
+
+# --- lines without a sequence, each for its own duration ----------------------------------
+
+
+def _taper_without_sequence() -> dict[str, Any]:
+    return order("q-taper", PID, "quetiapine25", authored=days_ago(30),
+                 dosage=[_line(100, **_for(7)), _line(50, **_for(7)), _line(25, **_for(7))])
+
+
+def test_a_taper_written_without_sequence_is_not_read_as_the_sum_of_its_lines(
+    table: IngredientTable, codes: CodeLists
+) -> None:
+    record = map_record([_taper_without_sequence()], table, codes=codes)
+
+    (course,) = record.courses
+    assert course.daily_dose_mg is None  # not 175 mg: steps or together, the order does not say
+    assert [i.reason for i in record.issues] == [UNORDERED_SPANS]
+    assert course.end is not None and course.start is not None
+    assert (course.end - course.start).days == 6  # together: the longest line's 7 days
+
+
+def test_lines_without_sequence_of_one_dose_still_add_up(
+    table: IngredientTable, codes: CodeLists
+) -> None:
+    # Morning and night, each for 7 days: the same dose twice a day is 2 x 50 mg, not unknown.
+    same = order("q-bid", PID, "quetiapine25", authored=days_ago(3),
+                 dosage=[_line(50, **_for(7)), _line(50, **_for(7))])
+
+    (course,) = map_record([same], table, codes=codes).courses
+
+    assert course.daily_dose_mg == 100
+
+
+def test_a_taper_without_sequence_is_no_dose_increase(
+    post: Callable[[dict[str, Any]], Any],
+) -> None:
+    # Quetiapine 100 mg, then tapered 100 -> 50 -> 25 mg (lines without sequence); a new
+    # sertraline and a new aripiprazole: two escalations, not three.
+    earlier = order("q-1", PID, "quetiapine100", authored=days_ago(400), status="completed",
+                    dosage=[_line(100, boundsPeriod={"start": days_ago(400),
+                                                     "end": days_ago(31)})])
+    sertraline = order("s-1", PID, "sertraline100", authored=days_ago(120), dosage=[_line(100)])
+    aripiprazole = order("a-1", PID, "aripiprazole10", authored=days_ago(60), dosage=[_line(10)])
+
+    fired = topics(post(request(
+        "patient-view", PID, [earlier, _taper_without_sequence(), sertraline, aripiprazole]
+    )))
+
+    assert "regimen-escalation" not in fired
+
+
+# --- a draft signed with its planned end --------------------------------------------------
+
+
+def _current_risperidone() -> dict[str, Any]:
+    return order("r-standing", PID, "risperidone2", authored=days_ago(200), dosage=[_line(4)])
+
+
+@pytest.mark.parametrize(
+    ("repeat", "fires"),
+    [
+        ({"boundsPeriod": {"start": days_ago(0), "end": days_ago(-13)}}, False),
+        (_for(14), False),
+        ({"boundsPeriod": {"start": days_ago(0), "end": days_ago(-120)}}, True),
+        ({}, True),
+    ],
+    ids=["bridge-14-days", "bridge-duration", "planned-120-days", "open"],
+)
+def test_a_draft_keeps_its_planned_end(
+    post: Callable[[dict[str, Any]], Any], repeat: dict[str, Any], fires: bool
+) -> None:
+    draft = order("d-1", PID, "quetiapine25", authored=days_ago(0), status="draft",
+                  dosage=[_line(50, **repeat)])
+
+    response = post(request("order-sign", PID, [_current_risperidone()], drafts=[draft]))
+
+    assert response.status_code == 200
+    assert ("psychotropic-polypharmacy" in topics(response)) is fires
