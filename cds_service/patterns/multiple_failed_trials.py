@@ -21,7 +21,8 @@ in ``trial_classes`` each had an adequate trial that ended or was augmented whil
 persisted. Adequate: >= ``min_trial_days`` from the first course at or above the ingredient's
 minimum effective dose (config/ingredients.csv), and, where dispenses of the ingredient exist, a
 proportion of days covered >= ``pdc_min_during_trial`` during the trial. Persisted: for classes in
-``phq9_trial_classes``, the PHQ-9 nearest the outcome (within ``score_window_days``) is
+``phq9_trial_classes``, the PHQ-9 nearest the outcome (within ``score_window_days``, and taken
+once the trial had run ``min_trial_days``: never the baseline itself) is
 >= ``phq9_persisting_min_score`` and fell by less than ``phq9_response_fall_fraction`` from the
 baseline (the last PHQ-9 up to ``baseline_window_days`` before the trial began; without a baseline
 PHQ-9 decides nothing); or, for any class, the trial was stopped for lack of effect. Augmented =
@@ -266,12 +267,19 @@ def _included(episode: Episode, index: _Index, thresholds: Thresholds) -> _Trial
         candidates.append((end_day, "at the end", True))
     judged_by_phq9 = episode.ingredient.drug_class in thresholds.phq9_trial_classes
     baseline = _baseline(index, episode.start, thresholds.baseline_window_days)
+    # A score taken before the trial had run its minimum length says nothing of its effect
+    # (non-response is judged after an adequate duration: Sforzini 2022); it may be the baseline.
+    judged_from = adequate_from + timedelta(days=thresholds.min_trial_days)
     for when, label, is_end in sorted(candidates):
-        if (when - adequate_from).days < thresholds.min_trial_days:
+        if when < judged_from:
             continue
         if not _adherent(episode, index, when, thresholds.pdc_min_during_trial):
             continue
-        score = _closest(index, when, thresholds.score_window_days) if judged_by_phq9 else None
+        score = (
+            _closest(index, when, thresholds.score_window_days, not_before=judged_from)
+            if judged_by_phq9
+            else None
+        )
         if baseline is not None and score is not None and _persisted(baseline, score, thresholds):
             note = f"PHQ-9 from {baseline.value:g} to {score.value:g} {label}"
         elif is_end and episode.ending_course.stop_reason == "lack_of_effect":
@@ -336,9 +344,13 @@ def _baseline(index: _Index, start: date, window_days: int) -> SymptomScore | No
     return max(before, key=lambda s: s.when or start, default=None)
 
 
-def _closest(index: _Index, when: date, window_days: int) -> SymptomScore | None:
+def _closest(
+    index: _Index, when: date, window_days: int, *, not_before: date
+) -> SymptomScore | None:
+    """The PHQ-9 nearest ``when`` within ``window_days`` either side, dated no earlier than
+    ``not_before`` (the day the trial had run its minimum length)."""
     span = timedelta(days=window_days)
-    near = index.scores_between(when - span, when + span)
+    near = index.scores_between(max(when - span, not_before), when + span)
     # The score nearest the date speaks for that date; on a tie the later one is more current.
     return min(
         near, key=lambda s: (abs((s.when or when) - when), when - (s.when or when)), default=None

@@ -272,3 +272,36 @@ def test_continuation_gap_comes_from_config() -> None:
     record = _record((first, second))
     assert detect(record, (), DEFAULTS, NOW) is None
     assert detect(record, (), with_thresholds(PATTERN_ID, continuation_gap_days=40), NOW)
+
+
+def _two_month_long_trials(*outcome_days_into_trial: int) -> PatientRecord:
+    """Sertraline 100 mg (days 200 -> 170), then escitalopram 10 mg (days 160 -> 130), each with a
+    PHQ-9 of 20 on its first day and, for each number given, a PHQ-9 of 18 that many days in."""
+    trials = (
+        course(SERTRALINE, days_ago(200), mg=100, end=days_ago(170), status="stopped"),
+        course(ESCITALOPRAM, days_ago(160), mg=10, end=days_ago(130), status="stopped"),
+    )
+    scores = [phq9(days_ago(200), 20), phq9(days_ago(160), 20)]
+    for into in outcome_days_into_trial:
+        scores += [phq9(days_ago(200 - into), 18), phq9(days_ago(160 - into), 18)]
+    return PatientRecord(courses=trials, scores=tuple(sorted(scores, key=lambda s: s.when)))
+
+
+def test_the_baseline_is_never_the_outcome() -> None:
+    # A field case: the only scores were taken as each trial began. Nearest to each end (within
+    # 30 days) is that same baseline; "PHQ-9 from 20 to 20" judges nothing.
+    assert detect(_two_month_long_trials(), (), DEFAULTS, NOW) is None
+
+
+@pytest.mark.parametrize(
+    ("days_in", "fires"), [(28, True), (29, True), (27, False), (14, False)]
+)
+def test_the_outcome_is_scored_once_the_trial_has_run_its_minimum_length(
+    days_in: int, fires: bool
+) -> None:
+    # min_trial_days 28: a score from week 2 or day 27 says nothing of the trial's effect.
+    finding = detect(_two_month_long_trials(days_in), (), DEFAULTS, NOW)
+
+    assert (finding is not None) is fires
+    if finding is not None:
+        assert all("PHQ-9 from 20 to 18" in e.label for e in finding.evidence)
