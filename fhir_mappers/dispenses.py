@@ -6,20 +6,30 @@ URL or fullUrl); then the order's ``dispenseRequest.expectedSupplyDuration``. An
 stays ``None`` (never 0), so that no adherence figure is invented from missing data; the
 nonadherence pattern then says it cannot evaluate. A dispense of a medication that is not
 psychotropic is kept without deriving anything.
+
+``daysSupply`` arrives in many spellings besides UCUM ``d``: "Day(s)", "DAYS SUPPLY" (NCPDP
+and Surescripts labels), "day_supply", "dy", UCUM annotations such as ``{days}``, and sometimes
+a bare number where R4 has a SimpleQuantity. All of these name days and are read as days (a
+bare number with a ``MappingIssue``, as it is not valid R4). Months are not: a "1 mo" supply is
+28, 30 or 31 days' worth, and UCUM's ``mo`` (30.4375 d, a mean Julian month) is a calendar
+average, not a count of doses, so the supply is derived from the quantity instead, or stays
+unknown. A completed fill with no date at all is reported too: nonadherence cannot place it.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any
 
 from fhir_mappers.accessors import (
     as_list,
     get,
-    quantity_unit,
+    number,
     quantity_value,
     reference,
     relative_reference,
+    text,
 )
 from fhir_mappers.context import MappingContext
 from fhir_mappers.dosage import daily_dose_memo
@@ -27,7 +37,17 @@ from fhir_mappers.medication_source import ResolvedMedication, resolve_medicatio
 from fhir_mappers.record import Dispense
 
 _RTYPE = "MedicationDispense"
-_DAYS_PER_UNIT = {"d": 1.0, "day": 1.0, "days": 1.0, "wk": 7.0, "week": 7.0, "weeks": 7.0, "": 1.0}
+# Duration units as ``_unit_key`` spells them (lower case, no braces, "(s)" or "supply"): UCUM
+# ``d``/``wk``, their annotations ``{days}``, and the words pharmacy systems print.
+_DAYS_PER_UNIT = {
+    "d": 1.0, "day": 1.0, "days": 1.0, "dy": 1.0, "dys": 1.0,
+    "wk": 7.0, "week": 7.0, "weeks": 7.0,
+}
+# Months name no count of days (a month's fill is 28, 30 or 31 days' worth; UCUM ``mo`` is a mean
+# Julian month, 30.4375 d), so they are refused, never overruled by the unit text.
+_MONTH_UNITS = frozenset({"mo", "mos", "month", "months"})
+# Durations that are not supply days: a code in one of these is not overruled by the unit text.
+_OTHER_TIME_UNITS = frozenset({"s", "min", "h", "hr", "hrs", "hour", "hours", "a", "yr", "year"})
 
 
 def map_dispense(
@@ -61,6 +81,9 @@ def map_dispense(
     if prescriptions:
         authorizing = ctx.resolve(prescriptions[0]) or reference(prescriptions[0])
     psychotropic = medication.is_psychotropic
+    if psychotropic and status == "completed" and handed_over is None and not _has_date(resource):
+        # Absent, not unreadable (ctx.date reports that): nonadherence abstains over it.
+        ctx.issue(_RTYPE, ref, "whenHandedOver", "completed fill without a date")
     days = _days_supply(resource.get("daysSupply"), ref, ctx) if psychotropic else None
     if days is None and psychotropic:
         days = _derived_days(resource, quantity, medication, authorizing, ctx)
@@ -76,15 +99,54 @@ def map_dispense(
     )
 
 
+def _has_date(resource: Mapping[str, Any]) -> bool:
+    return any(resource.get(key) is not None for key in ("whenHandedOver", "whenPrepared"))
+
+
 def _days_supply(value: Any, ref: str, ctx: MappingContext) -> float | None:
+    """``daysSupply`` in days: a Quantity in a duration unit (``_days_per_unit``), or a bare
+    number or numeric string (not R4, reported, but it can only mean days); None otherwise."""
     if value is None:
         return None
+    if isinstance(value, int | float | str) and not isinstance(value, bool):
+        amount = number(value)
+        if amount is not None and math.isfinite(amount) and amount > 0:
+            ctx.issue(_RTYPE, ref, "daysSupply", "a bare number, not a Quantity: read as days")
+            return amount
+        ctx.issue(_RTYPE, ref, "daysSupply", "not a duration in days")
+        return None
     amount = quantity_value(value)
-    factor = _DAYS_PER_UNIT.get(quantity_unit(value).lower())
-    if amount is None or factor is None or amount <= 0:
+    factor = _days_per_unit(value)
+    if amount is None or not math.isfinite(amount) or factor is None or amount <= 0:
         ctx.issue(_RTYPE, ref, "daysSupply", "not a duration in days")
         return None
     return amount * factor
+
+
+def _unit_key(unit: str) -> str:
+    """A unit as ``_DAYS_PER_UNIT`` spells it: "Day(s)" -> "days", "{Days}" -> "days",
+    "DAYS SUPPLY" / "day_supply" -> "days" / "day"."""
+    key = unit.lower().replace("(s)", "s").replace("_", " ").replace("'", "").strip("{} ")
+    return key.removesuffix("supply").strip()
+
+
+def _unit_keys(quantity: Any) -> list[str]:
+    """The UCUM ``code``, then the ``unit`` text, of a Quantity, as ``_unit_key``s."""
+    return [_unit_key(t) for t in (text(get(quantity, "code")), text(get(quantity, "unit"))) if t]
+
+
+def _days_per_unit(quantity: Any) -> float | None:
+    """Days per unit of a duration Quantity (1 for days, 7 for weeks). The ``code`` is read first;
+    when it names no duration (``{Days}``, a local code) the ``unit`` text is tried. A Quantity
+    with neither is read as days (pharmacy systems count supply in days). None for months, other
+    time units and anything else."""
+    keys = _unit_keys(quantity)
+    for key in keys:
+        if key in _MONTH_UNITS or key in _OTHER_TIME_UNITS:
+            return None
+        if key in _DAYS_PER_UNIT:
+            return _DAYS_PER_UNIT[key]
+    return None if keys else 1.0
 
 
 def _derived_days(
@@ -105,7 +167,7 @@ def _derived_days(
     expected = get(request, "dispenseRequest", "expectedSupplyDuration")
     if expected is not None:
         amount = quantity_value(expected)
-        factor = _DAYS_PER_UNIT.get(quantity_unit(expected).lower())
-        if amount is not None and factor is not None and amount > 0:
+        factor = _days_per_unit(expected)
+        if amount is not None and math.isfinite(amount) and factor is not None and amount > 0:
             return amount * factor
     return None

@@ -18,13 +18,15 @@ whose supply ran out more than ``single_fill_lapsed_days`` before today; or (c) 
 MedicationStatement names it (dated within the window, or undated: its status is the latest word).
 
 **Not evaluable** (``NotEvaluable``, recorded in the audit, no card) when a completed fill of an
-ingredient in use, handed over in the window, has no known days' supply: the days it would cover
-are unknown, not uncovered (``timeline.fills_without_supply``).
+ingredient in use, handed over in the window, has no known days' supply, or has no date at all:
+the days it would cover are unknown, not uncovered (``timeline.fills_without_supply``,
+``pdc.undated_fills``).
 
 **Unless** the ingredient is taken only as needed (PQA leaves PRN use out of PDC), the order is
 stale (no renewal, fill or statement for ``stale_order_days``), or a later active
-MedicationStatement says the not-taken ingredient is taken again. Days in hospital (finished or
-in-progress encounters of an inpatient class, config/codes.yaml) leave the PDC period.
+MedicationStatement says the not-taken ingredient is taken again. Days in hospital (ended
+encounters, R4 ``finished`` or R5 ``completed``, or ongoing ones, of an inpatient class,
+config/codes.yaml) leave the PDC period.
 
 **Then** an ``info`` card: explore the patient's ambivalence and concerns about the medication
 before changing it (Mintz, "Psychodynamic Psychopharmacology: Addressing the Underlying Causes of
@@ -46,7 +48,12 @@ from datetime import date, timedelta
 from cds_service.patterns.abstention import NotEvaluable
 from cds_service.patterns.base import EvidenceItem, Finding
 from cds_service.patterns.evidence import months, ordered_evidence, unique_refs
-from cds_service.patterns.pdc import Coverage, is_countable, proportion_of_days_covered
+from cds_service.patterns.pdc import (
+    Coverage,
+    is_countable,
+    proportion_of_days_covered,
+    undated_fills,
+)
 from cds_service.patterns.regimen import is_stale, signs_of_life
 from cds_service.patterns.timeline import (
     dated_drafts,
@@ -55,7 +62,13 @@ from cds_service.patterns.timeline import (
     single_dose,
     taken_courses,
 )
-from fhir_mappers.record import DraftOrders, MedicationCourse, PatientRecord, Visit
+from fhir_mappers.record import (
+    COMPLETED_VISIT_STATUSES,
+    DraftOrders,
+    MedicationCourse,
+    PatientRecord,
+    Visit,
+)
 
 PATTERN_ID = "nonadherence"
 
@@ -97,7 +110,7 @@ def detect(
     record: PatientRecord, drafts: DraftOrders, thresholds: Thresholds, now: date
 ) -> Finding | NotEvaluable | None:
     """Nonadherence as of ``now`` (dates in days); None when it is not there, ``NotEvaluable``
-    when a fill in the window has no known days' supply."""
+    when a fill in the window has no known days' supply or a completed fill has no date."""
     signs = signs_of_life(record)
     regimen = [
         c
@@ -110,12 +123,21 @@ def detect(
     in_use = {i.name for c in [*regimen, *ordered] if not _excluded(c) for i in c.ingredients}
     since = now - timedelta(days=thresholds.window_days)
     unknown = fills_without_supply(record, in_use, since, now)
-    if unknown:
+    undated = undated_fills(record.dispenses, in_use)
+    if unknown or undated:
+        reasons = []
+        if unknown:
+            reasons.append(
+                f"{len(unknown)} fill(s) in the last {months(thresholds.window_days)} months have "
+                "no days' supply and none could be derived"
+            )
+        if undated:
+            reasons.append(
+                f"{len(undated)} completed fill(s) have no date (neither handed over nor "
+                "prepared), so the days they cover are unknown"
+            )
         return NotEvaluable(
-            PATTERN_ID,
-            f"{len(unknown)} fill(s) in the last {months(thresholds.window_days)} months have no "
-            "days' supply and none could be derived",
-            tuple(d.ref for d in unknown),
+            PATTERN_ID, "; ".join(reasons), tuple(d.ref for d in [*unknown, *undated])
         )
     names = dict.fromkeys(
         i.name for c in [*regimen, *ordered] if not _excluded(c) for i in c.psychotropic_ingredients
@@ -237,9 +259,12 @@ def _hospital_days(record: PatientRecord, now: date) -> set[date]:
 
 
 def _stay_end(visit: Visit, now: date) -> date:
+    """The last day in hospital: today while the stay goes on, its end once it has ended (R4
+    ``finished``, R5 ``completed``: ``COMPLETED_VISIT_STATUSES``), else only its first day."""
     if visit.status == "in-progress":
         return now
-    return visit.end if visit.status == "finished" and visit.end else visit.start or now
+    ended = visit.status in COMPLETED_VISIT_STATUSES
+    return visit.end if ended and visit.end else visit.start or now
 
 
 def _floor2(value: float) -> float:

@@ -36,6 +36,20 @@ def is_countable(dispense: Dispense) -> bool:
     )
 
 
+def undated_fills(dispenses: Iterable[Dispense], names: Collection[str]) -> list[Dispense]:
+    """Completed fills of a psychotropic ingredient in ``names`` with no hand-over day (neither
+    ``whenHandedOver`` nor ``whenPrepared`` readable). Where they fall is unknown, so a days-
+    covered figure for that ingredient cannot be computed: it would count the days they cover as
+    missed, or miss that they open the period (PQA PDC counts every fill in the period)."""
+    return [
+        d
+        for d in dispenses
+        if d.status == "completed"
+        and d.handed_over is None
+        and any(i.name in names for i in d.ingredients if i.is_psychotropic)
+    ]
+
+
 def proportion_of_days_covered(
     dispenses: Iterable[Dispense],
     window_start: date,
