@@ -34,8 +34,13 @@ class CodeLists:
     LOINC total-score or panel code to PHQ-9/GAD-7. Encounter classes are v3 ActCodes (upper
     case): the outpatient/inpatient/emergency lists, the word aliases (lower-case word ->
     ActCode), ``v3_class_systems`` and ``encounter_class_map`` ((system, code) -> ActCode) for
-    vendor codes. ``prescriber_*``/``non_prescriber_*`` are encounter type codes and words that
-    say whether a prescriber was seen; ``timing_codes_per_day`` maps a Timing code ("BID") to
+    vendor codes; the aliases are also matched as whole words or phrases inside a class's words
+    (``class_from_words``). ``prescriber_*``/``non_prescriber_*`` are encounter type codes and
+    words that say whether a prescriber was seen (``type_says_prescriber`` gives their order:
+    ``non_prescriber_visit_words`` name a whole encounter without a prescriber and always win;
+    ``explicit_prescriber_words`` name the prescriber or the medication review and win over the
+    other, incidental, ``non_prescriber_*`` entries; the general ``prescriber_*`` entries lose to
+    them); ``timing_codes_per_day`` maps a Timing code ("BID") to
     administrations per day; ``dose_count_units`` are units read as a count of the product's
     units (tablets). Word phrases are stored lower case, space-padded, punctuation dropped.
     """
@@ -60,7 +65,20 @@ class CodeLists:
     prescriber_type_words: tuple[str, ...] = ()
     non_prescriber_type_codes: frozenset[str] = frozenset()
     non_prescriber_type_words: tuple[str, ...] = ()
+    explicit_prescriber_words: tuple[str, ...] = ()
+    non_prescriber_visit_words: tuple[str, ...] = ()
     dose_count_units: frozenset[str] = frozenset()
+    # encounter_class_aliases as (padded phrase, ActCode), longest phrase first (__post_init__).
+    _class_phrases: tuple[tuple[str, str], ...] = field(
+        init=False, repr=False, compare=False, default=()
+    )
+
+    def __post_init__(self) -> None:
+        phrases = sorted(
+            ((_phrase(word), act) for word, act in self.encounter_class_aliases.items()),
+            key=lambda pair: -len(pair[0]),
+        )
+        object.__setattr__(self, "_class_phrases", tuple(p for p in phrases if p[0].strip()))
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any]) -> CodeLists:
@@ -123,6 +141,12 @@ class CodeLists:
             prescriber_type_words=tuple(_phrase(w) for w in as_list(included.get("words"))),
             non_prescriber_type_codes=frozenset(_codes_of(excluded.get("codes"))),
             non_prescriber_type_words=tuple(_phrase(w) for w in as_list(excluded.get("words"))),
+            explicit_prescriber_words=tuple(
+                _phrase(w) for w in as_list(included.get("explicit_words"))
+            ),
+            non_prescriber_visit_words=tuple(
+                _phrase(w) for w in as_list(excluded.get("visit_words"))
+            ),
             dose_count_units=frozenset(
                 str(u).strip().lower() for u in as_list(data.get("dose_count_units"))
             ),
@@ -138,11 +162,39 @@ class CodeLists:
             return "inpatient"
         return "emergency" if class_code in self.emergency_classes else "other"
 
+    def class_from_words(self, words: str) -> str:
+        """The v3 ActCode that ``encounter_class_aliases`` give to a class's words (a DSTU2
+        word, a vendor display, ``class.text``): the longest alias phrase found in it as whole
+        words ("Telehealth Visit" -> VR, "Inpatient Psychiatry" -> IMP, but "Outpatient" is not
+        "inpatient"); "" when none is found, or when phrases of that length name different
+        classes ("Emergency Inpatient"): an ambiguous class is not read."""
+        padded = _padded(words)
+        found: set[str] = set()
+        length = 0
+        for phrase, act in self._class_phrases:
+            if found and len(phrase) < length:
+                break
+            if phrase in padded:
+                found.add(act)
+                length = len(phrase)
+        return found.pop() if len(found) == 1 else ""
+
     def type_says_prescriber(self, codes: Iterable[str], free_text: str) -> bool | None:
         """True when an encounter type names a visit with a prescriber, False when it names one
-        without (a lab draw), None when it says neither. Exclusions win."""
+        without (a lab draw), None when it says neither.
+
+        In this order: a ``non_prescriber_visit_words`` phrase ("orders only", "nurse visit")
+        names the whole encounter: False. An explicit prescriber term ("psychiatry",
+        "medication review") wins over an incidental exclusion in the same type ("Psychiatry
+        follow-up - review lab results", "Clozapine clinic: blood draw and medication review"):
+        True. Then the other exclusions (codes, words) win over the general prescriber codes and
+        words ("Follow-up lab draw" is not a review visit)."""
         code_list = list(codes)
         padded = _padded(free_text)
+        if any(phrase in padded for phrase in self.non_prescriber_visit_words):
+            return False
+        if any(phrase in padded for phrase in self.explicit_prescriber_words):
+            return True
         if any(c in self.non_prescriber_type_codes for c in code_list) or any(
             phrase in padded for phrase in self.non_prescriber_type_words
         ):

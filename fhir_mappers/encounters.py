@@ -3,8 +3,12 @@
 ``class`` is one Coding in R4, a list of CodeableConcepts in R5-style data, a word in DSTU2
 exports ("ambulatory"), or missing. It is read to a v3 ActCode: v3 codes as they are, vendor codes
 through the site's ``encounter_class_map`` (config/codes.yaml), and otherwise by their words
-(``encounter_class_aliases``: the code, then the display). The site's class lists then say which
-kind of visit it is; a class nobody can read is reported and the visit's kind is "unknown".
+(``encounter_class_aliases``, found as whole words or phrases in the code, then the display,
+then ``class.text``: "Telehealth Visit" is VR, "Inpatient Psychiatry" IMP). The site's class
+lists then say which kind of visit it is; a class nobody can read is reported and the visit's
+kind is "unknown". Whether a prescriber was seen is read from ``Encounter.type`` for an
+outpatient visit and for one of unknown class too: a missing class is missing, not evidence that
+the encounter was no visit (docs/encounter-classes.md).
 
 R5 spells the visit's days ``actualPeriod`` and a finished visit ``completed``; both are read.
 A visit dated only by a month or a year counts on the first day of that period (the certain
@@ -27,8 +31,9 @@ def map_encounter(resource: Mapping[str, Any], ref: str, ctx: MappingContext) ->
     """An Encounter as a ``Visit`` (see the module docstring); None when entered-in-error.
 
     ``kind`` comes from the site's class lists (``ctx.codes.visit_kind``). ``prescriber_visit``
-    is read from the encounter types for an outpatient visit (``type_says_prescriber``: True,
-    False or None), False for other known kinds and None for an unknown class.
+    is read from the encounter types for an outpatient visit and for an unknown class
+    (``type_says_prescriber``: True, False or None), and is False for the other known kinds
+    (inpatient, emergency, other).
     ``is_current`` when ``ref`` is the hook's ``context.encounterId``. Never raises: an unread
     class or date is reported on ``ctx``.
     """
@@ -55,13 +60,13 @@ def map_encounter(resource: Mapping[str, Any], ref: str, ctx: MappingContext) ->
         ctx.issue(_RTYPE, ref, "class", "encounter class not mapped")
     kind = cast(VisitKind, ctx.codes.visit_kind(class_code))
     prescriber: bool | None = None
-    if kind == "outpatient":
+    if kind in ("outpatient", "unknown"):
         key = (tuple(c.code for c in type_codes), " ".join(w for w in type_words if w))
         try:
             prescriber = ctx.visit_types[key]
         except KeyError:
             prescriber = ctx.visit_types[key] = ctx.codes.type_says_prescriber(*key)
-    elif kind != "unknown":
+    else:
         prescriber = False
     return Visit(
         ref=ref,
@@ -77,11 +82,16 @@ def map_encounter(resource: Mapping[str, Any], ref: str, ctx: MappingContext) ->
 
 
 def _class_code(value: Any, ctx: MappingContext) -> str:
-    """The v3 ActCode of ``Encounter.class`` in any of its shapes; "" when it cannot be read."""
+    """The v3 ActCode of ``Encounter.class`` in any of its shapes; "" when it cannot be read.
+
+    A v3 code (or a code with no system) is an ActCode as it is, after an exact alias ("amb",
+    "ambulatory"); a vendor code is read only when it is an alias as a whole; a display, a
+    ``text`` or a DSTU2 word by the alias phrases it contains (``CodeLists.class_from_words``)."""
     aliases = ctx.codes.encounter_class_aliases
     if isinstance(value, str):
         word = " ".join(value.lower().split())
-        return aliases.get(word, value.strip().upper())
+        return aliases.get(word) or ctx.codes.class_from_words(value) or value.strip().upper()
+    codes: list[str] = []
     words: list[str] = []
     for concept in as_list(value):  # R5: a list of CodeableConcepts; R4: one Coding
         for coding in codings(concept):
@@ -93,10 +103,17 @@ def _class_code(value: Any, ctx: MappingContext) -> str:
                 return mapped
             if not system or system in ctx.codes.v3_class_systems:
                 return aliases.get(code.lower(), code.upper())
-            words.extend([code, text(coding.get("display"))])
+            codes.append(code)
+            words.append(text(coding.get("display")))
         words.append(text(get(concept, "text")))
+    # A code is a token ("CLINIC-7" is a site's code, not the word clinic); a display or text is
+    # free text, read by the alias phrases inside it.
+    for code in codes:
+        alias = aliases.get(" ".join(code.lower().split()))
+        if alias:
+            return alias
     for word in words:
-        alias = aliases.get(" ".join(word.lower().split()))
+        alias = ctx.codes.class_from_words(word) if word else ""
         if alias:
             return alias
     return ""

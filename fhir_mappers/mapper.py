@@ -34,6 +34,7 @@ from fhir_mappers.order_candidates import Candidate, candidate
 from fhir_mappers.order_horizon import OrderHorizon, plan_drops
 from fhir_mappers.other_medications import MEDICATION_USERS, other_medication
 from fhir_mappers.record import (
+    COMPLETED_VISIT_STATUSES,
     ConditionEntry,
     Dispense,
     DraftOrders,
@@ -219,14 +220,15 @@ def _last_review_visits(encounters: list[OldEncounter], ctx: MappingContext) -> 
     """What the patterns can read of the visits before the horizon: visits-lag-changes' "last
     visit" is the latest *review* visit, a completed outpatient visit with a prescriber
     (``prescriber_visit`` True) or, at a site that counts them, one whose type does not say
-    (None); a lab draw (False) is not one. So: the newest completed outpatient visit with a
-    prescriber, and the newest untyped one when it is newer still. Encounters of one day are
+    (None); a lab draw (False) is not one; nor is a visit of unreadable class unless its type
+    names a prescriber. So: the newest completed visit with a prescriber, and the newest untyped
+    outpatient one when it is newer still. Encounters of one day are
     read in input order (the sort is stable)."""
     kept: list[Visit] = []
     for old in sorted(encounters, key=itemgetter(0), reverse=True):
         ref = _ref(old.resource, "Encounter", old.position, old.full_url)
-        visit = _completed_outpatient(old.resource, ref, ctx)
-        if visit is None or visit.prescriber_visit is False:
+        visit = _safely(map_encounter, old.resource, ref, ctx, "Encounter")
+        if not isinstance(visit, Visit) or not _may_be_review(visit):
             continue
         if visit.prescriber_visit is None:
             if not kept:
@@ -237,11 +239,14 @@ def _last_review_visits(encounters: list[OldEncounter], ctx: MappingContext) -> 
     return kept
 
 
-def _completed_outpatient(
-    resource: Mapping[str, Any], ref: str, ctx: MappingContext
-) -> Visit | None:
-    visit = _safely(map_encounter, resource, ref, ctx, "Encounter")
-    return visit if isinstance(visit, Visit) and visit.is_completed_outpatient else None
+def _may_be_review(visit: Visit) -> bool:
+    """A completed visit visits-lag-changes may count as a review: outpatient and not typed as
+    without a prescriber, or of unreadable class and typed as with one."""
+    if visit.status not in COMPLETED_VISIT_STATUSES or visit.prescriber_visit is False:
+        return False
+    return visit.kind == "outpatient" or (
+        visit.kind == "unknown" and visit.prescriber_visit is True
+    )
 
 
 def map_draft_orders(

@@ -13,14 +13,22 @@ explore the patient's expectations and fears, empathically, before yet another a
 
 **When** intolerance evidence (AllergyIntolerance of type intolerance or with non-immune
 reactions; orders or statements stopped for an adverse effect) dated within ``lookback_days``
-names psychotropic ingredients from at least ``min_distinct_classes`` ATC level-4 groups.
+names psychotropic ingredients from at least ``min_distinct_classes`` ATC level-4 groups. One
+reaction to one product (one record, or the allergy entry and the stopped order of the same
+product) counts at most one class: olanzapine/fluoxetine is one reaction, not two unrelated
+classes (Macy & Ho count intolerant drugs' classes, and a combination is one drug taken).
 
-**Unless** (per record): a true allergy; a reaction that expectation cannot explain (immune-mediated
-or objective and serious: a code in ``excluded_reaction_codes`` or a phrase in
-``excluded_reaction_words`` in the reaction or stop-reason text); a record whose criticality is in
-``excluded_criticalities`` or with a severe reaction (``exclude_severe_reactions``); a
-non-psychotropic drug; an undated record; or an ingredient the patient takes again today on a
-course started after the event (the rechallenge was tolerated).
+**Unless** (per record): a true allergy (an allergy-typed record counts only when every reaction
+it names is nocebo-shaped, none of ``allergy_presentation_words``: the rash, itching, swelling,
+hives or wheeze an immune reaction presents with, clinical-review.md); a reaction that
+expectation cannot explain (immune-mediated or objective and serious: a code in
+``excluded_reaction_codes`` or a phrase in ``excluded_reaction_words`` in the reaction or
+stop-reason text); a record whose criticality is in ``excluded_criticalities`` or with a severe
+reaction (``exclude_severe_reactions``); a non-psychotropic drug; an undated record; or an
+ingredient the patient takes again today on a course started after the event (the rechallenge
+was tolerated). **Unless** (per ingredient): any record of it, at any date, is such an allergy or
+serious reaction: an order stopped for "suspected intolerance" beside an anaphylaxis entry of
+the same drug is one reaction recorded twice, and a serious one never counts (clinical-review.md).
 
 **Then** an ``info`` card naming what was counted (each class with its drugs). When a draft orders
 an ingredient the patient did not tolerate before, the card says so first, with the date and the
@@ -30,8 +38,8 @@ draft is being placed (another agent is being started); a renewal of a course ta
 reasons in ``cards/wording/repeated-intolerance.yaml``.
 
 **Thresholds** ``patterns.repeated-intolerance``: ``min_distinct_classes``, ``lookback_days``,
-``excluded_reaction_codes``, ``excluded_reaction_words``, ``excluded_criticalities``,
-``exclude_severe_reactions``, ``renewal_gap_days``.
+``excluded_reaction_codes``, ``excluded_reaction_words``, ``allergy_presentation_words``,
+``excluded_criticalities``, ``exclude_severe_reactions``, ``renewal_gap_days``.
 """
 
 from __future__ import annotations
@@ -69,6 +77,7 @@ class Thresholds:
     lookback_days: int
     excluded_reaction_codes: tuple[str, ...]
     excluded_reaction_words: tuple[str, ...]
+    allergy_presentation_words: tuple[str, ...]
     excluded_criticalities: tuple[str, ...]
     exclude_severe_reactions: bool
     renewal_gap_days: int
@@ -93,14 +102,25 @@ def detect(
     counted: dict[str, tuple[Ingredient, list[IntoleranceEvent]]] = {}
     # The current regimen, once: each event asks whether its drug is taken again.
     current = [c for c in taken_courses(record) if is_current(c, now)]
+    barred = _barred_ingredients(record, thresholds)
+    # The ingredients each counted record names, as one product: it counts at most one class.
+    products: dict[frozenset[str], frozenset[str]] = {}
     for event in sorted(_intolerances_in_window(record, thresholds, now), key=_event_date):
-        for ingredient in event.ingredients:
-            if _excluded(event, ingredient, current, thresholds):
-                continue
+        named = [
+            ingredient
+            for ingredient in event.ingredients
+            if ingredient.name not in barred
+            and not _excluded(event, ingredient, current, thresholds)
+        ]
+        for ingredient in named:
             counted.setdefault(ingredient.name, (ingredient, []))[1].append(event)
+        if named:
+            products[frozenset(i.name for i in named)] = frozenset(i.atc4 for i in named)
+    counted_atc4 = _classes_counted(list(products.values()))
     classes: dict[str, list[Ingredient]] = {}
     for ingredient, _ in counted.values():
-        classes.setdefault(ingredient.atc4, []).append(ingredient)
+        if ingredient.atc4 in counted_atc4:
+            classes.setdefault(ingredient.atc4, []).append(ingredient)
     if not _included(classes, thresholds):
         return None
     draft_names = psychotropic_names(drafts)
@@ -142,11 +162,59 @@ def _excluded(
 ) -> bool:
     """Evidence that does not speak to an expectation-shaped intolerance of this ingredient
     (``current``: the courses of today's regimen)."""
-    if event.kind != "intolerance" or not ingredient.is_psychotropic:
+    if not reads_as_intolerance(event, thresholds) or not ingredient.is_psychotropic:
         return True
     if is_serious_or_immune(event, thresholds):
         return True
     return _is_taken_again(ingredient, event, current)
+
+
+def reads_as_intolerance(event: IntoleranceEvent, thresholds: Thresholds) -> bool:
+    """An intolerance, or an allergy-list entry typed ``allergy`` whose named reactions are all
+    nocebo-shaped (nausea, headache): clinicians often file side effects as allergies. An
+    allergy that names no reaction, a stop for allergy, or one naming a reaction an immune
+    reaction presents with (``allergy_presentation_words``) is an allergy (clinical-review.md)."""
+    if event.kind == "intolerance":
+        return True
+    if event.origin != "AllergyIntolerance" or not event.manifestations:
+        return False
+    said = " ".join([*event.manifestations, event.reaction_text])
+    return not mentions_any(said, thresholds.allergy_presentation_words)
+
+
+def _barred_ingredients(record: PatientRecord, thresholds: Thresholds) -> frozenset[str]:
+    """Ingredients with any record (at any date) of an allergy or a serious reaction: none of
+    their records count. A second record of the same drug (the order stopped for "adverse
+    reaction" beside the anaphylaxis entry) is most likely the same reaction recorded twice, and
+    a serious or immune reaction never fits the nocebo reading (clinical-review.md)."""
+    return frozenset(
+        ingredient.name
+        for event in record.intolerances
+        if not reads_as_intolerance(event, thresholds) or is_serious_or_immune(event, thresholds)
+        for ingredient in event.ingredients
+    )
+
+
+def _classes_counted(products: list[frozenset[str]]) -> frozenset[str]:
+    """The most ATC level-4 groups the products can stand for when each product (the ATC-4
+    groups of one reaction's ingredients) stands for one group: a maximum bipartite matching
+    (augmenting paths), so a combination product adds a class only where no other reaction
+    already gives it. ``products`` are sets of ATC-4 codes; the result is the matched codes."""
+    holder: dict[str, int] = {}
+
+    def place(product: int, tried: set[str]) -> bool:
+        for atc4 in sorted(products[product]):
+            if atc4 in tried:
+                continue
+            tried.add(atc4)
+            if atc4 not in holder or place(holder[atc4], tried):
+                holder[atc4] = product
+                return True
+        return False
+
+    for index in range(len(products)):
+        place(index, set())
+    return frozenset(holder)
 
 
 def is_serious_or_immune(event: IntoleranceEvent, thresholds: Thresholds) -> bool:

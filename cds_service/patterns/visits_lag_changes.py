@@ -16,10 +16,18 @@ took place in that window ("fewer_visits"), or for some change the last review v
 it was more than ``max_gap_since_visit_days`` earlier, or there is none ("visit_gap"). A review
 visit is a completed outpatient visit where a prescriber could review the regimen: the mapper
 classifies each Encounter by class and type from config/codes.yaml (``encounter_classes``,
-``prescriber_visits``: psychiatry, behavioural health, primary care, office and follow-up visits;
-not a lab draw or an immunisation); a visit the data do not classify counts when
-``count_untyped_visits`` is true. A visit happening now (an in-progress encounter, or the hook's
-``context.encounterId``) counts for today (``timeline.seen_days``).
+``prescriber_visits``: psychiatry, behavioural health, primary care, office and follow-up visits,
+a medication review; not a lab draw, an injection, a nurse visit, a refill or orders-only
+encounter); an outpatient visit whose type says neither counts when ``count_untyped_visits`` is
+true. A completed encounter whose class cannot be read counts when its type names a prescriber
+visit (a missing class is missing, not evidence of no visit). A visit happening now (an open
+encounter, or the hook's ``context.encounterId``) counts for today unless its class or type says
+it is no review (an emergency visit, a lab draw); the hook's encounter counts when it is not on
+record, its kind being unknown.
+
+**Not evaluable** (``NotEvaluable``, recorded in the audit, no card) when the card would fire
+only because completed encounters of unreadable class, whose type says neither way, are not
+counted: had they been review visits it would not fire (docs/encounter-classes.md).
 
 **Unless** the change was made during an inpatient stay (a finished or in-progress encounter of
 an inpatient class, config/codes.yaml, covering its date): inpatients are seen every day; or the
@@ -38,6 +46,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, timedelta
 
+from cds_service.patterns.abstention import NotEvaluable
 from cds_service.patterns.base import EvidenceItem, Finding
 from cds_service.patterns.evidence import (
     daily_dose_label,
@@ -51,10 +60,9 @@ from cds_service.patterns.timeline import (
     RegimenEvent,
     dated_drafts,
     regimen_events,
-    seen_days,
     taken_courses,
 )
-from fhir_mappers.record import DraftOrders, PatientRecord, Visit
+from fhir_mappers.record import COMPLETED_VISIT_STATUSES, DraftOrders, PatientRecord, Visit
 
 PATTERN_ID = "visits-lag-changes"
 
@@ -87,8 +95,9 @@ class Thresholds:
 
 def detect(
     record: PatientRecord, drafts: DraftOrders, thresholds: Thresholds, now: date
-) -> Finding | None:
-    """Visits lagging changes as of ``now`` (dates in days); None when it is not there."""
+) -> Finding | NotEvaluable | None:
+    """Visits lagging changes as of ``now`` (dates in days); None when it is not there,
+    ``NotEvaluable`` when encounters of unreadable class could be the visits it finds missing."""
     since = now - timedelta(days=thresholds.window_days)
     courses = [c for c in [*taken_courses(record), *dated_drafts(drafts, now)] if not c.is_prn]
     gap = thresholds.continuation_gap_days
@@ -102,6 +111,16 @@ def detect(
     trigger = _included(changes, in_window, visit_days, thresholds)
     if trigger is None:
         return None
+    unread = _unread_visits(record, thresholds, since, now)
+    if unread:
+        maybe = sorted(set(visit_days) | {day for _, day in unread})
+        if _included(changes, [d for d in maybe if d >= since], maybe, thresholds) is None:
+            return NotEvaluable(
+                PATTERN_ID,
+                reason=f"{len(unread)} completed encounter(s) of unreadable class whose type does"
+                " not say whether a prescriber was seen could be the missing review visits",
+                references=tuple(v.ref for v, _ in unread),
+            )
     last_visit = visit_days[-1] if visit_days else None
     facts: dict[str, object] = {
         "change_count": len(changes),
@@ -147,27 +166,70 @@ def _included(
 
 
 def is_review_visit(visit: Visit, thresholds: Thresholds) -> bool:
-    """A completed outpatient visit where a prescriber could review the regimen (the mapper's
-    class and type reading, config/codes.yaml); an unclassified one per
-    ``count_untyped_visits``."""
-    if not visit.is_completed_outpatient:
+    """A completed visit where a prescriber could review the regimen (the mapper's class and
+    type reading, config/codes.yaml): an outpatient one whose type says so, or says neither
+    when ``count_untyped_visits``; one of unknown class only when its type says so."""
+    return visit.status in COMPLETED_VISIT_STATUSES and _may_be_review(visit, thresholds)
+
+
+def review_days(record: PatientRecord, thresholds: Thresholds, now: date) -> list[date]:
+    """Days of review visits up to today, sorted; today too when a visit that may be a review
+    is happening now (``_seen_now``)."""
+    days = {
+        day
+        for v in record.visits
+        if is_review_visit(v, thresholds) and (day := _visit_day(v)) is not None and day <= now
+    }
+    if _seen_now(record, thresholds):
+        days.add(now)
+    return sorted(days)
+
+
+def _may_be_review(visit: Visit, thresholds: Thresholds) -> bool:
+    """By class and type: outpatient with a prescriber (or untyped, per
+    ``count_untyped_visits``); unknown class with a prescriber type. Emergency, inpatient and
+    other classes, and a type without a prescriber (a lab draw), are not reviews."""
+    if visit.kind == "unknown":
+        return visit.prescriber_visit is True
+    if visit.kind != "outpatient":
         return False
     if visit.prescriber_visit is None:
         return thresholds.count_untyped_visits
     return visit.prescriber_visit
 
 
-def review_days(record: PatientRecord, thresholds: Thresholds, now: date) -> list[date]:
-    """Days of review visits up to today, sorted; today too when a visit is happening now."""
-    days = {
-        day
+def _seen_now(record: PatientRecord, thresholds: Thresholds) -> bool:
+    """A visit is happening now that may be a review: an open encounter or the hook's own
+    (``Visit.is_ongoing``) that would count by its class and type, or whose class and type are
+    both unknown; or the hook's ``context.encounterId`` when it is not on record (its kind is
+    unknown). An open emergency visit or lab draw is not one."""
+    if record.current_encounter is not None and not any(v.is_current for v in record.visits):
+        return True
+    return any(
+        v.is_ongoing
+        and (_may_be_review(v, thresholds) or (v.kind == "unknown" and v.prescriber_visit is None))
         for v in record.visits
-        if is_review_visit(v, thresholds) and (day := _visit_day(v)) is not None and day <= now
-    }
-    completed_today = any(v.is_completed_outpatient and _visit_day(v) == now for v in record.visits)
-    if now in seen_days(record, now) and not completed_today:
-        days.add(now)  # an encounter in progress, or the one this hook call is made in
-    return sorted(days)
+    )
+
+
+def _unread_visits(
+    record: PatientRecord, thresholds: Thresholds, since: date, now: date
+) -> list[tuple[Visit, date]]:
+    """Completed encounters of unreadable class whose type says neither way, on days that could
+    change the finding (from ``max_gap_since_visit_days`` before the window up to today), at a
+    site that counts untyped visits: had their class been read, they might be review visits."""
+    if not thresholds.count_untyped_visits:
+        return []
+    earliest = since - timedelta(days=thresholds.max_gap_since_visit_days)
+    return [
+        (v, day)
+        for v in record.visits
+        if v.kind == "unknown"
+        and v.prescriber_visit is None
+        and v.status in COMPLETED_VISIT_STATUSES
+        and (day := _visit_day(v)) is not None
+        and earliest <= day <= now
+    ]
 
 
 def _excluded(change: RegimenEvent, visits: tuple[Visit, ...], now: date) -> bool:

@@ -45,8 +45,10 @@ def mapped(
                      id="immune-wins-over-declared-type"),
         pytest.param({"reaction": reactions({"text": "hives"})}, "allergy", id="immune-words"),
         pytest.param({"type": "allergy"}, "allergy", id="allergy-without-manifestations"),
-        pytest.param({"type": "allergy", "reaction": reactions(HEADACHE)}, "intolerance",
-                     id="allergy-typed-but-nocebo-profile"),
+        # The chart's word is kept; whether a nocebo-shaped allergy entry still reads as
+        # intolerance is the pattern's call (tests/patterns/test_intolerance_variants.py).
+        pytest.param({"type": "allergy", "reaction": reactions(HEADACHE)}, "allergy",
+                     id="allergy-typed-nocebo-profile-kept-as-typed"),
         pytest.param({"reaction": reactions(NAUSEA, HEADACHE)}, "intolerance",
                      id="no-type-non-immune"),
         pytest.param({"type": "intolerance"}, "intolerance", id="declared-intolerance"),
@@ -82,10 +84,16 @@ def test_legacy_category_code_with_substance_in_reaction(
         ({"onsetPeriod": {"start": "2023-06"}}, date(2023, 6, 1)),
         ({}, date(2025, 4, 1)),  # recordedDate
         ({"recordedDate": None, "assertedDate": "2017-03-03"}, date(2017, 3, 3)),  # STU3
+        ({"onsetString": "2010"}, date(2010, 1, 1)),  # a date-shaped onsetString
+        # it recurred: the last occurrence, not the first onset, dates it
+        ({"onsetDateTime": "2015-05-01", "lastOccurrence": "2025-02-01"}, date(2025, 2, 1)),
+        # an onset that names no day here: undated, not dated by its recent recordedDate
+        ({"onsetAge": {"value": 20, "unit": "a", "code": "a"}}, None),
+        ({"onsetString": "childhood"}, None),
     ],
 )
 def test_when(
-    table: IngredientTable, codes: CodeLists, fields: dict[str, Any], expected: date
+    table: IngredientTable, codes: CodeLists, fields: dict[str, Any], expected: date | None
 ) -> None:
     (event,) = mapped(table, codes, allergy(**fields))
     assert event.when == expected
@@ -106,6 +114,12 @@ def test_when(
         pytest.param({"clinicalStatus": {"coding": [{"code": "inactive"}]}}, id="inactive"),
         pytest.param({"clinicalStatus": "resolved"}, id="stu3-resolved"),
         pytest.param({"clinicalStatus": {"coding": [{"code": "Resolved"}]}}, id="resolved-caps"),
+        # Epic: a local OID coding first, the HL7 code second; or only a text.
+        pytest.param({"clinicalStatus": {"coding": [
+            {"system": "urn:oid:1.2.840.114350.1.13.0.1.7.4.698084.100", "code": "1"},
+            {"system": "http://terminology.hl7.org/CodeSystem/allergyintolerance-clinical",
+             "code": "resolved"}]}}, id="hl7-resolved-second"),
+        pytest.param({"clinicalStatus": {"text": "Resolved"}}, id="text-only-resolved"),
     ],
 )  # fmt: skip
 def test_dropped(table: IngredientTable, codes: CodeLists, fields: dict[str, Any]) -> None:

@@ -97,8 +97,9 @@ def test_intolerance_evidence(patient_record: PatientRecord) -> None:
          ("paroxetine",), date(2023, 11, 5)),
         ("AllergyIntolerance/ai-lamotrigine", "AllergyIntolerance", "allergy",
          ("lamotrigine",), date(2024, 9, 1)),
-        # typed "allergy" but only a headache: read as an intolerance
-        ("AllergyIntolerance/ai-duloxetine", "AllergyIntolerance", "intolerance",
+        # typed "allergy" with only a headache: kept as typed; repeated-intolerance still
+        # reads it as intolerance evidence (reads_as_intolerance)
+        ("AllergyIntolerance/ai-duloxetine", "AllergyIntolerance", "allergy",
          ("duloxetine",), date(2024, 12, 2)),
         ("AllergyIntolerance/ai-penicillin", "AllergyIntolerance", "allergy", (), date(2009, 1, 1)),
         ("MedicationStatement/ms-fluoxetine", "MedicationStatement", "intolerance",
