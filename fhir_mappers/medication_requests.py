@@ -199,6 +199,7 @@ def map_medication_statement(
         encounter=ctx.resolve(resource.get("context")),
         prior=None,
         is_draft=False,
+        asserted=asserted,
     )
 
 
@@ -220,6 +221,7 @@ def _build(
     encounter: str | None,
     prior: str | None,
     is_draft: bool,
+    asserted: date | None = None,
 ) -> MappedCourse:
     if resource.get("status") is None:
         ctx.issue(source_type, ref, "status", "missing status")
@@ -258,6 +260,7 @@ def _build(
         is_prn=dose.is_prn,
         is_draft=is_draft,
         steps=dose.steps,
+        asserted=asserted,
     )
     intolerance = None
     if status in _ENDED and stop_reason in _STOP_KINDS_AS_EVIDENCE and not is_draft:

@@ -134,6 +134,9 @@ class MedicationCourse:
     # chosen); the other drafts are context. True everywhere else.
     is_selected: bool = True
     steps: tuple[DoseStep, ...] = ()  # two or more for a multi-step order, else empty
+    # MedicationStatement.dateAsserted: the day the statement was made (a medication
+    # reconciliation), which says nothing of when the drug was started; None for orders.
+    asserted: date | None = None
     # Derived from ``ingredients`` once, not on every read: the patterns ask for it of every
     # course several times per call.
     psychotropic_ingredients: tuple[Ingredient, ...] = field(

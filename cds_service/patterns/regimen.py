@@ -11,7 +11,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import date
 
 from cds_service.patterns.timeline import is_current, taken_courses
-from fhir_mappers.record import MedicationCourse, PatientRecord
+from fhir_mappers.record import CURRENT_STATUSES, MedicationCourse, PatientRecord
 
 _WORD = re.compile(r"[a-z0-9]+")
 
@@ -40,10 +40,17 @@ def last_sign_of_life(
 
 
 def signs_of_life(record: PatientRecord) -> dict[str, date]:
-    """The latest start of a course, or hand-over of a fill, of each ingredient (by name): one
-    pass over the record, so that judging every order costs a lookup, not another pass."""
+    """The latest start of a course, hand-over of a fill, or assertion of an active statement
+    (``dateAsserted``: a medication reconciliation saying the drug is taken) of each ingredient
+    (by name): one pass over the record, so that judging every order costs a lookup, not
+    another pass."""
     latest: dict[str, date] = {}
     dated = [(c.start, c.ingredients) for c in record.courses]
+    dated += [
+        (c.asserted, c.ingredients)
+        for c in record.courses
+        if c.asserted is not None and c.status in CURRENT_STATUSES["MedicationStatement"]
+    ]
     dated += [(d.handed_over, d.ingredients) for d in record.dispenses]
     for when, ingredients in dated:
         if when is None:

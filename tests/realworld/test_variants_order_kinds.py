@@ -17,8 +17,8 @@ import pytest
 from fhir_mappers import CodeLists, IngredientTable
 from fhir_mappers.dosage import UNORDERED_SPANS
 from fhir_mappers.mapper import map_record
+from tests.realworld.builders import concept, order, request
 from tests.realworld.builders import day as days_ago
-from tests.realworld.builders import order, request
 from tests.realworld.conftest import CASES_NOW, topics
 
 PID = "rw-order-kinds"
@@ -185,3 +185,39 @@ def test_a_draft_keeps_its_planned_end(
 
     assert response.status_code == 200
     assert ("psychotropic-polypharmacy" in topics(response)) is fires
+
+
+# --- a medication reconciliation keeps an old statement current ---------------------------
+
+
+def _statement(asserted_days_ago: int, status: str = "active") -> dict[str, Any]:
+    """Risperidone as a med-rec statement: started 500 days ago, asserted on the given day."""
+    return {
+        "resourceType": "MedicationStatement",
+        "id": "ms-risperidone",
+        "status": status,
+        "subject": {"reference": f"Patient/{PID}"},
+        "medicationCodeableConcept": concept("risperidone2"),
+        "effectivePeriod": {"start": days_ago(500)},
+        "dateAsserted": days_ago(asserted_days_ago),
+        "dosage": [_line(2)],
+    }
+
+
+@pytest.mark.parametrize(
+    ("statement", "fires"),
+    [
+        (_statement(10), True),  # reconciled 10 days ago: taken now
+        (_statement(366), False),  # last said 366 days ago: stale (365 days)
+        (_statement(10, status="completed"), False),  # reconciled as stopped
+    ],
+    ids=["asserted-10-days-ago", "asserted-366-days-ago", "completed"],
+)
+def test_a_statement_asserted_recently_is_a_sign_the_drug_is_taken(
+    post: Callable[[dict[str, Any]], Any], statement: dict[str, Any], fires: bool
+) -> None:
+    quetiapine = order("q-1", PID, "quetiapine100", authored=days_ago(60), dosage=[_line(100)])
+
+    fired = topics(post(request("patient-view", PID, [quetiapine, statement])))
+
+    assert ("psychotropic-polypharmacy" in fired) is fires
