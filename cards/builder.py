@@ -22,6 +22,7 @@ from cards.wording import (
     OVERRIDE_REASON_SYSTEM,
     Wording,
     pick,
+    pick_source,
 )
 from cds_service.patterns.base import EvidenceItem, Finding
 
@@ -73,14 +74,15 @@ def build_card(
         }
         for s in wording.suggestions
     ]
+    source = pick_source(wording.source, facts)
     card = {
         "uuid": card_uuid or uuid_factory(),
         "summary": fit_summary(pick(wording.summary, facts), facts),
         "detail": _detail(finding, wording, facts),
         "indicator": finding.indicator,
         "source": {
-            "label": wording.source.label,
-            "url": wording.source.url,
+            "label": source.label,
+            "url": source.url,
             "topic": {
                 "system": PATTERN_SYSTEM,
                 "code": finding.pattern_id,

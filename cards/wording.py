@@ -84,11 +84,23 @@ def pick(variants: tuple[Variant, ...], facts: Mapping[str, object]) -> str:
 
 @dataclass(frozen=True, slots=True)
 class Source:
-    """The card's ``source``: the first source of the advice, with its specific page."""
+    """The card's ``source``: the first source of the advice, with its specific page; used when
+    every ``when`` fact equals the given value (as ``Variant``), so that a pattern with two
+    triggers cites what supports the one that fired."""
 
     __pydantic_config__ = _FORBID_EXTRA
     label: str
     url: str | None = None
+    when: Mapping[str, Scalar] = field(default_factory=dict)
+
+    def matches(self, facts: Mapping[str, object]) -> bool:
+        """Whether every ``when`` fact has the given value (as ``Variant.matches``)."""
+        return Variant(self.label, self.when).matches(facts)
+
+
+def pick_source(sources: tuple[Source, ...], facts: Mapping[str, object]) -> Source:
+    """The first matching source; validation guarantees the last one always matches."""
+    return next((s for s in sources if s.matches(facts)), sources[-1])
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,7 +151,7 @@ class Wording:
     detail: str  # layout: {lead}, {why}, {evidence_list}, {consider}
     why: tuple[Variant, ...]  # one sentence: why the card fired (facts only, no settings)
     consider: str  # one sentence: what to consider
-    source: Source
+    source: tuple[Source, ...]  # variants, the last without ``when``; one mapping in the file
     links: tuple[Link, ...]
     override_reasons: tuple[OverrideReason, ...]
     lead: str | None = None  # a first sentence, shown only when every fact it names has a value
@@ -148,7 +160,7 @@ class Wording:
 
 # Keys whose value may be written as one plain string instead of a list of variants.
 VARIANT_KEYS = ("summary", "why")
-_NON_EMPTY_GROUPS = ("summary", "why", "links", "override_reasons")
+_NON_EMPTY_GROUPS = ("summary", "why", "source", "links", "override_reasons")
 _OPTIONAL_TEXT = frozenset({"url", "note", "lead"})
 
 
@@ -228,6 +240,11 @@ def check_wording(wording: Wording, pattern_id: str) -> list[str]:
                         f"{key}.text: can reach {len(longest)} characters with realistic values "
                         f"(limit {SUMMARY_MAX}): {longest!r}"
                     )
+    for i, source in enumerate(wording.source):
+        problems.extend(_check_when(
+            f"source.{i}", Variant(source.label, source.when), kinds,
+            is_last=i == len(wording.source) - 1,
+        ))
     detail_names = placeholders("detail", wording.detail, DETAIL_SECTIONS)
     for section in DETAIL_SECTIONS:
         if detail_names and section not in detail_names:

@@ -146,11 +146,13 @@ def _load_wording_file(path: Path, problems: list[str]) -> Wording | None:
 
 def _normalised(raw: dict[str, Any]) -> dict[str, Any]:
     """Strings stripped (YAML block scalars end in a newline); a plain string where variants are
-    allowed becomes one variant, which is the common case."""
+    allowed becomes one variant, and one ``source`` mapping a list of one: the common cases."""
     data = _stripped(raw)
     for key in VARIANT_KEYS:
         if isinstance(data.get(key), str):
             data[key] = [{"text": data[key]}]
+    if isinstance(data.get("source"), dict):  # one source for every card of the pattern
+        data["source"] = [data["source"]]
     return data
 
 

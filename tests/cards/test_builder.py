@@ -202,6 +202,26 @@ def test_sources_are_the_card_source_and_links_mintz_first(
         assert all("thecarlatreport.com/articles/4731" not in link["url"] for link in card["links"])
 
 
+def test_a_polypharmacy_card_cites_what_supports_its_own_trigger(
+    wording: Mapping[str, Wording], make_finding: Callable[..., Finding]
+) -> None:
+    # Two antipsychotics: the measure it follows. Five psychotropics: no measure sets that
+    # count (clinical-review.md), so the card says the threshold is the site's own and cites
+    # the source of its advice, not an antipsychotic measure for children.
+    antipsychotics = _card(make_finding("psychotropic-polypharmacy"), wording)
+    psychotropics = _card(
+        make_finding("psychotropic-polypharmacy", trigger="psychotropics", psychotropic_count=5),
+        wording,
+    )
+
+    assert antipsychotics["source"]["label"].startswith("HEDIS APC")
+    assert "HEDIS" not in psychotropics["source"]["label"]
+    assert "local threshold" in psychotropics["source"]["label"]
+    assert "Psychiatric Times" in psychotropics["source"]["label"]
+    assert "no published measure sets one" in psychotropics["detail"]
+    assert "no published measure" not in antipsychotics["detail"]
+
+
 @pytest.mark.parametrize("pattern_id", PATTERN_IDS)
 def test_summary_fits_even_with_long_lists(
     pattern_id: str, wording: Mapping[str, Wording], make_finding: Callable[..., Finding]

@@ -98,6 +98,18 @@ BROKEN = [
     ),
     pytest.param(
         "psychotropic-polypharmacy",
+        lambda d: d["source"].pop(),  # the default (no `when`) source
+        "source.0.when: the last variant is the default",
+        id="no-default-source",
+    ),
+    pytest.param(
+        "psychotropic-polypharmacy",
+        lambda d: d["source"][0].__setitem__("when", {"trigger": "sedatives"}),
+        "source.0.when.trigger: 'sedatives' is not one of",
+        id="source-for-an-unknown-trigger",
+    ),
+    pytest.param(
+        "psychotropic-polypharmacy",
         lambda d: d["summary"][0]["when"].__setitem__("trigger", "antipsychotic"),
         "summary.0.when.trigger: 'antipsychotic' is not one of",
         id="when-value-typo",
