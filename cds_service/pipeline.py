@@ -192,12 +192,13 @@ def run_hook(
     if gathered.failed:
         log.warning("data not available, fewer cards possible: keys=%s", sorted(gathered.failed))
     now = services.clock()
+    today = services.date_of(now)  # the clinic's date: the EHR's dateTimes name local days
     record, drafts, issues = _map(
-        services, req, gathered.values.values(), gathered.medications, now.date()
+        services, req, gathered.values.values(), gathered.medications, today
     )
 
     assessment = assess(
-        record, drafts, settings.patterns, now.date(), hook=req.hook,
+        record, drafts, settings.patterns, today, hook=req.hook,
         on_error=lambda pattern_id, _exc: services.metrics.count_error("pattern-failed"),
         raise_errors=raise_errors,
     )

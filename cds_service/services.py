@@ -10,8 +10,9 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Protocol
+from zoneinfo import ZoneInfo
 
 from cards.wording import Wording
 from cds_service.gather.fhir_client import FhirClient
@@ -41,6 +42,14 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
+def site_date(moment: datetime, timezone: str) -> date:
+    """The calendar date of ``moment`` at the site (``service.timezone``, an IANA name): the
+    "today" the patterns compare the EHR's dates with, which name the clinic's local day. A
+    naive ``moment`` is taken as UTC."""
+    aware = moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+    return aware.astimezone(ZoneInfo(timezone)).date()
+
+
 @dataclass(frozen=True)
 class Services:
     """Everything a hook call needs, built once per app; the blueprints read it, never globals.
@@ -64,6 +73,14 @@ class Services:
     clock: Callable[[], datetime] = utc_now
     owns_audit: bool = True
     _closed: threading.Event = field(default_factory=threading.Event, repr=False)
+
+    def date_of(self, moment: datetime) -> date:
+        """The site's date at ``moment`` (``site_date`` in ``service.timezone``)."""
+        return site_date(moment, self.settings.service.timezone)
+
+    def today(self) -> date:
+        """The site's date now: ``clock`` read in ``service.timezone``."""
+        return self.date_of(self.clock())
 
     def close(self) -> None:
         """Flush the audit queue and release connections; safe to call more than once."""

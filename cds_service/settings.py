@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, fields
 from pathlib import Path
 from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 from pydantic import (
@@ -52,6 +53,8 @@ class ServiceSettings(_Strict):
       repeated at order-sign for the same patient, prescriber and order.
     - ``suppression_days_after_override``: days a pattern stays suppressed for a patient after an
       override, unless the evidence grows.
+    - ``timezone``: the site's IANA time zone ("Australia/Sydney"); "today" for the patterns is
+      the date there, as the EHR's local dateTimes name it (default "UTC").
     """
 
     public_base_url: str = ""
@@ -61,6 +64,18 @@ class ServiceSettings(_Strict):
     hooks: dict[str, bool] = Field(default_factory=lambda: dict.fromkeys(HOOK_IDS, True))
     select_sign_dedup_minutes: int = Field(60, ge=0)
     suppression_days_after_override: int = Field(30, ge=0)
+    timezone: str = "UTC"
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(
+                f"{value!r} is not an IANA time zone (e.g. 'America/New_York', 'UTC')"
+            ) from exc
+        return value
 
     @field_validator("hooks")
     @classmethod

@@ -78,7 +78,7 @@ def card_timeline(card_uuid: str) -> Response:
     record = map_record(resources_of(data), services.table, codes=services.codes)
     show_all = request.form.get("window") == "all"
     timeline = build_timeline(
-        record, now=services.clock().date(),
+        record, now=services.today(),
         window_days=None if show_all else longest_window_days(services.settings.patterns),
         highlight=refs,
         gap_days=continuation_gap_days(services.settings.patterns),

@@ -284,7 +284,7 @@ def timeline() -> Response:
     window_days = longest_window_days(services.settings.patterns)
     context = session.get("context") or {}
     data = build_timeline(
-        history.record, now=services.clock().date(),
+        history.record, now=services.today(),
         window_days=None if show_all else window_days, highlight=context.get("evidence", ()),
         gap_days=continuation_gap_days(services.settings.patterns),
     )
