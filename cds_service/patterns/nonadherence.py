@@ -248,9 +248,11 @@ def _raises_dose(draft: MedicationCourse, regimen: list[MedicationCourse]) -> bo
 
 
 def _hospital_days(record: PatientRecord, now: date) -> set[date]:
+    """Days in hospital, left out of the days-covered period: those of every inpatient stay
+    except one that did not take place (``_NO_STAY``: planned, cancelled, entered in error)."""
     days: set[date] = set()
     for visit in record.visits:
-        if visit.is_inpatient and visit.start is not None:
+        if visit.is_inpatient and visit.start is not None and visit.status not in _NO_STAY:
             end = _stay_end(visit, now)
             days.update(
                 visit.start + timedelta(days=i) for i in range((end - visit.start).days + 1)
@@ -259,12 +261,17 @@ def _hospital_days(record: PatientRecord, now: date) -> set[date]:
 
 
 def _stay_end(visit: Visit, now: date) -> date:
-    """The last day in hospital: today while the stay goes on, its end once it has ended (R4
-    ``finished``, R5 ``completed``: ``COMPLETED_VISIT_STATUSES``), else only its first day."""
-    if visit.status == "in-progress":
+    """The last day in hospital: today while the stay goes on (``Visit.is_ongoing``: in
+    progress, arrived, on leave), its end once it has ended (R4 ``finished``, R5 ``completed``:
+    ``COMPLETED_VISIT_STATUSES``), else only its first day."""
+    if visit.is_ongoing:
         return now
     ended = visit.status in COMPLETED_VISIT_STATUSES
     return visit.end if ended and visit.end else visit.start or now
+
+
+# Encounter statuses of a stay that did not take place: its days are no hospital days.
+_NO_STAY = frozenset({"planned", "cancelled", "entered-in-error"})
 
 
 def _floor2(value: float) -> float:

@@ -234,3 +234,16 @@ def test_a_code_in_another_time_unit_is_not_overruled_by_the_unit_text() -> None
     result = evaluate([sertraline_order(), *fills(GAP, daysSupply=hours)])
 
     assert isinstance(result, NotEvaluable)
+
+
+@pytest.mark.parametrize("status", ["in-progress", "arrived", "onleave"])
+def test_a_stay_still_going_on_leaves_every_day_since_admission_out(status: str) -> None:
+    # Monthly fills until 50 days ago, then admitted 49 days ago and still in hospital (on the
+    # ward, or on leave from it): the supply at home was not due. 120 of 180 days covered
+    # without the stay (0.66: fires); 120 of 131 with it.
+    admitted = encounter("enc-now", PID, day(49, "T08:00:00Z"), status=status,
+                         klass={"system": ACT_CODE, "code": "IMP"})
+    resources = [sertraline_order(), *fills((170, 140, 110, 80))]
+
+    assert isinstance(evaluate(resources), Finding)
+    assert evaluate([*resources, admitted]) is None
