@@ -73,6 +73,10 @@ FACT_KINDS: Mapping[str, Mapping[str, FactKind]] = MappingProxyType(
             "lookback_months": _M,
             "min_failed_trials": _C,
             "dose_unknown_ingredients": _N,
+            # How the trials failed: PHQ-9 stayed high against the baseline, a stop for lack of
+            # effect (no baseline measured), or both kinds among the trials.
+            "scores_persisted": _B,
+            "stopped_for_lack_of_effect": _B,
         },
         "visits-lag-changes": {
             "change_count": _C,

@@ -411,20 +411,32 @@ def _validate_patterns(raw: Any, problems: list[str]) -> dict[str, PatternSettin
 def _check_threshold_values(
     pattern_id: str, thresholds_type: Any, values: Mapping[str, Any], problems: list[str]
 ) -> None:
-    """Impossible values: negative windows and counts, fractions outside 0..1."""
+    """Impossible values: negative windows and counts, fractions outside 0..1. A mapping named
+    ``<name>_by_<kind>`` (``min_trial_days_by_class``) holds values of ``<name>``: each is
+    checked like it."""
     for f in fields(thresholds_type):
-        value = values.get(f.name)
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            continue
-        key = f"patterns.{pattern_id}.{f.name}"
-        if f.name.endswith(("_days", "_s")) and value <= 0:
-            problems.append(f"{key}: must be greater than 0 (got {value})")
-        elif f.name.startswith(("min_", "max_")) and value < 1:
-            problems.append(f"{key}: must be at least 1 (got {value})")
-        elif f.name.startswith("pdc") and not 0 < value <= 1:
-            problems.append(f"{key}: must be a fraction in (0, 1] (got {value})")
-        elif value < 0:
-            problems.append(f"{key}: must not be negative (got {value})")
+        raw = values.get(f.name)
+        name, by, _ = f.name.partition("_by_")
+        if by and isinstance(raw, Mapping):
+            for kind, value in raw.items():
+                key = f"patterns.{pattern_id}.{f.name}.{kind}"
+                _check_threshold_value(key, name, value, problems)
+        else:
+            _check_threshold_value(f"patterns.{pattern_id}.{f.name}", f.name, raw, problems)
+
+
+def _check_threshold_value(key: str, name: str, value: Any, problems: list[str]) -> None:
+    """One number, by what its name says it is (a window, a count, a fraction)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return
+    if name.endswith(("_days", "_s")) and value <= 0:
+        problems.append(f"{key}: must be greater than 0 (got {value})")
+    elif name.startswith(("min_", "max_")) and value < 1:
+        problems.append(f"{key}: must be at least 1 (got {value})")
+    elif name.startswith("pdc") and not 0 < value <= 1:
+        problems.append(f"{key}: must be a fraction in (0, 1] (got {value})")
+    elif value < 0:
+        problems.append(f"{key}: must not be negative (got {value})")
 
 
 def is_placeholder_secret(value: str) -> bool:

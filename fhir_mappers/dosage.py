@@ -31,7 +31,7 @@ from fhir_mappers.accessors import (
 )
 from fhir_mappers.codes import CodeLists
 from fhir_mappers.medication_source import ResolvedMedication
-from fhir_mappers.record import DoseStep
+from fhir_mappers.record import DoseSchedule, DoseStep
 
 _MG_PER_UNIT = {"mg": 1.0, "g": 1000.0, "mcg": 0.001, "ug": 0.001, "[mg]": 1.0}
 # Used only when codes.yaml has no dose_count_units list (an older site file).
@@ -156,6 +156,35 @@ def daily_dose_memo(
         found = daily_dose(dosages, medication, codes, starts=starts)
         memo[key] = found
     return found
+
+
+def dose_schedule(
+    dosages: Any, medication: ResolvedMedication, codes: CodeLists
+) -> DoseSchedule | None:
+    """The ``DoseSchedule`` of an order of one scheduled Dosage line given less often than once a
+    day (``timing.repeat`` frequency per period of days, weeks, months or years); None for any
+    other order (daily or more often, several lines, PRN, no dose in mg)."""
+    lines = dosages if type(dosages) is list else as_list(dosages)
+    if len(lines) != 1 or type(lines[0]) is not dict:
+        return None
+    repeat = get(lines[0], "timing", "repeat")
+    if type(repeat) is dict and repeat.get("periodUnit") == "d" and repeat.get("period", 1) == 1:
+        return None  # daily: the usual order, decided without reading more of it
+    if _is_prn(lines[0]):
+        return None
+    unit = text(get(repeat, "periodUnit")) or text(get(repeat, "periodUnits"))
+    days_per_unit = _DAYS_PER_PERIOD_UNIT.get(unit)
+    period = number(get(repeat, "period")) or 1.0
+    frequency = number(get(repeat, "frequency")) or 1.0
+    if days_per_unit is None or period <= 0 or frequency <= 0:
+        return None
+    days = period * days_per_unit
+    if frequency / days >= 1:
+        return None  # once a day or more often: mg/day is the dose as written
+    mg_per_day = _one_instruction(lines[0], medication, codes)[0]
+    if mg_per_day is None or len(medication.ingredients) != 1:
+        return None
+    return DoseSchedule(round(mg_per_day * days / frequency, 3), frequency, period, unit)
 
 
 def duration_end(dosages: Any, start: date | None) -> date | None:

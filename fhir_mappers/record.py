@@ -79,6 +79,17 @@ class Ingredient:
         return self.atc[:5]
 
 
+class DoseSchedule(NamedTuple):
+    """A dose given less often than daily, as the order writes it: ``mg_per_dose`` mg,
+    ``frequency`` times every ``period`` ``period_unit`` (UCUM: d, wk, mo, a). A monthly
+    injection of 400 mg is (400, 1, 1, "mo"); its mg/day average is no dose anybody prescribed."""
+
+    mg_per_dose: float
+    frequency: float
+    period: float
+    period_unit: str
+
+
 @dataclass(frozen=True, slots=True)
 class DoseStep:
     """One step of a multi-step order (titration, taper, loading dose): its days and daily dose.
@@ -137,6 +148,9 @@ class MedicationCourse:
     # MedicationStatement.dateAsserted: the day the statement was made (a medication
     # reconciliation), which says nothing of when the drug was started; None for orders.
     asserted: date | None = None
+    # For a single-line order given less often than daily (a depot injection every 4 weeks):
+    # the dose as written, which the evidence shows instead of the mg/day average.
+    schedule: DoseSchedule | None = None
     # Derived from ``ingredients`` once, not on every read: the patterns ask for it of every
     # course several times per call.
     psychotropic_ingredients: tuple[Ingredient, ...] = field(

@@ -10,6 +10,7 @@ from collections.abc import Iterable
 from datetime import date
 
 from cds_service.patterns.base import EvidenceItem
+from fhir_mappers.record import DoseSchedule
 
 # A card lists a handful of facts; the full set stays in the record and in ``references``.
 MAX_EVIDENCE_ITEMS = 8
@@ -38,10 +39,26 @@ def months(days: int) -> int:
     return round(days / _DAYS_PER_MONTH)
 
 
-def daily_dose_label(name: str, mg_per_day: float | None) -> str:
-    """'sertraline 100 mg/day': the daily dose, not the tablet strength; the name alone when the
+def daily_dose_label(
+    name: str, mg_per_day: float | None, schedule: DoseSchedule | None = None
+) -> str:
+    """'sertraline 100 mg/day': the daily dose, not the tablet strength; for a dose given less
+    often than daily, as written ('aripiprazole 400 mg every month'); the name alone when the
     dose is unknown."""
+    if schedule is not None:
+        return f"{name} {schedule_text(schedule)}"
     return name if mg_per_day is None else f"{name} {dose_text(mg_per_day)} mg/day"
+
+
+_UNIT_WORDS = {"d": "day", "wk": "week", "mo": "month", "a": "year"}
+
+
+def schedule_text(schedule: DoseSchedule) -> str:
+    """'400 mg every month', '156 mg every 4 weeks', '50 mg 2 times every week'."""
+    word = _UNIT_WORDS.get(schedule.period_unit, schedule.period_unit)
+    every = f"every {word}" if schedule.period == 1 else f"every {schedule.period:g} {word}s"
+    times = "" if schedule.frequency == 1 else f" {schedule.frequency:g} times"
+    return f"{dose_text(schedule.mg_per_dose)} mg{times} {every}"
 
 
 def one_line_per_drug(items: Iterable[tuple[str, EvidenceItem]]) -> list[EvidenceItem]:

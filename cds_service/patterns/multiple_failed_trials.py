@@ -13,16 +13,26 @@ difficult-to-treat depression: an international consensus statement", J Affect D
 2020;267:264-282). Treatment-resistant schizophrenia (TRRIP: Howes OD et al., "Treatment-Resistant
 Schizophrenia: Treatment Response and Resistance in Psychosis (TRRIP) Working Group Consensus
 Guidelines on Diagnosis and Terminology", Am J Psychiatry 2017;174(3):216-229,
-https://pmc.ncbi.nlm.nih.gov/articles/PMC6231547/) is judged on psychosis ratings, which PHQ-9 is
-not: antipsychotic trials count only when stopped for lack of effect.
+https://pmc.ncbi.nlm.nih.gov/articles/PMC6231547/) asks >= 6 weeks at a therapeutic dose
+(``min_trial_days_by_class``: antipsychotic 42) and is judged on psychosis ratings, which PHQ-9
+is not: antipsychotic trials count only when stopped for lack of effect. TRRIP's dose criterion
+(>= 600 mg/day chlorpromazine equivalents) is not applied: the ingredient table holds no sourced
+equivalents, so an antipsychotic's adequate dose is its minimum effective dose, as for the others.
 
 **When** within ``lookback_days`` at least ``min_failed_trials`` different ingredients of one class
 in ``trial_classes`` each had an adequate trial that ended or was augmented while symptoms
-persisted. Adequate: >= ``min_trial_days`` from the first course at or above the ingredient's
+persisted. Adequate: by the outcome, >= ``min_trial_days`` (for a class listed in
+``min_trial_days_by_class``, its own number) were spent AT a dose at or above the ingredient's
 minimum effective dose (config/ingredients.csv), and, where dispenses of the ingredient exist, a
-proportion of days covered >= ``pdc_min_during_trial`` during the trial. Persisted: for classes in
+proportion of days covered >= ``pdc_min_during_trial`` during the trial. The days are counted per
+dose: each course of the episode holds from its start until the next course starts (a dose change
+arrives as a new order; a short gap between renewals is continued use, as in the episode), each
+step of a multi-step order from its start until the next step (``timeline.dose_on``); days before
+a titration reaches the minimum, or after a reduction below it, do not count. An unknown dose
+counts on duration and is recorded. The card gives the dose taken during the adequate days and
+their number of weeks. Persisted: for classes in
 ``phq9_trial_classes``, the PHQ-9 nearest the outcome (within ``score_window_days``, and taken
-once the trial had run ``min_trial_days``: never the baseline itself) is
+once the trial had run its minimum length at an adequate dose: never the baseline itself) is
 >= ``phq9_persisting_min_score`` and fell by less than ``phq9_response_fall_fraction`` from the
 baseline (the last PHQ-9 up to ``baseline_window_days`` before the trial began; without a baseline
 PHQ-9 decides nothing); or, for any class, the trial was stopped for lack of effect. Augmented =
@@ -42,16 +52,17 @@ course at the same dose, ``timeline.is_renewal``). Override reasons in
 ``cards/wording/multiple-failed-trials.yaml``.
 
 **Thresholds** ``patterns.multiple-failed-trials``: ``min_failed_trials``, ``min_trial_days``,
-``lookback_days``, ``phq9_response_fall_fraction``, ``phq9_persisting_min_score``,
-``baseline_window_days``, ``score_window_days``, ``trial_classes``, ``phq9_trial_classes``,
-``pdc_min_during_trial``, ``continuation_gap_days``.
+``min_trial_days_by_class``, ``lookback_days``, ``phq9_response_fall_fraction``,
+``phq9_persisting_min_score``, ``baseline_window_days``, ``score_window_days``, ``trial_classes``,
+``phq9_trial_classes``, ``pdc_min_during_trial``, ``continuation_gap_days``,
+``augmenting_classes``.
 """
 
 from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
 
@@ -60,12 +71,13 @@ from cds_service.patterns.evidence import dose_text, months, ordered_evidence, u
 from cds_service.patterns.pdc import proportion_of_days_covered
 from cds_service.patterns.timeline import (
     Episode,
+    dose_on,
     episodes,
     is_renewal,
     single_dose,
     taken_courses,
 )
-from fhir_mappers.record import Dispense, DraftOrders, PatientRecord, SymptomScore
+from fhir_mappers.record import Dispense, DraftOrders, DrugClass, PatientRecord, SymptomScore
 
 PATTERN_ID = "multiple-failed-trials"
 
@@ -78,6 +90,9 @@ class Thresholds:
 
     min_failed_trials: int
     min_trial_days: int
+    # Classes whose adequate trial is longer (TRRIP: antipsychotics >= 6 weeks); the others use
+    # ``min_trial_days``. Keys are drug classes, checked against the ingredient table's classes.
+    min_trial_days_by_class: Mapping[DrugClass, int]
     lookback_days: int
     phq9_response_fall_fraction: float
     phq9_persisting_min_score: float
@@ -89,10 +104,23 @@ class Thresholds:
     continuation_gap_days: int
     augmenting_classes: tuple[str, ...]
 
+    def trial_days(self, drug_class: DrugClass) -> int:
+        """The minimum number of days at an adequate dose for a trial of this class."""
+        return self.min_trial_days_by_class.get(drug_class, self.min_trial_days)
+
     def windows_days(self) -> tuple[int, ...]:
         """The look-back windows this pattern reads, nested (their sum is its reach): a trial
-        judged within the look-back, its minimum length, and its baseline window."""
-        return (self.lookback_days, self.min_trial_days, self.baseline_window_days)
+        judged within the look-back, its minimum length, and its baseline window. What it reads
+        back in time are PHQ-9 scores, so a longer minimum of a class that scores judge adds the
+        days by which it exceeds ``min_trial_days`` (antipsychotic trials, judged by their stop,
+        read no score; their orders are kept with their episodes, ``fhir_mappers.order_horizon``).
+        """
+        longer = max(
+            (d for c, d in self.min_trial_days_by_class.items() if c in self.phq9_trial_classes),
+            default=self.min_trial_days,
+        )
+        extra = (longer - self.min_trial_days,) if longer > self.min_trial_days else ()
+        return (self.lookback_days, self.min_trial_days, *extra, self.baseline_window_days)
 
     def visit_windows_days(self) -> tuple[int, ...]:
         """The windows over which this pattern reads visits (Encounters), nested; () when it
@@ -103,20 +131,25 @@ class Thresholds:
 @dataclass(frozen=True, slots=True)
 class _Trial:
     episode: Episode
-    dose: float | None  # highest known daily dose from the adequate course on
-    adequate_from: date
+    doses: tuple[float, float] | None  # lowest, highest known dose on the adequate days
+    adequate_days: int  # days at an adequate dose up to the outcome
     outcome: date  # the end, or the date the augmenting agent was added
     outcome_note: str  # "PHQ-9 from 19 to 16 at the end", "stopped for lack of effect", ...
     is_end: bool  # the outcome is the trial's end (not an added agent)
-    score: SymptomScore | None
+    score: SymptomScore | None  # set when persisting PHQ-9 judged it, else a stop did
 
     @property
     def weeks(self) -> int:
-        return (self.outcome - self.adequate_from).days // 7
+        return self.adequate_days // 7
 
     def describe(self) -> str:
         name = self.episode.ingredient.name
-        dose = "" if self.dose is None else f" {dose_text(self.dose)} mg/day"
+        if self.doses is None:
+            dose = ""
+        elif self.doses[0] == self.doses[1]:
+            dose = f" {dose_text(self.doses[0])} mg/day"
+        else:
+            dose = f" {dose_text(self.doses[0])}-{dose_text(self.doses[1])} mg/day"
         return f"{name}{dose} for {self.weeks} weeks: {self.outcome_note}"
 
 
@@ -157,7 +190,11 @@ def detect(
         "trials": [t.describe() for t in ordered],
         "lookback_months": months(thresholds.lookback_days),
         "min_failed_trials": thresholds.min_failed_trials,
-        "dose_unknown_ingredients": [t.episode.ingredient.name for t in ordered if t.dose is None],
+        "dose_unknown_ingredients": [t.episode.ingredient.name for t in ordered if t.doses is None],
+        # How the trials failed, for the card to say so truly: symptom scores that stayed high
+        # against the patient's baseline, and/or stops for lack of effect (no baseline needed).
+        "scores_persisted": any(t.score is not None for t in ordered),
+        "stopped_for_lack_of_effect": any(t.score is None for t in ordered),
     }
     evidence = [_evidence_item(t) for t in ordered]
     return Finding(
@@ -246,20 +283,17 @@ class _Index:
 
 def _included(episode: Episode, index: _Index, thresholds: Thresholds) -> _Trial | None:
     """The first point at which an adequate trial ended or was augmented, symptoms persisting."""
-    floor = episode.ingredient.min_effective_mg_per_day
-    adequate = [
-        c
-        for c in episode.courses
-        if floor is None or single_dose(c) is None or (single_dose(c) or 0) >= floor
-    ]
-    if not adequate:
-        return None  # every known dose stayed below the minimum effective dose
-    adequate_from = adequate[0].start or episode.start
-    known = [d for d in (single_dose(c) for c in adequate) if d is not None]
     end_day = _end_day(episode, index)
+    adequate = _AdequateTime.of(episode, end_day)
+    # A score taken before the trial had run its minimum length at an adequate dose says nothing
+    # of its effect (non-response is judged after an adequate duration: Sforzini 2022); it may
+    # be the baseline.
+    judged_from = adequate.reaches(thresholds.trial_days(episode.ingredient.drug_class))
+    if judged_from is None:
+        return None  # never long enough at or above the minimum effective dose
     candidates = [
         (other.start, f"when {other.ingredient.name} was added", False)
-        for other in index.augmenting.starting(adequate_from, end_day)
+        for other in index.augmenting.starting(judged_from - timedelta(days=1), end_day)
         if other.ingredient.name != episode.ingredient.name
         and (episode.is_open or other.start < end_day)
     ]
@@ -267,12 +301,7 @@ def _included(episode: Episode, index: _Index, thresholds: Thresholds) -> _Trial
         candidates.append((end_day, "at the end", True))
     judged_by_phq9 = episode.ingredient.drug_class in thresholds.phq9_trial_classes
     baseline = _baseline(index, episode.start, thresholds.baseline_window_days)
-    # A score taken before the trial had run its minimum length says nothing of its effect
-    # (non-response is judged after an adequate duration: Sforzini 2022); it may be the baseline.
-    judged_from = adequate_from + timedelta(days=thresholds.min_trial_days)
     for when, label, is_end in sorted(candidates):
-        if when < judged_from:
-            continue
         if not _adherent(episode, index, when, thresholds.pdc_min_during_trial):
             continue
         score = (
@@ -286,9 +315,81 @@ def _included(episode: Episode, index: _Index, thresholds: Thresholds) -> _Trial
             note, score = "stopped for lack of effect", None
         else:
             continue
-        dose = max(known) if known else None
-        return _Trial(episode, dose, adequate_from, when, note, is_end, score)
+        days, doses = adequate.until(when)
+        return _Trial(episode, doses, days, when, note, is_end, score)
     return None
+
+
+class _AdequateTime:
+    """An episode's days at an adequate dose (at or above the ingredient's minimum effective
+    dose, or unknown), as segments with running totals: asking for the days up to a date is a
+    bisection, and the whole is built in one pass over the episode's courses and steps."""
+
+    __slots__ = ("_ends", "_highest", "_lowest", "_starts", "_totals")
+
+    def __init__(self, segments: Sequence[tuple[date, date, float | None]]) -> None:
+        self._starts = [s for s, _, _ in segments]
+        self._ends = [e for _, e, _ in segments]
+        self._totals: list[int] = []  # days in the segments before each one
+        self._lowest: list[float | None] = []  # known doses up to and including each segment
+        self._highest: list[float | None] = []
+        total, low, high = 0, None, None
+        for start, end, dose in segments:
+            self._totals.append(total)
+            total += (end - start).days
+            if dose is not None:
+                low = dose if low is None else min(low, dose)
+                high = dose if high is None else max(high, dose)
+            self._lowest.append(low)
+            self._highest.append(high)
+
+    @classmethod
+    def of(cls, episode: Episode, until: date) -> _AdequateTime:
+        """The adequate segments of ``episode`` before ``until`` (its end or last outcome)."""
+        floor = episode.ingredient.min_effective_mg_per_day
+        segments = []
+        for start, end, dose in _dose_segments(episode, until):
+            if floor is None or dose is None or dose >= floor:
+                segments.append((start, end, dose))
+        return cls(segments)
+
+    def reaches(self, days: int) -> date | None:
+        """The day on which ``days`` days at an adequate dose have been completed, if ever."""
+        for i, start in enumerate(self._starts):
+            if self._totals[i] + (self._ends[i] - start).days >= days:
+                return start + timedelta(days=days - self._totals[i])
+        return None
+
+    def until(self, when: date) -> tuple[int, tuple[float, float] | None]:
+        """Days at an adequate dose before ``when``, and the lowest and highest known dose on
+        them (None when every one of those days had an unknown dose)."""
+        i = bisect_left(self._starts, when) - 1  # the last segment that began before ``when``
+        if i < 0:
+            return 0, None
+        days = self._totals[i] + (min(self._ends[i], when) - self._starts[i]).days
+        low, high = self._lowest[i], self._highest[i]
+        return days, None if low is None or high is None else (low, high)
+
+
+def _dose_segments(episode: Episode, until: date) -> list[tuple[date, date, float | None]]:
+    """The episode's days before ``until`` cut where the daily dose changes, as (first day,
+    day after the last, dose): each course holds from its start until the next course of the
+    episode starts (the latest order is the one in effect; a gap between renewals short enough
+    to keep one episode is continued use), the last one until ``until``; within a multi-step
+    order, each step from its start until the next (``timeline.dose_on``)."""
+    segments: list[tuple[date, date, float | None]] = []
+    courses = episode.courses
+    for i, course in enumerate(courses):
+        start = course.start or episode.start
+        end = until if i + 1 == len(courses) else min(courses[i + 1].start or until, until)
+        if end <= start:
+            continue
+        cuts = sorted(
+            {s.start for s in course.steps if s.start is not None and start < s.start < end}
+        )
+        for first, after in zip([start, *cuts], [*cuts, end], strict=True):
+            segments.append((first, after, dose_on(course, first)))
+    return segments
 
 
 def _persisted(baseline: SymptomScore, score: SymptomScore, thresholds: Thresholds) -> bool:

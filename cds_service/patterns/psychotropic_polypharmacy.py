@@ -178,7 +178,9 @@ def _evidence_item(agent: _Agent) -> EvidenceItem:
     until = f", planned until {agent.planned_end.isoformat()}" if agent.planned_end else ""
     return EvidenceItem(
         ref=agent.course.ref,
-        label=daily_dose_label(agent.ingredient.name, single_dose(agent.course)),
+        label=daily_dose_label(
+            agent.ingredient.name, single_dose(agent.course), agent.course.schedule
+        ),
         when=agent.start,
         note=f"{status}{until}",
     )

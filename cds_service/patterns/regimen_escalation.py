@@ -18,7 +18,11 @@ course's daily dose with the previous known dose of the same ingredient (courses
 
 **Unless** the course is taken as needed (PRN additions are not the standing regimen); the new
 agent replaces one of the same class stopped (or planned to stop) within ``switch_window_days``
-of its start (a switch, not an added agent); or the increase stays within the ingredient's
+of its start (a switch, not an added agent: one stop excuses one start, the nearest; a stop with
+no date lies between the episode's last known day and its last sign of life, the last fill's
+supply or renewal, never later); the higher dose is of another dose form (an injectable by
+``injectable_form_words`` after an oral course, or back: mg/day is not comparable across forms);
+or the increase stays within the ingredient's
 labelled titration target for the patient's indications (``Ingredient.titration_target``;
 indications from conditions matching ``indication_codes``; "level" = lithium, titrated to a
 serum level), unless ``count_titration_steps`` is true. Active orders with no sign of use for
@@ -31,11 +35,13 @@ itself an escalation. Override reasons in ``cards/wording/regimen-escalation.yam
 
 **Thresholds** ``patterns.regimen-escalation``: ``min_escalations``, ``window_days``,
 ``restart_as_new_after_days``, ``switch_window_days``, ``continuation_gap_days``,
-``count_titration_steps``, ``indication_codes``, ``stale_order_days``.
+``count_titration_steps``, ``indication_codes``, ``stale_order_days``,
+``injectable_form_words``.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -50,7 +56,7 @@ from cds_service.patterns.evidence import (
     ordered_evidence,
     unique_refs,
 )
-from cds_service.patterns.regimen import indications, is_stale, signs_of_life
+from cds_service.patterns.regimen import indications, is_stale, mentions_any, signs_of_life
 from cds_service.patterns.timeline import (
     Episode,
     RegimenEvent,
@@ -58,6 +64,7 @@ from cds_service.patterns.timeline import (
     episode_events,
     episodes,
     psychotropic_names,
+    single_dose,
     taken_courses,
 )
 from fhir_mappers.record import DraftOrders, MedicationCourse, PatientRecord
@@ -81,6 +88,7 @@ class Thresholds:
     count_titration_steps: bool
     indication_codes: Mapping[str, tuple[str, ...]]
     stale_order_days: int
+    injectable_form_words: tuple[str, ...]
 
     def windows_days(self) -> tuple[int, ...]:
         """The look-back windows this pattern reads, nested (their sum is its reach)."""
@@ -106,14 +114,17 @@ def detect(
     gap = thresholds.continuation_gap_days
     all_episodes = episodes(courses, now, continuation_gap_days=gap)
     treated_for = indications(record, thresholds.indication_codes)
+    replacing = _replacing_starts(all_episodes, record, thresholds)
     escalations: list[tuple[RegimenEvent, EscalationKind]] = []
     titration_steps = switches = 0
     for event in episode_events(all_episodes, now, since=since):
         kind = _escalation_kind(event, thresholds) if since <= event.when <= now else None
         if kind is None:
             continue
-        if kind == "new_agent" and _is_switch(event, all_episodes, thresholds, now):
+        if kind == "new_agent" and (event.ingredient.name, event.when) in replacing:
             switches += 1
+            continue
+        if kind == "dose_increase" and _changes_form(event, all_episodes, thresholds):
             continue
         if _excluded(event, kind, thresholds, treated_for):
             titration_steps += 1
@@ -136,7 +147,9 @@ def detect(
     return Finding(
         pattern_id=PATTERN_ID,
         evidence=ordered_evidence(
-            one_line_per_drug((e.ingredient.name, _evidence_item(e, k)) for e, k in escalations)
+            one_line_per_drug(
+                (e.ingredient.name, _evidence_item(e, k, thresholds)) for e, k in escalations
+            )
         ),
         facts=facts,
         evidence_keys=frozenset(f"escalation:{e.course.ref}" for e, _ in escalations),
@@ -175,40 +188,128 @@ def _escalation_kind(event: RegimenEvent, thresholds: Thresholds) -> EscalationK
     return None
 
 
-def _is_switch(
-    event: RegimenEvent, all_episodes: Sequence[Episode], thresholds: Thresholds, now: date
-) -> bool:
-    """Another agent of the same class ended (or is planned to end) near this start."""
-    for other in all_episodes:
-        if (
-            other.ingredient.name == event.ingredient.name
-            or other.ingredient.drug_class != event.ingredient.drug_class
-            or other.start >= event.when
-        ):
-            continue
-        end = _end_of(other, all_episodes, now)
-        if end is not None and abs((end - event.when).days) <= thresholds.switch_window_days:
-            return True
-    return False
+@dataclass(frozen=True, slots=True)
+class _Stop:
+    """An episode that ended (or is planned to end), and the days its stop may lie on: one day
+    when the stop is dated, else from its last known day to its last sign of life."""
+
+    episode: Episode
+    earliest: date
+    latest: date
+
+    def days_from(self, day: date) -> int:
+        """Days between ``day`` and the nearest day the stop may lie on (0 within the span)."""
+        if day < self.earliest:
+            return (self.earliest - day).days
+        return max((day - self.latest).days, 0)
 
 
-def _end_of(episode: Episode, all_episodes: Sequence[Episode], now: date) -> date | None:
+def _replacing_starts(
+    all_episodes: Sequence[Episode], record: PatientRecord, thresholds: Thresholds
+) -> frozenset[tuple[str, date]]:
+    """The new-agent starts that replace a stopped agent of their class: (ingredient, start).
+
+    One stop excuses one start: stops in date order, each takes the nearest start not yet taken
+    of another ingredient of its class that began after the stopped episode, at most
+    ``switch_window_days`` from the day it stopped."""
+    starts = [
+        e
+        for e in all_episodes
+        if e.gap_before is None or e.gap_before > thresholds.restart_as_new_after_days
+    ]
+    stops = [s for e in all_episodes if (s := _stop_of(e, all_episodes, record)) is not None]
+    stops.sort(key=lambda s: (s.latest, s.earliest, s.episode.ingredient.name))
+    taken: set[tuple[str, date]] = set()
+    for stop in stops:
+        stopped = stop.episode
+        candidates = [
+            (stop.days_from(e.start), e.start, e.ingredient.name)
+            for e in starts
+            if e.ingredient.drug_class == stopped.ingredient.drug_class
+            and e.ingredient.name != stopped.ingredient.name
+            and e.start > stopped.start
+            and (e.ingredient.name, e.start) not in taken
+        ]
+        nearest = min(candidates, default=None)
+        if nearest is not None and nearest[0] <= thresholds.switch_window_days:
+            taken.add((nearest[2], nearest[1]))
+    return frozenset(taken)
+
+
+def _stop_of(
+    episode: Episode, all_episodes: Sequence[Episode], record: PatientRecord
+) -> _Stop | None:
     """When the episode ended or is planned to end; None while it runs without a planned end.
 
-    A stop without a date (common in R4 exports) is placed at the next start of its class."""
+    A stop without a date (common in R4 exports) lies somewhere between the episode's last
+    known day and its last sign of life; never later: a missing date is no evidence of a
+    switch."""
     planned = episode.ending_course.end
     if planned is not None:
-        return planned
+        return _Stop(episode, planned, planned)
     if episode.is_open:
         return None
-    later = [
-        o.start
-        for o in all_episodes
-        if o.ingredient.drug_class == episode.ingredient.drug_class
-        and o.ingredient.name != episode.ingredient.name
-        and o.start > episode.last_day
+    return _Stop(episode, episode.last_day, _last_sign_of_life(episode, all_episodes, record))
+
+
+def _last_sign_of_life(
+    episode: Episode, all_episodes: Sequence[Episode], record: PatientRecord
+) -> date:
+    """The latest day the episode shows use: its last day, a renewal's start or statement, or
+    the last day a fill of the ingredient handed over during the episode covers (fills of a
+    later episode of the same ingredient are that episode's)."""
+    name = episode.ingredient.name
+    following = [
+        e.start for e in all_episodes if e.ingredient.name == name and e.start > episode.start
     ]
-    return min(later, default=episode.last_day)
+    before = min(following, default=date.max)
+    days = [episode.last_day]
+    days += [c.start for c in episode.courses if c.start is not None]
+    days += [c.asserted for c in episode.courses if c.asserted is not None]
+    for fill in record.dispenses:
+        when = fill.handed_over
+        if (
+            fill.status != "completed"
+            or when is None
+            or not episode.start <= when < before
+            or all(i.name != name for i in fill.ingredients)
+        ):
+            continue
+        covered = math.ceil(fill.days_supply) - 1 if fill.days_supply else 0
+        days.append(when + timedelta(days=max(covered, 0)))
+    return max(days)
+
+
+def _changes_form(
+    event: RegimenEvent, all_episodes: Sequence[Episode], thresholds: Thresholds
+) -> bool:
+    """The higher daily dose belongs to another dose form than the dose it is compared with
+    (oral tablets to a long-acting injection): mg/day is not comparable across them, and a
+    long-acting injection's labelled dose is not an increase."""
+    previous = _previous_dosed_course(event, all_episodes)
+    return previous is not None and _is_injectable(previous, thresholds) != _is_injectable(
+        event.course, thresholds
+    )
+
+
+def _previous_dosed_course(
+    event: RegimenEvent, all_episodes: Sequence[Episode]
+) -> MedicationCourse | None:
+    """The course whose daily dose ``event.previous_dose`` is: the last course of the same
+    ingredient before the event's course with a known dose (as ``timeline`` carries it)."""
+    ordered = [
+        c for e in all_episodes if e.ingredient.name == event.ingredient.name for c in e.courses
+    ]
+    index = next((i for i, c in enumerate(ordered) if c is event.course), None)
+    if index is None:
+        return None
+    return next((c for c in reversed(ordered[:index]) if single_dose(c) is not None), None)
+
+
+def _is_injectable(course: MedicationCourse, thresholds: Thresholds) -> bool:
+    """An injectable product, by the words of its name (RxNorm: "Injectable Suspension",
+    "Prefilled Syringe"; ``injectable_form_words``)."""
+    return mentions_any(course.display, thresholds.injectable_form_words)
 
 
 def _is_higher(event: RegimenEvent) -> bool:
@@ -224,7 +325,9 @@ def _increase_text(event: RegimenEvent) -> str:
     return f"{event.ingredient.name} from {before} to {after} mg/day"
 
 
-def _evidence_item(event: RegimenEvent, kind: EscalationKind) -> EvidenceItem:
+def _evidence_item(
+    event: RegimenEvent, kind: EscalationKind, thresholds: Thresholds
+) -> EvidenceItem:
     course: MedicationCourse = event.course
     if kind == "dose_increase":
         note = f"up from {dose_text(event.previous_dose)} mg/day"
@@ -236,7 +339,13 @@ def _evidence_item(event: RegimenEvent, kind: EscalationKind) -> EvidenceItem:
         note += " (draft order)"
     return EvidenceItem(
         ref=course.ref,
-        label=daily_dose_label(event.ingredient.name, event.dose),
+        # An injection every few weeks has no daily dose as written; its mg/day average would
+        # read as a dose nobody prescribed: its schedule as written, else the name alone.
+        label=daily_dose_label(
+            event.ingredient.name,
+            None if _is_injectable(course, thresholds) else event.dose,
+            course.schedule,
+        ),
         when=event.when,
         note=note,
     )

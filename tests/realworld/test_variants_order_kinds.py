@@ -221,3 +221,56 @@ def test_a_statement_asserted_recently_is_a_sign_the_drug_is_taken(
     fired = topics(post(request("patient-view", PID, [quetiapine, statement])))
 
     assert ("psychotropic-polypharmacy" in fired) is fires
+
+
+# --- a dose given less often than daily ---------------------------------------------------
+
+
+def _product(code: str, display: str) -> dict[str, Any]:
+    return {"coding": [{"system": "http://www.nlm.nih.gov/research/umls/rxnorm", "code": code,
+                        "display": display}], "text": display}
+
+
+def _paliperidone_injection(every: dict[str, Any]) -> dict[str, Any]:
+    line = _line(156)
+    line["timing"]["repeat"] = every
+    resource = order("pali-1", PID, "risperidone2", authored=days_ago(150), dosage=[line])
+    resource["medicationCodeableConcept"] = _product(
+        "858054", "1 ML paliperidone palmitate 156 MG/ML Prefilled Syringe"
+    )
+    return resource
+
+
+def _olanzapine(authored: int) -> dict[str, Any]:
+    resource = order("o-1", PID, "quetiapine100", authored=days_ago(authored), dosage=[_line(10)])
+    resource["medicationCodeableConcept"] = _product("314154", "olanzapine 10 MG Oral Tablet")
+    return resource
+
+
+@pytest.mark.parametrize(
+    ("repeat", "written"),
+    [
+        ({"period": 1, "periodUnit": "mo"}, "paliperidone 156 mg every month"),
+        ({"period": 4, "periodUnit": "wk"}, "paliperidone 156 mg every 4 weeks"),
+        ({"frequency": 2, "period": 1, "periodUnit": "mo"},
+         "paliperidone 156 mg 2 times every month"),
+    ],
+    ids=["monthly", "every-4-weeks", "twice-monthly"],
+)
+def test_an_injection_is_shown_as_written_not_as_a_daily_average(
+    post: Callable[[dict[str, Any]], Any], repeat: dict[str, Any], written: str
+) -> None:
+    body = request("patient-view", PID, [_paliperidone_injection(repeat), _olanzapine(140)])
+
+    (card,) = [c for c in post(body).get_json()["cards"]
+               if c["source"]["topic"]["code"] == "psychotropic-polypharmacy"]
+
+    assert written in card["detail"]
+    assert "olanzapine 10 mg/day" in card["detail"]  # a daily dose stays per day
+    assert "paliperidone 5.2" not in card["detail"]
+
+
+def test_a_daily_order_has_no_schedule_of_its_own(table: IngredientTable, codes: CodeLists) -> None:
+    (course,) = map_record([_olanzapine(10)], table, codes=codes).courses
+
+    assert course.schedule is None and course.daily_dose_mg == 10

@@ -1,0 +1,110 @@
+"""multiple-failed-trials on requests shaped like the clinical tester's (2026-11-30 clock): a
+trial is adequate only for the days spent AT an adequate dose (a dose change sent as a new
+order; a titration sent as one order with ``Dosage.sequence`` steps), and an antipsychotic trial
+needs 6 weeks (TRRIP). Each story adds a failed venlafaxine trial, so the card fires exactly when
+the trial under test is adequate."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from tests.realworld.builders import daily, order, request
+from tests.realworld.builders import day as days_ago
+
+PID = "rw-trials"
+TOPIC = "multiple-failed-trials"
+LACK = {
+    "coding": [
+        {"system": "http://snomed.info/sct", "code": "266721009",
+         "display": "No response to treatment"}
+    ],
+    "text": "No response to treatment",
+}  # fmt: skip
+
+
+def _stopped(rid: str, product: str, mg: float, first: int, last: int, *, lack: bool = True
+             ) -> dict[str, Any]:
+    """An order taken from ``first`` to ``last`` days ago (boundsPeriod), then stopped."""
+    dosage = daily(mg)
+    dosage["timing"]["repeat"]["boundsPeriod"] = {"start": days_ago(first), "end": days_ago(last)}
+    resource = order(rid, PID, product, authored=days_ago(first), dosage=[dosage],
+                     status="stopped")
+    if lack:
+        resource["statusReason"] = LACK
+    return resource
+
+
+def _venlafaxine(first: int = 300) -> dict[str, Any]:
+    """Venlafaxine 150 mg/day for 11 weeks from ``first`` days ago, stopped for lack of effect."""
+    return _stopped("v-1", "venlafaxine75", 150, first, first - 77)
+
+
+def _card(post: Callable[[dict[str, Any]], Any], resources: list[dict[str, Any]]) -> Any:
+    response = post(request("patient-view", PID, resources))
+    assert response.status_code == 200
+    return next((c for c in response.get_json()["cards"] if c["source"]["topic"]["code"] == TOPIC),
+                None)
+
+
+@pytest.mark.parametrize(("days_at_100", "fires"), [(7, False), (27, False), (28, True)])
+def test_a_reduction_below_the_minimum_ends_the_adequate_days(
+    post: Callable[[dict[str, Any]], Any], days_at_100: int, fires: bool
+) -> None:
+    # Sertraline 100 mg, then a new order for 25 mg for 9 weeks, stopped for lack of effect.
+    first = _stopped("s-1", "sertraline100", 100, 500, 501 - days_at_100, lack=False)
+    reduced = _stopped("s-2", "sertraline50", 25, 500 - days_at_100, 437 - days_at_100)
+
+    card = _card(post, [first, reduced, _venlafaxine()])
+
+    assert (card is not None) is fires
+    if card is not None:
+        assert "sertraline 100 mg/day for 4 weeks: stopped for lack of effect" in card["detail"]
+
+
+def _step(sequence: int, mg: float, days: int | None = None) -> dict[str, Any]:
+    dosage = daily(mg, sequence=sequence)
+    if days is not None:
+        dosage["timing"]["repeat"]["boundsDuration"] = {
+            "value": days, "unit": "d", "system": "http://unitsofmeasure.org", "code": "d"
+        }
+    return dosage
+
+
+@pytest.mark.parametrize(("days_at_50", "fires"), [(7, False), (27, False), (28, True)])
+def test_a_titration_order_counts_from_the_step_at_the_minimum(
+    post: Callable[[dict[str, Any]], Any], days_at_50: int, fires: bool
+) -> None:
+    # One order: 25 mg/day for 63 days (sequence 1), then 50 mg/day (sequence 2); stopped for
+    # lack of effect, with no end date, when venlafaxine replaced it ``days_at_50`` days after
+    # reaching 50 mg (the order's validity period ends then too).
+    titration = order("s-1", PID, "sertraline50", authored=days_ago(500),
+                      dosage=[_step(1, 25, 63), _step(2, 50)], status="stopped",
+                      statusReason=LACK)
+    titration["dispenseRequest"] = {
+        "validityPeriod": {"start": days_ago(500), "end": days_ago(437 - days_at_50)}
+    }
+
+    card = _card(post, [titration, _venlafaxine(first=437 - days_at_50)])
+
+    assert (card is not None) is fires
+    if card is not None:
+        assert "sertraline 50 mg/day for 4 weeks: stopped for lack of effect" in card["detail"]
+
+
+@pytest.mark.parametrize(("days", "fires"), [(35, False), (41, False), (42, True)])
+def test_antipsychotic_trials_last_six_weeks_and_say_they_were_stopped(
+    post: Callable[[dict[str, Any]], Any], days: int, fires: bool
+) -> None:
+    risperidone = _stopped("r-1", "risperidone2", 2, 400, 400 - days)
+    aripiprazole = _stopped("a-1", "aripiprazole10", 10, 300, 300 - days)
+
+    card = _card(post, [risperidone, aripiprazole])
+
+    assert (card is not None) is fires
+    if card is not None:
+        assert "2 antipsychotic trials at an adequate dose and length were stopped because they " \
+            "did not help enough" in card["detail"]
+        assert "how the patient started" not in card["detail"]
