@@ -66,12 +66,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
 
+from cds_service.patterns.adequate_time import AdequateTime
 from cds_service.patterns.base import EvidenceItem, Finding
 from cds_service.patterns.evidence import dose_text, months, ordered_evidence, unique_refs
 from cds_service.patterns.pdc import proportion_of_days_covered
 from cds_service.patterns.timeline import (
     Episode,
-    dose_on,
     episodes,
     is_renewal,
     single_dose,
@@ -284,7 +284,7 @@ class _Index:
 def _included(episode: Episode, index: _Index, thresholds: Thresholds) -> _Trial | None:
     """The first point at which an adequate trial ended or was augmented, symptoms persisting."""
     end_day = _end_day(episode, index)
-    adequate = _AdequateTime.of(episode, end_day)
+    adequate = AdequateTime.of(episode, end_day)
     # A score taken before the trial had run its minimum length at an adequate dose says nothing
     # of its effect (non-response is judged after an adequate duration: Sforzini 2022); it may
     # be the baseline.
@@ -318,78 +318,6 @@ def _included(episode: Episode, index: _Index, thresholds: Thresholds) -> _Trial
         days, doses = adequate.until(when)
         return _Trial(episode, doses, days, when, note, is_end, score)
     return None
-
-
-class _AdequateTime:
-    """An episode's days at an adequate dose (at or above the ingredient's minimum effective
-    dose, or unknown), as segments with running totals: asking for the days up to a date is a
-    bisection, and the whole is built in one pass over the episode's courses and steps."""
-
-    __slots__ = ("_ends", "_highest", "_lowest", "_starts", "_totals")
-
-    def __init__(self, segments: Sequence[tuple[date, date, float | None]]) -> None:
-        self._starts = [s for s, _, _ in segments]
-        self._ends = [e for _, e, _ in segments]
-        self._totals: list[int] = []  # days in the segments before each one
-        self._lowest: list[float | None] = []  # known doses up to and including each segment
-        self._highest: list[float | None] = []
-        total, low, high = 0, None, None
-        for start, end, dose in segments:
-            self._totals.append(total)
-            total += (end - start).days
-            if dose is not None:
-                low = dose if low is None else min(low, dose)
-                high = dose if high is None else max(high, dose)
-            self._lowest.append(low)
-            self._highest.append(high)
-
-    @classmethod
-    def of(cls, episode: Episode, until: date) -> _AdequateTime:
-        """The adequate segments of ``episode`` before ``until`` (its end or last outcome)."""
-        floor = episode.ingredient.min_effective_mg_per_day
-        segments = []
-        for start, end, dose in _dose_segments(episode, until):
-            if floor is None or dose is None or dose >= floor:
-                segments.append((start, end, dose))
-        return cls(segments)
-
-    def reaches(self, days: int) -> date | None:
-        """The day on which ``days`` days at an adequate dose have been completed, if ever."""
-        for i, start in enumerate(self._starts):
-            if self._totals[i] + (self._ends[i] - start).days >= days:
-                return start + timedelta(days=days - self._totals[i])
-        return None
-
-    def until(self, when: date) -> tuple[int, tuple[float, float] | None]:
-        """Days at an adequate dose before ``when``, and the lowest and highest known dose on
-        them (None when every one of those days had an unknown dose)."""
-        i = bisect_left(self._starts, when) - 1  # the last segment that began before ``when``
-        if i < 0:
-            return 0, None
-        days = self._totals[i] + (min(self._ends[i], when) - self._starts[i]).days
-        low, high = self._lowest[i], self._highest[i]
-        return days, None if low is None or high is None else (low, high)
-
-
-def _dose_segments(episode: Episode, until: date) -> list[tuple[date, date, float | None]]:
-    """The episode's days before ``until`` cut where the daily dose changes, as (first day,
-    day after the last, dose): each course holds from its start until the next course of the
-    episode starts (the latest order is the one in effect; a gap between renewals short enough
-    to keep one episode is continued use), the last one until ``until``; within a multi-step
-    order, each step from its start until the next (``timeline.dose_on``)."""
-    segments: list[tuple[date, date, float | None]] = []
-    courses = episode.courses
-    for i, course in enumerate(courses):
-        start = course.start or episode.start
-        end = until if i + 1 == len(courses) else min(courses[i + 1].start or until, until)
-        if end <= start:
-            continue
-        cuts = sorted(
-            {s.start for s in course.steps if s.start is not None and start < s.start < end}
-        )
-        for first, after in zip([start, *cuts], [*cuts, end], strict=True):
-            segments.append((first, after, dose_on(course, first)))
-    return segments
 
 
 def _persisted(baseline: SymptomScore, score: SymptomScore, thresholds: Thresholds) -> bool:
