@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import date
+from functools import lru_cache
 
 from cds_service.patterns.timeline import is_current, taken_courses
 from fhir_mappers.record import CURRENT_STATUSES, MedicationCourse, PatientRecord
@@ -24,7 +25,14 @@ def padded_words(value: str) -> str:
 def mentions_any(text: str, phrases: Iterable[str]) -> bool:
     """Whether ``text`` contains any phrase as whole words ("hives" never matches "archives")."""
     padded = padded_words(text)
-    return any(padded_words(p) in padded for p in phrases if p.strip())
+    return any(p in padded for p in _padded_phrases(tuple(phrases)))
+
+
+@lru_cache(maxsize=64)
+def _padded_phrases(phrases: tuple[str, ...]) -> tuple[str, ...]:
+    # A pattern's word lists are configuration, the same on every call: padded once. (Only the
+    # lists are cached, never the chart's text.)
+    return tuple(padded_words(p) for p in phrases if p.strip())
 
 
 def last_sign_of_life(
