@@ -85,12 +85,15 @@ def _class_code(value: Any, ctx: MappingContext) -> str:
     """The v3 ActCode of ``Encounter.class`` in any of its shapes; "" when it cannot be read.
 
     A v3 code (or a code with no system) is an ActCode as it is, after an exact alias ("amb",
-    "ambulatory"); a vendor code is read only when it is an alias as a whole; a display, a
-    ``text`` or a DSTU2 word by the alias phrases it contains (``CodeLists.class_from_words``)."""
+    "ambulatory"), when it is a class of the site's lists (``CodeLists.is_class``); any other
+    code is read as a vendor code: only when it is an alias as a whole; a display, a ``text`` or
+    a DSTU2 word by the alias phrases it contains (``CodeLists.class_from_words``). What reads
+    to no known class is "" (reported as "encounter class not mapped"; the kind is unknown)."""
     aliases = ctx.codes.encounter_class_aliases
     if isinstance(value, str):
         word = " ".join(value.lower().split())
-        return aliases.get(word) or ctx.codes.class_from_words(value) or value.strip().upper()
+        act = aliases.get(word) or ctx.codes.class_from_words(value) or value.strip().upper()
+        return act if ctx.codes.is_class(act) else ""
     codes: list[str] = []
     words: list[str] = []
     for concept in as_list(value):  # R5: a list of CodeableConcepts; R4: one Coding
@@ -102,7 +105,11 @@ def _class_code(value: Any, ctx: MappingContext) -> str:
             if mapped:
                 return mapped
             if not system or system in ctx.codes.v3_class_systems:
-                return aliases.get(code.lower(), code.upper())
+                act = aliases.get(code.lower(), code.upper())
+                if ctx.codes.is_class(act):
+                    return act
+                # Not a class we know ("CLINIC-7" sent without its system): a site's code,
+                # read like one of an unmapped system, by its words.
             codes.append(code)
             words.append(text(coding.get("display")))
         words.append(text(get(concept, "text")))

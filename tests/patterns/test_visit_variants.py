@@ -107,6 +107,14 @@ def evaluate(
                      id="two-classes-named-is-unread"),
         pytest.param({"system": LOCAL, "code": "X", "display": "Archives"}, "",
                      id="no-alias-inside-a-word"),
+        # A code sent without its system is a v3 class only when it is one.
+        pytest.param({"code": "AMB"}, "AMB", id="no-system-v3-code"),
+        pytest.param({"code": "FLD"}, "FLD", id="no-system-v3-field-class"),
+        pytest.param({"code": "CLINIC-7"}, "", id="no-system-local-code"),
+        pytest.param({"code": "Telehealth Visit", "display": "Telehealth Visit"}, "VR",
+                     id="no-system-local-code-read-by-its-display"),
+        pytest.param("Clinic 7", "AMB", id="dstu2-word-with-an-alias-inside"),
+        pytest.param("XYZ", "", id="dstu2-word-naming-no-class"),
     ],
 )
 def test_class_words_are_read_as_whole_words_or_phrases(klass: Any, expected: str) -> None:
@@ -126,6 +134,7 @@ def test_class_words_are_read_as_whole_words_or_phrases(klass: Any, expected: st
                      id="cerner-clinic"),
         pytest.param({"system": EPIC_CLASS, "code": "13", "display": "Support OP Encounter"},
                      id="epic-support-op-encounter"),
+        pytest.param({"code": "CLINIC-7"}, id="local-code-without-system"),
     ],
 )
 def test_a_psychiatry_visit_on_each_change_day_counts_whatever_its_class(klass: Any) -> None:
@@ -238,3 +247,10 @@ def test_an_encounter_now_that_may_be_a_review_counts_for_today(
 ) -> None:
     history = three_changes(last_change=0) + visits(days=(80, 50))
     assert evaluate(history + now_visit, encounter_id) is None
+
+
+def test_a_code_naming_no_known_class_is_reported_and_its_kind_is_unknown() -> None:
+    record = mapped([encounter("enc-x", PID, day(3), klass={"code": "CLINIC-7"})])
+
+    assert record.visits[0].kind == "unknown"
+    assert [i.reason for i in record.issues] == ["encounter class not mapped"]
