@@ -56,7 +56,7 @@ class CodeLists:
     timing_codes_per_day: Mapping[str, float]
     inpatient_classes: frozenset[str] = frozenset()
     emergency_classes: frozenset[str] = frozenset()
-    other_classes: frozenset[str] = frozenset()
+    v3_encounter_classes: frozenset[str] = frozenset()
     v3_class_systems: frozenset[str] = frozenset()
     # (system, code) -> v3 ActCode, for vendor encounter classes.
     encounter_class_map: Mapping[tuple[str, str], str] = field(
@@ -136,7 +136,7 @@ class CodeLists:
             ),
             inpatient_classes=_upper_set(data.get("inpatient_encounter_classes")),
             emergency_classes=_upper_set(data.get("emergency_encounter_classes")),
-            other_classes=_upper_set(data.get("other_encounter_classes")),
+            v3_encounter_classes=_upper_set(data.get("v3_encounter_classes")),
             v3_class_systems=frozenset(str(s) for s in as_list(data.get("v3_act_code_systems"))),
             encounter_class_map=MappingProxyType(class_map),
             prescriber_type_codes=frozenset(_codes_of(included.get("codes"))),
@@ -155,21 +155,21 @@ class CodeLists:
         )
 
     def visit_kind(self, class_code: str) -> str:
-        """"outpatient", "inpatient", "emergency" or "other" for a class of the four lists
-        (``is_class``); "unknown" for "" and for any other code."""
+        """"outpatient", "inpatient" or "emergency" for a class of those lists, "other" for any
+        other class (``is_class``), "unknown" for "" and for a code that is no class."""
         if class_code in self.outpatient_classes:
             return "outpatient"
         if class_code in self.inpatient_classes:
             return "inpatient"
         if class_code in self.emergency_classes:
             return "emergency"
-        return "other" if class_code in self.other_classes else "unknown"
+        return "other" if self.is_class(class_code) else "unknown"
 
     def is_class(self, code: str) -> bool:
-        """Whether ``code`` is a class of the site's lists (outpatient, inpatient, emergency,
-        other: v3 ActEncounterCode values and what the site added)."""
-        return code in self.outpatient_classes or code in self.inpatient_classes or (
-            code in self.emergency_classes or code in self.other_classes
+        """Whether ``code`` is an encounter class: a v3 ActEncounterCode value
+        (``v3_encounter_classes``) or one the site lists as outpatient, inpatient or emergency."""
+        return code in self.v3_encounter_classes or code in self.outpatient_classes or (
+            code in self.inpatient_classes or code in self.emergency_classes
         )
 
     def class_from_words(self, words: str) -> str:
