@@ -336,7 +336,7 @@ def _evidence_item(
     else:
         note = "new agent"
     if course.is_draft:
-        note += " (draft order)"
+        note += ", draft order"  # the card adds the date in brackets
     return EvidenceItem(
         ref=course.ref,
         # An injection every few weeks has no daily dose as written; its mg/day average would

@@ -268,7 +268,8 @@ def _evidence_item(change: RegimenEvent) -> EvidenceItem:
     else:
         note = "started" if change.kind == "start" else "stopped"
     if change.course.is_draft:
-        note += " (draft order)"
+        note += ", draft order"  # the card adds the date in brackets
     dose = None if change.kind == "stop" else change.dose
-    label = daily_dose_label(change.ingredient.name, dose)
+    schedule = None if change.kind == "stop" else change.course.schedule
+    label = daily_dose_label(change.ingredient.name, dose, schedule)
     return EvidenceItem(change.course.ref, label, change.when, note)

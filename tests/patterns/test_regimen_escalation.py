@@ -71,7 +71,7 @@ def test_draft_that_is_an_escalation_counts_and_concerns_the_draft() -> None:
     assert finding.facts["escalation_count"] == 3
     assert finding.facts["draft_ingredients"] == ["aripiprazole"]
     assert finding.concerns_draft is True
-    assert finding.evidence[-1].note == "new agent (draft order)"
+    assert finding.evidence[-1].note == "new agent, draft order"
     assert finding.evidence[-1].when == NOW
 
 

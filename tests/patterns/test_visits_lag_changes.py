@@ -78,7 +78,7 @@ def test_draft_counts_as_a_change_dated_today() -> None:
     assert finding is not None
     assert finding.facts["change_count"] == 3
     assert finding.concerns_draft is True
-    assert finding.evidence[-1].note == "started (draft order)"
+    assert finding.evidence[-1].note == "started, draft order"
     assert finding.evidence[-1].when == NOW
 
 
