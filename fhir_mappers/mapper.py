@@ -228,7 +228,12 @@ def _last_review_visits(encounters: list[OldEncounter], ctx: MappingContext) -> 
     for old in sorted(encounters, key=itemgetter(0), reverse=True):
         ref = _ref(old.resource, "Encounter", old.position, old.full_url)
         visit = _safely(map_encounter, old.resource, ref, ctx, "Encounter")
-        if not isinstance(visit, Visit) or not _may_be_review(visit):
+        # Untyped visits are kept as candidates whatever the site counts (see above).
+        if (
+            not isinstance(visit, Visit)
+            or visit.status not in COMPLETED_VISIT_STATUSES
+            or not visit.may_be_review(count_untyped=True)
+        ):
             continue
         if visit.prescriber_visit is None:
             if not kept:
@@ -237,16 +242,6 @@ def _last_review_visits(encounters: list[OldEncounter], ctx: MappingContext) -> 
         kept.append(visit)
         break
     return kept
-
-
-def _may_be_review(visit: Visit) -> bool:
-    """A completed visit visits-lag-changes may count as a review: outpatient and not typed as
-    without a prescriber, or of unreadable class and typed as with one."""
-    if visit.status not in COMPLETED_VISIT_STATUSES or visit.prescriber_visit is False:
-        return False
-    return visit.kind == "outpatient" or (
-        visit.kind == "unknown" and visit.prescriber_visit is True
-    )
 
 
 def map_draft_orders(

@@ -301,6 +301,20 @@ class Visit:
         """A visit that took place (``finished``/``completed``) and whose kind is outpatient."""
         return self.status in COMPLETED_VISIT_STATUSES and self.kind == "outpatient"
 
+    def may_be_review(self, *, count_untyped: bool) -> bool:
+        """By class and type, a visit where a prescriber could review the regimen: outpatient
+        with a prescriber type (or an untyped one when ``count_untyped``), or of unknown class
+        with a prescriber type (a missing class is no evidence of no visit). Emergency,
+        inpatient and other classes, and a type without a prescriber, are not. Status aside:
+        visits-lag-changes and the visit horizon (``mapper``) both ask this."""
+        if self.kind == "unknown":
+            return self.prescriber_visit is True
+        if self.kind != "outpatient":
+            return False
+        if self.prescriber_visit is None:
+            return count_untyped
+        return self.prescriber_visit
+
     @property
     def is_ongoing(self) -> bool:
         """The patient is there now: an open encounter, or the one the hook is called in."""

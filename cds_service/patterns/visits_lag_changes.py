@@ -169,7 +169,9 @@ def is_review_visit(visit: Visit, thresholds: Thresholds) -> bool:
     """A completed visit where a prescriber could review the regimen (the mapper's class and
     type reading, config/codes.yaml): an outpatient one whose type says so, or says neither
     when ``count_untyped_visits``; one of unknown class only when its type says so."""
-    return visit.status in COMPLETED_VISIT_STATUSES and _may_be_review(visit, thresholds)
+    return visit.status in COMPLETED_VISIT_STATUSES and visit.may_be_review(
+        count_untyped=thresholds.count_untyped_visits
+    )
 
 
 def review_days(record: PatientRecord, thresholds: Thresholds, now: date) -> list[date]:
@@ -185,19 +187,6 @@ def review_days(record: PatientRecord, thresholds: Thresholds, now: date) -> lis
     return sorted(days)
 
 
-def _may_be_review(visit: Visit, thresholds: Thresholds) -> bool:
-    """By class and type: outpatient with a prescriber (or untyped, per
-    ``count_untyped_visits``); unknown class with a prescriber type. Emergency, inpatient and
-    other classes, and a type without a prescriber (a lab draw), are not reviews."""
-    if visit.kind == "unknown":
-        return visit.prescriber_visit is True
-    if visit.kind != "outpatient":
-        return False
-    if visit.prescriber_visit is None:
-        return thresholds.count_untyped_visits
-    return visit.prescriber_visit
-
-
 def _seen_now(record: PatientRecord, thresholds: Thresholds) -> bool:
     """A visit is happening now that may be a review: an open encounter or the hook's own
     (``Visit.is_ongoing``) that would count by its class and type, or whose class and type are
@@ -207,7 +196,10 @@ def _seen_now(record: PatientRecord, thresholds: Thresholds) -> bool:
         return True
     return any(
         v.is_ongoing
-        and (_may_be_review(v, thresholds) or (v.kind == "unknown" and v.prescriber_visit is None))
+        and (
+            v.may_be_review(count_untyped=thresholds.count_untyped_visits)
+            or (v.kind == "unknown" and v.prescriber_visit is None)
+        )
         for v in record.visits
     )
 
