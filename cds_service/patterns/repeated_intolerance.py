@@ -110,7 +110,7 @@ def detect(
             ingredient
             for ingredient in event.ingredients
             if ingredient.name not in barred
-            and not _excluded(event, ingredient, current, thresholds)
+            and not _excluded(event, ingredient, current)
         ]
         for ingredient in named:
             counted.setdefault(ingredient.name, (ingredient, []))[1].append(event)
@@ -158,13 +158,11 @@ def _excluded(
     event: IntoleranceEvent,
     ingredient: Ingredient,
     current: list[MedicationCourse],
-    thresholds: Thresholds,
 ) -> bool:
     """Evidence that does not speak to an expectation-shaped intolerance of this ingredient
-    (``current``: the courses of today's regimen)."""
-    if not reads_as_intolerance(event, thresholds) or not ingredient.is_psychotropic:
-        return True
-    if is_serious_or_immune(event, thresholds):
+    (``current``: the courses of today's regimen). Allergies and serious reactions are left out
+    before, with every record of their drug (``_barred_ingredients``)."""
+    if not ingredient.is_psychotropic:
         return True
     return _is_taken_again(ingredient, event, current)
 
