@@ -42,6 +42,7 @@ itself an escalation. Override reasons in ``cards/wording/regimen-escalation.yam
 from __future__ import annotations
 
 import math
+from bisect import bisect_left, bisect_right
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -211,22 +212,30 @@ def _replacing_starts(
 
     One stop excuses one start: stops in date order, each takes the nearest start not yet taken
     of another ingredient of its class that began after the stopped episode, at most
-    ``switch_window_days`` from the day it stopped."""
-    starts = [
-        e
-        for e in all_episodes
-        if e.gap_before is None or e.gap_before > thresholds.restart_as_new_after_days
-    ]
-    stops = [s for e in all_episodes if (s := _stop_of(e, all_episodes, record)) is not None]
+    ``switch_window_days`` from the day it stopped. The starts of each class are sorted, so a
+    stop looks only at those within the window (bisection), not at every episode."""
+    window = timedelta(days=thresholds.switch_window_days)
+    by_class: dict[str, list[Episode]] = {}
+    for e in sorted(all_episodes, key=lambda e: e.start):
+        if e.gap_before is None or e.gap_before > thresholds.restart_as_new_after_days:
+            by_class.setdefault(e.ingredient.drug_class, []).append(e)
+    class_days = {k: [e.start for e in v] for k, v in by_class.items()}
+    signs = _SignsOfUse(all_episodes, record)
+    stops = [s for e in all_episodes if (s := _stop_of(e, signs)) is not None]
     stops.sort(key=lambda s: (s.latest, s.earliest, s.episode.ingredient.name))
     taken: set[tuple[str, date]] = set()
     for stop in stops:
         stopped = stop.episode
+        same_class = by_class.get(stopped.ingredient.drug_class, [])
+        days = class_days.get(stopped.ingredient.drug_class, [])
+        near = same_class[
+            bisect_left(days, _shifted(stop.earliest, -window))
+            : bisect_right(days, _shifted(stop.latest, window))
+        ]
         candidates = [
             (stop.days_from(e.start), e.start, e.ingredient.name)
-            for e in starts
-            if e.ingredient.drug_class == stopped.ingredient.drug_class
-            and e.ingredient.name != stopped.ingredient.name
+            for e in near
+            if e.ingredient.name != stopped.ingredient.name
             and e.start > stopped.start
             and (e.ingredient.name, e.start) not in taken
         ]
@@ -236,9 +245,15 @@ def _replacing_starts(
     return frozenset(taken)
 
 
-def _stop_of(
-    episode: Episode, all_episodes: Sequence[Episode], record: PatientRecord
-) -> _Stop | None:
+def _shifted(day: date, by: timedelta) -> date:
+    # A planned end of 9999-12-31 ("open-ended" in some EHRs) has no day after it.
+    try:
+        return day + by
+    except OverflowError:
+        return date.max if by > timedelta(0) else date.min
+
+
+def _stop_of(episode: Episode, signs: _SignsOfUse) -> _Stop | None:
     """When the episode ended or is planned to end; None while it runs without a planned end.
 
     A stop without a date (common in R4 exports) lies somewhere between the episode's last
@@ -249,35 +264,51 @@ def _stop_of(
         return _Stop(episode, planned, planned)
     if episode.is_open:
         return None
-    return _Stop(episode, episode.last_day, _last_sign_of_life(episode, all_episodes, record))
+    return _Stop(episode, episode.last_day, signs.last_of(episode))
 
 
-def _last_sign_of_life(
-    episode: Episode, all_episodes: Sequence[Episode], record: PatientRecord
-) -> date:
-    """The latest day the episode shows use: its last day, a renewal's start or statement, or
-    the last day a fill of the ingredient handed over during the episode covers (fills of a
-    later episode of the same ingredient are that episode's)."""
-    name = episode.ingredient.name
-    following = [
-        e.start for e in all_episodes if e.ingredient.name == name and e.start > episode.start
-    ]
-    before = min(following, default=date.max)
-    days = [episode.last_day]
-    days += [c.start for c in episode.courses if c.start is not None]
-    days += [c.asserted for c in episode.courses if c.asserted is not None]
-    for fill in record.dispenses:
-        when = fill.handed_over
-        if (
-            fill.status != "completed"
-            or when is None
-            or not episode.start <= when < before
-            or all(i.name != name for i in fill.ingredients)
-        ):
-            continue
-        covered = math.ceil(fill.days_supply) - 1 if fill.days_supply else 0
-        days.append(when + timedelta(days=max(covered, 0)))
-    return max(days)
+class _SignsOfUse:
+    """Per ingredient, the starts of its episodes and the days its completed fills cover, each
+    sorted once, so that an episode's last sign of life is found by bisection."""
+
+    __slots__ = ("_fills", "_starts")
+
+    def __init__(self, all_episodes: Sequence[Episode], record: PatientRecord) -> None:
+        self._starts: dict[str, list[date]] = {}
+        for e in all_episodes:
+            self._starts.setdefault(e.ingredient.name, []).append(e.start)
+        for days in self._starts.values():
+            days.sort()
+        # (hand-over, last day covered) of completed, dated fills, by ingredient.
+        self._fills: dict[str, list[tuple[date, date]]] = {}
+        for fill in record.dispenses:
+            when = fill.handed_over
+            if fill.status != "completed" or when is None:
+                continue
+            covered = math.ceil(fill.days_supply) - 1 if fill.days_supply else 0
+            for name in {i.name for i in fill.ingredients}:
+                self._fills.setdefault(name, []).append(
+                    (when, when + timedelta(days=max(covered, 0)))
+                )
+        for fills in self._fills.values():
+            fills.sort()
+
+    def last_of(self, episode: Episode) -> date:
+        """The latest day the episode shows use: its last day, a renewal's start or statement,
+        or the last day a fill of the ingredient handed over during the episode covers (fills
+        of a later episode of the same ingredient are that episode's)."""
+        name = episode.ingredient.name
+        starts = self._starts.get(name, [])
+        following = starts[bisect_right(starts, episode.start) :]
+        before = following[0] if following else date.max
+        days = [episode.last_day]
+        days += [c.start for c in episode.courses if c.start is not None]
+        days += [c.asserted for c in episode.courses if c.asserted is not None]
+        fills = self._fills.get(name, [])
+        first = bisect_left(fills, (episode.start, date.min))
+        last = bisect_left(fills, (before, date.min))
+        days += [end for _, end in fills[first:last]]
+        return max(days)
 
 
 def _changes_form(
