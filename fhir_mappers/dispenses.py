@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from functools import lru_cache
 from typing import Any
 
 from fhir_mappers.accessors import (
@@ -130,17 +131,19 @@ def _unit_key(unit: str) -> str:
     return key.removesuffix("supply").strip()
 
 
-def _unit_keys(quantity: Any) -> list[str]:
-    """The UCUM ``code``, then the ``unit`` text, of a Quantity, as ``_unit_key``s."""
-    return [_unit_key(t) for t in (text(get(quantity, "code")), text(get(quantity, "unit"))) if t]
-
-
 def _days_per_unit(quantity: Any) -> float | None:
     """Days per unit of a duration Quantity (1 for days, 7 for weeks). The ``code`` is read first;
     when it names no duration (``{Days}``, a local code) the ``unit`` text is tried. A Quantity
     with neither is read as days (pharmacy systems count supply in days). None for months, other
     time units and anything else."""
-    keys = _unit_keys(quantity)
+    return _days_per_unit_of(text(get(quantity, "code")), text(get(quantity, "unit")))
+
+
+# A pure function of two short strings, and a feed repeats a handful of spellings: every fill of
+# a long history would otherwise redo the same string work (bench/RESULTS.md, fourth round).
+@lru_cache(maxsize=1024)
+def _days_per_unit_of(code: str, unit: str) -> float | None:
+    keys = [_unit_key(t) for t in (code, unit) if t]
     for key in keys:
         if key in _MONTH_UNITS or key in _OTHER_TIME_UNITS:
             return None

@@ -29,7 +29,7 @@ from fhir_mappers.medication_requests import (
 )
 from fhir_mappers.medication_source import medication_reference, resolve_medication
 from fhir_mappers.medications import IngredientTable
-from fhir_mappers.observations import map_condition, map_observation
+from fhir_mappers.observations import map_condition, map_observation, names_a_score
 from fhir_mappers.order_candidates import Candidate, candidate
 from fhir_mappers.order_horizon import OrderHorizon, plan_drops
 from fhir_mappers.other_medications import MEDICATION_USERS, other_medication
@@ -163,6 +163,8 @@ def map_record(
             result = _safely(mapper, resource, ref, ctx, rtype, medication=medication)
         else:
             result = _safely(mapper, resource, ref, ctx, rtype)
+        if result is None:
+            continue
         bucket = buckets.get(type(result))
         if bucket is not None:
             bucket.append(result)
@@ -341,9 +343,10 @@ def _collect(
 ) -> list[tuple[str, Mapping[str, Any]]]:
     """Resources with their references, Bundles unpacked, junk reported, duplicates dropped.
 
-    Observations before ``horizon_iso`` are dropped here and Encounters that ended before
-    ``visit_iso`` go to ``old_encounters`` (unreferenced: see ``OldEncounter``): deciding before
-    the reference is built keeps a long history cheap. Entry fullUrls are recorded in
+    Observations before ``horizon_iso`` or of no score (``observations.names_a_score``) are
+    dropped here and Encounters that ended before ``visit_iso`` go to ``old_encounters``
+    (unreferenced: see ``OldEncounter``): deciding before the reference is built keeps a long
+    history cheap. Entry fullUrls are recorded in
     ``ctx.aliases`` first, so that a subject given as ``urn:uuid:...`` is recognised as the
     patient's.
     """
@@ -359,6 +362,7 @@ def _collect(
                 if target and full_url not in aliases:
                     aliases[full_url] = target
     patient = _patient_ref(patient_id)
+    code_lists = ctx.codes
     found: list[tuple[str, Mapping[str, Any]]] = []
     seen: set[str] = set()
     # The loop runs once per resource of the whole history: type() before isinstance(), the
@@ -388,6 +392,8 @@ def _collect(
         if rtype == "Observation":
             if horizon_iso is not None and observation_before(item, horizon_iso):
                 continue
+            if not names_a_score(item, code_lists):
+                continue  # vitals and labs: map_observation would read nothing of them
         elif rtype == "Encounter" and visit_iso is not None:
             day_key = old_encounter_day(item, visit_iso)
             if day_key is not None:

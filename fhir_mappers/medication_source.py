@@ -47,7 +47,11 @@ class ResolvedMedication:
     @property
     def is_psychotropic(self) -> bool:
         """Whether any ingredient counts as psychotropic: the medications the patterns read."""
-        return any(i.is_psychotropic for i in self.ingredients)
+        # A loop, not any(): asked of every medication resource, and a generator costs more.
+        for ingredient in self.ingredients:
+            if ingredient.is_psychotropic:
+                return True
+        return False
 
 
 UNKNOWN = ResolvedMedication(display="", ingredients=())

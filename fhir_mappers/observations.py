@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from fhir_mappers.accessors import as_list, codes, codings, concept_text, get, number, text
-from fhir_mappers.codes import Instrument
+from fhir_mappers.codes import CodeLists, Instrument
 from fhir_mappers.context import MappingContext
 from fhir_mappers.record import Coding, ConditionEntry, SymptomScore
 
@@ -48,6 +48,17 @@ def map_observation(
     when = when or ctx.date(resource.get("effectiveInstant"), rtype, ref, "effectiveInstant")
     when = when or ctx.date(resource.get("issued"), rtype, ref, "issued")
     return SymptomScore(ref=ref, instrument=instrument, loinc=loinc, value=value, when=when)
+
+
+def names_a_score(resource: Mapping[str, Any], code_lists: CodeLists) -> bool:
+    """Whether an Observation's ``code`` is a total-score or panel LOINC of ``code_lists``: the
+    only Observations ``map_observation`` reads. ``mapper`` asks it before building anything
+    for an Observation, since most of a chart's Observations are vitals and labs."""
+    score_codes, panel_codes = code_lists.score_codes, code_lists.panel_codes
+    for code in codes(resource.get("code")):
+        if code in score_codes or code in panel_codes:
+            return True
+    return False
 
 
 def map_condition(

@@ -276,3 +276,35 @@ def test_statement_not_taken(
     record = map_record([resource], table, codes=codes)
     assert record.courses[0].status == status
     assert [e.kind for e in record.intolerances] == ([kind] if kind else [])
+
+
+def _observation(oid: str, loinc: str, **value: Any) -> dict[str, Any]:
+    return {
+        "resourceType": "Observation", "id": oid, "status": "final",
+        "code": {"coding": [{"system": "http://loinc.org", "code": loinc}]},
+        "subject": {"reference": "Patient/p1"}, "effectiveDateTime": "2025-06-20T10:00:00Z",
+        **value,
+    }
+
+
+def test_vitals_and_labs_are_left_out_and_scores_kept(
+    table: IngredientTable, codes: CodeLists
+) -> None:
+    """Most Observations of a chart are vitals and labs: they are passed over (no score, no
+    issue), while a total, a panel carrying one, and a total written with a padded code are
+    read."""
+    resources = [
+        _observation("bp", "8480-6", valueQuantity={"value": 128, "unit": "mm[Hg]"}),
+        _observation("a1c", "4548-4", valueQuantity={"value": 6.1, "unit": "%"}),
+        _observation("no-code", ""),
+        _observation("phq", " 44261-6 ", valueInteger=14),
+        _observation(
+            "panel", "44249-1",
+            component=[{"code": {"coding": [{"code": "44261-6"}]}, "valueInteger": 12}],
+        ),
+    ]
+    record = map_record(resources, table, codes=codes, patient_id="p1")
+    assert [(s.ref, s.value) for s in record.scores] == [
+        ("Observation/phq", 14.0), ("Observation/panel", 12.0),
+    ]
+    assert record.issues == ()
