@@ -23,6 +23,7 @@ from cards.builder import build_card, card_evidence_refs
 from cards.smart_link import timeline_link, with_link
 from cds_service.gather.hook_request import HookRequest
 from cds_service.gather.prefetch import gather_data
+from cds_service.gather.prefetch_templates import resource_type
 from cds_service.gather.service_definitions import ServiceDefinition
 from cds_service.patterns import Finding
 from cds_service.patterns.abstention import NotEvaluable
@@ -118,14 +119,14 @@ def _scrub(value: Any, raw: str, replacement: str) -> Any:
 
 def _map(
     services: Services, req: HookRequest, values: Iterable[Any],
-    medications: Mapping[str, Any], today: date,
+    medications: Mapping[str, Any], today: date, incomplete: frozenset[str],
 ) -> tuple[PatientRecord, DraftOrders, tuple[MappingIssue, ...]]:
     patterns = services.settings.patterns
     record = map_record(
         values, services.table, medications=medications, codes=services.codes,
         horizon=evidence_horizon(patterns, today), order_horizon=order_horizon(patterns, today),
         visit_horizon=visit_horizon(patterns, today),
-        patient_id=req.patient_id, encounter_id=req.encounter_id,
+        patient_id=req.patient_id, encounter_id=req.encounter_id, incomplete=incomplete,
     )
     drafts: DraftOrders = ()
     draft_issues: tuple[MappingIssue, ...] = ()
@@ -134,6 +135,7 @@ def _map(
             req.draft_bundle, services.table, medications=medications, codes=services.codes,
             patient_id=req.patient_id,
             selections=req.selections if req.hook == "order-select" else (),
+            today=today,
         )
     return record, drafts, (*record.issues, *draft_issues)
 
@@ -190,11 +192,19 @@ def run_hook(
         token_problem=req.token_problem,
     )
     if gathered.failed:
-        log.warning("data not available, fewer cards possible: keys=%s", sorted(gathered.failed))
+        log.warning(
+            "data not available in full; patterns that read it abstain: keys=%s",
+            sorted(gathered.failed),
+        )
     now = services.clock()
     today = services.date_of(now)  # the clinic's date: the EHR's dateTimes name local days
+    # Data a key was meant to bring and did not (in full): its absence is no evidence.
+    incomplete = frozenset(
+        resource_type(definition.prefetch[key]) for key in gathered.failed
+        if key in definition.prefetch
+    )
     record, drafts, issues = _map(
-        services, req, gathered.values.values(), gathered.medications, today
+        services, req, gathered.values.values(), gathered.medications, today, incomplete
     )
 
     assessment = assess(

@@ -67,6 +67,7 @@ def map_record(
     visit_horizon: date | None = None,
     patient_id: str | None = None,
     encounter_id: str | None = None,
+    incomplete: Iterable[str] = (),
 ) -> PatientRecord:
     """The patient's timeline from resources and/or Bundles (prefetch values, search pages).
 
@@ -86,6 +87,8 @@ def map_record(
     With a ``patient_id``, resources about another patient (a lenient search that ignored
     ``patient=``) are dropped and counted as issues. ``encounter_id`` (the hook's
     ``context.encounterId``) is the encounter the call is made in: it is today's visit.
+    ``incomplete`` names the resource types whose data did not arrive in full
+    (``PatientRecord.incomplete``).
     """
     ctx = MappingContext(table, codes)
     ctx.current_encounter = f"Encounter/{encounter_id}" if encounter_id else None
@@ -203,6 +206,7 @@ def map_record(
         other_medications=tuple(others),
         birth_date=birth_date,
         current_encounter=f"Encounter/{encounter_id}" if encounter_id else None,
+        incomplete=frozenset(incomplete),
         issues=tuple(ctx.issues),
     )
 
@@ -254,14 +258,19 @@ def map_draft_orders(
     codes: CodeLists,
     patient_id: str | None = None,
     selections: Iterable[str] = (),
+    today: date | None = None,
 ) -> tuple[DraftOrders, tuple[MappingIssue, ...]]:
     """The medication orders of ``context.draftOrders`` (or legacy ``context.medications``).
 
     Other orders (ServiceRequest, NutritionOrder...) are ignored without an issue, and so are
     orders for another patient (counted as an issue). With ``selections`` (order-select), only
     the orders named there (by ``Type/id``, fullUrl or bare id) are marked ``is_selected``; the
-    other drafts are context. When no selection names any order (a client that spells them in
-    some other way), every order is taken as selected rather than none.
+    other drafts are context. When the selections name another draft of the bundle (a lab
+    order), no medication order is selected. When they name nothing in the bundle (a client
+    that spells them in some other way), every order is taken as selected rather than none.
+    ``today`` (the clinic's date) is the day a draft starts, whatever its ``authoredOn`` (the
+    day it was typed or pended): a planned duration (``boundsDuration``, dose steps) runs from
+    it. Without it, drafts are dated by ``authoredOn`` as history orders are.
     """
     ctx = MappingContext(table, codes)
     found = _collect(
@@ -277,13 +286,18 @@ def map_draft_orders(
             or _prohibits(resource)
         ):
             continue
-        result = _safely(_draft, resource, ref, ctx, rtype)
+        result = _safely(_draft, resource, ref, ctx, rtype, today=today)
         if isinstance(result, MappedCourse):
             drafts.append(result.course)
     wanted = _selection_keys(selections, ctx)
     if wanted:
         chosen = [d for d in drafts if _draft_keys(d.ref, ctx) & wanted]
-        if chosen:
+        # A selection that names another draft of the session (a lab order, a referral) chose
+        # no medication: every medication draft is context, none is "the order".
+        names_other = not chosen and any(
+            _draft_keys(ref, ctx) & wanted for ref, _ in found
+        )
+        if chosen or names_other:
             drafts = [
                 replace(d, is_selected=bool(_draft_keys(d.ref, ctx) & wanted)) for d in drafts
             ]
@@ -328,8 +342,10 @@ def unresolved_medication_refs(resources: Iterable[Any]) -> set[str]:
     return wanted - present
 
 
-def _draft(resource: Mapping[str, Any], ref: str, ctx: MappingContext) -> MappedCourse:
-    return map_medication_request(resource, ref, ctx, is_draft=True)
+def _draft(
+    resource: Mapping[str, Any], ref: str, ctx: MappingContext, *, today: date | None
+) -> MappedCourse:
+    return map_medication_request(resource, ref, ctx, is_draft=True, draft_start=today)
 
 
 def _collect(

@@ -58,6 +58,7 @@ def map_medication_request(
     *,
     is_draft: bool = False,
     medication: ResolvedMedication | None = None,
+    draft_start: date | None = None,
 ) -> MappedCourse:
     """A MedicationRequest (R4; DSTU2/STU3 ``dateWritten``/``dateEnded``/``reasonEnded`` read
     too) as a ``MedicationCourse`` (``ref`` "MedicationRequest/<id>").
@@ -68,7 +69,8 @@ def map_medication_request(
     or ``dateEnded``, else the end of its ``boundsDuration`` (``dosage.duration_end``;
     ``validityPeriod`` is the fill window, not the end of treatment), daily dose
     in mg/day from every ``dosageInstruction`` step, and the stop reason classified by the code
-    lists. ``is_draft`` marks an order from ``context.draftOrders``; ``medication`` is
+    lists. ``is_draft`` marks an order from ``context.draftOrders``, and ``draft_start`` (the
+    day of signing) is then its start, from which a planned duration runs; ``medication`` is
     ``resolve_medication`` of the order when the caller has it already. Never raises: unreadable
     fields become ``MappingIssue``s on ``ctx``.
     """
@@ -81,6 +83,8 @@ def map_medication_request(
     dosages = resource.get("dosageInstruction")
     bounds = get(dosages, 0, "timing", "repeat", "boundsPeriod")
     start = ctx.date(authored, rtype, ref, "authoredOn")
+    if is_draft and draft_start is not None:
+        start = draft_start  # authoredOn of a draft is when it was typed, not when it starts
     if start is None and not is_draft:  # a draft's planned start is not history; drafts start now
         start = ctx.date(
             get(bounds, "start"),

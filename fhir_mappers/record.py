@@ -347,6 +347,9 @@ class Dispense:
     days_supply: float | None
     quantity: float | None = None
     authorizing_prescription: str | None = None
+    # When the date names only a month or a year ("2026-09"): the last day it names
+    # (``handed_over`` is the first). None for a full date. Such a fill cannot be placed on a day.
+    handed_over_latest: date | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -412,6 +415,11 @@ class PatientRecord:
     birth_date: date | None = None
     # "Encounter/<id>" of the hook's context.encounterId: the visit happening now.
     current_encounter: str | None = None
+    # FHIR resource types ("Encounter", "MedicationDispense", ...) whose data did not arrive in
+    # full for this call (a prefetch key the client left out and that could not be fetched, a
+    # failed read, pages that did not arrive). What is absent from them is unknown, not absent:
+    # a pattern that would read their absence as evidence abstains instead.
+    incomplete: frozenset[str] = frozenset()
     issues: tuple[MappingIssue, ...] = field(default=(), compare=False)
 
 

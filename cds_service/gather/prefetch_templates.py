@@ -33,6 +33,12 @@ USER_TOKENS: Mapping[str, str] = {
 _SHAPE_CHARS = frozenset("/?&#")
 
 
+def resource_type(template: str) -> str:
+    """The FHIR resource type a prefetch template reads: "Encounter" for
+    "Encounter?patient={{context.patientId}}", "Patient" for "Patient/{{context.patientId}}"."""
+    return template.strip().lstrip("/").split("?", 1)[0].split("/", 1)[0]
+
+
 def template_tokens(template: str) -> set[str]:
     """The token names used in ``template``, without braces or surrounding spaces."""
     return {m.group(1).strip() for m in _TOKEN.finditer(template)}

@@ -20,3 +20,20 @@ class NotEvaluable:
     pattern_id: str
     reason: str  # e.g. "3 of 6 fills in the last 180 days have no days' supply"
     references: tuple[str, ...] = ()  # the resources whose data were missing, for the audit row
+
+
+def data_unavailable(
+    pattern_id: str, incomplete: frozenset[str], reads_absence_of: tuple[str, ...]
+) -> NotEvaluable | None:
+    """The abstention of a pattern about to fire on what ``reads_absence_of`` (FHIR resource
+    types) does *not* show, when some of that data did not arrive in full
+    (``PatientRecord.incomplete``); None when all of it did."""
+    missing = [t for t in reads_absence_of if t in incomplete]
+    if not missing:
+        return None
+    return NotEvaluable(
+        pattern_id,
+        reason=f"{' and '.join(missing)} data did not arrive in full for this call (a prefetch"
+        " key left out and not fetchable, a failed read or missing pages): what it does not"
+        " show is unknown",
+    )

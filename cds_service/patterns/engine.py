@@ -14,6 +14,7 @@ from typing import Any
 
 from cds_service.patterns import ALL_PATTERNS, Finding
 from cds_service.patterns.abstention import NotEvaluable
+from cds_service.patterns.draft_plan import planned_record
 from fhir_mappers.record import DraftOrders, PatientRecord
 
 log = logging.getLogger(__name__)
@@ -101,13 +102,17 @@ def assess(
     At ``patient-view`` every standing pattern counts; at order hooks only findings that concern a
     psychotropic draft order do, and an order without any psychotropic gets no findings at all.
     At order-select only the drafts in ``context.selections`` (``is_selected``) are the orders
-    being chosen: the other drafts are context and are not evaluated as the order.
+    being chosen: the other drafts are context and are not evaluated as the order. Drafts that
+    stop or replace a history order end it first, and drafts that prescribe nothing are left
+    out (``patterns.draft_plan``).
     A detector may return ``NotEvaluable`` (``patterns.abstention``): the data cannot support a
     finding either way; it is collected, never shown.
     A detector that raises is logged and reported through ``on_error``; the others still run
     (``raise_errors`` re-raises instead, for tests).
     """
     is_order_hook = hook in ORDER_HOOKS
+    # Every draft of the session, selected or not, may stop or replace a history order.
+    record, drafts = planned_record(record, drafts, now)
     if is_order_hook:
         drafts = tuple(d for d in drafts if d.is_selected)
         if not any(d.is_psychotropic for d in drafts):

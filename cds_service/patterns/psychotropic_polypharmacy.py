@@ -158,10 +158,12 @@ def _overlapping(agents: list[_Agent], min_overlap_days: int) -> list[_Agent]:
     """The largest set of agents that all run together for ``min_overlap_days`` or more.
 
     A set's common span starts at its latest start; so for each start ``s``, the agents begun by
-    ``s`` and planned to run at least ``min_overlap_days`` beyond it run together that long.
+    ``s`` and planned to run at least ``min_overlap_days`` days from it, both days counted (a
+    planned end is the last day taken, as a FHIR Period's end is inclusive), run together that
+    long: a course planned for 90 days from today overlaps an open one for 90 days.
     """
     best: list[_Agent] = []
-    span = timedelta(days=min_overlap_days)
+    span = timedelta(days=min_overlap_days - 1)
     for s in sorted({a.start for a in agents}):
         together = [
             a

@@ -8,11 +8,18 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import date
 from functools import lru_cache
 
 from cds_service.patterns.timeline import is_current, taken_courses
-from fhir_mappers.record import CURRENT_STATUSES, MedicationCourse, PatientRecord
+from fhir_mappers.record import (
+    CURRENT_STATUSES,
+    Ingredient,
+    MedicationCourse,
+    PatientRecord,
+    was_taken,
+)
 
 _WORD = re.compile(r"[a-z0-9]+")
 
@@ -35,8 +42,28 @@ def _padded_phrases(phrases: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(padded_words(p) for p in phrases if p.strip())
 
 
+@dataclass(frozen=True, slots=True)
+class SignsOfLife:
+    """What the record says of each ingredient's use (by ingredient name), read in one pass
+    (``signs_of_life``) so that judging every order costs lookups, not another pass.
+
+    ``latest``: the latest day anything shows it in use. ``stops``: (day recorded, day ended)
+    of each course that was taken and has ended (stopped or completed, with an end date), the
+    day recorded being its ``dateAsserted``, else its start."""
+
+    latest: Mapping[str, date]
+    stops: Mapping[str, tuple[tuple[date, date], ...]]
+
+    def get(self, name: str) -> date | None:
+        """The latest sign of use of the ingredient ``name``, or None."""
+        return self.latest.get(name)
+
+
+_ENDED = frozenset({"stopped", "completed"})
+
+
 def last_sign_of_life(
-    course: MedicationCourse, record: PatientRecord, signs: Mapping[str, date] | None = None
+    course: MedicationCourse, record: PatientRecord, signs: SignsOfLife | None = None
 ) -> date | None:
     """The latest date anything shows the course's ingredients in use: the order itself, a
     renewal or statement of the same ingredient, or a fill of it. ``signs`` is
@@ -47,19 +74,29 @@ def last_sign_of_life(
     return max(known) if known else None
 
 
-def signs_of_life(record: PatientRecord) -> dict[str, date]:
-    """The latest start of a course, hand-over of a fill, or assertion of an active statement
-    (``dateAsserted``: a medication reconciliation saying the drug is taken) of each ingredient
-    (by name): one pass over the record, so that judging every order costs a lookup, not
-    another pass."""
+def signs_of_life(record: PatientRecord) -> SignsOfLife:
+    """The ``SignsOfLife`` of the record: the latest start of a course that was prescribed or
+    taken (``was_taken``), hand-over of a completed fill, or assertion of an active statement
+    (``dateAsserted``: a medication reconciliation saying the drug is taken) of each
+    ingredient, and the recorded ends of its courses.
+
+    Only records of use count: a not-taken, cancelled or unknown record, a proposal, an
+    unsigned order or a declined fill says nothing about the drug being taken, and must not keep an old
+    "active" order in today's regimen."""
     latest: dict[str, date] = {}
-    dated = [(c.start, c.ingredients) for c in record.courses]
-    dated += [
-        (c.asserted, c.ingredients)
-        for c in record.courses
-        if c.asserted is not None and c.status in CURRENT_STATUSES["MedicationStatement"]
-    ]
-    dated += [(d.handed_over, d.ingredients) for d in record.dispenses]
+    stops: dict[str, list[tuple[date, date]]] = {}
+    dated: list[tuple[date | None, tuple[Ingredient, ...]]] = []
+    for c in record.courses:
+        if not was_taken(c) or c.status == "unknown":  # "unknown": use not known either way
+            continue
+        dated.append((c.start, c.ingredients))
+        if c.asserted is not None and c.status in CURRENT_STATUSES["MedicationStatement"]:
+            dated.append((c.asserted, c.ingredients))
+        recorded = c.asserted or c.start
+        if c.status in _ENDED and c.end is not None and recorded is not None:
+            for ingredient in c.ingredients:
+                stops.setdefault(ingredient.name, []).append((recorded, c.end))
+    dated += [(d.handed_over, d.ingredients) for d in record.dispenses if d.status == "completed"]
     for when, ingredients in dated:
         if when is None:
             continue
@@ -67,7 +104,7 @@ def signs_of_life(record: PatientRecord) -> dict[str, date]:
             seen = latest.get(ingredient.name)
             if seen is None or when > seen:
                 latest[ingredient.name] = when
-    return latest
+    return SignsOfLife(latest, {name: tuple(ends) for name, ends in stops.items()})
 
 
 def is_stale(
@@ -75,15 +112,39 @@ def is_stale(
     record: PatientRecord,
     now: date,
     stale_order_days: int,
-    signs: Mapping[str, date] | None = None,
+    signs: SignsOfLife | None = None,
 ) -> bool:
-    """An order still marked active with no renewal, fill or statement for ``stale_order_days``:
-    EHRs rarely close old orders, so "active" alone does not make it today's regimen.
-    ``signs`` is ``signs_of_life(record)``, passed by callers that ask about many courses."""
+    """An order still marked active that the record no longer bears out: no renewal, fill or
+    statement for ``stale_order_days``, or a later record (a statement from a medication
+    reconciliation, a later order) says the drug was stopped after this order began, and
+    nothing shows it taken since (``stopped_since``). EHRs rarely close old orders, so
+    "active" alone does not make it today's regimen. ``signs`` is ``signs_of_life(record)``,
+    passed by callers that ask about many courses."""
     if course.is_draft or course.end is not None:
         return False  # an order with a planned end says itself how long it runs
+    signs = signs_of_life(record) if signs is None else signs
+    if stopped_since(course, signs):
+        return True
     seen = last_sign_of_life(course, record, signs)
     return seen is not None and (now - seen).days > stale_order_days
+
+
+def stopped_since(course: MedicationCourse, signs: SignsOfLife) -> bool:
+    """Whether every ingredient of the open ``course`` has a later record of its end: a course
+    recorded after this one began (by ``dateAsserted`` or start), ended after it began, with
+    no sign of use after that end. A renewal written before the old order's end is no such
+    record: it was recorded before the order it would end began."""
+    if course.start is None or not course.ingredients:
+        return False
+    began = course.start
+    for ingredient in course.ingredients:
+        last_use = signs.latest.get(ingredient.name)
+        if not any(
+            recorded > began and ended > began and (last_use is None or last_use <= ended)
+            for recorded, ended in signs.stops.get(ingredient.name, ())
+        ):
+            return False
+    return True
 
 
 def standing_regimen(

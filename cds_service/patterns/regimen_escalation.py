@@ -48,6 +48,7 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Literal
 
+from cds_service.patterns.abstention import NotEvaluable, data_unavailable
 from cds_service.patterns.base import EvidenceItem, Finding
 from cds_service.patterns.evidence import (
     daily_dose_label,
@@ -103,8 +104,9 @@ class Thresholds:
 
 def detect(
     record: PatientRecord, drafts: DraftOrders, thresholds: Thresholds, now: date
-) -> Finding | None:
-    """Escalation as of ``now`` (dates in days); None when it is not there."""
+) -> Finding | NotEvaluable | None:
+    """Escalation as of ``now`` (dates in days); None when it is not there, ``NotEvaluable``
+    when it would be but the orders did not arrive in full (``PatientRecord.incomplete``)."""
     since = now - timedelta(days=thresholds.window_days)
     signs = signs_of_life(record)
     courses = [
@@ -133,6 +135,10 @@ def detect(
         escalations.append((event, kind))
     if not _included(escalations, thresholds):
         return None
+    # An order missing from partial data can make a continuing agent read as a new one.
+    unavailable = data_unavailable(PATTERN_ID, record.incomplete, ("MedicationRequest",))
+    if unavailable is not None:
+        return unavailable
     facts: dict[str, object] = {
         "escalation_count": len(escalations),
         "window_months": months(thresholds.window_days),

@@ -46,7 +46,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, timedelta
 
-from cds_service.patterns.abstention import NotEvaluable
+from cds_service.patterns.abstention import NotEvaluable, data_unavailable
 from cds_service.patterns.base import EvidenceItem, Finding
 from cds_service.patterns.evidence import (
     daily_dose_label,
@@ -65,6 +65,9 @@ from cds_service.patterns.timeline import (
 from fhir_mappers.record import COMPLETED_VISIT_STATUSES, DraftOrders, PatientRecord, Visit
 
 PATTERN_ID = "visits-lag-changes"
+# Visits and orders: a visit missing from partial data reads as no visit, and an order missing
+# from it can make a continuing agent read as a new one.
+_READS_ABSENCE_OF = ("Encounter", "MedicationRequest")
 
 _INPATIENT_STATUSES = frozenset({"finished", "completed", "in-progress"})
 
@@ -111,6 +114,11 @@ def detect(
     trigger = _included(changes, in_window, visit_days, thresholds)
     if trigger is None:
         return None
+    # Fewer visits than changes is read from the visits on record, and the changes from every
+    # order: both must have arrived in full.
+    unavailable = data_unavailable(PATTERN_ID, record.incomplete, _READS_ABSENCE_OF)
+    if unavailable is not None:
+        return unavailable
     unread = _unread_visits(record, thresholds, since, now)
     if unread:
         maybe = sorted(set(visit_days) | {day for _, day in unread})

@@ -242,8 +242,9 @@ def test_documented_cross_taper_does_not_fire() -> None:
 
 
 def test_cross_taper_of_89_days_is_a_near_miss_and_90_fires() -> None:
-    assert detect(_cross_taper(89), (), DEFAULTS, NOW) is None
-    finding = detect(_cross_taper(90), (), DEFAULTS, NOW)
+    # Both days counted: a planned end 88 days from today is 89 days together, 89 is 90.
+    assert detect(_cross_taper(88), (), DEFAULTS, NOW) is None
+    finding = detect(_cross_taper(89), (), DEFAULTS, NOW)
     assert finding is not None and finding.facts["antipsychotic_count"] == 2
 
 
@@ -254,7 +255,8 @@ def test_draft_against_a_tapering_order_is_a_cross_taper() -> None:
 
 def test_overlap_threshold_comes_from_config() -> None:
     shorter = with_thresholds(PATTERN_ID, min_overlap_days=28)
-    assert detect(_cross_taper(28), (), shorter, NOW) is not None
+    assert detect(_cross_taper(27), (), shorter, NOW) is not None
+    assert detect(_cross_taper(26), (), shorter, NOW) is None
 
 
 def test_long_overlap_that_ends_soon_still_counts() -> None:

@@ -1,0 +1,224 @@
+"""The regimen a prescriber is adding to, read as the record and the ordering session say it is.
+
+Antipsychotic polypharmacy at order-sign (an aripiprazole draft next to a risperidone order) is
+the probe: each variant changes what the record or the session says of the risperidone, and the
+card must follow. What is not use (a not-taken statement, a cancelled order, a proposal, a
+declined fill, an unsigned order) never keeps an old order alive; a later record of a stop ends
+it; the session's own drafts (a discontinuation, a ``priorPrescription``, a planned duration, a
+lab order selected) are read as the plan they are.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from tests.realworld.builders import (
+    concept,
+    daily,
+    day,
+    dispense,
+    encounter,
+    order,
+    request,
+)
+from tests.realworld.conftest import topics
+
+POLY = "psychotropic-polypharmacy"
+Post = Callable[[dict[str, Any]], Any]
+OLD = 400  # days: past the 365-day stale-order limit
+
+
+def _aripiprazole(pid: str, **extra: Any) -> dict[str, Any]:
+    return order(
+        "dr-ari", pid, "aripiprazole10", authored=day(0, "T15:00:00-05:00"), status="draft",
+        dosage=[daily(10)], **extra,
+    )
+
+
+def _risperidone(pid: str, days_ago: int, **extra: Any) -> dict[str, Any]:
+    return order(
+        "mr-risp", pid, "risperidone2", authored=day(days_ago, "T09:30:00-05:00"),
+        dosage=[daily(2)], **extra,
+    )
+
+
+def _statement(pid: str, sid: str, status: str, **extra: Any) -> dict[str, Any]:
+    return {
+        "resourceType": "MedicationStatement", "id": sid, "status": status,
+        "subject": {"reference": f"Patient/{pid}"},
+        "medicationCodeableConcept": concept("risperidone2"), **extra,
+    }
+
+
+def _sign(pid: str, history: list[dict[str, Any]], drafts: list[dict[str, Any]]) -> Any:
+    return request("order-sign", pid, history, drafts=drafts)
+
+
+# What is no use of the drug, recorded recently next to an order past the stale limit.
+NOT_USE: dict[str, Callable[[str], dict[str, Any]]] = {
+    "not-taken statement": lambda pid: _statement(
+        pid, "ms-1", "not-taken", effectiveDateTime=day(20)
+    ),
+    "unknown statement": lambda pid: _statement(pid, "ms-1", "unknown", effectiveDateTime=day(20)),
+    "cancelled order": lambda pid: order(
+        "mr-c", pid, "risperidone2", authored=day(20), status="cancelled", dosage=[daily(2)]
+    ),
+    "proposal": lambda pid: order(
+        "mr-p", pid, "risperidone2", authored=day(20), intent="proposal", dosage=[daily(2)]
+    ),
+    "unsigned order in the history": lambda pid: order(
+        "mr-d", pid, "risperidone2", authored=day(20), status="draft", dosage=[daily(2)]
+    ),
+    "declined fill": lambda pid: dispense(
+        "md-1", pid, "risperidone2", day(20), days=30, status="declined"
+    ),
+}
+
+
+@pytest.mark.parametrize("kind", list(NOT_USE))
+def test_what_is_not_use_keeps_no_old_order_alive(post: Post, kind: str) -> None:
+    pid = f"plan-notuse-{kind.replace(' ', '-')}"
+    body = _sign(pid, [_risperidone(pid, OLD), NOT_USE[kind](pid)], [_aripiprazole(pid)])
+    assert POLY not in topics(post(body))
+
+
+def test_a_completed_fill_keeps_the_old_order_alive(post: Post) -> None:
+    pid = "plan-fill-alive"
+    fill = dispense("md-1", pid, "risperidone2", day(20), days=30)
+    body = _sign(pid, [_risperidone(pid, OLD), fill], [_aripiprazole(pid)])
+    assert POLY in topics(post(body))
+
+
+def _stopped_statement(pid: str, *, asserted: int, ended: int) -> dict[str, Any]:
+    return _statement(
+        pid, "ms-rec", "stopped", dateAsserted=day(asserted),
+        effectivePeriod={"end": day(ended)},
+    )
+
+
+def test_a_later_record_of_a_stop_ends_an_open_order(post: Post) -> None:
+    # A reconciliation 15 days ago: risperidone stopped 120 days ago. The order (200 days old,
+    # not yet stale) is no longer today's regimen.
+    pid = "plan-stopped-since"
+    history = [_risperidone(pid, 200), _stopped_statement(pid, asserted=15, ended=120)]
+    assert POLY not in topics(post(_sign(pid, history, [_aripiprazole(pid)])))
+
+
+def test_use_after_the_recorded_stop_keeps_the_order(post: Post) -> None:
+    pid = "plan-restarted"
+    history = [
+        _risperidone(pid, 200),
+        _stopped_statement(pid, asserted=15, ended=120),
+        dispense("md-1", pid, "risperidone2", day(60), days=30),
+    ]
+    assert POLY in topics(post(_sign(pid, history, [_aripiprazole(pid)])))
+
+
+def test_a_renewal_written_before_the_old_order_ended_is_not_ended_by_it(post: Post) -> None:
+    # The old order completed 10 days ago; its renewal was signed 11 days ago: the renewal
+    # was recorded after the old order began, but the old order's end is no record about it.
+    pid = "plan-renewal"
+    old = order(
+        "mr-old", pid, "risperidone2", authored=day(100), status="completed",
+        dosage=[daily(2, boundsPeriod={"start": day(100), "end": day(10)})],
+    )
+    history = [old, _risperidone(pid, 11)]
+    assert POLY in topics(post(_sign(pid, history, [_aripiprazole(pid)])))
+
+
+def test_a_discontinuation_in_the_session_is_a_switch(post: Post) -> None:
+    pid = "plan-discontinue"
+    history = [_risperidone(pid, 30)]
+    stop = _risperidone(pid, 30, status="stopped")  # the same order, re-sent to be stopped
+    assert POLY in topics(post(_sign(pid, history, [_aripiprazole(pid)])))
+    assert POLY not in topics(post(_sign(pid, history, [_aripiprazole(pid), stop])))
+
+
+@pytest.mark.parametrize(
+    "change", [{"status": "cancelled"}, {"intent": "option"}, {"intent": "proposal"}]
+)
+def test_a_draft_that_prescribes_nothing_adds_no_agent(post: Post, change: dict[str, str]) -> None:
+    pid = f"plan-not-prescribed-{'-'.join(change.values())}"
+    draft = {**_aripiprazole(pid), **change}
+    assert POLY not in topics(post(_sign(pid, [_risperidone(pid, 30)], [draft])))
+
+
+def test_prior_prescription_makes_the_draft_a_replacement(post: Post) -> None:
+    pid, other_pid = "plan-prior", "plan-prior-other"
+    replacing = _aripiprazole(pid, priorPrescription={"reference": "MedicationRequest/mr-risp"})
+    assert POLY not in topics(post(_sign(pid, [_risperidone(pid, 30)], [replacing])))
+    # A prior order that is not the risperidone replaces nothing the patient takes.
+    other = _aripiprazole(
+        other_pid, priorPrescription={"reference": "MedicationRequest/mr-elsewhere"}
+    )
+    assert POLY in topics(post(_sign(other_pid, [_risperidone(other_pid, 30)], [other])))
+
+
+@pytest.mark.parametrize(
+    ("authored", "days", "fires"),
+    [
+        (None, 14, False),  # a bridge of 14 days, no authoredOn: 14 days from signing
+        (20, 14, False),  # pended 20 days ago: still 14 days from signing, not 6 days ago
+        (None, 89, False),  # just under the 90-day overlap
+        (None, 90, True),
+        (20, 120, True),
+    ],
+)
+def test_a_planned_duration_runs_from_the_day_of_signing(
+    post: Post, authored: int | None, days: int, fires: bool
+) -> None:
+    pid = f"plan-duration-{authored}-{days}"
+    draft = _aripiprazole(pid, dosageInstruction=[daily(10, timing={"repeat": {
+        "frequency": 1, "period": 1, "periodUnit": "d",
+        "boundsDuration": {"value": days, "unit": "days", "system": "http://unitsofmeasure.org",
+                           "code": "d"},
+    }})])
+    if authored is None:
+        del draft["authoredOn"]
+    else:
+        draft["authoredOn"] = day(authored)
+    assert (POLY in topics(post(_sign(pid, [_risperidone(pid, 30)], [draft])))) is fires
+
+
+def test_a_selected_lab_order_selects_no_medication(post: Post) -> None:
+    pid = "plan-select-lab"
+    lab = {
+        "resourceType": "ServiceRequest", "id": "lab-1", "status": "draft", "intent": "order",
+        "subject": {"reference": f"Patient/{pid}"},
+        "code": {"text": "Prolactin level"},
+    }
+    body = request("order-select", pid, [_risperidone(pid, 30)],
+                   drafts=[_aripiprazole(pid), lab], selections=["ServiceRequest/lab-1"])
+    assert POLY not in topics(post(body))
+    body["context"]["selections"] = ["MedicationRequest/dr-ari"]
+    body["hookInstance"] += "-2"
+    assert POLY in topics(post(body))
+
+
+def test_visits_missing_from_the_request_are_unknown_not_absent(post: Post) -> None:
+    """No encounters sent and none fetchable: visits-lag-changes cannot say visits are missing;
+    sent as an empty result (none on record), it can."""
+    pid = "plan-no-encounters"
+    history = [
+        order("mr-s1", pid, "sertraline50", authored=day(200), status="completed",
+              dosage=[daily(50, timing={"repeat": {"frequency": 1, "period": 1,
+                                                    "periodUnit": "d",
+                                                    "boundsPeriod": {"start": day(200),
+                                                                     "end": day(80)}}})]),
+        order("mr-s2", pid, "sertraline100", authored=day(80), dosage=[daily(100)]),
+        order("mr-q", pid, "quetiapine100", authored=day(50), dosage=[daily(100)]),
+        order("mr-f", pid, "fluoxetine20", authored=day(30), dosage=[daily(20)]),
+        encounter("enc-old", pid, day(400)),
+    ]
+    body = request("patient-view", pid, history)
+    assert "visits-lag-changes" in topics(post(body))
+
+    missing = request("patient-view", f"{pid}-2", [
+        {**r, "subject": {"reference": f"Patient/{pid}-2"}} for r in history
+    ])
+    del missing["prefetch"]["encounters"]
+    del missing["fhirServer"]  # nothing to fetch the encounters from
+    assert "visits-lag-changes" not in topics(post(missing))
