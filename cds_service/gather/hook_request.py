@@ -5,11 +5,17 @@ lenient everywhere else: the optional ``fhirAuthorization`` (see ``_access_token
 fields and ``extension`` objects (hooks evolve by adding optional fields), and the FHIR content
 of ``draftOrders`` / ``medications`` / ``prefetch``, which is left to the forgiving mappers.
 Error messages name the field, never its value, since values may carry PHI or tokens.
+
+``context.patientId`` and ``context.encounterId`` are FHIR ids: a ``Patient/`` (``Encounter/``)
+prefix is dropped here, once, so that every reference, query, pseudonym and log downstream sees
+the bare id; what is not an R4 id after that is refused. Strings the audit log stores
+(``hookInstance``, ``context.userId``) are refused when longer than it can hold.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -44,19 +50,34 @@ _AUTH_FIELDS: Mapping[str, type] = {
     "scope": str,
     "subject": str,
 }
-# hookInstance becomes the request id in every log line: keep it short and printable.
-_MAX_HOOK_INSTANCE = 128
+# The longest values the audit log stores: storage.audit.models CardRow.hook_instance (which is
+# also the request id of every log line, so it must stay short and printable) and
+# CardRow.practitioner. A longer value would fail the audit insert on PostgreSQL and lose the
+# row. gather may not import storage (.importlinter), so
+# tests/cds_service/gather/test_hook_request_ids.py holds these to the column lengths.
+MAX_LENGTHS: Mapping[str, int] = {"hookInstance": 128, "context.userId": 256}
+# R4 id (http://hl7.org/fhir/R4/datatypes.html#id): nothing else can name a resource, and the
+# value goes into references ("Patient/<id>") and search URLs.
+FHIR_ID_PATTERN = r"[A-Za-z0-9\-.]{1,64}"
+_FHIR_ID = re.compile(FHIR_ID_PATTERN)
+# Two ids that match it but are URL dot-segments: "Patient/.." would resolve to the server base.
+_DOT_SEGMENTS = frozenset({".", ".."})
+# Context fields holding the FHIR id of a resource of this type; "<type>/<id>" (a relative
+# reference to the same resource, as some EHRs send it) is taken as the id.
+ID_FIELDS: Mapping[str, str] = {"patientId": "Patient", "encounterId": "Encounter"}
 # orjson's fixed nesting limit for parsing.
 MAX_JSON_DEPTH = 1024
+_UTF8_BOM = b"\xef\xbb\xbf"
 
 
 @dataclass(frozen=True, slots=True)
 class HookRequest:
     """A validated CDS Hooks request for one service.
 
-    ``hook_instance`` (at most 128 printable characters), ``patient_id``, ``user_id`` and
-    ``encounter_id`` are the request's strings as sent (``context.patientId`` is a FHIR logical
-    id, not yet pseudonymised). ``context`` is the whole ``context`` object; ``draft_bundle`` is
+    ``hook_instance`` (at most 128 printable characters) and ``user_id`` (at most 256) are the
+    request's strings as sent; ``patient_id`` and ``encounter_id`` are bare FHIR ids (a
+    ``Patient/`` or ``Encounter/`` prefix removed; not yet pseudonymised). ``context`` is the
+    whole ``context`` object, a copy holding those bare ids; ``draft_bundle`` is
     ``context.draftOrders`` (``context.medications`` for medication-prescribe), unchecked FHIR;
     ``selections`` the order-select references (``"MedicationRequest/123"``), else empty.
     ``fhir_server`` is an http(s) base URL not yet checked against the allow-list; ``prefetch``
@@ -83,13 +104,21 @@ class HookRequest:
 
 
 def parse_json_object(body: bytes, what: str = "request body") -> dict[str, Any]:
-    """Parse ``body`` (UTF-8 JSON bytes) into a dict; ``what`` names it in error messages.
+    """Parse ``body`` (UTF-8 JSON bytes, a leading byte order mark ignored) into a dict; ``what``
+    names it in error messages.
 
-    Raises ``RequestError`` with code ``malformed-json`` when it is not JSON or is nested deeper
-    than ``MAX_JSON_DEPTH`` (1024) levels, and ``invalid-request`` when it is not an object.
+    Raises ``RequestError`` with code ``malformed-json`` when it is not JSON, not UTF-8 (UTF-16
+    or UTF-32, or bytes that are not valid UTF-8: the message says it must be UTF-8) or nested
+    deeper than ``MAX_JSON_DEPTH`` (1024) levels, and ``invalid-request`` when it is not an
+    object.
     """
+    text: bytes | memoryview = body
+    if body.startswith(_UTF8_BOM):
+        # RFC 8259 §8.1 lets a parser ignore it, and Windows/.NET clients send one. A view, not
+        # a copy: the body may be megabytes.
+        text = memoryview(body)[len(_UTF8_BOM):]
     try:
-        data = orjson.loads(body)
+        data = orjson.loads(text)
     except orjson.JSONDecodeError as exc:
         # orjson stops at 1024 levels; say so, or a client would hunt for a syntax error.
         if "depth limit" in exc.msg or "recursion" in exc.msg.lower():
@@ -97,10 +126,31 @@ def parse_json_object(body: bytes, what: str = "request body") -> dict[str, Any]
                 f"{what} is nested too deeply (at most {MAX_JSON_DEPTH} levels)",
                 code="malformed-json",
             ) from exc
+        encoding = _wrong_encoding(text)
+        if encoding is not None:
+            raise RequestError(
+                f"{what} must be JSON encoded as UTF-8 (RFC 8259 §8.1); it {encoding}",
+                code="malformed-json",
+            ) from exc
         raise RequestError(f"{what} is not valid JSON", code="malformed-json") from exc
     if not isinstance(data, dict):
         raise RequestError(f"{what} must be a JSON object", code="invalid-request")
     return data
+
+
+def _wrong_encoding(text: bytes | memoryview) -> str | None:
+    """How a body that failed to parse is not UTF-8 ("looks like UTF-16 or UTF-32", "holds bytes
+    that are not valid UTF-8"), or None when it is UTF-8 (then it is simply not JSON)."""
+    head = bytes(text[:4])
+    # JSON text starts with ASCII (RFC 4627 §3): in UTF-16/32 one of its first 4 bytes is a NUL,
+    # unless a UTF-16/32 byte order mark comes first.
+    if head.startswith((b"\xff\xfe", b"\xfe\xff", b"\x00\x00\xfe\xff")) or b"\x00" in head:
+        return "looks like UTF-16 or UTF-32"
+    try:
+        str(text, "utf-8")
+    except UnicodeDecodeError:
+        return "holds bytes that are not valid UTF-8"
+    return None
 
 
 def _has_type(value: Any, kind: str) -> bool:
@@ -124,11 +174,43 @@ def _require(data: Mapping[str, Any], name: str, kind: str, where: str = "") -> 
 
 
 def _check_hook_instance(value: str) -> None:
-    if len(value) > _MAX_HOOK_INSTANCE or any(ord(c) < 32 or ord(c) == 127 for c in value):
+    limit = MAX_LENGTHS["hookInstance"]
+    if len(value) > limit or any(ord(c) < 32 or ord(c) == 127 for c in value):
         raise RequestError(
-            f"hookInstance must be at most {_MAX_HOOK_INSTANCE} characters, no control characters",
+            f"hookInstance must be at most {limit} characters, no control characters",
             code="invalid-field",
         )
+
+
+def _check_length(value: str | None, name: str) -> None:
+    """Raises ``RequestError`` (``invalid-field``) naming ``name`` when ``value`` is longer than
+    ``MAX_LENGTHS[name]``."""
+    limit = MAX_LENGTHS[name]
+    if value is not None and len(value) > limit:
+        raise RequestError(
+            f"{name} must be at most {limit} characters (the longest the audit log stores)",
+            code="invalid-field",
+        )
+
+
+def bare_id(value: str, name: str) -> str:
+    """The FHIR id in ``context.<name>`` (a key of ``ID_FIELDS``): ``value`` itself, or what
+    follows its ``"<type>/"`` prefix ("Patient/123" -> "123").
+
+    Raises ``RequestError`` (``invalid-field``) naming ``context.<name>``, never the value, when
+    that is not an R4 id (1-64 ASCII letters, digits, "-" and ".") or is "." or "..".
+    """
+    resource_type = ID_FIELDS[name]
+    prefix = resource_type + "/"
+    ident = value.removeprefix(prefix)
+    if _FHIR_ID.fullmatch(ident) is None or ident in _DOT_SEGMENTS:
+        raise RequestError(
+            f"context.{name} must be the {resource_type} id: 1-64 ASCII letters, digits, '-' "
+            f"or '.' (not '.' or '..'), optionally written as '{prefix}<id>'; no absolute URL, "
+            "version or query",
+            code="invalid-field",
+        )
+    return ident
 
 
 def _access_token(data: Mapping[str, Any]) -> tuple[str | None, str | None]:
@@ -190,9 +272,10 @@ def parse_hook_request(data: Mapping[str, Any], service_id: str, hook: str) -> H
     Raises ``RequestError``: ``missing-field`` for a required field absent or null (``hook``,
     ``hookInstance``, ``context`` and the hook's ``CONTEXT_FIELDS``), ``invalid-field`` for a
     wrong JSON type or empty value, a ``hookInstance`` over 128 characters or with control
-    characters, a ``fhirServer`` that is not an http(s) URL or a ``prefetch`` that is not an
-    object, and ``hook-mismatch`` when ``hook`` is not this service's. A faulty
-    ``fhirAuthorization`` never raises (see ``_access_token``).
+    characters, a ``context.userId`` over 256 characters, a ``context.patientId`` or
+    ``context.encounterId`` that is not a FHIR id (``bare_id``), a ``fhirServer`` that is not an
+    http(s) URL or a ``prefetch`` that is not an object, and ``hook-mismatch`` when ``hook`` is
+    not this service's. A faulty ``fhirAuthorization`` never raises (see ``_access_token``).
     """
     _require(data, "hook", _STRING)
     _require(data, "hookInstance", _STRING)
@@ -209,6 +292,11 @@ def parse_hook_request(data: Mapping[str, Any], service_id: str, hook: str) -> H
     for name, kind in _OPTIONAL_CONTEXT.items():
         if context.get(name) is not None:
             _require(context, name, kind, "context.")
+    _check_length(context.get("userId"), "context.userId")
+    # Prefetch templates and medication references are filled from the context: it must carry
+    # the bare ids too (a copy: the caller's body is left as sent).
+    ids = {name: bare_id(context[name], name) for name in ID_FIELDS if context.get(name)}
+    context = {**context, **ids}
     fhir_server = data.get("fhirServer")
     if fhir_server is not None and not (
         isinstance(fhir_server, str) and fhir_server.startswith(("http://", "https://"))
@@ -223,9 +311,9 @@ def parse_hook_request(data: Mapping[str, Any], service_id: str, hook: str) -> H
         service_id=service_id,
         hook=hook,
         hook_instance=data["hookInstance"],
-        patient_id=context["patientId"],
+        patient_id=ids["patientId"],
         user_id=context.get("userId"),
-        encounter_id=context.get("encounterId"),
+        encounter_id=ids.get("encounterId"),
         context=context,
         draft_bundle=draft_bundle,
         selections=tuple(context.get("selections") or ()),

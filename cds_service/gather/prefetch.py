@@ -228,8 +228,8 @@ def _run_job(
         if pages >= max_pages:
             partial = f"stopped after fhir.max_pages ({max_pages}) pages"
             break
-        if server is None or not is_under(server, url) or not client.is_allowed(url):
-            partial = "next link not followed: it is outside the allow-listed fhirServer"
+        partial = _unfollowable(url, server, client)
+        if partial is not None:
             break
         if url in seen:
             partial = "next link points to a page already read"
@@ -247,3 +247,15 @@ def _run_job(
         pages, from_server = pages + 1, True
         url = next_link(page)
     return _Result(merged_pages(first, entries), partial, from_server)
+
+
+def _unfollowable(url: str, server: str | None, client: FhirClient) -> str | None:
+    """Why the ``next`` link ``url`` of a prefetched or fetched page is not read (the key is then
+    partial), or None when it may be read: only pages under the request's allow-listed
+    ``server`` are, with the request's token."""
+    if server is None:
+        return "next link not followed: the request has no fhirServer to read it from"
+    if not is_under(server, url):
+        return "next link not followed: it is outside the request's fhirServer"
+    refusal = client.refusal(url)
+    return refusal and f"next link not followed: it is {refusal}"

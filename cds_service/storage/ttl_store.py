@@ -31,7 +31,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from cds_service.settings import CacheSettings
 from cds_service.storage.audit.database import write_transaction
-from cds_service.storage.audit.models import SHARED_KEY
+from cds_service.storage.audit.models import SHARED_KEY, max_lengths
 
 log = logging.getLogger(__name__)
 
@@ -188,6 +188,7 @@ _PRESENT = select(SHARED_KEY.c.key).where(
     SHARED_KEY.c.key.in_(bindparam("keys", expanding=True)),
     SHARED_KEY.c.expires_at > bindparam("now"),
 )
+_KEY_LENGTH = max_lengths(SHARED_KEY)["key"]
 
 
 class SqlTtlStore:
@@ -219,8 +220,8 @@ class SqlTtlStore:
 
     @staticmethod
     def _stored_key(key: str) -> str:
-        # The column holds 128 characters; longer keys are hashed (they are opaque anyway).
-        if len(key) <= 128:
+        # Longer keys than the column holds are hashed (they are opaque anyway).
+        if len(key) <= _KEY_LENGTH:
             return key
         return "sha256:" + hashlib.sha256(key.encode()).hexdigest()
 

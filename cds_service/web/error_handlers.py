@@ -4,17 +4,22 @@ CDS Hooks 3.0 (and good manners in 2.0) put an OperationOutcome in every non-2xx
 ``details.coding`` carries our stable error ``code`` (cds_service.errors) so that clients and tests
 can match on it; ``details.text`` says what to fix. Auth failures get one detail-free body (the
 specific reason is logged, not returned), and a 500 says nothing about the request at all.
+A 500 is logged once, here; a database error without its text (it can hold row values).
 """
 
 from __future__ import annotations
 
 import logging
+import traceback
+from types import TracebackType
 from typing import Any
 
 from flask import Flask, Response, current_app, g, jsonify
 from werkzeug.exceptions import HTTPException, InternalServerError
 
 from cds_service.errors import AuthError, ServiceError
+from cds_service.storage.audit.database import DatabaseError
+from cds_service.storage.audit.writer import describe_error
 
 log = logging.getLogger(__name__)
 
@@ -105,23 +110,68 @@ def handle_http_exception(exc: HTTPException) -> Response:
     return response
 
 
+def _chain(exc: BaseException) -> list[BaseException]:
+    """``exc`` and the exceptions it was raised from or while handling, oldest first (the order
+    a traceback prints them in)."""
+    chain: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and not any(current is seen for seen in chain):
+        chain.append(current)
+        current = current.__cause__ or (
+            None if current.__suppress_context__ else current.__context__
+        )
+    return chain[::-1]
+
+
+def _frames_only(chain: list[BaseException]) -> str:
+    """The traceback of every exception in ``chain``: frames and class names, no messages."""
+    return "\n\nfollowed by:\n".join(
+        "Traceback (most recent call last):\n"
+        + "".join(traceback.format_tb(exc.__traceback__))
+        + f"{type(exc).__module__}.{type(exc).__qualname__}: (message not logged)"
+        for exc in chain
+    )
+
+
 def handle_internal_error(exc: InternalServerError) -> Response:
     """Any unhandled exception: logged with its traceback and hookInstance, answered with a 500
-    whose body says nothing about the request."""
+    whose body says nothing about the request.
+
+    When a database error is among the exceptions the traceback would print, their messages are
+    left out: the engines hide statement parameters, but PostgreSQL's own text can still quote
+    row values ("Failing row contains (...)", "Key (...)=(...)").
+    """
     original = exc.original_exception or exc
-    log.error(
-        "unhandled error hookInstance=%s type=%s",
-        _hook_instance(), type(original).__name__,
-        exc_info=(type(original), original, original.__traceback__),
-    )
+    chain = _chain(original)
+    if any(isinstance(link, DatabaseError) for link in chain):
+        log.error(
+            "unhandled error hookInstance=%s type=%s (database error: messages not logged)\n%s",
+            _hook_instance(), describe_error(original), _frames_only(chain),
+        )
+    else:
+        log.error(
+            "unhandled error hookInstance=%s type=%s",
+            _hook_instance(), type(original).__name__,
+            exc_info=(type(original), original, original.__traceback__),
+        )
     return error_response(
         500, "internal-error",
         "the service failed to process this call; it has been logged under its hookInstance",
     )
 
 
+def _logged_by_handler(
+    exc_info: tuple[type, BaseException, TracebackType] | tuple[None, None, None],
+) -> None:
+    """Stands in for ``Flask.log_exception``: ``handle_internal_error`` logs the error."""
+
+
 def register_error_handlers(app: Flask) -> None:
-    """Register the three handlers above on ``app``, by exception class."""
+    """Register the three handlers above on ``app``, by exception class, and make
+    ``handle_internal_error`` the only place an unhandled exception is logged."""
     app.register_error_handler(ServiceError, handle_service_error)
     app.register_error_handler(HTTPException, handle_http_exception)
     app.register_error_handler(InternalServerError, handle_internal_error)
+    # Flask logs every unhandled exception itself, with its full text, just before calling the
+    # 500 handler: the error would be logged twice, and a database error's row values with it.
+    app.log_exception = _logged_by_handler  # type: ignore[method-assign]

@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from cds_service.errors import RequestError
+from cds_service.storage.audit.models import FEEDBACK, max_lengths
 from cds_service.storage.audit.records import FeedbackRecord
 
 OUTCOMES = frozenset({"accepted", "overridden"})
@@ -22,18 +23,31 @@ _RFC3339 = re.compile(
     r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$"
 )
 _MAX_ITEMS = 1000
+# Column -> longest value of the audit table's bounded string columns: PostgreSQL refuses a
+# longer one and fails the whole insert (a 500), so the field is refused first, by name.
+STORED_LENGTHS = max_lengths(FEEDBACK)
 
 
 def _error(index: int, field: str, problem: str, code: str = "invalid-field") -> RequestError:
     return RequestError(f"feedback[{index}].{field}: {problem}", code=code)
 
 
-def _string(item: Mapping[str, Any], index: int, field: str, prefix: str = "") -> str:
+def _string(
+    item: Mapping[str, Any], index: int, field: str, prefix: str = "", column: str | None = None
+) -> str:
+    """``item[field]``, a non-empty string of at most the length of the audit ``column`` it is
+    stored in (when given). Raises ``RequestError`` naming ``feedback[index].<prefix><field>``:
+    ``missing-field`` when absent, ``invalid-field`` when not such a string."""
     value = item.get(field)
     if value is None:
         raise _error(index, prefix + field, "is required", "missing-field")
     if not isinstance(value, str) or not value.strip():
         raise _error(index, prefix + field, "must be a non-empty string")
+    if column is not None and len(value) > STORED_LENGTHS[column]:
+        raise _error(
+            index, prefix + field,
+            f"must be at most {STORED_LENGTHS[column]} characters (the audit log stores no more)",
+        )
     return value
 
 
@@ -78,8 +92,8 @@ def _override(item: Mapping[str, Any], index: int) -> tuple[str | None, ...]:
     if reason is not None:
         if not isinstance(reason, dict):
             raise _error(index, "overrideReason.reason", "must be a Coding object")
-        code = _string(reason, index, "code", "overrideReason.reason.")
-        system = _string(reason, index, "system", "overrideReason.reason.")
+        code = _string(reason, index, "code", "overrideReason.reason.", "override_code")
+        system = _string(reason, index, "system", "overrideReason.reason.", "override_system")
         # Clients may send the Coding without a display (the sandbox does).
         raw_display = reason.get("display")
         if raw_display is not None and not isinstance(raw_display, str):
@@ -93,7 +107,8 @@ def _override(item: Mapping[str, Any], index: int) -> tuple[str | None, ...]:
 def _item(raw: Any, index: int, service_id: str, received: datetime) -> FeedbackRecord:
     if not isinstance(raw, dict):
         raise RequestError(f"feedback[{index}]: must be an object", code="invalid-field")
-    card = _string(raw, index, "card")
+    # The card's uuid as this service sent it; a client that sends its summary is told here.
+    card = _string(raw, index, "card", column="card_uuid")
     outcome = _string(raw, index, "outcome")
     if outcome not in OUTCOMES:
         raise _error(index, "outcome", f"must be one of {sorted(OUTCOMES)}")
@@ -127,7 +142,9 @@ def parse_feedback(
     ``missing-field`` for an absent ``feedback``, card, outcome, outcomeTimestamp,
     acceptedSuggestions (when accepted), or an overrideReason with neither reason nor
     userComment; ``invalid-field`` for a wrong type, an empty or oversized list, an outcome other
-    than accepted/overridden, or a timestamp without a time zone.
+    than accepted/overridden, a timestamp without a time zone, or a string longer than the audit
+    column it is stored in (``card``, ``overrideReason.reason.code`` and ``.system``; see
+    ``models.max_lengths``).
     """
     items = data.get("feedback")
     if items is None:

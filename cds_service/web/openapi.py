@@ -3,7 +3,8 @@
 CDS Hooks 2.0 publishes no schema of its own (the Swagger model was removed in 2019), so this is
 ours: one concrete path per enabled service with that hook's context, so that property-based
 testing (schemathesis) generates requests the service should accept and checks every documented
-status. It is generated from the same tables the validators use (hook_request.CONTEXT_FIELDS).
+status. It is generated from the same tables the validators use (hook_request.CONTEXT_FIELDS,
+ID_FIELDS and MAX_LENGTHS; the feedback columns' lengths, feedback.STORED_LENGTHS).
 """
 
 from __future__ import annotations
@@ -14,8 +15,14 @@ from typing import Any
 from flask import Blueprint, Response, current_app, jsonify
 
 from cds_service import __version__
-from cds_service.gather.hook_request import CONTEXT_FIELDS
+from cds_service.gather.hook_request import (
+    CONTEXT_FIELDS,
+    FHIR_ID_PATTERN,
+    ID_FIELDS,
+    MAX_LENGTHS,
+)
 from cds_service.gather.service_definitions import ServiceDefinition
+from cds_service.web.feedback import STORED_LENGTHS
 
 bp = Blueprint("openapi", __name__)
 
@@ -87,7 +94,7 @@ _COMPONENTS: dict[str, Any] = {
         "type": "object",
         "required": ["card", "outcome", "outcomeTimestamp"],
         "properties": {
-            "card": _TEXT,
+            "card": {**_TEXT, "maxLength": STORED_LENGTHS["card_uuid"]},
             "outcome": {"type": "string", "enum": ["accepted", "overridden"]},
             "acceptedSuggestions": {"type": "array", "minItems": 1, "items": {
                 "type": "object", "required": ["id"], "properties": {"id": _TEXT},
@@ -97,7 +104,8 @@ _COMPONENTS: dict[str, Any] = {
                 "nullable": True,
                 "properties": {
                     "reason": {"type": "object", "required": ["code", "system"], "properties": {
-                        "code": _TEXT, "system": _TEXT,
+                        "code": {**_TEXT, "maxLength": STORED_LENGTHS["override_code"]},
+                        "system": {**_TEXT, "maxLength": STORED_LENGTHS["override_system"]},
                         "display": {"type": "string", "nullable": True},
                     }},
                     "userComment": {"type": "string", "nullable": True},
@@ -135,6 +143,19 @@ def _responses(ok: str, ok_schema: Mapping[str, Any], extra: Mapping[str, str]) 
     return responses
 
 
+def _fhir_id(name: str) -> dict[str, Any]:
+    """The schema of ``context.<name>``, a key of ``ID_FIELDS``: the id, or "<type>/<id>"."""
+    resource_type = ID_FIELDS[name]
+    return {
+        "type": "string",
+        "pattern": f"^({resource_type}/)?{FHIR_ID_PATTERN}$",
+        # URL dot-segments, though the id pattern lets them through (hook_request.bare_id).
+        "not": {"enum": [f"{prefix}{dots}" for prefix in ("", f"{resource_type}/")
+                         for dots in (".", "..")]},
+        "description": f"The {resource_type} id; '{resource_type}/<id>' is read as <id>",
+    }
+
+
 def _hook_request(definition: ServiceDefinition) -> dict[str, Any]:
     fields = CONTEXT_FIELDS[definition.hook]
     return {
@@ -144,7 +165,9 @@ def _hook_request(definition: ServiceDefinition) -> dict[str, Any]:
         "required": ["hook", "hookInstance", "context", "prefetch"],
         "properties": {
             "hook": {"type": "string", "enum": [definition.hook]},
-            "hookInstance": {"allOf": [{**_TEXT, "maxLength": 128}, _NO_CONTROL_CHARS]},
+            "hookInstance": {"allOf": [
+                {**_TEXT, "maxLength": MAX_LENGTHS["hookInstance"]}, _NO_CONTROL_CHARS,
+            ]},
             "fhirServer": {"type": "string", "pattern": "^https?://"},
             "fhirAuthorization": {"$ref": _REF + "FhirAuthorization"},
             "context": {
@@ -152,8 +175,8 @@ def _hook_request(definition: ServiceDefinition) -> dict[str, Any]:
                 "required": list(fields),
                 "properties": {
                     **{name: _KIND[kind] for name, kind in fields.items()},
-                    "encounterId": _TEXT,
-                    "userId": _TEXT,
+                    "userId": {**_TEXT, "maxLength": MAX_LENGTHS["context.userId"]},
+                    **{name: _fhir_id(name) for name in ID_FIELDS},
                 },
             },
             "prefetch": {

@@ -27,9 +27,10 @@ def create_audit_engine(url: str) -> Engine:
     """An engine for ``sqlite:///...`` (relative paths = working directory) or PostgreSQL.
 
     SQLite gets WAL mode and a 30-second busy timeout; PostgreSQL a pool of 5 (+5 overflow), a
-    2-second pool wait and, unless the URL sets one, a 2-second connect timeout. Nothing connects
-    yet. Raises ``sqlalchemy.exc.ArgumentError`` for a URL it cannot parse or an unknown dialect,
-    and ``ImportError`` when the dialect's driver is not installed.
+    2-second pool wait and, unless the URL sets one, a 2-second connect timeout. Both leave the
+    statement parameters out of their errors' text. Nothing connects yet. Raises
+    ``sqlalchemy.exc.ArgumentError`` for a URL it cannot parse or an unknown dialect, and
+    ``ImportError`` when the dialect's driver is not installed.
     """
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
@@ -39,6 +40,10 @@ def create_audit_engine(url: str) -> Engine:
     connect_args = {} if "connect_timeout" in parsed.query else {"connect_timeout": 2}
     return create_engine(
         url,
+        # An audit insert's parameters are row values (free-text override comments,
+        # practitioner references): a failed statement's error text, and so the traceback
+        # that logs it, must not carry them.
+        hide_parameters=True,
         pool_pre_ping=True,
         pool_size=5,
         max_overflow=5,
@@ -48,7 +53,8 @@ def create_audit_engine(url: str) -> Engine:
 
 
 def _sqlite_engine(url: str) -> Engine:
-    engine = create_engine(url, connect_args={"timeout": 30})
+    # Parameters hidden from errors as on PostgreSQL (create_audit_engine).
+    engine = create_engine(url, hide_parameters=True, connect_args={"timeout": 30})
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:

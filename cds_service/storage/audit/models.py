@@ -185,6 +185,20 @@ OVERRIDE = cast(Table, OverrideRow.__table__)
 SHARED_KEY = cast(Table, SharedKeyRow.__table__)
 
 
+def max_lengths(table: Table) -> dict[str, int]:
+    """Column key -> the most characters its bounded string column holds (``String(n)``), for
+    every such column of ``table``; ``Text`` columns are unbounded and left out.
+
+    Inputs are checked against these before they reach a row: PostgreSQL refuses a longer value
+    (the whole insert fails), while SQLite would store it.
+    """
+    return {
+        column.key: column.type.length
+        for column in table.columns
+        if isinstance(column.type, String) and column.type.length is not None
+    }
+
+
 def row_content(table: Table, values: Mapping[str, Any]) -> dict[str, Any]:
     """The hashed content of a row: every column except the hash itself, plus the table name,
     so that a row moved between tables does not verify."""

@@ -35,7 +35,7 @@ def _is_transient(exc: Exception) -> bool:
     return isinstance(exc, DBAPIError) and bool(exc.connection_invalidated)
 
 
-def describe_error(exc: Exception) -> str:
+def describe_error(exc: BaseException) -> str:
     """Error class names only: driver messages can quote row values."""
     orig = getattr(exc, "orig", None)
     return type(exc).__name__ + (f"({type(orig).__name__})" if orig is not None else "")
