@@ -13,6 +13,7 @@ Synthea and several EHRs write it. Free-text sigs are not parsed.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -189,14 +190,16 @@ def dose_schedule(
 
 def duration_end(dosages: Any, start: date | None) -> date | None:
     """The last day of an order whose every scheduled Dosage line runs for a
-    ``timing.repeat.boundsDuration`` (days, weeks or months of 30 days) counted from ``start``
-    (its first day): ``start`` + the longest duration - 1 day, the lines applying together.
-    None without a ``start``, without a scheduled line, or when any scheduled line has no
-    duration (it runs on). Multi-step orders date their steps themselves (``DailyDose.steps``)."""
+    ``timing.repeat.boundsDuration`` (days, weeks or months of 30 days), or for a number of
+    administrations (``timing.repeat.count``: a single dose, "5 doses, twice a day"), counted
+    from ``start`` (its first day): ``start`` + the longest duration - 1 day, the lines applying
+    together. None without a ``start``, without a scheduled line, or when any scheduled line has
+    no duration (it runs on). Multi-step orders date their steps themselves
+    (``DailyDose.steps``)."""
     if start is None:
         return None
     lines = [d for d in as_list(dosages) if isinstance(d, Mapping) and not _is_prn(d)]
-    days = [_duration_days(get(d, "timing", "repeat", "boundsDuration")) for d in lines]
+    days = [_line_days(get(d, "timing", "repeat")) for d in lines]
     if not days or any(n is None for n in days):
         return None
     return start + timedelta(days=max(n for n in days if n is not None) - 1)
@@ -261,6 +264,26 @@ def _dated_steps(
         steps.append(DoseStep(_step_key(first), start, end, mg))
         previous_end = end
     return tuple(steps)
+
+
+def _line_days(repeat: Any) -> int | None:
+    """Days one Dosage line runs: its ``boundsDuration``, else its ``count`` of administrations
+    at its frequency (a count of 1 is one day whatever the frequency); None when neither says."""
+    by_duration = _duration_days(get(repeat, "boundsDuration"))
+    if by_duration is not None:
+        return by_duration
+    count = number(get(repeat, "count"))
+    if count is None or count < 1 or count != int(count):
+        return None
+    if count == 1:
+        return 1
+    frequency = number(get(repeat, "frequency")) or 1.0
+    period = number(get(repeat, "period"))
+    unit = text(get(repeat, "periodUnit"))
+    if not period or unit not in _DAYS_PER_PERIOD_UNIT:
+        return None  # several doses at an unknown pace: the end is not known
+    per_day = frequency / (period * _DAYS_PER_PERIOD_UNIT[unit])
+    return max(1, math.ceil(count / per_day))
 
 
 def _duration_days(duration: Any) -> int | None:

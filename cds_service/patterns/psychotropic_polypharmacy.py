@@ -36,7 +36,7 @@ Override reasons in ``cards/wording/psychotropic-polypharmacy.yaml`` (e.g. plann
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, timedelta
 
 from cds_service.patterns.base import EvidenceItem, Finding
@@ -141,17 +141,56 @@ def _excluded(course: MedicationCourse) -> bool:
 
 def _agents(courses: list[MedicationCourse], now: date) -> dict[str, _Agent]:
     """One agent per psychotropic ingredient: its earliest start, its latest course (a draft
-    last), and that course's planned end."""
+    last), and that course's planned end. A statement (a medication reconciliation) says the
+    drug is taken, not how long the prescriber plans it: after an order of the ingredient, a
+    statement without an end leaves the order's planned end in place."""
     ordered = sorted(courses, key=lambda c: (c.is_draft, c.start or date.min, c.ref))
+    same_agent = _same_agent(ordered)
     agents: dict[str, _Agent] = {}
     for course in ordered:
         for ingredient in course.psychotropic_ingredients:
+            name = same_agent.get(ingredient.name, ingredient.name)
+            if name != ingredient.name and name in {
+                i.name for i in course.psychotropic_ingredients
+            }:
+                continue  # the product's other component of the subgroup stands for it
             start = course.start or now
-            earlier = agents.get(ingredient.name)
+            earlier = agents.get(name)
             if earlier is not None:
                 start = min(start, earlier.start)
-            agents[ingredient.name] = _Agent(ingredient, course, start, course.end)
+                if (
+                    course.source_type == "MedicationStatement"
+                    and course.end is None
+                    and earlier.course.source_type != "MedicationStatement"
+                ):
+                    agents[name] = replace(earlier, start=start)
+                    continue
+            agents[name] = _Agent(ingredient, course, start, course.end)
     return agents
+
+
+def _same_agent(courses: list[MedicationCourse]) -> dict[str, str]:
+    """Ingredient name -> the name that stands for its agent: ingredients given together in
+    one product and of one chemical subgroup (ATC-4: amphetamine and dextroamphetamine in mixed
+    amphetamine salts) are one agent, named by the first in alphabetical order; wherever else
+    they are given, they are that agent too. Components of different subgroups
+    (olanzapine/fluoxetine) stay two agents."""
+    parent: dict[str, str] = {}
+
+    def root(name: str) -> str:
+        while parent.get(name, name) != name:
+            name = parent[name]
+        return name
+
+    for course in courses:
+        by_group: dict[str, list[str]] = {}
+        for ingredient in course.psychotropic_ingredients:
+            by_group.setdefault(ingredient.atc4, []).append(ingredient.name)
+        for names in by_group.values():
+            roots = sorted({root(n) for n in names})
+            for other in roots[1:]:
+                parent[other] = roots[0]
+    return {name: root(name) for name in parent}
 
 
 def _overlapping(agents: list[_Agent], min_overlap_days: int) -> list[_Agent]:

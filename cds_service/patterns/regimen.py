@@ -81,8 +81,8 @@ def signs_of_life(record: PatientRecord) -> SignsOfLife:
     ingredient, and the recorded ends of its courses.
 
     Only records of use count: a not-taken, cancelled or unknown record, a proposal, an
-    unsigned order or a declined fill says nothing about the drug being taken, and must not keep an old
-    "active" order in today's regimen."""
+    unsigned order or a declined fill says nothing about the drug being taken, and must not
+    keep an old "active" order in today's regimen."""
     latest: dict[str, date] = {}
     stops: dict[str, list[tuple[date, date]]] = {}
     dated: list[tuple[date | None, tuple[Ingredient, ...]]] = []

@@ -133,6 +133,7 @@ def detect(
             titration_steps += 1
             continue
         escalations.append((event, kind))
+    escalations = _one_per_product(escalations)
     if not _included(escalations, thresholds):
         return None
     # An order missing from partial data can make a continuing agent read as a new one.
@@ -163,6 +164,24 @@ def detect(
         concerns_draft=any(e.course.is_draft for e, _ in escalations),
         references=unique_refs(e.course.ref for e, _ in escalations),
     )
+
+
+def _one_per_product(
+    escalations: list[tuple[RegimenEvent, EscalationKind]],
+) -> list[tuple[RegimenEvent, EscalationKind]]:
+    """One escalation per course and kind for the ingredients of one chemical subgroup
+    (ATC-4): mixed amphetamine salts (amphetamine and dextroamphetamine in one product) started
+    are one new agent, not two. Components of different subgroups (olanzapine/fluoxetine)
+    stay apart."""
+    seen: set[tuple[str, str, str]] = set()
+    kept: list[tuple[RegimenEvent, EscalationKind]] = []
+    for event, kind in escalations:
+        key = (event.course.ref, kind, event.ingredient.atc4)
+        if key in seen:
+            continue
+        seen.add(key)
+        kept.append((event, kind))
+    return kept
 
 
 def _included(

@@ -274,3 +274,63 @@ def test_a_daily_order_has_no_schedule_of_its_own(table: IngredientTable, codes:
     (course,) = map_record([_olanzapine(10)], table, codes=codes).courses
 
     assert course.schedule is None and course.daily_dose_mg == 10
+
+
+# --- a number of administrations (timing.repeat.count) -------------------------------------
+
+
+def _doses(mg: float, count: int, **repeat: Any) -> dict[str, Any]:
+    line = _line(mg)
+    line["timing"] = {"repeat": {"count": count, **repeat}}
+    return line
+
+
+@pytest.mark.parametrize(
+    ("line", "days"),
+    [
+        (_doses(5, 1), 1),  # a single dose ("5 mg IM once now"): that day only
+        (_doses(5, 1, frequency=2, period=1, periodUnit="d"), 1),
+        (_doses(5, 10, frequency=2, period=1, periodUnit="d"), 5),  # 10 doses twice a day
+        (_doses(5, 7, frequency=1, period=1, periodUnit="wk"), 49),  # 7 weekly doses
+    ],
+    ids=["once", "once-of-bid", "10-bid", "7-weekly"],
+)
+def test_an_order_for_a_number_of_doses_ends_when_they_are_given(
+    table: IngredientTable, codes: CodeLists, line: dict[str, Any], days: int
+) -> None:
+    record = map_record(
+        [order("h-1", PID, "risperidone2", authored=days_ago(10), dosage=[line])],
+        table, codes=codes,
+    )
+
+    (course,) = record.courses
+    assert course.start is not None and course.end is not None
+    assert (course.end - course.start).days + 1 == days
+
+
+@pytest.mark.parametrize(
+    "line",
+    [_doses(5, 4), _doses(5, 0, frequency=1, period=1, periodUnit="d")],
+    ids=["several-doses-no-pace", "zero"],
+)
+def test_a_count_that_gives_no_pace_leaves_the_end_unknown(
+    table: IngredientTable, codes: CodeLists, line: dict[str, Any]
+) -> None:
+    record = map_record(
+        [order("h-1", PID, "risperidone2", authored=days_ago(10), dosage=[line])],
+        table, codes=codes,
+    )
+    assert record.courses[0].end is None
+
+
+@pytest.mark.parametrize("count", [1, None], ids=["single-dose", "standing"])
+def test_a_single_dose_is_no_standing_antipsychotic(
+    post: Callable[[dict[str, Any]], Any], count: int | None
+) -> None:
+    line = _doses(5, count) if count is not None else _line(5)
+    draft = order("d-halo", PID, "risperidone2", authored=days_ago(0), status="draft",
+                  dosage=[line])
+
+    fired = topics(post(request("order-sign", PID, [_standing_quetiapine()], drafts=[draft])))
+
+    assert ("psychotropic-polypharmacy" in fired) is (count is None)

@@ -222,3 +222,77 @@ def test_visits_missing_from_the_request_are_unknown_not_absent(post: Post) -> N
     del missing["prefetch"]["encounters"]
     del missing["fhirServer"]  # nothing to fetch the encounters from
     assert "visits-lag-changes" not in topics(post(missing))
+
+
+def _taper(pid: str, ends_in: int | None) -> dict[str, Any]:
+    bounds = {"start": day(9)} | ({"end": day(-ends_in)} if ends_in is not None else {})
+    return order("mr-risp", pid, "risperidone2", authored=day(9),
+                 dosage=[daily(1, timing={"repeat": {"frequency": 1, "period": 1,
+                                                      "periodUnit": "d", "boundsPeriod": bounds}})])
+
+
+@pytest.mark.parametrize(("ends_in", "fires"), [(21, False), (None, True)])
+def test_a_reconciliation_statement_does_not_extend_a_planned_end(
+    post: Post, ends_in: int | None, fires: bool
+) -> None:
+    """A cross-taper: risperidone ordered to end in 21 days, aripiprazole started; a
+    reconciliation two days ago lists risperidone with no end. The statement says it is taken,
+    not that the taper was abandoned."""
+    pid = f"plan-medrec-{ends_in}"
+    history = [
+        _taper(pid, ends_in),
+        order("mr-ari", pid, "aripiprazole10", authored=day(9), dosage=[daily(5)]),
+        _statement(pid, "ms-rec", "active", effectiveDateTime=day(2), dateAsserted=day(2)),
+    ]
+    assert (POLY in topics(post(request("patient-view", pid, history)))) is fires
+
+
+# --- one product, one agent ------------------------------------------------------------------
+
+RXNORM = "http://www.nlm.nih.gov/research/umls/rxnorm"
+ADDERALL_XR = ("861237", "24 HR amphetamine aspartate 1.25 MG / amphetamine sulfate 1.25 MG / "
+               "dextroamphetamine saccharate 1.25 MG / dextroamphetamine sulfate 1.25 MG "
+               "Extended Release Oral Capsule")
+
+
+def _by_name(rid: str, pid: str, name: str, days_ago: int, mg: float) -> dict[str, Any]:
+    resource = order(rid, pid, "sertraline50", authored=day(days_ago), dosage=[daily(mg)])
+    resource["medicationCodeableConcept"] = {"text": name}
+    return resource
+
+
+def _stimulant(pid: str, days_ago: int) -> dict[str, Any]:
+    resource = order("mr-adderall", pid, "sertraline50", authored=day(days_ago),
+                     dosage=[daily(5)])
+    code, display = ADDERALL_XR
+    resource["medicationCodeableConcept"] = {
+        "coding": [{"system": RXNORM, "code": code, "display": display}], "text": display,
+    }
+    return resource
+
+
+@pytest.mark.parametrize(("others", "fires"), [(3, False), (4, True)])
+def test_mixed_amphetamine_salts_are_one_agent(post: Post, others: int, fires: bool) -> None:
+    """Adderall (amphetamine and dextroamphetamine, one subgroup) and three other standing
+    psychotropics are four, under the local threshold of five; a fourth other makes five."""
+    pid = f"plan-adderall-{others}"
+    names = ["sertraline", "trazodone", "clonazepam", "lamotrigine"][:others]
+    history = [_stimulant(pid, 200)] + [
+        _by_name(f"mr-{n}", pid, n, 200, 50) for n in names
+    ]
+    assert (POLY in topics(post(request("patient-view", pid, history)))) is fires
+
+
+def test_mixed_amphetamine_salts_started_are_one_new_agent(post: Post) -> None:
+    pid = "plan-adderall-new"
+    history = [
+        _by_name("mr-sert", pid, "sertraline", 400, 50),
+        _stimulant(pid, 60),
+        _by_name("mr-traz", pid, "trazodone", 30, 50),
+    ]
+    # Two new agents in 180 days (Adderall, trazodone): under the three that fire.
+    assert "regimen-escalation" not in topics(post(request("patient-view", pid, history)))
+    more = [*history, _by_name("mr-lam", pid, "lamotrigine", 20, 50)]
+    assert "regimen-escalation" in topics(post(request("patient-view", f"{pid}-2", [
+        {**r, "subject": {"reference": f"Patient/{pid}-2"}} for r in more
+    ])))
