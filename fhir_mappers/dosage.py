@@ -43,6 +43,7 @@ _FALLBACK_COUNT_UNITS = frozenset(
 _BOUNDS = frozenset({"boundsDuration", "boundsRange", "boundsPeriod"})
 # DailyDose.problem of dosage lines whose order is not said (see daily_dose).
 UNORDERED_SPANS = "dosage lines without a sequence, each for its own duration: steps or together?"
+_LONGEST_DURATION_DAYS = 36_500  # a century: any longer bound names no end
 _DAYS_PER_PERIOD_UNIT = {
     "s": 1 / 86400, "min": 1 / 1440, "h": 1 / 24, "d": 1.0, "wk": 7.0, "mo": 30.0, "a": 365.0,
 }  # fmt: skip
@@ -290,7 +291,9 @@ def _duration_days(duration: Any) -> int | None:
     amount = quantity_value(duration)
     unit = quantity_unit(duration).lower()
     factor = {"d": 1, "day": 1, "days": 1, "wk": 7, "week": 7, "weeks": 7, "mo": 30}.get(unit)
-    if amount is None or factor is None or amount <= 0:
+    # Beyond any real course (a "1e400" or a 9999-year duration) is no end either: the order
+    # runs on, rather than being dropped by an overflow.
+    if amount is None or factor is None or not 0 < amount * factor <= _LONGEST_DURATION_DAYS:
         return None
     return round(amount * factor)
 
@@ -353,11 +356,16 @@ def _one_instruction(
 
 
 def _is_prn(dosage: Mapping[str, Any]) -> bool:
+    # "true" as a string is not valid R4 but says as-needed all the same (hand-built exports).
     return (
-        dosage.get("asNeededBoolean") is True
-        or dosage.get("asNeeded") is True
+        _says_true(dosage.get("asNeededBoolean"))
+        or _says_true(dosage.get("asNeeded"))
         or isinstance(dosage.get("asNeededCodeableConcept"), Mapping)
     )
+
+
+def _says_true(value: Any) -> bool:
+    return value is True or (isinstance(value, str) and value.strip().lower() == "true")
 
 
 def _round(value: float | None) -> float | None:

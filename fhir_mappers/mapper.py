@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
-from datetime import date
+from datetime import date, datetime
 from operator import itemgetter
 from typing import Any, NamedTuple
 
@@ -357,7 +357,8 @@ def _collect(
     patient_id: str | None = None,
     visit_iso: str | None = None,
 ) -> list[tuple[str, Mapping[str, Any]]]:
-    """Resources with their references, Bundles unpacked, junk reported, duplicates dropped.
+    """Resources with their references, Bundles unpacked, junk reported, duplicates dropped
+    (of two versions of one resource, the later is kept: ``_newer``).
 
     Observations before ``horizon_iso`` or of no score (``observations.names_a_score``) are
     dropped here and Encounters that ended before ``visit_iso`` go to ``old_encounters``
@@ -380,7 +381,7 @@ def _collect(
     patient = _patient_ref(patient_id)
     code_lists = ctx.codes
     found: list[tuple[str, Mapping[str, Any]]] = []
-    seen: set[str] = set()
+    seen: dict[str, int] = {}  # reference -> its place in found
     # The loop runs once per resource of the whole history: type() before isinstance(), the
     # horizon tests written out (``fhir_mappers.horizon`` says what they decide) before the
     # resourceType checks, no helper calls for the common case.
@@ -422,11 +423,45 @@ def _collect(
         if rtype == "OperationOutcome":
             continue  # a prefetch error report: there is simply no data for that key
         ref = _ref(item, rtype, position, full_url)
-        if ref in seen:
+        index = seen.get(ref)
+        if index is not None:
+            if _newer(item, found[index][1]):
+                found[index] = (ref, item)  # the later version, in the first one's place
             continue
-        seen.add(ref)
+        seen[ref] = len(found)
         found.append((ref, item))
     return found
+
+
+def _newer(item: Mapping[str, Any], kept: Mapping[str, Any]) -> bool:
+    """Whether ``item`` is a later version of the resource ``kept`` (the same ``Type/id`` read
+    twice: one prefetch key's ``_include`` and another's match, or two ``_history`` entries):
+    by ``meta.lastUpdated``, else by a numeric ``meta.versionId``. When neither tells, the one
+    read first stays."""
+    ours, theirs = _version(item), _version(kept)
+    if isinstance(ours, datetime) and isinstance(theirs, datetime):
+        return ours > theirs
+    if isinstance(ours, int) and isinstance(theirs, int):
+        return ours > theirs
+    return False
+
+
+def _version(resource: Mapping[str, Any]) -> datetime | int | None:
+    meta = resource.get("meta")
+    if type(meta) is not dict:
+        return None
+    updated = meta.get("lastUpdated")
+    if isinstance(updated, str):
+        try:
+            stamp = datetime.fromisoformat(updated.strip())
+        except ValueError:
+            stamp = None
+        if stamp is not None and stamp.tzinfo is not None:
+            return stamp
+    version = meta.get("versionId")
+    if isinstance(version, str) and version.strip().isdigit():
+        return int(version.strip())
+    return None
 
 
 # Where each resource type names its patient (R4 first; DSTU2/STU3 spellings after).

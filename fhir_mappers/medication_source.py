@@ -85,9 +85,11 @@ def resolve_medication(
             return UNKNOWN
     if concept is not None:
         resolved, problem = _classified(concept, ctx)
-        if problem is not None:
-            ctx.issue(resource_type, ref, "medication[x]", problem)
-        return resolved
+        # An empty concept ({"coding": []}) next to a reference names nothing: the reference does.
+        if resolved.ingredients or resolved.display or medication_reference(resource) is None:
+            if problem is not None:
+                ctx.issue(resource_type, ref, "medication[x]", problem)
+            return resolved
     literal = medication_reference(resource)
     if literal is None:
         ctx.issue(resource_type, ref, "medication[x]", "no medication")
@@ -227,11 +229,21 @@ def _ratio_strength(strengths: Any) -> float | None:
 def _dereference(
     literal: str, resource: Mapping[str, Any], ctx: MappingContext
 ) -> Mapping[str, Any] | None:
-    if literal.startswith("#"):
-        wanted = literal[1:]
-        for contained in as_list(resource.get("contained")):
-            if isinstance(contained, Mapping) and contained.get("id") == wanted:
-                return contained
-        return None
+    contained = _contained(literal, resource)
+    if contained is not None or literal.startswith("#"):
+        return contained
     key = ctx.resolve(literal) or relative_reference(literal)
     return ctx.medications.get(key) if key else None
+
+
+def _contained(literal: str, resource: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    """The contained resource a reference names: "#med1" for ``id`` "med1", as R4 writes it,
+    and the two slips exports make, a bare "med1" for it (no other resource can be meant by a
+    reference without a type) and an ``id`` written "#med1"."""
+    if "/" in literal or ":" in literal:
+        return None
+    wanted = literal.removeprefix("#")
+    for contained in as_list(resource.get("contained")):
+        if isinstance(contained, Mapping) and contained.get("id") in (wanted, f"#{wanted}"):
+            return contained
+    return None
