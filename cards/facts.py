@@ -55,6 +55,7 @@ FACT_KINDS: Mapping[str, Mapping[str, FactKind]] = MappingProxyType(
             "trigger": _T,
             "draft_ingredients": _N,
             "added_by_draft": _N,
+            "in_apc_age_range": _B,  # 1-17 years old today: HEDIS APC's own population
         },
         "regimen-escalation": {
             "escalation_count": _C,

@@ -46,6 +46,7 @@ def planned_record(
         if draft.prior_prescription:
             ending.add(draft.prior_prescription)
         prescribing.append(draft)
+    prescribing = _together(prescribing)
     if len(prescribing) == len(drafts) and not ending:
         return record, drafts
     if not ending:
@@ -63,3 +64,39 @@ def _ended(course: MedicationCourse, now: date) -> MedicationCourse:
     if course.end is not None and course.end <= now:
         return course
     return replace(course, end=now)
+
+
+def _together(drafts: list[MedicationCourse]) -> list[MedicationCourse]:
+    """Scheduled drafts of one single-ingredient drug signed together (olanzapine 5 mg and 10 mg
+    tablets, both nightly) are one order of their summed daily dose: 15 mg/day of one new agent,
+    not a new agent and an increase. The first keeps its place; as-needed drafts, drafts in
+    dose steps and drafts of several ingredients stay as they are."""
+    groups: dict[str, list[MedicationCourse]] = {}
+    for draft in drafts:
+        if _summable(draft):
+            groups.setdefault(draft.ingredients[0].name, []).append(draft)
+    merged: dict[str, MedicationCourse] = {}
+    for group in groups.values():
+        if len(group) > 1:
+            doses = [d.daily_dose_mg for d in group]
+            total = None if any(d is None for d in doses) else sum(d for d in doses if d)
+            merged[group[0].ref] = replace(group[0], daily_dose_mg=total, schedule=None)
+            merged.update({d.ref: group[0] for d in group[1:]})
+    if not merged:
+        return drafts
+    out: list[MedicationCourse] = []
+    for draft in drafts:
+        if draft.ref not in merged:
+            out.append(draft)
+        elif merged[draft.ref].ref == draft.ref:
+            out.append(merged[draft.ref])
+    return out
+
+
+def _summable(draft: MedicationCourse) -> bool:
+    return (
+        len(draft.ingredients) == 1
+        and draft.ingredients[0].is_psychotropic
+        and not draft.is_prn
+        and not draft.steps
+    )

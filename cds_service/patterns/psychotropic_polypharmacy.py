@@ -106,6 +106,7 @@ def detect(
         "trigger": trigger,
         "draft_ingredients": psychotropic_names(drafts),
         "added_by_draft": added_by_draft,
+        "in_apc_age_range": _in_apc_age_range(record.birth_date, now),
     }
     names = {a.ingredient.name for a in counted}
     return Finding(
@@ -116,6 +117,18 @@ def detect(
         concerns_draft=any(n in names for n in added_by_draft),
         references=unique_refs(a.course.ref for a in counted),
     )
+
+
+# HEDIS APC counts children and adolescents aged 1 to 17 (NCQA): its own population, where the
+# card cites the measure as it is, not as a local choice.
+_APC_AGES = range(1, 18)
+
+
+def _in_apc_age_range(birth_date: date | None, now: date) -> bool:
+    if birth_date is None:
+        return False  # unknown age: the card does not claim the measure's population
+    age = now.year - birth_date.year - ((now.month, now.day) < (birth_date.month, birth_date.day))
+    return age in _APC_AGES
 
 
 def _included(

@@ -296,3 +296,46 @@ def test_mixed_amphetamine_salts_started_are_one_new_agent(post: Post) -> None:
     assert "regimen-escalation" in topics(post(request("patient-view", f"{pid}-2", [
         {**r, "subject": {"reference": f"Patient/{pid}-2"}} for r in more
     ])))
+
+
+def _draft_named(rid: str, pid: str, name: str, mg: float, **extra: Any) -> dict[str, Any]:
+    resource = _by_name(rid, pid, name, 0, mg)
+    return {**resource, "status": "draft", **extra}
+
+
+def test_two_strengths_of_one_drug_signed_together_are_one_new_agent(post: Post) -> None:
+    """Olanzapine 5 mg and 10 mg nightly, signed together, are 15 mg/day of one new agent:
+    with sertraline that is two escalations, under the three that fire; a third new agent
+    fires."""
+    pid = "plan-two-strengths"
+    history = [_by_name("mr-lam", pid, "lamotrigine", 400, 100)]
+    drafts = [
+        _draft_named("dr-o1", pid, "olanzapine", 5),
+        _draft_named("dr-o2", pid, "olanzapine", 10),
+        _draft_named("dr-sert", pid, "sertraline", 50),
+    ]
+    response = post(_sign(pid, history, drafts))
+    assert "regimen-escalation" not in topics(response)
+
+    third = _draft_named("dr-traz", pid, "trazodone", 50)
+    assert "regimen-escalation" in topics(post(_sign(f"{pid}-2", [
+        {**r, "subject": {"reference": f"Patient/{pid}-2"}} for r in history
+    ], [{**d, "subject": {"reference": f"Patient/{pid}-2"}} for d in [*drafts, third]])))
+
+
+@pytest.mark.parametrize(
+    ("birth", "child"),
+    [("2014-03-02", True), ("2008-12-01", True), ("2008-11-30", False), ("1984-03-02", False)],
+    ids=["12", "17-tomorrow-18", "18-today", "42"],
+)
+def test_the_source_cites_apc_as_it_is_for_a_child_and_as_a_local_choice_for_an_adult(
+    post: Post, birth: str, child: bool
+) -> None:
+    pid = f"plan-apc-{birth}"
+    body = _sign(pid, [_risperidone(pid, 30)], [_aripiprazole(pid)])
+    body["prefetch"]["patient"]["birthDate"] = birth
+    (card,) = [c for c in post(body).get_json()["cards"]
+               if c["source"]["topic"]["code"] == POLY]
+    label = card["source"]["label"]
+    assert ("age range (1-17)" in label) is child
+    assert ("applied to adults as a local choice" in label) is not child
