@@ -42,7 +42,12 @@ from datetime import date, timedelta
 from cds_service.patterns.base import EvidenceItem, Finding
 from cds_service.patterns.evidence import daily_dose_label, ordered_evidence, unique_refs
 from cds_service.patterns.regimen import standing_regimen
-from cds_service.patterns.timeline import dated_drafts, psychotropic_names, single_dose
+from cds_service.patterns.timeline import (
+    dated_drafts,
+    psychotropic_names,
+    single_dose,
+    taken_courses,
+)
 from fhir_mappers.record import DraftOrders, Ingredient, MedicationCourse, PatientRecord
 
 PATTERN_ID = "psychotropic-polypharmacy"
@@ -59,6 +64,9 @@ class Thresholds:
     min_concurrent_psychotropics: int
     stale_order_days: int
     augmentation_exempt_ingredients: tuple[str, ...]
+    # HBIPS-5: a history of this many antipsychotics each stopped for lack of effect justifies
+    # two antipsychotics (0: never).
+    justifying_failed_monotherapies: int
 
     def windows_days(self) -> tuple[int, ...]:
         """The look-back windows this pattern reads, nested (their sum is its reach)."""
@@ -90,7 +98,9 @@ def detect(
         thresholds.min_overlap_days,
     )
     psychotropics = _overlapping(list(agents.values()), thresholds.min_overlap_days)
-    trigger = _included(psychotropics, antipsychotics, thresholds)
+    trigger = _included(
+        psychotropics, antipsychotics, thresholds, _failed_antipsychotics(record, now)
+    )
     if trigger is None:
         return None
     counted = antipsychotics if trigger == "antipsychotics" else psychotropics
@@ -119,6 +129,21 @@ def detect(
     )
 
 
+def _failed_antipsychotics(record: PatientRecord, now: date) -> int:
+    """How many antipsychotics the history shows stopped for lack of effect (a course taken,
+    ended by ``now``, its stop reason coded or worded as no response): HBIPS-5's failed
+    monotherapies. PHQ-9 says nothing about an antipsychotic's effect (TRRIP), and a stop for
+    intolerance is no failure of effect, so neither counts."""
+    failed = {
+        i.name
+        for c in taken_courses(record)
+        if c.stop_reason == "lack_of_effect" and c.end is not None and c.end <= now
+        for i in c.psychotropic_ingredients
+        if i.drug_class == "antipsychotic"
+    }
+    return len(failed)
+
+
 # HEDIS APC counts children and adolescents aged 1 to 17 (NCQA): its own population, where the
 # card cites the measure as it is, not as a local choice.
 _APC_AGES = range(1, 18)
@@ -132,13 +157,19 @@ def _in_apc_age_range(birth_date: date | None, now: date) -> bool:
 
 
 def _included(
-    psychotropics: list[_Agent], antipsychotics: list[_Agent], thresholds: Thresholds
+    psychotropics: list[_Agent],
+    antipsychotics: list[_Agent],
+    thresholds: Thresholds,
+    failed_antipsychotics: int,
 ) -> str | None:
-    """Which threshold the regimen meets: "antipsychotics", "psychotropics", "both" or None."""
+    """Which threshold the regimen meets: "antipsychotics", "psychotropics", "both" or None.
+    Two antipsychotics are justified (HBIPS-5) by clozapine augmentation or by a history of
+    ``justifying_failed_monotherapies`` antipsychotics stopped for lack of effect."""
     names = [a.ingredient.name for a in antipsychotics]
-    by_antipsychotics = len(names) >= thresholds.min_concurrent_antipsychotics and not (
-        len(names) == 2 and any(n in thresholds.augmentation_exempt_ingredients for n in names)
-    )
+    justified = (
+        0 < thresholds.justifying_failed_monotherapies <= failed_antipsychotics
+    ) or (len(names) == 2 and any(n in thresholds.augmentation_exempt_ingredients for n in names))
+    by_antipsychotics = len(names) >= thresholds.min_concurrent_antipsychotics and not justified
     by_psychotropics = len(psychotropics) >= thresholds.min_concurrent_psychotropics
     if by_antipsychotics and by_psychotropics:
         return "both"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from cds_service.patterns.psychotropic_polypharmacy import PATTERN_ID, detect
-from fhir_mappers.record import MedicationCourse, PatientRecord
+from fhir_mappers.record import Ingredient, MedicationCourse, PatientRecord, StopReasonKind
 
 from .builders import (
     ARIPIPRAZOLE,
@@ -307,3 +307,52 @@ def test_prn_antipsychotic_never_counts_even_with_a_draft() -> None:
     from dataclasses import replace
 
     assert detect(record, (replace(prn_draft, is_prn=True),), DEFAULTS, NOW) is None
+
+
+# --- HBIPS-5: a history of failed monotherapies justifies two antipsychotics -----------------
+
+
+def _after_failures(*stops: tuple[Ingredient, StopReasonKind]) -> PatientRecord:
+    """Each (antipsychotic, stop reason) taken alone for 10 weeks, one after the other, then
+    risperidone and aripiprazole together for 120 days."""
+    history = [
+        course(drug, days_ago(900 - 100 * i), mg=10, end=days_ago(830 - 100 * i),
+               status="stopped", stop_reason=reason)
+        for i, (drug, reason) in enumerate(stops)
+    ]
+    return _record(
+        *history,
+        course(RISPERIDONE, days_ago(120), mg=2),
+        course(ARIPIPRAZOLE, days_ago(120), mg=10),
+    )
+
+
+def test_three_antipsychotics_stopped_for_lack_of_effect_justify_two() -> None:
+    failures = [(HALOPERIDOL, "lack_of_effect"), (QUETIAPINE, "lack_of_effect"),
+                (CLOZAPINE, "lack_of_effect")]
+    assert detect(_after_failures(*failures), (), DEFAULTS, NOW) is None
+
+
+@pytest.mark.parametrize(
+    "stops",
+    [
+        [(HALOPERIDOL, "lack_of_effect"), (QUETIAPINE, "lack_of_effect")],  # two: a near miss
+        [(HALOPERIDOL, "lack_of_effect"), (QUETIAPINE, "lack_of_effect"),
+         (CLOZAPINE, "intolerance")],  # an intolerance stop is no failure of effect
+        [(HALOPERIDOL, "lack_of_effect"), (HALOPERIDOL, "lack_of_effect"),
+         (QUETIAPINE, "lack_of_effect")],  # the same drug twice is one failed monotherapy
+    ],
+    ids=["two", "one-for-intolerance", "one-drug-twice"],
+)
+def test_fewer_than_three_failed_antipsychotics_justify_nothing(
+    stops: list[tuple[Ingredient, StopReasonKind]],
+) -> None:
+    finding = detect(_after_failures(*stops), (), DEFAULTS, NOW)
+    assert finding is not None and finding.facts["trigger"] == "antipsychotics"
+
+
+def test_the_failed_monotherapy_justification_can_be_turned_off() -> None:
+    failures = [(HALOPERIDOL, "lack_of_effect"), (QUETIAPINE, "lack_of_effect"),
+                (CLOZAPINE, "lack_of_effect")]
+    off = with_thresholds(PATTERN_ID, justifying_failed_monotherapies=0)
+    assert detect(_after_failures(*failures), (), off, NOW) is not None
