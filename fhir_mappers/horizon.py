@@ -41,7 +41,8 @@ def visit_day_key(start: Any, end: Any) -> str:
 
 def old_encounter_day(resource: Mapping[str, Any], horizon_iso: str) -> str | None:
     """For an ended Encounter whose period (end, else start) lies wholly before the horizon, its
-    ``visit_day_key``; None for any other Encounter (not ended, no period, or not before)."""
+    ``visit_day_key``; None for any other Encounter (not ended, no period, or not before, as
+    when its end is written before a start that is not)."""
     status = resource.get("status")
     if type(status) is not str or status not in ENDED_STATUSES:
         return None
@@ -51,6 +52,8 @@ def old_encounter_day(resource: Mapping[str, Any], horizon_iso: str) -> str | No
     start, end = period.get("start"), period.get("end")
     if not before(start if end is None else end, horizon_iso):
         return None
+    if isinstance(start, str) and not before(start, horizon_iso):
+        return None  # an end before a recent start is a slip, not an old visit: mapped in full
     return visit_day_key(start, end)
 
 

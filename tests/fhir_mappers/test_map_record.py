@@ -308,3 +308,26 @@ def test_vitals_and_labs_are_left_out_and_scores_kept(
         ("Observation/phq", 14.0), ("Observation/panel", 12.0),
     ]
     assert record.issues == ()
+
+
+@pytest.mark.parametrize(
+    ("start", "end", "kept"),
+    [
+        ("2026-11-20", "2023-01-05", True),  # end written years before a recent start: a slip
+        ("2023-01-01", "2023-01-05", False),  # wholly before the horizon: set aside
+        ("2026-11-20", "2026-11-20", True),
+    ],
+)
+def test_a_visit_whose_end_precedes_a_recent_start_is_not_set_aside_as_old(
+    table: IngredientTable, codes: CodeLists, start: str, end: str, kept: bool
+) -> None:
+    encounter = {
+        "resourceType": "Encounter", "id": "e1", "status": "finished",
+        "class": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "IMP"},
+        "subject": {"reference": "Patient/p1"}, "period": {"start": start, "end": end},
+    }
+    record = map_record(
+        [encounter], table, codes=codes, patient_id="p1", horizon=date(2025, 1, 1),
+        visit_horizon=date(2026, 6, 1),
+    )
+    assert [v.ref for v in record.visits] == (["Encounter/e1"] if kept else [])
