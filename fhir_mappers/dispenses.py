@@ -7,19 +7,30 @@ stays ``None`` (never 0), so that no adherence figure is invented from missing d
 nonadherence pattern then says it cannot evaluate. A dispense of a medication that is not
 psychotropic is kept without deriving anything.
 
+Nothing is derived from data about something else: the quantity is divided only when its unit is
+the unit the dose is counted in (tablets, capsules or another count of the product's units,
+``dose_count_units`` in config/codes.yaml, or no unit at all, as a dose with no unit is read; mL
+for a dose in mL). "1 bottle", "2 packs" or "100 g" are not a count of doses, and a unit not on
+the list is not guessed at. An authorizing order is read only when its medication shares the
+fill's psychotropic ingredient: a sertraline fill that points at a lisinopril order (a pharmacy
+system's wrong link) is not sized by the lisinopril sig.
+
 ``daysSupply`` arrives in many spellings besides UCUM ``d``: "Day(s)", "DAYS SUPPLY" (NCPDP
 and Surescripts labels), "day_supply", "dy", UCUM annotations such as ``{days}``, and sometimes
 a bare number where R4 has a SimpleQuantity. All of these name days and are read as days (a
 bare number with a ``MappingIssue``, as it is not valid R4). Months are not: a "1 mo" supply is
 28, 30 or 31 days' worth, and UCUM's ``mo`` (30.4375 d, a mean Julian month) is a calendar
 average, not a count of doses, so the supply is derived from the quantity instead, or stays
-unknown. A completed fill with no date at all is reported too: nonadherence cannot place it.
+unknown. A completed fill with no date at all is reported too: nonadherence cannot place it; nor
+can it place a fill dated only by month or year ("2026-09"), whose last possible day is kept
+(``Dispense.handed_over_latest``).
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from datetime import date
 from functools import lru_cache
 from typing import Any
 
@@ -27,6 +38,8 @@ from fhir_mappers.accessors import (
     as_list,
     get,
     number,
+    parse_period,
+    quantity_unit,
     quantity_value,
     reference,
     relative_reference,
@@ -49,6 +62,10 @@ _DAYS_PER_UNIT = {
 _MONTH_UNITS = frozenset({"mo", "mos", "month", "months"})
 # Durations that are not supply days: a code in one of these is not overruled by the unit text.
 _OTHER_TIME_UNITS = frozenset({"s", "min", "h", "hr", "hrs", "hour", "hours", "a", "yr", "year"})
+# Dose units: a dose in mass is counted in the product's units (tablets) by its strength; mL is
+# its own unit of count (liquids).
+_MASS_UNITS = frozenset({"mg", "g", "mcg", "ug", "[mg]"})
+_ML_UNITS = frozenset({"ml", "milliliter", "milliliters", "millilitre", "millilitres"})
 
 
 def map_dispense(
@@ -61,10 +78,12 @@ def map_dispense(
     """A MedicationDispense as a ``Dispense`` (``ref`` "MedicationDispense/<id>"); None when
     ``status`` is entered-in-error.
 
-    ``handed_over`` is ``whenHandedOver`` (else ``whenPrepared``) as a date. For a psychotropic,
-    ``days_supply`` (days) is ``daysSupply`` when usable, else derived: ``quantity`` divided by
-    the units a day of the dispense's own ``dosageInstruction`` or of its authorizing order's,
-    else the order's ``dispenseRequest.expectedSupplyDuration``. When none of these can be read
+    ``handed_over`` is ``whenHandedOver`` (else ``whenPrepared``) as a date: the first day of a
+    partial date, whose last day is ``handed_over_latest``. For a psychotropic, ``days_supply``
+    (days) is ``daysSupply`` when usable, else derived: ``quantity`` (in the dose's unit) divided
+    by the units a day of the dispense's own ``dosageInstruction`` or of its authorizing order's
+    (an order of the same ingredient), else the order's
+    ``dispenseRequest.expectedSupplyDuration``. When none of these can be read
     it stays None: an unknown supply, never zero (the nonadherence pattern then abstains). Never
     raises; unreadable fields become ``MappingIssue``s on ``ctx``. ``medication`` is
     ``resolve_medication`` of the fill when the caller has it already.
@@ -73,7 +92,11 @@ def map_dispense(
     if status == "entered-in-error":
         return None
     handed_over = ctx.date(resource.get("whenHandedOver"), _RTYPE, ref, "whenHandedOver")
-    handed_over = handed_over or ctx.date(resource.get("whenPrepared"), _RTYPE, ref, "whenPrepared")
+    dated_by = "whenHandedOver"
+    if handed_over is None:
+        dated_by = "whenPrepared"
+        handed_over = ctx.date(resource.get("whenPrepared"), _RTYPE, ref, "whenPrepared")
+    latest = _last_day_if_partial(resource.get(dated_by)) if handed_over is not None else None
     if medication is None:
         medication = resolve_medication(resource, ctx, _RTYPE, ref)
     quantity = quantity_value(resource.get("quantity"))
@@ -97,7 +120,16 @@ def map_dispense(
         days_supply=days,
         quantity=quantity,
         authorizing_prescription=authorizing,
+        handed_over_latest=latest,
     )
+
+
+def _last_day_if_partial(value: Any) -> date | None:
+    """The last day a partial date names ("2026-09" -> 2026-09-30); None for a full date."""
+    period = parse_period(value)
+    if period is None or period[0] == period[1]:
+        return None
+    return period[1]
 
 
 def _has_date(resource: Mapping[str, Any]) -> bool:
@@ -160,12 +192,14 @@ def _derived_days(
     ctx: MappingContext,
 ) -> float | None:
     request = ctx.requests.get(relative_reference(authorizing) or "") if authorizing else None
+    if request is not None and not _same_ingredient(request, medication, authorizing or "", ctx):
+        request = None  # another drug's order says nothing of this fill's supply
     if quantity is not None:
         for dosages in (resource.get("dosageInstruction"), get(request, "dosageInstruction")):
             if not as_list(dosages):
                 continue
             units_per_day = daily_dose_memo(dosages, medication, ctx.codes, ctx.doses).units
-            if units_per_day:
+            if units_per_day and _counts_dose_units(resource.get("quantity"), dosages, ctx):
                 return round(quantity / units_per_day, 1)
     expected = get(request, "dispenseRequest", "expectedSupplyDuration")
     if expected is not None:
@@ -173,4 +207,51 @@ def _derived_days(
         factor = _days_per_unit(expected)
         if amount is not None and math.isfinite(amount) and factor is not None and amount > 0:
             return amount * factor
+    return None
+
+
+def _same_ingredient(
+    request: Mapping[str, Any], medication: ResolvedMedication, ref: str, ctx: MappingContext
+) -> bool:
+    """Whether the order's medication shares a psychotropic ingredient with the fill's. The
+    order's own problems are reported when the order itself is mapped, not again here."""
+    reported = len(ctx.issues)
+    ordered = resolve_medication(request, ctx, "MedicationRequest", ref)
+    del ctx.issues[reported:]
+    names = {i.name for i in medication.ingredients if i.is_psychotropic}
+    return any(i.name in names for i in ordered.ingredients)
+
+
+def _counts_dose_units(quantity: Any, dosages: Any, ctx: MappingContext) -> bool:
+    """Whether the fill's quantity is counted in the unit its daily figure is counted in: a
+    count of the product's units (tablets, capsules: ``dose_count_units``) when the scheduled
+    doses are in mg or a count, mL when they are in mL. Every spelling the quantity gives (UCUM
+    ``code`` and ``unit`` text) must say so; a quantity with neither is a bare count, as a dose
+    with no unit is. Anything else (a bottle, a pack, grams, a unit not listed) is not."""
+    per_dose = {_dose_unit_kind(line, ctx) for line in as_list(dosages) if _is_scheduled(line)}
+    if len(per_dose) != 1:
+        return False
+    kind = per_dose.pop()
+    spellings = [s.lower() for s in (text(get(quantity, "code")), text(get(quantity, "unit"))) if s]
+    if kind == "count":
+        return all(s in ctx.codes.dose_count_units for s in spellings)
+    return kind == "ml" and bool(spellings) and all(s in _ML_UNITS for s in spellings)
+
+
+def _is_scheduled(line: Any) -> bool:
+    """A Dosage line that is not as-needed (the lines a daily figure is read from)."""
+    if not isinstance(line, Mapping):
+        return False
+    prn = line.get("asNeededBoolean") is True or line.get("asNeeded") is True
+    return not prn and not isinstance(line.get("asNeededCodeableConcept"), Mapping)
+
+
+def _dose_unit_kind(line: Mapping[str, Any], ctx: MappingContext) -> str | None:
+    """"count" for a dose in mg, g, mcg or a count of units; "ml" for mL; None otherwise."""
+    dose = get(line, "doseAndRate", 0, "doseQuantity") or line.get("doseQuantity")
+    unit = quantity_unit(dose).lower()
+    if unit in _ML_UNITS:
+        return "ml"
+    if not unit or unit in _MASS_UNITS or unit in ctx.codes.dose_count_units:
+        return "count"
     return None

@@ -243,7 +243,7 @@ def _build(
                 str(c.get("system") or ""), str(c.get("code") or ""), str(c.get("display") or "")
             )
             for c in codings(reason_concepts)
-        )
+        ) + _text_only(reason_concepts)
         reason_text = " ".join(filter(None, (concept_text(c) for c in reason_concepts)))
         stop_reason = ctx.codes.stop_reason(codes(reason_concepts), reason_text)
     course = MedicationCourse(
@@ -292,3 +292,13 @@ def _course_end(end: date | None, steps: tuple[DoseStep, ...]) -> date | None:
     if not steps:
         return end
     return steps[-1].end
+
+
+def _text_only(concepts: list[Any]) -> tuple[Coding, ...]:
+    """A reason given as text alone ("held by prescriber until after ECT"), kept as a Coding
+    with no system or code, so that what the words say is not lost for want of a code."""
+    return tuple(
+        Coding("", "", text(concept.get("text")))
+        for concept in concepts
+        if isinstance(concept, Mapping) and text(concept.get("text")) and not codings(concept)
+    )

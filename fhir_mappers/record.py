@@ -116,7 +116,8 @@ class MedicationCourse:
     ``start``/``end`` are days (``date``); ``end`` is None for an open course. ``daily_dose_mg``
     is mg per day of the single ingredient (None for combination products, PRN-only orders or
     doses that cannot be derived without guessing). ``status_reasons`` are the codings of
-    ``statusReason`` (and the older ``reasonEnded``/``reasonNotTaken``); ``requester``,
+    ``statusReason`` (and the older ``reasonEnded``/``reasonNotTaken``; a reason in text alone
+    is a Coding with its words as display); ``requester``,
     ``encounter`` and ``prior_prescription`` are relative references (``"Type/id"``).
     ``psychotropic_ingredients`` is derived, not passed: the psychotropic ones of
     ``ingredients``, in their order.

@@ -5,28 +5,39 @@ with a known days' supply, per ingredient (PQA PDC method, adopted by CMS Star r
 https://pqaalliance.org/assets/Measures/pdc-dr.js.txt; HEDIS SAA, "Adherence to Antipsychotic
 Medications for Individuals With Schizophrenia", https://www.ncqa.org/hedis/measures/adherence-to-
 antipsychotic-medications-for-individuals-with-schizophrenia/). Per ingredient, not per class, so a
-refilled sertraline does not hide a bupropion that was never refilled. PQA asks for >= 2 fills; a
-patient with one fill whose supply ran out long ago (a gap > 60 days is an interruption in
-schizophrenia persistence studies, psychotropic-domain §2.5) is not hidden by that rule. Or a
-MedicationStatement with status not-taken.
+refilled sertraline does not hide a bupropion that was never refilled. PQA asks for >= 2 fills and
+an index (first) fill at least 91 days before the end of the period; a patient with one fill
+whose supply ran out long ago (a gap > 60 days is an interruption in schizophrenia persistence
+studies, psychotropic-domain §2.5) is not hidden by that rule. Or a MedicationStatement with
+status not-taken. Only days the ingredient was prescribed can be days without it: a stop and a
+restart by the prescriber is no gap in taking it.
 
-**When** for a psychotropic ingredient in today's standing regimen or being ordered, either
-(a) at least ``min_dispenses`` fills of it in the last ``window_days`` and a PDC below
-``pdc_below`` from the first fill to today (overlapping fills shifted forward; supply capped at
-today; only completed dispenses with a known days' supply); or (b) exactly one fill in the window
-whose supply ran out more than ``single_fill_lapsed_days`` before today; or (c) a not-taken
-MedicationStatement names it (dated within the window, or undated: its status is the latest word).
+**When** for a psychotropic ingredient in today's standing regimen or being ordered (not as
+needed), either (a) at least ``min_dispenses`` fills of it in the measured period, the first of
+them at least ``min_treatment_days`` before today, and a PDC below ``pdc_below`` from that fill to
+today (overlapping fills shifted forward; supply capped at today; only completed fills with a
+known days' supply); or (b) exactly one fill in the period whose supply ran out more than
+``single_fill_lapsed_days`` before today; or (c) a not-taken MedicationStatement names it, dated
+(``effective[x]``, else ``dateAsserted``) within ``window_days``, or undated (its status is the
+latest word) unless fills of it in the window may have superseded it. The measured period is
+the last ``window_days``, or from the current episode of use (``timeline.episodes``, courses at
+most ``continuation_gap_days`` apart) when it restarted after a dated stop or planned end.
 
-**Not evaluable** (``NotEvaluable``, recorded in the audit, no card) when a completed fill of an
-ingredient in use, handed over in the window, has no known days' supply, or has no date at all:
-the days it would cover are unknown, not uncovered (``timeline.fills_without_supply``,
-``pdc.undated_fills``).
+**Not evaluable** (``NotEvaluable``, recorded in the audit, no card) for (a) and (b) when the
+fills cannot be read: pharmacy data did not arrive in full (``PatientRecord.incomplete``); a fill
+that may have reached the patient in the period has no known days' supply, no day (undated, or
+dated by month or year only) or no known status (``pdc.uncounted_fills``); the finding depends on
+whether days after an undated stop were prescribed; or it would rest on a period in which a fill
+of a medication that could not be identified was handed over. For (c) when an undated statement
+may have been followed by fills that supersede it. What such data would show is unknown.
 
-**Unless** the ingredient is taken only as needed (PQA leaves PRN use out of PDC), the order is
-stale (no renewal, fill or statement for ``stale_order_days``), or a later active
-MedicationStatement says the not-taken ingredient is taken again. Days in hospital (ended
-encounters, R4 ``finished`` or R5 ``completed``, or ongoing ones, of an inpatient class,
-config/codes.yaml) leave the PDC period.
+**Unless** the ingredient is taken only as needed, or its fills come from an as-needed order
+(PQA leaves PRN use out of PDC); its current order is on hold; the order is stale (no renewal,
+fill or statement for ``stale_order_days``); or, for (c), the statement gives a prescriber's
+hold or stop as its reason (``prescriber_hold_reason_codes``/``_words``), or later fills (at
+least ``min_dispenses``), a later order or a later active statement of the ingredient supersede
+it. Days in hospital (ended encounters, R4 ``finished`` or R5 ``completed``, or ongoing ones, of
+an inpatient class, config/codes.yaml) leave the PDC period.
 
 **Then** an ``info`` card: explore the patient's ambivalence and concerns about the medication
 before changing it (Mintz, "Psychodynamic Psychopharmacology: Addressing the Underlying Causes of
@@ -36,7 +47,8 @@ ordered, or of its class (a switch or an addition in that class). Override reaso
 ``cards/wording/nonadherence.yaml``.
 
 **Thresholds** ``patterns.nonadherence``: ``pdc_below``, ``window_days``, ``min_dispenses``,
-``single_fill_lapsed_days``, ``stale_order_days``.
+``min_treatment_days``, ``single_fill_lapsed_days``, ``stale_order_days``,
+``continuation_gap_days``, ``prescriber_hold_reason_codes``, ``prescriber_hold_reason_words``.
 """
 
 from __future__ import annotations
@@ -45,29 +57,34 @@ import math
 from dataclasses import dataclass
 from datetime import date, timedelta
 
-from cds_service.patterns.abstention import NotEvaluable
+from cds_service.patterns.abstention import NotEvaluable, data_unavailable
 from cds_service.patterns.base import EvidenceItem, Finding
 from cds_service.patterns.evidence import months, ordered_evidence, unique_refs
 from cds_service.patterns.pdc import (
     Coverage,
+    UncountedFills,
+    hospital_days,
     is_countable,
     proportion_of_days_covered,
-    undated_fills,
+    uncounted_fills,
+    unidentified_fills,
 )
-from cds_service.patterns.regimen import is_stale, signs_of_life
+from cds_service.patterns.regimen import is_stale, mentions_any, signs_of_life
 from cds_service.patterns.timeline import (
     dated_drafts,
-    fills_without_supply,
+    episodes,
+    has_dated_stop,
     is_current,
+    last_taken,
     single_dose,
     taken_courses,
 )
 from fhir_mappers.record import (
-    COMPLETED_VISIT_STATUSES,
+    Dispense,
     DraftOrders,
     MedicationCourse,
     PatientRecord,
-    Visit,
+    was_taken,
 )
 
 PATTERN_ID = "nonadherence"
@@ -82,8 +99,12 @@ class Thresholds:
     pdc_below: float
     window_days: int
     min_dispenses: int
+    min_treatment_days: int
     single_fill_lapsed_days: int
     stale_order_days: int
+    continuation_gap_days: int
+    prescriber_hold_reason_codes: tuple[str, ...]
+    prescriber_hold_reason_words: tuple[str, ...]
 
     def windows_days(self) -> tuple[int, ...]:
         """The look-back windows this pattern reads, nested (their sum is its reach)."""
@@ -96,21 +117,41 @@ class Thresholds:
 
 
 @dataclass(frozen=True, slots=True)
+class _Gap:
+    """A supply gap found in the fills: a low PDC, or one fill long run out (``lapsed_days``)."""
+
+    coverage: Coverage
+    lapsed_days: int | None
+
+
+@dataclass(frozen=True, slots=True)
 class _Adherence:
     ingredient: str
     drug_class: str
-    coverage: Coverage | None  # set when the PDC (or the single lapsed fill) fires
-    lapsed_days: int | None  # days since the single fill's supply ran out
+    gap: _Gap | None
     not_taken: tuple[MedicationCourse, ...]
     has_draft: bool
     dose_increase_in_draft: bool
+
+
+@dataclass(frozen=True, slots=True)
+class _Context:
+    """What every ingredient is judged against, read once per call."""
+
+    record: PatientRecord
+    regimen: list[MedicationCourse]
+    ordered: list[MedicationCourse]
+    thresholds: Thresholds
+    now: date
+    window_start: date
+    away: set[date]  # days in hospital
 
 
 def detect(
     record: PatientRecord, drafts: DraftOrders, thresholds: Thresholds, now: date
 ) -> Finding | NotEvaluable | None:
     """Nonadherence as of ``now`` (dates in days); None when it is not there, ``NotEvaluable``
-    when a fill in the window has no known days' supply or a completed fill has no date."""
+    when the data cannot say (see the module docstring)."""
     signs = signs_of_life(record)
     regimen = [
         c
@@ -119,91 +160,181 @@ def detect(
         and c.is_psychotropic
         and not is_stale(c, record, now, thresholds.stale_order_days, signs)
     ]
-    ordered = [d for d in dated_drafts(drafts, now) if d.is_psychotropic]
-    in_use = {i.name for c in [*regimen, *ordered] if not _excluded(c) for i in c.ingredients}
-    since = now - timedelta(days=thresholds.window_days)
-    unknown = fills_without_supply(record, in_use, since, now)
-    undated = undated_fills(record.dispenses, in_use)
-    if unknown or undated:
-        reasons = []
-        if unknown:
-            reasons.append(
-                f"{len(unknown)} fill(s) in the last {months(thresholds.window_days)} months have "
-                "no days' supply and none could be derived"
-            )
-        if undated:
-            reasons.append(
-                f"{len(undated)} completed fill(s) have no date (neither handed over nor "
-                "prepared), so the days they cover are unknown"
-            )
-        return NotEvaluable(
-            PATTERN_ID, "; ".join(reasons), tuple(d.ref for d in [*unknown, *undated])
-        )
+    # An as-needed draft is no daily regimen either: it never makes an ingredient judged.
+    ordered = [d for d in dated_drafts(drafts, now) if d.is_psychotropic and not d.is_prn]
+    ctx = _Context(
+        record, regimen, ordered, thresholds, now,
+        now - timedelta(days=thresholds.window_days), hospital_days(record, now),
+    )
     names = dict.fromkeys(
-        i.name for c in [*regimen, *ordered] if not _excluded(c) for i in c.psychotropic_ingredients
+        i.name for c in [*regimen, *ordered] if not c.is_prn for i in c.psychotropic_ingredients
     )
-    found = [
-        a
-        for name in names
-        if (a := _included(name, record, regimen, ordered, thresholds, now)) is not None
+    found: list[_Adherence] = []
+    abstained: list[NotEvaluable] = []
+    for name in names:
+        if _excluded(name, regimen):
+            continue
+        judged = _included(name, ctx)
+        if isinstance(judged, NotEvaluable):
+            abstained.append(judged)
+        elif judged is not None:
+            found.append(judged)
+    if found:
+        # The ingredient being ordered first (the decision at hand), then the lowest PDC.
+        best = min(found, key=lambda a: (not a.has_draft, a.gap.coverage.pdc if a.gap else 1.0))
+        return _finding(best, thresholds)
+    if abstained:
+        return NotEvaluable(
+            PATTERN_ID,
+            "; ".join(dict.fromkeys(a.reason for a in abstained)),
+            unique_refs(r for a in abstained for r in a.references),
+        )
+    return None
+
+
+def _excluded(name: str, regimen: list[MedicationCourse]) -> bool:
+    """The latest current order of the ingredient is on hold (``on-hold``). No finding, rather
+    than an abstention: the prescriber has paused the drug, so there is no regimen to adhere to
+    for now, and a hold is a decision, not missing data. When the hold began is not recorded, so
+    the fills before it are not judged either. (As-needed use is left out where the regimen and
+    the fills are read.)"""
+    orders = [
+        c for c in regimen if not c.is_draft and any(i.name == name for i in c.ingredients)
     ]
-    if not found:
-        return None
-    # The ingredient being ordered comes first (that is the decision at hand), then the lowest PDC.
-    best = min(found, key=lambda a: (not a.has_draft, a.coverage.pdc if a.coverage else 1.0))
-    return _finding(best, thresholds)
+    latest = max(orders, key=lambda c: (c.start or date.min, c.ref), default=None)
+    return latest is not None and latest.status == "on-hold"
 
 
-def _included(
-    name: str,
-    record: PatientRecord,
-    regimen: list[MedicationCourse],
-    ordered: list[MedicationCourse],
-    thresholds: Thresholds,
-    now: date,
-) -> _Adherence | None:
-    """PDC below the threshold, a single long-lapsed fill, or a not-taken statement."""
-    window_start = now - timedelta(days=thresholds.window_days)
-    fills = [d for d in record.dispenses if any(i.name == name for i in d.ingredients)]
-    away = _hospital_days(record, now)
-    coverage = proportion_of_days_covered(fills, window_start, now, away)
-    fill_count = len(coverage.fills) if coverage else 0
-    lapsed: int | None = None
-    if coverage is None:
-        pass
-    elif fill_count >= thresholds.min_dispenses:
-        coverage = coverage if coverage.pdc < thresholds.pdc_below else None
-    elif fill_count == 1:
-        lapsed = _days_lapsed(coverage, now)
-        if lapsed is None or lapsed <= thresholds.single_fill_lapsed_days:
-            coverage, lapsed = None, None
-    else:
-        coverage = None
-    not_taken = tuple(
-        s
-        for s in record.courses
-        if s.source_type == "MedicationStatement"
-        and s.status == "not-taken"
-        and any(i.name == name for i in s.psychotropic_ingredients)
-        and (s.start is None or window_start <= s.start <= now)
-        and not _taken_again(s, record)
-    )
-    if coverage is None and not not_taken:
-        return None
-    with_name = [c for c in [*regimen, *ordered] if any(i.name == name for i in c.ingredients)]
+def _included(name: str, ctx: _Context) -> _Adherence | NotEvaluable | None:
+    """A supply gap in the fills, or a not-taken statement; each judged on its own evidence."""
+    gap = _supply_gap(name, ctx)
+    not_taken, contested = _not_taken(name, ctx)
+    if not isinstance(gap, _Gap) and not not_taken:
+        if contested:
+            return NotEvaluable(
+                PATTERN_ID,
+                f"{len(contested)} not-taken statement(s) have no date, and fills of the same "
+                "drug in the window may have come after them",
+                tuple(s.ref for s in contested),
+            )
+        return gap  # an abstention or None
+    with_name = [c for c in [*ctx.regimen, *ctx.ordered] if _names(c, name)]
     drafts = [c for c in with_name if c.is_draft]
     drug_class = next(i.drug_class for c in with_name for i in c.ingredients if i.name == name)
     # A draft of the same class (a switch or an addition) is the decision this finding informs.
-    same_class = [d for d in ordered if any(i.drug_class == drug_class for i in d.ingredients)]
+    same_class = [d for d in ctx.ordered if any(i.drug_class == drug_class for i in d.ingredients)]
     return _Adherence(
         ingredient=name,
         drug_class=drug_class,
-        coverage=coverage,
-        lapsed_days=lapsed,
+        gap=gap if isinstance(gap, _Gap) else None,
         not_taken=not_taken,
         has_draft=bool(same_class),
-        dose_increase_in_draft=any(_raises_dose(d, regimen) for d in drafts),
+        dose_increase_in_draft=any(_raises_dose(d, ctx.regimen) for d in drafts),
     )
+
+
+def _names(course: MedicationCourse | Dispense, name: str) -> bool:
+    return any(i.name == name and i.is_psychotropic for i in course.ingredients)
+
+
+# --- (a) and (b): the fills -----------------------------------------------------------------
+
+
+def _supply_gap(name: str, ctx: _Context) -> _Gap | NotEvaluable | None:
+    unavailable = data_unavailable(PATTERN_ID, ctx.record.incomplete, ("MedicationDispense",))
+    if unavailable is not None:
+        return unavailable
+    starts = _measured_from(name, ctx)
+    fills = _standing_fills(name, ctx)
+    uncounted = uncounted_fills(fills, starts[-1], ctx.now)
+    if uncounted:
+        return NotEvaluable(PATTERN_ID, _uncounted_reason(uncounted, ctx), uncounted.refs)
+    readings = [_gap_from(fills, start, ctx) for start in starts]
+    if len({reading is None for reading in readings}) > 1:
+        return NotEvaluable(
+            PATTERN_ID,
+            "an earlier order ended on a date not recorded before the drug was ordered again: "
+            "whether the days between were prescribed is unknown, and the finding depends on them",
+        )
+    gap = readings[0]
+    if gap is None:
+        return None
+    unknown = unidentified_fills(ctx.record, gap.coverage.period_start, ctx.now)
+    if unknown:
+        return NotEvaluable(
+            PATTERN_ID,
+            f"{len(unknown)} fill(s) in the period measured name a medication that could not be "
+            "identified: the days-covered figure may be missing them",
+            tuple(unknown),
+        )
+    return gap
+
+
+def _measured_from(name: str, ctx: _Context) -> tuple[date, ...]:
+    """Where the measured period may begin, latest first: the window's start, or the restart of
+    the current episode of use when the episode before it ended on a dated stop or planned end
+    (the days between were not prescribed). Where that episode's stop is undated, whether the
+    days before the restart were prescribed is unknown: each reading is given."""
+    courses = [c for c in [*taken_courses(ctx.record), *ctx.ordered] if _names(c, name)]
+    gap_days = ctx.thresholds.continuation_gap_days
+    cut = [
+        e
+        for e in episodes(courses, ctx.now, continuation_gap_days=gap_days)
+        if e.ingredient.name == name
+    ]
+    open_ones = [i for i, e in enumerate(cut) if e.is_open]
+    index = open_ones[-1] if open_ones else len(cut) - 1
+    starts: list[date] = []
+    while index > 0:
+        starts.append(max(ctx.window_start, cut[index].start))
+        if has_dated_stop(cut[index - 1].ending_course, ctx.now):
+            return tuple(dict.fromkeys(starts))
+        index -= 1
+    starts.append(ctx.window_start)  # no earlier episode on record: the whole window
+    return tuple(dict.fromkeys(starts))
+
+
+def _standing_fills(name: str, ctx: _Context) -> list[Dispense]:
+    """Fills of the ingredient, except those of an as-needed order: the authorizing order is
+    as-needed, or (no authorizing order on record) every order of it in the window is."""
+    courses = {c.ref: c for c in ctx.record.courses}
+    in_window = [
+        c
+        for c in taken_courses(ctx.record)
+        if _names(c, name)
+        and c.start is not None
+        and c.start <= ctx.now
+        and (last_taken(c, ctx.now) or c.start) >= ctx.window_start
+    ]
+    only_prn = bool(in_window) and all(c.is_prn for c in in_window)
+    fills = []
+    for fill in ctx.record.dispenses:
+        if not _names(fill, name):
+            continue
+        order = courses.get(fill.authorizing_prescription or "")
+        if order is not None and not _names(order, name):
+            order = None  # a link to another drug's order says nothing of this fill
+        if order.is_prn if order is not None else only_prn:
+            continue
+        fills.append(fill)
+    return fills
+
+
+def _gap_from(fills: list[Dispense], start: date, ctx: _Context) -> _Gap | None:
+    thresholds, now = ctx.thresholds, ctx.now
+    coverage = proportion_of_days_covered(fills, start, now, ctx.away)
+    if coverage is None:
+        return None
+    if len(coverage.fills) >= thresholds.min_dispenses:
+        # PQA: an index fill at least this many days before the period ends.
+        long_enough = (now - coverage.period_start).days >= thresholds.min_treatment_days
+        low = coverage.pdc < thresholds.pdc_below
+        return _Gap(coverage, None) if long_enough and low else None
+    if len(coverage.fills) == 1:
+        lapsed = _days_lapsed(coverage, now)
+        if lapsed is not None and lapsed > thresholds.single_fill_lapsed_days:
+            return _Gap(coverage, lapsed)
+    return None
 
 
 def _days_lapsed(coverage: Coverage, now: date) -> int | None:
@@ -214,21 +345,100 @@ def _days_lapsed(coverage: Coverage, now: date) -> int | None:
     return (now - ran_out).days
 
 
-def _excluded(course: MedicationCourse) -> bool:
-    """As-needed use is not a daily regimen, so its supply cannot be measured in days covered."""
-    return course.is_prn and not course.is_draft
+def _uncounted_reason(uncounted: UncountedFills, ctx: _Context) -> str:
+    window = months(ctx.thresholds.window_days)
+    reasons = []
+    if uncounted.no_supply:
+        reasons.append(
+            f"{len(uncounted.no_supply)} fill(s) in the last {window} months have no days' "
+            "supply and none could be derived"
+        )
+    if uncounted.undated:
+        reasons.append(
+            f"{len(uncounted.undated)} completed fill(s) have no date (neither handed over nor "
+            "prepared), so the days they cover are unknown"
+        )
+    if uncounted.partly_dated:
+        reasons.append(
+            f"{len(uncounted.partly_dated)} fill(s) are dated by month or year only, so the "
+            "days they cover are unknown"
+        )
+    if uncounted.unknown_status:
+        reasons.append(
+            f"{len(uncounted.unknown_status)} fill(s) have an unknown or missing status, so "
+            "whether they reached the patient is unknown"
+        )
+    return "; ".join(reasons)
 
 
-def _taken_again(statement: MedicationCourse, record: PatientRecord) -> bool:
+# --- (c): not-taken statements --------------------------------------------------------------
+
+
+def _not_taken(
+    name: str, ctx: _Context
+) -> tuple[tuple[MedicationCourse, ...], tuple[MedicationCourse, ...]]:
+    """Not-taken statements of the ingredient that stand, and undated ones that fills in the
+    window may have superseded (contested)."""
+    standing: list[MedicationCourse] = []
+    contested: list[MedicationCourse] = []
+    filled = [
+        d.handed_over
+        for d in ctx.record.dispenses
+        if _names(d, name) and d.status == "completed" and d.handed_over is not None
+    ]
+    for statement in ctx.record.courses:
+        if (
+            statement.source_type != "MedicationStatement"
+            or statement.status != "not-taken"
+            or not _names(statement, name)
+            or _held_by_prescriber(statement, ctx.thresholds)
+        ):
+            continue
+        # A statement with no effective date is dated by when it was made (dateAsserted).
+        when = statement.start or statement.asserted
+        if when is None:
+            since = sum(ctx.window_start <= day <= ctx.now for day in filled)
+            if since >= ctx.thresholds.min_dispenses:  # enough to supersede it, if they came after
+                contested.append(statement)
+            else:
+                standing.append(statement)  # undated and uncontradicted: the latest word
+        elif ctx.window_start <= when <= ctx.now and not _superseded(statement, when, filled, ctx):
+            standing.append(statement)
+    return tuple(standing), tuple(contested)
+
+
+def _held_by_prescriber(statement: MedicationCourse, thresholds: Thresholds) -> bool:
+    """The statement's reason (``statusReason``/``reasonNotTaken``) is a prescriber's hold or
+    stop, coded or worded: a clinical decision, not the patient not taking it."""
+    reasons = statement.status_reasons
+    if any(c.code in thresholds.prescriber_hold_reason_codes for c in reasons):
+        return True
+    words = " ".join(c.display for c in reasons)
+    return mentions_any(words, thresholds.prescriber_hold_reason_words)
+
+
+def _superseded(
+    statement: MedicationCourse, when: date, filled: list[date], ctx: _Context
+) -> bool:
+    """Later completed fills (as many as a PDC needs: one refill alone, perhaps automatic,
+    does not show the drug is taken again), or a later order or active statement of the same
+    ingredient."""
     names = {i.name for i in statement.psychotropic_ingredients}
-    return statement.start is not None and any(
-        c.source_type == "MedicationStatement"
-        and c.status == "active"
-        and c.start is not None
-        and c.start > statement.start
+    if sum(day > when for day in filled) >= ctx.thresholds.min_dispenses:
+        return True
+    return any(
+        c.start is not None
+        and c.start > when
         and any(i.name in names for i in c.ingredients)
-        for c in record.courses
+        and (
+            (c.source_type == "MedicationRequest" and was_taken(c))
+            or (c.source_type == "MedicationStatement" and c.status == "active")
+        )
+        for c in ctx.record.courses
     )
+
+
+# --- the finding ----------------------------------------------------------------------------
 
 
 def _raises_dose(draft: MedicationCourse, regimen: list[MedicationCourse]) -> bool:
@@ -247,55 +457,30 @@ def _raises_dose(draft: MedicationCourse, regimen: list[MedicationCourse]) -> bo
     return bool(same) and dose > (single_dose(same[-1]) or 0)
 
 
-def _hospital_days(record: PatientRecord, now: date) -> set[date]:
-    """Days in hospital, left out of the days-covered period: those of every inpatient stay
-    except one that did not take place (``_NO_STAY``: planned, cancelled, entered in error)."""
-    days: set[date] = set()
-    for visit in record.visits:
-        if visit.is_inpatient and visit.start is not None and visit.status not in _NO_STAY:
-            end = _stay_end(visit, now)
-            days.update(
-                visit.start + timedelta(days=i) for i in range((end - visit.start).days + 1)
-            )
-    return days
-
-
-def _stay_end(visit: Visit, now: date) -> date:
-    """The last day in hospital: today while the stay goes on (``Visit.is_ongoing``: in
-    progress, arrived, on leave), its end once it has ended (R4 ``finished``, R5 ``completed``:
-    ``COMPLETED_VISIT_STATUSES``), else only its first day."""
-    if visit.is_ongoing:
-        return now
-    ended = visit.status in COMPLETED_VISIT_STATUSES
-    return visit.end if ended and visit.end else visit.start or now
-
-
-# Encounter statuses of a stay that did not take place: its days are no hospital days.
-_NO_STAY = frozenset({"planned", "cancelled", "entered-in-error"})
-
-
 def _floor2(value: float) -> float:
     # Rounded down, so a card never shows a PDC equal to the threshold it fell below.
     return math.floor(value * 100 + 1e-9) / 100
 
 
 def _finding(found: _Adherence, thresholds: Thresholds) -> Finding:
-    coverage = found.coverage
-    pdc = _floor2(coverage.pdc) if coverage else None
+    gap = found.gap
+    coverage = gap.coverage if gap else None
+    lapsed = gap.lapsed_days if gap else None
+    # A single lapsed fill is no proportion of days: its card says when the supply ran out.
+    pdc = _floor2(coverage.pdc) if coverage is not None and lapsed is None else None
     fills = coverage.fills if coverage else ()
-    if fills and coverage is not None:
+    evidence: list[EvidenceItem] = []
+    if fills:
         last = fills[-1]
         supply = f"{len(fills)} fills" if len(fills) > 1 else f"{last.days_supply or 0:g}-day fill"
         gist = (
-            f"{supply}; supply ran out {found.lapsed_days} days ago"
-            if found.lapsed_days is not None
+            f"{supply}; supply ran out {lapsed} days ago"
+            if lapsed is not None
             else f"{supply}; {round((pdc or 0) * 100)}% of days covered"
         )
-        evidence = [EvidenceItem(last.ref, found.ingredient, last.handed_over, gist)]
-    else:
-        evidence = []
+        evidence.append(EvidenceItem(last.ref, found.ingredient, last.handed_over, gist))
     evidence += [
-        EvidenceItem(s.ref, found.ingredient, s.start, "recorded as not taken")
+        EvidenceItem(s.ref, found.ingredient, s.start or s.asserted, "recorded as not taken")
         for s in found.not_taken[-1:]
     ]
     keys = {f"not-taken:{found.ingredient}" for _ in found.not_taken}
@@ -308,7 +493,7 @@ def _finding(found: _Adherence, thresholds: Thresholds) -> Finding:
         "drug_class": found.drug_class,
         "window_months": months(thresholds.window_days),
         "dispense_count": len(fills),
-        "days_since_supply_ran_out": found.lapsed_days,
+        "days_since_supply_ran_out": lapsed,
         "not_taken": bool(found.not_taken),
         "dose_increase_in_draft": found.dose_increase_in_draft,
         "period_start": coverage.period_start.isoformat() if coverage else None,

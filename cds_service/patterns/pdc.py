@@ -2,7 +2,10 @@
 
 PDC = days in the period with medication on hand / days in the period. Overlapping fills are
 shifted forward, not double counted; supply is capped at the period end (PQA; psychotropic-domain
-§2.5). Days in hospital leave the period: the ward supplies the medication then.
+§2.5). Days in hospital leave the period: the ward supplies the medication then
+(``hospital_days``). Fills the figure cannot count (no days' supply, no day, no known status:
+``uncounted_fills``; a medication nothing identifies: ``unidentified_fills``) are found here, so
+that a caller can abstain rather than read them as days without medication.
 """
 
 from __future__ import annotations
@@ -10,9 +13,9 @@ from __future__ import annotations
 from bisect import bisect_right
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 
-from fhir_mappers.record import Dispense
+from fhir_mappers.record import COMPLETED_VISIT_STATUSES, Dispense, PatientRecord, Visit
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,7 +30,8 @@ class Coverage:
 
 
 def is_countable(dispense: Dispense) -> bool:
-    """Only completed dispenses with a hand-over date and a known days' supply count."""
+    """Only completed dispenses with a hand-over date and a known days' supply count (a date
+    named by month or year only is read as its first day: ``uncounted_fills`` finds those)."""
     return (
         dispense.status == "completed"
         and dispense.handed_over is not None
@@ -36,27 +40,64 @@ def is_countable(dispense: Dispense) -> bool:
     )
 
 
-def undated_fills(dispenses: Iterable[Dispense], names: Collection[str]) -> list[Dispense]:
-    """Completed fills of a psychotropic ingredient in ``names`` with no hand-over day (neither
-    ``whenHandedOver`` nor ``whenPrepared`` readable). Where they fall is unknown, so a days-
-    covered figure for that ingredient cannot be computed: it would count the days they cover as
-    missed, or miss that they open the period (PQA PDC counts every fill in the period)."""
-    return [
-        d
-        for d in dispenses
-        if d.status == "completed"
-        and d.handed_over is None
-        and any(i.name in names for i in d.ingredients if i.is_psychotropic)
-    ]
+# Statuses under which a fill may have reached the patient: completed, or a status the feed did
+# not know ("unknown") or did not send (R4 requires one; some feeds omit it).
+MAY_HAVE_BEEN_HANDED_OVER = frozenset({"completed", "unknown", ""})
+
+
+@dataclass(frozen=True, slots=True)
+class UncountedFills:
+    """Fills that may have reached the patient in a period but that a days-covered figure cannot
+    count: counting them as nothing would turn missing data into missed doses, and leaving them
+    out could also miss that they open the period (PQA PDC counts every fill in it)."""
+
+    no_supply: tuple[Dispense, ...]  # completed, dated in the period, days' supply unknown
+    undated: tuple[Dispense, ...]  # completed, no date at all (neither handed over nor prepared)
+    partly_dated: tuple[Dispense, ...]  # dated by month or year only, in or around the period
+    unknown_status: tuple[Dispense, ...]  # dated in the period (or undated), status unknown/none
+
+    def __bool__(self) -> bool:
+        return bool(self.no_supply or self.undated or self.partly_dated or self.unknown_status)
+
+    @property
+    def refs(self) -> tuple[str, ...]:
+        """Each fill once, in the order of the kinds above."""
+        fills = [*self.no_supply, *self.undated, *self.partly_dated, *self.unknown_status]
+        return tuple(dict.fromkeys(d.ref for d in fills))
+
+
+def uncounted_fills(dispenses: Iterable[Dispense], start: date, end: date) -> UncountedFills:
+    """The fills among ``dispenses`` (those of one ingredient) that a PDC over [start, end] cannot
+    count (``UncountedFills``). A fill dated by month or year only is unplaced when the month or
+    year it names meets the period; a fully undated completed fill always is (it could be
+    anywhere)."""
+    no_supply, undated, partly, unknown = [], [], [], []
+    for fill in dispenses:
+        if fill.status not in MAY_HAVE_BEEN_HANDED_OVER:
+            continue
+        day, last = fill.handed_over, fill.handed_over_latest
+        in_period = day is not None and day <= end and (last or day) >= start
+        if fill.status != "completed":
+            if day is None or in_period:
+                unknown.append(fill)
+        elif day is None:
+            undated.append(fill)
+        elif last is not None:
+            if in_period:
+                partly.append(fill)
+        elif in_period and fill.days_supply is None:
+            no_supply.append(fill)
+    return UncountedFills(tuple(no_supply), tuple(undated), tuple(partly), tuple(unknown))
 
 
 def proportion_of_days_covered(
     dispenses: Iterable[Dispense],
     window_start: date,
     window_end: date,
-    hospital_days: Collection[date] = (),
+    days_away: Collection[date] = (),
 ) -> Coverage | None:
-    """PDC from the first countable fill in [window_start, window_end] to window_end inclusive."""
+    """PDC from the first countable fill in [window_start, window_end] to window_end inclusive;
+    ``days_away`` (days in hospital) leave the period."""
     fills = sorted(
         (
             d
@@ -83,7 +124,7 @@ def proportion_of_days_covered(
         if stop > cursor:
             runs.append((cursor, stop))
         cursor += supply
-    away = {day for d in hospital_days if first <= (day := d.toordinal()) <= last}
+    away = {day for d in days_away if first <= (day := d.toordinal()) <= last}
     period_days = last - first + 1 - len(away)
     covered_days = sum(stop - start for start, stop in runs) - _days_within(away, runs)
     pdc = covered_days / period_days if period_days > 0 else 1.0
@@ -98,3 +139,43 @@ def _days_within(days: Collection[int], runs: list[tuple[int, int]]) -> int:
         i = bisect_right(starts, day) - 1
         count += i >= 0 and day < runs[i][1]
     return count
+
+
+def unidentified_fills(record: PatientRecord, start: date, now: date) -> list[str]:
+    """Fills of a medication nothing identifies (no code, text or display could be read: an
+    unresolvable ``medicationReference``), handed over in [start, now] or undated."""
+    return [
+        m.ref
+        for m in record.other_medications
+        if m.resource_type == "MedicationDispense"
+        and not m.display.strip()
+        and m.status in MAY_HAVE_BEEN_HANDED_OVER
+        and ((day := m.day) is None or start <= day <= now)
+    ]
+
+
+def hospital_days(record: PatientRecord, now: date) -> set[date]:
+    """Days in hospital, left out of the days-covered period: those of every inpatient stay
+    except one that did not take place (``_NO_STAY``: planned, cancelled, entered in error)."""
+    days: set[date] = set()
+    for visit in record.visits:
+        if visit.is_inpatient and visit.start is not None and visit.status not in _NO_STAY:
+            end = _stay_end(visit, now)
+            days.update(
+                visit.start + timedelta(days=i) for i in range((end - visit.start).days + 1)
+            )
+    return days
+
+
+def _stay_end(visit: Visit, now: date) -> date:
+    """The last day in hospital: today while the stay goes on (``Visit.is_ongoing``: in
+    progress, arrived, on leave), its end once it has ended (R4 ``finished``, R5 ``completed``:
+    ``COMPLETED_VISIT_STATUSES``), else only its first day."""
+    if visit.is_ongoing:
+        return now
+    ended = visit.status in COMPLETED_VISIT_STATUSES
+    return visit.end if ended and visit.end else visit.start or now
+
+
+# Encounter statuses of a stay that did not take place: its days are no hospital days.
+_NO_STAY = frozenset({"planned", "cancelled", "entered-in-error"})

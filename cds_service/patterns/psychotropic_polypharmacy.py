@@ -66,7 +66,7 @@ class Thresholds:
     augmentation_exempt_ingredients: tuple[str, ...]
     # HBIPS-5: a history of this many antipsychotics each stopped for lack of effect justifies
     # two antipsychotics (0: never).
-    justifying_failed_monotherapies: int
+    min_failed_monotherapies_justifying: int
 
     def windows_days(self) -> tuple[int, ...]:
         """The look-back windows this pattern reads, nested (their sum is its reach)."""
@@ -164,10 +164,10 @@ def _included(
 ) -> str | None:
     """Which threshold the regimen meets: "antipsychotics", "psychotropics", "both" or None.
     Two antipsychotics are justified (HBIPS-5) by clozapine augmentation or by a history of
-    ``justifying_failed_monotherapies`` antipsychotics stopped for lack of effect."""
+    ``min_failed_monotherapies_justifying`` antipsychotics stopped for lack of effect."""
     names = [a.ingredient.name for a in antipsychotics]
     justified = (
-        0 < thresholds.justifying_failed_monotherapies <= failed_antipsychotics
+        0 < thresholds.min_failed_monotherapies_justifying <= failed_antipsychotics
     ) or (len(names) == 2 and any(n in thresholds.augmentation_exempt_ingredients for n in names))
     by_antipsychotics = len(names) >= thresholds.min_concurrent_antipsychotics and not justified
     by_psychotropics = len(psychotropics) >= thresholds.min_concurrent_psychotropics

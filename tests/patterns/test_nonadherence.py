@@ -151,7 +151,10 @@ def test_not_taken_statement_fires_without_pdc() -> None:
     statement = course(
         SERTRALINE, days_ago(30), mg=50, status="not-taken", source="MedicationStatement"
     )
-    finding = detect(_record((), courses=(CURRENT_SERTRALINE, statement)), (), DEFAULTS, NOW)
+    # An order of this year: a not-taken statement is no sign of use, so it would not keep a
+    # 400-day-old order in today's regimen (regimen.signs_of_life).
+    ordered = course(SERTRALINE, days_ago(100), mg=50)
+    finding = detect(_record((), courses=(ordered, statement)), (), DEFAULTS, NOW)
 
     assert finding is not None
     assert finding.facts["pdc"] is None

@@ -354,5 +354,5 @@ def test_fewer_than_three_failed_antipsychotics_justify_nothing(
 def test_the_failed_monotherapy_justification_can_be_turned_off() -> None:
     failures = [(HALOPERIDOL, "lack_of_effect"), (QUETIAPINE, "lack_of_effect"),
                 (CLOZAPINE, "lack_of_effect")]
-    off = with_thresholds(PATTERN_ID, justifying_failed_monotherapies=0)
+    off = with_thresholds(PATTERN_ID, min_failed_monotherapies_justifying=0)
     assert detect(_after_failures(*failures), (), off, NOW) is not None
