@@ -12,7 +12,8 @@ Psychopharmacology: Addressing the Underlying Causes of Treatment Resistance", P
 explore the patient's expectations and fears, empathically, before yet another agent.
 
 **When** intolerance evidence (AllergyIntolerance of type intolerance or with non-immune
-reactions; orders or statements stopped for an adverse effect) dated within ``lookback_days``
+reactions; orders or statements stopped for an adverse effect) dated within ``lookback_days``,
+whose reaction is not a drug's objective, expected pharmacology (``is_pharmacological``),
 names psychotropic ingredients from at least ``min_distinct_classes`` ATC level-4 groups. One
 reaction to one product (one record, or the allergy entry and the stopped order of the same
 product) counts at most one class: olanzapine/fluoxetine is one reaction, not two unrelated
@@ -39,7 +40,8 @@ reasons in ``cards/wording/repeated-intolerance.yaml``.
 
 **Thresholds** ``patterns.repeated-intolerance``: ``min_distinct_classes``, ``lookback_days``,
 ``excluded_reaction_codes``, ``excluded_reaction_words``, ``allergy_presentation_words``,
-``excluded_criticalities``, ``exclude_severe_reactions``, ``renewal_gap_days``.
+``excluded_criticalities``, ``exclude_severe_reactions``, ``renewal_gap_days``,
+``pharmacological_reaction_words``.
 """
 
 from __future__ import annotations
@@ -81,6 +83,7 @@ class Thresholds:
     excluded_criticalities: tuple[str, ...]
     exclude_severe_reactions: bool
     renewal_gap_days: int
+    pharmacological_reaction_words: tuple[str, ...]
 
     def windows_days(self) -> tuple[int, ...]:
         """The look-back windows this pattern reads, nested (their sum is its reach)."""
@@ -106,6 +109,8 @@ def detect(
     # The ingredients each counted record names, as one product: it counts at most one class.
     products: dict[frozenset[str], frozenset[str]] = {}
     for event in sorted(_intolerances_in_window(record, thresholds, now), key=_event_date):
+        if is_pharmacological(event, thresholds):
+            continue
         named = [
             ingredient
             for ingredient in event.ingredients
@@ -178,6 +183,20 @@ def reads_as_intolerance(event: IntoleranceEvent, thresholds: Thresholds) -> boo
         return False
     said = " ".join([*event.manifestations, event.reaction_text])
     return not mentions_any(said, thresholds.allergy_presentation_words)
+
+
+def is_pharmacological(event: IntoleranceEvent, thresholds: Thresholds) -> bool:
+    """A record whose reaction is the objective, expected pharmacology of a drug
+    (``pharmacological_reaction_words``: akathisia, tremor, weight gain, sexual dysfunction, a
+    thyroid or sodium value): expectation does not explain it, so nocebo framing does not fit
+    (clinical-review.md). Every manifestation must be such (a record of drowsiness and weight
+    gain still has a subjective reaction); without manifestations, the reaction or stop-reason
+    text decides. Only that record is left out: another record of the same drug with a vague,
+    subjective reaction (nausea) still counts."""
+    words = thresholds.pharmacological_reaction_words
+    if event.manifestations:
+        return all(mentions_any(m, words) for m in event.manifestations)
+    return bool(event.reaction_text) and mentions_any(event.reaction_text, words)
 
 
 def _barred_ingredients(record: PatientRecord, thresholds: Thresholds) -> frozenset[str]:
@@ -270,8 +289,12 @@ def _event_date(event: IntoleranceEvent) -> date:
 
 
 def _reaction(event: IntoleranceEvent) -> str:
+    """The reaction as recorded (the manifestations, else the stop reason's words), which the
+    prescriber needs to tell an expectation from pharmacology."""
     if event.manifestations:
         return ", ".join(m.lower() for m in event.manifestations)
+    if event.reaction_text:
+        return event.reaction_text.lower()
     return "allergy" if event.kind == "allergy" else "side effects"
 
 
