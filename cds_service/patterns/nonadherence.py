@@ -31,7 +31,9 @@ whether days after an undated stop were prescribed; or it would rest on a period
 of a medication that could not be identified was handed over. For (c) when an undated statement
 may have been followed by fills that supersede it. What such data would show is unknown.
 
-**Unless** the ingredient is taken only as needed, or its fills come from an as-needed order
+**Unless** the ingredient is given now as a long-acting injection or less often than daily
+(``injectable_form_words``, a dose schedule: the fill rules do not apply), is taken only as
+needed, or its fills come from an as-needed order
 (PQA leaves PRN use out of PDC); its current order is on hold; the order is stale (no renewal,
 fill or statement for ``stale_order_days``); or, for (c), the statement gives a prescriber's
 hold or stop as its reason (``prescriber_hold_reason_codes``/``_words``), or later fills (at
@@ -48,7 +50,8 @@ ordered, or of its class (a switch or an addition in that class). Override reaso
 
 **Thresholds** ``patterns.nonadherence``: ``pdc_below``, ``window_days``, ``min_dispenses``,
 ``min_treatment_days``, ``single_fill_lapsed_days``, ``stale_order_days``,
-``continuation_gap_days``, ``prescriber_hold_reason_codes``, ``prescriber_hold_reason_words``.
+``continuation_gap_days``, ``prescriber_hold_reason_codes``, ``prescriber_hold_reason_words``,
+``injectable_form_words``.
 """
 
 from __future__ import annotations
@@ -105,6 +108,7 @@ class Thresholds:
     continuation_gap_days: int
     prescriber_hold_reason_codes: tuple[str, ...]
     prescriber_hold_reason_words: tuple[str, ...]
+    injectable_form_words: tuple[str, ...]
 
     def windows_days(self) -> tuple[int, ...]:
         """The look-back windows this pattern reads, nested (their sum is its reach)."""
@@ -241,6 +245,8 @@ def _names(course: MedicationCourse | Dispense, name: str) -> bool:
 
 
 def _supply_gap(name: str, ctx: _Context) -> _Gap | NotEvaluable | None:
+    if _long_acting(name, ctx):
+        return None
     unavailable = data_unavailable(PATTERN_ID, ctx.record.incomplete, ("MedicationDispense",))
     if unavailable is not None:
         return unavailable
@@ -268,6 +274,19 @@ def _supply_gap(name: str, ctx: _Context) -> _Gap | NotEvaluable | None:
             tuple(unknown),
         )
     return gap
+
+
+def _long_acting(name: str, ctx: _Context) -> bool:
+    """The ingredient is given now as an injection or on a schedule less often than daily (a
+    long-acting injectable every 4 weeks: ``injectable_form_words`` in the product's name, or a
+    ``DoseSchedule``). Pharmacies record such a product with a supply of a day or none, and it
+    is given in clinic: days covered by fills say nothing of it, so the fill rules are not
+    applied (PQA's PDC measures are of oral medications)."""
+    return any(
+        c.schedule is not None or mentions_any(c.display, ctx.thresholds.injectable_form_words)
+        for c in [*ctx.regimen, *ctx.ordered]
+        if _names(c, name)
+    )
 
 
 def _measured_from(name: str, ctx: _Context) -> tuple[date, ...]:

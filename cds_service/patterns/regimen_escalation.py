@@ -364,8 +364,11 @@ def _previous_dosed_course(
 
 def _is_injectable(course: MedicationCourse, thresholds: Thresholds) -> bool:
     """An injectable product, by the words of its name (RxNorm: "Injectable Suspension",
-    "Prefilled Syringe"; ``injectable_form_words``)."""
-    return mentions_any(course.display, thresholds.injectable_form_words)
+    "Prefilled Syringe", Epic's "IM SUSR"; ``injectable_form_words``), or an order given less
+    often than daily (a ``DoseSchedule``: a depot every 4 weeks, whatever its name says)."""
+    return course.schedule is not None or mentions_any(
+        course.display, thresholds.injectable_form_words
+    )
 
 
 def _is_higher(event: RegimenEvent) -> bool:
