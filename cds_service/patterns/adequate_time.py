@@ -19,8 +19,9 @@ from cds_service.patterns.timeline import Episode, dose_on
 
 class AdequateTime:
     """An episode's days at an adequate dose (at or above the ingredient's minimum effective
-    dose, or unknown), as segments with running totals: asking for the days up to a date is a
-    bisection, and the whole is built in one pass over the episode's courses and steps."""
+    dose; an unknown dose is not), as segments with running totals: asking for the days up to
+    a date is a bisection, and the whole is built in one pass over the episode's courses and
+    steps."""
 
     __slots__ = ("_ends", "_highest", "_lowest", "_starts", "_totals")
 
@@ -46,7 +47,9 @@ class AdequateTime:
         floor = episode.ingredient.min_effective_mg_per_day
         segments = []
         for start, end, dose in dose_segments(episode, until):
-            if floor is None or dose is None or dose >= floor:
+            # An unknown dose ("take as directed") is not known to be adequate: missing, not
+            # evidence. Where no minimum is tabled, any dose is.
+            if floor is None or (dose is not None and dose >= floor):
                 segments.append((start, end, dose))
         return cls(segments)
 

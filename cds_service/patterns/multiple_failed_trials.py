@@ -309,7 +309,11 @@ def _included(episode: Episode, index: _Index, thresholds: Thresholds) -> _Trial
             if judged_by_phq9
             else None
         )
-        if baseline is not None and score is not None and _persisted(baseline, score, thresholds):
+        if baseline is not None and score is not None:
+            # Where scores say, they decide: a PHQ-9 that fell by half is a response, whatever
+            # the stop reason says (clinical-review.md).
+            if not _persisted(baseline, score, thresholds):
+                continue
             note = f"PHQ-9 from {baseline.value:g} to {score.value:g} {label}"
         elif is_end and episode.ending_course.stop_reason == "lack_of_effect":
             note, score = "stopped for lack of effect", None

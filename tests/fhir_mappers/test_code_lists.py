@@ -90,3 +90,19 @@ def test_malformed_code_lists_name_the_file(tmp_path: Path, content: str) -> Non
     path.write_text(content, encoding="utf-8")
     with pytest.raises(CodeListError, match="codes.yaml"):
         load_code_lists(path)
+
+
+@pytest.mark.parametrize(
+    ("codes_given", "text", "kind"),
+    [
+        ([], "Sexual dysfunction", "intolerance"),
+        ([], "weight gain on it", "intolerance"),
+        (["8943002"], "", "intolerance"),
+        ([], "Ineffective", "lack_of_effect"),
+        ([], "moved away", "other"),
+    ],
+)
+def test_a_stop_for_a_named_adverse_effect_is_a_stop_for_intolerance(
+    codes: CodeLists, codes_given: list[str], text: str, kind: str
+) -> None:
+    assert codes.stop_reason(codes_given, text) == kind

@@ -231,13 +231,14 @@ def test_dose_below_the_minimum_effective_dose_is_not_a_trial() -> None:
     assert detect(record, (), DEFAULTS, NOW) is None
 
 
-def test_unknown_dose_counts_on_duration_and_is_recorded() -> None:
-    finding = detect(
-        _record((_escitalopram(mg=None, stop_reason="lack_of_effect"),)), (), DEFAULTS, NOW
-    )
-    assert finding is not None
-    assert finding.facts["dose_unknown_ingredients"] == ["escitalopram"]
-    assert finding.facts["trials"][-1].startswith("escitalopram for 17 weeks")
+def test_an_unknown_dose_is_not_known_to_be_adequate() -> None:
+    """A text-only sig ("take as directed") gives no dose: whether the trial reached the
+    minimum effective dose is unknown, so it is no adequate trial (missing, not evidence)."""
+    unknown = _record((_escitalopram(mg=None, stop_reason="lack_of_effect"),))
+    assert detect(unknown, (), DEFAULTS, NOW) is None
+    known = detect(_record((_escitalopram(stop_reason="lack_of_effect"),)), (), DEFAULTS, NOW)
+    assert known is not None
+    assert known.facts["trials"][-1].startswith("escitalopram 20 mg/day for 17 weeks")
 
 
 def test_trial_stopped_for_intolerance_is_not_a_failure() -> None:
@@ -305,3 +306,14 @@ def test_the_outcome_is_scored_once_the_trial_has_run_its_minimum_length(
     assert (finding is not None) is fires
     if finding is not None:
         assert all("PHQ-9 from 20 to 18" in e.label for e in finding.evidence)
+
+
+@pytest.mark.parametrize(("last_score", "fires"), [(11, False), (12, True)])
+def test_scores_decide_over_a_stop_reason_of_no_effect(last_score: float, fires: bool) -> None:
+    """Escitalopram stopped as "ineffective": PHQ-9 from 22 to 11 is a fall by half, a response
+    whatever the stop reason says (no second failed trial); to 12, a fall under half with the
+    score still >= 10, a failed trial."""
+    trial = _escitalopram(stop_reason="lack_of_effect")
+    scores = (phq9(days_ago(325), 22), phq9(days_ago(205), last_score))
+    finding = detect(_record((trial,), scores), (), DEFAULTS, NOW)
+    assert (finding is not None) is fires

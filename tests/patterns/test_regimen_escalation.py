@@ -351,3 +351,17 @@ def test_restart_window_is_its_own_setting() -> None:
     assert finding is not None and "sertraline" in finding.facts["new_agents"]
     longer = with_thresholds(PATTERN_ID, restart_as_new_after_days=200)
     assert detect(record, (), longer, NOW) is None
+
+
+@pytest.mark.parametrize(
+    ("code", "titration"),
+    [("83225003", True), ("371596008", True), ("13746004", True), ("35489007", False)],
+    ids=["snomed-bipolar-ii", "snomed-bipolar-i", "snomed-bipolar", "snomed-depression"],
+)
+def test_bipolar_coded_in_snomed_is_read_as_the_indication(code: str, titration: bool) -> None:
+    condition = ConditionEntry(
+        "Condition/1", (Coding("http://snomed.info/sct", code, ""),), "", "active", days_ago(900)
+    )
+    courses = (STEADY_SERTRALINE, QUETIAPINE_START, QUETIAPINE_UP, LORAZEPAM_START)
+    record = PatientRecord(courses=courses, conditions=(condition,))
+    assert (detect(record, (), DEFAULTS, NOW) is None) is titration
