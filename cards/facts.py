@@ -87,6 +87,7 @@ FACT_KINDS: Mapping[str, Mapping[str, FactKind]] = MappingProxyType(
             "min_changes": _C,
             "trigger": _T,
             "last_visit": FactKind.DATE,  # None when no visit is on record
+            "longest_gap_days": _D,  # a change's days after the visit before it; None: no visit
         },
         "nonadherence": {
             "pdc": _F,  # None when the finding rests on a lapsed fill or a statement only
@@ -109,6 +110,7 @@ NULLABLE_FACTS = frozenset(
     {
         "days_since_last_visit",
         "last_visit",
+        "longest_gap_days",
         "pdc",
         "pdc_percent",
         "days_since_supply_ran_out",

@@ -25,6 +25,7 @@ OverrideCode = Literal[
     "already-discussed",
     "pharmacological-explanation",
     "planned-cross-taper",
+    "documented-justification",
     "not-clinically-relevant",
     "patient-declined-discussion",
     "records-incomplete",

@@ -130,6 +130,7 @@ def detect(
                 references=tuple(v.ref for v, _ in unread),
             )
     last_visit = visit_days[-1] if visit_days else None
+    gaps = [_days_since_visit(visit_days, c.when) for c in changes]
     facts: dict[str, object] = {
         "change_count": len(changes),
         "visit_count": len(in_window),
@@ -138,6 +139,9 @@ def detect(
         "min_changes": thresholds.min_changes,
         "trigger": trigger,
         "last_visit": last_visit.isoformat() if last_visit else None,
+        # The longest time from a change back to the visit before it (None: a change with no
+        # visit before it): what a "visit_gap" card names as its reason.
+        "longest_gap_days": None if None in gaps else max(g for g in gaps if g is not None),
     }
     return Finding(
         pattern_id=PATTERN_ID,

@@ -533,7 +533,7 @@ def test_a_not_taken_card_reports_the_record_without_blame(post: Post) -> None:
     said = statement("ms-1", pid, status="not-taken", effectiveDateTime=day(20, "T09:00:00Z"),
                      statusReason=[{"text": "Patient reports forgetting doses"}])
     text = card_text(post(request("patient-view", pid, [sertraline_order(pid), said])))
-    assert "sertraline is recorded as not taken." in text
+    assert "A record says sertraline is not being taken." in text
     assert "not taken as prescribed" not in text.split("\n", 1)[1]
 
 

@@ -105,6 +105,8 @@ def test_antipsychotic_trials_last_six_weeks_and_say_they_were_stopped(
 
     assert (card is not None) is fires
     if card is not None:
-        assert "2 antipsychotic trials at an adequate dose and length were stopped because they " \
-            "did not help enough" in card["detail"]
+        # TRRIP's dose (>= 600 mg chlorpromazine equivalents) is not applied: never "adequate".
+        assert "2 antipsychotic trials of at least six weeks at or above the minimum effective " \
+            "dose were stopped because they did not help enough" in card["detail"]
+        assert "adequate" not in card["summary"]
         assert "how the patient started" not in card["detail"]
