@@ -492,10 +492,11 @@ def _finding(found: _Adherence, thresholds: Thresholds) -> Finding:
     if fills:
         last = fills[-1]
         supply = f"{len(fills)} fills" if len(fills) > 1 else f"{last.days_supply or 0:g}-day fill"
+        # The line's date is the last fill's: the note ends by saying so.
         gist = (
-            f"{supply}; supply ran out {lapsed} days ago"
+            f"{supply}, supply ran out {lapsed} days ago; last fill"
             if lapsed is not None
-            else f"{supply}; {round((pdc or 0) * 100)}% of days covered"
+            else f"{supply}, {round((pdc or 0) * 100)}% of days covered; last fill"
         )
         evidence.append(EvidenceItem(last.ref, found.ingredient, last.handed_over, gist))
     evidence += [

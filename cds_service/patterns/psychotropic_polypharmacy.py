@@ -40,7 +40,12 @@ from dataclasses import dataclass, replace
 from datetime import date, timedelta
 
 from cds_service.patterns.base import EvidenceItem, Finding
-from cds_service.patterns.evidence import daily_dose_label, ordered_evidence, unique_refs
+from cds_service.patterns.evidence import (
+    MAX_EVIDENCE_ITEMS,
+    daily_dose_label,
+    ordered_evidence,
+    unique_refs,
+)
 from cds_service.patterns.regimen import standing_regimen
 from cds_service.patterns.timeline import (
     dated_drafts,
@@ -121,7 +126,7 @@ def detect(
     names = {a.ingredient.name for a in counted}
     return Finding(
         pattern_id=PATTERN_ID,
-        evidence=ordered_evidence(_evidence_item(a) for a in counted),
+        evidence=_antipsychotics_first(counted),
         facts=facts,
         evidence_keys=frozenset(f"agent:{n}" for n in names),
         concerns_draft=any(n in names for n in added_by_draft),
@@ -256,6 +261,19 @@ def _overlapping(agents: list[_Agent], min_overlap_days: int) -> list[_Agent]:
         if len(together) > len(best):
             best = together
     return best
+
+
+def _antipsychotics_first(counted: list[_Agent]) -> tuple[EvidenceItem, ...]:
+    """The evidence lines, the antipsychotics first (what the antipsychotic threshold counts
+    must never be among the lines a long list leaves out), then the others, most recent kept."""
+    first = ordered_evidence(
+        _evidence_item(a) for a in counted if a.ingredient.drug_class == "antipsychotic"
+    )
+    others = ordered_evidence(
+        _evidence_item(a) for a in counted if a.ingredient.drug_class != "antipsychotic"
+    )
+    room = max(0, MAX_EVIDENCE_ITEMS - len(first))
+    return first + (others[len(others) - room:] if room else ())
 
 
 def _evidence_item(agent: _Agent) -> EvidenceItem:

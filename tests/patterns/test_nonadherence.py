@@ -57,7 +57,7 @@ def test_gaps_in_supply_fire() -> None:
     assert finding.facts["not_taken"] is False
     assert finding.facts["dose_increase_in_draft"] is False
     assert [(e.label, e.note) for e in finding.evidence] == [
-        ("sertraline", "3 fills; 52% of days covered")
+        ("sertraline", "3 fills, 52% of days covered; last fill")
     ]
     assert finding.evidence_keys == {"pdc:sertraline"}
     assert finding.concerns_draft is False
@@ -248,7 +248,7 @@ def test_one_90_day_fill_long_run_out_is_detected() -> None:
     finding = detect(_record((dispense(SERTRALINE, days_ago(170), 90),)), (), DEFAULTS, NOW)
     assert finding is not None
     assert finding.facts["days_since_supply_ran_out"] == 80
-    assert finding.evidence[0].note == "90-day fill; supply ran out 80 days ago"
+    assert finding.evidence[0].note == "90-day fill, supply ran out 80 days ago; last fill"
 
 
 def test_one_fill_lapsed_61_days_fires_and_60_does_not() -> None:

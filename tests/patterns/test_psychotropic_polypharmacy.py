@@ -356,3 +356,19 @@ def test_the_failed_monotherapy_justification_can_be_turned_off() -> None:
                 (CLOZAPINE, "lack_of_effect")]
     off = with_thresholds(PATTERN_ID, min_failed_monotherapies_justifying=0)
     assert detect(_after_failures(*failures), (), off, NOW) is not None
+
+
+def test_the_antipsychotics_lead_a_long_evidence_list() -> None:
+    """Ten standing psychotropics, the two antipsychotics the oldest: a list that keeps the most
+    recent lines would leave out the very drugs the antipsychotic threshold counted."""
+    from .builders import ESCITALOPRAM, MIRTAZAPINE, VENLAFAXINE
+
+    older = [course(RISPERIDONE, days_ago(360), mg=2), course(QUETIAPINE, days_ago(350), mg=300)]
+    others = [
+        course(drug, days_ago(300 - 25 * i), mg=10)
+        for i, drug in enumerate((SERTRALINE, ESCITALOPRAM, MIRTAZAPINE, VENLAFAXINE, BUPROPION,
+                                  LAMOTRIGINE, LITHIUM, LORAZEPAM))
+    ]
+    finding = detect(_record(*older, *others), (), DEFAULTS, NOW)
+    assert finding is not None and finding.facts["trigger"] == "both"
+    assert [e.label.split()[0] for e in finding.evidence[:2]] == ["risperidone", "quetiapine"]
