@@ -12,23 +12,8 @@ from cards.builder import build_card
 from cards.wording import Wording
 from cds_service.patterns.visits_lag_changes import PATTERN_ID, detect
 from fhir_mappers.record import PatientRecord
-from tests.patterns.builders import (
-    LORAZEPAM,
-    NOW,
-    QUETIAPINE,
-    SERTRALINE,
-    course,
-    days_ago,
-    defaults,
-    visit,
-)
-
-THREE_CHANGES = (
-    course(SERTRALINE, days_ago(200), mg=50, end=days_ago(80), status="completed"),
-    course(SERTRALINE, days_ago(80), mg=100),
-    course(QUETIAPINE, days_ago(50), mg=50),
-    course(LORAZEPAM, days_ago(300), mg=1, end=days_ago(20), status="stopped"),
-)
+from tests.patterns.builders import NOW, days_ago, defaults, visit
+from tests.patterns.test_visits_lag_changes import THREE_CHANGES
 
 
 def _card(visit_days: tuple[int, ...], wording: Mapping[str, Wording]) -> dict[str, object]:

@@ -12,6 +12,7 @@ from cds_service.patterns import regimen_escalation, visits_lag_changes
 from cds_service.patterns.abstention import NotEvaluable
 from cds_service.patterns.base import Finding
 from fhir_mappers.record import PatientRecord
+from tests.patterns import test_visits_lag_changes as visits_lag_cases
 
 from .builders import (
     LORAZEPAM,
@@ -28,14 +29,7 @@ VISITS = defaults(visits_lag_changes.PATTERN_ID)
 ESCALATION = defaults(regimen_escalation.PATTERN_ID)
 
 # Three changes in 90 days (sertraline raised, quetiapine added, lorazepam stopped).
-THREE_CHANGES = PatientRecord(
-    courses=(
-        course(SERTRALINE, days_ago(200), mg=50, end=days_ago(80), status="completed"),
-        course(SERTRALINE, days_ago(80), mg=100),
-        course(QUETIAPINE, days_ago(50), mg=50),
-        course(LORAZEPAM, days_ago(300), mg=1, end=days_ago(20), status="stopped"),
-    ),
-)
+THREE_CHANGES = PatientRecord(courses=visits_lag_cases.THREE_CHANGES)
 # Quetiapine added and raised, lorazepam added: three escalations in 180 days.
 ESCALATING = PatientRecord(
     courses=(
