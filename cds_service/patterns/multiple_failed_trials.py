@@ -333,15 +333,19 @@ def _persisted(baseline: SymptomScore, score: SymptomScore, thresholds: Threshol
 
 
 def _augments(other: Episode, augmenting: tuple[str, ...]) -> bool:
-    """A standing agent of an augmenting class, above its hypnotic dose: added to another
-    agent's trial, it augments that trial."""
+    """A standing agent of an augmenting class, at a dose known to be above its hypnotic dose:
+    added to another agent's trial, it augments that trial."""
     if other.ingredient.drug_class not in augmenting:
         return False
     if all(c.is_prn for c in other.courses):
         return False
     sleep_max = other.ingredient.sleep_max_mg_per_day
     doses = [d for d in (single_dose(c) for c in other.courses) if d is not None]
-    return sleep_max is None or not doses or max(doses) > sleep_max
+    if sleep_max is None:
+        return True
+    # An agent also given at hypnotic doses (trazodone, mirtazapine, quetiapine) augments only
+    # at a dose known to be above them: an unknown dose (a text-only sig) is not known to.
+    return bool(doses) and max(doses) > sleep_max
 
 
 def _adherent(episode: Episode, index: _Index, end: date, min_pdc: float) -> bool:

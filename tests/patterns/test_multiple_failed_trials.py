@@ -167,6 +167,9 @@ def test_augmentation_while_symptoms_persist_counts() -> None:
         pytest.param(course(MIRTAZAPINE, days_ago(100), mg=7.5), False, id="mirtazapine-7.5"),
         pytest.param(course(MIRTAZAPINE, days_ago(100), mg=15), True, id="mirtazapine-15"),
         pytest.param(course(ARIPIPRAZOLE, days_ago(100), mg=5, prn=True), False, id="as-needed"),
+        # A dose not given (a text-only sig) is not known to be above the hypnotic dose.
+        pytest.param(course(MIRTAZAPINE, days_ago(100), mg=None), False, id="mirtazapine-unknown"),
+        pytest.param(course(ARIPIPRAZOLE, days_ago(100), mg=None), True, id="no-hypnotic-dose"),
     ],
 )
 def test_sleep_doses_are_not_augmentation(added: MedicationCourse, augments: bool) -> None:
