@@ -149,9 +149,17 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
         server.stop()
 
 
+# Which worker accepts a connection is the kernel's choice: on a busy machine one worker may
+# take a whole burst. Tests that need both to have answered send more, up to this long.
+BOTH_WORKERS_TIMEOUT_S = 60
+
+
 def test_a_token_replayed_to_both_workers_is_accepted_once(service: Service) -> None:
     body = hook_body("patient-view", PID)
-    for _ in range(3):
+    deadline = time.monotonic() + BOTH_WORKERS_TIMEOUT_S
+    rounds = 0
+    while rounds < 3 or len(service.workers_that_answered()) < 2:
+        assert time.monotonic() < deadline, "one worker took every connection"
         token = service.issuer.token(service.base + VIEW)
 
         responses = [service.post(VIEW, body, token) for _ in range(BURST)]
@@ -159,10 +167,11 @@ def test_a_token_replayed_to_both_workers_is_accepted_once(service: Service) -> 
         statuses = sorted(r.status_code for r in responses)
         assert statuses == [200] + [401] * (BURST - 1)
         assert {error_code(r) for r in responses if r.status_code == 401} == {"unauthorized"}
+        rounds += 1
     # Refused as replays (the body does not say why; the log does), by both workers (each
     # counted a call or an auth error).
-    assert service.log_path.read_text().count('"reason": "replayed-token"') == 3 * (BURST - 1)
-    assert len(service.workers_that_answered()) == 2
+    log = service.log_path.read_text()
+    assert log.count('"reason": "replayed-token"') == rounds * (BURST - 1)
 
 
 def test_advice_shown_at_select_is_not_repeated_at_sign_on_either_worker(
@@ -183,11 +192,14 @@ def test_metrics_total_the_calls_of_every_worker(service: Service) -> None:
     body = hook_body("patient-view", PID)
 
     calls = [service.post(VIEW, body) for _ in range(10)]
-    assert [r.status_code for r in calls] == [200] * 10
+    deadline = time.monotonic() + BOTH_WORKERS_TIMEOUT_S
+    while len(service.workers_that_answered()) < 2:  # see BOTH_WORKERS_TIMEOUT_S
+        assert time.monotonic() < deadline, "one worker took every connection"
+        calls.append(service.post(VIEW, body))
+    assert [r.status_code for r in calls] == [200] * len(calls)
     scrapes = [hook_calls_total(service.base) for _ in range(BURST)]
 
-    assert scrapes == [before + 10] * BURST
-    assert len(service.workers_that_answered()) == 2
+    assert scrapes == [before + len(calls)] * BURST
 
 
 def test_stopping_the_server_removes_its_metrics_directory(service: Service) -> None:
