@@ -114,6 +114,16 @@ def detect(
     trigger = _included(changes, in_window, visit_days, thresholds)
     if trigger is None:
         return None
+    during = _maybe_in_hospital(changes, record.visits, visit_days, now)
+    if during and _included(
+        [c for c in changes if c not in during], in_window, visit_days, thresholds
+    ) is None:
+        return NotEvaluable(
+            PATTERN_ID,
+            reason=f"{len(during)} change(s) may have been made during a hospital stay whose end "
+            "is not recorded: changes in hospital are not ones outpatient visits should follow",
+            references=tuple(c.course.ref for c in during),
+        )
     # Fewer visits than changes is read from the visits on record, and the changes from every
     # order: both must have arrived in full.
     unavailable = data_unavailable(PATTERN_ID, record.incomplete, _READS_ABSENCE_OF)
@@ -246,6 +256,28 @@ def _excluded(change: RegimenEvent, visits: tuple[Visit, ...], now: date) -> boo
         if start is not None and end is not None and start <= change.when <= end:
             return True
     return False
+
+
+def _maybe_in_hospital(
+    changes: list[RegimenEvent], visits: tuple[Visit, ...], visit_days: list[date], now: date
+) -> list[RegimenEvent]:
+    """Changes that may have been made during a finished inpatient stay whose end is not
+    recorded: after its start and before the first review visit after it (by then the patient
+    was out), or today. ``_excluded`` reads such a stay as its first day only; what came after
+    is unknown, not outpatient."""
+    open_ended = [
+        v.start for v in visits
+        if v.is_inpatient and v.status in _INPATIENT_STATUSES and v.status != "in-progress"
+        and v.start is not None and v.end is None
+    ]
+    maybe = []
+    for change in changes:
+        for start in open_ended:
+            out_by = next((d for d in visit_days if d > start), now)
+            if start < change.when <= out_by:
+                maybe.append(change)
+                break
+    return maybe
 
 
 def _visit_day(visit: Visit) -> date | None:

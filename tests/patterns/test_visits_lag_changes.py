@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from cds_service.patterns.abstention import NotEvaluable
 from cds_service.patterns.visits_lag_changes import PATTERN_ID, detect
 from fhir_mappers.record import MedicationCourse, PatientRecord, Visit
 
@@ -257,3 +258,29 @@ def test_visit_gap_threshold_is_named_with_its_unit() -> None:
     assert detect(_record(THREE_CHANGES, visits), (), DEFAULTS, NOW) is not None
     wider = with_thresholds(PATTERN_ID, max_gap_since_visit_days=91)
     assert detect(_record(THREE_CHANGES, visits), (), wider, NOW) is None
+
+
+def _stay(start: int, end: int | None) -> Visit:
+    """A finished inpatient stay; ``end`` None: its end is not recorded."""
+    stay = visit(days_ago(start), class_code="IMP")
+    return replace(stay, end=days_ago(end) if end is not None else None)
+
+
+@pytest.mark.parametrize(
+    ("stay", "outcome"),
+    [
+        (_stay(60, None), "not-evaluable"),  # quetiapine and the lorazepam stop may be in hospital
+        (_stay(60, 55), "finding"),  # discharged before both: outpatient changes
+        (_stay(10, None), "finding"),  # began after the changes
+    ],
+    ids=["no-end", "ended-before-the-changes", "after-the-changes"],
+)
+def test_a_stay_without_a_recorded_end_leaves_the_changes_after_it_unknown(
+    stay: Visit, outcome: str
+) -> None:
+    result = detect(_record(THREE_CHANGES, (visit(days_ago(85)), stay)), (), DEFAULTS, NOW)
+    if outcome == "not-evaluable":
+        assert isinstance(result, NotEvaluable)
+        assert "hospital stay whose end is not recorded" in result.reason
+    else:
+        assert result is not None and not isinstance(result, NotEvaluable)
