@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
-from fhir_mappers.accessors import parse_date, relative_reference
+from fhir_mappers.accessors import parse_period, relative_reference
 from fhir_mappers.codes import CodeLists
 from fhir_mappers.medications import IngredientTable
 from fhir_mappers.record import MappingIssue
@@ -55,6 +55,16 @@ class MappingContext:
         self.issues.append(MappingIssue(resource_type, ref, field_name, reason))
         log.debug("FHIR %s skipped data at %s: %s", resource_type, field_name or "-", reason)
 
+    def period(
+        self, value: Any, resource_type: str, ref: str, field_name: str
+    ) -> tuple[date, date] | None:
+        """The days a date element names, (first, last) (``accessors.parse_period``: equal for a
+        full date), reporting it when present but unreadable."""
+        parsed = parse_period(value)
+        if parsed is None and value is not None:
+            self.issue(resource_type, ref, field_name, "unparseable date")
+        return parsed
+
     def date(
         self, value: Any, resource_type: str, ref: str, field_name: str, *, latest: bool = False
     ) -> date | None:
@@ -63,10 +73,10 @@ class MappingContext:
         A partial date ("2025-03") is read as the first day of its period, or the last with
         ``latest=True`` (the caller documents which is the conservative reading for its use).
         """
-        parsed = parse_date(value, latest=latest)
-        if parsed is None and value is not None:
-            self.issue(resource_type, ref, field_name, "unparseable date")
-        return parsed
+        period = self.period(value, resource_type, ref, field_name)
+        if period is None:
+            return None
+        return period[1] if latest else period[0]
 
     def resolve(self, value: Any) -> str | None:
         """A reference (or Reference) as ``Type/id``: a Bundle fullUrl is looked up first, then a

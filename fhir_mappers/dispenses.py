@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from datetime import date
 from functools import lru_cache
 from typing import Any
 
@@ -38,7 +37,6 @@ from fhir_mappers.accessors import (
     as_list,
     get,
     number,
-    parse_period,
     quantity_unit,
     quantity_value,
     reference,
@@ -91,12 +89,12 @@ def map_dispense(
     status = ctx.string(resource.get("status"), _RTYPE, ref, "status")
     if status == "entered-in-error":
         return None
-    handed_over = ctx.date(resource.get("whenHandedOver"), _RTYPE, ref, "whenHandedOver")
-    dated_by = "whenHandedOver"
-    if handed_over is None:
-        dated_by = "whenPrepared"
-        handed_over = ctx.date(resource.get("whenPrepared"), _RTYPE, ref, "whenPrepared")
-    latest = _last_day_if_partial(resource.get(dated_by)) if handed_over is not None else None
+    # Read once as the days it names: a partial date ("2026-09") names a month, not a day.
+    named = ctx.period(
+        resource.get("whenHandedOver"), _RTYPE, ref, "whenHandedOver"
+    ) or ctx.period(resource.get("whenPrepared"), _RTYPE, ref, "whenPrepared")
+    handed_over = named[0] if named else None
+    latest = named[1] if named and named[1] != named[0] else None
     if medication is None:
         medication = resolve_medication(resource, ctx, _RTYPE, ref)
     quantity = quantity_value(resource.get("quantity"))
@@ -122,14 +120,6 @@ def map_dispense(
         authorizing_prescription=authorizing,
         handed_over_latest=latest,
     )
-
-
-def _last_day_if_partial(value: Any) -> date | None:
-    """The last day a partial date names ("2026-09" -> 2026-09-30); None for a full date."""
-    period = parse_period(value)
-    if period is None or period[0] == period[1]:
-        return None
-    return period[1]
 
 
 def _has_date(resource: Mapping[str, Any]) -> bool:
