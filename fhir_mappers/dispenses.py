@@ -44,7 +44,7 @@ from fhir_mappers.accessors import (
     text,
 )
 from fhir_mappers.context import MappingContext
-from fhir_mappers.dosage import daily_dose_memo
+from fhir_mappers.dosage import daily_dose_memo, is_prn_line
 from fhir_mappers.medication_source import ResolvedMedication, resolve_medication
 from fhir_mappers.record import Dispense
 
@@ -218,7 +218,11 @@ def _counts_dose_units(quantity: Any, dosages: Any, ctx: MappingContext) -> bool
     doses are in mg or a count, mL when they are in mL. Every spelling the quantity gives (UCUM
     ``code`` and ``unit`` text) must say so; a quantity with neither is a bare count, as a dose
     with no unit is. Anything else (a bottle, a pack, grams, a unit not listed) is not."""
-    per_dose = {_dose_unit_kind(line, ctx) for line in as_list(dosages) if _is_scheduled(line)}
+    per_dose = {
+        _dose_unit_kind(line, ctx)
+        for line in as_list(dosages)
+        if isinstance(line, Mapping) and not is_prn_line(line)
+    }
     if len(per_dose) != 1:
         return False
     kind = per_dose.pop()
@@ -226,14 +230,6 @@ def _counts_dose_units(quantity: Any, dosages: Any, ctx: MappingContext) -> bool
     if kind == "count":
         return all(s in ctx.codes.dose_count_units for s in spellings)
     return kind == "ml" and bool(spellings) and all(s in _ML_UNITS for s in spellings)
-
-
-def _is_scheduled(line: Any) -> bool:
-    """A Dosage line that is not as-needed (the lines a daily figure is read from)."""
-    if not isinstance(line, Mapping):
-        return False
-    prn = line.get("asNeededBoolean") is True or line.get("asNeeded") is True
-    return not prn and not isinstance(line.get("asNeededCodeableConcept"), Mapping)
 
 
 def _dose_unit_kind(line: Mapping[str, Any], ctx: MappingContext) -> str | None:

@@ -83,8 +83,8 @@ def daily_dose(
     turns a count of units into mg. Never raises: what cannot be read is ``DailyDose.problem``.
     """
     instructions = [d for d in as_list(dosages) if isinstance(d, Mapping)]
-    is_prn = bool(instructions) and all(_is_prn(d) for d in instructions)
-    scheduled = [d for d in instructions if not _is_prn(d)]
+    is_prn = bool(instructions) and all(is_prn_line(d) for d in instructions)
+    scheduled = [d for d in instructions if not is_prn_line(d)]
     if len(instructions) != len(as_list(dosages)):
         return DailyDose(None, None, is_prn, "dosage is not an object")
     if not scheduled:
@@ -172,7 +172,7 @@ def dose_schedule(
     repeat = get(lines[0], "timing", "repeat")
     if type(repeat) is dict and repeat.get("periodUnit") == "d" and repeat.get("period", 1) == 1:
         return None  # daily: the usual order, decided without reading more of it
-    if _is_prn(lines[0]):
+    if is_prn_line(lines[0]):
         return None
     unit = text(get(repeat, "periodUnit")) or text(get(repeat, "periodUnits"))
     days_per_unit = _DAYS_PER_PERIOD_UNIT.get(unit)
@@ -199,7 +199,7 @@ def duration_end(dosages: Any, start: date | None) -> date | None:
     (``DailyDose.steps``)."""
     if start is None:
         return None
-    lines = [d for d in as_list(dosages) if isinstance(d, Mapping) and not _is_prn(d)]
+    lines = [d for d in as_list(dosages) if isinstance(d, Mapping) and not is_prn_line(d)]
     days = [_line_days(get(d, "timing", "repeat")) for d in lines]
     if not days or any(n is None for n in days):
         return None
@@ -355,7 +355,9 @@ def _one_instruction(
     )
 
 
-def _is_prn(dosage: Mapping[str, Any]) -> bool:
+def is_prn_line(dosage: Mapping[str, Any]) -> bool:
+    """A Dosage line given as needed (``asNeededBoolean``/R5 ``asNeeded`` true, or an
+    ``asNeededCodeableConcept``)."""
     # "true" as a string is not valid R4 but says as-needed all the same (hand-built exports).
     return (
         _says_true(dosage.get("asNeededBoolean"))
