@@ -72,7 +72,7 @@ from cds_service.patterns.pdc import (
     uncounted_fills,
     unidentified_fills,
 )
-from cds_service.patterns.regimen import is_stale, mentions_any, signs_of_life
+from cds_service.patterns.regimen import is_injectable, is_stale, mentions_any, signs_of_life
 from cds_service.patterns.timeline import (
     dated_drafts,
     episodes,
@@ -283,7 +283,7 @@ def _long_acting(name: str, ctx: _Context) -> bool:
     is given in clinic: days covered by fills say nothing of it, so the fill rules are not
     applied (PQA's PDC measures are of oral medications)."""
     return any(
-        c.schedule is not None or mentions_any(c.display, ctx.thresholds.injectable_form_words)
+        is_injectable(c, ctx.thresholds.injectable_form_words)
         for c in [*ctx.regimen, *ctx.ordered]
         if _names(c, name)
     )

@@ -147,6 +147,15 @@ def stopped_since(course: MedicationCourse, signs: SignsOfLife) -> bool:
     return True
 
 
+def is_injectable(course: MedicationCourse, injectable_form_words: Iterable[str]) -> bool:
+    """A course of an injectable, or of a dose given less often than daily: the product's name
+    says so (RxNorm "Injectable Suspension", "Prefilled Syringe", Epic's "IM SUSR";
+    ``injectable_form_words``), or the order has a ``DoseSchedule`` (a depot every 4 weeks,
+    whatever its name says). Its mg/day is no dose anybody prescribed, and its fills carry a
+    supply of a day."""
+    return course.schedule is not None or mentions_any(course.display, injectable_form_words)
+
+
 def standing_regimen(
     record: PatientRecord, now: date, stale_order_days: int
 ) -> list[MedicationCourse]:

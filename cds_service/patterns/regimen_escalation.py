@@ -58,7 +58,12 @@ from cds_service.patterns.evidence import (
     ordered_evidence,
     unique_refs,
 )
-from cds_service.patterns.regimen import indications, is_stale, mentions_any, signs_of_life
+from cds_service.patterns.regimen import (
+    indications,
+    is_injectable,
+    is_stale,
+    signs_of_life,
+)
 from cds_service.patterns.timeline import (
     Episode,
     RegimenEvent,
@@ -343,8 +348,9 @@ def _changes_form(
     (oral tablets to a long-acting injection): mg/day is not comparable across them, and a
     long-acting injection's labelled dose is not an increase."""
     previous = _previous_dosed_course(event, all_episodes)
-    return previous is not None and _is_injectable(previous, thresholds) != _is_injectable(
-        event.course, thresholds
+    words = thresholds.injectable_form_words
+    return previous is not None and is_injectable(previous, words) != is_injectable(
+        event.course, words
     )
 
 
@@ -360,15 +366,6 @@ def _previous_dosed_course(
     if index is None:
         return None
     return next((c for c in reversed(ordered[:index]) if single_dose(c) is not None), None)
-
-
-def _is_injectable(course: MedicationCourse, thresholds: Thresholds) -> bool:
-    """An injectable product, by the words of its name (RxNorm: "Injectable Suspension",
-    "Prefilled Syringe", Epic's "IM SUSR"; ``injectable_form_words``), or an order given less
-    often than daily (a ``DoseSchedule``: a depot every 4 weeks, whatever its name says)."""
-    return course.schedule is not None or mentions_any(
-        course.display, thresholds.injectable_form_words
-    )
 
 
 def _is_higher(event: RegimenEvent) -> bool:
@@ -402,7 +399,7 @@ def _evidence_item(
         # read as a dose nobody prescribed: its schedule as written, else the name alone.
         label=daily_dose_label(
             event.ingredient.name,
-            None if _is_injectable(course, thresholds) else event.dose,
+            None if is_injectable(course, thresholds.injectable_form_words) else event.dose,
             course.schedule,
         ),
         when=event.when,
