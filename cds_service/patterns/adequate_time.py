@@ -1,6 +1,7 @@
 """A trial's time at an adequate dose: the days of an episode spent at or above its ingredient's
-minimum effective dose (``Ingredient.min_effective_mg_per_day``, config/ingredients.csv), or at
-an unknown dose, counted course by course and step by step.
+minimum effective dose (``Ingredient.min_effective_mg_per_day``, config/ingredients.csv; an
+unknown dose is not known to be adequate, and where no minimum is tabled any dose is), counted
+course by course and step by step.
 
 An adequate antidepressant trial is >= 4 weeks *at* an adequate dose (Sforzini L et al., Mol
 Psychiatry 2022); an antipsychotic one >= 6 weeks (TRRIP, Howes OD et al., Am J Psychiatry 2017).

@@ -75,21 +75,15 @@ def _together(drafts: list[MedicationCourse]) -> list[MedicationCourse]:
     for draft in drafts:
         if _summable(draft):
             groups.setdefault(draft.ingredients[0].name, []).append(draft)
-    merged: dict[str, MedicationCourse] = {}
-    for group in groups.values():
-        if len(group) > 1:
-            doses = [d.daily_dose_mg for d in group]
-            total = None if any(d is None for d in doses) else sum(d for d in doses if d)
-            merged[group[0].ref] = replace(group[0], daily_dose_mg=total, schedule=None)
-            merged.update({d.ref: group[0] for d in group[1:]})
-    if not merged:
-        return drafts
     out: list[MedicationCourse] = []
     for draft in drafts:
-        if draft.ref not in merged:
+        group = groups.get(draft.ingredients[0].name) if _summable(draft) else None
+        if group is None or len(group) == 1:
             out.append(draft)
-        elif merged[draft.ref].ref == draft.ref:
-            out.append(merged[draft.ref])
+        elif draft is group[0]:
+            doses = [d.daily_dose_mg for d in group]
+            total = None if None in doses else sum(d or 0.0 for d in doses)
+            out.append(replace(draft, daily_dose_mg=total, schedule=None))
     return out
 
 

@@ -29,8 +29,9 @@ dose: each course of the episode holds from its start until the next course star
 arrives as a new order; a short gap between renewals is continued use, as in the episode), each
 step of a multi-step order from its start until the next step (``timeline.dose_on``); days before
 a titration reaches the minimum, or after a reduction below it, do not count. An unknown dose
-counts on duration and is recorded. The card gives the dose taken during the adequate days and
-their number of weeks. Persisted: for classes in
+is not known to be adequate and does not count (for an ingredient with no tabled minimum, any
+dose counts, an unknown one too, and is recorded). The card gives the dose taken during the
+adequate days and their number of weeks. Persisted: for classes in
 ``phq9_trial_classes``, the PHQ-9 nearest the outcome (within ``score_window_days``, and taken
 once the trial had run its minimum length at an adequate dose: never the baseline itself) is
 >= ``phq9_persisting_min_score`` and fell by less than ``phq9_response_fall_fraction`` from the
