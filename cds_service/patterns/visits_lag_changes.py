@@ -249,13 +249,18 @@ def _unread_visits(
 def _excluded(change: RegimenEvent, visits: tuple[Visit, ...], now: date) -> bool:
     """A change made while the patient was in hospital."""
     for visit in visits:
-        if not visit.is_inpatient or visit.status not in _INPATIENT_STATUSES:
+        if not _is_stay(visit):
             continue
         start = visit.start
         end = visit.end or (now if visit.status == "in-progress" else visit.start)
         if start is not None and end is not None and start <= change.when <= end:
             return True
     return False
+
+
+def _is_stay(visit: Visit) -> bool:
+    """A hospital stay that took place or is taking place (``_INPATIENT_STATUSES``)."""
+    return visit.is_inpatient and visit.status in _INPATIENT_STATUSES
 
 
 def _maybe_in_hospital(
@@ -267,8 +272,7 @@ def _maybe_in_hospital(
     is unknown, not outpatient."""
     open_ended = [
         v.start for v in visits
-        if v.is_inpatient and v.status in _INPATIENT_STATUSES and v.status != "in-progress"
-        and v.start is not None and v.end is None
+        if _is_stay(v) and v.status != "in-progress" and v.start is not None and v.end is None
     ]
     maybe = []
     for change in changes:
