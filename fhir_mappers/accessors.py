@@ -188,6 +188,13 @@ def concept_text(concept: Any) -> str:
     return ""
 
 
+def urn_uuid_reference(rtype: str, full_url: str) -> str | None:
+    """"Type/<uuid>" for a resource without an id whose fullUrl is a ``urn:uuid``; else None."""
+    if full_url.startswith("urn:uuid:") and len(full_url) > 9:
+        return f"{rtype}/{full_url[9:]}"
+    return None
+
+
 def reference(value: Any) -> str | None:
     """The ``reference`` string of a Reference (or a bare reference string)."""
     if isinstance(value, str):

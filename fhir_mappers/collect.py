@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from fhir_mappers.accessors import reference, relative_reference
+from fhir_mappers.accessors import reference, relative_reference, urn_uuid_reference
 from fhir_mappers.context import MappingContext
 from fhir_mappers.horizon import observation_before, old_encounter_day
 from fhir_mappers.observations import names_a_score
@@ -49,22 +49,13 @@ def collect(
     Observations before ``horizon_iso`` or of no score (``observations.names_a_score``) are
     dropped here and Encounters that ended before ``visit_iso`` go to ``old_encounters``
     (unreferenced: see ``OldEncounter``): deciding before the reference is built keeps a long
-    history cheap. Entry fullUrls are recorded in
-    ``ctx.aliases`` first, so that a subject given as ``urn:uuid:...`` is recognised as the
-    patient's.
+    history cheap. The entries are given to ``ctx`` first (``MappingContext.aliases``), so that
+    a subject given as ``urn:uuid:...`` is recognised as the patient's.
     """
     items = entries_of(resources)
-    aliases = ctx.aliases
-    for full_url, item in items:
-        if full_url is not None and type(item) is dict:
-            rtype, rid = item.get("resourceType"), item.get("id")
-            if type(rtype) is str and rtype:
-                target = (
-                    f"{rtype}/{rid}" if type(rid) is str and rid else _alias_id(rtype, full_url)
-                )
-                if target and full_url not in aliases:
-                    aliases[full_url] = target
-    patient = _patientresource_ref(patient_id)
+    ctx.entries = items
+    ctx.relative_full_urls = any(url is not None and ":" not in url for url, _ in items)
+    patient = _patient_ref(patient_id)
     code_lists = ctx.codes
     found: list[tuple[str, Mapping[str, Any]]] = []
     seen: dict[str, int] = {}  # reference -> its place in found
@@ -156,7 +147,7 @@ _SUBJECT_FIELDS = ("subject", "patient")
 # Resources that are not about one patient (Medications, Practitioners) have neither field.
 
 
-def _patientresource_ref(patient_id: str | None) -> str | None:
+def _patient_ref(patient_id: str | None) -> str | None:
     if not patient_id or not patient_id.strip():
         return None
     pid = patient_id.strip()
@@ -189,20 +180,16 @@ def _is_about(
     return True
 
 
-def _alias_id(rtype: str, full_url: str) -> str | None:
-    """"Type/<uuid>" for a resource without an id whose fullUrl is a urn:uuid."""
-    if full_url.startswith("urn:uuid:") and len(full_url) > 9:
-        return f"{rtype}/{full_url[9:]}"
-    return None
-
-
 def resource_ref(
     item: Mapping[str, Any], rtype: str, position: int, full_url: str | None = None
 ) -> str:
+    """The reference evidence and findings use for a resource: "Type/id"; without an id,
+    "Type/<uuid>" from a ``urn:uuid`` fullUrl, else "#<position>" (its place among the inputs,
+    counted before anything is left out, so it does not change with the horizons)."""
     rid = item.get("id")
     if isinstance(rid, str) and rid:
         return f"{rtype}/{rid}"
-    alias = _alias_id(rtype, full_url) if full_url else None
+    alias = urn_uuid_reference(rtype, full_url) if full_url else None
     return alias or f"#{position}"
 
 

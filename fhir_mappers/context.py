@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
-from fhir_mappers.accessors import parse_period, relative_reference
+from fhir_mappers.accessors import parse_period, relative_reference, urn_uuid_reference
 from fhir_mappers.codes import CodeLists
 from fhir_mappers.medications import IngredientTable
 from fhir_mappers.record import MappingIssue
@@ -36,9 +36,14 @@ class MappingContext:
     # "MedicationRequest/<id>" -> the request, for dispenses that lack their own dosage.
     requests: dict[str, Mapping[str, Any]] = field(default_factory=dict)
     issues: list[MappingIssue] = field(default_factory=list)
-    # Bundle entry fullUrl ("urn:uuid:...", absolute URL) -> "Type/id", so that references by
-    # fullUrl (draftOrders, Synthea bundles) resolve like relative ones.
-    aliases: dict[str, str] = field(default_factory=dict)
+    # The Bundle entries read, (fullUrl or None, resource): their fullUrls ("urn:uuid:...",
+    # absolute URLs) are aliases of "Type/id" (``aliases``), so that references by fullUrl
+    # (draftOrders, Synthea bundles) resolve like relative ones.
+    entries: list[tuple[str | None, Any]] = field(default_factory=list)
+    # Whether some entry's fullUrl has no ":" (a relative fullUrl, off-spec): a relative
+    # reference may then be an alias too.
+    relative_full_urls: bool = False
+    _aliases: dict[str, str] | None = None
     # "Encounter/<id>" of the hook's context.encounterId, when there is one.
     current_encounter: str | None = None
     # Serialised medicationCodeableConcept -> its ResolvedMedication (medication_source).
@@ -96,7 +101,31 @@ class MappingContext:
         if not isinstance(candidate, str):
             return None
         literal = candidate.strip()
-        return self.aliases.get(literal) or relative_reference(literal)
+        # Only a reference with a scheme can be a fullUrl (the spec's are absolute or urn):
+        # the alias table is built the first time one is read, which most EHR calls never do.
+        if ":" in literal or self.relative_full_urls:
+            return self.aliases().get(literal) or relative_reference(literal)
+        return relative_reference(literal)
+
+    def aliases(self) -> dict[str, str]:
+        """fullUrl -> "Type/id" (a resource without an id: "Type/<uuid>" of a ``urn:uuid``) for
+        every entry of ``entries`` that has both; of two entries with one fullUrl, the first.
+        Built on first use."""
+        if self._aliases is None:
+            self._aliases = {}
+            for full_url, item in self.entries:
+                if full_url is None or type(item) is not dict:
+                    continue
+                rtype, rid = item.get("resourceType"), item.get("id")
+                if type(rtype) is not str or not rtype:
+                    continue
+                target = (
+                    f"{rtype}/{rid}" if type(rid) is str and rid
+                    else urn_uuid_reference(rtype, full_url)
+                )
+                if target and full_url not in self._aliases:
+                    self._aliases[full_url] = target
+        return self._aliases
 
     def string(self, value: Any, resource_type: str, ref: str, field_name: str) -> str:
         """A code or string element; anything else is reported and read as ``""``."""

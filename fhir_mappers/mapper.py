@@ -314,7 +314,7 @@ def _selection_keys(selections: Iterable[str], ctx: MappingContext) -> set[str]:
 def _draft_keys(ref: str, ctx: MappingContext) -> set[str]:
     """What a selection may call a draft: "Type/id", the bare id, or its fullUrl."""
     keys = {ref, ref.rpartition("/")[2]}
-    keys.update(url for url, target in ctx.aliases.items() if target == ref)
+    keys.update(url for url, target in ctx.aliases().items() if target == ref)
     return keys
 
 

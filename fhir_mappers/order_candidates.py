@@ -191,7 +191,16 @@ def full_day(value: Any) -> date | None:
     """The day of an ISO date or dateTime string ("2019-05-06", "2019-05-06T10:00:00+02:00"),
     as ``accessors.parse_date`` reads it; None for anything else (partial dates, other forms),
     which ``parse_date`` might still read: such orders are simply mapped in full."""
-    if type(value) is not str or _ISO_DAY_OR_TIME(value) is None:
+    if type(value) is not str:
+        return None
+    # A plain day, the commonest form: the C parser accepts exactly the ASCII "YYYY-MM-DD" the
+    # pattern would (dashes at 4 and 7 leave none of its other forms), without the regex.
+    if len(value) == 10 and value[4] == "-" and value[7] == "-":
+        try:
+            return date.fromisoformat(value)
+        except ValueError:
+            return None
+    if _ISO_DAY_OR_TIME(value) is None:
         return None
     try:
         return date.fromisoformat(value[:10])

@@ -331,3 +331,42 @@ def test_a_visit_whose_end_precedes_a_recent_start_is_not_set_aside_as_old(
         visit_horizon=date(2026, 6, 1),
     )
     assert [v.ref for v in record.visits] == (["Encounter/e1"] if kept else [])
+
+
+@pytest.mark.parametrize(
+    ("order_url", "fill_points_at"),
+    [
+        # The spec's fullUrls: absolute, or a urn:uuid naming neither the type nor the id.
+        (
+            "https://ehr.example/fhir/MedicationRequest/A17",
+            "https://ehr.example/fhir/MedicationRequest/A17",
+        ),
+        ("urn:uuid:6f1c2d4e-order", "urn:uuid:6f1c2d4e-order"),
+        # Off-spec but seen: a relative fullUrl that is not the resource's own Type/id.
+        ("MedicationRequest/pending-17", "MedicationRequest/pending-17"),
+    ],
+)
+def test_a_fill_pointing_at_its_order_by_the_entry_full_url_is_linked_to_it(
+    table: IngredientTable, codes: CodeLists, order_url: str, fill_points_at: str
+) -> None:
+    order = {
+        "resourceType": "MedicationRequest", "id": "mr-1", "status": "active", "intent": "order",
+        "subject": {"reference": "Patient/p1"}, "authoredOn": "2025-05-01",
+        "medicationCodeableConcept": {"coding": [
+            {"system": RXNORM, "code": "312938", "display": "sertraline 100 MG Oral Tablet"}]},
+        "dosageInstruction": [{"timing": {"repeat": {"frequency": 1, "period": 1,
+                                                     "periodUnit": "d"}},
+                               "doseAndRate": [{"doseQuantity": {"value": 100, "unit": "mg"}}]}],
+    }
+    fill = {
+        "resourceType": "MedicationDispense", "id": "md-1", "status": "completed",
+        "subject": {"reference": "Patient/p1"}, "whenHandedOver": "2025-05-02",
+        "medicationCodeableConcept": order["medicationCodeableConcept"],
+        "authorizingPrescription": [{"reference": fill_points_at}], "daysSupply": {"value": 30},
+    }
+    bundle = {"resourceType": "Bundle", "type": "searchset", "entry": [
+        {"fullUrl": order_url, "resource": order},
+        {"fullUrl": "https://ehr.example/fhir/MedicationDispense/md-1", "resource": fill},
+    ]}
+    record = map_record([bundle], table, codes=codes, patient_id="p1")
+    assert [d.authorizing_prescription for d in record.dispenses] == ["MedicationRequest/mr-1"]
