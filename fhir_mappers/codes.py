@@ -19,6 +19,8 @@ Instrument = Literal["PHQ-9", "GAD-7"]
 _KINDS: tuple[StopReasonKind, ...] = ("allergy", "intolerance", "lack_of_effect", "patient_choice")
 _INSTRUMENTS: tuple[Instrument, ...] = ("PHQ-9", "GAD-7")
 _WORD = re.compile(r"[a-z0-9]+")
+# Where a negation's reach ends in free text: a clause ends at these marks.
+_CLAUSE = re.compile(r"[;,.:!?()\[\]\n/]|\s-\s|\s--\s")
 
 
 class CodeListError(ValueError):
@@ -56,6 +58,12 @@ class CodeLists:
     timing_codes_per_day: Mapping[str, float]
     inpatient_classes: frozenset[str] = frozenset()
     emergency_classes: frozenset[str] = frozenset()
+    # A stop-reason phrase is negated ("no side effects", "denies nausea") when one of these
+    # words comes at most ``negation_scope`` words before it in its clause, with no
+    # ``negation_ends`` word between (codes.yaml ``stop_reason_negation``).
+    negation_words: frozenset[str] = frozenset()
+    negation_ends: frozenset[str] = frozenset()
+    negation_scope: int = 0
     v3_encounter_classes: frozenset[str] = frozenset()
     v3_class_systems: frozenset[str] = frozenset()
     # (system, code) -> v3 ActCode, for vendor encounter classes.
@@ -117,12 +125,16 @@ class CodeLists:
             class_map[(text(str(entry.get("system", ""))), text(str(entry["code"])))] = text(
                 str(entry["class"])
             ).upper()
+        negation = data.get("stop_reason_negation") or {}
         prescriber = data.get("prescriber_visits") or {}
         included = prescriber.get("types") or {}
         excluded = prescriber.get("not_types") or {}
         return cls(
             stop_reason_codes=MappingProxyType(reason_codes),
             stop_reason_words=tuple(reason_words),
+            negation_words=frozenset(str(w).lower() for w in as_list(negation.get("words"))),
+            negation_ends=frozenset(str(w).lower() for w in as_list(negation.get("ends"))),
+            negation_scope=int(negation.get("scope_words", 0)),
             immune_codes=frozenset(_codes_of(immune.get("codes"))),
             immune_words=tuple(_phrase(w) for w in immune["words"]),
             score_codes=MappingProxyType(scores),
@@ -216,16 +228,38 @@ class CodeLists:
         return None
 
     def stop_reason(self, codes: Iterable[str], free_text: str = "") -> StopReasonKind | None:
-        """The kind of stop reason; ``"other"`` when reasons exist but none is recognised."""
+        """The kind of stop reason; ``"other"`` when reasons exist but none is recognised.
+
+        A code decides first; else the first phrase of ``stop_reason_words`` (in file order)
+        found in ``free_text`` as whole words and not negated there ("Not effective; no side
+        effects" is a stop for lack of effect: see ``negation_words``)."""
         code_list = list(codes)
         for code in code_list:
             if code in self.stop_reason_codes:
                 return self.stop_reason_codes[code]
-        padded = _padded(free_text)
+        clauses = [_padded(clause) for clause in _CLAUSE.split(free_text)]
         for phrase, kind in self.stop_reason_words:
-            if phrase in padded:
+            if any(self._affirmed(phrase, clause) for clause in clauses):
                 return kind
         return "other" if code_list or free_text.strip() else None
+
+    def _affirmed(self, phrase: str, clause: str) -> bool:
+        """Whether ``phrase`` occurs in ``clause`` (both space-padded words) at least once
+        without a negation word shortly before it."""
+        start = clause.find(phrase)
+        while start != -1:
+            before = clause[:start].split()[-self.negation_scope:] if self.negation_scope else []
+            negated = False
+            for word in reversed(before):
+                if word in self.negation_ends:
+                    break
+                if word in self.negation_words:
+                    negated = True
+                    break
+            if not negated:
+                return True
+            start = clause.find(phrase, start + 1)
+        return False
 
     def is_immune(self, codes: Iterable[str], free_text: str = "") -> bool:
         """Whether a manifestation marks a true allergy (anaphylaxis, urticaria, angioedema)."""

@@ -106,3 +106,35 @@ def test_a_stop_for_a_named_adverse_effect_is_a_stop_for_intolerance(
     codes: CodeLists, codes_given: list[str], text: str, kind: str
 ) -> None:
     assert codes.stop_reason(codes_given, text) == kind
+
+
+@pytest.mark.parametrize(
+    ("text", "kind"),
+    [
+        # A negated adverse effect is no stop for intolerance (NegEx-style, codes.yaml).
+        ("Not effective; no side effects", "lack_of_effect"),
+        ("Not effective, no side effects", "lack_of_effect"),
+        ("Switched to aripiprazole - patient denies side effects", "other"),
+        ("no significant side effects", "other"),
+        ("did not cause nausea", "other"),
+        ("no weight gain, not effective", "lack_of_effect"),
+        # The negation ends with its clause, or at a conjunction.
+        ("no side effects but headache", "intolerance"),
+        ("without nausea, with dizziness", "intolerance"),
+        ("No improvement and nausea", "intolerance"),
+        ("Non-adherence; side effects", "intolerance"),
+        # A phrase that itself begins with a negation is read as written.
+        ("Not tolerated", "intolerance"),
+        ("No response to treatment", "lack_of_effect"),
+        # More than three words back is out of reach.
+        ("no change in mood over months, nausea", "intolerance"),
+    ],
+)
+def test_a_negated_adverse_effect_is_no_stop_for_intolerance(
+    codes: CodeLists, text: str, kind: str
+) -> None:
+    assert codes.stop_reason([], text) == kind
+
+
+def test_a_code_still_decides_before_negated_words(codes: CodeLists) -> None:
+    assert codes.stop_reason(["sintol"], "no side effects noted at first") == "intolerance"

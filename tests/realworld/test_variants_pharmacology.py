@@ -85,3 +85,40 @@ def test_the_evidence_line_shows_the_reaction_a_stop_recorded(post: Post) -> Non
     (card,) = [c for c in post(request("patient-view", pid, resources)).get_json()["cards"]
                if c["source"]["topic"]["code"] == RI]
     assert "felt dizzy and tired" in card["detail"]
+
+
+@pytest.mark.parametrize(
+    "third",
+    ["SIADH", "Thrombocytopenia", "QTc 520 ms on ECG", "Elevated CK", "Low platelet count"],
+)
+def test_an_objective_finding_in_other_words_is_no_nocebo_evidence(post: Post, third: str) -> None:
+    # Objective, dangerous reactions never fit nocebo framing (clinical-review.md), however
+    # they are worded.
+    pid = "pharm-objective-" + "".join(ch for ch in third.lower() if ch.isalnum())
+    assert RI not in topics(post(request("patient-view", pid, _three(pid, third))))
+
+
+def _stopped_saying(rid: str, pid: str, product: str, days_ago: int, reason: str
+                    ) -> dict[str, Any]:
+    """An order stopped ``days_ago`` with a reason given as text only."""
+    resource = _stopped(rid, pid, product, days_ago, reason)
+    resource["statusReason"] = {"text": reason}
+    return resource
+
+
+@pytest.mark.parametrize(
+    ("reason", "fires"),
+    [
+        ("Not effective; no side effects", False),
+        ("Switched to aripiprazole - patient denies side effects", False),
+        ("Adverse reaction: ANC 0.8", False),
+        ("Side effects - felt foggy", True),
+    ],
+)
+def test_a_stop_that_says_there_were_no_side_effects_is_no_intolerance(
+    post: Post, reason: str, fires: bool
+) -> None:
+    pid = "pharm-said-" + "".join(ch for ch in reason.lower() if ch.isalnum())[:24]
+    resources = [*_three(pid, "Nausea")[:2],
+                 _stopped_saying("mr-q", pid, "quetiapine100", 60, reason)]
+    assert (RI in topics(post(request("patient-view", pid, resources)))) is fires

@@ -110,3 +110,19 @@ def test_antipsychotic_trials_last_six_weeks_and_say_they_were_stopped(
             "dose were stopped because they did not help enough" in card["detail"]
         assert "adequate" not in card["summary"]
         assert "how the patient started" not in card["detail"]
+
+
+@pytest.mark.parametrize(
+    ("reason", "fires"),
+    [("Not effective, no side effects", True), ("Not effective, side effects", False)],
+)
+def test_a_lack_of_effect_stop_that_denies_side_effects_is_a_failed_trial(
+    post: Callable[[dict[str, Any]], Any], reason: str, fires: bool
+) -> None:
+    # Venlafaxine 150 mg for 11 weeks stopped for lack of effect, then sertraline 100 mg for
+    # 10 weeks stopped with ``reason``: a stop that says there were no side effects is a stop
+    # for lack of effect, not for intolerance (which would exclude the trial).
+    second = _stopped("s-1", "sertraline100", 100, 150, 80, lack=False)
+    second["statusReason"] = {"text": reason}
+    resources = [_venlafaxine(), second]
+    assert (_card(post, resources) is not None) is fires
