@@ -71,6 +71,16 @@ def course_of(
             id="timing-code",
         ),
         pytest.param(
+            [{**dose(2, "{tbl}"), "timing": {"code": {"coding": [{"code": "QHS"}]}}}],
+            100.0,
+            id="timing-code-qhs",
+        ),
+        pytest.param(
+            [{**dose(25, "mg"), "timing": {"code": {"text": "Q12H"}}}],
+            50.0,
+            id="timing-code-q12h-as-text",
+        ),
+        pytest.param(
             [{**dose(50, "mg"), **every(1)}, {**dose(100, "mg"), **every(1)}],
             150.0,
             id="concurrent-instructions-add-up",
