@@ -69,8 +69,9 @@ def _ended(course: MedicationCourse, now: date) -> MedicationCourse:
 def _together(drafts: list[MedicationCourse]) -> list[MedicationCourse]:
     """Scheduled drafts of one single-ingredient drug signed together (olanzapine 5 mg and 10 mg
     tablets, both nightly) are one order of their summed daily dose: 15 mg/day of one new agent,
-    not a new agent and an increase. The first keeps its place; as-needed drafts, drafts in
-    dose steps and drafts of several ingredients stay as they are."""
+    not a new agent and an increase. The first keeps its place, and is selected (order-select)
+    when any of them is; as-needed drafts, drafts in dose steps and drafts of several
+    ingredients stay as they are."""
     groups: dict[str, list[MedicationCourse]] = {}
     for draft in drafts:
         if _summable(draft):
@@ -83,7 +84,10 @@ def _together(drafts: list[MedicationCourse]) -> list[MedicationCourse]:
         elif draft is group[0]:
             doses = [d.daily_dose_mg for d in group]
             total = None if None in doses else sum(d or 0.0 for d in doses)
-            out.append(replace(draft, daily_dose_mg=total, schedule=None))
+            out.append(replace(
+                draft, daily_dose_mg=total, schedule=None,
+                is_selected=any(d.is_selected for d in group),
+            ))
     return out
 
 

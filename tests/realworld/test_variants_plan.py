@@ -323,6 +323,24 @@ def test_two_strengths_of_one_drug_signed_together_are_one_new_agent(post: Post)
     ], [{**d, "subject": {"reference": f"Patient/{pid}-2"}} for d in [*drafts, third]])))
 
 
+@pytest.mark.parametrize("selected", ["dr-o1", "dr-o2"])
+def test_two_strengths_of_one_drug_are_selected_when_either_is(post: Post, selected: str) -> None:
+    """At order-select, two strengths of one drug in the session are one order, the one chosen
+    whichever strength the selection names: olanzapine plus two agents added in the window is a
+    third escalation."""
+    pid = f"plan-select-strength-{selected}"
+    history = [
+        _by_name("mr-lam", pid, "lamotrigine", 400, 100),
+        _by_name("mr-sert", pid, "sertraline", 100, 50),
+        _by_name("mr-traz", pid, "trazodone", 60, 100),
+    ]
+    drafts = [_draft_named("dr-o1", pid, "olanzapine", 5),
+              _draft_named("dr-o2", pid, "olanzapine", 10)]
+    body = request("order-select", pid, history, drafts=drafts,
+                   selections=[f"MedicationRequest/{selected}"])
+    assert "regimen-escalation" in topics(post(body))
+
+
 @pytest.mark.parametrize(
     ("birth", "child"),
     [("2014-03-02", True), ("2008-12-01", True), ("2008-11-30", False), ("1984-03-02", False)],
