@@ -122,6 +122,7 @@ def _map(
     medications: Mapping[str, Any], today: date, incomplete: frozenset[str],
 ) -> tuple[PatientRecord, DraftOrders, tuple[MappingIssue, ...]]:
     patterns = services.settings.patterns
+    values = list(values)  # read twice: the record, and Medications the drafts may reference
     record = map_record(
         values, services.table, medications=medications, codes=services.codes,
         horizon=evidence_horizon(patterns, today), order_horizon=order_horizon(patterns, today),
@@ -135,7 +136,7 @@ def _map(
             req.draft_bundle, services.table, medications=medications, codes=services.codes,
             patient_id=req.patient_id,
             selections=req.selections if req.hook == "order-select" else (),
-            today=today,
+            today=today, history=values,
         )
     return record, drafts, (*record.issues, *draft_issues)
 

@@ -256,3 +256,18 @@ def medication_index(
         if normalised and isinstance(medication, Mapping):
             index.setdefault(normalised, medication)
     return index
+
+
+def medications_among(resources: Any, wanted: set[str]) -> dict[str, Mapping[str, Any]]:
+    """The Medications among ``resources`` (prefetch values, Bundles unpacked) whose
+    "Medication/<id>" is in ``wanted``; of two with one id, the first."""
+    found: dict[str, Mapping[str, Any]] = {}
+    if not wanted:
+        return found
+    for _, item in entries_of(resources):
+        if type(item) is dict and item.get("resourceType") == "Medication":
+            rid = item.get("id")
+            key = f"Medication/{rid}" if isinstance(rid, str) else None
+            if key in wanted and key not in found:
+                found[key] = item
+    return found

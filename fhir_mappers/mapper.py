@@ -22,6 +22,7 @@ from fhir_mappers.collect import (
     collect,
     entries_of,
     medication_index,
+    medications_among,
     resource_ref,
 )
 from fhir_mappers.context import MappingContext
@@ -253,6 +254,7 @@ def map_draft_orders(
     patient_id: str | None = None,
     selections: Iterable[str] = (),
     today: date | None = None,
+    history: Iterable[Any] = (),
 ) -> tuple[DraftOrders, tuple[MappingIssue, ...]]:
     """The medication orders of ``context.draftOrders`` (or legacy ``context.medications``).
 
@@ -264,13 +266,24 @@ def map_draft_orders(
     that spells them in some other way), every order is taken as selected rather than none.
     ``today`` (the clinic's date) is the day a draft starts, whatever its ``authoredOn`` (the
     day it was typed or pended): a planned duration (``boundsDuration``, dose steps) runs from
-    it. Without it, drafts are dated by ``authoredOn`` as history orders are.
+    it. Without it, drafts are dated by ``authoredOn`` as history orders are. ``history`` (the
+    prefetch values) is where a Medication a draft references may also be: one that came with the
+    patient's orders (an ``_include``) is not fetched again, so it is looked up there.
     """
     ctx = MappingContext(table, codes)
     found = collect(
         [bundle] if not isinstance(bundle, list) else bundle, ctx, patient_id=patient_id
     )
     ctx.medications = medication_index(found, medications)
+    wanted = {
+        key
+        for _, resource in found
+        if resource.get("resourceType") in _ORDER_TYPES
+        for key in [relative_reference(medication_reference(resource))]
+        if key and key.startswith("Medication/") and key not in ctx.medications
+    }
+    if wanted:
+        ctx.medications = {**ctx.medications, **medications_among(history, wanted)}
     drafts: list[MedicationCourse] = []
     for ref, resource in found:
         rtype = text(resource.get("resourceType"))

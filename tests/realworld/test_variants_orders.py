@@ -222,6 +222,32 @@ def test_draft_with_a_medication_referenced_by_urn_uuid_is_classified(
     assert issues == ()
 
 
+def test_draft_with_a_medication_that_came_with_the_prefetch_is_classified(
+    table: IngredientTable, codes: CodeLists
+) -> None:
+    """A Medication the EHR sent once, with the patient's orders (``_include``), is not fetched
+    again: the draft that references it reads it from there."""
+    draft = order("d-inc", "p", "sertraline50", authored=day(0), status="draft")
+    del draft["medicationCodeableConcept"]
+    draft["medicationReference"] = {"reference": "Medication/m-sert100"}
+    medication = {"resourceType": "Medication", "id": "m-sert100",
+                  "code": concept("sertraline100")}
+    prefetch = [{"resourceType": "Bundle", "type": "searchset", "entry": [
+        {"resource": order("mr-1", "p", "quetiapine100", authored=day(40))},
+        {"resource": medication, "search": {"mode": "include"}},
+    ]}]
+    bundle = {"resourceType": "Bundle", "entry": [{"resource": draft}]}
+    alone, issues = map_draft_orders(bundle, table, codes=codes, patient_id="p")
+    assert alone[0].ingredients == () and [i.reason for i in issues] == [
+        "medication not available"
+    ]
+    drafts, issues = map_draft_orders(bundle, table, codes=codes, patient_id="p",
+                                      history=prefetch)
+    assert [i.name for i in drafts[0].ingredients] == ["sertraline"]
+    assert drafts[0].daily_dose_mg == 100.0
+    assert issues == ()
+
+
 @pytest.mark.parametrize(("value", "unit", "mg"), [
     (2, None, 100.0), (1, None, 50.0), (2, "TAB", 100.0), (0.5, "{tablet}", 25.0),
 ])
