@@ -13,8 +13,9 @@ quetiapine 300 mg/day in bipolar depression), per ingredient in config/ingredien
 **When** at least ``min_escalations`` escalations fall within the last ``window_days`` (the draft,
 dated today, counts when it is one). A new agent is the first course of an ingredient, or a
 restart after more than ``restart_as_new_after_days`` without it; a dose increase compares a
-course's daily dose with the previous known dose of the same ingredient (courses at most
-``continuation_gap_days`` apart are continuous use).
+course's daily dose with that of the course before it of the same ingredient (courses at most
+``continuation_gap_days`` apart are continuous use), and after a course of unknown dose the next
+known dose is no known increase (when the dose rose is not known).
 
 **Unless** the course is taken as needed (PRN additions are not the standing regimen); the new
 agent replaces one of the same class stopped (or planned to stop) within ``switch_window_days``

@@ -320,11 +320,16 @@ def _latest_start(episode: Episode) -> date:
 
 
 def _dose_changes(episode: Episode) -> list[RegimenEvent]:
+    # Each course is compared with the one before it: after a course of unknown dose (a
+    # text-only sig, tablets of a product of unknown strength) the dose in effect is unknown,
+    # so the next known dose is no known change ("50 mg, then 2 tablets, then 100 mg" may have
+    # risen at the tablets, when is not known): missing, not evidence.
     changes: list[RegimenEvent] = []
     last_dose = single_dose(episode.courses[0])
     for course in episode.courses[1:]:
         dose = single_dose(course)
         if dose is None:
+            last_dose = None
             continue
         if last_dose is not None and dose != last_dose:
             kind: EventKind = "dose_increase" if dose > last_dose else "dose_decrease"

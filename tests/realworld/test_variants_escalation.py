@@ -79,3 +79,40 @@ def test_oral_to_monthly_injection_is_no_dose_increase(
     record = map_record(_new_agents(aripiprazole), table, codes=codes)
 
     assert detect(record, (), THRESHOLDS, TODAY) is None
+
+
+def _quetiapine_history(middle: dict[str, Any]) -> list[dict[str, Any]]:
+    """Quetiapine 100 mg/day 240-121 days ago, ``middle`` from 120 days ago, then 300 mg/day
+    from 40 days ago: with sertraline and venlafaxine added, the 300 mg order is a third
+    escalation only if its dose is known to have risen."""
+    first = order("q-1", PID, "quetiapine100", authored=days_ago(240), status="completed",
+                  dosage=[{**daily(100), "timing": {"repeat": {
+                      "frequency": 1, "period": 1, "periodUnit": "d",
+                      "boundsPeriod": {"start": days_ago(240), "end": days_ago(121)}}}}])
+    last = order("q-3", PID, "quetiapine100", authored=days_ago(40), dosage=[daily(300)])
+    return _new_agents([first, middle, last])
+
+
+def _middle(dosage: dict[str, Any]) -> dict[str, Any]:
+    return order("q-2", PID, "quetiapine100", authored=days_ago(120), status="completed",
+                 dosage=[{**dosage, "timing": {"repeat": {
+                     "frequency": 1, "period": 1, "periodUnit": "d",
+                     "boundsPeriod": {"start": days_ago(120), "end": days_ago(41)}}}}])
+
+
+def test_after_an_order_of_unknown_dose_the_next_dose_is_no_known_increase(
+    table: IngredientTable, codes: CodeLists
+) -> None:
+    """A middle order whose sig gives no dose ("take as directed") leaves the dose in effect
+    unknown: 100 mg/day before it and 300 mg/day after it do not say when the dose rose, so the
+    300 mg order is not counted (missing, not evidence). With the middle order at 100 mg/day,
+    it is."""
+    unknown = _middle({"text": "Take as directed"})
+    record = map_record(_quetiapine_history(unknown), table, codes=codes)
+    assert detect(record, (), THRESHOLDS, TODAY) is None
+
+    known = _middle(daily(100))
+    record = map_record(_quetiapine_history(known), table, codes=codes)
+    finding = detect(record, (), THRESHOLDS, TODAY)
+    assert finding is not None
+    assert "quetiapine" in str(finding.facts)
