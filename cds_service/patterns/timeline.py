@@ -307,7 +307,14 @@ def episode_events(
         )
         events.extend(_dose_changes(episode))
         ending = episode.ending_course
-        if not episode.is_open and has_dated_stop(ending, now):
+        # Use made only of single administrations (courses that end the day they start: one
+        # injection each, ordered one at a time) has no stop on the last one's day: a
+        # long-acting injectable acts for weeks after it, for an interval the orders do not give.
+        if (
+            not episode.is_open
+            and has_dated_stop(ending, now)
+            and not all(c.start is not None and c.end == c.start for c in episode.courses)
+        ):
             events.append(RegimenEvent("stop", episode.ingredient, ending, episode.last_day))
     events.sort(key=lambda e: (e.when, e.course.is_draft, e.ingredient.name))
     return events

@@ -9,7 +9,8 @@ causes-treatment-resistance). HEDIS AMM today measures antidepressant continuati
 follow-up-visit component is not cited (its current status could not be checked offline).
 
 **When** at least ``min_changes`` psychotropic regimen changes (a start or restart, a stop with a
-date, a daily-dose increase or decrease; the draft counts as a change dated today when it is one;
+date, though not after use made only of single administrations, such as injections ordered one at
+a time, a daily-dose increase or decrease; the draft counts as a change dated today when it is one;
 a renewal at the same dose is not a change; courses at most ``continuation_gap_days`` apart are
 continuous use) fall within the last ``window_days``, and either fewer review visits than changes
 took place in that window ("fewer_visits"), or for some change the last review visit on or before

@@ -176,3 +176,43 @@ def test_a_planned_or_cancelled_encounter_today_is_not_a_visit(
 ) -> None:
     later = encounter("enc-now", PID, day(0, "T15:00:00Z"), status=status)
     assert VISITS in _sign_today(post, [later])
+
+
+_PALIPERIDONE = {
+    "coding": [{"system": "http://www.nlm.nih.gov/research/umls/rxnorm", "code": "1650967",
+                "display": "1 ML paliperidone palmitate 156 MG/ML Prefilled Syringe"}],
+    "text": "1 ML paliperidone palmitate 156 MG/ML Prefilled Syringe",
+}
+
+
+def _injection(pid: str, rid: str, days_ago: int, *, count: int | None = 1) -> dict[str, Any]:
+    """One paliperidone palmitate injection ordered on its own (``timing.repeat.count`` 1, as
+    some EHRs order each monthly dose); ``count=None``: an order of 30 days instead."""
+    repeat: dict[str, Any] = (
+        {"count": count} if count is not None
+        else {"boundsPeriod": {"start": day(days_ago), "end": day(days_ago - 30)}}
+    )
+    resource = order(rid, pid, "aripiprazole10", authored=day(days_ago), status="completed",
+                     dosage=[{"timing": {"repeat": repeat}, "route": {"text": "IM"},
+                              "doseAndRate": [{"doseQuantity": {"value": 156, "unit": "mg"}}]}])
+    resource["medicationCodeableConcept"] = _PALIPERIDONE
+    return resource
+
+
+@pytest.mark.parametrize(
+    ("count", "days", "fires"), [(1, (75, 45, 15), False), (None, (75, 45), True)]
+)
+def test_monthly_injections_ordered_one_at_a_time_are_not_stopped_after_the_last(
+    post: Callable[[dict[str, Any]], Any], count: int | None, days: tuple[int, ...], fires: bool
+) -> None:
+    """Paliperidone palmitate given 75, 45 and 15 days ago, each injection its own order, and
+    oral aripiprazole being signed, with no visit since: the last injection still acts, so its
+    day is no stop, and starting the injections and the aripiprazole are two changes, under
+    the three that fire. Written as two orders of 30 days from 75 and 45 days ago, the second
+    ended 15 days ago: a stop, three changes."""
+    pid = f"rw-lai-one-at-a-time-{count}"
+    history = [_injection(pid, f"pal-{d}", d, count=count) for d in days]
+    draft = order("d-ari", pid, "aripiprazole10", authored=day(0), status="draft",
+                  dosage=[daily(10)])
+    body = request("order-sign", pid, history, drafts=[draft])
+    assert (VISITS in topics(post(body))) is fires
