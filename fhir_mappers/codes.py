@@ -62,6 +62,7 @@ class CodeLists:
     # words comes at most ``negation_scope`` words before it in its clause, with no
     # ``negation_ends`` word between (codes.yaml ``stop_reason_negation``).
     negation_words: frozenset[str] = frozenset()
+    negation_pseudo: frozenset[tuple[str, ...]] = frozenset()  # "no longer": no negation
     negation_ends: frozenset[str] = frozenset()
     negation_scope: int = 0
     v3_encounter_classes: frozenset[str] = frozenset()
@@ -133,6 +134,9 @@ class CodeLists:
             stop_reason_codes=MappingProxyType(reason_codes),
             stop_reason_words=tuple(reason_words),
             negation_words=frozenset(str(w).lower() for w in as_list(negation.get("words"))),
+            negation_pseudo=frozenset(
+                tuple(_WORD.findall(str(p).lower())) for p in as_list(negation.get("pseudo"))
+            ),
             negation_ends=frozenset(str(w).lower() for w in as_list(negation.get("ends"))),
             negation_scope=int(negation.get("scope_words", 0)),
             immune_codes=frozenset(_codes_of(immune.get("codes"))),
@@ -248,17 +252,24 @@ class CodeLists:
         without a negation word shortly before it."""
         start = clause.find(phrase)
         while start != -1:
-            before = clause[:start].split()[-self.negation_scope:] if self.negation_scope else []
-            negated = False
-            for word in reversed(before):
-                if word in self.negation_ends:
-                    break
-                if word in self.negation_words:
-                    negated = True
-                    break
-            if not negated:
+            words = clause[: start + len(phrase)].split()
+            before = len(words) - len(phrase.split())  # index of the phrase's first word
+            if not self._negated(words, before):
                 return True
             start = clause.find(phrase, start + 1)
+        return False
+
+    def _negated(self, words: list[str], at: int) -> bool:
+        """Whether a negation word within ``negation_scope`` words before ``words[at]`` reaches
+        it: no ``negation_ends`` word between, and not the start of a pseudo-negation."""
+        for index in range(at - 1, max(-1, at - 1 - self.negation_scope), -1):
+            word = words[index]
+            if word in self.negation_ends:
+                return False
+            if word in self.negation_words and not any(
+                tuple(words[index : index + len(p)]) == p for p in self.negation_pseudo
+            ):
+                return True
         return False
 
     def is_immune(self, codes: Iterable[str], free_text: str = "") -> bool:

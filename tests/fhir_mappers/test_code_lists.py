@@ -116,7 +116,12 @@ def test_a_stop_for_a_named_adverse_effect_is_a_stop_for_intolerance(
         ("Not effective, no side effects", "lack_of_effect"),
         ("Switched to aripiprazole - patient denies side effects", "other"),
         ("no significant side effects", "other"),
-        ("did not cause nausea", "other"),
+        ("Not effective, no nausea or dizziness", "lack_of_effect"),
+        # Not negations: a verb's "not", "negative" or "non" before the effect, "no longer".
+        ("Patient could not tolerate side effects", "intolerance"),
+        ("Stopped due to negative side effects", "intolerance"),
+        ("non-specific side effects", "intolerance"),
+        ("no longer tolerating side effects", "intolerance"),
         ("no weight gain, not effective", "lack_of_effect"),
         # The negation ends with its clause, or at a conjunction.
         ("no side effects but headache", "intolerance"),
