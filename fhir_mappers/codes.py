@@ -19,8 +19,11 @@ Instrument = Literal["PHQ-9", "GAD-7"]
 _KINDS: tuple[StopReasonKind, ...] = ("allergy", "intolerance", "lack_of_effect", "patient_choice")
 _INSTRUMENTS: tuple[Instrument, ...] = ("PHQ-9", "GAD-7")
 _WORD = re.compile(r"[a-z0-9]+")
-# Where a negation's reach ends in free text: a clause ends at these marks.
-_CLAUSE = re.compile(r"[;,.:!?()\[\]\n/]|\s-\s|\s--\s")
+# Where a negation's reach ends in free text: a clause ends at these marks (not at a comma,
+# a colon or a slash, which join the items of one list: "no nausea, dizziness or sedation").
+_CLAUSE = re.compile(r"[;.!?()\[\]\n]|\s-\s|\s--\s")
+# A stop-reason phrase that begins with one of these is itself a negation, read as written.
+_NEGATING_STARTS = frozenset({"no", "not", "non"})
 
 
 class CodeListError(ValueError):
@@ -62,6 +65,7 @@ class CodeLists:
     # words comes at most ``negation_scope`` words before it in its clause, with no
     # ``negation_ends`` word between (codes.yaml ``stop_reason_negation``).
     negation_words: frozenset[str] = frozenset()
+    negation_after: frozenset[str] = frozenset()  # "side effects denied"
     negation_pseudo: frozenset[tuple[str, ...]] = frozenset()  # "no longer": no negation
     negation_ends: frozenset[str] = frozenset()
     negation_scope: int = 0
@@ -134,6 +138,7 @@ class CodeLists:
             stop_reason_codes=MappingProxyType(reason_codes),
             stop_reason_words=tuple(reason_words),
             negation_words=frozenset(str(w).lower() for w in as_list(negation.get("words"))),
+            negation_after=frozenset(str(w).lower() for w in as_list(negation.get("after"))),
             negation_pseudo=frozenset(
                 tuple(_WORD.findall(str(p).lower())) for p in as_list(negation.get("pseudo"))
             ),
@@ -236,32 +241,41 @@ class CodeLists:
 
         A code decides first; else the first phrase of ``stop_reason_words`` (in file order)
         found in ``free_text`` as whole words and not negated there ("Not effective; no side
-        effects" is a stop for lack of effect: see ``negation_words``)."""
+        effects" is a stop for lack of effect: see ``negation_words``). Linear in the text."""
         code_list = list(codes)
         for code in code_list:
             if code in self.stop_reason_codes:
                 return self.stop_reason_codes[code]
-        clauses = [_padded(clause) for clause in _CLAUSE.split(free_text)]
+        padded = _padded(free_text)
+        clauses: list[list[str]] | None = None  # words of each clause, split only when needed
         for phrase, kind in self.stop_reason_words:
-            if any(self._affirmed(phrase, clause) for clause in clauses):
+            if phrase not in padded:
+                continue
+            if clauses is None:
+                clauses = [_WORD.findall(c.lower()) for c in _CLAUSE.split(free_text)]
+            if any(self._affirmed(phrase.split(), words) for words in clauses):
                 return kind
         return "other" if code_list or free_text.strip() else None
 
-    def _affirmed(self, phrase: str, clause: str) -> bool:
-        """Whether ``phrase`` occurs in ``clause`` (both space-padded words) at least once
-        without a negation word shortly before it."""
-        start = clause.find(phrase)
-        while start != -1:
-            words = clause[: start + len(phrase)].split()
-            before = len(words) - len(phrase.split())  # index of the phrase's first word
-            if not self._negated(words, before):
+    def _affirmed(self, phrase: list[str], words: list[str]) -> bool:
+        """Whether ``phrase`` (words) occurs in a clause's ``words`` at least once not negated:
+        a phrase that itself begins with a negation word ("not tolerated", "no response") is
+        read as written; otherwise no negation word within ``negation_scope`` words before it
+        (with no ``negation_ends`` word between, and not a pseudo-negation such as "no
+        longer"), and no ``negation_after`` word within two words after it ("side effects
+        denied", "side effects: none")."""
+        size = len(phrase)
+        first = phrase[0]
+        for at in range(len(words) - size + 1):
+            if words[at] != first or words[at : at + size] != phrase:
+                continue
+            if first in _NEGATING_STARTS or not (
+                self._negated_before(words, at) or self._negated_after(words, at + size)
+            ):
                 return True
-            start = clause.find(phrase, start + 1)
         return False
 
-    def _negated(self, words: list[str], at: int) -> bool:
-        """Whether a negation word within ``negation_scope`` words before ``words[at]`` reaches
-        it: no ``negation_ends`` word between, and not the start of a pseudo-negation."""
+    def _negated_before(self, words: list[str], at: int) -> bool:
         for index in range(at - 1, max(-1, at - 1 - self.negation_scope), -1):
             word = words[index]
             if word in self.negation_ends:
@@ -271,6 +285,9 @@ class CodeLists:
             ):
                 return True
         return False
+
+    def _negated_after(self, words: list[str], after: int) -> bool:
+        return any(word in self.negation_after for word in words[after : after + 2])
 
     def is_immune(self, codes: Iterable[str], free_text: str = "") -> bool:
         """Whether a manifestation marks a true allergy (anaphylaxis, urticaria, angioedema)."""

@@ -48,6 +48,8 @@ __all__ = [
 ]
 
 _ENDED_STATUSES = frozenset({"stopped", "completed"})
+# Statuses that record a stop (not a completion as planned).
+_STOPPED_STATUSES = frozenset({"stopped", "cancelled"})
 
 EventKind = Literal["start", "restart", "dose_increase", "dose_decrease", "stop"]
 
@@ -307,13 +309,17 @@ def episode_events(
         )
         events.extend(_dose_changes(episode))
         ending = episode.ending_course
-        # Use made only of single administrations (courses that end the day they start: one
-        # injection each, ordered one at a time) has no stop on the last one's day: a
-        # long-acting injectable acts for weeks after it, for an interval the orders do not give.
+        # Use made only of single administrations given as planned (courses completed the day
+        # they start: one injection each, ordered one at a time) has no stop on the last one's
+        # day: a long-acting injectable acts for weeks after it, for an interval the orders do
+        # not give (so such use never shows a dated stop). A recorded stop is one.
         if (
             not episode.is_open
             and has_dated_stop(ending, now)
-            and not all(c.start is not None and c.end == c.start for c in episode.courses)
+            and not (
+                ending.status not in _STOPPED_STATUSES
+                and all(c.start is not None and c.end == c.start for c in episode.courses)
+            )
         ):
             events.append(RegimenEvent("stop", episode.ingredient, ending, episode.last_day))
     events.sort(key=lambda e: (e.when, e.course.is_draft, e.ingredient.name))
@@ -327,16 +333,18 @@ def _latest_start(episode: Episode) -> date:
 
 
 def _dose_changes(episode: Episode) -> list[RegimenEvent]:
-    # Each course is compared with the one before it: after a course of unknown dose (a
-    # text-only sig, tablets of a product of unknown strength) the dose in effect is unknown,
-    # so the next known dose is no known change ("50 mg, then 2 tablets, then 100 mg" may have
-    # risen at the tablets, when is not known): missing, not evidence.
+    # Each course is compared with the one before it: after a scheduled single-ingredient course
+    # of unknown dose (a text-only sig, tablets of a product of unknown strength) the dose in
+    # effect is unknown, so the next known dose is no known change ("50 mg, then 2 tablets,
+    # then 100 mg" may have risen at the tablets, when is not known): missing, not evidence.
+    # An as-needed order or a combination product beside the regimen says nothing of it.
     changes: list[RegimenEvent] = []
     last_dose = single_dose(episode.courses[0])
     for course in episode.courses[1:]:
         dose = single_dose(course)
         if dose is None:
-            last_dose = None
+            if len(course.ingredients) == 1 and not course.is_prn:
+                last_dose = None
             continue
         if last_dose is not None and dose != last_dose:
             kind: EventKind = "dose_increase" if dose > last_dose else "dose_decrease"

@@ -122,6 +122,12 @@ def test_a_stop_for_a_named_adverse_effect_is_a_stop_for_intolerance(
         ("Stopped due to negative side effects", "intolerance"),
         ("non-specific side effects", "intolerance"),
         ("no longer tolerating side effects", "intolerance"),
+        # A negated list, and a negation after the effect.
+        ("Not effective; no nausea, dizziness or sedation", "lack_of_effect"),
+        ("no sedation/weight gain; ineffective", "lack_of_effect"),
+        ("lack of efficacy (no headache, insomnia)", "lack_of_effect"),
+        ("Ineffective. Side effects: none", "lack_of_effect"),
+        ("Not effective - side effects denied", "lack_of_effect"),
         ("no weight gain, not effective", "lack_of_effect"),
         # The negation ends with its clause, or at a conjunction.
         ("no side effects but headache", "intolerance"),
@@ -131,7 +137,7 @@ def test_a_stop_for_a_named_adverse_effect_is_a_stop_for_intolerance(
         # A phrase that itself begins with a negation is read as written.
         ("Not tolerated", "intolerance"),
         ("No response to treatment", "lack_of_effect"),
-        # More than three words back is out of reach.
+        # More than five words back is out of reach.
         ("no change in mood over months, nausea", "intolerance"),
     ],
 )
@@ -143,3 +149,10 @@ def test_a_negated_adverse_effect_is_no_stop_for_intolerance(
 
 def test_a_code_still_decides_before_negated_words(codes: CodeLists) -> None:
     assert codes.stop_reason(["sintol"], "no side effects noted at first") == "intolerance"
+
+
+def test_a_long_stop_reason_is_read_in_one_pass(codes: CodeLists) -> None:
+    """A 256 kB reason (a pasted note) repeats a negated phrase 16,000 times: each occurrence
+    is judged from its own neighbours, not by re-reading the text before it."""
+    assert codes.stop_reason([], "no side effects " * 16_000) == "other"
+    assert codes.stop_reason([], "no side effects " * 16_000 + "; nausea") == "intolerance"

@@ -142,3 +142,49 @@ def test_events_from_since_on_are_the_same_when_older_episodes_are_passed_over(
     assert [e for e in passed_over if e.when >= since] == [
         e for e in everything if e.when >= since
     ]
+
+
+def _increases(middle: MedicationCourse) -> list[tuple[str, float | None, float | None]]:
+    """Quetiapine 100 mg/day, then ``middle``, then 300 mg/day: the dose events."""
+    courses = (
+        course(QUETIAPINE, days_ago(120), mg=100, end=days_ago(91), status="completed"),
+        middle,
+        course(QUETIAPINE, days_ago(60), mg=300),
+    )
+    return [(e.kind, e.previous_dose, e.dose)
+            for e in regimen_events(courses, NOW, continuation_gap_days=30)
+            if e.kind.startswith("dose")]
+
+
+def test_after_a_scheduled_course_of_unknown_dose_the_next_dose_is_no_known_change() -> None:
+    unknown = course(QUETIAPINE, days_ago(90), mg=None, end=days_ago(61), status="completed")
+    assert _increases(unknown) == []
+
+
+@pytest.mark.parametrize(
+    "middle",
+    [
+        pytest.param(course(QUETIAPINE, days_ago(90), mg=None, end=days_ago(61), prn=True,
+                            status="completed"), id="as-needed-unknown-dose"),
+        pytest.param(replace(course(QUETIAPINE, days_ago(90), mg=None, end=days_ago(61),
+                                    status="completed"),
+                             ingredients=(QUETIAPINE, SERTRALINE)), id="combination"),
+    ],
+)
+def test_an_as_needed_or_combination_course_between_does_not_hide_an_increase(
+    middle: MedicationCourse,
+) -> None:
+    assert _increases(middle) == [("dose_increase", 100, 300)]
+
+
+@pytest.mark.parametrize(("status", "stopped"), [("completed", False), ("stopped", True)])
+def test_single_administrations_show_no_stop_unless_one_is_recorded(
+    status: str, stopped: bool
+) -> None:
+    """Injections given one a month, each its own one-day order: no stop after the last,
+    which acts for weeks; a one-day course recorded as stopped is a stop."""
+    shots = [course(QUETIAPINE, days_ago(d), mg=100, end=days_ago(d), status="completed")
+             for d in (75, 45)]
+    shots.append(course(QUETIAPINE, days_ago(15), mg=100, end=days_ago(15), status=status))
+    kinds = [e.kind for e in regimen_events(shots, NOW, continuation_gap_days=30)]
+    assert ("stop" in kinds) is stopped
