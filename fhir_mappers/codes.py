@@ -19,9 +19,12 @@ Instrument = Literal["PHQ-9", "GAD-7"]
 _KINDS: tuple[StopReasonKind, ...] = ("allergy", "intolerance", "lack_of_effect", "patient_choice")
 _INSTRUMENTS: tuple[Instrument, ...] = ("PHQ-9", "GAD-7")
 _WORD = re.compile(r"[a-z0-9]+")
-# Where a negation's reach ends in free text: a clause ends at these marks (not at a comma,
-# a colon or a slash, which join the items of one list: "no nausea, dizziness or sedation").
-_CLAUSE = re.compile(r"[;.!?()\[\]\n]|\s-\s|\s--\s")
+# A negation stays within its clause: a clause ends at these marks (not at a colon: "Side
+# effects: none").
+_CLAUSE = re.compile(r"[;,.!?()\[\]\n/+&]|\s[-\u2013\u2014]+\s|[\u2013\u2014]")
+# "w/o" and "s/e", the clinical shorthand for "without" and "side effects".
+_WITHOUT = re.compile(r"\bw/o\b", re.IGNORECASE)
+_SIDE_EFFECTS = re.compile(r"\bs/e\b", re.IGNORECASE)
 # A stop-reason phrase that begins with one of these is itself a negation, read as written.
 _NEGATING_STARTS = frozenset({"no", "not", "non"})
 
@@ -61,14 +64,11 @@ class CodeLists:
     timing_codes_per_day: Mapping[str, float]
     inpatient_classes: frozenset[str] = frozenset()
     emergency_classes: frozenset[str] = frozenset()
-    # A stop-reason phrase is negated ("no side effects", "denies nausea") when one of these
-    # words comes at most ``negation_scope`` words before it in its clause, with no
-    # ``negation_ends`` word between (codes.yaml ``stop_reason_negation``).
-    negation_words: frozenset[str] = frozenset()
+    # A stop-reason phrase is negated ("no side effects", "denies any nausea", "side effects:
+    # none") by the words right next to it (codes.yaml ``stop_reason_negation``).
+    negation_before: tuple[tuple[str, ...], ...] = ()  # "no", "denies", "negative for"
+    negation_modifiers: frozenset[str] = frozenset()  # "no *significant* side effects"
     negation_after: frozenset[str] = frozenset()  # "side effects denied"
-    negation_pseudo: frozenset[tuple[str, ...]] = frozenset()  # "no longer": no negation
-    negation_ends: frozenset[str] = frozenset()
-    negation_scope: int = 0
     v3_encounter_classes: frozenset[str] = frozenset()
     v3_class_systems: frozenset[str] = frozenset()
     # (system, code) -> v3 ActCode, for vendor encounter classes.
@@ -137,13 +137,13 @@ class CodeLists:
         return cls(
             stop_reason_codes=MappingProxyType(reason_codes),
             stop_reason_words=tuple(reason_words),
-            negation_words=frozenset(str(w).lower() for w in as_list(negation.get("words"))),
-            negation_after=frozenset(str(w).lower() for w in as_list(negation.get("after"))),
-            negation_pseudo=frozenset(
-                tuple(_WORD.findall(str(p).lower())) for p in as_list(negation.get("pseudo"))
+            negation_before=tuple(
+                tuple(_WORD.findall(str(w).lower())) for w in as_list(negation.get("before"))
             ),
-            negation_ends=frozenset(str(w).lower() for w in as_list(negation.get("ends"))),
-            negation_scope=int(negation.get("scope_words", 0)),
+            negation_modifiers=frozenset(
+                str(w).lower() for w in as_list(negation.get("modifiers"))
+            ),
+            negation_after=frozenset(str(w).lower() for w in as_list(negation.get("after"))),
             immune_codes=frozenset(_codes_of(immune.get("codes"))),
             immune_words=tuple(_phrase(w) for w in immune["words"]),
             score_codes=MappingProxyType(scores),
@@ -246,6 +246,8 @@ class CodeLists:
         for code in code_list:
             if code in self.stop_reason_codes:
                 return self.stop_reason_codes[code]
+        # Shorthand with a slash, read before "/" ends a clause.
+        free_text = _SIDE_EFFECTS.sub(" side effects ", _WITHOUT.sub(" without ", free_text))
         padded = _padded(free_text)
         clauses: list[list[str]] | None = None  # words of each clause, split only when needed
         for phrase, kind in self.stop_reason_words:
@@ -260,34 +262,38 @@ class CodeLists:
     def _affirmed(self, phrase: list[str], words: list[str]) -> bool:
         """Whether ``phrase`` (words) occurs in a clause's ``words`` at least once not negated:
         a phrase that itself begins with a negation word ("not tolerated", "no response") is
-        read as written; otherwise no negation word within ``negation_scope`` words before it
-        (with no ``negation_ends`` word between, and not a pseudo-negation such as "no
-        longer"), and no ``negation_after`` word within two words after it ("side effects
-        denied", "side effects: none")."""
+        read as written; otherwise a ``negation_before`` cue right before it, or before one of
+        the ``negation_modifiers`` right before it ("no side effects", "denies any nausea"), or
+        a ``negation_after`` word right after it ("side effects denied", "side effects: none"),
+        negates it. Only the neighbours count: "no improvement, nausea" and "no response,
+        sedation" are side effects (NegEx's wider reach read such lists wrongly here)."""
         size = len(phrase)
         first = phrase[0]
         for at in range(len(words) - size + 1):
             if words[at] != first or words[at : at + size] != phrase:
                 continue
-            if first in _NEGATING_STARTS or not (
-                self._negated_before(words, at) or self._negated_after(words, at + size)
-            ):
+            if first in _NEGATING_STARTS or not self._negated(words, at, at + size):
                 return True
         return False
 
-    def _negated_before(self, words: list[str], at: int) -> bool:
-        for index in range(at - 1, max(-1, at - 1 - self.negation_scope), -1):
-            word = words[index]
-            if word in self.negation_ends:
-                return False
-            if word in self.negation_words and not any(
-                tuple(words[index : index + len(p)]) == p for p in self.negation_pseudo
-            ):
-                return True
+    def _negated(self, words: list[str], start: int, end: int) -> bool:
+        """Whether the phrase at ``words[start:end]`` is negated by its neighbours (see
+        ``_affirmed``); a cue after "not" is a double negative ("not without side effects")."""
+        if end < len(words) and words[end] in self.negation_after:
+            return True
+        cue_ends = [start]
+        if start > 0 and words[start - 1] in self.negation_modifiers:
+            cue_ends.append(start - 1)
+        for cue_end in cue_ends:
+            for cue in self.negation_before:
+                cue_start = cue_end - len(cue)
+                if (
+                    cue_start >= 0
+                    and tuple(words[cue_start:cue_end]) == cue
+                    and (cue_start == 0 or words[cue_start - 1] != "not")
+                ):
+                    return True
         return False
-
-    def _negated_after(self, words: list[str], after: int) -> bool:
-        return any(word in self.negation_after for word in words[after : after + 2])
 
     def is_immune(self, codes: Iterable[str], free_text: str = "") -> bool:
         """Whether a manifestation marks a true allergy (anaphylaxis, urticaria, angioedema)."""

