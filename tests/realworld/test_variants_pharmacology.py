@@ -89,10 +89,11 @@ def test_the_evidence_line_shows_the_reaction_a_stop_recorded(post: Post) -> Non
 
 @pytest.mark.parametrize(
     "third",
-    ["SIADH", "Thrombocytopenia", "QTc 520 ms on ECG", "Elevated CK", "Low platelet count"],
+    ["SIADH", "Thrombocytopenia", "QTc 520 ms on ECG", "Elevated CK", "Low platelet count",
+     "Suicidal thoughts", "Worsening SI", "Induced hypomania"],
 )
 def test_an_objective_finding_in_other_words_is_no_nocebo_evidence(post: Post, third: str) -> None:
-    # Objective, dangerous reactions never fit nocebo framing (clinical-review.md), however
+    # Objective or dangerous reactions never fit nocebo framing (clinical-review.md), however
     # they are worded.
     pid = "pharm-objective-" + "".join(ch for ch in third.lower() if ch.isalnum())
     assert RI not in topics(post(request("patient-view", pid, _three(pid, third))))
