@@ -27,8 +27,9 @@ most ``continuation_gap_days`` apart) when it restarted after a dated stop or pl
 fills cannot be read: pharmacy data did not arrive in full (``PatientRecord.incomplete``); a fill
 that may have reached the patient in the period has no known days' supply, no day (undated, or
 dated by month or year only) or no known status (``pdc.uncounted_fills``); the finding depends on
-whether days after an undated stop were prescribed; or it would rest on a period in which a fill
-of a medication that could not be identified was handed over. For (c) when an undated statement
+whether days after an undated stop were prescribed; it would rest on a period in which a fill
+of a medication that could not be identified was handed over; or an inpatient stay in that
+period ended with no end date (its days in hospital are unknown). For (c) when an undated statement
 may have been followed by fills that supersede it. What such data would show is unknown.
 
 **Unless** the ingredient is given now as a long-acting injection or less often than daily
@@ -39,7 +40,8 @@ fill or statement for ``stale_order_days``); or, for (c), the statement gives a 
 hold or stop as its reason (``prescriber_hold_reason_codes``/``_words``), or later fills (at
 least ``min_dispenses``), a later order or a later active statement of the ingredient supersede
 it. Days in hospital (ended encounters, R4 ``finished`` or R5 ``completed``, or ongoing ones, of
-an inpatient class, config/codes.yaml) leave the PDC period.
+an inpatient class, config/codes.yaml) leave the PDC period, and the supply at home carries past
+them (the CMS/PQA inpatient-stay adjustment).
 
 **Then** an ``info`` card: explore the patient's ambivalence and concerns about the medication
 before changing it (Mintz, "Psychodynamic Psychopharmacology: Addressing the Underlying Causes of
@@ -69,6 +71,7 @@ from cds_service.patterns.pdc import (
     hospital_days,
     is_countable,
     proportion_of_days_covered,
+    stays_without_end,
     uncounted_fills,
     unidentified_fills,
 )
@@ -272,6 +275,14 @@ def _supply_gap(name: str, ctx: _Context) -> _Gap | NotEvaluable | None:
             f"{len(unknown)} fill(s) in the period measured name a medication that could not be "
             "identified: the days-covered figure may be missing them",
             tuple(unknown),
+        )
+    unended = stays_without_end(ctx.record, gap.coverage.period_start, ctx.now)
+    if unended:
+        return NotEvaluable(
+            PATTERN_ID,
+            f"{len(unended)} inpatient stay(s) in the period measured have no end date: the days "
+            "in hospital, which leave the days-covered period, are unknown",
+            tuple(unended),
         )
     return gap
 

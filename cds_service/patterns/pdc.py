@@ -3,14 +3,15 @@
 PDC = days in the period with medication on hand / days in the period. Overlapping fills are
 shifted forward, not double counted; supply is capped at the period end (PQA; psychotropic-domain
 §2.5). Days in hospital leave the period: the ward supplies the medication then
-(``hospital_days``). Fills the figure cannot count (no days' supply, no day, no known status:
-``uncounted_fills``; a medication nothing identifies: ``unidentified_fills``) are found here, so
-that a caller can abstain rather than read them as days without medication.
+(``hospital_days``), and the supply at home is not used up, so it carries past discharge (the
+CMS/PQA inpatient-stay adjustment). Fills the figure cannot count (no days' supply, no day, no
+known status: ``uncounted_fills``; a medication nothing identifies: ``unidentified_fills``) are
+found here, so that a caller can abstain rather than read them as days without medication.
 """
 
 from __future__ import annotations
 
-from bisect import bisect_right
+from bisect import bisect_left
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -97,7 +98,8 @@ def proportion_of_days_covered(
     days_away: Collection[date] = (),
 ) -> Coverage | None:
     """PDC from the first countable fill in [window_start, window_end] to window_end inclusive;
-    ``days_away`` (days in hospital) leave the period."""
+    ``days_away`` (days in hospital) leave the period, and a fill's supply is used up on the days
+    at home only (what is left at admission lasts past discharge)."""
     fills = sorted(
         (
             d
@@ -111,34 +113,32 @@ def proportion_of_days_covered(
     if not fills:
         return None
     period_start = fills[0].handed_over or window_start
-    # Day numbers (ordinals), and the supply as runs of days: each fill starts where the last
-    # supply ended (or at its own hand-over, if later), so the runs never overlap and the days
-    # covered are their summed lengths, whatever the length of the window.
+    # Day numbers (ordinals). Each fill's supply starts where the last one ran out (or at its
+    # own hand-over, if later), so overlapping fills are shifted, not double counted; a day in
+    # hospital uses none of it, so a supply that meets a stay runs on past it by as many days.
     first, last = period_start.toordinal(), window_end.toordinal()
-    runs: list[tuple[int, int]] = []  # [start, stop) day numbers, increasing and disjoint
+    away = sorted({day for d in days_away if first <= (day := d.toordinal()) <= last})
+    covered_days = 0
     cursor = first
     for fill in fills:
         cursor = max(cursor, fill.handed_over.toordinal() if fill.handed_over else cursor)
         supply = round(fill.days_supply or 0)
-        stop = min(cursor + supply, last + 1)
-        if stop > cursor:
-            runs.append((cursor, stop))
-        cursor += supply
-    away = {day for d in days_away if first <= (day := d.toordinal()) <= last}
+        stop = cursor + supply + _days_in(away, cursor, cursor + supply)
+        # Each stay the lengthened run now reaches pushes its end further.
+        while (more := _days_in(away, cursor, stop) - (stop - cursor - supply)) > 0:
+            stop += more
+        covered_days += max(0, min(stop, last + 1) - cursor) - _days_in(
+            away, cursor, min(stop, last + 1)
+        )
+        cursor = stop
     period_days = last - first + 1 - len(away)
-    covered_days = sum(stop - start for start, stop in runs) - _days_within(away, runs)
     pdc = covered_days / period_days if period_days > 0 else 1.0
     return Coverage(pdc, period_start, max(period_days, 0), covered_days, tuple(fills))
 
 
-def _days_within(days: Collection[int], runs: list[tuple[int, int]]) -> int:
-    """How many of ``days`` fall in one of the (sorted, disjoint) ``runs``."""
-    starts = [start for start, _ in runs]
-    count = 0
-    for day in days:
-        i = bisect_right(starts, day) - 1
-        count += i >= 0 and day < runs[i][1]
-    return count
+def _days_in(days: list[int], start: int, stop: int) -> int:
+    """How many of the sorted ``days`` fall in [start, stop)."""
+    return bisect_left(days, stop) - bisect_left(days, start) if stop > start else 0
 
 
 def unidentified_fills(record: PatientRecord, start: date, now: date) -> list[str]:
@@ -165,6 +165,21 @@ def hospital_days(record: PatientRecord, now: date) -> set[date]:
                 visit.start + timedelta(days=i) for i in range((end - visit.start).days + 1)
             )
     return days
+
+
+def stays_without_end(record: PatientRecord, start: date, now: date) -> list[str]:
+    """Inpatient stays that ended (R4 ``finished``, R5 ``completed``) with no end date, begun in
+    [start, now]: how many of their days were in hospital, days that leave a days-covered
+    period, is unknown (``hospital_days`` counts only their first day)."""
+    return [
+        visit.ref
+        for visit in record.visits
+        if visit.is_inpatient
+        and visit.status in COMPLETED_VISIT_STATUSES
+        and visit.end is None
+        and visit.start is not None
+        and start <= visit.start <= now
+    ]
 
 
 def _stay_end(visit: Visit, now: date) -> date:

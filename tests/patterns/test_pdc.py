@@ -15,7 +15,8 @@ WINDOW_END = date(2026, 6, 30)
 
 
 def _reference(fills: list[Dispense], hospital: set[date]) -> tuple[int, int] | None:
-    """(period days, covered days), walking the calendar one day at a time."""
+    """(period days, covered days), walking the calendar one day at a time: a fill's supply is
+    used up on days at home, so what is left at admission lasts past discharge."""
     counted = sorted(
         (f for f in fills if is_countable(f) and WINDOW_START <= f.handed_over <= WINDOW_END),  # type: ignore[operator]
         key=lambda f: (f.handed_over, f.ref),
@@ -28,9 +29,12 @@ def _reference(fills: list[Dispense], hospital: set[date]) -> tuple[int, int] | 
     for fill in counted:
         assert fill.handed_over is not None
         day = max(day, fill.handed_over)  # an early refill waits until the last supply ends
-        for _ in range(round(fill.days_supply or 0)):
-            if day <= WINDOW_END:
-                on_hand.add(day)
+        remaining = round(fill.days_supply or 0)
+        while remaining > 0:
+            if day not in hospital:
+                if day <= WINDOW_END:
+                    on_hand.add(day)
+                remaining -= 1
             day += timedelta(days=1)
     start = counted[0].handed_over
     period = [start + timedelta(days=i) for i in range((WINDOW_END - start).days + 1)]
