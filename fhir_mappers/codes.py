@@ -66,6 +66,8 @@ class CodeLists:
     emergency_classes: frozenset[str] = frozenset()
     # A stop-reason phrase is negated ("no side effects", "denies any nausea", "side effects:
     # none") by the words right next to it (codes.yaml ``stop_reason_negation``).
+    # Words of a free-text sig that say a Dosage line is as needed ("1 tab PRN anxiety").
+    as_needed_words: tuple[str, ...] = ()
     negation_before: tuple[tuple[str, ...], ...] = ()  # "no", "denies", "negative for"
     negation_modifiers: frozenset[str] = frozenset()  # "no *significant* side effects"
     negation_after: frozenset[str] = frozenset()  # "side effects denied"
@@ -137,6 +139,7 @@ class CodeLists:
         return cls(
             stop_reason_codes=MappingProxyType(reason_codes),
             stop_reason_words=tuple(reason_words),
+            as_needed_words=tuple(_phrase(w) for w in as_list(data.get("as_needed_sig_words"))),
             negation_before=tuple(
                 tuple(_WORD.findall(str(w).lower())) for w in as_list(negation.get("before"))
             ),
@@ -294,6 +297,13 @@ class CodeLists:
                 ):
                     return True
         return False
+
+    def says_as_needed(self, free_text: str) -> bool:
+        """Whether a sig's free text says the dose is taken as needed (``as_needed_words``)."""
+        if not free_text:
+            return False
+        padded = _padded(free_text)
+        return any(phrase in padded for phrase in self.as_needed_words)
 
     def is_immune(self, codes: Iterable[str], free_text: str = "") -> bool:
         """Whether a manifestation marks a true allergy (anaphylaxis, urticaria, angioedema)."""

@@ -221,7 +221,7 @@ def _counts_dose_units(quantity: Any, dosages: Any, ctx: MappingContext) -> bool
     per_dose = {
         _dose_unit_kind(line, ctx)
         for line in as_list(dosages)
-        if isinstance(line, Mapping) and not is_prn_line(line)
+        if isinstance(line, Mapping) and not is_prn_line(line, ctx.codes)
     }
     if len(per_dose) != 1:
         return False

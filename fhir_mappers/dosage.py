@@ -83,8 +83,8 @@ def daily_dose(
     turns a count of units into mg. Never raises: what cannot be read is ``DailyDose.problem``.
     """
     instructions = [d for d in as_list(dosages) if isinstance(d, Mapping)]
-    is_prn = bool(instructions) and all(is_prn_line(d) for d in instructions)
-    scheduled = [d for d in instructions if not is_prn_line(d)]
+    is_prn = bool(instructions) and all(is_prn_line(d, codes) for d in instructions)
+    scheduled = [d for d in instructions if not is_prn_line(d, codes)]
     if len(instructions) != len(as_list(dosages)):
         return DailyDose(None, None, is_prn, "dosage is not an object")
     if not scheduled:
@@ -172,7 +172,7 @@ def dose_schedule(
     repeat = get(lines[0], "timing", "repeat")
     if type(repeat) is dict and repeat.get("periodUnit") == "d" and repeat.get("period", 1) == 1:
         return None  # daily: the usual order, decided without reading more of it
-    if is_prn_line(lines[0]):
+    if is_prn_line(lines[0], codes):
         return None
     unit = text(get(repeat, "periodUnit")) or text(get(repeat, "periodUnits"))
     days_per_unit = _DAYS_PER_PERIOD_UNIT.get(unit)
@@ -189,7 +189,7 @@ def dose_schedule(
     return DoseSchedule(round(mg_per_day * days / frequency, 3), frequency, period, unit)
 
 
-def duration_end(dosages: Any, start: date | None) -> date | None:
+def duration_end(dosages: Any, start: date | None, codes: CodeLists) -> date | None:
     """The last day of an order whose every scheduled Dosage line runs for a
     ``timing.repeat.boundsDuration`` (days, weeks or months of 30 days), or for a number of
     administrations (``timing.repeat.count``: a single dose, "5 doses, twice a day"), counted
@@ -199,7 +199,7 @@ def duration_end(dosages: Any, start: date | None) -> date | None:
     (``DailyDose.steps``)."""
     if start is None:
         return None
-    lines = [d for d in as_list(dosages) if isinstance(d, Mapping) and not is_prn_line(d)]
+    lines = [d for d in as_list(dosages) if isinstance(d, Mapping) and not is_prn_line(d, codes)]
     days = [_line_days(get(d, "timing", "repeat")) for d in lines]
     if not days or any(n is None for n in days):
         return None
@@ -355,14 +355,18 @@ def _one_instruction(
     )
 
 
-def is_prn_line(dosage: Mapping[str, Any]) -> bool:
+def is_prn_line(dosage: Mapping[str, Any], codes: CodeLists) -> bool:
     """A Dosage line given as needed (``asNeededBoolean``/R5 ``asNeeded`` true, or an
-    ``asNeededCodeableConcept``)."""
+    ``asNeededCodeableConcept``), or whose free text (``text``, ``patientInstruction``) says so
+    (``CodeLists.as_needed_words``: "1 tab PRN anxiety", sent with no asNeeded element)."""
     # "true" as a string is not valid R4 but says as-needed all the same (hand-built exports).
     return (
         _says_true(dosage.get("asNeededBoolean"))
         or _says_true(dosage.get("asNeeded"))
         or isinstance(dosage.get("asNeededCodeableConcept"), Mapping)
+        or codes.says_as_needed(
+            f"{text(dosage.get('text'))} {text(dosage.get('patientInstruction'))}"
+        )
     )
 
 

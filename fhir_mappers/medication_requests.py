@@ -101,7 +101,7 @@ def map_medication_request(
         latest=True,
     ) or ctx.date(resource.get("dateEnded"), rtype, ref, "dateEnded", latest=True)
     if end is None:  # "daily for 14 days": timing.repeat.boundsDuration instead of an end
-        end = duration_end(dosages, start)
+        end = duration_end(dosages, start, ctx.codes)
     reasons = [resource.get("statusReason"), resource.get("reasonEnded")]
     requester = resource.get("requester")
     if type(requester) is dict and "agent" not in requester:  # R4: the Reference itself

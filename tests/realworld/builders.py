@@ -24,6 +24,7 @@ PRODUCTS = {
     "aripiprazole10": ("349545", "aripiprazole 10 MG Oral Tablet"),
     "venlafaxine75": ("313585", "24 HR venlafaxine 75 MG Extended Release Oral Capsule"),
     "fluoxetine20": ("310385", "fluoxetine 20 MG Oral Capsule"),
+    "lorazepam1": ("197901", "lorazepam 1 MG Oral Tablet"),
     "lisinopril10": ("314076", "lisinopril 10 MG Oral Tablet"),
 }
 

@@ -24,7 +24,16 @@ from cds_service.patterns.base import Finding
 from cds_service.patterns.nonadherence import PATTERN_ID, detect
 from fhir_mappers import map_record
 from tests.patterns.builders import defaults
-from tests.realworld.builders import concept, daily, day, dispense, order, request
+from tests.realworld.builders import (
+    ACT_CODE,
+    concept,
+    daily,
+    day,
+    dispense,
+    encounter,
+    order,
+    request,
+)
 from tests.realworld.conftest import CASES_NOW, audit_rows, topics
 
 NOW = CASES_NOW.date()
@@ -557,3 +566,63 @@ def test_incomplete_dispenses_reach_the_audit_as_not_evaluable(
     (row,) = [r for r in audit_rows(rw_app) if r["pattern"] == PATTERN_ID]
     assert row["disposition"] == "not-evaluable"
     assert "MedicationDispense data did not arrive in full" in row["summary"]
+
+
+# Hospital stays: the supply at home carries past them ----------------------------------------
+def _stay(pid: str, start: int, end: int | None, status: str = "finished") -> dict[str, Any]:
+    return encounter(f"enc-ip-{start}", pid, day(start, "T08:00:00Z"), status=status,
+                     klass={"system": ACT_CODE, "code": "IMP"},
+                     end=day(end, "T12:00:00Z") if end is not None else None)
+
+
+@pytest.mark.parametrize(
+    ("stay", "fires"),
+    [
+        pytest.param((160, 116), False, id="45-day-stay-supply-carried-past-it"),
+        pytest.param(None, True, id="no-stay-the-same-fills-leave-a-gap"),
+    ],
+)
+def test_supply_left_at_an_admission_lasts_past_discharge(
+    stay: tuple[int, int] | None, fires: bool
+) -> None:
+    """A 90-day fill 170 days ago, 45 days in hospital from 160 days ago, the next 90-day fill
+    35 days ago: the 80 days of supply left at admission are taken at home after discharge, up
+    to the refill (the CMS/PQA inpatient-stay adjustment). Without the stay, the same fills
+    leave a gap."""
+    pid = "adh-carry-over"
+    resources = [sertraline_order(pid, authored=175),
+                 *fills(pid, (170, 35), supply=90, quantity=90)]
+    if stay is not None:
+        resources.append(_stay(pid, *stay))
+    assert isinstance(evaluate(resources), Finding) is fires
+
+
+def test_a_stay_that_ended_without_an_end_date_makes_the_pdc_not_evaluable() -> None:
+    pid = "adh-stay-no-end"
+    resources = [sertraline_order(pid, authored=175),
+                 *fills(pid, (150, 120, 60), supply=30), _stay(pid, 119, None)]
+    assert abstains(evaluate(resources), "no end date")
+    resources[-1] = _stay(pid, 119, 61)
+    assert evaluate(resources) is None  # the stay covers the gap
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        pytest.param({"text": "Take 1 tablet by mouth twice daily as needed for anxiety",
+                      "timing": {"repeat": {"frequency": 2, "period": 1, "periodUnit": "d"}},
+                      "doseAndRate": [{"doseQuantity": {"value": 1, "unit": "mg"}}]},
+                     id="sig-text"),
+        pytest.param({"patientInstruction": "1 tab PRN anxiety",
+                      "doseAndRate": [{"doseQuantity": {"value": 1, "unit": "mg"}}]},
+                     id="patient-instruction"),
+    ],
+)
+def test_an_as_needed_sig_in_words_is_as_needed(line: dict[str, Any]) -> None:
+    """Lorazepam written "as needed" in the sig only, with no asNeeded element, filled now and
+    then: PQA leaves as-needed use out of PDC, so no card."""
+    pid = "adh-prn-words"
+    prescription = order("mr-lz", pid, "lorazepam1", authored=day(200, "T10:00:00Z"),
+                         dosage=[line])
+    resources = [prescription, *fills(pid, (150, 60), product="lorazepam1", supply=30)]
+    assert evaluate(resources) is None
