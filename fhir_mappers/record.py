@@ -321,6 +321,14 @@ class Visit:
         """The patient is there now: an open encounter, or the one the hook is called in."""
         return self.is_current or self.status in CURRENT_VISIT_STATUSES
 
+    def is_happening(self, today: date) -> bool:
+        """The patient is there ``today``: the encounter the hook is called in, or an open one
+        (``is_ongoing``) that began today or whose start is not recorded. One left open since
+        an earlier day is a chart not closed, not a visit now."""
+        if self.is_current:
+            return True
+        return self.is_ongoing and (self.start is None or self.start >= today)
+
     @property
     def is_inpatient(self) -> bool:
         """Whether the class code is one of the site's inpatient classes (``kind``)."""

@@ -121,15 +121,17 @@ def is_renewal(
 
 def seen_days(record: PatientRecord, now: date) -> list[date]:
     """Days the patient was seen in an outpatient visit, up to today, sorted: completed
-    outpatient visits, and today when a visit is happening now (an encounter that is in
-    progress, arrived, triaged or on leave, or the hook's ``context.encounterId``)."""
+    outpatient visits, and today when a visit is happening now (an encounter in progress,
+    arrived, triaged or on leave that began today, or the hook's ``context.encounterId``:
+    ``Visit.is_happening``)."""
     days = {
         day
         for v in record.visits
         if v.is_completed_outpatient and (day := v.start or v.end) is not None and day <= now
     }
     ongoing = record.current_encounter is not None or any(
-        v.is_ongoing and not v.is_inpatient and v.kind != "emergency" for v in record.visits
+        v.is_happening(now) and not v.is_inpatient and v.kind != "emergency"
+        for v in record.visits
     )
     if ongoing:
         days.add(now)

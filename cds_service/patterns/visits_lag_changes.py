@@ -22,9 +22,10 @@ a medication review; not a lab draw, an injection, a nurse visit, a refill or or
 encounter); an outpatient visit whose type says neither counts when ``count_untyped_visits`` is
 true. A completed encounter whose class cannot be read counts when its type names a prescriber
 visit (a missing class is missing, not evidence of no visit). A visit happening now (an open
-encounter, or the hook's ``context.encounterId``) counts for today unless its class or type says
-it is no review (an emergency visit, a lab draw); the hook's encounter counts when it is not on
-record, its kind being unknown.
+encounter that began today, or the hook's ``context.encounterId``) counts for today unless its
+class or type says it is no review (an emergency visit, a lab draw); the hook's encounter counts
+when it is not on record, its kind being unknown. An encounter left open since an earlier day is
+no visit today (a chart not closed).
 
 **Not evaluable** (``NotEvaluable``, recorded in the audit, no card) when the card would fire
 only because completed encounters of unreadable class, whose type says neither way, are not
@@ -205,20 +206,21 @@ def review_days(record: PatientRecord, thresholds: Thresholds, now: date) -> lis
         for v in record.visits
         if is_review_visit(v, thresholds) and (day := _visit_day(v)) is not None and day <= now
     }
-    if _seen_now(record, thresholds):
+    if _seen_now(record, thresholds, now):
         days.add(now)
     return sorted(days)
 
 
-def _seen_now(record: PatientRecord, thresholds: Thresholds) -> bool:
-    """A visit is happening now that may be a review: an open encounter or the hook's own
-    (``Visit.is_ongoing``) that would count by its class and type, or whose class and type are
-    both unknown; or the hook's ``context.encounterId`` when it is not on record (its kind is
-    unknown). An open emergency visit or lab draw is not one."""
+def _seen_now(record: PatientRecord, thresholds: Thresholds, now: date) -> bool:
+    """A visit is happening now that may be a review: an open encounter that began today or
+    the hook's own (``Visit.is_happening``) that would count by its class and type, or whose
+    class and type are both unknown; or the hook's ``context.encounterId`` when it is not on
+    record (its kind is unknown). An open emergency visit or lab draw is not one, nor is an
+    encounter left open since an earlier day."""
     if record.current_encounter is not None and not any(v.is_current for v in record.visits):
         return True
     return any(
-        v.is_ongoing
+        v.is_happening(now)
         and (
             v.may_be_review(count_untyped=thresholds.count_untyped_visits)
             or (v.kind == "unknown" and v.prescriber_visit is None)

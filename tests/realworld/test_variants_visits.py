@@ -163,6 +163,18 @@ def test_an_open_encounter_today_is_todays_visit(
     assert VISITS not in fired
 
 
+@pytest.mark.parametrize(("status", "days_ago"), [("in-progress", 300), ("arrived", 40),
+                                               ("in-progress", 1)])
+def test_an_encounter_left_open_since_an_earlier_day_is_no_visit_today(
+    post: Callable[[dict[str, Any]], Any], status: str, days_ago: int
+) -> None:
+    """An office visit never closed in the chart (still in progress or arrived since an earlier
+    day) is not happening now: the changes still lack visits."""
+    stale = encounter("enc-open", PID, day(days_ago, "T09:00:00Z"), status=status)
+    fired = _sign_today(post, [stale])
+    assert VISITS in fired
+
+
 def test_the_hooks_encounter_is_todays_visit_even_when_not_prefetched(
     post: Callable[[dict[str, Any]], Any]
 ) -> None:
