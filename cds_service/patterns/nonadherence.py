@@ -41,7 +41,7 @@ hold or stop as its reason (``prescriber_hold_reason_codes``/``_words``), or lat
 least ``min_dispenses``), a later order or a later active statement of the ingredient supersede
 it. Days in hospital (ended encounters, R4 ``finished`` or R5 ``completed``, or ongoing ones, of
 an inpatient class, config/codes.yaml) leave the PDC period, and the supply at home carries past
-them (the CMS/PQA inpatient-stay adjustment).
+them (``pdc``).
 
 **Then** an ``info`` card: explore the patient's ambivalence and concerns about the medication
 before changing it (Mintz, "Psychodynamic Psychopharmacology: Addressing the Underlying Causes of

@@ -3,10 +3,14 @@
 PDC = days in the period with medication on hand / days in the period. Overlapping fills are
 shifted forward, not double counted; supply is capped at the period end (PQA; psychotropic-domain
 §2.5). Days in hospital leave the period: the ward supplies the medication then
-(``hospital_days``), and the supply at home is not used up, so it carries past discharge (the
-CMS/PQA inpatient-stay adjustment). Fills the figure cannot count (no days' supply, no day, no
-known status: ``uncounted_fills``; a medication nothing identifies: ``unidentified_fills``) are
-found here, so that a caller can abstain rather than read them as days without medication.
+(``hospital_days``), and the supply at home is not used up, so it carries past discharge. (The
+Medicare Part C & D Star Ratings Technical Notes, Attachment L, adjust PDC for inpatient and
+skilled-nursing stays; that text could not be read offline, so the carry-over rests on its own
+reason: a patient who took every dose at home and in hospital is adherent.)
+
+Fills the figure cannot count (no days' supply, no day, no known status: ``uncounted_fills``; a
+medication nothing identifies: ``unidentified_fills``) are found here, so that a caller can
+abstain rather than read them as days without medication.
 """
 
 from __future__ import annotations
