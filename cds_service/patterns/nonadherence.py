@@ -268,22 +268,18 @@ def _supply_gap(name: str, ctx: _Context) -> _Gap | NotEvaluable | None:
     gap = readings[0]
     if gap is None:
         return None
-    unknown = unidentified_fills(ctx.record, gap.coverage.period_start, ctx.now)
-    if unknown:
-        return NotEvaluable(
-            PATTERN_ID,
-            f"{len(unknown)} fill(s) in the period measured name a medication that could not be "
-            "identified: the days-covered figure may be missing them",
-            tuple(unknown),
-        )
-    unended = stays_without_end(ctx.record, gap.coverage.period_start, ctx.now)
-    if unended:
-        return NotEvaluable(
-            PATTERN_ID,
-            f"{len(unended)} inpatient stay(s) in the period measured have no end date: the days "
-            "in hospital, which leave the days-covered period, are unknown",
-            tuple(unended),
-        )
+    start = gap.coverage.period_start
+    # What the figure cannot rest on, found in the period it measures.
+    for refs, why in (
+        (unidentified_fills(ctx.record, start, ctx.now),
+         "fill(s) in the period measured name a medication that could not be identified: the "
+         "days-covered figure may be missing them"),
+        (stays_without_end(ctx.record, start, ctx.now),
+         "inpatient stay(s) in the period measured have no end date: the days in hospital, "
+         "which leave the days-covered period, are unknown"),
+    ):
+        if refs:
+            return NotEvaluable(PATTERN_ID, f"{len(refs)} {why}", tuple(refs))
     return gap
 
 
