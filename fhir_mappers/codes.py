@@ -64,10 +64,10 @@ class CodeLists:
     timing_codes_per_day: Mapping[str, float]
     inpatient_classes: frozenset[str] = frozenset()
     emergency_classes: frozenset[str] = frozenset()
-    # A stop-reason phrase is negated ("no side effects", "denies any nausea", "side effects:
-    # none") by the words right next to it (codes.yaml ``stop_reason_negation``).
     # Words of a free-text sig that say a Dosage line is as needed ("1 tab PRN anxiety").
     as_needed_words: tuple[str, ...] = ()
+    # A stop-reason phrase is negated ("no side effects", "denies any nausea", "side effects:
+    # none") by the words right next to it (codes.yaml ``stop_reason_negation``).
     negation_before: tuple[tuple[str, ...], ...] = ()  # "no", "denies", "negative for"
     negation_modifiers: frozenset[str] = frozenset()  # "no *significant* side effects"
     negation_after: frozenset[str] = frozenset()  # "side effects denied"
@@ -244,7 +244,7 @@ class CodeLists:
 
         A code decides first; else the first phrase of ``stop_reason_words`` (in file order)
         found in ``free_text`` as whole words and not negated there ("Not effective; no side
-        effects" is a stop for lack of effect: see ``negation_words``). Linear in the text."""
+        effects" is a stop for lack of effect: see ``_affirmed``). Linear in the text."""
         code_list = list(codes)
         for code in code_list:
             if code in self.stop_reason_codes:
@@ -258,7 +258,8 @@ class CodeLists:
                 continue
             if clauses is None:
                 clauses = [_WORD.findall(c.lower()) for c in _CLAUSE.split(free_text)]
-            if any(self._affirmed(phrase.split(), words) for words in clauses):
+            phrase_words = phrase.split()
+            if any(self._affirmed(phrase_words, words) for words in clauses):
                 return kind
         return "other" if code_list or free_text.strip() else None
 
@@ -300,17 +301,13 @@ class CodeLists:
 
     def says_as_needed(self, free_text: str) -> bool:
         """Whether a sig's free text says the dose is taken as needed (``as_needed_words``)."""
-        if not free_text:
-            return False
-        padded = _padded(free_text)
-        return any(phrase in padded for phrase in self.as_needed_words)
+        return bool(free_text) and _mentions(free_text, self.as_needed_words)
 
     def is_immune(self, codes: Iterable[str], free_text: str = "") -> bool:
         """Whether a manifestation marks a true allergy (anaphylaxis, urticaria, angioedema)."""
         if any(code in self.immune_codes for code in codes):
             return True
-        padded = _padded(free_text)
-        return any(phrase in padded for phrase in self.immune_words)
+        return _mentions(free_text, self.immune_words)
 
 
 def _codes_of(entries: Any) -> list[str]:
@@ -323,6 +320,13 @@ def _upper_set(values: Any) -> frozenset[str]:
 
 def _phrase(value: Any) -> str:
     return _padded(str(value))
+
+
+def _mentions(free_text: str, phrases: Iterable[str]) -> bool:
+    """Whether ``free_text`` holds any of ``phrases`` (already ``_phrase``-padded) as whole
+    words."""
+    padded = _padded(free_text)
+    return any(phrase in padded for phrase in phrases)
 
 
 def _padded(value: str) -> str:

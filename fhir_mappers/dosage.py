@@ -83,8 +83,9 @@ def daily_dose(
     turns a count of units into mg. Never raises: what cannot be read is ``DailyDose.problem``.
     """
     instructions = [d for d in as_list(dosages) if isinstance(d, Mapping)]
-    is_prn = bool(instructions) and all(is_prn_line(d, codes) for d in instructions)
-    scheduled = [d for d in instructions if not is_prn_line(d, codes)]
+    as_needed = [is_prn_line(d, codes) for d in instructions]
+    is_prn = bool(instructions) and all(as_needed)
+    scheduled = [d for d, prn in zip(instructions, as_needed, strict=True) if not prn]
     if len(instructions) != len(as_list(dosages)):
         return DailyDose(None, None, is_prn, "dosage is not an object")
     if not scheduled:

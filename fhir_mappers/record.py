@@ -330,6 +330,17 @@ class Visit:
         return self.is_ongoing and (self.start is None or self.start >= today)
 
     @property
+    def ended_without_end(self) -> bool:
+        """An inpatient stay that ended (R4 ``finished``, R5 ``completed``) with a start but no
+        end date recorded: how long it lasted is unknown."""
+        return (
+            self.is_inpatient
+            and self.status in COMPLETED_VISIT_STATUSES
+            and self.start is not None
+            and self.end is None
+        )
+
+    @property
     def is_inpatient(self) -> bool:
         """Whether the class code is one of the site's inpatient classes (``kind``)."""
         return self.kind == "inpatient"

@@ -127,13 +127,12 @@ def proportion_of_days_covered(
     for fill in fills:
         cursor = max(cursor, fill.handed_over.toordinal() if fill.handed_over else cursor)
         supply = round(fill.days_supply or 0)
-        stop = cursor + supply + _days_in(away, cursor, cursor + supply)
-        # Each stay the lengthened run now reaches pushes its end further.
+        stop = cursor + supply
+        # Every day in hospital the run reaches pushes its end one day on.
         while (more := _days_in(away, cursor, stop) - (stop - cursor - supply)) > 0:
             stop += more
-        covered_days += max(0, min(stop, last + 1) - cursor) - _days_in(
-            away, cursor, min(stop, last + 1)
-        )
+        counted_to = min(stop, last + 1)
+        covered_days += max(0, counted_to - cursor) - _days_in(away, cursor, counted_to)
         cursor = stop
     period_days = last - first + 1 - len(away)
     pdc = covered_days / period_days if period_days > 0 else 1.0
@@ -178,11 +177,7 @@ def stays_without_end(record: PatientRecord, start: date, now: date) -> list[str
     return [
         visit.ref
         for visit in record.visits
-        if visit.is_inpatient
-        and visit.status in COMPLETED_VISIT_STATUSES
-        and visit.end is None
-        and visit.start is not None
-        and start <= visit.start <= now
+        if visit.ended_without_end and visit.start is not None and start <= visit.start <= now
     ]
 
 

@@ -273,10 +273,7 @@ def _maybe_in_hospital(
     recorded: after its start and before the first review visit after it (by then the patient
     was out), or today. ``_excluded`` reads such a stay as its first day only; what came after
     is unknown, not outpatient."""
-    open_ended = [
-        v.start for v in visits
-        if _is_stay(v) and v.status != "in-progress" and v.start is not None and v.end is None
-    ]
+    open_ended = [v.start for v in visits if v.ended_without_end and v.start is not None]
     maybe = []
     for change in changes:
         for start in open_ended:
