@@ -14,7 +14,7 @@ from datetime import date
 from operator import itemgetter
 from typing import Any
 
-from fhir_mappers.accessors import relative_reference, text
+from fhir_mappers.accessors import get, parse_date, relative_reference, text
 from fhir_mappers.allergies import map_allergy
 from fhir_mappers.codes import CodeLists
 from fhir_mappers.collect import (
@@ -27,6 +27,7 @@ from fhir_mappers.collect import (
 )
 from fhir_mappers.context import MappingContext
 from fhir_mappers.dispenses import map_dispense
+from fhir_mappers.draft_steps import merge_follow_on_steps
 from fhir_mappers.encounters import map_encounter
 from fhir_mappers.fill_horizon import OldFill, fills_to_map, old_fill_day
 from fhir_mappers.medication_requests import (
@@ -268,7 +269,9 @@ def map_draft_orders(
     day it was typed or pended): a planned duration (``boundsDuration``, dose steps) runs from
     it. Without it, drafts are dated by ``authoredOn`` as history orders are. ``history`` (the
     prefetch values) is where a Medication a draft references may also be: one that came with the
-    patient's orders (an ``_include``) is not fetched again, so it is looked up there.
+    patient's orders (an ``_include``) is not fetched again, so it is looked up there. Drafts of
+    one drug that follow one another by their ``boundsPeriod`` (a taper written as one order per
+    step) are one multi-step course (``draft_steps.merge_follow_on_steps``).
     """
     ctx = MappingContext(table, codes)
     found = collect(
@@ -285,6 +288,7 @@ def map_draft_orders(
     if wanted:
         ctx.medications = {**ctx.medications, **medications_among(history, wanted)}
     drafts: list[MedicationCourse] = []
+    planned_starts: dict[str, date] = {}
     for ref, resource in found:
         rtype = text(resource.get("resourceType"))
         if (
@@ -296,6 +300,11 @@ def map_draft_orders(
         result = _safely(_draft, resource, ref, ctx, rtype, today=today)
         if isinstance(result, MappedCourse):
             drafts.append(result.course)
+            planned = parse_date(
+                get(resource, "dosageInstruction", 0, "timing", "repeat", "boundsPeriod", "start")
+            )
+            if planned is not None:
+                planned_starts[ref] = planned
     wanted = _selection_keys(selections, ctx)
     if wanted:
         chosen = [d for d in drafts if _draft_keys(d.ref, ctx) & wanted]
@@ -310,7 +319,7 @@ def map_draft_orders(
             ]
         else:
             ctx.issue("MedicationRequest", "#selections", "selections", "names no draft order")
-    return tuple(drafts), tuple(ctx.issues)
+    return tuple(merge_follow_on_steps(drafts, planned_starts)), tuple(ctx.issues)
 
 
 def _selection_keys(selections: Iterable[str], ctx: MappingContext) -> set[str]:

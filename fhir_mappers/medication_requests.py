@@ -83,15 +83,19 @@ def map_medication_request(
     dosages = resource.get("dosageInstruction")
     bounds = get(dosages, 0, "timing", "repeat", "boundsPeriod")
     start = ctx.date(authored, rtype, ref, "authoredOn")
+    planned = ctx.date(
+        get(bounds, "start"), rtype, ref, "dosageInstruction[0].timing.repeat.boundsPeriod.start"
+    )
     if is_draft and draft_start is not None:
         start = draft_start  # authoredOn of a draft is when it was typed, not when it starts
-    if start is None and not is_draft:  # a draft's planned start is not history; drafts start now
-        start = ctx.date(
-            get(bounds, "start"),
-            rtype,
-            ref,
-            "dosageInstruction[0].timing.repeat.boundsPeriod.start",
-        )
+    # Treatment begins when the dosage's bounds begin: a step written as its own order on the
+    # day of the visit ("50 mg from the 28th", authored on the 21st) starts on the 28th, so
+    # orders written together sort by when each applies, not by their ids. A bounds start
+    # before authoredOn (an order entered after the drug was begun) does not move the start
+    # back: authoredOn is the day the record vouches for. A draft starts on the day of signing
+    # (its later steps: ``mapper.map_draft_orders``).
+    if planned is not None and not is_draft and (start is None or planned > start):
+        start = planned
     # validityPeriod is how long the prescription may be filled, not when treatment stops.
     end = ctx.date(
         get(bounds, "end"),

@@ -156,7 +156,11 @@ def _request_reading(resource: Mapping[str, Any], cutoff_day: date) -> _Reading 
     if days is None:
         return None
     reasons = (resource.get("statusReason"), resource.get("reasonEnded"))
-    return days[0] or days[1], days[2] or days[3], reasons
+    authored, planned = days[0], days[1]
+    # As ``medication_requests``: a later bounds start is when treatment begins.
+    later = authored is None or (planned is not None and planned > authored)
+    start = planned if later else authored
+    return start, days[2] or days[3], reasons
 
 
 def _field(value: Any, name: str) -> Any:

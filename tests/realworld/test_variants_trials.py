@@ -126,3 +126,19 @@ def test_a_lack_of_effect_stop_that_denies_side_effects_is_a_failed_trial(
     second["statusReason"] = {"text": reason}
     resources = [_venlafaxine(), second]
     assert (_card(post, resources) is not None) is fires
+
+
+@pytest.mark.parametrize(("days_at_100", "fires"), [(27, False), (28, True)])
+def test_steps_written_as_orders_on_one_day_run_from_their_own_bounds(
+    post: Callable[[dict[str, Any]], Any], days_at_100: int, fires: bool
+) -> None:
+    # A titration written at one visit as two orders, both authored 500 days ago: sertraline
+    # 25 mg for two weeks, then 100 mg from day 486 (its boundsPeriod.start), stopped for lack
+    # of effect. Only the days from its own start are at an adequate dose.
+    low = _stopped("s-1", "sertraline50", 25, 500, 487, lack=False)
+    high = _stopped("s-2", "sertraline100", 100, 486, 486 - days_at_100)
+    high["authoredOn"] = days_ago(500)
+
+    card = _card(post, [low, high, _venlafaxine()])
+
+    assert (card is not None) is fires

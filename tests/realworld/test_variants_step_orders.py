@@ -1,0 +1,102 @@
+"""Dose steps written as separate orders (2026-11-30 clock): a taper or titration entered at one
+visit as one order per step, each with its own ``boundsPeriod.start``, in the history or among the
+drafts of one ordering session. Each step runs from its own start (not from ``authoredOn``, the day
+all of them were typed), so the steps are read in the order they apply, whatever their ids, and
+drafts that follow one another are not one summed dose.
+
+The probe is regimen-escalation: two agents were added in the window (quetiapine, venlafaxine),
+so a third escalation fires the card; a taper of the sertraline the patient takes is none."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from tests.realworld.builders import daily, order, request
+from tests.realworld.builders import day as days_ago
+
+PID = "rw-steps"
+TOPIC = "regimen-escalation"
+Post = Callable[[dict[str, Any]], Any]
+
+
+def _bounded(mg: float, first: int, last: int | None) -> dict[str, Any]:
+    dosage = daily(mg)
+    period = {"start": days_ago(first)}
+    if last is not None:
+        period["end"] = days_ago(last)
+    dosage["timing"]["repeat"]["boundsPeriod"] = period
+    return dosage
+
+
+def _history() -> list[dict[str, Any]]:
+    """Sertraline 100 mg for a year until 41 days ago; quetiapine and venlafaxine added."""
+    return [
+        order("s-long", PID, "sertraline100", authored=days_ago(400), status="completed",
+              dosage=[_bounded(100, 400, 41)]),
+        order("q-new", PID, "quetiapine100", authored=days_ago(30), dosage=[daily(100)]),
+        order("v-new", PID, "venlafaxine75", authored=days_ago(60), dosage=[daily(75)]),
+    ]
+
+
+def _fired(post: Post, body: dict[str, Any]) -> bool:
+    response = post(body)
+    assert response.status_code == 200
+    return any(c["source"]["topic"]["code"] == TOPIC for c in response.get_json()["cards"])
+
+
+@pytest.mark.parametrize("ids", [("9", "10"), ("10", "9"), ("step-a", "step-b")])
+@pytest.mark.parametrize(("second_mg", "fires"), [(50, False), (100, False), (150, True)])
+def test_history_steps_authored_together_apply_in_the_order_of_their_bounds(
+    post: Post, ids: tuple[str, str], second_mg: float, fires: bool
+) -> None:
+    # Both written 40 days ago: 100 mg from day 40 to 34, then second_mg from day 33.
+    first_id, second_id = ids
+    steps = [
+        order(first_id, PID, "sertraline100", authored=days_ago(40, "T10:00:00Z"),
+              status="completed", dosage=[_bounded(100, 40, 34)]),
+        order(second_id, PID, "sertraline50", authored=days_ago(40, "T10:00:00Z"),
+              dosage=[_bounded(second_mg, 33, None)]),
+    ]
+
+    assert _fired(post, request("patient-view", PID, [*_history(), *steps])) is fires
+
+
+@pytest.mark.parametrize(("later_mg", "fires"), [(50, False), (150, True)])
+def test_draft_steps_that_follow_one_another_are_not_one_summed_dose(
+    post: Post, later_mg: float, fires: bool
+) -> None:
+    # Sertraline 100 mg taken for a year; the session signs "100 mg until the 6th" and
+    # "later_mg from the 7th": one plan in two orders, read as the same steps written in one
+    # order are. A taper to 50 mg is no escalation; a step up to 150 mg is one (the third).
+    # Summed as if taken together, 100 + 50 had read as an increase to 150 mg.
+    current = order("s-now", PID, "sertraline100", authored=days_ago(41), dosage=[daily(100)])
+    drafts = [
+        order("d-1", PID, "sertraline100", authored=days_ago(0), status="draft",
+              dosage=[_bounded(100, 0, -6)]),
+        order("d-2", PID, "sertraline50", authored=days_ago(0), status="draft",
+              dosage=[_bounded(later_mg, -7, None)]),
+    ]
+    body = request("order-sign", PID, [*_history(), current], drafts=drafts)
+
+    assert _fired(post, body) is fires
+
+
+@pytest.mark.parametrize(("second", "fires"), [("50", True), ("none", False)])
+def test_drafts_of_one_drug_starting_together_are_still_one_summed_dose(
+    post: Post, second: str, fires: bool
+) -> None:
+    # Sertraline 100 mg and 50 mg tablets, both from today, are one order of 150 mg/day: an
+    # increase from 100 mg (the third escalation). The 100 mg draft alone is a renewal.
+    current = order("s-now", PID, "sertraline100", authored=days_ago(41), dosage=[daily(100)])
+    drafts = [
+        order("d-1", PID, "sertraline100", authored=days_ago(0), status="draft",
+              dosage=[daily(100)]),
+        order("d-2", PID, "sertraline50", authored=days_ago(0), status="draft",
+              dosage=[daily(50)]),
+    ][: 2 if second == "50" else 1]
+    body = request("order-sign", PID, [*_history(), current], drafts=drafts)
+
+    assert _fired(post, body) is fires
