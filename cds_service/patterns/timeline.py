@@ -221,9 +221,52 @@ def episodes(
     result: list[Episode] = []
     for steps in by_ingredient.values():
         steps.sort(key=lambda s: (s[2], s[1].is_draft, s[1].ref))
-        result.extend(_split_episodes(steps, now, continuation_gap_days))
+        result.extend(_split_episodes(_split_doses_summed(steps), now, continuation_gap_days))
     result.sort(key=lambda e: (e.start, e.ingredient.name))
     return result
+
+
+def _split_doses_summed(
+    steps: list[tuple[Ingredient, MedicationCourse, date]],
+) -> list[tuple[Ingredient, MedicationCourse, date]]:
+    """One ingredient's dated courses (sorted by start) with a dose split over orders of one
+    day read as one course: orders that start and end on the same days, each scheduled, of this
+    ingredient alone and of known dose (lithium 300 mg and 600 mg as two orders, renewed
+    together) are taken together, so their daily doses add up (900 mg/day, then 900 again: no
+    change), where compared one after the other they would read as a fall and a rise. The
+    first keeps its place and reference. Two such orders of the same product and dose are
+    read as one order entered twice (a copy made at reconciliation), not as a doubled dose:
+    nothing in them tells a copy from a second daily dose. Drafts are summed by
+    ``draft_plan`` instead."""
+    if len(steps) < 2:
+        return steps
+    out: list[tuple[Ingredient, MedicationCourse, date]] = []
+    for step in steps:
+        if out and _taken_together(out[-1][1], step[1]):
+            kept = out[-1][1]
+            course = step[1]
+            if course.display != kept.display or course.daily_dose_mg != kept.daily_dose_mg:
+                total = (kept.daily_dose_mg or 0.0) + (course.daily_dose_mg or 0.0)
+                summed = replace(kept, daily_dose_mg=total, schedule=None)
+                out[-1] = (out[-1][0], summed, out[-1][2])
+            continue
+        out.append(step)
+    return out
+
+
+def _taken_together(first: MedicationCourse, other: MedicationCourse) -> bool:
+    return (
+        first.start == other.start
+        and first.end == other.end
+        and first.status == other.status
+        and not first.is_draft
+        and not other.is_draft
+        and all(
+            len(c.ingredients) == 1 and not c.is_prn and not c.steps
+            and c.daily_dose_mg is not None and c.schedule is None
+            for c in (first, other)
+        )
+    )
 
 
 def _split_episodes(

@@ -1,8 +1,11 @@
-"""Dose steps written as separate orders (2026-11-30 clock): a taper or titration entered at one
-visit as one order per step, each with its own ``boundsPeriod.start``, in the history or among the
-drafts of one ordering session. Each step runs from its own start (not from ``authoredOn``, the day
-all of them were typed), so the steps are read in the order they apply, whatever their ids, and
-drafts that follow one another are not one summed dose.
+"""Doses written as separate orders (2026-11-30 clock).
+
+Steps: a taper or titration entered at one visit as one order per step, each with its own
+``boundsPeriod.start``, in the history or among the drafts of one ordering session. Each step runs
+from its own start (not from ``authoredOn``, the day all of them were typed), so the steps are
+read in the order they apply, whatever their ids, and drafts that follow one another are not one
+summed dose. Split doses: two orders of one drug over the same days (100 mg and 50 mg tablets)
+are one daily dose, their sum, not a fall and a rise.
 
 The probe is regimen-escalation: two agents were added in the window (quetiapine, venlafaxine),
 so a third escalation fires the card; a taper of the sertraline the patient takes is none."""
@@ -100,3 +103,41 @@ def test_drafts_of_one_drug_starting_together_are_still_one_summed_dose(
     body = request("order-sign", PID, [*_history(), current], drafts=drafts)
 
     assert _fired(post, body) is fires
+
+
+def _split(rid: str, product: str, mg: float, first: int, last: int | None,
+           status: str) -> dict[str, Any]:
+    return order(rid, PID, product, authored=days_ago(first), status=status,
+                 dosage=[_bounded(mg, first, last)])
+
+
+@pytest.mark.parametrize(("renewed_mg", "fires"), [(50, False), (100, True)])
+def test_a_dose_split_over_two_orders_is_their_sum(
+    post: Post, renewed_mg: float, fires: bool
+) -> None:
+    # Sertraline 100 mg + 50 mg tablets as two orders from 100 days ago, renewed together 50
+    # days ago (the 50 mg tablet order then at renewed_mg), and quetiapine added 30 days ago.
+    # 150 -> 150 is a renewal: sertraline new and quetiapine, 2 escalations. 150 -> 200 is an
+    # increase, the third.
+    history = [
+        _split("s-a", "sertraline100", 100, 100, 51, "completed"),
+        _split("s-b", "sertraline50", 50, 100, 51, "completed"),
+        _split("s-c", "sertraline100", 100, 50, None, "active"),
+        _split("s-d", "sertraline50", renewed_mg, 50, None, "active"),
+        order("q-new", PID, "quetiapine100", authored=days_ago(30), dosage=[daily(100)]),
+    ]
+
+    assert _fired(post, request("patient-view", PID, history)) is fires
+
+
+def test_one_order_entered_twice_is_not_a_doubled_dose(post: Post) -> None:
+    # The same sertraline 100 mg order twice on one day (a copy), then a renewal at 100 mg:
+    # no increase to 200 and no fall back to 100. With quetiapine and sertraline new, 2.
+    history = [
+        _split("s-a", "sertraline100", 100, 100, 51, "completed"),
+        _split("s-copy", "sertraline100", 100, 100, 51, "completed"),
+        _split("s-c", "sertraline100", 100, 50, None, "active"),
+        order("q-new", PID, "quetiapine100", authored=days_ago(30), dosage=[daily(100)]),
+    ]
+
+    assert not _fired(post, request("patient-view", PID, history))
