@@ -78,7 +78,15 @@ from cds_service.patterns.timeline import (
     single_dose,
     taken_courses,
 )
-from fhir_mappers.record import Dispense, DraftOrders, DrugClass, PatientRecord, SymptomScore
+from fhir_mappers.record import (
+    Dispense,
+    DraftOrders,
+    DrugClass,
+    Ingredient,
+    MedicationCourse,
+    PatientRecord,
+    SymptomScore,
+)
 
 PATTERN_ID = "multiple-failed-trials"
 
@@ -203,8 +211,11 @@ def detect(
         evidence=ordered_evidence(evidence),
         facts=facts,
         evidence_keys=frozenset(f"trial:{t.episode.ingredient.name}" for t in ordered),
+        # A draft concerns the trials when it is treatment of their kind (an agent of an
+        # augmenting class, standing, above any hypnotic dose): not a renewal, and not
+        # trazodone 50 mg as needed for sleep.
         concerns_draft=any(
-            i.drug_class in thresholds.augmenting_classes
+            _augmenting_use(i, (d,), thresholds.augmenting_classes)
             for d in drafts
             if not is_renewal(
                 d, record, now, continuation_gap_days=thresholds.continuation_gap_days
@@ -336,12 +347,20 @@ def _persisted(baseline: SymptomScore, score: SymptomScore, thresholds: Threshol
 def _augments(other: Episode, augmenting: tuple[str, ...]) -> bool:
     """A standing agent of an augmenting class, at a dose known to be above its hypnotic dose:
     added to another agent's trial, it augments that trial."""
-    if other.ingredient.drug_class not in augmenting:
+    return _augmenting_use(other.ingredient, other.courses, augmenting)
+
+
+def _augmenting_use(
+    ingredient: Ingredient, courses: tuple[MedicationCourse, ...], augmenting: tuple[str, ...]
+) -> bool:
+    """Whether ``courses`` of ``ingredient`` are use of an augmenting class beyond a hypnotic
+    dose (see ``_augments``): trazodone 50 mg at bedtime, or as needed, is treatment of sleep."""
+    if ingredient.drug_class not in augmenting:
         return False
-    if all(c.is_prn for c in other.courses):
+    if all(c.is_prn for c in courses):
         return False
-    sleep_max = other.ingredient.sleep_max_mg_per_day
-    doses = [d for d in (single_dose(c) for c in other.courses) if d is not None]
+    sleep_max = ingredient.sleep_max_mg_per_day
+    doses = [d for d in (single_dose(c) for c in courses) if d is not None]
     if sleep_max is None:
         return True
     # An agent also given at hypnotic doses (trazodone, mirtazapine, quetiapine) augments only

@@ -194,6 +194,16 @@ def test_the_order_being_signed_is_not_evidence_the_current_drug_failed() -> Non
         pytest.param((draft(LITHIUM, 600),), True, id="lithium-augmentation-draft"),
         pytest.param((draft(ESCITALOPRAM, 10),), True, id="antidepressant-draft"),
         pytest.param((draft(None, 500),), False, id="metformin-draft"),
+        # Quetiapine and mirtazapine at hypnotic doses (<= sleep_max_mg_per_day) treat sleep;
+        # above, or with the dose unknown for an agent with no hypnotic use, they augment.
+        pytest.param((draft(QUETIAPINE, 25),), False, id="quetiapine-25-at-bedtime"),
+        pytest.param((draft(QUETIAPINE, 100),), False, id="quetiapine-at-the-hypnotic-maximum"),
+        pytest.param((draft(QUETIAPINE, 150),), True, id="quetiapine-150-above-it"),
+        pytest.param((draft(MIRTAZAPINE, None),), False, id="mirtazapine-dose-unknown"),
+        pytest.param(
+            (replace(draft(MIRTAZAPINE, 30), is_prn=True),), False, id="mirtazapine-as-needed"
+        ),
+        pytest.param((draft(ESCITALOPRAM, None),), True, id="escitalopram-dose-unknown"),
     ],
 )
 def test_concerns_draft(drafts: tuple[MedicationCourse, ...], concerns: bool) -> None:

@@ -25,6 +25,7 @@ PRODUCTS = {
     "venlafaxine75": ("313585", "24 HR venlafaxine 75 MG Extended Release Oral Capsule"),
     "fluoxetine20": ("310385", "fluoxetine 20 MG Oral Capsule"),
     "lorazepam1": ("197901", "lorazepam 1 MG Oral Tablet"),
+    "trazodone100": ("856373", "trazodone hydrochloride 100 MG Oral Tablet"),
     "lisinopril10": ("314076", "lisinopril 10 MG Oral Tablet"),
 }
 

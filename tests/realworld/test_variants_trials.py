@@ -142,3 +142,36 @@ def test_steps_written_as_orders_on_one_day_run_from_their_own_bounds(
     card = _card(post, [low, high, _venlafaxine()])
 
     assert (card is not None) is fires
+
+
+@pytest.mark.parametrize(
+    ("sig", "fires"),
+    [
+        ({"text": "50 mg at bedtime as needed for sleep", "asNeededBoolean": True,
+          "timing": {"code": {"text": "QHS"}},
+          "doseAndRate": [{"doseQuantity": {"value": 50, "unit": "mg"}}]}, False),
+        ({"text": "50 mg at bedtime", "timing": {"repeat": {"frequency": 1, "period": 1,
+          "periodUnit": "d", "when": ["HS"]}},
+          "doseAndRate": [{"doseQuantity": {"value": 50, "unit": "mg"}}]}, False),
+        ({"text": "200 mg daily", "timing": {"repeat": {"frequency": 1, "period": 1,
+          "periodUnit": "d"}}, "doseAndRate": [{"doseQuantity": {"value": 200, "unit": "mg"}}]},
+         True),
+    ],
+    ids=["as-needed-for-sleep", "hypnotic-dose-at-bedtime", "antidepressant-dose"],
+)
+def test_a_sleep_dose_being_signed_does_not_raise_the_trials_card(
+    post: Callable[[dict[str, Any]], Any], sig: dict[str, Any], fires: bool
+) -> None:
+    # Two failed trials (sertraline, venlafaxine); the session signs trazodone. At a hypnotic
+    # dose or as needed it treats sleep, not the depression the trials are about: the card is
+    # for the chart (patient-view), not this order. At 200 mg/day it is a third antidepressant.
+    sertraline = _stopped("s-1", "sertraline100", 100, 500, 430)
+    drafted = order("d-traz", PID, "trazodone100", authored=days_ago(0), status="draft",
+                    dosage=[sig])
+    body = request("order-sign", PID, [sertraline, _venlafaxine()], drafts=[drafted])
+
+    response = post(body)
+
+    assert response.status_code == 200
+    fired = {c["source"]["topic"]["code"] for c in response.get_json()["cards"]}
+    assert (TOPIC in fired) is fires
