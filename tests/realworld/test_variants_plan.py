@@ -357,3 +357,43 @@ def test_the_source_cites_apc_as_it_is_for_a_child_and_as_a_local_choice_for_an_
     label = card["source"]["label"]
     assert ("age range (1-17)" in label) is child
     assert ("applied to adults as a local choice" in label) is not child
+
+
+_LACK = {"text": "Ineffective"}
+
+
+def _failed(pid: str, rid: str, name: str, first: int, last: int, **line: Any) -> dict[str, Any]:
+    """An antipsychotic (``name``: its product's display) taken daily from ``first`` to
+    ``last`` days ago, stopped as ineffective."""
+    dosage = daily(1, "{tbl}", **line)
+    dosage["timing"]["repeat"]["boundsPeriod"] = {"start": day(first), "end": day(last)}
+    resource = order(rid, pid, "quetiapine100", authored=day(first), dosage=[dosage],
+                     status="stopped", statusReason=_LACK)
+    resource["medicationCodeableConcept"] = {"text": name}
+    return resource
+
+
+@pytest.mark.parametrize(
+    ("third", "fires"),
+    [
+        pytest.param({"first": 900, "last": 750}, False, id="three-real-trials"),
+        pytest.param({"first": 900, "last": 859}, False, id="six-weeks"),
+        pytest.param({"first": 900, "last": 860}, True, id="41-days"),
+        pytest.param({"first": 900, "last": 899}, True, id="two-days"),
+        pytest.param({"first": 900, "last": 750, "asNeededBoolean": True}, True, id="as-needed"),
+    ],
+)
+def test_a_failed_monotherapy_is_a_standing_trial_of_six_weeks(
+    post: Post, third: dict[str, Any], fires: bool
+) -> None:
+    """HBIPS-5: three failed antipsychotic monotherapies justify two antipsychotics. Haloperidol
+    and olanzapine were each taken for five months and stopped as ineffective; quetiapine
+    counts as the third only when it, too, was a trial: standing, for at least six weeks."""
+    pid = f"plan-failed-{third['first']}-{third['last']}-{len(third)}"
+    history = [
+        _failed(pid, "f-hal", "haloperidol 5 MG Oral Tablet", 1000, 850),
+        _failed(pid, "f-ola", "olanzapine 10 MG Oral Tablet", 700, 550),
+        _failed(pid, "f-que", "quetiapine 100 MG Oral Tablet", **third),
+        _risperidone(pid, 200),
+    ]
+    assert (POLY in topics(post(_sign(pid, history, [_aripiprazole(pid)])))) is fires
