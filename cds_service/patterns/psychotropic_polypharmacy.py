@@ -17,7 +17,9 @@ agent runs from its start to its planned end (dosage bounds, effective period); 
 a planned end is taken to continue, so two open-ended antipsychotics overlap without limit. A
 draft of an ingredient already in the regimen replaces it (a dose change), not an extra agent.
 
-**Unless** an agent is taken as needed (PRN: never counted); an active order has had no renewal,
+**Unless** an agent is taken as needed (PRN: never counted); its latest order is on hold
+(``on-hold``, or re-sent on hold among the drafts: the prescriber paused it, so it is not taken
+with the others, and nothing shows the two planned together); an active order has had no renewal,
 fill or statement of its ingredient for more than ``stale_order_days`` (not current); the overlap
 is shorter than ``min_overlap_days`` (a documented cross-taper: one order with a planned end); or
 the antipsychotics are one of ``augmentation_exempt_ingredients`` plus one other (clozapine
@@ -51,7 +53,7 @@ from cds_service.patterns.evidence import (
     ordered_evidence,
     unique_refs,
 )
-from cds_service.patterns.regimen import standing_regimen
+from cds_service.patterns.regimen import is_held, standing_regimen
 from cds_service.patterns.timeline import (
     dated_drafts,
     episodes,
@@ -105,7 +107,7 @@ def detect(
     record: PatientRecord, drafts: DraftOrders, thresholds: Thresholds, now: date
 ) -> Finding | None:
     """Polypharmacy as of ``now`` (dates in days); None when it is not there."""
-    current = standing_regimen(record, now, thresholds.stale_order_days)
+    current = _not_held(standing_regimen(record, now, thresholds.stale_order_days), drafts)
     ordered = [d for d in dated_drafts(drafts, now) if not _excluded(d)]
     agents = _agents([*current, *ordered], now)
     antipsychotics = _overlapping(
@@ -172,6 +174,31 @@ def _failed_antipsychotics(record: PatientRecord, now: date, thresholds: Thresho
     return len(failed)
 
 
+def _not_held(regimen: list[MedicationCourse], drafts: DraftOrders) -> list[MedicationCourse]:
+    """Today's regimen without what is on hold: an order on hold (``is_held``) or re-sent on
+    hold among the drafts (same ``ref``: the ordering session pauses it), and every course of
+    an ingredient whose latest order is so held (an older order or a statement of it does not
+    bring it back: the prescriber's latest decision is the pause). A held drug is not being
+    taken with the others. (Nonadherence reads a hold as the prescriber's decision too.)"""
+    held_now = {d.ref for d in drafts if is_held(d)}
+
+    def held(course: MedicationCourse) -> bool:
+        return is_held(course) or course.ref in held_now
+
+    orders = sorted(
+        (c for c in regimen if c.source_type == "MedicationRequest"),
+        key=lambda c: (c.start or date.min, c.ref),
+    )
+    latest = {i.name: c for c in orders for i in c.psychotropic_ingredients}  # the last wins
+    paused = {name for name, course in latest.items() if held(course)}
+    return [
+        c
+        for c in regimen
+        if not held(c)
+        and not (c.psychotropic_ingredients and paused >= set(psychotropic_names([c])))
+    ]
+
+
 # HEDIS APC counts children and adolescents aged 1 to 17 (NCQA): its own population, where the
 # card cites the measure as it is, not as a local choice.
 _APC_AGES = range(1, 18)
@@ -207,8 +234,9 @@ def _included(
 
 
 def _excluded(course: MedicationCourse) -> bool:
-    """Courses that are not part of the standing regimen (as-needed, non-psychotropic)."""
-    return course.is_prn or not course.is_psychotropic
+    """Drafts that add nothing to the standing regimen: as-needed, non-psychotropic, or on hold
+    (an order re-sent on hold pauses it; ``_not_held``)."""
+    return course.is_prn or not course.is_psychotropic or is_held(course)
 
 
 def _agents(courses: list[MedicationCourse], now: date) -> dict[str, _Agent]:

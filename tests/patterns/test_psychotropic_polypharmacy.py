@@ -383,6 +383,14 @@ def test_a_failed_monotherapy_is_six_weeks_of_standing_use(
     assert (detect(record, (), DEFAULTS, NOW) is None) is justified
 
 
+def test_an_antipsychotic_on_hold_is_not_counted() -> None:
+    held = course(RISPERIDONE, days_ago(200), mg=2, status="on-hold")
+    quetiapine = course(QUETIAPINE, days_ago(100), mg=300)
+    assert detect(_record(held, quetiapine), (), DEFAULTS, NOW) is None
+    active = course(RISPERIDONE, days_ago(200), mg=2)
+    assert detect(_record(active, quetiapine), (), DEFAULTS, NOW) is not None
+
+
 def test_the_antipsychotics_lead_a_long_evidence_list() -> None:
     """Ten standing psychotropics, the two antipsychotics the oldest: a list that keeps the most
     recent lines would leave out the very drugs the antipsychotic threshold counted."""
