@@ -22,6 +22,12 @@ _WORD = re.compile(r"[a-z0-9]+")
 # A negation stays within its clause: a clause ends at these marks (not at a colon: "Side
 # effects: none").
 _CLAUSE = re.compile(r"[;,.!?()\[\]\n/+&]|\s[-\u2013\u2014]+\s|[\u2013\u2014]")
+# The clauses of a sig, read for as-needed words: as _CLAUSE, but a decimal point ("1.5 tablets"),
+# the slash of "1/2 tablet" and a comma ("at bedtime, may take an additional tablet if needed")
+# do not end one.
+_SIG_CLAUSE = re.compile(
+    r"[;!?()\[\]\n]|(?<![0-9])\.|\.(?![0-9])|\s[-\u2013\u2014]+\s|[\u2013\u2014]"
+)
 # "w/o" and "s/e", the clinical shorthand for "without" and "side effects".
 _WITHOUT = re.compile(r"\bw/o\b", re.IGNORECASE)
 _SIDE_EFFECTS = re.compile(r"\bs/e\b", re.IGNORECASE)
@@ -50,7 +56,9 @@ class CodeLists:
     other, incidental, ``non_prescriber_*`` entries; the general ``prescriber_*`` entries lose to
     them); ``timing_codes_per_day`` maps a Timing code ("BID") to
     administrations per day; ``dose_count_units`` are units read as a count of the product's
-    units (tablets). Word phrases are stored lower case, space-padded, punctuation dropped.
+    units (tablets). ``as_needed_words`` say a sig is as needed, and the ``as_needed_*``
+    exceptions when they do not (``says_as_needed``). Word phrases are stored lower case,
+    space-padded, punctuation dropped (the exceptions as tuples of words).
     """
 
     stop_reason_codes: Mapping[str, StopReasonKind]
@@ -66,6 +74,12 @@ class CodeLists:
     emergency_classes: frozenset[str] = frozenset()
     # Words of a free-text sig that say a Dosage line is as needed ("1 tab PRN anxiety").
     as_needed_words: tuple[str, ...] = ()
+    # codes.yaml ``as_needed_sig_exceptions``, as word tuples (see ``says_as_needed``): a
+    # negation right before the as-needed words, an action other than a dose earlier in their
+    # clause, and a dose beyond a structured schedule earlier in it.
+    as_needed_negation: tuple[tuple[str, ...], ...] = ()  # "not", "non", "do not use"
+    as_needed_other_action: tuple[tuple[str, ...], ...] = ()  # "call", "contact"
+    as_needed_beyond_schedule: tuple[tuple[str, ...], ...] = ()  # "additional", "increase"
     # A stop-reason phrase is negated ("no side effects", "denies any nausea", "side effects:
     # none") by the words right next to it (codes.yaml ``stop_reason_negation``).
     negation_before: tuple[tuple[str, ...], ...] = ()  # "no", "denies", "negative for"
@@ -88,6 +102,10 @@ class CodeLists:
     _class_phrases: tuple[tuple[str, str], ...] = field(
         init=False, repr=False, compare=False, default=()
     )
+    # as_needed_words as word tuples (__post_init__).
+    _as_needed_phrases: tuple[tuple[str, ...], ...] = field(
+        init=False, repr=False, compare=False, default=()
+    )
 
     def __post_init__(self) -> None:
         phrases = sorted(
@@ -95,6 +113,11 @@ class CodeLists:
             key=lambda pair: -len(pair[0]),
         )
         object.__setattr__(self, "_class_phrases", tuple(p for p in phrases if p[0].strip()))
+        object.__setattr__(
+            self,
+            "_as_needed_phrases",
+            tuple(tuple(p.split()) for p in self.as_needed_words if p.strip()),
+        )
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any]) -> CodeLists:
@@ -133,6 +156,7 @@ class CodeLists:
                 str(entry["class"])
             ).upper()
         negation = data.get("stop_reason_negation") or {}
+        as_needed_exceptions = data.get("as_needed_sig_exceptions") or {}
         prescriber = data.get("prescriber_visits") or {}
         included = prescriber.get("types") or {}
         excluded = prescriber.get("not_types") or {}
@@ -140,6 +164,9 @@ class CodeLists:
             stop_reason_codes=MappingProxyType(reason_codes),
             stop_reason_words=tuple(reason_words),
             as_needed_words=tuple(_phrase(w) for w in as_list(data.get("as_needed_sig_words"))),
+            as_needed_negation=_word_tuples(as_needed_exceptions.get("negation")),
+            as_needed_other_action=_word_tuples(as_needed_exceptions.get("other_action")),
+            as_needed_beyond_schedule=_word_tuples(as_needed_exceptions.get("beyond_schedule")),
             negation_before=tuple(
                 tuple(_WORD.findall(str(w).lower())) for w in as_list(negation.get("before"))
             ),
@@ -299,9 +326,40 @@ class CodeLists:
                     return True
         return False
 
-    def says_as_needed(self, free_text: str) -> bool:
-        """Whether a sig's free text says the dose is taken as needed (``as_needed_words``)."""
-        return bool(free_text) and _mentions(free_text, self.as_needed_words)
+    def says_as_needed(self, free_text: str, *, scheduled: bool = False) -> bool:
+        """Whether a sig's free text says the line's dose is taken as needed: an
+        ``as_needed_words`` phrase ("1 tab PRN anxiety") in one of its clauses, affirmed there.
+
+        Not affirmed (codes.yaml ``as_needed_sig_exceptions``): a negation right before the
+        phrase ("not as needed", "non-PRN"); an ``other_action`` word earlier in its clause (what
+        is done if needed is a call, not a dose: "Call the clinic if needed"); and, when the line
+        has a structured schedule (``scheduled``: timing.repeat or a timing code), a
+        ``beyond_schedule`` word earlier in its clause (the extra dose or the later change is as
+        needed, the scheduled dose stands: "May take an additional 1/2 tablet if needed"). For
+        a phrase that opens its clause ("If needed, call the clinic"), its next three words stand
+        for the words before it. One affirmed phrase is enough."""
+        if not free_text or not _mentions(free_text, self.as_needed_words):
+            return False
+        for clause in _SIG_CLAUSE.split(free_text):
+            words = _WORD.findall(clause.lower())
+            for phrase in self._as_needed_phrases:
+                for at in _occurrences(phrase, words):
+                    if self._as_needed_affirmed(words, at, len(phrase), scheduled=scheduled):
+                        return True
+        return False
+
+    def _as_needed_affirmed(self, words: list[str], at: int, size: int, *, scheduled: bool) -> bool:
+        """Whether the as-needed phrase at ``words[at:at + size]`` is about the line's own dose
+        (see ``says_as_needed``); ``size`` is the phrase's length in words."""
+        before = words[:at]
+        if any(tuple(before[len(before) - len(cue) :]) == cue for cue in self.as_needed_negation):
+            return False
+        # What is done if needed: the words before the phrase in its clause, or, for a phrase
+        # that opens the clause, its next three words ("If needed, you may call the clinic").
+        context, reach = (before, len(before)) if before else (words[at + size :], 3)
+        if _names_any(self.as_needed_other_action, context, reach):
+            return False
+        return not (scheduled and _names_any(self.as_needed_beyond_schedule, context, reach))
 
     def is_immune(self, codes: Iterable[str], free_text: str = "") -> bool:
         """Whether a manifestation marks a true allergy (anaphylaxis, urticaria, angioedema)."""
@@ -320,6 +378,27 @@ def _upper_set(values: Any) -> frozenset[str]:
 
 def _phrase(value: Any) -> str:
     return _padded(str(value))
+
+
+def _word_tuples(values: Any) -> tuple[tuple[str, ...], ...]:
+    """Configured phrases as tuples of their lower-case words (empty ones dropped)."""
+    found = (tuple(_WORD.findall(str(v).lower())) for v in as_list(values))
+    return tuple(words for words in found if words)
+
+
+def _names_any(cues: Iterable[tuple[str, ...]], words: list[str], reach: int) -> bool:
+    """Whether any of ``cues`` (word tuples) starts among the first ``reach`` of ``words``."""
+    return any(at < reach for cue in cues for at in _occurrences(cue, words))
+
+
+def _occurrences(phrase: tuple[str, ...], words: list[str]) -> list[int]:
+    """Where ``phrase`` (words) starts in ``words``, as whole words."""
+    size = len(phrase)
+    return [
+        at
+        for at in range(len(words) - size + 1)
+        if words[at] == phrase[0] and tuple(words[at : at + size]) == phrase
+    ]
 
 
 def _mentions(free_text: str, phrases: Iterable[str]) -> bool:

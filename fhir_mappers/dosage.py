@@ -17,7 +17,7 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, timedelta
-from typing import Any
+from typing import Any, Literal
 
 import orjson
 
@@ -357,22 +357,38 @@ def _one_instruction(
 
 
 def is_prn_line(dosage: Mapping[str, Any], codes: CodeLists) -> bool:
-    """A Dosage line given as needed (``asNeededBoolean``/R5 ``asNeeded`` true, or an
-    ``asNeededCodeableConcept``), or whose free text (``text``, ``patientInstruction``) says so
-    (``CodeLists.as_needed_words``: "1 tab PRN anxiety", sent with no asNeeded element)."""
+    """A Dosage line given as needed: ``asNeededBoolean``/R5 ``asNeeded`` true, an
+    ``asNeededCodeableConcept`` or R5 ``asNeededFor``; else, unless ``asNeededBoolean``/
+    ``asNeeded`` says false (the structured element wins over the words), when its free text
+    (``text``, ``patientInstruction``) says so (``CodeLists.says_as_needed``: "1 tab PRN
+    anxiety", sent with no asNeeded element; not "not as needed", "Call the clinic if needed",
+    nor an extra dose on a line with a structured schedule)."""
     # "true" as a string is not valid R4 but says as-needed all the same (hand-built exports).
-    return (
-        _says_true(dosage.get("asNeededBoolean"))
-        or _says_true(dosage.get("asNeeded"))
+    flag, r5_flag = dosage.get("asNeededBoolean"), dosage.get("asNeeded")
+    if (
+        _says(flag, "true")
+        or _says(r5_flag, "true")
         or isinstance(dosage.get("asNeededCodeableConcept"), Mapping)
-        or codes.says_as_needed(
-            f"{text(dosage.get('text'))} {text(dosage.get('patientInstruction'))}"
-        )
-    )
+        or any(isinstance(reason, Mapping) for reason in as_list(dosage.get("asNeededFor")))
+    ):
+        return True
+    if _says(flag, "false") or _says(r5_flag, "false"):
+        return False
+    free_text = f"{text(dosage.get('text'))} {text(dosage.get('patientInstruction'))}"
+    if not free_text.strip():
+        return False
+    # A structured schedule: what a dose beyond it ("an additional 1/2 tablet if needed")
+    # leaves standing.
+    scheduled = administrations_per_day(dosage.get("timing"), codes) is not None
+    return codes.says_as_needed(free_text, scheduled=scheduled)
 
 
-def _says_true(value: Any) -> bool:
-    return value is True or (isinstance(value, str) and value.strip().lower() == "true")
+def _says(value: Any, word: Literal["true", "false"]) -> bool:
+    """A boolean element that says ``word``: the JSON boolean, or the string as hand-built
+    exports send it (" TRUE ")."""
+    if isinstance(value, bool):
+        return value is (word == "true")
+    return isinstance(value, str) and value.strip().lower() == word
 
 
 def _round(value: float | None) -> float | None:

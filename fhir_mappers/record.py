@@ -272,9 +272,11 @@ class IntoleranceEvent:
 VisitKind = Literal["outpatient", "inpatient", "emergency", "other", "unknown"]
 
 # Encounter statuses of a visit that took place or is taking place: R4 "finished" (R5
-# "completed"), and the patient being there now ("in-progress", "arrived", "triaged", "onleave").
-COMPLETED_VISIT_STATUSES = frozenset({"finished", "completed"})
-CURRENT_VISIT_STATUSES = frozenset({"in-progress", "arrived", "triaged", "onleave"})
+# "completed", and R5 "discharged": clinically completed, the patient discharged), and the
+# patient being there now ("in-progress", "arrived", "triaged", R4 "onleave" and its R5 spelling
+# "on-hold": begun, the patient temporarily on leave).
+COMPLETED_VISIT_STATUSES = frozenset({"finished", "completed", "discharged"})
+CURRENT_VISIT_STATUSES = frozenset({"in-progress", "arrived", "triaged", "onleave", "on-hold"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -299,7 +301,8 @@ class Visit:
 
     @property
     def is_completed_outpatient(self) -> bool:
-        """A visit that took place (``finished``/``completed``) and whose kind is outpatient."""
+        """A visit that took place (``COMPLETED_VISIT_STATUSES``: R4 ``finished``, R5
+        ``completed``/``discharged``) and whose kind is outpatient."""
         return self.status in COMPLETED_VISIT_STATUSES and self.kind == "outpatient"
 
     def may_be_review(self, *, count_untyped: bool) -> bool:
@@ -331,14 +334,22 @@ class Visit:
 
     @property
     def ended_without_end(self) -> bool:
-        """An inpatient stay that ended (R4 ``finished``, R5 ``completed``) with a start but no
-        end date recorded: how long it lasted is unknown."""
+        """An inpatient stay that ended (``COMPLETED_VISIT_STATUSES``: R4 ``finished``, R5
+        ``completed``/``discharged``) with a start but no end date recorded: how long it lasted
+        is unknown."""
         return (
             self.is_inpatient
             and self.status in COMPLETED_VISIT_STATUSES
             and self.start is not None
             and self.end is None
         )
+
+    @property
+    def is_stay(self) -> bool:
+        """An inpatient stay that took place (``COMPLETED_VISIT_STATUSES``) or is going on
+        (``is_ongoing``: in progress, on leave, the hook's encounter); a planned, cancelled or
+        unknown one is not."""
+        return self.is_inpatient and (self.status in COMPLETED_VISIT_STATUSES or self.is_ongoing)
 
     @property
     def is_inpatient(self) -> bool:

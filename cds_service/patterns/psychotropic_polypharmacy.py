@@ -17,11 +17,17 @@ agent runs from its start to its planned end (dosage bounds, effective period); 
 a planned end is taken to continue, so two open-ended antipsychotics overlap without limit. A
 draft of an ingredient already in the regimen replaces it (a dose change), not an extra agent.
 
-**Unless** an agent is taken as needed (PRN: never counted); an active order has had no renewal,
+**Unless** an agent is taken as needed (PRN: never counted); its latest order is on hold
+(``on-hold``, or re-sent on hold among the drafts: the prescriber paused it, so it is not taken
+with the others, and nothing shows the two planned together); an active order has had no renewal,
 fill or statement of its ingredient for more than ``stale_order_days`` (not current); the overlap
 is shorter than ``min_overlap_days`` (a documented cross-taper: one order with a planned end); or
 the antipsychotics are one of ``augmentation_exempt_ingredients`` plus one other (clozapine
-augmentation; the psychotropic count still applies).
+augmentation; the psychotropic count still applies); or the history shows
+``min_failed_monotherapies_justifying`` antipsychotics each tried and stopped for lack of effect
+(HBIPS-5's failed monotherapies): a trial is standing use (not as needed) for at least
+``failed_monotherapy_min_days`` (TRRIP's 6 weeks), courses at most ``continuation_gap_days``
+apart being one trial.
 
 **Then** an ``info`` card: review with the patient whether each agent still helps, and consider a
 consultation (complex regimens may answer the prescriber's distress as much as the patient's:
@@ -31,7 +37,8 @@ Override reasons in ``cards/wording/psychotropic-polypharmacy.yaml`` (e.g. plann
 
 **Thresholds** ``patterns.psychotropic-polypharmacy``: ``min_concurrent_antipsychotics``,
 ``min_overlap_days``, ``min_concurrent_psychotropics``, ``stale_order_days``,
-``augmentation_exempt_ingredients``.
+``augmentation_exempt_ingredients``, ``min_failed_monotherapies_justifying``,
+``failed_monotherapy_min_days``, ``continuation_gap_days``.
 """
 
 from __future__ import annotations
@@ -46,9 +53,10 @@ from cds_service.patterns.evidence import (
     ordered_evidence,
     unique_refs,
 )
-from cds_service.patterns.regimen import standing_regimen
+from cds_service.patterns.regimen import is_held, standing_regimen
 from cds_service.patterns.timeline import (
     dated_drafts,
+    episodes,
     psychotropic_names,
     single_dose,
     taken_courses,
@@ -72,6 +80,10 @@ class Thresholds:
     # HBIPS-5: a history of this many antipsychotics each stopped for lack of effect justifies
     # two antipsychotics (0: never).
     min_failed_monotherapies_justifying: int
+    # A failed monotherapy is standing use for at least this many days (TRRIP: 6 weeks).
+    failed_monotherapy_min_days: int
+    # Courses of one ingredient at most this many days apart are one trial.
+    continuation_gap_days: int
 
     def windows_days(self) -> tuple[int, ...]:
         """The look-back windows this pattern reads, nested (their sum is its reach)."""
@@ -95,7 +107,7 @@ def detect(
     record: PatientRecord, drafts: DraftOrders, thresholds: Thresholds, now: date
 ) -> Finding | None:
     """Polypharmacy as of ``now`` (dates in days); None when it is not there."""
-    current = standing_regimen(record, now, thresholds.stale_order_days)
+    current = _not_held(standing_regimen(record, now, thresholds.stale_order_days), drafts)
     ordered = [d for d in dated_drafts(drafts, now) if not _excluded(d)]
     agents = _agents([*current, *ordered], now)
     antipsychotics = _overlapping(
@@ -103,9 +115,12 @@ def detect(
         thresholds.min_overlap_days,
     )
     psychotropics = _overlapping(list(agents.values()), thresholds.min_overlap_days)
-    trigger = _included(
-        psychotropics, antipsychotics, thresholds, _failed_antipsychotics(record, now)
+    may_be_justified = (
+        len(antipsychotics) >= thresholds.min_concurrent_antipsychotics
+        and thresholds.min_failed_monotherapies_justifying > 0
     )
+    failed = _failed_antipsychotics(record, now, thresholds) if may_be_justified else 0
+    trigger = _included(psychotropics, antipsychotics, thresholds, failed)
     if trigger is None:
         return None
     counted = antipsychotics if trigger == "antipsychotics" else psychotropics
@@ -134,19 +149,54 @@ def detect(
     )
 
 
-def _failed_antipsychotics(record: PatientRecord, now: date) -> int:
-    """How many antipsychotics the history shows stopped for lack of effect (a course taken,
-    ended by ``now``, its stop reason coded or worded as no response): HBIPS-5's failed
-    monotherapies. PHQ-9 says nothing about an antipsychotic's effect (TRRIP), and a stop for
-    intolerance is no failure of effect, so neither counts."""
+def _failed_antipsychotics(record: PatientRecord, now: date, thresholds: Thresholds) -> int:
+    """How many antipsychotics the history shows tried and stopped for lack of effect:
+    HBIPS-5's failed monotherapies. A trial is an episode of standing use (as-needed orders left
+    out; courses at most ``continuation_gap_days`` apart are one episode) that has ended by
+    ``now``, lasted at least ``failed_monotherapy_min_days`` from its first to its last day (both
+    counted; TRRIP's adequate trial is >= 6 weeks), and whose last course has a dated end and a
+    stop reason coded or worded as no response. An as-needed order, or a day's course stopped as
+    "not working", was no trial. PHQ-9 says nothing about an antipsychotic's effect (TRRIP), and
+    a stop for intolerance is no failure of effect, so neither counts."""
+    standing = [c for c in taken_courses(record) if not c.is_prn]
     failed = {
-        i.name
-        for c in taken_courses(record)
-        if c.stop_reason == "lack_of_effect" and c.end is not None and c.end <= now
-        for i in c.psychotropic_ingredients
-        if i.drug_class == "antipsychotic"
+        episode.ingredient.name
+        for episode in episodes(
+            standing, now, continuation_gap_days=thresholds.continuation_gap_days
+        )
+        if episode.ingredient.drug_class == "antipsychotic"
+        and not episode.is_open
+        and episode.ending_course.stop_reason == "lack_of_effect"
+        and episode.ending_course.end is not None
+        and episode.ending_course.end <= now
+        and (episode.last_day - episode.start).days + 1 >= thresholds.failed_monotherapy_min_days
     }
     return len(failed)
+
+
+def _not_held(regimen: list[MedicationCourse], drafts: DraftOrders) -> list[MedicationCourse]:
+    """Today's regimen without what is on hold: an order on hold (``is_held``) or re-sent on
+    hold among the drafts (same ``ref``: the ordering session pauses it), and every course of
+    an ingredient whose latest order is so held (an older order or a statement of it does not
+    bring it back: the prescriber's latest decision is the pause). A held drug is not being
+    taken with the others. (Nonadherence reads a hold as the prescriber's decision too.)"""
+    held_now = {d.ref for d in drafts if is_held(d)}
+
+    def held(course: MedicationCourse) -> bool:
+        return is_held(course) or course.ref in held_now
+
+    orders = sorted(
+        (c for c in regimen if c.source_type == "MedicationRequest"),
+        key=lambda c: (c.start or date.min, c.ref),
+    )
+    latest = {i.name: c for c in orders for i in c.psychotropic_ingredients}  # the last wins
+    paused = {name for name, course in latest.items() if held(course)}
+    return [
+        c
+        for c in regimen
+        if not held(c)
+        and not (c.psychotropic_ingredients and paused >= set(psychotropic_names([c])))
+    ]
 
 
 # HEDIS APC counts children and adolescents aged 1 to 17 (NCQA): its own population, where the
@@ -184,8 +234,9 @@ def _included(
 
 
 def _excluded(course: MedicationCourse) -> bool:
-    """Courses that are not part of the standing regimen (as-needed, non-psychotropic)."""
-    return course.is_prn or not course.is_psychotropic
+    """Drafts that add nothing to the standing regimen: as-needed, non-psychotropic, or on hold
+    (an order re-sent on hold pauses it; ``_not_held``)."""
+    return course.is_prn or not course.is_psychotropic or is_held(course)
 
 
 def _agents(courses: list[MedicationCourse], now: date) -> dict[str, _Agent]:

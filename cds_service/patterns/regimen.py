@@ -156,6 +156,16 @@ def is_injectable(course: MedicationCourse, injectable_form_words: Iterable[str]
     return course.schedule is not None or mentions_any(course.display, injectable_form_words)
 
 
+# An order paused by its prescriber (R4 MedicationRequest.status): in force, but not taken now.
+_HELD = "on-hold"
+
+
+def is_held(course: MedicationCourse) -> bool:
+    """An order (or a draft re-sending one) on hold: the prescriber has paused the drug, so it is
+    not being taken now, whatever its dates say."""
+    return course.status.lower() == _HELD
+
+
 def standing_regimen(
     record: PatientRecord, now: date, stale_order_days: int
 ) -> list[MedicationCourse]:

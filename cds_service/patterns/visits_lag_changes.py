@@ -31,9 +31,10 @@ no visit today (a chart not closed).
 only because completed encounters of unreadable class, whose type says neither way, are not
 counted: had they been review visits it would not fire (docs/encounter-classes.md).
 
-**Unless** the change was made during an inpatient stay (a finished or in-progress encounter of
-an inpatient class, config/codes.yaml, covering its date): inpatients are seen every day; or the
-change is to an as-needed medication.
+**Unless** the change was made during an inpatient stay (an encounter of an inpatient class,
+config/codes.yaml, that took place or is going on, ``Visit.is_stay``: R4 finished, R5 completed
+or discharged, or in progress or on leave until today, covering its date): inpatients are seen
+every day; or the change is to an as-needed medication.
 
 **Then** an ``info`` card: schedule a visit, and consider seeing the patient more often rather
 than changing the regimen again. ``concerns_draft`` when the draft is itself a change. Override
@@ -70,8 +71,6 @@ PATTERN_ID = "visits-lag-changes"
 # Visits and orders: a visit missing from partial data reads as no visit, and an order missing
 # from it can make a continuing agent read as a new one.
 _READS_ABSENCE_OF = ("Encounter", "MedicationRequest")
-
-_INPATIENT_STATUSES = frozenset({"finished", "completed", "in-progress"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -252,18 +251,15 @@ def _unread_visits(
 def _excluded(change: RegimenEvent, visits: tuple[Visit, ...], now: date) -> bool:
     """A change made while the patient was in hospital."""
     for visit in visits:
-        if not _is_stay(visit):
+        if not visit.is_stay:
             continue
         start = visit.start
-        end = visit.end or (now if visit.status == "in-progress" else visit.start)
+        # A stay going on (in progress, on leave) runs to today; one that ended without an end
+        # date counts its first day (``_maybe_in_hospital`` says what may follow).
+        end = visit.end or (now if visit.is_ongoing else visit.start)
         if start is not None and end is not None and start <= change.when <= end:
             return True
     return False
-
-
-def _is_stay(visit: Visit) -> bool:
-    """A hospital stay that took place or is taking place (``_INPATIENT_STATUSES``)."""
-    return visit.is_inpatient and visit.status in _INPATIENT_STATUSES
 
 
 def _maybe_in_hospital(

@@ -142,6 +142,40 @@ def test_scheduled_dose_ignores_prn_top_up(table: IngredientTable, codes: CodeLi
     assert (course.is_prn, course.daily_dose_mg) == (False, 50.0)
 
 
+@pytest.mark.parametrize(
+    ("line", "prn", "mg"),
+    [
+        # A scheduled line whose words describe an extra dose on top: the scheduled dose stands,
+        # the extra (as needed) is no part of it.
+        pytest.param({**every(1), "text": "Take 1 tablet at bedtime. May take an additional 0.5 "
+                      "tablet daily if needed for agitation"}, False, 50.0, id="extra-dose"),
+        pytest.param({**every(1), "patientInstruction": "Call the clinic if needed."}, False, 50.0,
+                     id="call-the-clinic"),
+        pytest.param({**every(1), "text": "Take 1 tablet daily. May increase to 1.5 tablets "
+                      "after 4 weeks if needed."}, False, 50.0, id="later-increase"),
+        pytest.param({**every(1), "text": "nightly, not as needed"}, False, 50.0,
+                     id="not-as-needed"),
+        pytest.param({**every(1), "text": "PRN", "asNeededBoolean": False}, False, 50.0,
+                     id="asNeededBoolean-false-wins"),
+        pytest.param({**every(1), "text": "PRN", "asNeeded": "false"}, False, 50.0,
+                     id="r5-asNeeded-false-string"),
+        # Near misses: the extra-dose words on a line with no structured schedule, and a line
+        # whose own dose is as needed before the call: as needed.
+        pytest.param({"text": "May take an additional 0.5 tablet if needed"}, True, None,
+                     id="extra-dose-without-a-schedule"),
+        pytest.param({**every(1), "text": "Take 1 tablet as needed for anxiety, call the clinic "
+                      "if needed"}, True, None, id="as-needed-then-a-call"),
+        pytest.param({**every(1), "asNeededFor": [{"text": "anxiety"}]}, True, None,
+                     id="r5-asNeededFor"),
+    ],
+)
+def test_words_not_about_the_lines_own_dose_leave_it_scheduled(
+    table: IngredientTable, codes: CodeLists, line: dict[str, Any], prn: bool, mg: float | None
+) -> None:
+    course, _ = course_of(table, codes, [{**dose(50, "mg"), **line}])
+    assert (course.is_prn, course.daily_dose_mg) == (prn, mg)
+
+
 def test_combination_product_has_no_single_daily_dose(
     table: IngredientTable, codes: CodeLists
 ) -> None:

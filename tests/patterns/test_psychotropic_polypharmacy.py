@@ -358,6 +358,39 @@ def test_the_failed_monotherapy_justification_can_be_turned_off() -> None:
     assert detect(_after_failures(*failures), (), off, NOW) is not None
 
 
+@pytest.mark.parametrize(
+    ("third", "justified"),
+    [
+        # Clozapine renewed once: two 30-day orders, the second stopped for lack of effect, are
+        # one 60-day trial.
+        ((course(CLOZAPINE, days_ago(600), mg=300, end=days_ago(571), status="completed"),
+          course(CLOZAPINE, days_ago(570), mg=300, end=days_ago(541), status="stopped",
+                 stop_reason="lack_of_effect")), True),
+        # Only the stopped 30-day order: no six-week trial.
+        ((course(CLOZAPINE, days_ago(570), mg=300, end=days_ago(541), status="stopped",
+                 stop_reason="lack_of_effect"),), False),
+        # Ten weeks, but as needed: no trial of the drug.
+        ((course(CLOZAPINE, days_ago(600), mg=300, end=days_ago(531), status="stopped",
+                 stop_reason="lack_of_effect", prn=True),), False),
+    ],
+    ids=["renewed-trial", "30-days", "as-needed"],
+)
+def test_a_failed_monotherapy_is_six_weeks_of_standing_use(
+    third: tuple[MedicationCourse, ...], justified: bool
+) -> None:
+    record = _after_failures((HALOPERIDOL, "lack_of_effect"), (QUETIAPINE, "lack_of_effect"))
+    record = PatientRecord(courses=(*record.courses, *third))
+    assert (detect(record, (), DEFAULTS, NOW) is None) is justified
+
+
+def test_an_antipsychotic_on_hold_is_not_counted() -> None:
+    held = course(RISPERIDONE, days_ago(200), mg=2, status="on-hold")
+    quetiapine = course(QUETIAPINE, days_ago(100), mg=300)
+    assert detect(_record(held, quetiapine), (), DEFAULTS, NOW) is None
+    active = course(RISPERIDONE, days_ago(200), mg=2)
+    assert detect(_record(active, quetiapine), (), DEFAULTS, NOW) is not None
+
+
 def test_the_antipsychotics_lead_a_long_evidence_list() -> None:
     """Ten standing psychotropics, the two antipsychotics the oldest: a list that keeps the most
     recent lines would leave out the very drugs the antipsychotic threshold counted."""

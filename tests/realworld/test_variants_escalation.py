@@ -116,3 +116,24 @@ def test_after_an_order_of_unknown_dose_the_next_dose_is_no_known_increase(
     finding = detect(record, (), THRESHOLDS, TODAY)
     assert finding is not None
     assert "quetiapine" in str(finding.facts)
+
+
+def test_a_third_agent_whose_sig_names_a_call_if_needed_is_standing(
+    table: IngredientTable, codes: CodeLists
+) -> None:
+    """Quetiapine 100 mg every morning, "Contact your care team if needed": a standing order,
+    the third new agent with sertraline and venlafaxine. Written as needed for agitation, it is
+    no part of the standing regimen (no escalation); with a structured schedule and an extra dose
+    as needed, the scheduled dose is a new agent all the same."""
+
+    def third(line: dict[str, Any]) -> Any:
+        quetiapine = order("q-new", PID, "quetiapine100", authored=days_ago(30), dosage=[line])
+        return detect(map_record(_new_agents([quetiapine]), table, codes=codes), (),
+                      THRESHOLDS, TODAY)
+
+    call = third(daily(100, patientInstruction="Take 1 tablet every morning. Contact your care "
+                       "team if needed."))
+    assert call is not None and "quetiapine" in call.facts["new_agents"]
+    extra = third(daily(100, text="Take 1 tablet daily. May take 1 extra tablet if needed."))
+    assert extra is not None
+    assert third(daily(100, text="Take 1 tablet daily if needed for agitation.")) is None

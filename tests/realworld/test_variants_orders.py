@@ -120,6 +120,48 @@ def test_an_order_with_only_prn_lines_is_prn(post: Callable[[dict[str, Any]], An
     assert POLY not in topics(post(request("patient-view", "p-prn2", resources)))
 
 
+def _without_timing(line: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in line.items() if k != "timing"}
+
+
+@pytest.mark.parametrize(
+    ("line", "fires"),
+    [
+        # Standing orders whose words are not about the line's own dose: they count.
+        pytest.param(daily(2, text="Take 1 tablet by mouth at bedtime. May take an additional "
+                           "1/2 tablet daily if needed for agitation"), True, id="extra-dose"),
+        pytest.param(daily(2, text="2 mg by mouth nightly",
+                           patientInstruction="Take every night. Call the clinic if needed."),
+                     True, id="call-the-clinic"),
+        pytest.param(daily(2, patientInstruction="If needed, contact your care team."), True,
+                     id="if-needed-contact"),
+        pytest.param(daily(2, text="2 mg nightly; do not use as needed", asNeededBoolean=False),
+                     True, id="asNeededBoolean-false"),
+        pytest.param(daily(2, text="PRN agitation", asNeeded=False), True,
+                     id="r5-asNeeded-false-wins-over-words"),
+        pytest.param(daily(2, text="2 mg nightly, not as needed \u2013 take every day"), True,
+                     id="not-as-needed"),
+        pytest.param(daily(2, text="Scheduled (non-PRN)"), True, id="non-prn"),
+        # Near misses: an extra dose with no structured schedule, and a line as needed itself
+        # before a call: as needed, not counted.
+        pytest.param(_without_timing(daily(2, text="May take an additional 1/2 tablet if "
+                                            "needed for agitation")), False,
+                     id="extra-dose-without-a-schedule"),
+        pytest.param(daily(2, text="Take 1 tablet as needed for agitation. Call the clinic if "
+                           "needed."), False, id="as-needed-and-a-call"),
+        # Negatives: as needed in words or by R5 asNeededFor.
+        pytest.param(daily(2, text="1 tab PRN agitation"), False, id="prn-words"),
+        pytest.param(daily(2, asNeededFor=[{"text": "agitation"}]), False, id="r5-asNeededFor"),
+    ],
+)
+def test_sig_words_about_something_other_than_the_dose_leave_it_standing(
+    post: Callable[[dict[str, Any]], Any], line: dict[str, Any], fires: bool
+) -> None:
+    resources = two_antipsychotics("p-sig")
+    resources[1]["dosageInstruction"] = [line]
+    assert (POLY in topics(post(request("patient-view", "p-sig", resources)))) is fires
+
+
 # Kind 7 -------------------------------------------------------------------------------------
 def steps(*parts: tuple[int, float, dict[str, Any]]) -> list[dict[str, Any]]:
     return [

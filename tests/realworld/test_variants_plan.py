@@ -357,3 +357,82 @@ def test_the_source_cites_apc_as_it_is_for_a_child_and_as_a_local_choice_for_an_
     label = card["source"]["label"]
     assert ("age range (1-17)" in label) is child
     assert ("applied to adults as a local choice" in label) is not child
+
+
+# A hold is the prescriber's pause: a held order is not taken with the others.
+@pytest.mark.parametrize(
+    ("status", "fires"), [("on-hold", False), ("active", True)], ids=["on-hold", "active"]
+)
+def test_an_order_on_hold_is_not_taken_with_a_new_antipsychotic(
+    post: Post, status: str, fires: bool
+) -> None:
+    """Risperidone on hold for suspected intolerance (R4 ``sintol``), aripiprazole ordered
+    after: no two antipsychotics planned together; active, they are."""
+    pid = f"plan-hold-{status}"
+    held = _risperidone(pid, 200, status=status)
+    if status == "on-hold":
+        held["statusReason"] = {"coding": [{
+            "system": "http://terminology.hl7.org/CodeSystem/medicationrequest-status-reason",
+            "code": "sintol"}]}
+    assert (POLY in topics(post(_sign(pid, [held], [_aripiprazole(pid)])))) is fires
+
+
+def test_a_hold_in_the_session_pauses_the_order_it_resends(post: Post) -> None:
+    """The order-sign session holds risperidone (its order re-sent ``on-hold``) and starts
+    aripiprazole: no card. A hold of another order (a new id) pauses nothing of risperidone's."""
+    pid = "plan-hold-session"
+    history = [_risperidone(pid, 200)]
+    hold = {**_risperidone(pid, 200), "status": "on-hold"}
+    assert POLY not in topics(post(_sign(pid, history, [_aripiprazole(pid), hold])))
+    other = {**hold, "id": "mr-other"}
+    assert POLY in topics(post(_sign(pid, history, [_aripiprazole(pid), other])))
+
+
+def test_an_older_active_order_does_not_outlive_the_latest_hold(post: Post) -> None:
+    """An active risperidone order left open, then a later one of it put on hold: the latest
+    decision is the pause."""
+    pid = "plan-hold-latest"
+    older = {**_risperidone(pid, 300), "id": "mr-risp-old"}
+    held = _risperidone(pid, 100, status="on-hold")
+    assert POLY not in topics(post(_sign(pid, [older, held], [_aripiprazole(pid)])))
+    assert POLY in topics(post(_sign(pid, [older], [_aripiprazole(pid)])))
+
+
+_LACK = {"text": "Ineffective"}
+
+
+def _failed(pid: str, rid: str, name: str, first: int, last: int, **line: Any) -> dict[str, Any]:
+    """An antipsychotic (``name``: its product's display) taken daily from ``first`` to
+    ``last`` days ago, stopped as ineffective."""
+    dosage = daily(1, "{tbl}", **line)
+    dosage["timing"]["repeat"]["boundsPeriod"] = {"start": day(first), "end": day(last)}
+    resource = order(rid, pid, "quetiapine100", authored=day(first), dosage=[dosage],
+                     status="stopped", statusReason=_LACK)
+    resource["medicationCodeableConcept"] = {"text": name}
+    return resource
+
+
+@pytest.mark.parametrize(
+    ("third", "fires"),
+    [
+        pytest.param({"first": 900, "last": 750}, False, id="three-real-trials"),
+        pytest.param({"first": 900, "last": 859}, False, id="six-weeks"),
+        pytest.param({"first": 900, "last": 860}, True, id="41-days"),
+        pytest.param({"first": 900, "last": 899}, True, id="two-days"),
+        pytest.param({"first": 900, "last": 750, "asNeededBoolean": True}, True, id="as-needed"),
+    ],
+)
+def test_a_failed_monotherapy_is_a_standing_trial_of_six_weeks(
+    post: Post, third: dict[str, Any], fires: bool
+) -> None:
+    """HBIPS-5: three failed antipsychotic monotherapies justify two antipsychotics. Haloperidol
+    and olanzapine were each taken for five months and stopped as ineffective; quetiapine
+    counts as the third only when it, too, was a trial: standing, for at least six weeks."""
+    pid = f"plan-failed-{third['first']}-{third['last']}-{len(third)}"
+    history = [
+        _failed(pid, "f-hal", "haloperidol 5 MG Oral Tablet", 1000, 850),
+        _failed(pid, "f-ola", "olanzapine 10 MG Oral Tablet", 700, 550),
+        _failed(pid, "f-que", "quetiapine 100 MG Oral Tablet", **third),
+        _risperidone(pid, 200),
+    ]
+    assert (POLY in topics(post(_sign(pid, history, [_aripiprazole(pid)])))) is fires

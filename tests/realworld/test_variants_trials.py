@@ -175,3 +175,24 @@ def test_a_sleep_dose_being_signed_does_not_raise_the_trials_card(
     assert response.status_code == 200
     fired = {c["source"]["topic"]["code"] for c in response.get_json()["cards"]}
     assert (TOPIC in fired) is fires
+
+
+@pytest.mark.parametrize(
+    ("sig", "fires"),
+    [
+        ("Take 1 tablet (100 mg total) by mouth daily. May increase to 1.5 tablets daily after "
+         "4 weeks if needed.", True),
+        ("Take 1 tablet (100 mg total) by mouth daily. Call the clinic if needed.", True),
+        ("Take 1 tablet (100 mg total) by mouth daily if needed for sleep.", False),
+    ],
+    ids=["later-increase-if-needed", "call-if-needed", "as-needed-dose"],
+)
+def test_a_trial_whose_sig_names_a_later_change_if_needed_is_a_scheduled_trial(
+    post: Callable[[dict[str, Any]], Any], sig: str, fires: bool
+) -> None:
+    # Sertraline 100 mg daily for 10 weeks, stopped for lack of effect, after venlafaxine: a
+    # later increase or a call "if needed" leaves the daily 100 mg standing (two failed trials);
+    # a dose taken as needed is no trial.
+    second = _stopped("s-1", "sertraline100", 100, 150, 80)
+    second["dosageInstruction"][0]["text"] = sig
+    assert (_card(post, [_venlafaxine(), second]) is not None) is fires

@@ -80,6 +80,50 @@ def test_r5_completed_visits_with_actual_period_count(
 
 
 @pytest.mark.parametrize(
+    ("status", "counts"),
+    [("discharged", True), ("completed", True), ("finished", True), ("planned", False),
+     ("cancelled", False)],
+)
+def test_r5_discharged_visits_took_place(
+    post: Callable[[dict[str, Any]], Any], status: str, counts: bool
+) -> None:
+    """R5 ``discharged``: the encounter is clinically completed and the patient has left, a
+    finished visit as R4 ``finished`` is; a planned or cancelled one did not take place."""
+    visits = visits_at_each_change({"system": ACT_CODE, "code": "AMB"})
+    for visit in visits:
+        visit["status"] = status
+    fired = topics(post(request("patient-view", PID, three_changes() + visits)))
+    assert (VISITS not in fired) is counts
+
+
+@pytest.mark.parametrize(
+    ("status", "start", "end", "in_hospital"),
+    [
+        pytest.param("onleave", 85, None, True, id="r4-onleave-now"),
+        pytest.param("on-hold", 85, None, True, id="r5-on-hold-now"),
+        pytest.param("in-progress", 85, None, True, id="in-progress-control"),
+        pytest.param("discharged", 85, 15, True, id="r5-discharged"),
+        pytest.param("discharged", 120, 90, False, id="discharged-before-the-changes"),
+        pytest.param("planned", 85, None, False, id="planned"),
+    ],
+)
+def test_changes_during_a_stay_in_any_status_of_one_are_not_outpatient_changes(
+    post: Callable[[dict[str, Any]], Any], status: str, start: int, end: int | None,
+    in_hospital: bool
+) -> None:
+    """The three changes were made in hospital, with no outpatient visit: a stay going on
+    (in progress, R4 ``onleave``, R5 ``on-hold``) or one that ended (R5 ``discharged``) holds
+    them, and visits-lag-changes is silent; a stay that ended before them, or one only planned,
+    does not."""
+    stay = encounter("enc-stay", PID, day(start, "T08:00:00Z"),
+                     end=day(end, "T12:00:00Z") if end is not None else None,
+                     klass={"system": ACT_CODE, "code": "IMP"}, status=status)
+    fired = topics(post(request("patient-view", PID, [*three_changes(), stay])))
+    assert "regimen-escalation" in fired
+    assert (VISITS not in fired) is in_hospital
+
+
+@pytest.mark.parametrize(
     "klass",
     [
         pytest.param({"system": "urn:oid:1.2.3.4.5", "code": "77"}, id="unmapped-vendor-code"),
