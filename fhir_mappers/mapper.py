@@ -27,7 +27,6 @@ from fhir_mappers.collect import (
 )
 from fhir_mappers.context import MappingContext
 from fhir_mappers.dispenses import map_dispense
-from fhir_mappers.draft_steps import merge_follow_on_steps
 from fhir_mappers.encounters import map_encounter
 from fhir_mappers.fill_horizon import OldFill, fills_to_map, old_fill_day
 from fhir_mappers.medication_requests import (
@@ -54,12 +53,18 @@ from fhir_mappers.record import (
     SymptomScore,
     Visit,
 )
+from fhir_mappers.step_orders import merge_step_orders
 
 # Exceptions a malformed resource could still provoke in a mapper; caught per resource so that
 # one bad resource never sinks the others. Anything else is a bug and propagates.
 _DATA_ERRORS = (AttributeError, KeyError, TypeError, ValueError, IndexError, ArithmeticError)
 _Mapper = Callable[[Mapping[str, Any], str, MappingContext], Any]
 _ORDER_TYPES = frozenset({"MedicationRequest", "MedicationOrder"})  # MedicationOrder: DSTU2
+# Statuses of an order that may be one step of a plan written as one order per step
+# (``step_orders``): drafts that prescribe (not a discontinuation re-sent in the session), and
+# history orders that were given (not cancelled, refused or void).
+_DRAFT_STEP_STATUSES = frozenset({"draft", "active", ""})
+_HISTORY_STEP_STATUSES = frozenset({"active", "completed", "stopped", "on-hold"})
 _COURSE_TYPES = _ORDER_TYPES | {"MedicationStatement"}
 
 
@@ -91,6 +96,8 @@ def map_record(
     Orders, statements and fills of a medication with no psychotropic ingredient are not
     mapped: they become ``PatientRecord.other_medications`` (``fhir_mappers.other_medications``).
     Entered-in-error resources and orders not to give a drug (``doNotPerform``) are left out.
+    Orders of one drug written on one day as one order per dose step, each from its own
+    ``boundsPeriod.start``, are one multi-step course (``step_orders.merge_step_orders``).
     With a ``patient_id``, resources about another patient (a lenient search that ignored
     ``patient=``) are dropped and counted as issues. ``encounter_id`` (the hook's
     ``context.encounterId``) is the encounter the call is made in: it is today's visit.
@@ -197,10 +204,11 @@ def map_record(
                 medication=fill.medication,
             ))
     visits.extend(_last_review_visits(old_encounters, ctx))
+    ordered = [c for _, c in sorted(courses, key=lambda pc: (_date_key(pc[1].start), pc[0]))]
     return PatientRecord(
-        courses=tuple(
-            c for _, c in sorted(courses, key=lambda pc: (_date_key(pc[1].start), pc[0]))
-        ),
+        courses=tuple(merge_step_orders(
+            ordered, _written_on(ordered, ctx), {}, _HISTORY_STEP_STATUSES
+        )),
         intolerances=tuple(
             e for _, e in sorted(intolerances, key=lambda pe: (_date_key(pe[1].when), pe[0]))
         ),
@@ -216,6 +224,26 @@ def map_record(
         incomplete=frozenset(incomplete),
         issues=tuple(ctx.issues),
     )
+
+
+def _written_on(courses: list[MedicationCourse], ctx: MappingContext) -> dict[str, str]:
+    """The day (``authoredOn``, "YYYY-MM-DD") each order was written on, by ``ref``, for the
+    orders of a drug of which one written that day starts later than that day: the orders that
+    may be the steps of one plan (``step_orders``). Most histories have none."""
+    written: dict[str, tuple[str, str]] = {}  # ref -> (ingredient, day)
+    later: set[tuple[str, str]] = set()  # (ingredient, day) of an order starting after it
+    for course in courses:
+        if course.source_type != "MedicationRequest" or len(course.ingredients) != 1:
+            continue
+        resource = ctx.requests.get(course.ref)
+        authored = resource.get("authoredOn") if resource is not None else None
+        if type(authored) is not str or len(authored) < 10:
+            continue
+        key = (course.ingredients[0].name, authored[:10])
+        written[course.ref] = key
+        if course.start is not None and course.start.isoformat() > key[1]:
+            later.add(key)
+    return {ref: key[1] for ref, key in written.items() if key in later}
 
 
 def _last_review_visits(encounters: list[OldEncounter], ctx: MappingContext) -> list[Visit]:
@@ -271,7 +299,7 @@ def map_draft_orders(
     prefetch values) is where a Medication a draft references may also be: one that came with the
     patient's orders (an ``_include``) is not fetched again, so it is looked up there. Drafts of
     one drug that follow one another by their ``boundsPeriod`` (a taper written as one order per
-    step) are one multi-step course (``draft_steps.merge_follow_on_steps``).
+    step) are one multi-step course (``step_orders.merge_step_orders``).
     """
     ctx = MappingContext(table, codes)
     found = collect(
@@ -303,7 +331,8 @@ def map_draft_orders(
             planned = parse_date(
                 get(resource, "dosageInstruction", 0, "timing", "repeat", "boundsPeriod", "start")
             )
-            if planned is not None:
+            drafted = result.course.start
+            if planned is not None and (drafted is None or planned > drafted):
                 planned_starts[ref] = planned
     wanted = _selection_keys(selections, ctx)
     if wanted:
@@ -319,7 +348,11 @@ def map_draft_orders(
             ]
         else:
             ctx.issue("MedicationRequest", "#selections", "selections", "names no draft order")
-    return tuple(merge_follow_on_steps(drafts, planned_starts)), tuple(ctx.issues)
+    merged = merge_step_orders(
+        drafts, dict.fromkeys((d.ref for d in drafts), "session"), planned_starts,
+        _DRAFT_STEP_STATUSES,
+    )
+    return tuple(merged), tuple(ctx.issues)
 
 
 def _selection_keys(selections: Iterable[str], ctx: MappingContext) -> set[str]:

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from tests.realworld.builders import daily, order, request
+from tests.realworld.builders import daily, encounter, order, request
 from tests.realworld.builders import day as days_ago
 
 PID = "rw-steps"
@@ -141,3 +141,29 @@ def test_one_order_entered_twice_is_not_a_doubled_dose(post: Post) -> None:
     ]
 
     assert not _fired(post, request("patient-view", PID, history))
+
+
+@pytest.mark.parametrize(("written_together", "fires"), [(True, False), (False, True)])
+def test_a_titration_written_as_one_order_per_step_is_one_change(
+    post: Post, written_together: bool, fires: bool
+) -> None:
+    # Sertraline 25 -> 50 -> 100 -> 150 mg, two weeks a step, from 60 days ago, and one
+    # psychiatry visit, that day. Written at that visit (all authored then), it is one plan: one
+    # change, as the same steps in one order are. Each written on its own day, with no visit
+    # in between, it is four changes against one visit (visits-lag-changes fires).
+    steps = []
+    for index, mg in enumerate((25, 50, 100, 150)):
+        first = 60 - 14 * index
+        last = None if mg == 150 else first - 13
+        steps.append(order(
+            f"s-{index}", PID, "sertraline50",
+            authored=days_ago(60 if written_together else first, "T10:00:00Z"),
+            status="active" if last is None else "completed", dosage=[_bounded(mg, first, last)],
+        ))
+    visit = encounter("e-1", PID, days_ago(60, "T09:00:00Z"), end=days_ago(60, "T09:40:00Z"),
+                      type=[{"text": "Psychiatry follow-up"}])
+    response = post(request("patient-view", PID, [*steps, visit]))
+
+    assert response.status_code == 200
+    fired = {c["source"]["topic"]["code"] for c in response.get_json()["cards"]}
+    assert ("visits-lag-changes" in fired) is fires
