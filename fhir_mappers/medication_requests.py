@@ -133,6 +133,7 @@ def map_medication_request(
         encounter=ctx.resolve(resource.get("encounter")) or ctx.resolve(resource.get("context")),
         prior=ctx.resolve(resource.get("priorPrescription")),
         is_draft=is_draft,
+        reported=_reported(resource),
     )
 
 
@@ -230,6 +231,7 @@ def _build(
     prior: str | None,
     is_draft: bool,
     asserted: date | None = None,
+    reported: bool = False,
 ) -> MappedCourse:
     if resource.get("status") is None:
         ctx.issue(source_type, ref, "status", "missing status")
@@ -269,6 +271,7 @@ def _build(
         is_draft=is_draft,
         steps=dose.steps,
         asserted=asserted,
+        reported=reported,
         schedule=(
             dose_schedule(dosages, medication, ctx.codes)
             if dose.mg is not None and not dose.steps
@@ -288,6 +291,15 @@ def _build(
             reaction_text=reason_text,
         )
     return MappedCourse(course, intolerance)
+
+
+def _reported(resource: Mapping[str, Any]) -> bool:
+    """Whether the order was recorded from another source: ``reportedBoolean`` true (the JSON
+    boolean, or "true" as hand-built exports send it) or a ``reportedReference`` (R4)."""
+    flag = resource.get("reportedBoolean")
+    if flag is True or (isinstance(flag, str) and flag.strip().lower() == "true"):
+        return True
+    return isinstance(resource.get("reportedReference"), Mapping)
 
 
 def _course_end(end: date | None, steps: tuple[DoseStep, ...]) -> date | None:

@@ -152,6 +152,10 @@ class MedicationCourse:
     # For a single-line order given less often than daily (a depot injection every 4 weeks):
     # the dose as written, which the evidence shows instead of the mg/day average.
     schedule: DoseSchedule | None = None
+    # MedicationRequest.reported[x]: the order was recorded from another source (a prescriber
+    # of another health system, the patient), not written here; its prescriber's visits are
+    # not in this record.
+    reported: bool = False
     # Derived from ``ingredients`` once, not on every read: the patterns ask for it of every
     # course several times per call.
     psychotropic_ingredients: tuple[Ingredient, ...] = field(

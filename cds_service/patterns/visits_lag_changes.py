@@ -34,7 +34,9 @@ counted: had they been review visits it would not fire (docs/encounter-classes.m
 **Unless** the change was made during an inpatient stay (an encounter of an inpatient class,
 config/codes.yaml, that took place or is going on, ``Visit.is_stay``: R4 finished, R5 completed
 or discharged, or in progress or on leave until today, covering its date): inpatients are seen
-every day; or the change is to an as-needed medication.
+every day; or the change is to an as-needed medication; or the order was recorded from another
+source (``reportedBoolean``/``reportedReference``: another health system's prescriber, whose
+visits are not in this record).
 
 **Then** an ``info`` card: schedule a visit, and consider seeing the patient more often rather
 than changing the regimen again. ``concerns_draft`` when the draft is itself a change. Override
@@ -249,7 +251,11 @@ def _unread_visits(
 
 
 def _excluded(change: RegimenEvent, visits: tuple[Visit, ...], now: date) -> bool:
-    """A change made while the patient was in hospital."""
+    """A change recorded from another source (``MedicationCourse.reported``: an outside
+    prescriber's order, whose visits this record cannot show), or made while the patient was in
+    hospital."""
+    if change.course.reported:
+        return True
     for visit in visits:
         if not visit.is_stay:
             continue

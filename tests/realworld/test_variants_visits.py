@@ -272,3 +272,28 @@ def test_monthly_injections_ordered_one_at_a_time_are_not_stopped_after_the_last
                   dosage=[daily(10)])
     body = request("order-sign", pid, history, drafts=[draft])
     assert (VISITS in topics(post(body))) is fires
+
+
+OUTSIDE = {"display": "Dr. Outside, Other Health System"}
+
+
+@pytest.mark.parametrize(
+    ("reported", "fires"),
+    [
+        pytest.param({"reportedBoolean": True, "requester": OUTSIDE}, False, id="reportedBoolean"),
+        pytest.param({"reportedReference": {"reference": "Organization/other-hs"}}, False,
+                     id="reportedReference"),
+        pytest.param({"reportedBoolean": "true"}, False, id="reportedBoolean-as-text"),
+        pytest.param({"reportedBoolean": False}, True, id="written-here"),
+    ],
+)
+def test_changes_recorded_from_another_source_do_not_outpace_visits_here(
+    post: Callable[[dict[str, Any]], Any], reported: dict[str, Any], fires: bool
+) -> None:
+    # The three changes, each order recorded from another health system's prescriber: the
+    # visits at which they were made are in that system's record, not here, so "no visit on
+    # record" is no evidence that the changes outpaced visits. Written here, it is.
+    changes = [{**resource, **reported} for resource in three_changes()]
+    response = post(request("patient-view", PID, changes))
+    assert response.status_code == 200
+    assert (VISITS in topics(response)) is fires
