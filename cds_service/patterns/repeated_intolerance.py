@@ -4,18 +4,21 @@ Definition: multiple drug intolerance syndrome, intolerance to >= 3 unrelated dr
 Ho NJ, "Multiple drug intolerance syndrome: prevalence, clinical characteristics, and management",
 Ann Allergy Asthma Immunol 2012;108(2):88-93, https://pubmed.ncbi.nlm.nih.gov/22289726/: "3 or
 more unrelated drug class allergies"), counted as the source counts it: classes, not drugs; a
-class is an ATC level-4 group, so three SSRIs are one class (the expected pharmacology of one
-class is not "unrelated medications"). Nocebo framing fits only vague, subjective reactions
-(Colloca L, Miller FG, "The nocebo effect and its relevance for clinical practice", Psychosom Med
-2011;73(7):598-603); the clinical action is Mintz's (D. Mintz, "Psychodynamic
-Psychopharmacology: Addressing the Underlying Causes of Treatment Resistance", Psychiatric Times):
-explore the patient's expectations and fears, empathically, before yet another agent.
+class is a pharmacological class (``pharmacological_class``): the ATC level-4 group, or the wider
+class ``pharmacological_classes`` folds it into, so three SSRIs are one class, and so are
+lorazepam, clonazepam and temazepam (ATC N05BA, N03AE, N05CD: all benzodiazepines): the expected
+pharmacology of one class is not "unrelated medications" (clinical-review.md). Nocebo framing
+fits only vague, subjective reactions (Colloca L, Miller FG, "The nocebo effect and its
+relevance for clinical practice", Psychosom Med 2011;73(7):598-603); the clinical action is
+Mintz's (D. Mintz, "Psychodynamic Psychopharmacology: Addressing the Underlying Causes of
+Treatment Resistance", Psychiatric Times): explore the patient's expectations and fears,
+empathically, before yet another agent.
 
 **When** intolerance evidence (AllergyIntolerance of type intolerance or with non-immune
 reactions; orders or statements stopped for an adverse effect) dated within ``lookback_days``,
 whose reaction is not a drug's objective, expected pharmacology (``is_pharmacological``),
-names psychotropic ingredients from at least ``min_distinct_classes`` ATC level-4 groups. One
-reaction to one product (one record, or the allergy entry and the stopped order of the same
+names psychotropic ingredients from at least ``min_distinct_classes`` pharmacological classes.
+One reaction to one product (one record, or the allergy entry and the stopped order of the same
 product) counts at most one class: olanzapine/fluoxetine is one reaction, not two unrelated
 classes (Macy & Ho count intolerant drugs' classes, and a combination is one drug taken).
 
@@ -38,7 +41,8 @@ draft is being placed (another agent is being started); a renewal of a course ta
 ``renewal_gap_days`` at the same dose (``timeline.is_renewal``) is not another agent. Override
 reasons in ``cards/wording/repeated-intolerance.yaml``.
 
-**Thresholds** ``patterns.repeated-intolerance``: ``min_distinct_classes``, ``lookback_days``,
+**Thresholds** ``patterns.repeated-intolerance``: ``min_distinct_classes``,
+``pharmacological_classes``, ``lookback_days``,
 ``excluded_reaction_codes``, ``excluded_reaction_words``, ``allergy_presentation_words``,
 ``excluded_criticalities``, ``exclude_severe_reactions``, ``renewal_gap_days``,
 ``pharmacological_reaction_words``.
@@ -46,6 +50,7 @@ reasons in ``cards/wording/repeated-intolerance.yaml``.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, timedelta
 
@@ -76,6 +81,8 @@ class Thresholds:
     __pydantic_config__ = {"extra": "forbid"}  # noqa: RUF012 - read by settings validation
 
     min_distinct_classes: int
+    # class name -> ATC code prefixes it takes in (``pharmacological_class``)
+    pharmacological_classes: Mapping[str, tuple[str, ...]]
     lookback_days: int
     excluded_reaction_codes: tuple[str, ...]
     excluded_reaction_words: tuple[str, ...]
@@ -120,12 +127,15 @@ def detect(
         for ingredient in named:
             counted.setdefault(ingredient.name, (ingredient, []))[1].append(event)
         if named:
-            products[frozenset(i.name for i in named)] = frozenset(i.atc4 for i in named)
-    counted_atc4 = _classes_counted(list(products.values()))
+            products[frozenset(i.name for i in named)] = frozenset(
+                pharmacological_class(i, thresholds) for i in named
+            )
+    counted_classes = _classes_counted(list(products.values()))
     classes: dict[str, list[Ingredient]] = {}
     for ingredient, _ in counted.values():
-        if ingredient.atc4 in counted_atc4:
-            classes.setdefault(ingredient.atc4, []).append(ingredient)
+        key = pharmacological_class(ingredient, thresholds)
+        if key in counted_classes:
+            classes.setdefault(key, []).append(ingredient)
     if not _included(classes, thresholds):
         return None
     draft_names = psychotropic_names(drafts)
@@ -133,7 +143,9 @@ def detect(
         "class_count": len(classes),
         "ingredient_count": len(counted),
         "ingredients": list(counted),
-        "counted_classes": [_class_line(members) for members in classes.values()],
+        "counted_classes": [
+            _class_line(key, members, thresholds) for key, members in classes.items()
+        ],
         "window_months": months(thresholds.lookback_days),
         "min_distinct_classes": thresholds.min_distinct_classes,
         "draft_ingredients": draft_names,
@@ -155,8 +167,23 @@ def detect(
 
 
 def _included(classes: dict[str, list[Ingredient]], thresholds: Thresholds) -> bool:
-    """Intolerance to drugs of enough unrelated classes (ATC level-4 groups)."""
+    """Intolerance to drugs of enough unrelated (pharmacological) classes."""
     return len(classes) >= thresholds.min_distinct_classes
+
+
+def pharmacological_class(ingredient: Ingredient, thresholds: Thresholds) -> str:
+    """The class an ingredient counts in: the name of the ``pharmacological_classes`` entry with
+    the longest ATC prefix of its ATC code ("benzodiazepine" for clonazepam, N03AE01), else its
+    ATC level-4 group ("N06AB" for sertraline). ATC level 4 is a chemical or therapeutic
+    subgroup: one pharmacological class can span several (config/default.yaml), and Macy & Ho
+    count unrelated classes."""
+    best = ""
+    name = ingredient.atc4
+    for class_name, prefixes in thresholds.pharmacological_classes.items():
+        for prefix in prefixes:
+            if ingredient.atc.startswith(prefix) and len(prefix) > len(best):
+                best, name = prefix, class_name
+    return name
 
 
 def _excluded(
@@ -213,19 +240,19 @@ def _barred_ingredients(record: PatientRecord, thresholds: Thresholds) -> frozen
 
 
 def _classes_counted(products: list[frozenset[str]]) -> frozenset[str]:
-    """The most ATC level-4 groups the products can stand for when each product (the ATC-4
-    groups of one reaction's ingredients) stands for one group: a maximum bipartite matching
-    (augmenting paths), so a combination product adds a class only where no other reaction
-    already gives it. ``products`` are sets of ATC-4 codes; the result is the matched codes."""
+    """The most classes the products can stand for when each product (the classes of one
+    reaction's ingredients) stands for one class: a maximum bipartite matching (augmenting
+    paths), so a combination product adds a class only where no other reaction already gives
+    it. ``products`` are sets of ``pharmacological_class`` keys; the result is the matched keys."""
     holder: dict[str, int] = {}
 
     def place(product: int, tried: set[str]) -> bool:
-        for atc4 in sorted(products[product]):
-            if atc4 in tried:
+        for key in sorted(products[product]):
+            if key in tried:
                 continue
-            tried.add(atc4)
-            if atc4 not in holder or place(holder[atc4], tried):
-                holder[atc4] = product
+            tried.add(key)
+            if key not in holder or place(holder[key], tried):
+                holder[key] = product
                 return True
         return False
 
@@ -298,9 +325,15 @@ def _reaction(event: IntoleranceEvent) -> str:
     return "allergy" if event.kind == "allergy" else "side effects"
 
 
-def _class_line(members: list[Ingredient]) -> str:
-    """'SSRI (sertraline, escitalopram)': the subclass names the ATC group for a reader."""
-    return f"{members[0].subclass} ({', '.join(i.name for i in members)})"
+def _class_line(key: str, members: list[Ingredient], thresholds: Thresholds) -> str:
+    """'SSRI (sertraline, escitalopram)', 'benzodiazepine (lorazepam, temazepam)': a folded
+    class by its configured name, an ATC group by its members' subclasses for a reader
+    ('SNRI / other antidepressant (venlafaxine, bupropion)' for N06AX)."""
+    drugs = ", ".join(i.name for i in members)
+    if key in thresholds.pharmacological_classes:
+        return f"{key} ({drugs})"
+    subclasses = dict.fromkeys(i.subclass for i in members if i.subclass)
+    return f"{' / '.join(subclasses) or key} ({drugs})"
 
 
 def _evidence_item(ingredient: Ingredient, event: IntoleranceEvent) -> EvidenceItem:

@@ -123,3 +123,51 @@ def test_a_stop_that_says_there_were_no_side_effects_is_no_intolerance(
     resources = [*_three(pid, "Nausea")[:2],
                  _stopped_saying("mr-q", pid, "quetiapine100", 60, reason)]
     assert (RI in topics(post(request("patient-view", pid, resources)))) is fires
+
+
+def _named(rid: str, pid: str, drug: str, days_ago: int, reaction: str) -> dict[str, Any]:
+    """An intolerance whose substance is sent as text only (``drug``), as many EHRs do."""
+    resource = intolerance(rid, pid, "sertraline50", day(days_ago), reaction)
+    resource["code"] = {"text": drug}
+    return resource
+
+
+def _ri_card(response: Any) -> dict[str, Any] | None:
+    cards = [c for c in response.get_json()["cards"] if c["source"]["topic"]["code"] == RI]
+    return cards[0] if cards else None
+
+
+@pytest.mark.parametrize(
+    ("drugs", "fires"),
+    [
+        # One pharmacological class across ATC level-4 groups: the expected pharmacology of one
+        # class is not "unrelated medications" (clinical-review.md).
+        (("lorazepam", "clonazepam", "temazepam"), False),  # N05BA, N03AE, N05CD
+        (("Ativan", "Klonopin 0.5 MG Oral Tablet", "sertraline"), False),
+        (("Emsam", "phenelzine", "sertraline"), False),  # N04BD, N06AF
+        (("ketamine", "Spravato", "sertraline"), False),  # N01AX03, N06AX27
+        # Different mechanisms stay different classes.
+        (("phenelzine", "amitriptyline", "sertraline"), True),  # MAOI, TCA, SSRI
+        (("temazepam", "zolpidem", "sertraline"), True),  # BZD, Z-drug, SSRI
+    ],
+)
+def test_one_pharmacological_class_split_by_atc_level_4_is_one_class(
+    post: Post, drugs: tuple[str, ...], fires: bool
+) -> None:
+    pid = "pharm-class-" + "-".join(d.split()[0].lower() for d in drugs)
+    resources = [_named(f"ai-{n}", pid, drug, 100 + n, "Drowsiness")
+                 for n, drug in enumerate(drugs)]
+    assert (RI in topics(post(request("patient-view", pid, resources)))) is fires
+
+
+def test_a_benzodiazepine_class_counts_once_and_is_named_so_on_the_card(post: Post) -> None:
+    pid = "pharm-class-bzd-named"
+    resources = [*_three(pid, "Nausea")[:1],
+                 intolerance("ai-q", pid, "quetiapine100", day(150), "Nausea"),
+                 _named("ai-l", pid, "lorazepam", 120, "Drowsiness"),
+                 _named("ai-c", pid, "clonazepam", 110, "Drowsiness"),
+                 _named("ai-t", pid, "temazepam", 100, "Drowsiness")]
+    card = _ri_card(post(request("patient-view", pid, resources)))
+    assert card is not None
+    assert "Side effects with 3 unrelated classes" in card["detail"]
+    assert "benzodiazepine (lorazepam, clonazepam, temazepam)" in card["detail"]
