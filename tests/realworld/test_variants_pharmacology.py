@@ -114,6 +114,18 @@ def _stopped_saying(rid: str, pid: str, product: str, days_ago: int, reason: str
         ("Switched to aripiprazole - patient denies side effects", False),
         ("Adverse reaction: ANC 0.8", False),
         ("Side effects - felt foggy", True),
+        # negated by "not" right before, by a list, by "ruled out" and "free"
+        ("Switched for efficacy, not side effects", False),
+        ("Ineffective; denies nausea or headache", False),
+        ("No nausea, dizziness or headache; no response", False),
+        ("Side effects ruled out; lack of efficacy", False),
+        ("Side-effect-free; ineffective", False),
+        # near misses: an affirmed side effect after a negated finding, a double negative,
+        # "not tolerated", and a positive dechallenge
+        ("No improvement, nausea", True),
+        ("Not without side effects", True),
+        ("Did not tolerate: headaches", True),
+        ("No longer needed, side effects resolved", True),
     ],
 )
 def test_a_stop_that_says_there_were_no_side_effects_is_no_intolerance(
