@@ -11,7 +11,10 @@ stop reasons or dates reported): nothing the patterns read depends on it, and it
 (a lisinopril dose without a unit) are not ours to report. A multi-step order (titration, taper)
 runs from its first step to its last; it is open when its last step has no end. Partial dates:
 a start is read as the first day of the period it names, an end as the last day (the course is
-not taken to have stopped before the period the record names).
+not taken to have stopped before the period the record names); but the IntoleranceEvent of a
+stop is dated by the first day of its end's period (not before the start), as every intolerance
+event is (docs/real-world-data.md, Dates): imprecision never pulls an event into a look-back
+window ("2024" is not 2024-12-31).
 """
 
 from __future__ import annotations
@@ -93,15 +96,13 @@ def map_medication_request(
             "dosageInstruction[0].timing.repeat.boundsPeriod.start",
         )
     # validityPeriod is how long the prescription may be filled, not when treatment stops.
-    end = ctx.date(
-        get(bounds, "end"),
-        rtype,
-        ref,
-        "dosageInstruction[0].timing.repeat.boundsPeriod.end",
-        latest=True,
-    ) or ctx.date(resource.get("dateEnded"), rtype, ref, "dateEnded", latest=True)
+    end_days = ctx.period(
+        get(bounds, "end"), rtype, ref, "dosageInstruction[0].timing.repeat.boundsPeriod.end"
+    ) or ctx.period(resource.get("dateEnded"), rtype, ref, "dateEnded")
+    end = end_days[1] if end_days else None
     if end is None:  # "daily for 14 days": timing.repeat.boundsDuration instead of an end
         end = duration_end(dosages, start, ctx.codes)
+        end_days = (end, end) if end is not None else None
     reasons = [resource.get("statusReason"), resource.get("reasonEnded")]
     requester = resource.get("requester")
     if type(requester) is dict and "agent" not in requester:  # R4: the Reference itself
@@ -122,7 +123,7 @@ def map_medication_request(
         status=ctx.string(resource.get("status"), rtype, ref, "status"),
         start=start,
         end=end,
-        last_known=end or start,
+        stop_day=_stop_day(end_days, start) or start,
         reasons=reasons,
         dosages=dosages,
         requester=requester_ref,
@@ -180,12 +181,13 @@ def map_medication_statement(
     start = ctx.date(
         resource.get("effectiveDateTime"), rtype, ref, "effectiveDateTime"
     ) or ctx.date(get(period, "start"), rtype, ref, "effectivePeriod.start")
-    end = ctx.date(get(period, "end"), rtype, ref, "effectivePeriod.end", latest=True)
+    end_days = ctx.period(get(period, "end"), rtype, ref, "effectivePeriod.end")
+    end = end_days[1] if end_days else None
     asserted = ctx.date(resource.get("dateAsserted"), rtype, ref, "dateAsserted")
     status = ctx.string(resource.get("status"), rtype, ref, "status")
     if resource.get("taken") == "n":  # STU3 said "not taken" with a separate flag
         status = "not-taken"
-    known = [d for d in (start, end, asserted) if d is not None]
+    known = [d for d in (start, asserted) if d is not None]
     return _build(
         resource,
         ref,
@@ -196,7 +198,7 @@ def map_medication_statement(
         status=status,
         start=start,
         end=end,
-        last_known=end or (max(known) if known else None),
+        stop_day=_stop_day(end_days, start) or (max(known) if known else None),
         reasons=[resource.get("statusReason"), resource.get("reasonNotTaken")],
         dosages=resource.get("dosage"),
         requester=None,
@@ -218,7 +220,7 @@ def _build(
     status: str,
     start: date | None,
     end: date | None,
-    last_known: date | None,
+    stop_day: date | None,
     reasons: list[Any],
     dosages: Any,
     requester: str | None,
@@ -278,12 +280,21 @@ def _build(
             origin=source_type,
             substance=medication.display,
             ingredients=medication.ingredients,
-            when=last_known,
+            when=stop_day,
             kind="allergy" if stop_reason == "allergy" else "intolerance",
             manifestation_codes=tuple(c.code for c in reason_codings if c.code),
             reaction_text=reason_text,
         )
     return MappedCourse(course, intolerance)
+
+
+def _stop_day(end_days: tuple[date, date] | None, start: date | None) -> date | None:
+    """The day a stop is dated as an intolerance event: the first day of the period its end
+    names (``end_days``: (first, last)), and not before the course's ``start`` (a stop cannot
+    precede it); None without an end. The course's own end stays the last day."""
+    if end_days is None:
+        return None
+    return max(end_days[0], start) if start is not None else end_days[0]
 
 
 def _course_end(end: date | None, steps: tuple[DoseStep, ...]) -> date | None:
