@@ -100,6 +100,7 @@ def map_allergy(
         reaction_text=" ".join(filter(None, [*labels, *descriptions])),
         criticality=ctx.string(resource.get("criticality"), _RTYPE, ref, "criticality"),
         severe=any(text(get(r, "severity")) == "severe" for r in reactions),
+        unnamed_manifestations=sum(1 for m in manifestations if not concept_text(m)),
     )
 
 

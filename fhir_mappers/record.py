@@ -267,6 +267,9 @@ class IntoleranceEvent:
     reaction_text: str = ""
     criticality: str = ""
     severe: bool = False
+    # Manifestations sent as a code alone (no text, no display): a reaction was recorded, but
+    # its words cannot be read, so whether it fits a nocebo reading is not known.
+    unnamed_manifestations: int = 0
 
 
 VisitKind = Literal["outpatient", "inpatient", "emergency", "other", "unknown"]

@@ -28,8 +28,10 @@ hives or wheeze an immune reaction presents with, clinical-review.md); a reactio
 expectation cannot explain (immune-mediated or objective and serious: a code in
 ``excluded_reaction_codes`` or a phrase in ``excluded_reaction_words`` in the reaction or
 stop-reason text); a record whose criticality is in ``excluded_criticalities`` or with a severe
-reaction (``exclude_severe_reactions``); a non-psychotropic drug; an undated record; or an
-ingredient the patient takes again today on a course started after the event (the rechallenge
+reaction (``exclude_severe_reactions``); a record
+with a reaction sent as a code alone that no list here knows (no text, no display: what it was
+cannot be read, so it is no evidence either way); a non-psychotropic drug; an undated record; or
+an ingredient the patient takes again today on a course started after the event (the rechallenge
 was tolerated). **Unless** (per ingredient): any record of it, at any date, is such an allergy or
 serious reaction: an order stopped for "suspected intolerance" beside an anaphylaxis entry of
 the same drug is one reaction recorded twice, and a serious one never counts (clinical-review.md).
@@ -116,7 +118,8 @@ def detect(
     # The ingredients each counted record names, as one product: it counts at most one class.
     products: dict[frozenset[str], frozenset[str]] = {}
     for event in sorted(_intolerances_in_window(record, thresholds, now), key=_event_date):
-        if is_pharmacological(event, thresholds):
+        # a reaction sent as a code alone cannot be read: no evidence either way
+        if is_pharmacological(event, thresholds) or event.unnamed_manifestations:
             continue
         named = [
             ingredient

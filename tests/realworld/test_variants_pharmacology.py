@@ -90,7 +90,10 @@ def test_the_evidence_line_shows_the_reaction_a_stop_recorded(post: Post) -> Non
 @pytest.mark.parametrize(
     "third",
     ["SIADH", "Thrombocytopenia", "QTc 520 ms on ECG", "Elevated CK", "Low platelet count",
-     "Suicidal thoughts", "Worsening SI", "Induced hypomania"],
+     "Suicidal thoughts", "Worsening SI", "Induced hypomania",
+     "Aplastic anemia", "Pancytopenia", "Bone marrow suppression", "Hypertensive crisis",
+     "Respiratory depression", "Hyperammonemic encephalopathy", "Hyperammonaemia",
+     "Acute liver failure", "GI bleed"],
 )
 def test_an_objective_finding_in_other_words_is_no_nocebo_evidence(post: Post, third: str) -> None:
     # Objective or dangerous reactions never fit nocebo framing (clinical-review.md), however
@@ -183,3 +186,38 @@ def test_a_benzodiazepine_class_counts_once_and_is_named_so_on_the_card(post: Po
     assert card is not None
     assert "Side effects with 3 unrelated classes" in card["detail"]
     assert "benzodiazepine (lorazepam, clonazepam, temazepam)" in card["detail"]
+
+
+SNOMED = "http://snomed.info/sct"
+
+
+@pytest.mark.parametrize(
+    ("manifestation", "fires"),
+    [
+        # a reaction sent as a code alone: what it was cannot be read (371089000 is given as
+        # serotonin syndrome by the probe report; no code list here knows it)
+        ({"coding": [{"system": SNOMED, "code": "371089000"}]}, False),
+        ({"coding": [{"system": SNOMED, "code": "422587007"}]}, False),
+        # with words, the words decide
+        ({"coding": [{"system": SNOMED, "code": "371089000", "display": "Serotonin syndrome"}]},
+         False),
+        ({"coding": [{"system": SNOMED, "code": "422587007", "display": "Nausea"}]}, True),
+        ({"coding": [{"system": SNOMED, "code": "422587007"}], "text": "Nausea"}, True),
+    ],
+)
+def test_a_reaction_sent_as_a_code_alone_is_no_nocebo_evidence(
+    post: Post, manifestation: dict[str, Any], fires: bool
+) -> None:
+    pid = "pharm-coded-" + "".join(ch for ch in str(manifestation) if ch.isalnum())[-30:]
+    resources = _three(pid, "Nausea")
+    resources[2]["reaction"][0]["manifestation"] = [manifestation]
+    assert (RI in topics(post(request("patient-view", pid, resources)))) is fires
+
+
+def test_one_unreadable_reaction_beside_a_named_one_leaves_the_record_out(post: Post) -> None:
+    pid = "pharm-coded-mixed"
+    resources = _three(pid, "Nausea")
+    resources[2]["reaction"][0]["manifestation"].append(
+        {"coding": [{"system": SNOMED, "code": "371089000"}]})
+    assert RI not in topics(post(request("patient-view", pid, resources)))
+
