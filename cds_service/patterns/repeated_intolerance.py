@@ -28,7 +28,7 @@ hives or wheeze an immune reaction presents with, clinical-review.md); a reactio
 expectation cannot explain (immune-mediated or objective and serious: a code in
 ``excluded_reaction_codes`` or a phrase in ``excluded_reaction_words`` in the reaction or
 stop-reason text); a record whose criticality is in ``excluded_criticalities`` or with a severe
-reaction (``exclude_severe_reactions``); a record
+reaction (``exclude_severe_reactions``), read case-insensitively ("High", "Severe"); a record
 with a reaction sent as a code alone that no list here knows (no text, no display: what it was
 cannot be read, so it is no evidence either way); a non-psychotropic drug; an undated record; or
 an ingredient the patient takes again today on a course started after the event (the rechallenge
@@ -268,7 +268,7 @@ def is_serious_or_immune(event: IntoleranceEvent, thresholds: Thresholds) -> boo
     """A reaction expectation cannot explain: listed code or words, high criticality, severe."""
     if any(code in thresholds.excluded_reaction_codes for code in event.manifestation_codes):
         return True
-    if event.criticality in thresholds.excluded_criticalities:
+    if event.criticality.lower() in {c.lower() for c in thresholds.excluded_criticalities}:
         return True
     if thresholds.exclude_severe_reactions and event.severe:
         return True

@@ -221,3 +221,25 @@ def test_one_unreadable_reaction_beside_a_named_one_leaves_the_record_out(post: 
         {"coding": [{"system": SNOMED, "code": "371089000"}]})
     assert RI not in topics(post(request("patient-view", pid, resources)))
 
+
+@pytest.mark.parametrize(
+    ("field", "value", "fires"),
+    [
+        ("severity", "Severe", False),
+        ("severity", "SEVERE", False),
+        ("severity", "Moderate", True),
+        ("criticality", "High", False),
+        ("criticality", "HIGH", False),
+        ("criticality", "Low", True),
+    ],
+)
+def test_severity_and_criticality_are_read_whatever_their_case(
+    post: Post, field: str, value: str, fires: bool
+) -> None:
+    pid = f"pharm-case-{field}-{value}"
+    resources = _three(pid, "Dizziness")
+    if field == "severity":
+        resources[2]["reaction"][0]["severity"] = value
+    else:
+        resources[2]["criticality"] = value
+    assert (RI in topics(post(request("patient-view", pid, resources)))) is fires
