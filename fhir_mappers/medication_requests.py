@@ -2,9 +2,9 @@
 
 R4 shapes first; STU3 (``context``, ``requester.agent``, ``reasonNotTaken``, ``taken``) and DSTU2
 MedicationOrder (``dateWritten``, ``prescriber``, ``reasonEnded``) are read where they differ,
-because the legacy medication-prescribe hook still sends them. A course that ended for an
-intolerance or allergy reason also yields an IntoleranceEvent, dated by its end or, failing that,
-the last date the resource gives.
+because the legacy medication-prescribe hook still sends them. A course that ended (or was
+put on hold) for an intolerance or allergy reason also yields an IntoleranceEvent, dated by its
+end or, failing that, the last date the resource gives.
 
 A medication that is not psychotropic is recognised first and kept as a bare course (no dosage,
 stop reasons or dates reported): nothing the patterns read depends on it, and its data problems
@@ -41,6 +41,10 @@ from fhir_mappers.record import Coding, DoseStep, IntoleranceEvent, MedicationCo
 
 # Statuses after which a stop reason describes how the course ended.
 _ENDED = frozenset({"stopped", "completed", "cancelled", "not-taken"})
+# Statuses whose reason, when an intolerance or allergy, documents one: the ended ones, and an
+# order put on hold for it (the prescriber acted on a suspected reaction, as with a stop). A
+# hold has no end: its event is dated by the course's start, the earliest day it can be.
+_EVIDENCE_STATUSES = _ENDED | {"on-hold"}
 _STOP_KINDS_AS_EVIDENCE = frozenset({"intolerance", "allergy"})
 
 
@@ -274,7 +278,7 @@ def _build(
         ),
     )
     intolerance = None
-    if status in _ENDED and stop_reason in _STOP_KINDS_AS_EVIDENCE and not is_draft:
+    if status in _EVIDENCE_STATUSES and stop_reason in _STOP_KINDS_AS_EVIDENCE and not is_draft:
         intolerance = IntoleranceEvent(
             ref=ref,
             origin=source_type,

@@ -32,9 +32,11 @@ reaction (``exclude_severe_reactions``), read case-insensitively ("High", "Sever
 with a reaction sent as a code alone that no list here knows (no text, no display: what it was
 cannot be read, so it is no evidence either way); a non-psychotropic drug; an undated record; or
 an ingredient the patient takes again today on a course started after the event (the rechallenge
-was tolerated). **Unless** (per ingredient): any record of it, at any date, is such an allergy or
-serious reaction: an order stopped for "suspected intolerance" beside an anaphylaxis entry of
-the same drug is one reaction recorded twice, and a serious one never counts (clinical-review.md).
+was tolerated; a course held or stopped for an intolerance or allergy is no tolerated
+rechallenge, and its hold is itself intolerance evidence: ``medication_requests``). **Unless**
+(per ingredient): any record of it, at any date, is such an allergy or serious reaction: an
+order stopped for "suspected intolerance" beside an anaphylaxis entry of the same drug is one
+reaction recorded twice, and a serious one never counts (clinical-review.md).
 
 **Then** an ``info`` card naming what was counted (each class with its drugs). When a draft orders
 an ingredient the patient did not tolerate before, the card says so first, with the date and the
@@ -74,6 +76,8 @@ from fhir_mappers.record import (
 )
 
 PATTERN_ID = "repeated-intolerance"
+# Stop (or hold) reasons of a course that was not tolerated: no tolerated rechallenge.
+_NOT_TOLERATED = frozenset({"intolerance", "allergy"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -279,11 +283,13 @@ def is_serious_or_immune(event: IntoleranceEvent, thresholds: Thresholds) -> boo
 def _is_taken_again(
     ingredient: Ingredient, event: IntoleranceEvent, current: list[MedicationCourse]
 ) -> bool:
-    """A course of today's regimen with the ingredient, started after the reaction."""
+    """A course of today's regimen with the ingredient, started after the reaction, and not
+    held or stopped for an intolerance or allergy (a rechallenge that was not tolerated)."""
     if event.when is None:
         return False
     return any(
         course.start is not None
+        and course.stop_reason not in _NOT_TOLERATED
         and course.start > event.when
         and any(i.name == ingredient.name for i in course.ingredients)
         for course in current

@@ -248,6 +248,49 @@ def test_a_partial_end_keeps_the_course_end_and_dates_the_event_from_the_start(
     assert record.intolerances[0].when == date(2024, 6, 1)  # the event: not before the start
 
 
+SINTOL = {"coding": [{
+    "system": "http://terminology.hl7.org/CodeSystem/medicationrequest-status-reason",
+    "code": "sintol", "display": "Suspected intolerance"}]}
+
+
+def _quetiapine_restart(pid: str, status: str, reason: dict[str, Any] | None) -> dict[str, Any]:
+    """Quetiapine restarted 60 days ago (after its reaction 100 days ago), now ``status``."""
+    extra: dict[str, Any] = {"statusReason": reason} if reason is not None else {}
+    return order("mr-q2", pid, "quetiapine100", authored=day(60), dosage=[daily(100)],
+                 status=status, **extra)
+
+
+@pytest.mark.parametrize(("status", "reason", "fires"), [
+    # a rechallenge held (or stopped) for an intolerance was not tolerated
+    ("on-hold", SINTOL, True),
+    ("on-hold", {"text": "Held: nausea again"}, True),
+    ("stopped", SINTOL, True),
+    # a rechallenge still taken, or held for another reason, was tolerated
+    ("active", None, False),
+    ("on-hold", {"text": "Held for surgery"}, False),
+])
+def test_a_rechallenge_held_for_intolerance_is_no_tolerated_rechallenge(
+    post: Callable[[dict[str, Any]], Any], status: str, reason: dict[str, Any] | None,
+    fires: bool,
+) -> None:
+    pid = f"p-rechallenge-{status}-{fires}-{'text' in (reason or {})}"
+    resources = [*three_intolerances(pid), _quetiapine_restart(pid, status, reason)]
+    assert (INTOL in topics(post(request("patient-view", pid, resources)))) is fires
+
+
+@pytest.mark.parametrize(("reason", "fires"), [
+    (SINTOL, True),  # an order put on hold for suspected intolerance documents one
+    ({"text": "On hold - patient in hospital"}, False),
+    (None, False),
+])
+def test_an_order_held_for_intolerance_is_intolerance_evidence(
+    post: Callable[[dict[str, Any]], Any], reason: dict[str, Any] | None, fires: bool
+) -> None:
+    pid = f"p-held-{fires}-{reason is None}"
+    resources = [*three_intolerances(pid)[:2], _quetiapine_restart(pid, "on-hold", reason)]
+    assert (INTOL in topics(post(request("patient-view", pid, resources)))) is fires
+
+
 # Kinds 9 and 10 -----------------------------------------------------------------------------
 def test_draft_with_a_medication_referenced_by_urn_uuid_is_classified(
     table: IngredientTable, codes: CodeLists
