@@ -98,8 +98,10 @@ def map_allergy(
         manifestations=labels,
         manifestation_codes=tuple(c for m in manifestations for c in codes(m)),
         reaction_text=" ".join(filter(None, [*labels, *descriptions])),
-        criticality=ctx.string(resource.get("criticality"), _RTYPE, ref, "criticality"),
-        severe=any(text(get(r, "severity")) == "severe" for r in reactions),
+        # Codes are lower case in FHIR, but EHRs send "High" and "Severe": read leniently.
+        criticality=ctx.string(resource.get("criticality"), _RTYPE, ref, "criticality").lower(),
+        severe=any(text(get(r, "severity")).lower() == "severe" for r in reactions),
+        unnamed_manifestations=sum(1 for m in manifestations if not concept_text(m)),
     )
 
 

@@ -19,18 +19,23 @@ Instrument = Literal["PHQ-9", "GAD-7"]
 _KINDS: tuple[StopReasonKind, ...] = ("allergy", "intolerance", "lack_of_effect", "patient_choice")
 _INSTRUMENTS: tuple[Instrument, ...] = ("PHQ-9", "GAD-7")
 _WORD = re.compile(r"[a-z0-9]+")
+# A clause's words, with its commas kept as tokens: a negation reaches past a comma only along a
+# list of side effects ("no nausea, dizziness or headache"), never to another finding.
+_CLAUSE_TOKEN = re.compile(r"[a-z0-9]+|,")
 # A negation stays within its clause: a clause ends at these marks (not at a colon: "Side
-# effects: none").
-_CLAUSE = re.compile(r"[;,.!?()\[\]\n/+&]|\s[-\u2013\u2014]+\s|[\u2013\u2014]")
-# The clauses of a sig, read for as-needed words: as _CLAUSE, but a decimal point ("1.5 tablets"),
-# the slash of "1/2 tablet" and a comma ("at bedtime, may take an additional tablet if needed")
-# do not end one.
+# effects: none"; a comma only ends a list, see ``_in_negated_list``).
+_CLAUSE = re.compile(r"[;.!?()\[\]\n/+&]|\s[-\u2013\u2014]+\s|[\u2013\u2014]")
+# The clauses of a sig, read for as-needed words: as _CLAUSE, but a decimal point ("1.5 tablets")
+# and the slash of "1/2 tablet" do not end one.
 _SIG_CLAUSE = re.compile(
     r"[;!?()\[\]\n]|(?<![0-9])\.|\.(?![0-9])|\s[-\u2013\u2014]+\s|[\u2013\u2014]"
 )
-# "w/o" and "s/e", the clinical shorthand for "without" and "side effects".
+# "w/o", "s/e" and "and/or", the clinical shorthand for "without", "side effects" and "or".
 _WITHOUT = re.compile(r"\bw/o\b", re.IGNORECASE)
 _SIDE_EFFECTS = re.compile(r"\bs/e\b", re.IGNORECASE)
+_AND_OR = re.compile(r"\band\s*/\s*or\b", re.IGNORECASE)
+# The stop-reason kinds whose phrases name an adverse effect: a negated list goes on over them.
+_ADVERSE_KINDS: frozenset[StopReasonKind] = frozenset({"allergy", "intolerance"})
 # A stop-reason phrase that begins with one of these is itself a negation, read as written.
 _NEGATING_STARTS = frozenset({"no", "not", "non"})
 
@@ -81,10 +86,12 @@ class CodeLists:
     as_needed_other_action: tuple[tuple[str, ...], ...] = ()  # "call", "contact"
     as_needed_beyond_schedule: tuple[tuple[str, ...], ...] = ()  # "additional", "increase"
     # A stop-reason phrase is negated ("no side effects", "denies any nausea", "side effects:
-    # none") by the words right next to it (codes.yaml ``stop_reason_negation``).
+    # none") by the words right next to it (codes.yaml ``stop_reason_negation``), and so are the
+    # side effects listed after a negated one ("denies nausea or headache").
     negation_before: tuple[tuple[str, ...], ...] = ()  # "no", "denies", "negative for"
     negation_modifiers: frozenset[str] = frozenset()  # "no *significant* side effects"
-    negation_after: frozenset[str] = frozenset()  # "side effects denied"
+    negation_after: tuple[tuple[str, ...], ...] = ()  # "side effects denied", "ruled out"
+    list_joiners: frozenset[str] = frozenset()  # "or", "nor", "and" (a comma always joins)
     v3_encounter_classes: frozenset[str] = frozenset()
     v3_class_systems: frozenset[str] = frozenset()
     # (system, code) -> v3 ActCode, for vendor encounter classes.
@@ -106,6 +113,10 @@ class CodeLists:
     _as_needed_phrases: tuple[tuple[str, ...], ...] = field(
         init=False, repr=False, compare=False, default=()
     )
+    # The adverse-effect stop-reason phrases (allergy, intolerance) as words, longest first.
+    _adverse_phrases: tuple[tuple[str, ...], ...] = field(
+        init=False, repr=False, compare=False, default=()
+    )
 
     def __post_init__(self) -> None:
         phrases = sorted(
@@ -117,6 +128,14 @@ class CodeLists:
             self,
             "_as_needed_phrases",
             tuple(tuple(p.split()) for p in self.as_needed_words if p.strip()),
+        )
+        adverse = {
+            tuple(phrase.split())
+            for phrase, kind in self.stop_reason_words
+            if kind in _ADVERSE_KINDS and phrase.strip()
+        }
+        object.__setattr__(
+            self, "_adverse_phrases", tuple(sorted(adverse, key=lambda p: (-len(p), p)))
         )
 
     @classmethod
@@ -167,13 +186,12 @@ class CodeLists:
             as_needed_negation=_word_tuples(as_needed_exceptions.get("negation")),
             as_needed_other_action=_word_tuples(as_needed_exceptions.get("other_action")),
             as_needed_beyond_schedule=_word_tuples(as_needed_exceptions.get("beyond_schedule")),
-            negation_before=tuple(
-                tuple(_WORD.findall(str(w).lower())) for w in as_list(negation.get("before"))
-            ),
+            negation_before=_word_tuples(negation.get("before")),
             negation_modifiers=frozenset(
                 str(w).lower() for w in as_list(negation.get("modifiers"))
             ),
-            negation_after=frozenset(str(w).lower() for w in as_list(negation.get("after"))),
+            negation_after=_word_tuples(negation.get("after")),
+            list_joiners=frozenset(str(w).lower() for w in as_list(negation.get("list_joiners"))),
             immune_codes=frozenset(_codes_of(immune.get("codes"))),
             immune_words=tuple(_phrase(w) for w in immune["words"]),
             score_codes=MappingProxyType(scores),
@@ -278,40 +296,99 @@ class CodeLists:
                 return self.stop_reason_codes[code]
         # Shorthand with a slash, read before "/" ends a clause.
         free_text = _SIDE_EFFECTS.sub(" side effects ", _WITHOUT.sub(" without ", free_text))
+        free_text = _AND_OR.sub(" or ", free_text)
         padded = _padded(free_text)
-        clauses: list[list[str]] | None = None  # words of each clause, split only when needed
+        # tokens of each clause (commas kept) and its memo of judged phrases, split when needed
+        clauses: list[tuple[list[str], dict[tuple[int, int], bool]]] | None = None
         for phrase, kind in self.stop_reason_words:
             if phrase not in padded:
                 continue
             if clauses is None:
-                clauses = [_WORD.findall(c.lower()) for c in _CLAUSE.split(free_text)]
+                clauses = [(_CLAUSE_TOKEN.findall(c.lower()), {}) for c in _CLAUSE.split(free_text)]
             phrase_words = phrase.split()
-            if any(self._affirmed(phrase_words, words) for words in clauses):
+            if any(self._affirmed(phrase_words, words, memo) for words, memo in clauses):
                 return kind
         return "other" if code_list or free_text.strip() else None
 
-    def _affirmed(self, phrase: list[str], words: list[str]) -> bool:
-        """Whether ``phrase`` (words) occurs in a clause's ``words`` at least once not negated:
-        a phrase that itself begins with a negation word ("not tolerated", "no response") is
-        read as written; otherwise a ``negation_before`` cue right before it, or before one of
-        the ``negation_modifiers`` right before it ("no side effects", "denies any nausea"), or
-        a ``negation_after`` word right after it ("side effects denied", "side effects: none"),
-        negates it. Only the neighbours count: "no improvement, nausea" and "no response,
-        sedation" are side effects (NegEx's wider reach read such lists wrongly here)."""
+    def _affirmed(
+        self, phrase: list[str], words: list[str], memo: dict[tuple[int, int], bool]
+    ) -> bool:
+        """Whether ``phrase`` (words) occurs in a clause's ``words`` (commas as tokens) at
+        least once not negated: a phrase that itself begins with a negation word ("not
+        tolerated", "no response") is read as written; otherwise a ``negation_before`` cue right
+        before it ("not side effects"), or before one of the ``negation_modifiers`` right before
+        it ("no side effects", "denies any nausea"), or a ``negation_after`` phrase right after
+        it ("side effects denied", "side effects ruled out", "side effect free"), negates it; so
+        does being a later item of a negated list of adverse effects ("denies nausea or
+        headache": ``_in_negated_list``). Otherwise only the neighbours count: "no improvement,
+        nausea" and "no response, sedation" are side effects (NegEx's wider reach read such
+        lists wrongly here). ``memo`` holds the judged phrases of this clause."""
         size = len(phrase)
         first = phrase[0]
         for at in range(len(words) - size + 1):
             if words[at] != first or words[at : at + size] != phrase:
                 continue
-            if first in _NEGATING_STARTS or not self._negated(words, at, at + size):
+            if first in _NEGATING_STARTS or not self._negated(words, at, at + size, memo):
                 return True
         return False
 
-    def _negated(self, words: list[str], start: int, end: int) -> bool:
-        """Whether the phrase at ``words[start:end]`` is negated by its neighbours (see
-        ``_affirmed``); a cue after "not" is a double negative ("not without side effects")."""
-        if end < len(words) and words[end] in self.negation_after:
-            return True
+    def _negated(
+        self, words: list[str], start: int, end: int, memo: dict[tuple[int, int], bool]
+    ) -> bool:
+        """Whether the phrase at ``words[start:end]`` is negated (see ``_affirmed``). The list
+        it continues is walked back once, iteratively (a pasted note can hold a long list), and
+        every item's answer is kept in ``memo``. Only an adverse-effect phrase continues a list
+        ("no nausea, ineffective" is a stop for lack of effect), and it is read as the longest
+        adverse-effect phrase ending where it ends ("no sexual side effects" negates "side
+        effects")."""
+        item = self._adverse_item(words, start, end)
+        if item is None:
+            return self._negated_here(words, start, end)
+        chain: list[tuple[int, int]] = []
+        span: tuple[int, int] | None = item
+        answer = False
+        while span is not None:
+            if span in memo:
+                answer = memo[span]
+                break
+            chain.append(span)
+            if self._negated_here(words, *span):
+                answer = True
+                break
+            span = self._list_item_before(words, span[0])
+        for judged in chain:
+            memo[judged] = answer
+        return answer
+
+    def _adverse_item(self, words: list[str], start: int, end: int) -> tuple[int, int] | None:
+        """The span of the longest adverse-effect phrase that ends at ``end`` and holds
+        ``words[start:end]``; None when the phrase is no adverse effect."""
+        for phrase in self._adverse_phrases:
+            begin = end - len(phrase)
+            if 0 <= begin <= start and tuple(words[begin:end]) == phrase:
+                return (begin, end)
+        return None
+
+    def _list_item_before(self, words: list[str], start: int) -> tuple[int, int] | None:
+        """The adverse-effect phrase this one follows in a list ("nausea" for "headache" in
+        "nausea, dizziness or headache": a comma, a ``list_joiners`` word, or both, between
+        them), as its span; None when the phrase starts no list item. The longest phrase
+        ending there is the item ("sexual side effects", not "side effects")."""
+        at = start
+        if at > 0 and words[at - 1] in self.list_joiners:
+            at -= 1
+        if at > 0 and words[at - 1] == ",":
+            at -= 1
+        if at == start:
+            return None
+        return self._adverse_item(words, at, at)
+
+    def _negated_here(self, words: list[str], start: int, end: int) -> bool:
+        """Whether the phrase at ``words[start:end]`` is negated by its neighbours; a cue after
+        "not" is a double negative ("not without side effects")."""
+        for cue in self.negation_after:
+            if tuple(words[end : end + len(cue)]) == cue:
+                return True
         cue_ends = [start]
         if start > 0 and words[start - 1] in self.negation_modifiers:
             cue_ends.append(start - 1)

@@ -2,16 +2,19 @@
 
 R4 shapes first; STU3 (``context``, ``requester.agent``, ``reasonNotTaken``, ``taken``) and DSTU2
 MedicationOrder (``dateWritten``, ``prescriber``, ``reasonEnded``) are read where they differ,
-because the legacy medication-prescribe hook still sends them. A course that ended for an
-intolerance or allergy reason also yields an IntoleranceEvent, dated by its end or, failing that,
-the last date the resource gives.
+because the legacy medication-prescribe hook still sends them. A course that ended (or was
+put on hold) for an intolerance or allergy reason also yields an IntoleranceEvent, dated by its
+end or, failing that, the last date the resource gives.
 
 A medication that is not psychotropic is recognised first and kept as a bare course (no dosage,
 stop reasons or dates reported): nothing the patterns read depends on it, and its data problems
 (a lisinopril dose without a unit) are not ours to report. A multi-step order (titration, taper)
 runs from its first step to its last; it is open when its last step has no end. Partial dates:
 a start is read as the first day of the period it names, an end as the last day (the course is
-not taken to have stopped before the period the record names).
+not taken to have stopped before the period the record names); but the IntoleranceEvent of a
+stop is dated by the first day of its end's period (not before the start), as every intolerance
+event is (docs/real-world-data.md, Dates): imprecision never pulls an event into a look-back
+window ("2024" is not 2024-12-31).
 """
 
 from __future__ import annotations
@@ -38,6 +41,10 @@ from fhir_mappers.record import Coding, DoseStep, IntoleranceEvent, MedicationCo
 
 # Statuses after which a stop reason describes how the course ended.
 _ENDED = frozenset({"stopped", "completed", "cancelled", "not-taken"})
+# Statuses whose reason, when an intolerance or allergy, documents one: the ended ones, and an
+# order put on hold for it (the prescriber acted on a suspected reaction, as with a stop). A
+# hold has no end: its event is dated by the course's start, the earliest day it can be.
+_EVIDENCE_STATUSES = _ENDED | {"on-hold"}
 _STOP_KINDS_AS_EVIDENCE = frozenset({"intolerance", "allergy"})
 
 
@@ -97,15 +104,13 @@ def map_medication_request(
     if planned is not None and not is_draft and (start is None or planned > start):
         start = planned
     # validityPeriod is how long the prescription may be filled, not when treatment stops.
-    end = ctx.date(
-        get(bounds, "end"),
-        rtype,
-        ref,
-        "dosageInstruction[0].timing.repeat.boundsPeriod.end",
-        latest=True,
-    ) or ctx.date(resource.get("dateEnded"), rtype, ref, "dateEnded", latest=True)
+    end_days = ctx.period(
+        get(bounds, "end"), rtype, ref, "dosageInstruction[0].timing.repeat.boundsPeriod.end"
+    ) or ctx.period(resource.get("dateEnded"), rtype, ref, "dateEnded")
+    end = end_days[1] if end_days else None
     if end is None:  # "daily for 14 days": timing.repeat.boundsDuration instead of an end
         end = duration_end(dosages, start, ctx.codes)
+        end_days = (end, end) if end is not None else None
     reasons = [resource.get("statusReason"), resource.get("reasonEnded")]
     requester = resource.get("requester")
     if type(requester) is dict and "agent" not in requester:  # R4: the Reference itself
@@ -126,7 +131,7 @@ def map_medication_request(
         status=ctx.string(resource.get("status"), rtype, ref, "status"),
         start=start,
         end=end,
-        last_known=end or start,
+        stop_day=_stop_day(end_days, start) or start,
         reasons=reasons,
         dosages=dosages,
         requester=requester_ref,
@@ -185,12 +190,13 @@ def map_medication_statement(
     start = ctx.date(
         resource.get("effectiveDateTime"), rtype, ref, "effectiveDateTime"
     ) or ctx.date(get(period, "start"), rtype, ref, "effectivePeriod.start")
-    end = ctx.date(get(period, "end"), rtype, ref, "effectivePeriod.end", latest=True)
+    end_days = ctx.period(get(period, "end"), rtype, ref, "effectivePeriod.end")
+    end = end_days[1] if end_days else None
     asserted = ctx.date(resource.get("dateAsserted"), rtype, ref, "dateAsserted")
     status = ctx.string(resource.get("status"), rtype, ref, "status")
     if resource.get("taken") == "n":  # STU3 said "not taken" with a separate flag
         status = "not-taken"
-    known = [d for d in (start, end, asserted) if d is not None]
+    known = [d for d in (start, asserted) if d is not None]
     return _build(
         resource,
         ref,
@@ -201,7 +207,7 @@ def map_medication_statement(
         status=status,
         start=start,
         end=end,
-        last_known=end or (max(known) if known else None),
+        stop_day=_stop_day(end_days, start) or (max(known) if known else None),
         reasons=[resource.get("statusReason"), resource.get("reasonNotTaken")],
         dosages=resource.get("dosage"),
         requester=None,
@@ -223,7 +229,7 @@ def _build(
     status: str,
     start: date | None,
     end: date | None,
-    last_known: date | None,
+    stop_day: date | None,
     reasons: list[Any],
     dosages: Any,
     requester: str | None,
@@ -279,13 +285,13 @@ def _build(
         ),
     )
     intolerance = None
-    if status in _ENDED and stop_reason in _STOP_KINDS_AS_EVIDENCE and not is_draft:
+    if status in _EVIDENCE_STATUSES and stop_reason in _STOP_KINDS_AS_EVIDENCE and not is_draft:
         intolerance = IntoleranceEvent(
             ref=ref,
             origin=source_type,
             substance=medication.display,
             ingredients=medication.ingredients,
-            when=last_known,
+            when=stop_day,
             kind="allergy" if stop_reason == "allergy" else "intolerance",
             manifestation_codes=tuple(c.code for c in reason_codings if c.code),
             reaction_text=reason_text,
@@ -300,6 +306,15 @@ def _reported(resource: Mapping[str, Any]) -> bool:
     if flag is True or (isinstance(flag, str) and flag.strip().lower() == "true"):
         return True
     return isinstance(resource.get("reportedReference"), Mapping)
+
+
+def _stop_day(end_days: tuple[date, date] | None, start: date | None) -> date | None:
+    """The day a stop is dated as an intolerance event: the first day of the period its end
+    names (``end_days``: (first, last)), and not before the course's ``start`` (a stop cannot
+    precede it); None without an end. The course's own end stays the last day."""
+    if end_days is None:
+        return None
+    return max(end_days[0], start) if start is not None else end_days[0]
 
 
 def _course_end(end: date | None, steps: tuple[DoseStep, ...]) -> date | None:

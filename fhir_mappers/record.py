@@ -269,8 +269,11 @@ class IntoleranceEvent:
     # AllergyIntolerance.criticality and whether any reaction was recorded as severe.
     manifestation_codes: tuple[str, ...] = ()
     reaction_text: str = ""
-    criticality: str = ""
+    criticality: str = ""  # as recorded, lower case ("high"; FHIR codes are lower case)
     severe: bool = False
+    # Manifestations sent as a code alone (no text, no display): a reaction was recorded, but
+    # its words cannot be read, so whether it fits a nocebo reading is not known.
+    unnamed_manifestations: int = 0
 
 
 VisitKind = Literal["outpatient", "inpatient", "emergency", "other", "unknown"]

@@ -4,18 +4,21 @@ Definition: multiple drug intolerance syndrome, intolerance to >= 3 unrelated dr
 Ho NJ, "Multiple drug intolerance syndrome: prevalence, clinical characteristics, and management",
 Ann Allergy Asthma Immunol 2012;108(2):88-93, https://pubmed.ncbi.nlm.nih.gov/22289726/: "3 or
 more unrelated drug class allergies"), counted as the source counts it: classes, not drugs; a
-class is an ATC level-4 group, so three SSRIs are one class (the expected pharmacology of one
-class is not "unrelated medications"). Nocebo framing fits only vague, subjective reactions
-(Colloca L, Miller FG, "The nocebo effect and its relevance for clinical practice", Psychosom Med
-2011;73(7):598-603); the clinical action is Mintz's (D. Mintz, "Psychodynamic
-Psychopharmacology: Addressing the Underlying Causes of Treatment Resistance", Psychiatric Times):
-explore the patient's expectations and fears, empathically, before yet another agent.
+class is a pharmacological class (``pharmacological_class``): the ATC level-4 group, or the wider
+class ``pharmacological_classes`` folds it into, so three SSRIs are one class, and so are
+lorazepam, clonazepam and temazepam (ATC N05BA, N03AE, N05CD: all benzodiazepines): the expected
+pharmacology of one class is not "unrelated medications" (clinical-review.md). Nocebo framing
+fits only vague, subjective reactions (Colloca L, Miller FG, "The nocebo effect and its
+relevance for clinical practice", Psychosom Med 2011;73(7):598-603); the clinical action is
+Mintz's (D. Mintz, "Psychodynamic Psychopharmacology: Addressing the Underlying Causes of
+Treatment Resistance", Psychiatric Times): explore the patient's expectations and fears,
+empathically, before yet another agent.
 
 **When** intolerance evidence (AllergyIntolerance of type intolerance or with non-immune
 reactions; orders or statements stopped for an adverse effect) dated within ``lookback_days``,
 whose reaction is not a drug's objective, expected pharmacology (``is_pharmacological``),
-names psychotropic ingredients from at least ``min_distinct_classes`` ATC level-4 groups. One
-reaction to one product (one record, or the allergy entry and the stopped order of the same
+names psychotropic ingredients from at least ``min_distinct_classes`` pharmacological classes.
+One reaction to one product (one record, or the allergy entry and the stopped order of the same
 product) counts at most one class: olanzapine/fluoxetine is one reaction, not two unrelated
 classes (Macy & Ho count intolerant drugs' classes, and a combination is one drug taken).
 
@@ -25,11 +28,15 @@ hives or wheeze an immune reaction presents with, clinical-review.md); a reactio
 expectation cannot explain (immune-mediated or objective and serious: a code in
 ``excluded_reaction_codes`` or a phrase in ``excluded_reaction_words`` in the reaction or
 stop-reason text); a record whose criticality is in ``excluded_criticalities`` or with a severe
-reaction (``exclude_severe_reactions``); a non-psychotropic drug; an undated record; or an
-ingredient the patient takes again today on a course started after the event (the rechallenge
-was tolerated). **Unless** (per ingredient): any record of it, at any date, is such an allergy or
-serious reaction: an order stopped for "suspected intolerance" beside an anaphylaxis entry of
-the same drug is one reaction recorded twice, and a serious one never counts (clinical-review.md).
+reaction (``exclude_severe_reactions``), read case-insensitively ("High", "Severe"); a record
+with a reaction sent as a code alone that no list here knows (no text, no display: what it was
+cannot be read, so it is no evidence either way); a non-psychotropic drug; an undated record; or
+an ingredient the patient takes again today on a course started after the event (the rechallenge
+was tolerated; a course held or stopped for an intolerance or allergy is no tolerated
+rechallenge, and its hold is itself intolerance evidence: ``medication_requests``). **Unless**
+(per ingredient): any record of it, at any date, is such an allergy or serious reaction: an
+order stopped for "suspected intolerance" beside an anaphylaxis entry of the same drug is one
+reaction recorded twice, and a serious one never counts (clinical-review.md).
 
 **Then** an ``info`` card naming what was counted (each class with its drugs). When a draft orders
 an ingredient the patient did not tolerate before, the card says so first, with the date and the
@@ -38,7 +45,8 @@ draft is being placed (another agent is being started); a renewal of a course ta
 ``renewal_gap_days`` at the same dose (``timeline.is_renewal``) is not another agent. Override
 reasons in ``cards/wording/repeated-intolerance.yaml``.
 
-**Thresholds** ``patterns.repeated-intolerance``: ``min_distinct_classes``, ``lookback_days``,
+**Thresholds** ``patterns.repeated-intolerance``: ``min_distinct_classes``,
+``pharmacological_classes``, ``lookback_days``,
 ``excluded_reaction_codes``, ``excluded_reaction_words``, ``allergy_presentation_words``,
 ``excluded_criticalities``, ``exclude_severe_reactions``, ``renewal_gap_days``,
 ``pharmacological_reaction_words``.
@@ -46,6 +54,7 @@ reasons in ``cards/wording/repeated-intolerance.yaml``.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, timedelta
 
@@ -67,6 +76,8 @@ from fhir_mappers.record import (
 )
 
 PATTERN_ID = "repeated-intolerance"
+# Stop (or hold) reasons of a course that was not tolerated: no tolerated rechallenge.
+_NOT_TOLERATED = frozenset({"intolerance", "allergy"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +87,8 @@ class Thresholds:
     __pydantic_config__ = {"extra": "forbid"}  # noqa: RUF012 - read by settings validation
 
     min_distinct_classes: int
+    # class name -> ATC code prefixes it takes in (``pharmacological_class``)
+    pharmacological_classes: Mapping[str, tuple[str, ...]]
     lookback_days: int
     excluded_reaction_codes: tuple[str, ...]
     excluded_reaction_words: tuple[str, ...]
@@ -109,7 +122,8 @@ def detect(
     # The ingredients each counted record names, as one product: it counts at most one class.
     products: dict[frozenset[str], frozenset[str]] = {}
     for event in sorted(_intolerances_in_window(record, thresholds, now), key=_event_date):
-        if is_pharmacological(event, thresholds):
+        # a reaction sent as a code alone cannot be read: no evidence either way
+        if is_pharmacological(event, thresholds) or event.unnamed_manifestations:
             continue
         named = [
             ingredient
@@ -120,12 +134,15 @@ def detect(
         for ingredient in named:
             counted.setdefault(ingredient.name, (ingredient, []))[1].append(event)
         if named:
-            products[frozenset(i.name for i in named)] = frozenset(i.atc4 for i in named)
-    counted_atc4 = _classes_counted(list(products.values()))
+            products[frozenset(i.name for i in named)] = frozenset(
+                pharmacological_class(i, thresholds) for i in named
+            )
+    counted_classes = _classes_counted(list(products.values()))
     classes: dict[str, list[Ingredient]] = {}
     for ingredient, _ in counted.values():
-        if ingredient.atc4 in counted_atc4:
-            classes.setdefault(ingredient.atc4, []).append(ingredient)
+        key = pharmacological_class(ingredient, thresholds)
+        if key in counted_classes:
+            classes.setdefault(key, []).append(ingredient)
     if not _included(classes, thresholds):
         return None
     draft_names = psychotropic_names(drafts)
@@ -133,7 +150,9 @@ def detect(
         "class_count": len(classes),
         "ingredient_count": len(counted),
         "ingredients": list(counted),
-        "counted_classes": [_class_line(members) for members in classes.values()],
+        "counted_classes": [
+            _class_line(key, members, thresholds) for key, members in classes.items()
+        ],
         "window_months": months(thresholds.lookback_days),
         "min_distinct_classes": thresholds.min_distinct_classes,
         "draft_ingredients": draft_names,
@@ -155,8 +174,23 @@ def detect(
 
 
 def _included(classes: dict[str, list[Ingredient]], thresholds: Thresholds) -> bool:
-    """Intolerance to drugs of enough unrelated classes (ATC level-4 groups)."""
+    """Intolerance to drugs of enough unrelated (pharmacological) classes."""
     return len(classes) >= thresholds.min_distinct_classes
+
+
+def pharmacological_class(ingredient: Ingredient, thresholds: Thresholds) -> str:
+    """The class an ingredient counts in: the name of the ``pharmacological_classes`` entry with
+    the longest ATC prefix of its ATC code ("benzodiazepine" for clonazepam, N03AE01), else its
+    ATC level-4 group ("N06AB" for sertraline). ATC level 4 is a chemical or therapeutic
+    subgroup: one pharmacological class can span several (config/default.yaml), and Macy & Ho
+    count unrelated classes."""
+    best = ""
+    name = ingredient.atc4
+    for class_name, prefixes in thresholds.pharmacological_classes.items():
+        for prefix in prefixes:
+            if ingredient.atc.startswith(prefix) and len(prefix) > len(best):
+                best, name = prefix, class_name
+    return name
 
 
 def _excluded(
@@ -213,19 +247,19 @@ def _barred_ingredients(record: PatientRecord, thresholds: Thresholds) -> frozen
 
 
 def _classes_counted(products: list[frozenset[str]]) -> frozenset[str]:
-    """The most ATC level-4 groups the products can stand for when each product (the ATC-4
-    groups of one reaction's ingredients) stands for one group: a maximum bipartite matching
-    (augmenting paths), so a combination product adds a class only where no other reaction
-    already gives it. ``products`` are sets of ATC-4 codes; the result is the matched codes."""
+    """The most classes the products can stand for when each product (the classes of one
+    reaction's ingredients) stands for one class: a maximum bipartite matching (augmenting
+    paths), so a combination product adds a class only where no other reaction already gives
+    it. ``products`` are sets of ``pharmacological_class`` keys; the result is the matched keys."""
     holder: dict[str, int] = {}
 
     def place(product: int, tried: set[str]) -> bool:
-        for atc4 in sorted(products[product]):
-            if atc4 in tried:
+        for key in sorted(products[product]):
+            if key in tried:
                 continue
-            tried.add(atc4)
-            if atc4 not in holder or place(holder[atc4], tried):
-                holder[atc4] = product
+            tried.add(key)
+            if key not in holder or place(holder[key], tried):
+                holder[key] = product
                 return True
         return False
 
@@ -238,7 +272,7 @@ def is_serious_or_immune(event: IntoleranceEvent, thresholds: Thresholds) -> boo
     """A reaction expectation cannot explain: listed code or words, high criticality, severe."""
     if any(code in thresholds.excluded_reaction_codes for code in event.manifestation_codes):
         return True
-    if event.criticality in thresholds.excluded_criticalities:
+    if event.criticality.lower() in {c.lower() for c in thresholds.excluded_criticalities}:
         return True
     if thresholds.exclude_severe_reactions and event.severe:
         return True
@@ -249,11 +283,13 @@ def is_serious_or_immune(event: IntoleranceEvent, thresholds: Thresholds) -> boo
 def _is_taken_again(
     ingredient: Ingredient, event: IntoleranceEvent, current: list[MedicationCourse]
 ) -> bool:
-    """A course of today's regimen with the ingredient, started after the reaction."""
+    """A course of today's regimen with the ingredient, started after the reaction, and not
+    held or stopped for an intolerance or allergy (a rechallenge that was not tolerated)."""
     if event.when is None:
         return False
     return any(
         course.start is not None
+        and course.stop_reason not in _NOT_TOLERATED
         and course.start > event.when
         and any(i.name == ingredient.name for i in course.ingredients)
         for course in current
@@ -298,9 +334,15 @@ def _reaction(event: IntoleranceEvent) -> str:
     return "allergy" if event.kind == "allergy" else "side effects"
 
 
-def _class_line(members: list[Ingredient]) -> str:
-    """'SSRI (sertraline, escitalopram)': the subclass names the ATC group for a reader."""
-    return f"{members[0].subclass} ({', '.join(i.name for i in members)})"
+def _class_line(key: str, members: list[Ingredient], thresholds: Thresholds) -> str:
+    """'SSRI (sertraline, escitalopram)', 'benzodiazepine (lorazepam, temazepam)': a folded
+    class by its configured name, an ATC group by its members' subclasses for a reader
+    ('SNRI / other antidepressant (venlafaxine, bupropion)' for N06AX)."""
+    drugs = ", ".join(i.name for i in members)
+    if key in thresholds.pharmacological_classes:
+        return f"{key} ({drugs})"
+    subclasses = dict.fromkeys(i.subclass for i in members if i.subclass)
+    return f"{' / '.join(subclasses) or key} ({drugs})"
 
 
 def _evidence_item(ingredient: Ingredient, event: IntoleranceEvent) -> EvidenceItem:

@@ -133,7 +133,30 @@ def test_a_stop_for_a_named_adverse_effect_is_a_stop_for_intolerance(
         ("denies SI, stopped d/t sedation", "intolerance"),
         ("no response, sedation", "intolerance"),
         ("no response + weight gain", "intolerance"),
-        ("Not effective; no nausea, dizziness or sedation", "intolerance"),
+        ("no nausea; headache", "intolerance"),
+        ("denies nausea, reports headache", "intolerance"),
+        ("no nausea and stopped due to sedation", "intolerance"),
+        # A negation covers a list of adverse effects after a negated one (this case read as
+        # an intolerance before: "no nausea, dizziness or sedation" denies all three).
+        ("Not effective; no nausea, dizziness or sedation", "lack_of_effect"),
+        ("Ineffective; denies nausea or headache", "lack_of_effect"),
+        ("denies nausea and/or headache, ineffective", "lack_of_effect"),
+        ("no sexual side effects or nausea; not effective", "lack_of_effect"),
+        ("no nausea, ineffective", "lack_of_effect"),  # the list ends at a non-effect
+        # "not" right before the phrase, multi-word and "free" cues.
+        ("Switched for efficacy, not side effects", "other"),
+        ("Not due to side effects, ineffective", "lack_of_effect"),
+        ("Side effects ruled out; lack of efficacy", "lack_of_effect"),
+        ("Side effect free; ineffective", "lack_of_effect"),
+        ("side-effect-free, ineffective", "lack_of_effect"),
+        ("Side effects not an issue; no response", "lack_of_effect"),
+        ("not intolerable", "other"),
+        ("did not tolerate", "intolerance"),
+        ("Not tolerated, nausea", "intolerance"),
+        # Not negations: a positive dechallenge, a comparison, a worry.
+        ("stopped: no longer needed, side effects resolved", "intolerance"),
+        ("switched to agent with better side effect profile", "intolerance"),
+        ("patient concerned about possible side effects", "intolerance"),
         # A phrase that itself begins with a negation is read as written.
         ("Not tolerated", "intolerance"),
         ("No response to treatment", "lack_of_effect"),
@@ -156,6 +179,9 @@ def test_a_long_stop_reason_is_read_in_one_pass(codes: CodeLists) -> None:
     is judged from its own neighbours, not by re-reading the text before it."""
     assert codes.stop_reason([], "no side effects " * 16_000) == "other"
     assert codes.stop_reason([], "no side effects " * 16_000 + "; nausea") == "intolerance"
+    # a negated list as long is walked once too
+    assert codes.stop_reason([], "no nausea or headache, " * 16_000) == "other"
+    assert codes.stop_reason([], "nausea or headache, " * 16_000) == "intolerance"
 
 
 @pytest.mark.parametrize(

@@ -246,6 +246,93 @@ def test_a_partial_end_date_keeps_the_course_to_the_end_of_that_month(
     assert (course.start, course.end) == (date(2026, 6, 1), date(2026, 11, 30))
 
 
+def _stopped_for_intolerance(pid: str, start: str, end: str, rtype: str) -> dict[str, Any]:
+    """Quetiapine stopped for suspected intolerance, its dates as given (partial or full)."""
+    reason = {"coding": [{
+        "system": "http://terminology.hl7.org/CodeSystem/medicationrequest-status-reason",
+        "code": "sintol", "display": "Suspected intolerance"}]}
+    if rtype == "MedicationStatement":
+        return {"resourceType": "MedicationStatement", "id": "ms-q", "status": "stopped",
+                "subject": {"reference": f"Patient/{pid}"},
+                "medicationCodeableConcept": concept("quetiapine100"),
+                "effectivePeriod": {"start": start, "end": end}, "statusReason": [reason]}
+    dosage = [{**daily(100), "timing": {"repeat": {
+        "frequency": 1, "period": 1, "periodUnit": "d",
+        "boundsPeriod": {"start": start, "end": end}}}}]
+    return order("mr-q", pid, "quetiapine100", authored=start, dosage=dosage, status="stopped",
+                 statusReason=reason)
+
+
+@pytest.mark.parametrize("rtype", ["MedicationRequest", "MedicationStatement"])
+@pytest.mark.parametrize(("start", "end", "fires"), [
+    # The window opens 2024-11-30: a stop in "2024" or "2024-11" may have been before it.
+    ("2024", "2024", False),
+    ("2024-03", "2024-11", False),
+    # It may not: the first day of the end's period is in the window, or the start is.
+    ("2024-06", "2024-12", True),
+    ("2024-12-10", "2024", True),
+    ("2024-06", "2025", True),
+])
+def test_a_partial_end_dates_a_stop_for_intolerance_by_its_first_day(
+    post: Callable[[dict[str, Any]], Any], rtype: str, start: str, end: str, fires: bool
+) -> None:
+    pid = f"p-partial-{rtype[10:].lower()}-{start}-{end}"
+    resources = [*three_intolerances(pid)[:2], _stopped_for_intolerance(pid, start, end, rtype)]
+    assert (INTOL in topics(post(request("patient-view", pid, resources)))) is fires
+
+
+def test_a_partial_end_keeps_the_course_end_and_dates_the_event_from_the_start(
+    table: IngredientTable, codes: CodeLists
+) -> None:
+    record = map_record([_stopped_for_intolerance("p", "2024-06", "2024", "MedicationRequest")],
+                        table, codes=codes)
+    assert record.courses[0].end == date(2024, 12, 31)  # a course ends on the last day
+    assert record.intolerances[0].when == date(2024, 6, 1)  # the event: not before the start
+
+
+SINTOL = {"coding": [{
+    "system": "http://terminology.hl7.org/CodeSystem/medicationrequest-status-reason",
+    "code": "sintol", "display": "Suspected intolerance"}]}
+
+
+def _quetiapine_restart(pid: str, status: str, reason: dict[str, Any] | None) -> dict[str, Any]:
+    """Quetiapine restarted 60 days ago (after its reaction 100 days ago), now ``status``."""
+    extra: dict[str, Any] = {"statusReason": reason} if reason is not None else {}
+    return order("mr-q2", pid, "quetiapine100", authored=day(60), dosage=[daily(100)],
+                 status=status, **extra)
+
+
+@pytest.mark.parametrize(("status", "reason", "fires"), [
+    # a rechallenge held (or stopped) for an intolerance was not tolerated
+    ("on-hold", SINTOL, True),
+    ("on-hold", {"text": "Held: nausea again"}, True),
+    ("stopped", SINTOL, True),
+    # a rechallenge still taken, or held for another reason, was tolerated
+    ("active", None, False),
+    ("on-hold", {"text": "Held for surgery"}, False),
+])
+def test_a_rechallenge_held_for_intolerance_is_no_tolerated_rechallenge(
+    post: Callable[[dict[str, Any]], Any], status: str, reason: dict[str, Any] | None,
+    fires: bool,
+) -> None:
+    pid = f"p-rechallenge-{status}-{fires}-{'text' in (reason or {})}"
+    resources = [*three_intolerances(pid), _quetiapine_restart(pid, status, reason)]
+    assert (INTOL in topics(post(request("patient-view", pid, resources)))) is fires
+
+
+@pytest.mark.parametrize(("reason", "fires"), [
+    (SINTOL, True),  # an order put on hold for suspected intolerance documents one
+    ({"text": "On hold - patient in hospital"}, False),
+    (None, False),
+])
+def test_an_order_held_for_intolerance_is_intolerance_evidence(
+    post: Callable[[dict[str, Any]], Any], reason: dict[str, Any] | None, fires: bool
+) -> None:
+    pid = f"p-held-{fires}-{reason is None}"
+    resources = [*three_intolerances(pid)[:2], _quetiapine_restart(pid, "on-hold", reason)]
+    assert (INTOL in topics(post(request("patient-view", pid, resources)))) is fires
+
+
 # Kinds 9 and 10 -----------------------------------------------------------------------------
 def test_draft_with_a_medication_referenced_by_urn_uuid_is_classified(
     table: IngredientTable, codes: CodeLists

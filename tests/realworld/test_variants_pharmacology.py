@@ -90,7 +90,10 @@ def test_the_evidence_line_shows_the_reaction_a_stop_recorded(post: Post) -> Non
 @pytest.mark.parametrize(
     "third",
     ["SIADH", "Thrombocytopenia", "QTc 520 ms on ECG", "Elevated CK", "Low platelet count",
-     "Suicidal thoughts", "Worsening SI", "Induced hypomania"],
+     "Suicidal thoughts", "Worsening SI", "Induced hypomania",
+     "Aplastic anemia", "Pancytopenia", "Bone marrow suppression", "Hypertensive crisis",
+     "Respiratory depression", "Hyperammonemic encephalopathy", "Hyperammonaemia",
+     "Acute liver failure", "GI bleed"],
 )
 def test_an_objective_finding_in_other_words_is_no_nocebo_evidence(post: Post, third: str) -> None:
     # Objective or dangerous reactions never fit nocebo framing (clinical-review.md), however
@@ -114,6 +117,18 @@ def _stopped_saying(rid: str, pid: str, product: str, days_ago: int, reason: str
         ("Switched to aripiprazole - patient denies side effects", False),
         ("Adverse reaction: ANC 0.8", False),
         ("Side effects - felt foggy", True),
+        # negated by "not" right before, by a list, by "ruled out" and "free"
+        ("Switched for efficacy, not side effects", False),
+        ("Ineffective; denies nausea or headache", False),
+        ("No nausea, dizziness or headache; no response", False),
+        ("Side effects ruled out; lack of efficacy", False),
+        ("Side-effect-free; ineffective", False),
+        # near misses: an affirmed side effect after a negated finding, a double negative,
+        # "not tolerated", and a positive dechallenge
+        ("No improvement, nausea", True),
+        ("Not without side effects", True),
+        ("Did not tolerate: headaches", True),
+        ("No longer needed, side effects resolved", True),
     ],
 )
 def test_a_stop_that_says_there_were_no_side_effects_is_no_intolerance(
@@ -122,4 +137,109 @@ def test_a_stop_that_says_there_were_no_side_effects_is_no_intolerance(
     pid = "pharm-said-" + "".join(ch for ch in reason.lower() if ch.isalnum())[:24]
     resources = [*_three(pid, "Nausea")[:2],
                  _stopped_saying("mr-q", pid, "quetiapine100", 60, reason)]
+    assert (RI in topics(post(request("patient-view", pid, resources)))) is fires
+
+
+def _named(rid: str, pid: str, drug: str, days_ago: int, reaction: str) -> dict[str, Any]:
+    """An intolerance whose substance is sent as text only (``drug``), as many EHRs do."""
+    resource = intolerance(rid, pid, "sertraline50", day(days_ago), reaction)
+    resource["code"] = {"text": drug}
+    return resource
+
+
+def _ri_card(response: Any) -> dict[str, Any] | None:
+    cards = [c for c in response.get_json()["cards"] if c["source"]["topic"]["code"] == RI]
+    return cards[0] if cards else None
+
+
+@pytest.mark.parametrize(
+    ("drugs", "fires"),
+    [
+        # One pharmacological class across ATC level-4 groups: the expected pharmacology of one
+        # class is not "unrelated medications" (clinical-review.md).
+        (("lorazepam", "clonazepam", "temazepam"), False),  # N05BA, N03AE, N05CD
+        (("Ativan", "Klonopin 0.5 MG Oral Tablet", "sertraline"), False),
+        (("Emsam", "phenelzine", "sertraline"), False),  # N04BD, N06AF
+        (("ketamine", "Spravato", "sertraline"), False),  # N01AX03, N06AX27
+        # Different mechanisms stay different classes.
+        (("phenelzine", "amitriptyline", "sertraline"), True),  # MAOI, TCA, SSRI
+        (("temazepam", "zolpidem", "sertraline"), True),  # BZD, Z-drug, SSRI
+    ],
+)
+def test_one_pharmacological_class_split_by_atc_level_4_is_one_class(
+    post: Post, drugs: tuple[str, ...], fires: bool
+) -> None:
+    pid = "pharm-class-" + "-".join(d.split()[0].lower() for d in drugs)
+    resources = [_named(f"ai-{n}", pid, drug, 100 + n, "Drowsiness")
+                 for n, drug in enumerate(drugs)]
+    assert (RI in topics(post(request("patient-view", pid, resources)))) is fires
+
+
+def test_a_benzodiazepine_class_counts_once_and_is_named_so_on_the_card(post: Post) -> None:
+    pid = "pharm-class-bzd-named"
+    resources = [*_three(pid, "Nausea")[:1],
+                 intolerance("ai-q", pid, "quetiapine100", day(150), "Nausea"),
+                 _named("ai-l", pid, "lorazepam", 120, "Drowsiness"),
+                 _named("ai-c", pid, "clonazepam", 110, "Drowsiness"),
+                 _named("ai-t", pid, "temazepam", 100, "Drowsiness")]
+    card = _ri_card(post(request("patient-view", pid, resources)))
+    assert card is not None
+    assert "Side effects with 3 unrelated classes" in card["detail"]
+    assert "benzodiazepine (lorazepam, clonazepam, temazepam)" in card["detail"]
+
+
+SNOMED = "http://snomed.info/sct"
+
+
+@pytest.mark.parametrize(
+    ("manifestation", "fires"),
+    [
+        # a reaction sent as a code alone: what it was cannot be read (371089000 is given as
+        # serotonin syndrome by the probe report; no code list here knows it)
+        ({"coding": [{"system": SNOMED, "code": "371089000"}]}, False),
+        ({"coding": [{"system": SNOMED, "code": "422587007"}]}, False),
+        # with words, the words decide
+        ({"coding": [{"system": SNOMED, "code": "371089000", "display": "Serotonin syndrome"}]},
+         False),
+        ({"coding": [{"system": SNOMED, "code": "422587007", "display": "Nausea"}]}, True),
+        ({"coding": [{"system": SNOMED, "code": "422587007"}], "text": "Nausea"}, True),
+    ],
+)
+def test_a_reaction_sent_as_a_code_alone_is_no_nocebo_evidence(
+    post: Post, manifestation: dict[str, Any], fires: bool
+) -> None:
+    pid = "pharm-coded-" + "".join(ch for ch in str(manifestation) if ch.isalnum())[-30:]
+    resources = _three(pid, "Nausea")
+    resources[2]["reaction"][0]["manifestation"] = [manifestation]
+    assert (RI in topics(post(request("patient-view", pid, resources)))) is fires
+
+
+def test_one_unreadable_reaction_beside_a_named_one_leaves_the_record_out(post: Post) -> None:
+    pid = "pharm-coded-mixed"
+    resources = _three(pid, "Nausea")
+    resources[2]["reaction"][0]["manifestation"].append(
+        {"coding": [{"system": SNOMED, "code": "371089000"}]})
+    assert RI not in topics(post(request("patient-view", pid, resources)))
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "fires"),
+    [
+        ("severity", "Severe", False),
+        ("severity", "SEVERE", False),
+        ("severity", "Moderate", True),
+        ("criticality", "High", False),
+        ("criticality", "HIGH", False),
+        ("criticality", "Low", True),
+    ],
+)
+def test_severity_and_criticality_are_read_whatever_their_case(
+    post: Post, field: str, value: str, fires: bool
+) -> None:
+    pid = f"pharm-case-{field}-{value}"
+    resources = _three(pid, "Dizziness")
+    if field == "severity":
+        resources[2]["reaction"][0]["severity"] = value
+    else:
+        resources[2]["criticality"] = value
     assert (RI in topics(post(request("patient-view", pid, resources)))) is fires
