@@ -272,9 +272,11 @@ class IntoleranceEvent:
 VisitKind = Literal["outpatient", "inpatient", "emergency", "other", "unknown"]
 
 # Encounter statuses of a visit that took place or is taking place: R4 "finished" (R5
-# "completed"), and the patient being there now ("in-progress", "arrived", "triaged", "onleave").
-COMPLETED_VISIT_STATUSES = frozenset({"finished", "completed"})
-CURRENT_VISIT_STATUSES = frozenset({"in-progress", "arrived", "triaged", "onleave"})
+# "completed", and R5 "discharged": clinically completed, the patient discharged), and the
+# patient being there now ("in-progress", "arrived", "triaged", R4 "onleave" and its R5 spelling
+# "on-hold": begun, the patient temporarily on leave).
+COMPLETED_VISIT_STATUSES = frozenset({"finished", "completed", "discharged"})
+CURRENT_VISIT_STATUSES = frozenset({"in-progress", "arrived", "triaged", "onleave", "on-hold"})
 
 
 @dataclass(frozen=True, slots=True)

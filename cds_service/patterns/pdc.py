@@ -170,8 +170,29 @@ def hospital_days(record: PatientRecord, now: date) -> set[date]:
     return days
 
 
+def maybe_stays(record: PatientRecord, start: date, now: date) -> dict[str, set[date]]:
+    """Encounters that may have been hospital stays, by reference, with their days in [start,
+    now]: of unknown kind (a class nobody could read, and nothing else says admitted:
+    ``fhir_mappers.encounters``), that took place, and lasted more than a day (an end after the
+    start, or open since an earlier day). A missing class is no evidence either way, so a caller
+    asks whether its finding stands with and without these days."""
+    found: dict[str, set[date]] = {}
+    for visit in record.visits:
+        if visit.kind != "unknown" or visit.start is None or visit.status in _NO_STAY:
+            continue
+        end = _stay_end(visit, now)
+        days = {
+            day
+            for i in range((end - visit.start).days + 1)
+            if start <= (day := visit.start + timedelta(days=i)) <= now
+        }
+        if end > visit.start and days:
+            found[visit.ref] = days
+    return found
+
+
 def stays_without_end(record: PatientRecord, start: date, now: date) -> list[str]:
-    """Inpatient stays that ended (R4 ``finished``, R5 ``completed``) with no end date, begun in
+    """Inpatient stays that ended (``COMPLETED_VISIT_STATUSES``) with no end date, begun in
     [start, now]: how many of their days were in hospital, days that leave a days-covered
     period, is unknown (``hospital_days`` counts only their first day)."""
     return [
@@ -183,7 +204,8 @@ def stays_without_end(record: PatientRecord, start: date, now: date) -> list[str
 
 def _stay_end(visit: Visit, now: date) -> date:
     """The last day in hospital: today while the stay goes on (``Visit.is_ongoing``: in
-    progress, arrived, on leave), its end once it has ended (R4 ``finished``, R5 ``completed``:
+    progress, arrived, on leave), its end once it has ended (R4 ``finished``, R5 ``completed``
+    or ``discharged``:
     ``COMPLETED_VISIT_STATUSES``), else only its first day."""
     if visit.is_ongoing:
         return now
