@@ -126,17 +126,39 @@ def proportion_of_days_covered(
     cursor = first
     for fill in fills:
         cursor = max(cursor, fill.handed_over.toordinal() if fill.handed_over else cursor)
-        supply = round(fill.days_supply or 0)
-        stop = cursor + supply
-        # Every day in hospital the run reaches pushes its end one day on.
-        while (more := _days_in(away, cursor, stop) - (stop - cursor - supply)) > 0:
-            stop += more
+        stop = _run_stop(cursor, round(fill.days_supply or 0), away)
         counted_to = min(stop, last + 1)
         covered_days += max(0, counted_to - cursor) - _days_in(away, cursor, counted_to)
         cursor = stop
     period_days = last - first + 1 - len(away)
     pdc = covered_days / period_days if period_days > 0 else 1.0
     return Coverage(pdc, period_start, max(period_days, 0), covered_days, tuple(fills))
+
+
+def _run_stop(start: int, supply: int, away: list[int]) -> int:
+    """The first day (ordinal) without medication of a supply of ``supply`` days begun on
+    ``start``: every day in hospital (``away``, sorted ordinals) the run reaches pushes its end
+    one day on, as the supply at home is not used then."""
+    stop = start + supply
+    while (more := _days_in(away, start, stop) - (stop - start - supply)) > 0:
+        stop += more
+    return stop
+
+
+def days_at_home_without_supply(
+    fill: Dispense, now: date, days_away: Collection[date] = ()
+) -> int | None:
+    """Days from the day a single countable fill's supply ran out to ``now``, days in
+    hospital (``days_away``) left out on both sides, as in ``proportion_of_days_covered``: the
+    supply at home lasts past a stay, and a day in hospital after it ran out is no day without
+    medication (the ward gives it). 0 while the supply lasts (or while the patient is in
+    hospital); None for a fill that is not countable (``is_countable``)."""
+    if fill.handed_over is None or not is_countable(fill):
+        return None
+    first, last = fill.handed_over.toordinal(), now.toordinal()
+    away = sorted({day for d in days_away if first <= (day := d.toordinal()) <= last})
+    stop = _run_stop(first, round(fill.days_supply or 0), away)
+    return max(0, last - stop - _days_in(away, stop, last))
 
 
 def _days_in(days: list[int], start: int, stop: int) -> int:
