@@ -61,9 +61,11 @@ class CodeLists:
     other, incidental, ``non_prescriber_*`` entries; the general ``prescriber_*`` entries lose to
     them); ``timing_codes_per_day`` maps a Timing code ("BID") to
     administrations per day; ``dose_count_units`` are units read as a count of the product's
-    units (tablets). ``as_needed_words`` say a sig is as needed, and the ``as_needed_*``
-    exceptions when they do not (``says_as_needed``). Word phrases are stored lower case,
-    space-padded, punctuation dropped (the exceptions as tuples of words).
+    units (tablets); ``inpatient_type_*`` name a hospital admission by an encounter's type
+    (``type_says_inpatient``); ``dispense_status_synonyms`` map a fill status a feed sends to
+    an R4 one. ``as_needed_words`` say a sig is as needed, and the ``as_needed_*`` exceptions
+    when they do not (``says_as_needed``). Word phrases are stored lower case, space-padded,
+    punctuation dropped (the exceptions as tuples of words).
     """
 
     stop_reason_codes: Mapping[str, StopReasonKind]
@@ -105,6 +107,14 @@ class CodeLists:
     explicit_prescriber_words: tuple[str, ...] = ()
     non_prescriber_visit_words: tuple[str, ...] = ()
     dose_count_units: frozenset[str] = frozenset()
+    # Encounter type codes and words naming a hospital admission (for an unreadable class).
+    inpatient_type_codes: frozenset[str] = frozenset()
+    inpatient_type_words: tuple[str, ...] = ()
+    # MedicationDispense.status spellings (``status_key``) read as an R4 status ("dispensed" ->
+    # "completed").
+    dispense_status_synonyms: Mapping[str, str] = field(
+        default_factory=lambda: MappingProxyType({})
+    )
     # encounter_class_aliases as (padded phrase, ActCode), longest phrase first (__post_init__).
     _class_phrases: tuple[tuple[str, str], ...] = field(
         init=False, repr=False, compare=False, default=()
@@ -179,6 +189,7 @@ class CodeLists:
         prescriber = data.get("prescriber_visits") or {}
         included = prescriber.get("types") or {}
         excluded = prescriber.get("not_types") or {}
+        stays = data.get("inpatient_encounter_types") or {}
         return cls(
             stop_reason_codes=MappingProxyType(reason_codes),
             stop_reason_words=tuple(reason_words),
@@ -220,6 +231,14 @@ class CodeLists:
             ),
             dose_count_units=frozenset(
                 str(u).strip().lower() for u in as_list(data.get("dose_count_units"))
+            ),
+            inpatient_type_codes=frozenset(_codes_of(stays.get("codes"))),
+            inpatient_type_words=tuple(_phrase(w) for w in as_list(stays.get("words"))),
+            dispense_status_synonyms=MappingProxyType(
+                {
+                    status_key(str(k)): status_key(str(v))
+                    for k, v in (data.get("dispense_status_synonyms") or {}).items()
+                }
             ),
         )
 
@@ -283,6 +302,13 @@ class CodeLists:
         ):
             return True
         return None
+
+    def type_says_inpatient(self, codes: Iterable[str], free_text: str) -> bool:
+        """Whether an encounter type names a hospital admission (``inpatient_type_codes``,
+        ``inpatient_type_words``): read only for an encounter whose class cannot be read."""
+        if any(c in self.inpatient_type_codes for c in codes):
+            return True
+        return bool(free_text) and _mentions(free_text, self.inpatient_type_words)
 
     def stop_reason(self, codes: Iterable[str], free_text: str = "") -> StopReasonKind | None:
         """The kind of stop reason; ``"other"`` when reasons exist but none is recognised.
@@ -443,6 +469,12 @@ class CodeLists:
         if any(code in self.immune_codes for code in codes):
             return True
         return _mentions(free_text, self.immune_words)
+
+
+def status_key(status: str) -> str:
+    """A status as the FHIR value sets spell it: lower case, spaces and underscores as hyphens
+    ("In Progress" -> "in-progress", "PICKED_UP" -> "picked-up")."""
+    return "-".join(status.strip().lower().replace("_", " ").split())
 
 
 def _codes_of(entries: Any) -> list[str]:

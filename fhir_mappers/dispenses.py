@@ -2,10 +2,17 @@
 
 When ``daysSupply`` is missing, it is derived, in this order: quantity / units per day from the
 dispense's own structured dosage, then from the authorizing order's (a reference by id, absolute
-URL or fullUrl); then the order's ``dispenseRequest.expectedSupplyDuration``. An unknown supply
-stays ``None`` (never 0), so that no adherence figure is invented from missing data; the
-nonadherence pattern then says it cannot evaluate. A dispense of a medication that is not
-psychotropic is kept without deriving anything.
+URL or fullUrl); then the order's ``dispenseRequest.expectedSupplyDuration``, scaled by the fill's
+quantity against the order's ``dispenseRequest.quantity`` when they differ (90 tablets of an
+order of 30 tablets for 30 days last 90 days; unknown when their units differ). An order's count
+of units ("2 tablets") is a count of the ordered product: for a fill of another strength it goes
+through mg (the order's mg a day over the fill's strength); unknown when a strength is unknown.
+
+``status`` is read case-insensitively, a feed's synonym of "completed"
+(``dispense_status_synonyms``, config/codes.yaml) as it, and a status outside the R4 value set as
+"unknown". An unknown supply stays ``None`` (never 0), so that no adherence figure is invented from
+missing data; the nonadherence pattern then says it cannot evaluate. A dispense of a medication
+that is not psychotropic is kept without deriving anything.
 
 Nothing is derived from data about something else: the quantity is divided only when its unit is
 the unit the dose is counted in (tablets, capsules or another count of the product's units,
@@ -43,10 +50,11 @@ from fhir_mappers.accessors import (
     relative_reference,
     text,
 )
+from fhir_mappers.codes import status_key
 from fhir_mappers.context import MappingContext
-from fhir_mappers.dosage import daily_dose_memo, is_prn_line
+from fhir_mappers.dosage import administration, daily_dose_memo, is_prn_line
 from fhir_mappers.medication_source import ResolvedMedication, resolve_medication
-from fhir_mappers.record import Dispense
+from fhir_mappers.record import NO_ADMINISTRATION, Dispense
 
 _RTYPE = "MedicationDispense"
 # Duration units as ``_unit_key`` spells them (lower case, no braces, "(s)" or "supply"): UCUM
@@ -63,6 +71,11 @@ _OTHER_TIME_UNITS = frozenset({"s", "min", "h", "hr", "hrs", "hour", "hours", "a
 # Dose units: a dose in mass is counted in the product's units (tablets) by its strength; mL is
 # its own unit of count (liquids).
 _MASS_UNITS = frozenset({"mg", "g", "mcg", "ug", "[mg]"})
+# The R4 MedicationDispense.status value set (R5's is the same): any other status is unknown.
+_R4_STATUSES = frozenset({
+    "preparation", "in-progress", "cancelled", "on-hold", "completed", "entered-in-error",
+    "stopped", "declined", "unknown",
+})  # fmt: skip
 _ML_UNITS = frozenset({"ml", "milliliter", "milliliters", "millilitre", "millilitres"})
 
 
@@ -86,7 +99,7 @@ def map_dispense(
     raises; unreadable fields become ``MappingIssue``s on ``ctx``. ``medication`` is
     ``resolve_medication`` of the fill when the caller has it already.
     """
-    status = ctx.string(resource.get("status"), _RTYPE, ref, "status")
+    status = _status(ctx.string(resource.get("status"), _RTYPE, ref, "status"), ref, ctx)
     if status == "entered-in-error":
         return None
     # Read once as the days it names: a partial date ("2026-09") names a month, not a day.
@@ -119,7 +132,27 @@ def map_dispense(
         quantity=quantity,
         authorizing_prescription=authorizing,
         handed_over_latest=latest,
+        administration=(
+            administration(resource.get("dosageInstruction"), medication)
+            if psychotropic
+            else NO_ADMINISTRATION
+        ),
     )
+
+
+def _status(sent: str, ref: str, ctx: MappingContext) -> str:
+    """``status`` as an R4 code: read case-insensitively (``status_key``: "COMPLETED",
+    "In Progress"), a feed's synonym of one (``dispense_status_synonyms`` in config/codes.yaml:
+    "picked-up" is "completed"), else "unknown" for a status outside the R4 value set (reported):
+    whether such a fill reached the patient is not known. "" stays "" (no status sent)."""
+    if not sent:
+        return sent
+    key = status_key(sent)
+    key = ctx.codes.dispense_status_synonyms.get(key, key)
+    if key in _R4_STATUSES:
+        return key
+    ctx.issue(_RTYPE, ref, "status", "status not in the R4 value set: read as unknown")
+    return "unknown"
 
 
 def _has_date(resource: Mapping[str, Any]) -> bool:
@@ -182,34 +215,108 @@ def _derived_days(
     ctx: MappingContext,
 ) -> float | None:
     request = ctx.requests.get(relative_reference(authorizing) or "") if authorizing else None
-    if request is not None and not _same_ingredient(request, medication, authorizing or "", ctx):
+    ordered = _ordered_medication(request, authorizing or "", ctx) if request else None
+    if ordered is None or not _shares_ingredient(ordered, medication):
         request = None  # another drug's order says nothing of this fill's supply
     if quantity is not None:
-        for dosages in (resource.get("dosageInstruction"), get(request, "dosageInstruction")):
-            if not as_list(dosages):
-                continue
-            units_per_day = daily_dose_memo(dosages, medication, ctx.codes, ctx.doses).units
-            if units_per_day and _counts_dose_units(resource.get("quantity"), dosages, ctx):
+        own = resource.get("dosageInstruction")
+        if as_list(own):
+            units_per_day = daily_dose_memo(own, medication, ctx.codes, ctx.doses).units
+            if units_per_day and _counts_dose_units(resource.get("quantity"), own, ctx):
+                return round(quantity / units_per_day, 1)
+        sig = get(request, "dosageInstruction")
+        if as_list(sig) and ordered is not None:
+            units_per_day = _order_units_per_day(sig, ordered, medication, ctx)
+            if units_per_day and _counts_dose_units(resource.get("quantity"), sig, ctx):
                 return round(quantity / units_per_day, 1)
     expected = get(request, "dispenseRequest", "expectedSupplyDuration")
     if expected is not None:
         amount = quantity_value(expected)
         factor = _days_per_unit(expected)
         if amount is not None and math.isfinite(amount) and factor is not None and amount > 0:
-            return amount * factor
+            return _scaled(
+                amount * factor,
+                resource.get("quantity"),
+                get(request, "dispenseRequest", "quantity"),
+                ctx,
+            )
     return None
 
 
-def _same_ingredient(
-    request: Mapping[str, Any], medication: ResolvedMedication, ref: str, ctx: MappingContext
-) -> bool:
-    """Whether the order's medication shares a psychotropic ingredient with the fill's. The
-    order's own problems are reported when the order itself is mapped, not again here."""
+def _ordered_medication(
+    request: Mapping[str, Any], ref: str, ctx: MappingContext
+) -> ResolvedMedication:
+    """The order's medication. Its own problems are reported when the order itself is mapped,
+    not again here."""
     reported = len(ctx.issues)
     ordered = resolve_medication(request, ctx, "MedicationRequest", ref)
     del ctx.issues[reported:]
+    return ordered
+
+
+def _shares_ingredient(ordered: ResolvedMedication, medication: ResolvedMedication) -> bool:
+    """Whether the order's medication shares a psychotropic ingredient with the fill's."""
     names = {i.name for i in medication.ingredients if i.is_psychotropic}
     return any(i.name in names for i in ordered.ingredients)
+
+
+def _order_units_per_day(
+    sig: Any, ordered: ResolvedMedication, fill: ResolvedMedication, ctx: MappingContext
+) -> float | None:
+    """The fill's units (tablets, capsules, mL) a day under the order's sig. A count of units
+    ("2 tablets") counts the ordered product's units: it applies as it is only to a fill of the
+    same product (``_same_product``); for another strength it is turned into mg by the ordered
+    product's strength and back into the fill's units by the fill's ("2 tablets" of sertraline
+    25 mg is one 50 mg tablet). None when a strength that would take is unknown."""
+    dose = daily_dose_memo(sig, ordered, ctx.codes, ctx.doses)
+    if _same_product(ordered, fill):
+        return dose.units
+    per_unit = fill.strength_mg or fill.concentration_mg_per_ml
+    if dose.mg is None or not per_unit:
+        return None
+    return dose.mg / per_unit
+
+
+def _same_product(ordered: ResolvedMedication, fill: ResolvedMedication) -> bool:
+    """The same strength (or concentration), known; or, both unknown, the same product name."""
+    same = (
+        ordered.strength_mg == fill.strength_mg
+        and ordered.concentration_mg_per_ml == fill.concentration_mg_per_ml
+    )
+    if ordered.strength_mg is not None or ordered.concentration_mg_per_ml is not None:
+        return same
+    return same and " ".join(ordered.display.lower().split()) == " ".join(
+        fill.display.lower().split()
+    )
+
+
+def _scaled(days: float, filled: Any, ordered: Any, ctx: MappingContext) -> float | None:
+    """The order's ``expectedSupplyDuration`` (``days``) for a fill of ``filled`` (its
+    ``quantity``) when the order expects ``ordered`` (``dispenseRequest.quantity``) to last
+    that long: 90 tablets of an order of 30 tablets for 30 days last 90 days. As it is when
+    either quantity is not given or they are equal; None when their units differ (90 tablets
+    against "1 bottle": how long the fill lasts is unknown)."""
+    have, want = quantity_value(filled), quantity_value(ordered)
+    if have is None or want is None or have == want:
+        return days
+    if not (math.isfinite(have) and math.isfinite(want)) or have <= 0 or want <= 0:
+        return None
+    if not _same_unit(filled, ordered, ctx):
+        return None
+    return round(days * have / want, 1)
+
+
+def _same_unit(first: Any, second: Any, ctx: MappingContext) -> bool:
+    """Two quantities in one unit: both counts of the product's units (``dose_count_units`` or
+    no unit at all), or the same spelling of another unit."""
+    units = [
+        {s.lower() for s in (text(get(q, "code")), text(get(q, "unit"))) if s}
+        for q in (first, second)
+    ]
+    counts = [u <= ctx.codes.dose_count_units for u in units]
+    if all(counts):
+        return True
+    return not any(counts) and bool(units[0] & units[1])
 
 
 def _counts_dose_units(quantity: Any, dosages: Any, ctx: MappingContext) -> bool:

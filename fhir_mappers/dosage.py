@@ -32,7 +32,7 @@ from fhir_mappers.accessors import (
 )
 from fhir_mappers.codes import CodeLists
 from fhir_mappers.medication_source import ResolvedMedication
-from fhir_mappers.record import DoseSchedule, DoseStep
+from fhir_mappers.record import NO_ADMINISTRATION, Administration, Coding, DoseSchedule, DoseStep
 
 _MG_PER_UNIT = {"mg": 1.0, "g": 1000.0, "mcg": 0.001, "ug": 0.001, "[mg]": 1.0}
 # Used only when codes.yaml has no dose_count_units list (an older site file).
@@ -354,6 +354,31 @@ def _one_instruction(
         units * per_day if units is not None else None,
         problem,
     )
+
+
+def administration(dosages: Any, medication: ResolvedMedication) -> Administration:
+    """How the medication is given (``Administration``): ``medication.form``, the codings (and
+    text) of each Dosage line's ``route`` and the lines' free text (``text``,
+    ``patientInstruction``), as sent; read, not judged (the patterns hold the word lists)."""
+    routes: list[Coding] = []
+    sig: list[str] = []
+    for line in as_list(dosages):
+        if not isinstance(line, Mapping):
+            continue
+        route = line.get("route")
+        for coding in as_list(get(route, "coding")):
+            if isinstance(coding, Mapping):
+                routes.append(
+                    Coding(text(coding.get("system")), text(coding.get("code")),
+                           text(coding.get("display")))
+                )
+        if text(get(route, "text")):
+            routes.append(Coding("", "", text(get(route, "text"))))
+        sig += [text(line.get("text")), text(line.get("patientInstruction"))]
+    words = " ".join(w for w in sig if w)
+    if not (medication.form or routes or words):
+        return NO_ADMINISTRATION
+    return Administration(medication.form, tuple(routes), words)
 
 
 def is_prn_line(dosage: Mapping[str, Any], codes: CodeLists) -> bool:

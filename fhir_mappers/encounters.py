@@ -8,7 +8,9 @@ then ``class.text``: "Telehealth Visit" is VR, "Inpatient Psychiatry" IMP). The 
 lists then say which kind of visit it is; a class nobody can read is reported and the visit's
 kind is "unknown". Whether a prescriber was seen is read from ``Encounter.type`` for an
 outpatient visit and for one of unknown class too: a missing class is missing, not evidence that
-the encounter was no visit (docs/encounter-classes.md).
+the encounter was no visit (docs/encounter-classes.md). An encounter of unknown class is a stay
+(kind inpatient) when it carries an admission's details (R4 ``hospitalization``, R5
+``admission``) or its type names one (``inpatient_encounter_types``, config/codes.yaml).
 
 R5 spells the visit's days ``actualPeriod`` and a finished visit ``completed``; both are read.
 A visit dated only by a month or a year counts on the first day of that period (the certain
@@ -59,6 +61,8 @@ def map_encounter(resource: Mapping[str, Any], ref: str, ctx: MappingContext) ->
     if not class_code and resource.get("class") is not None:
         ctx.issue(_RTYPE, ref, "class", "encounter class not mapped")
     kind = cast(VisitKind, ctx.codes.visit_kind(class_code))
+    if kind == "unknown" and _says_admitted(resource, type_codes, type_words, ctx):
+        kind = "inpatient"
     prescriber: bool | None = None
     if kind in ("outpatient", "unknown"):
         key = (tuple(c.code for c in type_codes), " ".join(w for w in type_words if w))
@@ -78,6 +82,20 @@ def map_encounter(resource: Mapping[str, Any], ref: str, ctx: MappingContext) ->
         kind=kind,
         prescriber_visit=prescriber,
         is_current=ctx.current_encounter is not None and ref == ctx.current_encounter,
+    )
+
+
+def _says_admitted(
+    resource: Mapping[str, Any], type_codes: list[Coding], type_words: list[str],
+    ctx: MappingContext,
+) -> bool:
+    """An encounter of unreadable class that is a stay in hospital all the same: it carries the
+    details of an admission (R4 ``hospitalization``, R5 ``admission``, not empty), or its type
+    names one (``CodeLists.type_says_inpatient``: "Inpatient Psychiatry Admission")."""
+    if any(resource.get(key) for key in ("hospitalization", "admission")):
+        return True
+    return ctx.codes.type_says_inpatient(
+        (c.code for c in type_codes), " ".join(w for w in type_words if w)
     )
 
 

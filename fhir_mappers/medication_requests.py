@@ -35,7 +35,7 @@ from fhir_mappers.accessors import (
     text,
 )
 from fhir_mappers.context import MappingContext
-from fhir_mappers.dosage import daily_dose_memo, dose_schedule, duration_end
+from fhir_mappers.dosage import administration, daily_dose_memo, dose_schedule, duration_end
 from fhir_mappers.medication_source import ResolvedMedication, resolve_medication
 from fhir_mappers.record import Coding, DoseStep, IntoleranceEvent, MedicationCourse
 
@@ -283,6 +283,7 @@ def _build(
             if dose.mg is not None and not dose.steps
             else None
         ),
+        administration=administration(dosages, medication),
     )
     intolerance = None
     if status in _EVIDENCE_STATUSES and stop_reason in _STOP_KINDS_AS_EVIDENCE and not is_draft:

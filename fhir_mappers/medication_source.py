@@ -43,6 +43,9 @@ class ResolvedMedication:
     ingredients: tuple[Ingredient, ...]
     strength_mg: float | None = None  # per tablet/capsule, single-ingredient products only
     concentration_mg_per_ml: float | None = None  # single-ingredient liquids only
+    # The product's form beyond its display: ``Medication.form`` and the product table's name
+    # of an RxNorm code ("... Prefilled Syringe"), for a code sent with no display.
+    form: str = ""
 
     @property
     def is_psychotropic(self) -> bool:
@@ -173,11 +176,15 @@ def from_medication_resource(
     ]
     display = concept_text(code) or fallback_display
     strengths = [get(item, "strength") for item in as_list(medication.get("ingredient"))]
-    return _from_concepts(display, [code, *items], strengths, ctx)
+    form = medication.get("form")
+    words = [concept_text(form)] + [text(c.get("display")) for c in codings(form)]
+    return _from_concepts(
+        display, [code, *items], strengths, ctx, form=" ".join(dict.fromkeys(filter(None, words)))
+    )
 
 
 def _from_concepts(
-    display: str, concepts: list[Any], strengths: Any, ctx: MappingContext
+    display: str, concepts: list[Any], strengths: Any, ctx: MappingContext, form: str = ""
 ) -> ResolvedMedication:
     found: dict[str, Ingredient] = {}
     for concept in concepts:
@@ -186,8 +193,10 @@ def _from_concepts(
         for ingredient in ctx.table.classify(codings(concept), concept_text(concept)):
             found.setdefault(ingredient.name, ingredient)
     ingredients = tuple(found.values())
+    if any(i.is_psychotropic for i in ingredients):
+        form = " ".join(filter(None, (form, *_product_names(concepts, ctx))))
     if len(ingredients) != 1:
-        return ResolvedMedication(display, ingredients)
+        return ResolvedMedication(display, ingredients, form=form)
     labels = [display] + [text(c.get("display")) for con in concepts for c in codings(con)]
     from_labels = (strength_mg(label) for label in labels if label)
     strength = (
@@ -198,7 +207,19 @@ def _from_concepts(
     concentration = next(
         (c for c in (concentration_mg_per_ml(label) for label in labels if label) if c), None
     )
-    return ResolvedMedication(display, ingredients, strength, concentration)
+    return ResolvedMedication(display, ingredients, strength, concentration, form)
+
+
+def _product_names(concepts: list[Any], ctx: MappingContext) -> list[str]:
+    """The product table's names (config/rxnorm_products.csv) of the RxNorm codes in
+    ``concepts``: what a bare product code says of its form (a prefilled syringe)."""
+    return [
+        name
+        for concept in concepts
+        for coding in codings(concept)
+        if text(coding.get("system")) in RXNORM_SYSTEMS
+        and (name := ctx.table.product_names.get(text(coding.get("code")), ""))
+    ]
 
 
 def _product_strength(concepts: list[Any], ctx: MappingContext) -> float | None:

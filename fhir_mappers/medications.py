@@ -64,6 +64,11 @@ class IngredientTable:
     products: Mapping[str, tuple[tuple[Ingredient, ...], float | None]] = field(
         default_factory=lambda: MappingProxyType({}), repr=False
     )
+    # RxNorm SCD/SBD code -> its name in the product table ("1 ML paliperidone palmitate 156
+    # MG/ML Prefilled Syringe"): what a bare code says of the product's form.
+    product_names: Mapping[str, str] = field(
+        default_factory=lambda: MappingProxyType({}), repr=False
+    )
     # Results by (codings, text): a patient's history names the same few products again and again.
     _memo: dict[tuple[str, tuple[_CodingKey, ...]], tuple[Ingredient, ...]] = field(
         default_factory=dict, repr=False, compare=False, hash=False
@@ -104,6 +109,7 @@ class IngredientTable:
                     names.setdefault(words[0], []).append((words, ingredient))
         by_name = {i.name: i for i in ingredients}
         product_index: dict[str, tuple[tuple[Ingredient, ...], float | None]] = {}
+        product_names: dict[str, str] = {}
         for number, row in enumerate(products, start=1):
             code, entry = _parse_product(row, by_name, f"{products_source} row {number}")
             # A code the ingredient table also lists (extra_rxcuis) classifies the same way; the
@@ -112,9 +118,11 @@ class IngredientTable:
                 raise IngredientTableError(
                     f"{products_source} row {number}: RxCUI {code} repeated"
                 )
+            product_names[code] = _str(row.get("name"))
         return cls(
             ingredients=tuple(ingredients),
             products=MappingProxyType(product_index),
+            product_names=MappingProxyType(product_names),
             by_rxcui=MappingProxyType(by_rxcui),
             by_atc=MappingProxyType({k: tuple(v) for k, v in by_atc.items()}),
             by_product=MappingProxyType({k: tuple(v) for k, v in by_product.items()}),

@@ -90,6 +90,21 @@ class DoseSchedule(NamedTuple):
     period_unit: str
 
 
+class Administration(NamedTuple):
+    """How a medication is given, as the order, statement or fill words it, for telling a
+    long-acting injection from an oral product: ``form`` the product's form beyond its display
+    (``Medication.form``, or the product table's name of a bare RxNorm code), ``routes`` the
+    codings of ``Dosage.route`` (a route in text alone is a Coding with its words as display),
+    ``sig`` the free text of the Dosage lines (``text``, ``patientInstruction``)."""
+
+    form: str = ""
+    routes: tuple[Coding, ...] = ()
+    sig: str = ""
+
+
+NO_ADMINISTRATION = Administration()
+
+
 @dataclass(frozen=True, slots=True)
 class DoseStep:
     """One step of a multi-step order (titration, taper, loading dose): its days and daily dose.
@@ -156,6 +171,8 @@ class MedicationCourse:
     # of another health system, the patient), not written here; its prescriber's visits are
     # not in this record.
     reported: bool = False
+    # Form, route and sig words (psychotropics only): a depot is recognised by them.
+    administration: Administration = NO_ADMINISTRATION
     # Derived from ``ingredients`` once, not on every read: the patterns ask for it of every
     # course several times per call.
     psychotropic_ingredients: tuple[Ingredient, ...] = field(
@@ -388,6 +405,8 @@ class Dispense:
     # When the date names only a month or a year ("2026-09"): the last day it names
     # (``handed_over`` is the first). None for a full date. Such a fill cannot be placed on a day.
     handed_over_latest: date | None = None
+    # Form, route and sig words of the fill (psychotropics only): a depot is recognised by them.
+    administration: Administration = NO_ADMINISTRATION
 
 
 @dataclass(frozen=True, slots=True)

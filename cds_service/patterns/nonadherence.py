@@ -15,32 +15,39 @@ restart by the prescriber is no gap in taking it.
 **When** for a psychotropic ingredient in today's standing regimen or being ordered (not as
 needed), either (a) at least ``min_dispenses`` fills of it in the measured period, the first of
 them at least ``min_treatment_days`` before today, and a PDC below ``pdc_below`` from that fill to
-today (overlapping fills shifted forward; supply capped at today; only completed fills with a
-known days' supply); or (b) exactly one fill in the period whose supply ran out more than
-``single_fill_lapsed_days`` before today; or (c) a not-taken MedicationStatement names it, dated
-(``effective[x]``, else ``dateAsserted``) within ``window_days``, or undated (its status is the
-latest word) unless fills of it in the window may have superseded it. The measured period is
-the last ``window_days``, or from the current episode of use (``timeline.episodes``, courses at
-most ``continuation_gap_days`` apart) when it restarted after a dated stop or planned end.
+today (overlapping fills shifted forward; supply capped at today; only completed fills with a known
+days' supply); or (b) exactly one fill in the period whose supply ran out more than
+``single_fill_lapsed_days`` days at home before today (its supply carried past days in hospital,
+which are not counted either: ``pdc.days_at_home_without_supply``); or (c) a not-taken
+MedicationStatement names it, dated (``effective[x]``, else ``dateAsserted``) within
+``window_days``, or undated (its status is the latest word) unless fills of it in the window may
+have superseded it. The measured period is the last ``window_days``, or from the current episode of
+use (``timeline.episodes``, courses at most ``continuation_gap_days`` apart) when it restarted
+after a dated stop or planned end.
 
 **Not evaluable** (``NotEvaluable``, recorded in the audit, no card) for (a) and (b) when the
 fills cannot be read: pharmacy data did not arrive in full (``PatientRecord.incomplete``); a fill
 that may have reached the patient in the period has no known days' supply, no day (undated, or
 dated by month or year only) or no known status (``pdc.uncounted_fills``); the finding depends on
 whether days after an undated stop were prescribed; it would rest on a period in which a fill
-of a medication that could not be identified was handed over; or an inpatient stay in that
-period ended with no end date (its days in hospital are unknown). For (c) when an undated statement
+of a medication that could not be identified was handed over; an inpatient stay in that
+period ended with no end date (its days in hospital are unknown); or an encounter of unreadable
+class lasting several days lies in it and, were it a stay, the finding would not stand (a missing
+class is missing, not evidence: ``pdc.maybe_stays``). For (c) when an undated statement
 may have been followed by fills that supersede it. What such data would show is unknown.
 
-**Unless** the ingredient is given now as a long-acting injection or less often than daily
-(``injectable_form_words``, a dose schedule: the fill rules do not apply), is taken only as
+**Unless** the ingredient is given now as a long-acting injection or less often than daily (its
+current order, or a fill of it in the window, by ``given_as_depot``: a dose schedule, the
+product's name or form, an injection route or a sig less often than daily; the fill rules do not
+apply), is taken only as
 needed, or its fills come from an as-needed order
 (PQA leaves PRN use out of PDC); its current order is on hold; the order is stale (no renewal,
 fill or statement for ``stale_order_days``); or, for (c), the statement gives a prescriber's
 hold or stop as its reason (``prescriber_hold_reason_codes``/``_words``), or later fills (at
 least ``min_dispenses``), a later order or a later active statement of the ingredient supersede
-it. Days in hospital (ended encounters, R4 ``finished`` or R5 ``completed``, or ongoing ones, of
-an inpatient class, config/codes.yaml) leave the PDC period, and the supply at home carries past
+it. Days in hospital (ended encounters, R4 ``finished`` or R5 ``completed``/``discharged``, or
+ongoing ones, of an inpatient class, or of an unreadable class that an admission's details or
+type words name a stay, config/codes.yaml) leave the PDC period, and the supply at home carries past
 them (``pdc``).
 
 **Then** an ``info`` card: explore the patient's ambivalence and concerns about the medication
@@ -53,14 +60,18 @@ ordered, or of its class (a switch or an addition in that class). Override reaso
 **Thresholds** ``patterns.nonadherence``: ``pdc_below``, ``window_days``, ``min_dispenses``,
 ``min_treatment_days``, ``single_fill_lapsed_days``, ``stale_order_days``,
 ``continuation_gap_days``, ``prescriber_hold_reason_codes``, ``prescriber_hold_reason_words``,
-``injectable_form_words``.
+``injectable_form_words``, ``injection_route_codes``, ``injection_route_words``,
+``less_than_daily_sig_words``, ``sig_interval_units``, ``daily_sig_words``.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
 from datetime import date, timedelta
+from functools import lru_cache
 
 from cds_service.patterns.abstention import NotEvaluable, data_unavailable
 from cds_service.patterns.base import EvidenceItem, Finding
@@ -68,14 +79,15 @@ from cds_service.patterns.evidence import months, ordered_evidence, unique_refs
 from cds_service.patterns.pdc import (
     Coverage,
     UncountedFills,
+    days_at_home_without_supply,
     hospital_days,
-    is_countable,
+    maybe_stays,
     proportion_of_days_covered,
     stays_without_end,
     uncounted_fills,
     unidentified_fills,
 )
-from cds_service.patterns.regimen import is_injectable, is_stale, mentions_any, signs_of_life
+from cds_service.patterns.regimen import is_stale, mentions_any, padded_words, signs_of_life
 from cds_service.patterns.timeline import (
     dated_drafts,
     episodes,
@@ -112,6 +124,11 @@ class Thresholds:
     prescriber_hold_reason_codes: tuple[str, ...]
     prescriber_hold_reason_words: tuple[str, ...]
     injectable_form_words: tuple[str, ...]
+    injection_route_codes: tuple[str, ...]
+    injection_route_words: tuple[str, ...]
+    less_than_daily_sig_words: tuple[str, ...]
+    sig_interval_units: Mapping[str, float]
+    daily_sig_words: tuple[str, ...]
 
     def windows_days(self) -> tuple[int, ...]:
         """The look-back windows this pattern reads, nested (their sum is its reach)."""
@@ -280,20 +297,97 @@ def _supply_gap(name: str, ctx: _Context) -> _Gap | NotEvaluable | None:
     ):
         if refs:
             return NotEvaluable(PATTERN_ID, f"{len(refs)} {why}", tuple(refs))
+    # A stay of unreadable class: is the finding the same were its days in hospital?
+    maybe = maybe_stays(ctx.record, start, ctx.now)
+    away = ctx.away.union(*maybe.values())
+    if maybe and _gap_from(fills, starts[0], replace(ctx, away=away)) is None:
+        return NotEvaluable(
+            PATTERN_ID,
+            f"{len(maybe)} encounter(s) of unreadable class lasting several days lie in the "
+            "period measured: were they hospital stays, their days would leave the days-covered "
+            "period and the finding would not stand",
+            tuple(maybe),
+        )
     return gap
 
 
 def _long_acting(name: str, ctx: _Context) -> bool:
-    """The ingredient is given now as an injection or on a schedule less often than daily (a
-    long-acting injectable every 4 weeks: ``injectable_form_words`` in the product's name, or a
-    ``DoseSchedule``). Pharmacies record such a product with a supply of a day or none, and it
-    is given in clinic: days covered by fills say nothing of it, so the fill rules are not
-    applied (PQA's PDC measures are of oral medications)."""
+    """The ingredient is given now as a long-acting injection, or on a schedule less often than
+    daily (``given_as_depot``): its current order or draft is one, or a fill of it in the
+    window is. Pharmacies record such a product with a supply of a day or none, and it is given
+    in clinic: days covered by fills say nothing of it, so the fill rules are not applied (PQA's
+    PDC measures are of oral medications)."""
+    thresholds = ctx.thresholds
     return any(
-        is_injectable(c, ctx.thresholds.injectable_form_words)
-        for c in [*ctx.regimen, *ctx.ordered]
-        if _names(c, name)
+        given_as_depot(c, thresholds) for c in [*ctx.regimen, *ctx.ordered] if _names(c, name)
+    ) or any(
+        given_as_depot(d, thresholds)
+        for d in ctx.record.dispenses
+        if _names(d, name)
+        and (d.handed_over is None or ctx.window_start <= d.handed_over <= ctx.now)
     )
+
+
+def given_as_depot(item: MedicationCourse | Dispense, thresholds: Thresholds) -> bool:
+    """An order, statement or fill of a long-acting injection or of a dose given less often than
+    daily: a ``DoseSchedule`` (an order's structured timing); ``injectable_form_words`` in the
+    product's name (its display, ``Medication.form`` or the product table's name of a bare
+    RxNorm code: "paliperidone palmitate ... Prefilled Syringe", "Aristada"); an injection route
+    (``injection_route_codes``, or ``injection_route_words`` in the route's words or the sig:
+    "IM", "Intramuscular route"); or a free-text sig less often than daily
+    (``less_than_daily``). Sources of the word lists: config/default.yaml."""
+    if isinstance(item, MedicationCourse) and item.schedule is not None:
+        return True
+    how = item.administration
+    if mentions_any(f"{item.display} {how.form}", thresholds.injectable_form_words):
+        return True
+    if any(c.code in thresholds.injection_route_codes for c in how.routes):
+        return True
+    route_words = " ".join(f"{c.code} {c.display}" for c in how.routes if not c.system)
+    route_words += " " + " ".join(c.display for c in how.routes)
+    if mentions_any(f"{route_words} {how.sig}", thresholds.injection_route_words):
+        return True
+    return less_than_daily(how.sig, thresholds)
+
+
+# English numerals a sig writes out ("every four weeks", "every other week").
+_NUMBERS = {
+    "one": 1, "other": 2, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "eight": 8,
+    "twelve": 12,
+}  # fmt: skip
+
+
+def less_than_daily(sig: str, thresholds: Thresholds) -> bool:
+    """Whether a free-text sig gives its dose less often than once a day: a word of
+    ``less_than_daily_sig_words`` ("monthly"), or "every"/"each"/"q" with an optional count and
+    a unit of ``sig_interval_units`` longer than a day in all ("every 4 weeks", "q2w", "every
+    other week", "q28 days"); not when the sig also gives a daily cadence (``daily_sig_words``:
+    "daily, increase weekly" is a daily dose being titrated)."""
+    if not sig or mentions_any(sig, thresholds.daily_sig_words):
+        return False
+    if mentions_any(sig, thresholds.less_than_daily_sig_words):
+        return True
+    if not thresholds.sig_interval_units:
+        return False
+    for match in _every(tuple(thresholds.sig_interval_units)).finditer(padded_words(sig)):
+        count_text = match.group(1)
+        count = 1.0 if count_text is None else _NUMBERS.get(count_text) or _number(count_text)
+        if count is not None and count * thresholds.sig_interval_units[match.group(2)] > 1:
+            return True
+    return False
+
+
+@lru_cache(maxsize=8)
+def _every(units: tuple[str, ...]) -> re.Pattern[str]:
+    # Built once per configured unit list (configuration, the same on every call).
+    longest_first = sorted(units, key=len, reverse=True)
+    return re.compile(
+        r" (?:every|each|q) ?(\d+|[a-z]+)? ?(" + "|".join(map(re.escape, longest_first)) + r")(?= )"
+    )
+
+
+def _number(word: str) -> float | None:
+    return float(word) if word.isdigit() else None
 
 
 def _measured_from(name: str, ctx: _Context) -> tuple[date, ...]:
@@ -357,18 +451,12 @@ def _gap_from(fills: list[Dispense], start: date, ctx: _Context) -> _Gap | None:
         low = coverage.pdc < thresholds.pdc_below
         return _Gap(coverage, None) if long_enough and low else None
     if len(coverage.fills) == 1:
-        lapsed = _days_lapsed(coverage, now)
+        # Days at home since the supply ran out: it lasts past a stay in hospital, and days in
+        # hospital are no days without it (as in the days-covered figure).
+        lapsed = days_at_home_without_supply(coverage.fills[0], now, ctx.away)
         if lapsed is not None and lapsed > thresholds.single_fill_lapsed_days:
             return _Gap(coverage, lapsed)
     return None
-
-
-def _days_lapsed(coverage: Coverage, now: date) -> int | None:
-    fill = coverage.fills[0]
-    if fill.handed_over is None or not is_countable(fill):
-        return None
-    ran_out = fill.handed_over + timedelta(days=round(fill.days_supply or 0))
-    return (now - ran_out).days
 
 
 def _uncounted_reason(uncounted: UncountedFills, ctx: _Context) -> str:

@@ -126,17 +126,39 @@ def proportion_of_days_covered(
     cursor = first
     for fill in fills:
         cursor = max(cursor, fill.handed_over.toordinal() if fill.handed_over else cursor)
-        supply = round(fill.days_supply or 0)
-        stop = cursor + supply
-        # Every day in hospital the run reaches pushes its end one day on.
-        while (more := _days_in(away, cursor, stop) - (stop - cursor - supply)) > 0:
-            stop += more
+        stop = _run_stop(cursor, round(fill.days_supply or 0), away)
         counted_to = min(stop, last + 1)
         covered_days += max(0, counted_to - cursor) - _days_in(away, cursor, counted_to)
         cursor = stop
     period_days = last - first + 1 - len(away)
     pdc = covered_days / period_days if period_days > 0 else 1.0
     return Coverage(pdc, period_start, max(period_days, 0), covered_days, tuple(fills))
+
+
+def _run_stop(start: int, supply: int, away: list[int]) -> int:
+    """The first day (ordinal) without medication of a supply of ``supply`` days begun on
+    ``start``: every day in hospital (``away``, sorted ordinals) the run reaches pushes its end
+    one day on, as the supply at home is not used then."""
+    stop = start + supply
+    while (more := _days_in(away, start, stop) - (stop - start - supply)) > 0:
+        stop += more
+    return stop
+
+
+def days_at_home_without_supply(
+    fill: Dispense, now: date, days_away: Collection[date] = ()
+) -> int | None:
+    """Days from the day a single countable fill's supply ran out to ``now``, days in
+    hospital (``days_away``) left out on both sides, as in ``proportion_of_days_covered``: the
+    supply at home lasts past a stay, and a day in hospital after it ran out is no day without
+    medication (the ward gives it). 0 while the supply lasts (or while the patient is in
+    hospital); None for a fill that is not countable (``is_countable``)."""
+    if fill.handed_over is None or not is_countable(fill):
+        return None
+    first, last = fill.handed_over.toordinal(), now.toordinal()
+    away = sorted({day for d in days_away if first <= (day := d.toordinal()) <= last})
+    stop = _run_stop(first, round(fill.days_supply or 0), away)
+    return max(0, last - stop - _days_in(away, stop, last))
 
 
 def _days_in(days: list[int], start: int, stop: int) -> int:
@@ -170,8 +192,29 @@ def hospital_days(record: PatientRecord, now: date) -> set[date]:
     return days
 
 
+def maybe_stays(record: PatientRecord, start: date, now: date) -> dict[str, set[date]]:
+    """Encounters that may have been hospital stays, by reference, with their days in [start,
+    now]: of unknown kind (a class nobody could read, and nothing else says admitted:
+    ``fhir_mappers.encounters``), that took place, and lasted more than a day (an end after the
+    start, or open since an earlier day). A missing class is no evidence either way, so a caller
+    asks whether its finding stands with and without these days."""
+    found: dict[str, set[date]] = {}
+    for visit in record.visits:
+        if visit.kind != "unknown" or visit.start is None or visit.status in _NO_STAY:
+            continue
+        end = _stay_end(visit, now)
+        days = {
+            day
+            for i in range((end - visit.start).days + 1)
+            if start <= (day := visit.start + timedelta(days=i)) <= now
+        }
+        if end > visit.start and days:
+            found[visit.ref] = days
+    return found
+
+
 def stays_without_end(record: PatientRecord, start: date, now: date) -> list[str]:
-    """Inpatient stays that ended (R4 ``finished``, R5 ``completed``) with no end date, begun in
+    """Inpatient stays that ended (``COMPLETED_VISIT_STATUSES``) with no end date, begun in
     [start, now]: how many of their days were in hospital, days that leave a days-covered
     period, is unknown (``hospital_days`` counts only their first day)."""
     return [
@@ -183,7 +226,8 @@ def stays_without_end(record: PatientRecord, start: date, now: date) -> list[str
 
 def _stay_end(visit: Visit, now: date) -> date:
     """The last day in hospital: today while the stay goes on (``Visit.is_ongoing``: in
-    progress, arrived, on leave), its end once it has ended (R4 ``finished``, R5 ``completed``:
+    progress, arrived, on leave), its end once it has ended (R4 ``finished``, R5 ``completed``
+    or ``discharged``:
     ``COMPLETED_VISIT_STATUSES``), else only its first day."""
     if visit.is_ongoing:
         return now

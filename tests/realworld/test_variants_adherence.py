@@ -26,6 +26,7 @@ from fhir_mappers import map_record
 from tests.patterns.builders import defaults
 from tests.realworld.builders import (
     ACT_CODE,
+    EPIC_CLASS,
     concept,
     daily,
     day,
@@ -626,3 +627,199 @@ def test_an_as_needed_sig_in_words_is_as_needed(line: dict[str, Any]) -> None:
                          dosage=[line])
     resources = [prescription, *fills(pid, (150, 60), product="lorazepam1", supply=30)]
     assert evaluate(resources) is None
+
+
+# A single fill and days in hospital: the supply carries past a stay, and a current stay uses none
+@pytest.mark.parametrize(
+    ("fill", "stay", "lapsed"),
+    [
+        # 30 days filled 150 days ago, 10 used before a stay from 140 to 60 days ago: the other 20
+        # last to 40 days ago, no lapse beyond 60 days.
+        pytest.param((150, 30), (140, 60, "finished"), None, id="stay-then-supply-carried"),
+        # The same stay ending 100 days ago: run out 79 days ago (20 days after discharge).
+        pytest.param((150, 30), (140, 100, "finished"), 79, id="shorter-stay-still-lapsed"),
+        # 90 days filled 170 days ago, in hospital since 100 days ago: 20 days' supply at home.
+        pytest.param((170, 90), (100, None, "in-progress"), None, id="in-hospital-now"),
+        pytest.param((170, 90), None, 80, id="no-stay-ran-out-80-days-ago"),
+        # Ran out 145 days ago; 81 of the days since in hospital, where the ward gave it.
+        pytest.param((175, 30), (130, 50, "finished"), 64, id="hospital-days-after-run-out"),
+    ],
+)
+def test_a_single_fill_carries_over_hospital_days(
+    fill: tuple[int, int], stay: tuple[int, int | None, str] | None, lapsed: int | None
+) -> None:
+    pid = "adh-single-stay"
+    ago, supply = fill
+    resources = [sertraline_order(pid, authored=ago + 5),
+                 *fills(pid, (ago,), supply=supply, quantity=supply)]
+    if stay is not None:
+        resources.append(_stay(pid, stay[0], stay[1], status=stay[2]))
+    result = evaluate(resources)
+    if lapsed is None:
+        assert result is None
+    else:
+        assert isinstance(result, Finding)
+        assert result.facts["days_since_supply_ran_out"] == lapsed
+
+
+# Fill supply derived from the order: a quantity other than the order's, a count of another
+# strength ------------------------------------------------------------------------------------
+def _order_30_for_30(pid: str, **extra: Any) -> dict[str, Any]:
+    return sertraline_order(
+        pid, authored=175, dosage=[{"text": "take 1 tablet by mouth daily"}],
+        dispenseRequest={"quantity": {"value": 30, "unit": "Tablet"},
+                         "expectedSupplyDuration": {"value": 30, "unit": "days", "system": UCUM,
+                                                    "code": "d"}},
+        **extra,
+    )
+
+
+@pytest.mark.parametrize(
+    ("quantity", "days", "outcome"),
+    [
+        pytest.param({"value": 90, "unit": "Tablet"}, 90.0, None, id="90-tablets-last-90-days"),
+        pytest.param({"value": 90, "unit": "{tbl}", "system": UCUM, "code": "{tbl}"}, 90.0, None,
+                     id="90-tablets-ucum-spelling"),
+        pytest.param({"value": 30, "unit": "Tablet"}, 30.0, Finding, id="30-tablets-30-days"),
+        pytest.param({"value": 1, "unit": "bottle"}, None, NotEvaluable, id="other-unit"),
+    ],
+)
+def test_the_orders_expected_supply_scales_with_the_quantity_filled(
+    quantity: dict[str, Any], days: float | None, outcome: type | None
+) -> None:
+    """An order of 30 tablets for 30 days with a free-text sig; fills 170 and 80 days ago without
+    a days' supply. 90 tablets last 90 days (every day covered); 30 tablets 30 days (PDC 0.35);
+    a bottle is no count of tablets (unknown supply: not evaluable)."""
+    pid = "adh-qty-scaled"
+    resources = [_order_30_for_30(pid),
+                 *fills(pid, (170, 80), supply=None, quantity=0, **link("mr-s"))]
+    for fill in resources[1:]:
+        fill["quantity"] = quantity
+    record = map_record(resources, TABLE, codes=CODES)
+    assert [d.days_supply for d in record.dispenses] == [days, days]
+    result = evaluate(resources)
+    assert result is None if outcome is None else isinstance(result, outcome)
+
+
+SERTRALINE_25 = {"coding": [{"system": "http://www.nlm.nih.gov/research/umls/rxnorm",
+                             "code": "312940", "display": "sertraline 25 MG Oral Tablet"}],
+                 "text": "sertraline 25 MG Oral Tablet"}
+
+
+@pytest.mark.parametrize(
+    ("fill_medication", "days", "outcome"),
+    [
+        # 2 tablets of 25 mg is 50 mg a day: one 50 mg tablet a day, 30 tablets 30 days.
+        pytest.param(concept("sertraline50"), 30.0, None, id="other-strength-through-mg"),
+        # The same 25 mg product: 2 tablets a day, 30 tablets 15 days (PDC about 0.5).
+        pytest.param(SERTRALINE_25, 15.0, Finding, id="same-product-count-applies"),
+        # A fill whose strength is unknown: the count cannot be carried over.
+        pytest.param({"text": "sertraline tablets"}, None, NotEvaluable, id="strength-unknown"),
+    ],
+)
+def test_a_tablet_count_sig_applies_only_to_a_fill_of_the_same_strength(
+    fill_medication: dict[str, Any], days: float | None, outcome: type | None
+) -> None:
+    pid = "adh-count-strength"
+    prescription = sertraline_order(pid, authored=175, dosage=[daily(2, "{tablet}")])
+    prescription["medicationCodeableConcept"] = SERTRALINE_25
+    resources = [prescription, *fills(pid, MONTHLY, supply=None, **link("mr-s"))]
+    for fill in resources[1:]:
+        fill["medicationCodeableConcept"] = fill_medication
+    record = map_record(resources, TABLE, codes=CODES)
+    assert {d.days_supply for d in record.dispenses} == {days}
+    result = evaluate(resources)
+    assert result is None if outcome is None else isinstance(result, outcome)
+
+
+# Stays of an unreadable class ----------------------------------------------------------------
+SPLIT = (150, 120, 30)  # a 60-day gap from 90 to 31 days ago: PDC 0.60 without a stay
+
+
+@pytest.mark.parametrize(
+    ("extra", "outcome"),
+    [
+        # Epic's "Hospital Encounter" class, not mapped, over the gap: were it a stay, the
+        # finding would not stand.
+        pytest.param({"class": {"system": EPIC_CLASS, "code": "3",
+                                "display": "Hospital Encounter"}}, NotEvaluable,
+                     id="unmapped-class-over-the-gap"),
+        pytest.param({"class": None}, NotEvaluable, id="class-absent-over-the-gap"),
+        # Recognised as a stay: hospitalization details, or the type says so.
+        pytest.param({"class": None, "hospitalization": {"dischargeDisposition": {
+            "coding": [{"system": "http://terminology.hl7.org/CodeSystem/discharge-disposition",
+                        "code": "home"}]}}}, None, id="class-absent-hospitalization"),
+        pytest.param({"class": {"system": EPIC_CLASS, "code": "3"},
+                      "type": [{"text": "Inpatient Psychiatry Admission"}]}, None,
+                     id="unmapped-class-inpatient-type"),
+        # An office visit of unmapped class on one day: no stay, the gap stands.
+        pytest.param({"class": {"system": EPIC_CLASS, "code": "3"}, "one_day": True}, Finding,
+                     id="unmapped-class-one-day"),
+    ],
+)
+def test_a_stay_of_unreadable_class_over_the_gap_is_not_evidence(
+    extra: dict[str, Any], outcome: type | None
+) -> None:
+    pid = "adh-unread-stay"
+    extra = dict(extra)
+    one_day = extra.pop("one_day", False)
+    stay = encounter("enc-x", pid, day(95, "T08:00:00Z"), status="finished",
+                     end=day(95 if one_day else 30, "T18:00:00Z"), **extra)
+    if stay["class"] is None:
+        del stay["class"]
+    resources = [sertraline_order(pid, authored=175), *fills(pid, SPLIT), stay]
+    result = evaluate(resources)
+    assert result is None if outcome is None else isinstance(result, outcome)
+    if outcome is NotEvaluable:
+        assert abstains(result, "unreadable class")
+
+
+def test_a_several_day_encounter_of_unreadable_class_that_changes_nothing_is_no_reason() -> None:
+    """Five days of an unmapped class in a long gap: with them in hospital or not, the PDC is
+    below 0.80, so the finding stands."""
+    pid = "adh-unread-short"
+    stay = encounter("enc-x", pid, day(80, "T08:00:00Z"), end=day(76, "T18:00:00Z"),
+                     klass={"system": EPIC_CLASS, "code": "3"})
+    result = evaluate([sertraline_order(pid, authored=175), *fills(pid, SPLIT), stay])
+    assert isinstance(result, Finding)
+
+
+@pytest.mark.parametrize(
+    ("status", "fires"),
+    [
+        pytest.param("discharged", False, id="r5-discharged-is-a-finished-stay"),
+        pytest.param("finished", False, id="r4-finished"),
+        pytest.param("cancelled", True, id="cancelled-stay-control"),
+    ],
+)
+def test_an_r5_discharged_stay_leaves_the_days_covered_period(status: str, fires: bool) -> None:
+    pid = "adh-r5-discharged"
+    resources = [sertraline_order(pid, authored=175), *fills(pid, SPLIT),
+                 _stay(pid, 95, 30, status=status)]
+    assert isinstance(evaluate(resources), Finding) is fires
+
+
+# Dispense statuses as feeds spell them ---------------------------------------------------------
+@pytest.mark.parametrize(
+    ("status", "outcome"),
+    [
+        pytest.param("COMPLETED", None, id="upper-case-completed"),
+        pytest.param("Completed", None, id="title-case-completed"),
+        pytest.param("picked-up", None, id="synonym-picked-up"),
+        pytest.param("Dispensed", None, id="synonym-dispensed"),
+        pytest.param("ready-for-pickup", NotEvaluable, id="unknown-status"),
+        pytest.param("CANCELLED", Finding, id="upper-case-cancelled-not-handed-over"),
+    ],
+)
+def test_dispense_statuses_are_read_case_insensitively(status: str, outcome: type | None) -> None:
+    """Monthly fills, every other one with the status as sent: a synonym of completed counts;
+    a status outside the R4 value set may have reached the patient (not evaluable); a cancelled
+    fill did not (PDC about 0.5)."""
+    pid = "adh-status"
+    resources = [sertraline_order(pid, authored=175), *fills(pid, MONTHLY)]
+    for fill in resources[1::2]:
+        fill["status"] = status
+    result = evaluate(resources)
+    assert result is None if outcome is None else isinstance(result, outcome)
+    if outcome is NotEvaluable:
+        assert abstains(result, "unknown or missing status")

@@ -70,3 +70,93 @@ def test_oral_to_long_acting_is_a_change_of_form_not_a_dose_increase(post: Post)
     # Two changes at most (sertraline new; the LAI is the same agent in another form): under 3.
     body = request("patient-view", pid, [oral, lai, *others])
     assert "regimen-escalation" not in topics(post(body))
+
+
+# A depot recognised however the chart names it: by the product table's name of a bare RxNorm
+# code, a depot salt or brand, an injection route, or a sig given less often than daily. The
+# fills are those of a depot given on time every 28 days, recorded with a supply of a day: read
+# by oral fill rules they are a PDC near 0.04.
+RXNORM = "http://www.nlm.nih.gov/research/umls/rxnorm"
+SNOMED = "http://snomed.info/sct"
+
+
+def _depot_case(
+    pid: str, medication: dict[str, Any], dosage: list[dict[str, Any]],
+    fill_medication: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    current = order("mr-1", pid, "aripiprazole10", authored=day(170), dosage=dosage)
+    current["medicationCodeableConcept"] = medication
+    fills = []
+    for d in (168, 140, 112, 84, 56, 28):
+        fill = dispense(f"md-{d}", pid, "aripiprazole10", day(d), days=1, quantity=1)
+        fill["medicationCodeableConcept"] = fill_medication or medication
+        fills.append(fill)
+    return request("patient-view", pid, [current, *fills])
+
+
+def _code_only(code: str) -> dict[str, Any]:
+    return {"coding": [{"system": RXNORM, "code": code}]}
+
+
+def _route(code: str, display: str) -> list[dict[str, Any]]:
+    return [{"text": "400 mg", "route": {"coding": [{"system": SNOMED, "code": code,
+                                                     "display": display}]}}]
+
+
+@pytest.mark.parametrize(
+    ("medication", "dosage", "fires"),
+    [
+        # A bare RxNorm code, no display, no sig: the product table names a prefilled syringe.
+        pytest.param(_code_only("858054"), [], False, id="code-only-paliperidone-palmitate"),
+        pytest.param(_code_only("312941"), [], True, id="code-only-oral-tablet-control"),
+        # A depot salt or brand in the name.
+        pytest.param({"text": "haloperidol decanoate 100 mg/mL"}, [], False, id="decanoate"),
+        pytest.param({"text": "Invega Sustenna 156 MG"}, [], False, id="brand-invega-sustenna"),
+        pytest.param({"text": "Abilify Maintena 400 MG"}, [], False, id="brand-abilify-maintena"),
+        pytest.param({"text": "Invega 6 MG"}, [], True, id="oral-brand-invega-control"),
+        pytest.param({"text": "haloperidol 5 MG Oral Tablet"}, [], True, id="oral-salt-control"),
+        # An injection route, coded or in words, with a plain product name.
+        pytest.param({"text": "aripiprazole 400 MG"}, _route("78421000", "Intramuscular route"),
+                     False, id="route-snomed-im"),
+        pytest.param({"text": "aripiprazole 400 MG"}, _route("34206005", ""), False,
+                     id="route-snomed-sc-no-display"),
+        pytest.param({"text": "aripiprazole 400 MG"}, [{"text": "400 mg", "route": {"text": "IM"}}],
+                     False, id="route-text-im"),
+        pytest.param({"text": "aripiprazole 400 MG"}, _route("26643006", "Oral route"), True,
+                     id="route-oral-control"),
+        # A free-text sig given less often than daily.
+        pytest.param({"text": "aripiprazole 400 MG"}, [{"text": "400 mg every 4 weeks"}], False,
+                     id="sig-every-4-weeks"),
+        pytest.param({"text": "aripiprazole 400 MG"}, [{"text": "400 mg monthly"}], False,
+                     id="sig-monthly"),
+        pytest.param({"text": "aripiprazole 400 MG"}, [{"text": "400 mg q4w"}], False,
+                     id="sig-q4w"),
+        pytest.param({"text": "aripiprazole 10 MG"},
+                     [{"text": "10 mg daily, increase by 5 mg weekly as tolerated"}], True,
+                     id="sig-daily-titrated-weekly-control"),
+    ],
+)
+def test_a_depot_is_recognised_by_its_code_salt_brand_route_or_sig(
+    post: Post, medication: dict[str, Any], dosage: list[dict[str, Any]], fires: bool
+) -> None:
+    pid = "lai-" + "".join(ch for ch in f"{medication}{dosage}" if ch.isalnum())[-50:]
+    fired = topics(post(_depot_case(pid, medication, dosage)))
+    assert ("nonadherence" in fired) is fires
+
+
+@pytest.mark.parametrize(
+    ("fill_name", "fires"),
+    [
+        pytest.param("Invega Sustenna 234 MG", False, id="fills-of-a-depot"),
+        pytest.param("paliperidone 6 MG 24HR Extended Release Oral Tablet", True,
+                     id="fills-of-the-oral-tablet"),
+    ],
+)
+def test_fills_of_a_depot_are_no_measure_even_under_a_plain_order(
+    post: Post, fill_name: str, fires: bool
+) -> None:
+    """The order names the ingredient only; the fills, one a day's supply every 28 days, name a
+    depot: the fill rules do not apply. Fills of the oral tablet under the same order do."""
+    pid = f"lai-fills-{fires}"
+    body = _depot_case(pid, {"text": "paliperidone"}, [], {"text": fill_name})
+    assert ("nonadherence" in topics(post(body))) is fires
