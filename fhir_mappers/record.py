@@ -301,6 +301,11 @@ VisitKind = Literal["outpatient", "inpatient", "emergency", "other", "unknown"]
 # "on-hold": begun, the patient temporarily on leave).
 COMPLETED_VISIT_STATUSES = frozenset({"finished", "completed", "discharged"})
 CURRENT_VISIT_STATUSES = frozenset({"in-progress", "arrived", "triaged", "onleave", "on-hold"})
+# Statuses of an encounter that did not (or not yet) take place, or is void (R4 and R5).
+NOT_HELD_VISIT_STATUSES = frozenset({"planned", "cancelled", "entered-in-error", "discontinued"})
+_KNOWN_VISIT_STATUSES = (
+    COMPLETED_VISIT_STATUSES | CURRENT_VISIT_STATUSES | NOT_HELD_VISIT_STATUSES
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -328,6 +333,12 @@ class Visit:
         """A visit that took place (``COMPLETED_VISIT_STATUSES``: R4 ``finished``, R5
         ``completed``/``discharged``) and whose kind is outpatient."""
         return self.status in COMPLETED_VISIT_STATUSES and self.kind == "outpatient"
+
+    @property
+    def status_unknown(self) -> bool:
+        """Whether the encounter's status does not say if it took place: "unknown", missing, or
+        a code of neither R4 nor R5."""
+        return self.status not in _KNOWN_VISIT_STATUSES
 
     def may_be_review(self, *, count_untyped: bool) -> bool:
         """By class and type, a visit where a prescriber could review the regimen: outpatient

@@ -138,8 +138,7 @@ def detect(
         if _included(changes, [d for d in maybe if d >= since], maybe, thresholds) is None:
             return NotEvaluable(
                 PATTERN_ID,
-                reason=f"{len(unread)} completed encounter(s) of unreadable class whose type does"
-                " not say whether a prescriber was seen could be the missing review visits",
+                reason=_unread_reason(unread),
                 references=tuple(v.ref for v, _ in unread),
             )
     last_visit = visit_days[-1] if visit_days else None
@@ -233,21 +232,45 @@ def _seen_now(record: PatientRecord, thresholds: Thresholds, now: date) -> bool:
 def _unread_visits(
     record: PatientRecord, thresholds: Thresholds, since: date, now: date
 ) -> list[tuple[Visit, date]]:
-    """Completed encounters of unreadable class whose type says neither way, on days that could
-    change the finding (from ``max_gap_since_visit_days`` before the window up to today), at a
-    site that counts untyped visits: had their class been read, they might be review visits."""
-    if not thresholds.count_untyped_visits:
-        return []
+    """Encounters that might be review visits the data do not show as such, on days that could
+    change the finding (from ``max_gap_since_visit_days`` before the window up to today):
+    completed ones of unreadable class whose type says neither way, at a site that counts
+    untyped visits (had their class been read, they might be review visits); and ones whose
+    status does not say whether they took place (``Visit.status_unknown``) but whose class and
+    type make them review visits if they did."""
     earliest = since - timedelta(days=thresholds.max_gap_since_visit_days)
+    count_untyped = thresholds.count_untyped_visits
     return [
         (v, day)
         for v in record.visits
-        if v.kind == "unknown"
-        and v.prescriber_visit is None
-        and v.status in COMPLETED_VISIT_STATUSES
+        if (
+            (
+                count_untyped
+                and v.kind == "unknown"
+                and v.prescriber_visit is None
+                and v.status in COMPLETED_VISIT_STATUSES
+            )
+            or (v.status_unknown and v.may_be_review(count_untyped=count_untyped))
+        )
         and (day := _visit_day(v)) is not None
         and earliest <= day <= now
     ]
+
+
+def _unread_reason(unread: list[tuple[Visit, date]]) -> str:
+    unknown_status = sum(1 for v, _ in unread if v.status_unknown)
+    parts = []
+    if len(unread) > unknown_status:
+        parts.append(
+            f"{len(unread) - unknown_status} completed encounter(s) of unreadable class whose "
+            "type does not say whether a prescriber was seen"
+        )
+    if unknown_status:
+        parts.append(
+            f"{unknown_status} encounter(s) that would be review visits but whose status does "
+            "not say whether they took place"
+        )
+    return " and ".join(parts) + " could be the missing review visits"
 
 
 def _excluded(change: RegimenEvent, visits: tuple[Visit, ...], now: date) -> bool:

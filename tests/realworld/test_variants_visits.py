@@ -11,10 +11,11 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from flask import Flask
 
 from fhir_mappers import CodeLists, IngredientTable, map_record
 from tests.realworld.builders import ACT_CODE, EPIC_CLASS, daily, day, encounter, order, request
-from tests.realworld.conftest import topics
+from tests.realworld.conftest import audit_rows, topics
 
 PID = "rwv-visits-1"
 VISITS = "visits-lag-changes"
@@ -297,3 +298,35 @@ def test_changes_recorded_from_another_source_do_not_outpace_visits_here(
     response = post(request("patient-view", PID, changes))
     assert response.status_code == 200
     assert (VISITS in topics(response)) is fires
+
+
+@pytest.mark.parametrize(
+    ("status", "disposition"),
+    [
+        pytest.param("unknown", "not-evaluable", id="unknown"),
+        pytest.param(None, "not-evaluable", id="missing"),
+        pytest.param("Booked", "not-evaluable", id="not-an-fhir-status"),
+        pytest.param("finished", None, id="finished-control"),
+        pytest.param("cancelled", "shown", id="cancelled"),
+        pytest.param("planned", "shown", id="planned"),
+    ],
+)
+def test_a_visit_whose_status_does_not_say_it_took_place_is_not_evidence_of_none(
+    audited_post: Callable[[dict[str, Any]], Any], rw_app: Flask, status: str | None,
+    disposition: str | None,
+) -> None:
+    # A psychiatry visit on each change day. Finished, they are the visits; cancelled or
+    # planned, they did not happen (the card fires); of unknown status they may have: the
+    # pattern abstains (recorded, no card) rather than read their absence into the record.
+    visits = visits_at_each_change({"system": ACT_CODE, "code": "AMB"},
+                                   type=[{"text": "Psychiatry follow-up"}])
+    for visit in visits:
+        if status is None:
+            del visit["status"]
+        else:
+            visit["status"] = status
+    fired = topics(audited_post(request("patient-view", PID, three_changes() + visits)))
+    assert "regimen-escalation" in fired
+    rows = [r for r in audit_rows(rw_app) if r["pattern"] == VISITS]
+    assert [r["disposition"] for r in rows] == ([disposition] if disposition else [])
+    assert (VISITS in fired) is (disposition == "shown")
