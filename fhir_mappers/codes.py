@@ -429,6 +429,11 @@ class CodeLists:
                     return True
         return False
 
+    def mentions_as_needed(self, free_text: str) -> bool:
+        """Whether ``free_text`` holds an ``as_needed_words`` phrase at all (whole words): the
+        quick test before ``says_as_needed`` reads the clauses."""
+        return bool(free_text) and _mentions(free_text, self.as_needed_words)
+
     def says_as_needed(self, free_text: str, *, scheduled: bool = False) -> bool:
         """Whether a sig's free text says the line's dose is taken as needed: an
         ``as_needed_words`` phrase ("1 tab PRN anxiety") in one of its clauses, affirmed there.
@@ -441,7 +446,7 @@ class CodeLists:
         needed, the scheduled dose stands: "May take an additional 1/2 tablet if needed"). For
         a phrase that opens its clause ("If needed, call the clinic"), its next three words stand
         for the words before it. One affirmed phrase is enough."""
-        if not free_text or not _mentions(free_text, self.as_needed_words):
+        if not self.mentions_as_needed(free_text):
             return False
         for clause in _SIG_CLAUSE.split(free_text):
             words = _WORD.findall(clause.lower())

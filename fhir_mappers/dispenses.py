@@ -54,7 +54,7 @@ from fhir_mappers.codes import status_key
 from fhir_mappers.context import MappingContext
 from fhir_mappers.dosage import administration, daily_dose_memo, is_prn_line
 from fhir_mappers.medication_source import ResolvedMedication, resolve_medication
-from fhir_mappers.record import NO_ADMINISTRATION, Dispense
+from fhir_mappers.record import NOT_GIVEN, AdministrationReading, Dispense
 
 _RTYPE = "MedicationDispense"
 # Duration units as ``_unit_key`` spells them (lower case, no braces, "(s)" or "supply"): UCUM
@@ -133,9 +133,9 @@ def map_dispense(
         authorizing_prescription=authorizing,
         handed_over_latest=latest,
         administration=(
-            administration(resource.get("dosageInstruction"), medication)
+            AdministrationReading(administration, resource.get("dosageInstruction"), medication)
             if psychotropic
-            else NO_ADMINISTRATION
+            else NOT_GIVEN
         ),
     )
 
@@ -145,7 +145,7 @@ def _status(sent: str, ref: str, ctx: MappingContext) -> str:
     "In Progress"), a feed's synonym of one (``dispense_status_synonyms`` in config/codes.yaml:
     "picked-up" is "completed"), else "unknown" for a status outside the R4 value set (reported):
     whether such a fill reached the patient is not known. "" stays "" (no status sent)."""
-    if not sent:
+    if not sent or sent in _R4_STATUSES:
         return sent
     key = status_key(sent)
     key = ctx.codes.dispense_status_synonyms.get(key, key)

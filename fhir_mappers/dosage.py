@@ -17,6 +17,7 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, timedelta
+from functools import lru_cache
 from typing import Any, Literal
 
 import orjson
@@ -362,23 +363,35 @@ def administration(dosages: Any, medication: ResolvedMedication) -> Administrati
     ``patientInstruction``), as sent; read, not judged (the patterns hold the word lists)."""
     routes: list[Coding] = []
     sig: list[str] = []
-    for line in as_list(dosages):
-        if not isinstance(line, Mapping):
+    # Read for every psychotropic order and fill of a long history: most lines have a text and
+    # no route, so the loop tests before it calls.
+    for line in dosages if type(dosages) is list else as_list(dosages):
+        if type(line) is not dict and not isinstance(line, Mapping):
             continue
         route = line.get("route")
-        for coding in as_list(get(route, "coding")):
-            if isinstance(coding, Mapping):
-                routes.append(
-                    Coding(text(coding.get("system")), text(coding.get("code")),
-                           text(coding.get("display")))
-                )
-        if text(get(route, "text")):
-            routes.append(Coding("", "", text(get(route, "text"))))
-        sig += [text(line.get("text")), text(line.get("patientInstruction"))]
-    words = " ".join(w for w in sig if w)
-    if not (medication.form or routes or words):
+        if route is not None:
+            for coding in as_list(get(route, "coding")):
+                if isinstance(coding, Mapping):
+                    routes.append(_route_coding(
+                        text(coding.get("system")), text(coding.get("code")),
+                        text(coding.get("display")),
+                    ))
+            if text(get(route, "text")):
+                routes.append(_route_coding("", "", text(get(route, "text"))))
+        for key in ("text", "patientInstruction"):
+            words = line.get(key)
+            if words and type(words) is str and words.strip():
+                sig.append(words.strip())
+    if not (medication.form or routes or sig):
         return NO_ADMINISTRATION
-    return Administration(medication.form, tuple(routes), words)
+    return Administration(medication.form, tuple(routes), " ".join(sig))
+
+
+@lru_cache(maxsize=256)
+def _route_coding(system: str, code: str, display: str) -> Coding:
+    # One route repeats on every line of a long history ("Oral route"): built once per
+    # spelling (the Coding is immutable), not once per order and fill.
+    return Coding(system, code, display)
 
 
 def is_prn_line(dosage: Mapping[str, Any], codes: CodeLists) -> bool:
@@ -400,8 +413,8 @@ def is_prn_line(dosage: Mapping[str, Any], codes: CodeLists) -> bool:
     if _says(flag, "false") or _says(r5_flag, "false"):
         return False
     free_text = f"{text(dosage.get('text'))} {text(dosage.get('patientInstruction'))}"
-    if not free_text.strip():
-        return False
+    if not codes.mentions_as_needed(free_text):
+        return False  # the common case, decided before the schedule is read
     # A structured schedule: what a dose beyond it ("an additional 1/2 tablet if needed")
     # leaves standing.
     scheduled = administrations_per_day(dosage.get("timing"), codes) is not None

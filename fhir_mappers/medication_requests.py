@@ -37,7 +37,13 @@ from fhir_mappers.accessors import (
 from fhir_mappers.context import MappingContext
 from fhir_mappers.dosage import administration, daily_dose_memo, dose_schedule, duration_end
 from fhir_mappers.medication_source import ResolvedMedication, resolve_medication
-from fhir_mappers.record import Coding, DoseStep, IntoleranceEvent, MedicationCourse
+from fhir_mappers.record import (
+    AdministrationReading,
+    Coding,
+    DoseStep,
+    IntoleranceEvent,
+    MedicationCourse,
+)
 
 # Statuses after which a stop reason describes how the course ended.
 _ENDED = frozenset({"stopped", "completed", "cancelled", "not-taken"})
@@ -90,8 +96,13 @@ def map_medication_request(
     dosages = resource.get("dosageInstruction")
     bounds = get(dosages, 0, "timing", "repeat", "boundsPeriod")
     start = ctx.date(authored, rtype, ref, "authoredOn")
-    planned = ctx.date(
-        get(bounds, "start"), rtype, ref, "dosageInstruction[0].timing.repeat.boundsPeriod.start"
+    bounds_start = get(bounds, "start")
+    planned = (
+        ctx.date(
+            bounds_start, rtype, ref, "dosageInstruction[0].timing.repeat.boundsPeriod.start"
+        )
+        if bounds_start is not None and not is_draft and not _not_later(bounds_start, authored)
+        else None
     )
     if is_draft and draft_start is not None:
         start = draft_start  # authoredOn of a draft is when it was typed, not when it starts
@@ -283,7 +294,7 @@ def _build(
             if dose.mg is not None and not dose.steps
             else None
         ),
-        administration=administration(dosages, medication),
+        administration=AdministrationReading(administration, dosages, medication),
     )
     intolerance = None
     if status in _EVIDENCE_STATUSES and stop_reason in _STOP_KINDS_AS_EVIDENCE and not is_draft:
@@ -298,6 +309,15 @@ def _build(
             reaction_text=reason_text,
         )
     return MappedCourse(course, intolerance)
+
+
+def _not_later(day: Any, than: Any) -> bool:
+    """Two full ISO days or dateTimes of which the first names no later day than the second (a
+    string comparison: the common bounds start on the day of authoredOn needs no reading)."""
+    return (
+        type(day) is str and type(than) is str and len(day) >= 10 and len(than) >= 10
+        and day[4] == "-" and than[4] == "-" and day[:10] <= than[:10]
+    )
 
 
 def _reported(resource: Mapping[str, Any]) -> bool:

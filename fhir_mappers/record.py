@@ -13,6 +13,7 @@ kept as sent (stripped strings).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Literal, NamedTuple
@@ -105,6 +106,32 @@ class Administration(NamedTuple):
 NO_ADMINISTRATION = Administration()
 
 
+class AdministrationReading:
+    """The ``Administration`` of an order, statement or fill, read from its resource when first
+    asked (``reading()``): one pattern asks it of the few records it judges, and a long history
+    holds thousands. ``read`` is the mapper's reader and ``args`` what it reads; without them,
+    ``NO_ADMINISTRATION``."""
+
+    __slots__ = ("_args", "_read", "_value")
+
+    def __init__(
+        self, read: Callable[..., Administration] | None = None, *args: object
+    ) -> None:
+        self._read = read
+        self._args = args
+        self._value: Administration | None = None if read is not None else NO_ADMINISTRATION
+
+    def __call__(self) -> Administration:
+        if self._value is None:
+            assert self._read is not None  # noqa: S101 - set whenever _value is not
+            self._value = self._read(*self._args)
+            self._read, self._args = None, ()
+        return self._value
+
+
+NOT_GIVEN = AdministrationReading()
+
+
 @dataclass(frozen=True, slots=True)
 class DoseStep:
     """One step of a multi-step order (titration, taper, loading dose): its days and daily dose.
@@ -171,8 +198,9 @@ class MedicationCourse:
     # of another health system, the patient), not written here; its prescriber's visits are
     # not in this record.
     reported: bool = False
-    # Form, route and sig words (psychotropics only): a depot is recognised by them.
-    administration: Administration = NO_ADMINISTRATION
+    # Form, route and sig words (psychotropics only), read when asked: a depot is recognised by
+    # them. Not part of the course's value (it is what the resource says, read again).
+    administration: AdministrationReading = field(default=NOT_GIVEN, compare=False, repr=False)
     # Derived from ``ingredients`` once, not on every read: the patterns ask for it of every
     # course several times per call.
     psychotropic_ingredients: tuple[Ingredient, ...] = field(
@@ -416,8 +444,9 @@ class Dispense:
     # When the date names only a month or a year ("2026-09"): the last day it names
     # (``handed_over`` is the first). None for a full date. Such a fill cannot be placed on a day.
     handed_over_latest: date | None = None
-    # Form, route and sig words of the fill (psychotropics only): a depot is recognised by them.
-    administration: Administration = NO_ADMINISTRATION
+    # Form, route and sig words of the fill (psychotropics only), read when asked: a depot is
+    # recognised by them.
+    administration: AdministrationReading = field(default=NOT_GIVEN, compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True)

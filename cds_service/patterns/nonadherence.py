@@ -338,7 +338,7 @@ def given_as_depot(item: MedicationCourse | Dispense, thresholds: Thresholds) ->
     (``less_than_daily``). Sources of the word lists: config/default.yaml."""
     if isinstance(item, MedicationCourse) and item.schedule is not None:
         return True
-    how = item.administration
+    how = item.administration()
     if mentions_any(f"{item.display} {how.form}", thresholds.injectable_form_words):
         return True
     if any(c.code in thresholds.injection_route_codes for c in how.routes):
