@@ -44,6 +44,21 @@ def _history() -> list[dict[str, Any]]:
     ]
 
 
+def _signing(
+    first: list[dict[str, Any]], second: list[dict[str, Any]] | None
+) -> dict[str, Any]:
+    """order-sign: sertraline 100 mg taken (continuing the year of ``_history``), and a draft
+    of sertraline 100 mg tablets with ``first`` Dosage, and one of 50 mg tablets with ``second``
+    (none when None)."""
+    current = order("s-now", PID, "sertraline100", authored=days_ago(41), dosage=[daily(100)])
+    drafts = [order("d-1", PID, "sertraline100", authored=days_ago(0), status="draft",
+                    dosage=first)]
+    if second is not None:
+        drafts.append(order("d-2", PID, "sertraline50", authored=days_ago(0), status="draft",
+                            dosage=second))
+    return request("order-sign", PID, [*_history(), current], drafts=drafts)
+
+
 def _fired(post: Post, body: dict[str, Any]) -> bool:
     response = post(body)
     assert response.status_code == 200
@@ -75,14 +90,7 @@ def test_draft_steps_that_follow_one_another_are_not_one_summed_dose(
     # "later_mg from the 7th": one plan in two orders, read as the same steps written in one
     # order are. A taper to 50 mg is no escalation; a step up to 150 mg is one (the third).
     # Summed as if taken together, 100 + 50 had read as an increase to 150 mg.
-    current = order("s-now", PID, "sertraline100", authored=days_ago(41), dosage=[daily(100)])
-    drafts = [
-        order("d-1", PID, "sertraline100", authored=days_ago(0), status="draft",
-              dosage=[_bounded(100, 0, -6)]),
-        order("d-2", PID, "sertraline50", authored=days_ago(0), status="draft",
-              dosage=[_bounded(later_mg, -7, None)]),
-    ]
-    body = request("order-sign", PID, [*_history(), current], drafts=drafts)
+    body = _signing([_bounded(100, 0, -6)], [_bounded(later_mg, -7, None)])
 
     assert _fired(post, body) is fires
 
@@ -93,14 +101,7 @@ def test_drafts_of_one_drug_starting_together_are_still_one_summed_dose(
 ) -> None:
     # Sertraline 100 mg and 50 mg tablets, both from today, are one order of 150 mg/day: an
     # increase from 100 mg (the third escalation). The 100 mg draft alone is a renewal.
-    current = order("s-now", PID, "sertraline100", authored=days_ago(41), dosage=[daily(100)])
-    drafts = [
-        order("d-1", PID, "sertraline100", authored=days_ago(0), status="draft",
-              dosage=[daily(100)]),
-        order("d-2", PID, "sertraline50", authored=days_ago(0), status="draft",
-              dosage=[daily(50)]),
-    ][: 2 if second == "50" else 1]
-    body = request("order-sign", PID, [*_history(), current], drafts=drafts)
+    body = _signing([daily(100)], [daily(50)] if second == "50" else None)
 
     assert _fired(post, body) is fires
 
