@@ -67,11 +67,9 @@ ordered, or of its class (a switch or an addition in that class). Override reaso
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import date, timedelta
-from functools import lru_cache
 
 from cds_service.patterns.abstention import NotEvaluable, data_unavailable
 from cds_service.patterns.base import EvidenceItem, Finding
@@ -87,7 +85,7 @@ from cds_service.patterns.pdc import (
     uncounted_fills,
     unidentified_fills,
 )
-from cds_service.patterns.regimen import is_stale, mentions_any, padded_words, signs_of_life
+from cds_service.patterns.regimen import given_as_depot, is_stale, mentions_any, signs_of_life
 from cds_service.patterns.timeline import (
     dated_drafts,
     episodes,
@@ -326,68 +324,6 @@ def _long_acting(name: str, ctx: _Context) -> bool:
         if _names(d, name)
         and (d.handed_over is None or ctx.window_start <= d.handed_over <= ctx.now)
     )
-
-
-def given_as_depot(item: MedicationCourse | Dispense, thresholds: Thresholds) -> bool:
-    """An order, statement or fill of a long-acting injection or of a dose given less often than
-    daily: a ``DoseSchedule`` (an order's structured timing); ``injectable_form_words`` in the
-    product's name (its display, ``Medication.form`` or the product table's name of a bare
-    RxNorm code: "paliperidone palmitate ... Prefilled Syringe", "Aristada"); an injection route
-    (``injection_route_codes``, or ``injection_route_words`` in the route's words or the sig:
-    "IM", "Intramuscular route"); or a free-text sig less often than daily
-    (``less_than_daily``). Sources of the word lists: config/default.yaml."""
-    if isinstance(item, MedicationCourse) and item.schedule is not None:
-        return True
-    how = item.administration()
-    if mentions_any(f"{item.display} {how.form}", thresholds.injectable_form_words):
-        return True
-    if any(c.code in thresholds.injection_route_codes for c in how.routes):
-        return True
-    route_words = " ".join(f"{c.code} {c.display}" for c in how.routes if not c.system)
-    route_words += " " + " ".join(c.display for c in how.routes)
-    if mentions_any(f"{route_words} {how.sig}", thresholds.injection_route_words):
-        return True
-    return less_than_daily(how.sig, thresholds)
-
-
-# English numerals a sig writes out ("every four weeks", "every other week").
-_NUMBERS = {
-    "one": 1, "other": 2, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "eight": 8,
-    "twelve": 12,
-}  # fmt: skip
-
-
-def less_than_daily(sig: str, thresholds: Thresholds) -> bool:
-    """Whether a free-text sig gives its dose less often than once a day: a word of
-    ``less_than_daily_sig_words`` ("monthly"), or "every"/"each"/"q" with an optional count and
-    a unit of ``sig_interval_units`` longer than a day in all ("every 4 weeks", "q2w", "every
-    other week", "q28 days"); not when the sig also gives a daily cadence (``daily_sig_words``:
-    "daily, increase weekly" is a daily dose being titrated)."""
-    if not sig or mentions_any(sig, thresholds.daily_sig_words):
-        return False
-    if mentions_any(sig, thresholds.less_than_daily_sig_words):
-        return True
-    if not thresholds.sig_interval_units:
-        return False
-    for match in _every(tuple(thresholds.sig_interval_units)).finditer(padded_words(sig)):
-        count_text = match.group(1)
-        count = 1.0 if count_text is None else _NUMBERS.get(count_text) or _number(count_text)
-        if count is not None and count * thresholds.sig_interval_units[match.group(2)] > 1:
-            return True
-    return False
-
-
-@lru_cache(maxsize=8)
-def _every(units: tuple[str, ...]) -> re.Pattern[str]:
-    # Built once per configured unit list (configuration, the same on every call).
-    longest_first = sorted(units, key=len, reverse=True)
-    return re.compile(
-        r" (?:every|each|q) ?(\d+|[a-z]+)? ?(" + "|".join(map(re.escape, longest_first)) + r")(?= )"
-    )
-
-
-def _number(word: str) -> float | None:
-    return float(word) if word.isdigit() else None
 
 
 def _measured_from(name: str, ctx: _Context) -> tuple[date, ...]:

@@ -11,10 +11,12 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 from functools import lru_cache
+from typing import Protocol
 
 from cds_service.patterns.timeline import is_current, taken_courses
 from fhir_mappers.record import (
     CURRENT_STATUSES,
+    Dispense,
     Ingredient,
     MedicationCourse,
     PatientRecord,
@@ -147,13 +149,91 @@ def stopped_since(course: MedicationCourse, signs: SignsOfLife) -> bool:
     return True
 
 
-def is_injectable(course: MedicationCourse, injectable_form_words: Iterable[str]) -> bool:
-    """A course of an injectable, or of a dose given less often than daily: the product's name
-    says so (RxNorm "Injectable Suspension", "Prefilled Syringe", Epic's "IM SUSR";
-    ``injectable_form_words``), or the order has a ``DoseSchedule`` (a depot every 4 weeks,
-    whatever its name says). Its mg/day is no dose anybody prescribed, and its fills carry a
-    supply of a day."""
-    return course.schedule is not None or mentions_any(course.display, injectable_form_words)
+class DepotSigns(Protocol):
+    """What recognises a long-acting injection or a dose given less often than daily
+    (``given_as_depot``): a pattern's thresholds (regimen-escalation, nonadherence)."""
+
+    @property
+    def injectable_form_words(self) -> tuple[str, ...]:
+        """Words of a product's name that make it an injectable or a depot."""
+    @property
+    def injection_route_codes(self) -> tuple[str, ...]:
+        """``Dosage.route`` codes of an injection."""
+    @property
+    def injection_route_words(self) -> tuple[str, ...]:
+        """Words of a route or a sig that name an injection."""
+    @property
+    def less_than_daily_sig_words(self) -> tuple[str, ...]:
+        """Sig words of a dose given less often than daily ("monthly")."""
+    @property
+    def sig_interval_units(self) -> Mapping[str, float]:
+        """Interval units of a sig ("every 4 weeks") in days."""
+    @property
+    def daily_sig_words(self) -> tuple[str, ...]:
+        """Sig words of a daily cadence, which no interval overrides."""
+
+
+def given_as_depot(item: MedicationCourse | Dispense, signs: DepotSigns) -> bool:
+    """An order, statement or fill of a long-acting injection or of a dose given less often than
+    daily: a ``DoseSchedule`` (an order's structured timing); ``injectable_form_words`` in the
+    product's name (its display, ``Medication.form`` or the product table's name of a bare
+    RxNorm code: "paliperidone palmitate ... Prefilled Syringe", "Aristada"); an injection route
+    (``injection_route_codes``, or ``injection_route_words`` in the route's words or the sig:
+    "IM", "Intramuscular route"); or a free-text sig less often than daily
+    (``less_than_daily``). The word lists and their sources: config/default.yaml
+    (regimen-escalation, aliased by nonadherence)."""
+    if isinstance(item, MedicationCourse) and item.schedule is not None:
+        return True
+    how = item.administration()
+    if mentions_any(f"{item.display} {how.form}", signs.injectable_form_words):
+        return True
+    if any(c.code in signs.injection_route_codes for c in how.routes):
+        return True
+    route_words = " ".join(f"{c.code} {c.display}" for c in how.routes if not c.system)
+    route_words += " " + " ".join(c.display for c in how.routes)
+    if mentions_any(f"{route_words} {how.sig}", signs.injection_route_words):
+        return True
+    return less_than_daily(how.sig, signs)
+
+
+# English numerals a sig writes out ("every four weeks", "every other week").
+_NUMBERS = {
+    "one": 1, "other": 2, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "eight": 8,
+    "twelve": 12,
+}  # fmt: skip
+
+
+def less_than_daily(sig: str, signs: DepotSigns) -> bool:
+    """Whether a free-text sig gives its dose less often than once a day: a word of
+    ``less_than_daily_sig_words`` ("monthly"), or "every"/"each"/"q" with an optional count and
+    a unit of ``sig_interval_units`` longer than a day in all ("every 4 weeks", "q2w", "every
+    other week", "q28 days"); not when the sig also gives a daily cadence (``daily_sig_words``:
+    "daily, increase weekly" is a daily dose being titrated)."""
+    if not sig or mentions_any(sig, signs.daily_sig_words):
+        return False
+    if mentions_any(sig, signs.less_than_daily_sig_words):
+        return True
+    if not signs.sig_interval_units:
+        return False
+    for match in _every(tuple(signs.sig_interval_units)).finditer(padded_words(sig)):
+        count_text = match.group(1)
+        count = 1.0 if count_text is None else _NUMBERS.get(count_text) or _number(count_text)
+        if count is not None and count * signs.sig_interval_units[match.group(2)] > 1:
+            return True
+    return False
+
+
+@lru_cache(maxsize=8)
+def _every(units: tuple[str, ...]) -> re.Pattern[str]:
+    # Built once per configured unit list (configuration, the same on every call).
+    longest_first = sorted(units, key=len, reverse=True)
+    return re.compile(
+        r" (?:every|each|q) ?(\d+|[a-z]+)? ?(" + "|".join(map(re.escape, longest_first)) + r")(?= )"
+    )
+
+
+def _number(word: str) -> float | None:
+    return float(word) if word.isdigit() else None
 
 
 # An order paused by its prescriber (R4 MedicationRequest.status): in force, but not taken now.

@@ -60,8 +60,8 @@ from cds_service.patterns.evidence import (
     unique_refs,
 )
 from cds_service.patterns.regimen import (
+    given_as_depot,
     indications,
-    is_injectable,
     is_stale,
     signs_of_life,
 )
@@ -97,6 +97,11 @@ class Thresholds:
     indication_codes: Mapping[str, tuple[str, ...]]
     stale_order_days: int
     injectable_form_words: tuple[str, ...]
+    injection_route_codes: tuple[str, ...]
+    injection_route_words: tuple[str, ...]
+    less_than_daily_sig_words: tuple[str, ...]
+    sig_interval_units: Mapping[str, float]
+    daily_sig_words: tuple[str, ...]
 
     def windows_days(self) -> tuple[int, ...]:
         """The look-back windows this pattern reads, nested (their sum is its reach)."""
@@ -349,9 +354,8 @@ def _changes_form(
     (oral tablets to a long-acting injection): mg/day is not comparable across them, and a
     long-acting injection's labelled dose is not an increase."""
     previous = _previous_dosed_course(event, all_episodes)
-    words = thresholds.injectable_form_words
-    return previous is not None and is_injectable(previous, words) != is_injectable(
-        event.course, words
+    return previous is not None and given_as_depot(previous, thresholds) != given_as_depot(
+        event.course, thresholds
     )
 
 
@@ -400,7 +404,7 @@ def _evidence_item(
         # read as a dose nobody prescribed: its schedule as written, else the name alone.
         label=daily_dose_label(
             event.ingredient.name,
-            None if is_injectable(course, thresholds.injectable_form_words) else event.dose,
+            None if given_as_depot(course, thresholds) else event.dose,
             course.schedule,
         ),
         when=event.when,
