@@ -230,25 +230,25 @@ def _split_doses_summed(
     steps: list[tuple[Ingredient, MedicationCourse, date]],
 ) -> list[tuple[Ingredient, MedicationCourse, date]]:
     """One ingredient's dated courses (sorted by start) with a dose split over orders of one
-    day read as one course: orders that start and end on the same days, each scheduled, of this
-    ingredient alone and of known dose (lithium 300 mg and 600 mg as two orders, renewed
-    together) are taken together, so their daily doses add up (900 mg/day, then 900 again: no
-    change), where compared one after the other they would read as a fall and a rise. The
-    first keeps its place and reference. Two such orders of the same product and dose are
-    read as one order entered twice (a copy made at reconciliation), not as a doubled dose:
-    nothing in them tells a copy from a second daily dose. Drafts are summed by
-    ``draft_plan`` instead."""
+    day read as one course: orders that start on the same day and end together (within a day),
+    each scheduled, of this ingredient alone and of known dose (lithium 300 mg and 600 mg as two
+    orders, renewed together) are taken together, so their daily doses add up (900 mg/day, then
+    900 again: no change), where compared one after the other they would read as a fall and a
+    rise. The first keeps its place and reference. Two such orders of the same product and dose
+    may be one dose split in two (sertraline 50 mg morning and 50 mg at bedtime) or one order
+    entered twice (a copy made at reconciliation): nothing kept of them tells which, so the daily
+    dose is unknown (no change is read across it, and no trial is shown adequate by it). Drafts
+    are summed by ``draft_plan`` instead."""
     if len(steps) < 2:
         return steps
     out: list[tuple[Ingredient, MedicationCourse, date]] = []
     for step in steps:
         if out and _taken_together(out[-1][1], step[1]):
-            kept = out[-1][1]
-            course = step[1]
-            if course.display != kept.display or course.daily_dose_mg != kept.daily_dose_mg:
-                total = (kept.daily_dose_mg or 0.0) + (course.daily_dose_mg or 0.0)
-                summed = replace(kept, daily_dose_mg=total, schedule=None)
-                out[-1] = (out[-1][0], summed, out[-1][2])
+            kept, course = out[-1][1], step[1]
+            same = course.display == kept.display and course.daily_dose_mg == kept.daily_dose_mg
+            total = None if same else (kept.daily_dose_mg or 0.0) + (course.daily_dose_mg or 0.0)
+            summed = replace(kept, daily_dose_mg=total, schedule=None)
+            out[-1] = (out[-1][0], summed, out[-1][2])
             continue
         out.append(step)
     return out
@@ -257,7 +257,7 @@ def _split_doses_summed(
 def _taken_together(first: MedicationCourse, other: MedicationCourse) -> bool:
     return (
         first.start == other.start
-        and first.end == other.end
+        and _end_together(first.end, other.end)
         and first.status == other.status
         and not first.is_draft
         and not other.is_draft
@@ -267,6 +267,14 @@ def _taken_together(first: MedicationCourse, other: MedicationCourse) -> bool:
             for c in (first, other)
         )
     )
+
+
+def _end_together(first: date | None, other: date | None) -> bool:
+    # Both open, or both ending within a day of each other (one order's end written as the
+    # last day taken, the other's as the day after).
+    if first is None or other is None:
+        return first is other
+    return abs((first - other).days) <= 1
 
 
 def _split_episodes(

@@ -131,13 +131,30 @@ def test_a_dose_split_over_two_orders_is_their_sum(
     assert _fired(post, request("patient-view", PID, history)) is fires
 
 
-def test_one_order_entered_twice_is_not_a_doubled_dose(post: Post) -> None:
-    # The same sertraline 100 mg order twice on one day (a copy), then a renewal at 100 mg:
-    # no increase to 200 and no fall back to 100. With quetiapine and sertraline new, 2.
+@pytest.mark.parametrize("renewed", ["sertraline100", "sertraline50"])
+def test_two_like_orders_of_one_day_are_a_dose_not_known(post: Post, renewed: str) -> None:
+    # Sertraline 50 mg twice on one day: a morning and a bedtime dose (100 mg/day) or one order
+    # entered twice (50 mg/day)? Nothing kept tells, so neither the renewal at 100 mg (which a
+    # copy would make an increase) nor at 50 mg (which a split would make a fall) is a change:
+    # with quetiapine and sertraline new, 2 escalations, no card.
+    history = [
+        _split("s-a", "sertraline50", 50, 100, 51, "completed"),
+        _split("s-b", "sertraline50", 50, 100, 51, "completed"),
+        _split("s-c", renewed, 100 if renewed == "sertraline100" else 50, 50, None, "active"),
+        order("q-new", PID, "quetiapine100", authored=days_ago(30), dosage=[daily(100)]),
+    ]
+
+    assert not _fired(post, request("patient-view", PID, history))
+
+
+def test_split_orders_ending_a_day_apart_are_still_taken_together(post: Post) -> None:
+    # Sertraline 100 mg + 50 mg from 100 days ago, one order ending on day 51, the other on day
+    # 50 (the day after, as some systems write an end); renewed at 100 + 50: no change.
     history = [
         _split("s-a", "sertraline100", 100, 100, 51, "completed"),
-        _split("s-copy", "sertraline100", 100, 100, 51, "completed"),
-        _split("s-c", "sertraline100", 100, 50, None, "active"),
+        _split("s-b", "sertraline50", 50, 100, 50, "completed"),
+        _split("s-c", "sertraline100", 100, 49, None, "active"),
+        _split("s-d", "sertraline50", 50, 49, None, "active"),
         order("q-new", PID, "quetiapine100", authored=days_ago(30), dosage=[daily(100)]),
     ]
 
