@@ -180,10 +180,15 @@ def given_as_depot(item: MedicationCourse | Dispense, signs: DepotSigns) -> bool
     RxNorm code: "paliperidone palmitate ... Prefilled Syringe", "Aristada"); an injection route
     (``injection_route_codes``, or ``injection_route_words`` in the route's words or the sig:
     "IM", "Intramuscular route"); or a free-text sig less often than daily
-    (``less_than_daily``). The word lists and their sources: config/default.yaml
-    (regimen-escalation, aliased by nonadherence)."""
-    if isinstance(item, MedicationCourse) and item.schedule is not None:
-        return True
+    (``less_than_daily``), unless the order's structured timing gives a dose every day (a
+    daily dose is known: "Blood test every 3 months" in its sig is no dose cadence). The word
+    lists and their sources: config/default.yaml (regimen-escalation, aliased by
+    nonadherence)."""
+    structured_daily = False
+    if isinstance(item, MedicationCourse):
+        if item.schedule is not None:
+            return True
+        structured_daily = item.daily_dose_mg is not None
     how = item.administration()
     if mentions_any(f"{item.display} {how.form}", signs.injectable_form_words):
         return True
@@ -193,7 +198,7 @@ def given_as_depot(item: MedicationCourse | Dispense, signs: DepotSigns) -> bool
     route_words += " " + " ".join(c.display for c in how.routes)
     if mentions_any(f"{route_words} {how.sig}", signs.injection_route_words):
         return True
-    return less_than_daily(how.sig, signs)
+    return not structured_daily and less_than_daily(how.sig, signs)
 
 
 # English numerals a sig writes out ("every four weeks", "every other week").

@@ -134,6 +134,17 @@ def _route(code: str, display: str) -> list[dict[str, Any]]:
         pytest.param({"text": "aripiprazole 10 MG"},
                      [{"text": "10 mg daily, increase by 5 mg weekly as tolerated"}], True,
                      id="sig-daily-titrated-weekly-control"),
+        # A cadence in the sig that is not the dose's: the structured timing, or a time of day,
+        # gives a daily dose; "every 3 months" is the blood test's, "monthly" the refill's.
+        pytest.param({"text": "aripiprazole 10 MG Oral Tablet"},
+                     [daily(10, text="Take 1 tablet by mouth. Blood test every 3 months.")],
+                     True, id="structured-daily-sig-names-a-lab-cadence"),
+        pytest.param({"text": "aripiprazole 10 MG"},
+                     [{"text": "1 tablet by mouth at night. Refill monthly."}], True,
+                     id="time-of-day-sig-names-a-refill-cadence"),
+        pytest.param({"text": "aripiprazole 10 MG"},
+                     [{"text": "1 tablet in the morning; follow up every 4 weeks"}], True,
+                     id="morning-sig-names-a-visit-cadence"),
     ],
 )
 def test_a_depot_is_recognised_by_its_code_salt_brand_route_or_sig(
