@@ -67,7 +67,13 @@ from cds_service.patterns.timeline import (
     regimen_events,
     taken_courses,
 )
-from fhir_mappers.record import COMPLETED_VISIT_STATUSES, DraftOrders, PatientRecord, Visit
+from fhir_mappers.record import (
+    COMPLETED_VISIT_STATUSES,
+    CURRENT_VISIT_STATUSES,
+    DraftOrders,
+    PatientRecord,
+    Visit,
+)
 
 PATTERN_ID = "visits-lag-changes"
 # Visits and orders: a visit missing from partial data reads as no visit, and an order missing
@@ -236,8 +242,9 @@ def _unread_visits(
     change the finding (from ``max_gap_since_visit_days`` before the window up to today):
     completed ones of unreadable class whose type says neither way, at a site that counts
     untyped visits (had their class been read, they might be review visits); and ones whose
-    status does not say whether they took place (``Visit.status_unknown``) but whose class and
-    type make them review visits if they did."""
+    status does not say whether they took place (``Visit.status_unknown``, or left open since an
+    earlier day: arrived or in progress, never closed) but whose class and type make them review
+    visits if they did."""
     earliest = since - timedelta(days=thresholds.max_gap_since_visit_days)
     count_untyped = thresholds.count_untyped_visits
     return [
@@ -250,15 +257,28 @@ def _unread_visits(
                 and v.prescriber_visit is None
                 and v.status in COMPLETED_VISIT_STATUSES
             )
-            or (v.status_unknown and v.may_be_review(count_untyped=count_untyped))
+            or (_uncertain(v, now) and v.may_be_review(count_untyped=count_untyped))
         )
         and (day := _visit_day(v)) is not None
         and earliest <= day <= now
     ]
 
 
+def _uncertain(visit: Visit, now: date) -> bool:
+    """Whether the encounter's status leaves open if it took place: not known, or open (arrived,
+    in progress) since a day before ``now`` and not the visit happening today."""
+    if visit.status_unknown:
+        return True
+    return (
+        visit.status in CURRENT_VISIT_STATUSES
+        and not visit.is_happening(now)
+        and (day := _visit_day(visit)) is not None
+        and day < now
+    )
+
+
 def _unread_reason(unread: list[tuple[Visit, date]]) -> str:
-    unknown_status = sum(1 for v, _ in unread if v.status_unknown)
+    unknown_status = sum(1 for v, _ in unread if v.status not in COMPLETED_VISIT_STATUSES)
     parts = []
     if len(unread) > unknown_status:
         parts.append(
@@ -268,7 +288,7 @@ def _unread_reason(unread: list[tuple[Visit, date]]) -> str:
     if unknown_status:
         parts.append(
             f"{unknown_status} encounter(s) that would be review visits but whose status does "
-            "not say whether they took place"
+            "not say whether they took place (unknown, or left open since an earlier day)"
         )
     return " and ".join(parts) + " could be the missing review visits"
 
