@@ -226,6 +226,7 @@ def map_medication_statement(
         prior=None,
         is_draft=False,
         asserted=asserted,
+        reported=_statement_reported(resource),
     )
 
 
@@ -321,12 +322,30 @@ def _not_later(day: Any, than: Any) -> bool:
 
 
 def _reported(resource: Mapping[str, Any]) -> bool:
-    """Whether the order was recorded from another source: ``reportedBoolean`` true (the JSON
-    boolean, or "true" as hand-built exports send it) or a ``reportedReference`` (R4)."""
-    flag = resource.get("reportedBoolean")
-    if flag is True or (isinstance(flag, str) and flag.strip().lower() == "true"):
-        return True
-    return isinstance(resource.get("reportedReference"), Mapping)
+    """Whether the order was recorded from another source: R4 ``reportedBoolean`` true (the
+    JSON boolean, or "true" as hand-built exports send it) or a ``reportedReference``; R5
+    ``reported`` true or an ``informationSource`` (the source "if someone other than the
+    requestor")."""
+    for flag in (resource.get("reportedBoolean"), resource.get("reported")):
+        if flag is True or (isinstance(flag, str) and flag.strip().lower() == "true"):
+            return True
+    return isinstance(resource.get("reportedReference"), Mapping) or any(
+        isinstance(source, Mapping) for source in as_list(resource.get("informationSource"))
+    )
+
+
+# Who may tell of a MedicationStatement without being a prescriber here.
+_OUTSIDE_SOURCES = ("Patient/", "RelatedPerson/", "Organization/")
+
+
+def _statement_reported(resource: Mapping[str, Any]) -> bool:
+    """A MedicationStatement whose ``informationSource`` is the patient, a relative or another
+    organization: what it says of a change was not a prescribing decision written here. (A
+    practitioner as its source may be one of this site's, so that alone says nothing.)"""
+    return any(
+        (ref := reference(source)) is not None and ref.startswith(_OUTSIDE_SOURCES)
+        for source in as_list(resource.get("informationSource"))
+    )
 
 
 def _stop_day(end_days: tuple[date, date] | None, start: date | None) -> date | None:

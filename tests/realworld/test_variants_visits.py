@@ -294,6 +294,9 @@ OUTSIDE = {"display": "Dr. Outside, Other Health System"}
         pytest.param({"reportedReference": {"reference": "Organization/other-hs"}}, False,
                      id="reportedReference"),
         pytest.param({"reportedBoolean": "true"}, False, id="reportedBoolean-as-text"),
+        pytest.param({"reported": True}, False, id="r5-reported"),
+        pytest.param({"informationSource": [{"reference": "Organization/other-hs"}]}, False,
+                     id="r5-informationSource"),
         pytest.param({"reportedBoolean": False}, True, id="written-here"),
     ],
 )
@@ -343,3 +346,37 @@ def test_a_visit_whose_status_does_not_say_it_took_place_is_not_evidence_of_none
     rows = [r for r in audit_rows(rw_app) if r["pattern"] == VISITS]
     assert [r["disposition"] for r in rows] == ([disposition] if disposition else [])
     assert (VISITS in fired) is (disposition == "shown")
+
+
+@pytest.mark.parametrize(
+    ("source", "fires"),
+    [
+        pytest.param({"reference": "Patient/" + PID}, False, id="told-by-the-patient"),
+        pytest.param({"reference": "RelatedPerson/mother"}, False, id="told-by-a-relative"),
+        pytest.param({"reference": "Organization/other-hs"}, False, id="from-another-system"),
+        pytest.param({"reference": "Practitioner/rw-prac-1"}, True, id="a-practitioner-here"),
+    ],
+)
+def test_statements_of_changes_told_by_others_do_not_outpace_visits_here(
+    post: Callable[[dict[str, Any]], Any], source: dict[str, Any], fires: bool
+) -> None:
+    # The three changes as MedicationStatements (medication reconciliation): told by the
+    # patient, a relative or another organization, they are no prescribing decisions made
+    # here; recorded by a practitioner, who may be this site's, they count.
+    statements = []
+    for resource in three_changes():
+        statement = {
+            "resourceType": "MedicationStatement", "id": resource["id"].replace("mr", "ms"),
+            "status": "active" if resource["status"] == "active" else "completed",
+            "subject": resource["subject"],
+            "medicationCodeableConcept": resource["medicationCodeableConcept"],
+            "effectivePeriod": {"start": resource["authoredOn"]},
+            "dosage": resource["dosageInstruction"], "informationSource": source,
+        }
+        bounds = resource["dosageInstruction"][0]["timing"]["repeat"].get("boundsPeriod")
+        if bounds is not None:
+            statement["effectivePeriod"] = {"start": bounds["start"], "end": bounds["end"]}
+        statements.append(statement)
+    response = post(request("patient-view", PID, statements))
+    assert response.status_code == 200
+    assert (VISITS in topics(response)) is fires
