@@ -26,6 +26,11 @@ _COMPACT_DATE = re.compile(
 )
 
 
+# Years a day of care can fall in. Outside them a date is a system's placeholder ("0001-01-01"
+# for unknown, "9999-12-31" for no end), not a day: it is read as no date (an end as open).
+_FIRST_YEAR, _LAST_YEAR = 1800, 2200
+
+
 def _is_object(value: Any) -> bool:
     # JSON objects are plain dicts; the ABC check is the slow path for other mappings.
     return type(value) is dict or isinstance(value, Mapping)
@@ -35,7 +40,8 @@ def parse_period(value: Any) -> tuple[date, date] | None:
     """The days a FHIR date/dateTime/instant names: (first, last), equal for a full date.
 
     A partial date names a period: "2025" is 2025-01-01..2025-12-31, "2025-03" is March 2025.
-    ``None`` when the value is not a date at all.
+    ``None`` when the value is not a date at all, or is a placeholder outside the years a day of
+    care can fall in (``_FIRST_YEAR``-``_LAST_YEAR``: "0001-01-01", "9999-12-31").
     """
     if not isinstance(value, str):
         return None
@@ -53,11 +59,13 @@ def parse_period(value: Any) -> tuple[date, date] | None:
         except ValueError:
             pass
         else:
-            return exact, exact
+            return (exact, exact) if _FIRST_YEAR <= exact.year <= _LAST_YEAR else None
     match = _DATE.fullmatch(stripped) or _COMPACT_DATE.fullmatch(stripped)
     if match is None:
         return None
     year, month, day = match.groups()
+    if not _FIRST_YEAR <= int(year) <= _LAST_YEAR:
+        return None
     try:
         if day is not None:
             exact = date(int(year), int(month), int(day))

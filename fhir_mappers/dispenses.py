@@ -76,6 +76,9 @@ _R4_STATUSES = frozenset({
     "preparation", "in-progress", "cancelled", "on-hold", "completed", "entered-in-error",
     "stopped", "declined", "unknown",
 })  # fmt: skip
+# More than ten years of supply in one fill is no supply anyone dispensed (9999999, a quantity
+# in the millions): a figure that would only skew, or break, the dates built on it.
+_LONGEST_SUPPLY_DAYS = 3650
 _ML_UNITS = frozenset({"ml", "milliliter", "milliliters", "millilitre", "millilitres"})
 
 
@@ -122,6 +125,9 @@ def map_dispense(
     days = _days_supply(resource.get("daysSupply"), ref, ctx) if psychotropic else None
     if days is None and psychotropic:
         days = _derived_days(resource, quantity, medication, authorizing, ctx)
+    if days is not None and days > _LONGEST_SUPPLY_DAYS:
+        ctx.issue(_RTYPE, ref, "daysSupply", "a supply of over ten years: read as unknown")
+        days = None
     return Dispense(
         ref=ref,
         display=medication.display,

@@ -145,6 +145,12 @@ def _run_detectors(
             log.exception("pattern %s failed", module.PATTERN_ID)
             if on_error is not None:
                 on_error(module.PATTERN_ID, exc)
+            # Audited like any pattern that could not judge the record: an auditor sees that it
+            # was not evaluated, and why, not a silence that reads as "nothing found".
+            result.not_evaluable.append(NotEvaluable(
+                module.PATTERN_ID,
+                f"the pattern failed on this record ({type(exc).__name__}); see the service log",
+            ))
             continue
         if finding is None:
             continue

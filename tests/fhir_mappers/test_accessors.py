@@ -210,6 +210,8 @@ def _period_by_pattern(value: str) -> tuple[date, date] | None:
         exact = date(int(year), int(month), int(day))
     except ValueError:
         return None
+    if not accessors._FIRST_YEAR <= exact.year <= accessors._LAST_YEAR:
+        return None  # a placeholder, not a day (test below)
     return exact, exact
 
 
@@ -228,3 +230,22 @@ def _period_by_pattern(value: str) -> tuple[date, date] | None:
 )
 def test_a_plain_date_reads_as_the_date_patterns_read_it(value: str) -> None:
     assert accessors.parse_period(value) == _period_by_pattern(value)
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("0001-01-01T00:00:00Z", None),  # .NET's "unknown date"
+        ("0001-01-01", None),
+        ("9999-12-31", None),  # "no end"
+        ("1799-12-31", None),
+        ("2201", None),
+        ("1800-01-01", (date(1800, 1, 1), date(1800, 1, 1))),
+        ("1900-01-01T00:00:00Z", (date(1900, 1, 1), date(1900, 1, 1))),
+        ("2200-12", (date(2200, 12, 1), date(2200, 12, 31))),
+    ],
+)
+def test_a_placeholder_date_is_no_date(
+    value: str, expected: tuple[date, date] | None
+) -> None:
+    assert accessors.parse_period(value) == expected

@@ -286,3 +286,62 @@ def test_a_fetched_page_with_other_patients_orders_is_filtered(
     )
     assert response.status_code == 200
     assert "psychotropic-polypharmacy" not in topics(response)
+
+
+# Placeholder and absurd values: one resource never costs a pattern its answer ---------------
+@pytest.mark.parametrize(
+    "junk",
+    [
+        pytest.param(order("mr-old", "p-junk-date", "fluoxetine20",
+                           authored="0001-01-01T00:00:00Z", status="completed",
+                           dosage=[daily(20)]), id="year-0001-placeholder-date"),
+        pytest.param(order("mr-far", "p-junk-date", "fluoxetine20", authored=day(400),
+                           status="completed", dosage=[daily(20, timing={"repeat": {
+                               "frequency": 1, "period": 1, "periodUnit": "d",
+                               "boundsPeriod": {"start": day(400), "end": "9999-12-31"}}})]),
+                     id="year-9999-placeholder-end"),
+        pytest.param(dispense("md-junk", "p-junk-date", "sertraline50", day(90), days=9999999),
+                     id="days-supply-9999999"),
+        pytest.param(dispense("md-junk", "p-junk-date", "sertraline50", day(90), days=None,
+                              quantity=5_000_000), id="quantity-in-the-millions"),
+    ],
+)
+def test_a_placeholder_or_absurd_value_costs_no_pattern_its_answer(
+    audited_post: Callable[[dict[str, Any]], Any], rw_app: Flask, junk: dict[str, Any]
+) -> None:
+    # Low coverage of sertraline (a nonadherence card), plus one resource whose date is a
+    # system's placeholder or whose supply is absurd: read as unknown (a data-quality issue),
+    # never a failure that silences a pattern.
+    pid = "p-junk-date"
+    body = request("patient-view", pid, [sertraline_order(pid), *fills(pid, [30, 30, 30]), junk])
+    response = audited_post(body)
+    assert response.status_code == 200
+    rows = audit_rows(rw_app)
+    assert not [r for r in rows if "failed" in r["summary"]]
+    if junk["resourceType"] == "MedicationRequest":
+        assert NONADHERENCE in topics(response)
+    else:  # an unknown supply in the period: nonadherence abstains, and says why
+        (row,) = [r for r in rows if r["pattern"] == NONADHERENCE]
+        assert row["disposition"] == "not-evaluable"
+
+
+def test_a_pattern_that_fails_is_audited_as_not_evaluated(
+    audited_post: Callable[[dict[str, Any]], Any], rw_app: Flask,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from cds_service.patterns import regimen_escalation
+
+    def broken(*_: Any) -> None:
+        raise OverflowError("date value out of range")
+
+    monkeypatch.setattr(regimen_escalation, "detect", broken)
+    rw_app.testing = False  # as in production: a failing pattern is caught, not re-raised
+    pid = "p-broken"
+    response = audited_post(
+        request("patient-view", pid, [sertraline_order(pid), *fills(pid, [30, 30, 30])])
+    )
+    assert response.status_code == 200
+    assert NONADHERENCE in topics(response)  # the other patterns still answer
+    (row,) = [r for r in audit_rows(rw_app) if r["pattern"] == "regimen-escalation"]
+    assert row["disposition"] == "not-evaluable"
+    assert "failed on this record (OverflowError)" in row["summary"]
