@@ -46,6 +46,18 @@ def prefetch_problem(value: Any) -> str | None:
     return None
 
 
+def reports_an_error(value: Any) -> bool:
+    """Whether a Bundle holds, next to its results, an OperationOutcome reporting a failure (an
+    ``error``, ``fatal`` or unreadable issue: "pharmacy network could not be retrieved"): the
+    search answered in part, and what it could not read is unknown, not absent."""
+    if type_of(value) != "Bundle":
+        return False
+    return any(
+        type_of(e.get("resource")) == "OperationOutcome" and not is_note(e["resource"])
+        for e in bundle_entries(value)
+    )
+
+
 def is_note(outcome: Mapping[str, Any]) -> bool:
     """Whether an OperationOutcome only informs: at least one issue, and every issue of severity
     ``information`` or ``warning`` (R4 IssueSeverity); an error, a fatal issue or an issue

@@ -25,6 +25,7 @@ from cds_service.gather.bundles import (
     merged_pages,
     next_link,
     prefetch_problem,
+    reports_an_error,
     type_of,
 )
 from cds_service.gather.fhir_client import DEADLINE_GRACE_S, FhirClient, FhirFetchError, is_under
@@ -156,6 +157,9 @@ def gather_data(
         # Never wait for a straggler: each read is bounded by its own timeout and ends on its own.
         executor.shutdown(wait=False, cancel_futures=True)
 
+    for key, value in values.items():
+        if key not in failed and reports_an_error(value):
+            failed[key] = "partial: the search reported an error next to its results"
     for key, reason in failed.items():
         log.warning("prefetch key %r: %s", key, reason)
     missing = sorted(k for k in required if k not in values)

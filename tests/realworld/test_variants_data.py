@@ -345,3 +345,32 @@ def test_a_pattern_that_fails_is_audited_as_not_evaluated(
     (row,) = [r for r in audit_rows(rw_app) if r["pattern"] == "regimen-escalation"]
     assert row["disposition"] == "not-evaluable"
     assert "failed on this record (OverflowError)" in row["summary"]
+
+
+@pytest.mark.parametrize(
+    ("severity", "disposition"),
+    [("error", "not-evaluable"), ("fatal", "not-evaluable"), (None, "not-evaluable"),
+     ("information", "shown")],
+)
+def test_a_search_that_reports_an_error_next_to_its_results_is_partial(
+    audited_post: Callable[[dict[str, Any]], Any], rw_app: Flask, severity: str | None,
+    disposition: str,
+) -> None:
+    # The dispenses searchset holds its fills and an OperationOutcome entry (search.mode
+    # outcome): with an error ("pharmacy network could not be retrieved") the fills are only
+    # part of what exists, and a low coverage read from them is no evidence (nonadherence
+    # abstains, and says why); a note ("no further results") changes nothing.
+    pid = "p-outcome"
+    body = request("patient-view", pid, [sertraline_order(pid), *fills(pid, [15, 15, 15])])
+    issue: dict[str, Any] = {"code": "exception",
+                             "diagnostics": "pharmacy network could not be retrieved"}
+    if severity is not None:
+        issue["severity"] = severity
+    body["prefetch"]["dispenses"]["entry"].append({
+        "resource": {"resourceType": "OperationOutcome", "issue": [issue]},
+        "search": {"mode": "outcome"},
+    })
+    response = audited_post(body)
+    assert response.status_code == 200
+    (row,) = [r for r in audit_rows(rw_app) if r["pattern"] == NONADHERENCE]
+    assert row["disposition"] == disposition
