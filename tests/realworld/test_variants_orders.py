@@ -142,6 +142,30 @@ def _without_timing(line: dict[str, Any]) -> dict[str, Any]:
         pytest.param(daily(2, text="2 mg nightly, not as needed \u2013 take every day"), True,
                      id="not-as-needed"),
         pytest.param(daily(2, text="Scheduled (non-PRN)"), True, id="non-prn"),
+        # A repeat, a second dose, a skipped dose, a cap on an extra amount, how the dose is
+        # taken, or a negation spelled as a contraction: the scheduled dose stands.
+        pytest.param(daily(2, text="Take 1 tablet at bedtime. May repeat once if needed."), True,
+                     id="may-repeat"),
+        pytest.param(daily(2, text="Take 1 tablet nightly; may take a second tablet if needed "
+                           "for agitation"), True, id="second-tablet"),
+        pytest.param(daily(2, text="Take 1 tablet daily; skip dose if needed for oversedation"),
+                     True, id="skip-dose"),
+        pytest.param(daily(2, patientInstruction="Omit this dose if needed for drowsiness."),
+                     True, id="omit-dose"),
+        pytest.param(daily(2, text="Take 1 tablet daily, up to 2 tablets if needed"), True,
+                     id="up-to-2-tablets"),
+        pytest.param(daily(2, text="2 mg nightly; no more than 4 mg if needed"), True,
+                     id="no-more-than-4-mg"),
+        pytest.param(daily(2, text="Take 1 tablet daily. Take with food if needed for upset "
+                           "stomach."), True, id="with-food"),
+        pytest.param(daily(2, text="Nightly, with meals if needed"), True, id="with-meals"),
+        pytest.param(daily(2, text="Take 1 tablet daily - don't use as needed"), True,
+                     id="dont-contraction"),
+        pytest.param(daily(2, text="Take 1 tablet daily – don’t take PRN"), True,
+                     id="dont-typographic-apostrophe"),
+        pytest.param(daily(2, text="Take 1 tablet daily, dont use as needed"), True,
+                     id="dont-without-apostrophe"),
+        pytest.param(daily(2, text="Take 1 tablet daily. Do NOT take PRN"), True, id="do-not"),
         # Near misses: an extra dose with no structured schedule, and a line as needed itself
         # before a call: as needed, not counted.
         pytest.param(_without_timing(daily(2, text="May take an additional 1/2 tablet if "
@@ -149,6 +173,20 @@ def _without_timing(line: dict[str, Any]) -> dict[str, Any]:
                      id="extra-dose-without-a-schedule"),
         pytest.param(daily(2, text="Take 1 tablet as needed for agitation. Call the clinic if "
                            "needed."), False, id="as-needed-and-a-call"),
+        # Near misses of the repeat, cap and contraction: the line's own dose is as needed.
+        pytest.param(daily(2, text="Take 1 tablet as needed for agitation. May repeat once in "
+                           "1 hour if needed."), False, id="prn-then-may-repeat"),
+        pytest.param(daily(2, text="Take 1 tablet up to 3 times daily as needed for agitation"),
+                     False, id="up-to-3-times-is-a-prn-limit"),
+        pytest.param(daily(2, text="Take up to 2 tablets at bedtime as needed for sleep"), False,
+                     id="sig-opens-with-its-cap"),
+        pytest.param(_without_timing(daily(2, text="Take 1 tablet. May repeat once if "
+                                            "needed.")), False,
+                     id="repeat-without-a-schedule"),
+        pytest.param(_without_timing(daily(2, text="Take with food if needed")), False,
+                     id="with-food-without-a-schedule"),
+        pytest.param(daily(2, text="Don't skip meals; take 1 tablet PRN agitation"), False,
+                     id="contraction-elsewhere"),
         # Negatives: as needed in words or by R5 asNeededFor.
         pytest.param(daily(2, text="1 tab PRN agitation"), False, id="prn-words"),
         pytest.param(daily(2, asNeededFor=[{"text": "agitation"}]), False, id="r5-asNeededFor"),
