@@ -5,6 +5,7 @@ unitless doses, order-select selections and renewals."""
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable
 from datetime import date
 from typing import Any
@@ -16,6 +17,7 @@ from cds_service.patterns.timeline import dose_on, is_current
 from fhir_mappers import CodeLists, IngredientTable, map_draft_orders, map_record
 from fhir_mappers.accessors import parse_period
 from tests.realworld.builders import (
+    RXNORM,
     concept,
     daily,
     day,
@@ -198,6 +200,75 @@ def test_sig_words_about_something_other_than_the_dose_leave_it_standing(
     resources = two_antipsychotics("p-sig")
     resources[1]["dosageInstruction"] = [line]
     assert (POLY in topics(post(request("patient-view", "p-sig", resources)))) is fires
+
+
+# Every drug the polypharmacy card counted is listed, or counted in its last line -------------
+_MORE = re.compile(r"^- and (\d+) more in the record$")
+# Standing psychotropics, oldest first, as EHRs send them: a display-only RxNorm coding.
+_PSYCHOTROPICS = [
+    ("quetiapine 100 MG Oral Tablet", 100), ("risperidone 2 MG Oral Tablet", 2),
+    ("sertraline 100 MG Oral Tablet", 100), ("24 HR venlafaxine 75 MG Extended Release Oral "
+                                             "Capsule", 75),
+    ("trazodone hydrochloride 100 MG Oral Tablet", 100), ("mirtazapine 15 MG Oral Tablet", 15),
+    ("lorazepam 0.5 MG Oral Tablet", 1), ("zolpidem 5 MG Oral Tablet", 5),
+    ("buspirone 10 MG Oral Tablet", 20), ("lithium carbonate 300 MG Oral Capsule", 600),
+]
+
+
+def _standing(pid: str, products: list[tuple[str, float]]) -> list[dict[str, Any]]:
+    resources = []
+    for n, (display, mg) in enumerate(products):
+        resource = order(f"pp-{n}", pid, "sertraline100", authored=day(200 - 10 * n,
+                                                                           "T10:00:00Z"),
+                         dosage=[daily(mg)])
+        resource["medicationCodeableConcept"] = {
+            "coding": [{"system": RXNORM, "display": display}], "text": display,
+        }
+        resources.append(resource)
+    return resources
+
+
+def _listed_and_more(card: dict[str, Any]) -> tuple[list[str], int]:
+    """The drugs the card's evidence lines name, and the count of its "and N more" line."""
+    lines = [line for line in card["detail"].splitlines() if line.startswith("- ")]
+    more = [int(m.group(1)) for m in map(_MORE.match, lines) if m]
+    return [line[2:].split()[0] for line in lines if not _MORE.match(line)], sum(more)
+
+
+@pytest.mark.parametrize(
+    ("products", "count", "summary"),
+    [
+        # Five or six others and no antipsychotic (the list once kept only the last three or
+        # two), and ten with two antipsychotics (more than the pattern lists: the card counts
+        # the ten psychotropics, its summary names the two antipsychotics).
+        pytest.param(_PSYCHOTROPICS[2:7], 5, "5 psychotropics", id="five-others"),
+        pytest.param(_PSYCHOTROPICS[4:], 6, "6 psychotropics", id="six-others"),
+        pytest.param(_PSYCHOTROPICS, 10, "2 antipsychotics", id="ten-with-two-antipsychotics"),
+    ],
+)
+def test_the_polypharmacy_card_lists_or_counts_every_drug_it_counted(
+    post: Callable[[dict[str, Any]], Any],
+    products: list[tuple[str, float]],
+    count: int,
+    summary: str,
+) -> None:
+    body = request("patient-view", "p-many", _standing("p-many", products))
+    cards = [c for c in post(body).get_json()["cards"] if c["source"]["topic"]["code"] == POLY]
+    assert len(cards) == 1 and cards[0]["summary"].startswith(summary)
+    listed, more = _listed_and_more(cards[0])
+    assert len(set(listed)) == len(listed) and len(listed) + more == count
+    # The most recent are the lines shown.
+    assert listed[0] == products[-1][0].split()[0]
+
+
+def test_four_psychotropics_and_a_non_psychotropic_are_no_polypharmacy(
+    post: Callable[[dict[str, Any]], Any]
+) -> None:
+    """Near miss: one under the count, with a fifth standing order that is no psychotropic."""
+    resources = _standing("p-four", _PSYCHOTROPICS[2:6])
+    resources.append(order("pp-bp", "p-four", "lisinopril10", authored=day(20, "T10:00:00Z"),
+                           dosage=[daily(10)]))
+    assert POLY not in topics(post(request("patient-view", "p-four", resources)))
 
 
 # Kind 7 -------------------------------------------------------------------------------------
