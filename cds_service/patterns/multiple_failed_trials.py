@@ -41,7 +41,12 @@ an agent of ``augmenting_classes`` added while the trial continued. Courses of o
 ingredient at most ``continuation_gap_days`` apart are one trial.
 
 **Unless** the trial ended because the medication was not tolerated (that says nothing of its
-effect); the "augmenting" agent was taken at a hypnotic dose (``Ingredient.sleep_max_mg_per_day``:
+effect); for classes in ``phq9_trial_classes``, a PHQ-9 dated from the day the trial had run its
+minimum length at an adequate dose up to the outcome (its end, or an added agent) showed remission
+(below ``phq9_remission_below_score``) or a response (a fall of at least
+``phq9_response_fall_fraction`` from the baseline): the drug worked, and a later relapse or partial
+loss of response is not non-response (clinical-review.md: response >= 50% fall, remission PHQ-9 <
+5); the "augmenting" agent was taken at a hypnotic dose (``Ingredient.sleep_max_mg_per_day``:
 trazodone, low-dose mirtazapine or quetiapine for sleep) or as needed; or the only evidence of an
 end is the order being signed now (the draft is not evidence that the current drug failed).
 
@@ -54,9 +59,9 @@ course at the same dose, ``timeline.is_renewal``). Override reasons in
 
 **Thresholds** ``patterns.multiple-failed-trials``: ``min_failed_trials``, ``min_trial_days``,
 ``min_trial_days_by_class``, ``lookback_days``, ``phq9_response_fall_fraction``,
-``phq9_persisting_min_score``, ``baseline_window_days``, ``score_window_days``, ``trial_classes``,
-``phq9_trial_classes``, ``pdc_min_during_trial``, ``continuation_gap_days``,
-``augmenting_classes``.
+``phq9_persisting_min_score``, ``phq9_remission_below_score``, ``baseline_window_days``,
+``score_window_days``, ``trial_classes``, ``phq9_trial_classes``, ``pdc_min_during_trial``,
+``continuation_gap_days``, ``augmenting_classes``.
 """
 
 from __future__ import annotations
@@ -105,6 +110,7 @@ class Thresholds:
     lookback_days: int
     phq9_response_fall_fraction: float
     phq9_persisting_min_score: float
+    phq9_remission_below_score: float
     baseline_window_days: int
     score_window_days: int
     trial_classes: tuple[str, ...]
@@ -314,6 +320,11 @@ def _included(episode: Episode, index: _Index, thresholds: Thresholds) -> _Trial
     judged_by_phq9 = episode.ingredient.drug_class in thresholds.phq9_trial_classes
     baseline = _baseline(index, episode.start, thresholds.baseline_window_days)
     for when, label, is_end in sorted(candidates):
+        if judged_by_phq9 and _responded(index, baseline, judged_from, when, thresholds):
+            # It worked, alone, once it had run long enough: no failed trial at this outcome or
+            # any later one, whatever followed (a response after an agent was added is the
+            # combination's, so the window ends at the outcome).
+            return None
         if not _adherent(episode, index, when, thresholds.pdc_min_during_trial):
             continue
         score = (
@@ -334,6 +345,28 @@ def _included(episode: Episode, index: _Index, thresholds: Thresholds) -> _Trial
         days, doses = adequate.until(when)
         return _Trial(episode, doses, days, when, note, is_end, score)
     return None
+
+
+def _responded(
+    index: _Index,
+    baseline: SymptomScore | None,
+    first: date,
+    last: date,
+    thresholds: Thresholds,
+) -> bool:
+    """Whether a PHQ-9 dated in [``first``, ``last``] (from the day the trial had run its
+    minimum length at an adequate dose to its end) shows remission (below
+    ``phq9_remission_below_score``) or, against a ``baseline``, a response (a fall of at least
+    ``phq9_response_fall_fraction``). Response and remission as clinical-review.md defines them
+    (>= 50% fall from baseline; PHQ-9 < 5); remission needs no baseline."""
+    for score in index.scores_between(first, last):
+        if score.value < thresholds.phq9_remission_below_score:
+            return True
+        if baseline is not None and baseline.value > 0:
+            fall = (baseline.value - score.value) / baseline.value
+            if fall >= thresholds.phq9_response_fall_fraction:
+                return True
+    return False
 
 
 def _persisted(baseline: SymptomScore, score: SymptomScore, thresholds: Thresholds) -> bool:
