@@ -243,3 +243,45 @@ def test_a_trial_that_brought_response_or_remission_is_no_failed_trial(
     if card is not None:
         line = "sertraline 100 mg/day for 42 weeks: PHQ-9 from 20 to 18 at the end"
         assert line in card["detail"]
+
+
+def _venlafaxine_from(first: int) -> dict[str, Any]:
+    """Venlafaxine 150 mg/day from ``first`` days ago until 300 days ago, stopped for lack of
+    effect: the agent that replaces (or joins) sertraline."""
+    return _stopped("v-1", "venlafaxine75", 150, first, 300)
+
+
+@pytest.mark.parametrize(
+    ("sertraline", "outcome"),
+    [
+        # Venlafaxine starts 420 days ago; sertraline 150 mg stops 20 days later (within the
+        # switch window), or is tapered from 10 days later (100 mg, then 50 mg) and stopped 60
+        # days later: a cross-taper, the trial judged at its end.
+        pytest.param([(150, 700, 400)], "PHQ-9 from 21 to 18 at the end",
+                     id="stopped-within-the-window"),
+        # (No PHQ-9 within a month of this end: the stop's reason says how it ended.)
+        pytest.param([(150, 700, 410), (100, 410, 385), (50, 385, 360)],
+                     "stopped for lack of effect", id="tapered-from-the-switch"),
+        # Near misses: sertraline kept at 150 mg for 60 days beside venlafaxine (augmentation),
+        # and a taper that starts only after 40 days of both (the first weeks were both taken).
+        pytest.param([(150, 700, 360)], "PHQ-9 from 21 to 18 when venlafaxine was added",
+                     id="kept-60-days"),
+        pytest.param([(150, 700, 380), (50, 380, 360)],
+                     "PHQ-9 from 21 to 18 when venlafaxine was added",
+                     id="taper-begun-after-the-window"),
+    ],
+)
+def test_a_cross_taper_is_a_switch_not_an_added_agent(
+    post: Callable[[dict[str, Any]], Any], sertraline: list[tuple[float, int, int]], outcome: str
+) -> None:
+    orders = [
+        _stopped(f"s-{n}", "sertraline100", mg, first, last, lack=n == len(sertraline) - 1)
+        for n, (mg, first, last) in enumerate(sertraline)
+    ]
+    observations = [_phq9("q-base", 21, 702), _phq9("q-late", 18, 425)]
+
+    card = _card(post, [*orders, _venlafaxine_from(420), *observations])
+
+    assert card is not None
+    line = next(line for line in card["detail"].splitlines() if "sertraline" in line)
+    assert outcome in line
