@@ -158,15 +158,22 @@ def _detail(finding: Finding, wording: Wording, facts: Mapping[str, object]) -> 
     shown = min(len(finding.evidence), MAX_EVIDENCE_LINES)
     while True:
         text = wording.detail.format_map(
-            {**sections, "evidence_list": _evidence_list(finding.evidence, shown)}
+            {
+                **sections,
+                "evidence_list": _evidence_list(
+                    finding.evidence, shown, finding.evidence_left_out
+                ),
+            }
         ).strip()
         if len(text) <= DETAIL_MAX or shown <= 1:
             return text
         shown -= 1
 
 
-def _evidence_list(evidence: tuple[EvidenceItem, ...], shown: int) -> str:
-    """One line per drug: '- sertraline 100 mg/day — nausea (2025-03-02)'; most recent first."""
+def _evidence_list(evidence: tuple[EvidenceItem, ...], shown: int, left_out: int = 0) -> str:
+    """One line per drug: '- sertraline 100 mg/day — nausea (2025-03-02)'; most recent first.
+    The lines not shown, and the ``left_out`` records the pattern did not list, are counted in
+    one last line ("- and 3 more in the record")."""
     if not evidence:
         return "- No individual records were listed."
     recent = list(reversed(evidence))[:shown]
@@ -178,7 +185,7 @@ def _evidence_list(evidence: tuple[EvidenceItem, ...], shown: int) -> str:
         if item.when:
             line += f" ({item.when.isoformat()})"
         lines.append("- " + line)
-    hidden = len(evidence) - len(recent)
+    hidden = len(evidence) - len(recent) + max(0, left_out)
     if hidden > 0:
         lines.append(f"- and {hidden} more in the record")
     return "\n".join(lines)

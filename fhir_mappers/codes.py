@@ -30,6 +30,9 @@ _CLAUSE = re.compile(r"[;.!?()\[\]\n/+&]|\s[-\u2013\u2014]+\s|[\u2013\u2014]")
 _SIG_CLAUSE = re.compile(
     r"[;!?()\[\]\n]|(?<![0-9])\.|\.(?![0-9])|\s[-\u2013\u2014]+\s|[\u2013\u2014]"
 )
+# A contraction's "n't" (straight or typographic apostrophe), read as " not" in a sig: "don't
+# use as needed" is "do not use as needed".
+_NOT_CONTRACTION = re.compile(r"n['\u2019]t\b")
 # "w/o", "s/e" and "and/or", the clinical shorthand for "without", "side effects" and "or".
 _WITHOUT = re.compile(r"\bw/o\b", re.IGNORECASE)
 _SIDE_EFFECTS = re.compile(r"\bs/e\b", re.IGNORECASE)
@@ -86,7 +89,10 @@ class CodeLists:
     # clause, and a dose beyond a structured schedule earlier in it.
     as_needed_negation: tuple[tuple[str, ...], ...] = ()  # "not", "non", "do not use"
     as_needed_other_action: tuple[tuple[str, ...], ...] = ()  # "call", "contact"
-    as_needed_beyond_schedule: tuple[tuple[str, ...], ...] = ()  # "additional", "increase"
+    as_needed_beyond_schedule: tuple[tuple[str, ...], ...] = ()  # "additional", "repeat"
+    as_needed_how_taken: tuple[tuple[str, ...], ...] = ()  # "with food"
+    as_needed_dose_cap: tuple[tuple[str, ...], ...] = ()  # "up to"
+    as_needed_dose_cap_units: frozenset[str] = frozenset()  # "tablets", "mg"
     # A stop-reason phrase is negated ("no side effects", "denies any nausea", "side effects:
     # none") by the words right next to it (codes.yaml ``stop_reason_negation``), and so are the
     # side effects listed after a negated one ("denies nausea or headache").
@@ -197,6 +203,11 @@ class CodeLists:
             as_needed_negation=_word_tuples(as_needed_exceptions.get("negation")),
             as_needed_other_action=_word_tuples(as_needed_exceptions.get("other_action")),
             as_needed_beyond_schedule=_word_tuples(as_needed_exceptions.get("beyond_schedule")),
+            as_needed_how_taken=_word_tuples(as_needed_exceptions.get("how_taken")),
+            as_needed_dose_cap=_word_tuples(as_needed_exceptions.get("dose_cap")),
+            as_needed_dose_cap_units=frozenset(
+                str(u).strip().lower() for u in as_list(as_needed_exceptions.get("dose_cap_units"))
+            ),
             negation_before=_word_tuples(negation.get("before")),
             negation_modifiers=frozenset(
                 str(w).lower() for w in as_list(negation.get("modifiers"))
@@ -439,26 +450,37 @@ class CodeLists:
         ``as_needed_words`` phrase ("1 tab PRN anxiety") in one of its clauses, affirmed there.
 
         Not affirmed (codes.yaml ``as_needed_sig_exceptions``): a negation right before the
-        phrase ("not as needed", "non-PRN"); an ``other_action`` word earlier in its clause (what
-        is done if needed is a call, not a dose: "Call the clinic if needed"); and, when the line
-        has a structured schedule (``scheduled``: timing.repeat or a timing code), a
-        ``beyond_schedule`` word earlier in its clause (the extra dose or the later change is as
-        needed, the scheduled dose stands: "May take an additional 1/2 tablet if needed"). For
-        a phrase that opens its clause ("If needed, call the clinic"), its next three words stand
-        for the words before it. One affirmed phrase is enough."""
+        phrase ("not as needed", "non-PRN", "don't use as needed": a contraction is read spelled
+        out); an ``other_action`` word earlier in its clause (what is done if needed is a call,
+        not a dose: "Call the clinic if needed"); and, when the line has a structured schedule
+        (``scheduled``: timing.repeat or a timing code), earlier in its clause a
+        ``beyond_schedule`` word (the extra dose, the repeat or the skipped dose is as needed,
+        the scheduled dose stands: "May take an additional 1/2 tablet if needed", "May repeat
+        once if needed", "skip dose if needed"), a ``how_taken`` word ("Take with food if
+        needed") or a ``dose_cap`` on an amount after the sig has stated one ("Take 1 tablet
+        daily, up to 2 tablets if needed"; not "up to 3 times daily as needed"). For a phrase
+        that opens its clause ("If needed, call the clinic"), its next three words stand for the
+        words before it. One affirmed phrase is enough."""
         if not self.mentions_as_needed(free_text):
             return False
+        amount_stated = False  # a number earlier in the sig: the scheduled dose, stated first
         for clause in _SIG_CLAUSE.split(free_text):
-            words = _WORD.findall(clause.lower())
+            words = _WORD.findall(_NOT_CONTRACTION.sub(" not", clause.lower()))
             for phrase in self._as_needed_phrases:
                 for at in _occurrences(phrase, words):
-                    if self._as_needed_affirmed(words, at, len(phrase), scheduled=scheduled):
+                    if self._as_needed_affirmed(
+                        words, at, len(phrase), scheduled=scheduled, amount_stated=amount_stated
+                    ):
                         return True
+            amount_stated = amount_stated or any(word.isdigit() for word in words)
         return False
 
-    def _as_needed_affirmed(self, words: list[str], at: int, size: int, *, scheduled: bool) -> bool:
+    def _as_needed_affirmed(
+        self, words: list[str], at: int, size: int, *, scheduled: bool, amount_stated: bool
+    ) -> bool:
         """Whether the as-needed phrase at ``words[at:at + size]`` is about the line's own dose
-        (see ``says_as_needed``); ``size`` is the phrase's length in words."""
+        (see ``says_as_needed``); ``size`` is the phrase's length in words, ``amount_stated``
+        whether an earlier clause of the sig holds a number."""
         before = words[:at]
         if any(tuple(before[len(before) - len(cue) :]) == cue for cue in self.as_needed_negation):
             return False
@@ -467,7 +489,29 @@ class CodeLists:
         context, reach = (before, len(before)) if before else (words[at + size :], 3)
         if _names_any(self.as_needed_other_action, context, reach):
             return False
-        return not (scheduled and _names_any(self.as_needed_beyond_schedule, context, reach))
+        if not scheduled:
+            return True
+        if _names_any(self.as_needed_beyond_schedule, context, reach) or _names_any(
+            self.as_needed_how_taken, context, reach
+        ):
+            return False
+        return not self._caps_an_extra_amount(context[:reach], amount_stated=amount_stated)
+
+    def _caps_an_extra_amount(self, words: list[str], *, amount_stated: bool) -> bool:
+        """Whether ``words`` hold a ``dose_cap`` ("up to") on an amount of the product (numbers,
+        then a ``dose_cap_units`` word: "up to 2 tablets") after a number stated before the cap,
+        in ``words`` or (``amount_stated``) an earlier clause: a dose beyond the scheduled one.
+        A cap on how often ("up to 3 times daily") or the sig's first amount ("Take up to 2
+        tablets at bedtime as needed") is an as-needed dose's own limit."""
+        for cue in self.as_needed_dose_cap:
+            for at in _occurrences(cue, words):
+                if not (amount_stated or any(word.isdigit() for word in words[:at])):
+                    continue
+                rest = words[at + len(cue) :]
+                count = next((i for i, word in enumerate(rest) if not word.isdigit()), len(rest))
+                if 0 < count < len(rest) and rest[count] in self.as_needed_dose_cap_units:
+                    return True
+        return False
 
     def is_immune(self, codes: Iterable[str], free_text: str = "") -> bool:
         """Whether a manifestation marks a true allergy (anaphylaxis, urticaria, angioedema)."""

@@ -34,6 +34,10 @@ class Finding:
     concerns_draft: bool = False  # the draft order takes part in (or worsens) the pattern
     indicator: str = "info"  # "info" or "warning"; never "critical"
     references: tuple[str, ...] = field(default=())
+    # Records the pattern counted but left out of ``evidence`` (a list capped at
+    # ``evidence.MAX_EVIDENCE_ITEMS``): the card adds them to its "and N more in the record" line,
+    # so that a card never lists fewer drugs than it says it counted without saying so.
+    evidence_left_out: int = 0
 
     def __post_init__(self) -> None:
         if self.indicator not in {"info", "warning"}:

@@ -37,11 +37,20 @@ once the trial had run its minimum length at an adequate dose: never the baselin
 >= ``phq9_persisting_min_score`` and fell by less than ``phq9_response_fall_fraction`` from the
 baseline (the last PHQ-9 up to ``baseline_window_days`` before the trial began; without a baseline
 PHQ-9 decides nothing); or, for any class, the trial was stopped for lack of effect. Augmented =
-an agent of ``augmenting_classes`` added while the trial continued. Courses of one
-ingredient at most ``continuation_gap_days`` apart are one trial.
+an agent of ``augmenting_classes`` added while the trial continued; not one that replaced it in a
+cross-taper (a switch is not an added agent, clinical-review.md): started while the trial was
+stopped within ``switch_window_days`` of its start, or tapered from it (first lowered within
+``switch_window_days``, never raised again), and taken on after the trial ended; the trial's
+outcome is then its end. Courses of one ingredient at most ``continuation_gap_days`` apart are
+one trial.
 
 **Unless** the trial ended because the medication was not tolerated (that says nothing of its
-effect); the "augmenting" agent was taken at a hypnotic dose (``Ingredient.sleep_max_mg_per_day``:
+effect); for classes in ``phq9_trial_classes``, a PHQ-9 dated from the day the trial had run its
+minimum length at an adequate dose up to the outcome (its end, or an added agent) showed remission
+(below ``phq9_remission_below_score``) or a response (a fall of at least
+``phq9_response_fall_fraction`` from the baseline): the drug worked, and a later relapse or partial
+loss of response is not non-response (clinical-review.md: response >= 50% fall, remission PHQ-9 <
+5); the "augmenting" agent was taken at a hypnotic dose (``Ingredient.sleep_max_mg_per_day``:
 trazodone, low-dose mirtazapine or quetiapine for sleep) or as needed; or the only evidence of an
 end is the order being signed now (the draft is not evidence that the current drug failed).
 
@@ -54,9 +63,9 @@ course at the same dose, ``timeline.is_renewal``). Override reasons in
 
 **Thresholds** ``patterns.multiple-failed-trials``: ``min_failed_trials``, ``min_trial_days``,
 ``min_trial_days_by_class``, ``lookback_days``, ``phq9_response_fall_fraction``,
-``phq9_persisting_min_score``, ``baseline_window_days``, ``score_window_days``, ``trial_classes``,
-``phq9_trial_classes``, ``pdc_min_during_trial``, ``continuation_gap_days``,
-``augmenting_classes``.
+``phq9_persisting_min_score``, ``phq9_remission_below_score``, ``baseline_window_days``,
+``score_window_days``, ``trial_classes``, ``phq9_trial_classes``, ``pdc_min_during_trial``,
+``continuation_gap_days``, ``switch_window_days``, ``augmenting_classes``.
 """
 
 from __future__ import annotations
@@ -73,6 +82,7 @@ from cds_service.patterns.evidence import dose_text, months, ordered_evidence, u
 from cds_service.patterns.pdc import proportion_of_days_covered
 from cds_service.patterns.timeline import (
     Episode,
+    dose_on,
     episodes,
     is_renewal,
     single_dose,
@@ -105,12 +115,14 @@ class Thresholds:
     lookback_days: int
     phq9_response_fall_fraction: float
     phq9_persisting_min_score: float
+    phq9_remission_below_score: float
     baseline_window_days: int
     score_window_days: int
     trial_classes: tuple[str, ...]
     phq9_trial_classes: tuple[str, ...]
     pdc_min_during_trial: float
     continuation_gap_days: int
+    switch_window_days: int
     augmenting_classes: tuple[str, ...]
 
     def trial_days(self, drug_class: DrugClass) -> int:
@@ -308,12 +320,18 @@ def _included(episode: Episode, index: _Index, thresholds: Thresholds) -> _Trial
         for other in index.augmenting.starting(judged_from - timedelta(days=1), end_day)
         if other.ingredient.name != episode.ingredient.name
         and (episode.is_open or other.start < end_day)
+        and not _cross_taper(episode, other, end_day, thresholds.switch_window_days)
     ]
     if not episode.is_open:
         candidates.append((end_day, "at the end", True))
     judged_by_phq9 = episode.ingredient.drug_class in thresholds.phq9_trial_classes
     baseline = _baseline(index, episode.start, thresholds.baseline_window_days)
     for when, label, is_end in sorted(candidates):
+        if judged_by_phq9 and _responded(index, baseline, judged_from, when, thresholds):
+            # It worked, alone, once it had run long enough: no failed trial at this outcome or
+            # any later one, whatever followed (a response after an agent was added is the
+            # combination's, so the window ends at the outcome).
+            return None
         if not _adherent(episode, index, when, thresholds.pdc_min_during_trial):
             continue
         score = (
@@ -334,6 +352,68 @@ def _included(episode: Episode, index: _Index, thresholds: Thresholds) -> _Trial
         days, doses = adequate.until(when)
         return _Trial(episode, doses, days, when, note, is_end, score)
     return None
+
+
+def _responded(
+    index: _Index,
+    baseline: SymptomScore | None,
+    first: date,
+    last: date,
+    thresholds: Thresholds,
+) -> bool:
+    """Whether a PHQ-9 dated in [``first``, ``last``] (from the day the trial had run its
+    minimum length at an adequate dose to its end) shows remission (below
+    ``phq9_remission_below_score``) or, against a ``baseline``, a response (a fall of at least
+    ``phq9_response_fall_fraction``). Response and remission as clinical-review.md defines them
+    (>= 50% fall from baseline; PHQ-9 < 5); remission needs no baseline."""
+    for score in index.scores_between(first, last):
+        if score.value < thresholds.phq9_remission_below_score:
+            return True
+        if baseline is not None and baseline.value > 0:
+            fall = (baseline.value - score.value) / baseline.value
+            if fall >= thresholds.phq9_response_fall_fraction:
+                return True
+    return False
+
+
+def _cross_taper(episode: Episode, other: Episode, end_day: date, window_days: int) -> bool:
+    """Whether ``other``, started during the ended trial ``episode`` (which ended on
+    ``end_day``), replaced it in a cross-taper rather than augmenting it: ``other`` is taken on
+    after the end, and the trial stopped within ``window_days`` of ``other``'s start, or was
+    tapered from then (its dose first changed within ``window_days``, downwards, and never rose
+    again before the end). A switch is not an added agent (clinical-review.md)."""
+    if episode.is_open or not (other.is_open or other.last_day > end_day):
+        return False
+    window = timedelta(days=window_days)
+    if end_day - other.start <= window:
+        return True
+    changes = _dose_changes(episode)
+    at_start = [dose for day, dose in changes if day <= other.start]
+    later = [(day, dose) for day, dose in changes if other.start < day <= end_day]
+    if not at_start or at_start[-1] is None or not later or later[0][0] - other.start > window:
+        return False
+    doses = [at_start[-1], *(dose for _, dose in later)]
+    known = [d for d in doses if d is not None]
+    return (
+        len(known) == len(doses)
+        and all(b <= a for a, b in zip(known, known[1:], strict=False))
+        and known[-1] < known[0]
+    )
+
+
+def _dose_changes(episode: Episode) -> list[tuple[date, float | None]]:
+    """The days on which the episode's daily dose was set (each course's start, each dated step
+    of a multi-step order) with the dose from then, by day; None for an unknown dose."""
+    changes: list[tuple[date, float | None]] = []
+    for course in episode.courses:
+        if course.start is not None:
+            changes.append((course.start, dose_on(course, course.start)))
+        changes.extend(
+            (step.start, step.daily_dose_mg)
+            for step in course.steps
+            if step.start is not None and (course.start is None or step.start > course.start)
+        )
+    return sorted(changes, key=lambda change: change[0])
 
 
 def _persisted(baseline: SymptomScore, score: SymptomScore, thresholds: Thresholds) -> bool:

@@ -139,9 +139,11 @@ def detect(
         "in_apc_age_range": _in_apc_age_range(record.birth_date, now),
     }
     names = {a.ingredient.name for a in counted}
+    evidence = _antipsychotics_kept(counted)
     return Finding(
         pattern_id=PATTERN_ID,
-        evidence=_antipsychotics_first(counted),
+        evidence=evidence,
+        evidence_left_out=len(counted) - len(evidence),
         facts=facts,
         evidence_keys=frozenset(f"agent:{n}" for n in names),
         concerns_draft=any(n in names for n in added_by_draft),
@@ -314,17 +316,23 @@ def _overlapping(agents: list[_Agent], min_overlap_days: int) -> list[_Agent]:
     return best
 
 
-def _antipsychotics_first(counted: list[_Agent]) -> tuple[EvidenceItem, ...]:
-    """The evidence lines, the antipsychotics first (what the antipsychotic threshold counts
-    must never be among the lines a long list leaves out), then the others, most recent kept."""
-    first = ordered_evidence(
+def _antipsychotics_kept(counted: list[_Agent]) -> tuple[EvidenceItem, ...]:
+    """One evidence line per counted drug, oldest first, at most ``MAX_EVIDENCE_ITEMS``: when
+    there are more, the antipsychotics are kept (what the antipsychotic threshold counts must
+    never be among the lines a long list leaves out) and the most recent others fill the rest.
+    Every counted drug is listed when they fit; the caller counts the ones left out
+    (``Finding.evidence_left_out``), which the card adds to its "and N more in the record"."""
+    antipsychotics = ordered_evidence(
         _evidence_item(a) for a in counted if a.ingredient.drug_class == "antipsychotic"
     )
     others = ordered_evidence(
         _evidence_item(a) for a in counted if a.ingredient.drug_class != "antipsychotic"
     )
-    room = max(0, MAX_EVIDENCE_ITEMS - len(first))
-    return first + (others[len(others) - room:] if room else ())
+    room = MAX_EVIDENCE_ITEMS - len(antipsychotics)
+    # The most recent ``room`` others: all of them when fewer (a negative start would drop the
+    # oldest of a short list), none when the antipsychotics fill the list.
+    kept = others[max(0, len(others) - room) :] if room > 0 else ()
+    return ordered_evidence((*antipsychotics, *kept))
 
 
 def _evidence_item(agent: _Agent) -> EvidenceItem:

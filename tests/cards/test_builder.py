@@ -342,6 +342,19 @@ def test_long_evidence_is_listed_up_to_a_limit(
     assert len(card_evidence_refs(finding)) == 30
 
 
+def test_records_the_pattern_left_out_are_counted_with_the_lines_not_shown(
+    wording: Mapping[str, Wording], make_finding: Callable[..., Finding]
+) -> None:
+    base = make_finding("psychotropic-polypharmacy")
+    items = tuple(
+        EvidenceItem(f"MedicationRequest/mr-{n}", f"drug{n} 10 mg/day", None, "") for n in range(8)
+    )
+    counted = Finding(base.pattern_id, items, base.facts, base.evidence_keys, evidence_left_out=2)
+    assert "- and 6 more in the record" in _card(counted, wording)["detail"]
+    listed = Finding(base.pattern_id, items[:3], base.facts, base.evidence_keys)
+    assert "more in the record" not in _card(listed, wording)["detail"]
+
+
 def test_card_evidence_refs_in_order_without_repeats() -> None:
     finding = Finding(
         "nonadherence",

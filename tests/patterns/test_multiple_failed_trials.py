@@ -160,6 +160,34 @@ def test_augmentation_while_symptoms_persist_counts() -> None:
 
 
 @pytest.mark.parametrize(
+    ("later", "counts"),
+    [
+        # A response (PHQ-9 8, a 56% fall from 18) after aripiprazole was added is the
+        # combination's: venlafaxine alone still did not help enough.
+        pytest.param(phq9(days_ago(30), 8), True, id="response-after-the-added-agent"),
+        # The same response before aripiprazole: venlafaxine worked, no failed trial.
+        pytest.param(phq9(days_ago(130), 8), False, id="response-before-the-added-agent"),
+        # Remission needs no baseline: PHQ-9 4 before aripiprazole.
+        pytest.param(phq9(days_ago(130), 4), False, id="remission-before-the-added-agent"),
+    ],
+)
+def test_a_response_counts_only_before_the_outcome(later: SymptomScore, counts: bool) -> None:
+    courses = (
+        course(VENLAFAXINE, days_ago(200), mg=150),
+        course(ARIPIPRAZOLE, days_ago(100), mg=5),
+    )
+    scores = (phq9(days_ago(203), 18), phq9(days_ago(95), 15), later)
+    finding = detect(_record(courses, scores), (), DEFAULTS, NOW)
+
+    # Sertraline's failed trial is the other one: the card needs venlafaxine's.
+    assert (finding is not None) is counts
+    if finding is not None:
+        assert finding.facts["trials"][-1] == (
+            "venlafaxine 150 mg/day for 14 weeks: PHQ-9 from 18 to 15 when aripiprazole was added"
+        )
+
+
+@pytest.mark.parametrize(
     ("added", "augments"),
     [
         pytest.param(course(QUETIAPINE, days_ago(100), mg=50), False, id="quetiapine-50-for-sleep"),

@@ -405,3 +405,36 @@ def test_the_antipsychotics_lead_a_long_evidence_list() -> None:
     finding = detect(_record(*older, *others), (), DEFAULTS, NOW)
     assert finding is not None and finding.facts["trigger"] == "both"
     assert [e.label.split()[0] for e in finding.evidence[:2]] == ["risperidone", "quetiapine"]
+
+
+def test_every_counted_drug_is_an_evidence_line_when_they_fit() -> None:
+    """Five standing psychotropics, none an antipsychotic: five lines, none left out (a short
+    list of others once lost its oldest to a negative slice)."""
+    record = _record(*FOUR_PSYCHOTROPICS, course(LORAZEPAM, days_ago(30), mg=1))
+    finding = detect(record, (), DEFAULTS, NOW)
+    assert finding is not None and finding.facts["psychotropic_count"] == 5
+    assert [e.label.split()[0] for e in finding.evidence] == [
+        "sertraline", "bupropion", "lithium", "lamotrigine", "lorazepam",
+    ]
+    assert finding.evidence_left_out == 0
+
+
+def test_a_list_longer_than_the_cap_keeps_the_antipsychotics_and_counts_the_rest() -> None:
+    """Ten standing psychotropics, the two antipsychotics the most recent and the oldest: both
+    kept, the oldest others left out and counted, the lines oldest first."""
+    from .builders import ESCITALOPRAM, MIRTAZAPINE, VENLAFAXINE
+
+    others = [
+        course(drug, days_ago(300 - 20 * i), mg=10)
+        for i, drug in enumerate((SERTRALINE, ESCITALOPRAM, MIRTAZAPINE, VENLAFAXINE, BUPROPION,
+                                  LAMOTRIGINE, LITHIUM, LORAZEPAM))
+    ]
+    aps = [course(RISPERIDONE, days_ago(330), mg=2), course(QUETIAPINE, days_ago(120), mg=300)]
+    finding = detect(_record(*others, *aps), (), DEFAULTS, NOW)
+    assert finding is not None and finding.facts["psychotropic_count"] == 10
+    names = [e.label.split()[0] for e in finding.evidence]
+    assert len(names) == 8 and {"risperidone", "quetiapine"} <= set(names)
+    assert "sertraline" not in names and "escitalopram" not in names
+    assert finding.evidence_left_out == 2
+    dates = [e.when for e in finding.evidence if e.when is not None]
+    assert dates == sorted(dates)

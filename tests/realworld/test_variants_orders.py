@@ -5,6 +5,7 @@ unitless doses, order-select selections and renewals."""
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable
 from datetime import date
 from typing import Any
@@ -16,6 +17,7 @@ from cds_service.patterns.timeline import dose_on, is_current
 from fhir_mappers import CodeLists, IngredientTable, map_draft_orders, map_record
 from fhir_mappers.accessors import parse_period
 from tests.realworld.builders import (
+    RXNORM,
     concept,
     daily,
     day,
@@ -142,6 +144,30 @@ def _without_timing(line: dict[str, Any]) -> dict[str, Any]:
         pytest.param(daily(2, text="2 mg nightly, not as needed \u2013 take every day"), True,
                      id="not-as-needed"),
         pytest.param(daily(2, text="Scheduled (non-PRN)"), True, id="non-prn"),
+        # A repeat, a second dose, a skipped dose, a cap on an extra amount, how the dose is
+        # taken, or a negation spelled as a contraction: the scheduled dose stands.
+        pytest.param(daily(2, text="Take 1 tablet at bedtime. May repeat once if needed."), True,
+                     id="may-repeat"),
+        pytest.param(daily(2, text="Take 1 tablet nightly; may take a second tablet if needed "
+                           "for agitation"), True, id="second-tablet"),
+        pytest.param(daily(2, text="Take 1 tablet daily; skip dose if needed for oversedation"),
+                     True, id="skip-dose"),
+        pytest.param(daily(2, patientInstruction="Omit this dose if needed for drowsiness."),
+                     True, id="omit-dose"),
+        pytest.param(daily(2, text="Take 1 tablet daily, up to 2 tablets if needed"), True,
+                     id="up-to-2-tablets"),
+        pytest.param(daily(2, text="2 mg nightly; no more than 4 mg if needed"), True,
+                     id="no-more-than-4-mg"),
+        pytest.param(daily(2, text="Take 1 tablet daily. Take with food if needed for upset "
+                           "stomach."), True, id="with-food"),
+        pytest.param(daily(2, text="Nightly, with meals if needed"), True, id="with-meals"),
+        pytest.param(daily(2, text="Take 1 tablet daily - don't use as needed"), True,
+                     id="dont-contraction"),
+        pytest.param(daily(2, text="Take 1 tablet daily – don’t take PRN"), True,
+                     id="dont-typographic-apostrophe"),
+        pytest.param(daily(2, text="Take 1 tablet daily, dont use as needed"), True,
+                     id="dont-without-apostrophe"),
+        pytest.param(daily(2, text="Take 1 tablet daily. Do NOT take PRN"), True, id="do-not"),
         # Near misses: an extra dose with no structured schedule, and a line as needed itself
         # before a call: as needed, not counted.
         pytest.param(_without_timing(daily(2, text="May take an additional 1/2 tablet if "
@@ -149,6 +175,20 @@ def _without_timing(line: dict[str, Any]) -> dict[str, Any]:
                      id="extra-dose-without-a-schedule"),
         pytest.param(daily(2, text="Take 1 tablet as needed for agitation. Call the clinic if "
                            "needed."), False, id="as-needed-and-a-call"),
+        # Near misses of the repeat, cap and contraction: the line's own dose is as needed.
+        pytest.param(daily(2, text="Take 1 tablet as needed for agitation. May repeat once in "
+                           "1 hour if needed."), False, id="prn-then-may-repeat"),
+        pytest.param(daily(2, text="Take 1 tablet up to 3 times daily as needed for agitation"),
+                     False, id="up-to-3-times-is-a-prn-limit"),
+        pytest.param(daily(2, text="Take up to 2 tablets at bedtime as needed for sleep"), False,
+                     id="sig-opens-with-its-cap"),
+        pytest.param(_without_timing(daily(2, text="Take 1 tablet. May repeat once if "
+                                            "needed.")), False,
+                     id="repeat-without-a-schedule"),
+        pytest.param(_without_timing(daily(2, text="Take with food if needed")), False,
+                     id="with-food-without-a-schedule"),
+        pytest.param(daily(2, text="Don't skip meals; take 1 tablet PRN agitation"), False,
+                     id="contraction-elsewhere"),
         # Negatives: as needed in words or by R5 asNeededFor.
         pytest.param(daily(2, text="1 tab PRN agitation"), False, id="prn-words"),
         pytest.param(daily(2, asNeededFor=[{"text": "agitation"}]), False, id="r5-asNeededFor"),
@@ -160,6 +200,75 @@ def test_sig_words_about_something_other_than_the_dose_leave_it_standing(
     resources = two_antipsychotics("p-sig")
     resources[1]["dosageInstruction"] = [line]
     assert (POLY in topics(post(request("patient-view", "p-sig", resources)))) is fires
+
+
+# Every drug the polypharmacy card counted is listed, or counted in its last line -------------
+_MORE = re.compile(r"^- and (\d+) more in the record$")
+# Standing psychotropics, oldest first, as EHRs send them: a display-only RxNorm coding.
+_PSYCHOTROPICS = [
+    ("quetiapine 100 MG Oral Tablet", 100), ("risperidone 2 MG Oral Tablet", 2),
+    ("sertraline 100 MG Oral Tablet", 100), ("24 HR venlafaxine 75 MG Extended Release Oral "
+                                             "Capsule", 75),
+    ("trazodone hydrochloride 100 MG Oral Tablet", 100), ("mirtazapine 15 MG Oral Tablet", 15),
+    ("lorazepam 0.5 MG Oral Tablet", 1), ("zolpidem 5 MG Oral Tablet", 5),
+    ("buspirone 10 MG Oral Tablet", 20), ("lithium carbonate 300 MG Oral Capsule", 600),
+]
+
+
+def _standing(pid: str, products: list[tuple[str, float]]) -> list[dict[str, Any]]:
+    resources = []
+    for n, (display, mg) in enumerate(products):
+        resource = order(f"pp-{n}", pid, "sertraline100", authored=day(200 - 10 * n,
+                                                                           "T10:00:00Z"),
+                         dosage=[daily(mg)])
+        resource["medicationCodeableConcept"] = {
+            "coding": [{"system": RXNORM, "display": display}], "text": display,
+        }
+        resources.append(resource)
+    return resources
+
+
+def _listed_and_more(card: dict[str, Any]) -> tuple[list[str], int]:
+    """The drugs the card's evidence lines name, and the count of its "and N more" line."""
+    lines = [line for line in card["detail"].splitlines() if line.startswith("- ")]
+    more = [int(m.group(1)) for m in map(_MORE.match, lines) if m]
+    return [line[2:].split()[0] for line in lines if not _MORE.match(line)], sum(more)
+
+
+@pytest.mark.parametrize(
+    ("products", "count", "summary"),
+    [
+        # Five or six others and no antipsychotic (the list once kept only the last three or
+        # two), and ten with two antipsychotics (more than the pattern lists: the card counts
+        # the ten psychotropics, its summary names the two antipsychotics).
+        pytest.param(_PSYCHOTROPICS[2:7], 5, "5 psychotropics", id="five-others"),
+        pytest.param(_PSYCHOTROPICS[4:], 6, "6 psychotropics", id="six-others"),
+        pytest.param(_PSYCHOTROPICS, 10, "2 antipsychotics", id="ten-with-two-antipsychotics"),
+    ],
+)
+def test_the_polypharmacy_card_lists_or_counts_every_drug_it_counted(
+    post: Callable[[dict[str, Any]], Any],
+    products: list[tuple[str, float]],
+    count: int,
+    summary: str,
+) -> None:
+    body = request("patient-view", "p-many", _standing("p-many", products))
+    cards = [c for c in post(body).get_json()["cards"] if c["source"]["topic"]["code"] == POLY]
+    assert len(cards) == 1 and cards[0]["summary"].startswith(summary)
+    listed, more = _listed_and_more(cards[0])
+    assert len(set(listed)) == len(listed) and len(listed) + more == count
+    # The most recent are the lines shown.
+    assert listed[0] == products[-1][0].split()[0]
+
+
+def test_four_psychotropics_and_a_non_psychotropic_are_no_polypharmacy(
+    post: Callable[[dict[str, Any]], Any]
+) -> None:
+    """Near miss: one under the count, with a fifth standing order that is no psychotropic."""
+    resources = _standing("p-four", _PSYCHOTROPICS[2:6])
+    resources.append(order("pp-bp", "p-four", "lisinopril10", authored=day(20, "T10:00:00Z"),
+                           dosage=[daily(10)]))
+    assert POLY not in topics(post(request("patient-view", "p-four", resources)))
 
 
 # Kind 7 -------------------------------------------------------------------------------------

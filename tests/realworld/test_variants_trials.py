@@ -196,3 +196,92 @@ def test_a_trial_whose_sig_names_a_later_change_if_needed_is_a_scheduled_trial(
     second = _stopped("s-1", "sertraline100", 100, 150, 80)
     second["dosageInstruction"][0]["text"] = sig
     assert (_card(post, [_venlafaxine(), second]) is not None) is fires
+
+
+def _phq9(rid: str, score: float, ago: int) -> dict[str, Any]:
+    """A PHQ-9 total score (LOINC 44261-6) taken ``ago`` days ago."""
+    return {
+        "resourceType": "Observation", "id": rid, "status": "final",
+        "category": [{"coding": [{
+            "system": "http://terminology.hl7.org/CodeSystem/observation-category",
+            "code": "survey"}]}],
+        "code": {"coding": [{"system": "http://loinc.org", "code": "44261-6",
+                             "display": "PHQ-9 total score"}]},
+        "subject": {"reference": f"Patient/{PID}"},
+        "effectiveDateTime": days_ago(ago, "T11:00:00Z"),
+        "valueQuantity": {"value": score, "unit": "{score}",
+                          "system": "http://unitsofmeasure.org", "code": "{score}"},
+    }  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("scores", "fires"),
+    [
+        # Remission (PHQ-9 < 5) or a response (a fall of >= 50% from the baseline of 20) once the
+        # trial had run 4 weeks, then a relapse to 18 at its end: it worked, no failed trial.
+        pytest.param([(4, 600)], False, id="remission-then-relapse"),
+        pytest.param([(10, 560), (14, 480)], False, id="response-then-partial-loss"),
+        pytest.param([(3, 450), (18, 420)], False, id="late-remission"),
+        # Near misses: a 45% fall (still 11), and a remission score in the trial's first two
+        # weeks (before an adequate length it says nothing of the drug's effect).
+        pytest.param([(11, 600)], True, id="forty-five-percent-fall"),
+        pytest.param([(4, 690), (17, 600)], True, id="remission-before-four-weeks"),
+        # Negative of the rule: no score between baseline and end but the one at the end.
+        pytest.param([], True, id="no-response-at-all"),
+    ],
+)
+def test_a_trial_that_brought_response_or_remission_is_no_failed_trial(
+    post: Callable[[dict[str, Any]], Any], scores: list[tuple[float, int]], fires: bool
+) -> None:
+    sertraline = _stopped("s-1", "sertraline100", 100, 700, 400, lack=False)
+    observations = [_phq9("q-base", 20, 702), _phq9("q-end", 18, 405)]
+    observations += [_phq9(f"q-{n}", value, ago) for n, (value, ago) in enumerate(scores)]
+
+    card = _card(post, [sertraline, _venlafaxine(), *observations])
+
+    assert (card is not None) is fires
+    if card is not None:
+        line = "sertraline 100 mg/day for 42 weeks: PHQ-9 from 20 to 18 at the end"
+        assert line in card["detail"]
+
+
+def _venlafaxine_from(first: int) -> dict[str, Any]:
+    """Venlafaxine 150 mg/day from ``first`` days ago until 300 days ago, stopped for lack of
+    effect: the agent that replaces (or joins) sertraline."""
+    return _stopped("v-1", "venlafaxine75", 150, first, 300)
+
+
+@pytest.mark.parametrize(
+    ("sertraline", "outcome"),
+    [
+        # Venlafaxine starts 420 days ago; sertraline 150 mg stops 20 days later (within the
+        # switch window), or is tapered from 10 days later (100 mg, then 50 mg) and stopped 60
+        # days later: a cross-taper, the trial judged at its end.
+        pytest.param([(150, 700, 400)], "PHQ-9 from 21 to 18 at the end",
+                     id="stopped-within-the-window"),
+        # (No PHQ-9 within a month of this end: the stop's reason says how it ended.)
+        pytest.param([(150, 700, 410), (100, 410, 385), (50, 385, 360)],
+                     "stopped for lack of effect", id="tapered-from-the-switch"),
+        # Near misses: sertraline kept at 150 mg for 60 days beside venlafaxine (augmentation),
+        # and a taper that starts only after 40 days of both (the first weeks were both taken).
+        pytest.param([(150, 700, 360)], "PHQ-9 from 21 to 18 when venlafaxine was added",
+                     id="kept-60-days"),
+        pytest.param([(150, 700, 380), (50, 380, 360)],
+                     "PHQ-9 from 21 to 18 when venlafaxine was added",
+                     id="taper-begun-after-the-window"),
+    ],
+)
+def test_a_cross_taper_is_a_switch_not_an_added_agent(
+    post: Callable[[dict[str, Any]], Any], sertraline: list[tuple[float, int, int]], outcome: str
+) -> None:
+    orders = [
+        _stopped(f"s-{n}", "sertraline100", mg, first, last, lack=n == len(sertraline) - 1)
+        for n, (mg, first, last) in enumerate(sertraline)
+    ]
+    observations = [_phq9("q-base", 21, 702), _phq9("q-late", 18, 425)]
+
+    card = _card(post, [*orders, _venlafaxine_from(420), *observations])
+
+    assert card is not None
+    line = next(line for line in card["detail"].splitlines() if "sertraline" in line)
+    assert outcome in line
