@@ -185,7 +185,8 @@ def map_medication_statement(
 ) -> MappedCourse:
     """A MedicationStatement as a ``MedicationCourse`` (``ref`` "MedicationStatement/<id>"):
     ``effectiveDateTime`` or ``effectivePeriod`` give start and end, ``dosage`` the mg/day,
-    ``status`` (STU3 ``taken: n`` read as not-taken) with ``statusReason``/``reasonNotTaken``
+    ``status`` (STU3 ``taken`` "n"/"na" and DSTU2 ``wasNotTaken`` read as not-taken, STU3
+    "unk" as unknown) with ``statusReason``/``reasonNotTaken``
     what the patient reported; the last known day is the latest of the dates and
     ``dateAsserted``. A non-psychotropic is kept as a bare course. ``medication`` is
     ``resolve_medication`` of the statement when the caller has it already. Never raises;
@@ -205,8 +206,14 @@ def map_medication_statement(
     end = end_days[1] if end_days else None
     asserted = ctx.date(resource.get("dateAsserted"), rtype, ref, "dateAsserted")
     status = ctx.string(resource.get("status"), rtype, ref, "status")
-    if resource.get("taken") == "n":  # STU3 said "not taken" with a separate flag
+    # Before R4 a separate element said whether the drug was taken, whatever the status:
+    # STU3 ``taken`` ("n" no, "na" no reason to think so, "unk" not known) and DSTU2
+    # ``wasNotTaken`` (a modifier: true reverses what the statement says).
+    taken = resource.get("taken")
+    if taken in ("n", "na") or resource.get("wasNotTaken") is True:
         status = "not-taken"
+    elif taken == "unk":
+        status = "unknown"
     known = [d for d in (start, asserted) if d is not None]
     return _build(
         resource,

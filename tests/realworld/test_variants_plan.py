@@ -63,6 +63,17 @@ NOT_USE: dict[str, Callable[[str], dict[str, Any]]] = {
         pid, "ms-1", "not-taken", effectiveDateTime=day(20)
     ),
     "unknown statement": lambda pid: _statement(pid, "ms-1", "unknown", effectiveDateTime=day(20)),
+    # Before R4 a separate element says the drug was not taken, whatever the status says.
+    "DSTU2 statement with wasNotTaken": lambda pid: _statement(
+        pid, "ms-1", "active", effectiveDateTime=day(20), wasNotTaken=True,
+        reasonNotTaken=[{"text": "patient declined"}],
+    ),
+    "STU3 statement taken na": lambda pid: _statement(
+        pid, "ms-1", "active", effectiveDateTime=day(20), taken="na"
+    ),
+    "STU3 statement taken unk": lambda pid: _statement(
+        pid, "ms-1", "active", effectiveDateTime=day(20), taken="unk"
+    ),
     "cancelled order": lambda pid: order(
         "mr-c", pid, "risperidone2", authored=day(20), status="cancelled", dosage=[daily(2)]
     ),
