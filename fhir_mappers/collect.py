@@ -157,7 +157,9 @@ def _patient_ref(patient_id: str | None) -> str | None:
 def _is_about(
     item: Mapping[str, Any], rtype: str, patient: str, ctx: MappingContext
 ) -> bool:
-    """False only when the resource names another patient; one that names none is kept."""
+    """False only when the resource names another patient ("Patient/<other id>", or an entry of
+    the Bundle that is another Patient); one that names none, or names it in a way that cannot
+    be compared (a urn that resolves to no entry, a bare id), is kept."""
     if rtype == "Patient":
         rid = item.get("id")
         return not (isinstance(rid, str) and rid and f"Patient/{rid}" != patient)
@@ -173,10 +175,22 @@ def _is_about(
         resolved = ctx.resolve(literal)
         if resolved == patient:
             return True
-        # "urn:uuid:<id>" of a Patient that is not among the entries (Synthea-style).
-        return literal.rpartition(":")[2] == patient.partition("/")[2] and (
-            literal.startswith("urn:")
-        )
+        if resolved is not None and resolved.startswith("Patient/"):
+            return False  # an entry of the Bundle that is another Patient
+        if literal.startswith("urn:"):
+            # "urn:uuid:<id>" of a Patient not among the entries (Synthea-style) is the patient
+            # when the id is theirs. Another urn names another patient where the Bundle names
+            # its patient by a urn (a transaction Bundle); elsewhere (the drafts of a session)
+            # it names nobody known: kept.
+            if literal.rpartition(":")[2] == patient.partition("/")[2]:
+                return True
+            return not any(
+                url.startswith("urn:") and target == patient
+                for url, target in ctx.aliases().items()
+            )
+        # "Patient/<other id>" (relative, absolute or versioned) names another patient; a
+        # reference of no type (a bare id) says nothing that can be compared: kept.
+        return "/" not in literal
     return True
 
 

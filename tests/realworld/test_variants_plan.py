@@ -447,3 +447,25 @@ def test_a_failed_monotherapy_is_a_standing_trial_of_six_weeks(
         _risperidone(pid, 200),
     ]
     assert (POLY in topics(post(_sign(pid, history, [_aripiprazole(pid)])))) is fires
+
+
+@pytest.mark.parametrize(
+    ("subject", "fires"),
+    [
+        pytest.param("urn:uuid:4d0c9a52-7e1b-4c2e-9a4f-0c7d2b9e5f11", True,
+                     id="urn-naming-no-entry"),
+        pytest.param("pv-subject", True, id="bare-id"),
+        pytest.param("Patient/someone-else", False, id="another-patient"),
+    ],
+)
+def test_a_draft_whose_subject_cannot_be_compared_is_the_patients(
+    post: Post, subject: str, fires: bool
+) -> None:
+    # An aripiprazole draft beside a current risperidone order. A subject the service cannot
+    # resolve (a urn naming no entry of the session, a reference with no type) is unknown, not
+    # another patient: the draft is read. A subject naming another Patient is not.
+    pid = "p-draft-subject"
+    draft = _aripiprazole(pid)
+    draft["subject"] = {"reference": subject}
+    fired = topics(post(_sign(pid, [_risperidone(pid, 30)], [draft])))
+    assert (POLY in fired) is fires
