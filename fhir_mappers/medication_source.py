@@ -94,14 +94,20 @@ def resolve_medication(
                 ctx.issue(resource_type, ref, "medication[x]", problem)
             return resolved
     literal = medication_reference(resource)
+    label = text(get(resource, "medicationReference", "display")) or text(
+        get(resource, "medication", "reference", "display")
+    )
     if literal is None:
+        if label:  # a Reference may be a display alone (R4): the drug named in words
+            ctx.issue(resource_type, ref, "medicationReference", "a display with no reference")
+            return _classified({"text": label}, ctx)[0]
         ctx.issue(resource_type, ref, "medication[x]", "no medication")
         return UNKNOWN
     medication = _dereference(literal, resource, ctx)
-    label = text(get(resource, "medicationReference", "display"))
     if medication is None:
         ctx.issue(resource_type, ref, "medicationReference", "medication not available")
-        return ResolvedMedication(label, ctx.table.classify((), label) if label else ())
+        # Its display still names the drug, and its strength, as a concept's text would.
+        return _classified({"text": label}, ctx)[0] if label else UNKNOWN
     resolved = from_medication_resource(medication, ctx, fallback_display=label)
     concepts = [medication.get("code")] + [
         get(item, "itemCodeableConcept") for item in as_list(medication.get("ingredient"))

@@ -285,3 +285,32 @@ def test_a_cross_taper_is_a_switch_not_an_added_agent(
     assert card is not None
     line = next(line for line in card["detail"].splitlines() if "sertraline" in line)
     assert outcome in line
+
+
+@pytest.mark.parametrize(
+    "medication",
+    [
+        pytest.param({"medicationReference": {"reference": "Medication/med-unfetched",
+                                              "display": "Sertraline 100 MG Oral Tablet"}},
+                     id="reference-not-available-with-display"),
+        pytest.param({"medicationReference": {"display": "Sertraline 100 MG Oral Tablet"}},
+                     id="display-only-reference"),
+        pytest.param({"medicationCodeableConcept": {"text": "Sertraline 100 MG Oral Tablet"}},
+                     id="concept-text-control"),
+    ],
+)
+def test_a_medication_named_only_by_a_references_display_keeps_its_strength(
+    post: Callable[[dict[str, Any]], Any], medication: dict[str, Any]
+) -> None:
+    # Sertraline "1 tablet daily" for 10 weeks, stopped for lack of effect, after venlafaxine.
+    # The Medication is not sent (and there is no fhirServer to fetch it), or the Reference is
+    # a display alone: its display names the drug and the tablet's strength (100 mg), so the
+    # trial's dose is known and adequate, as when the same words are the concept's text.
+    sertraline = _stopped("s-1", "sertraline100", 1, 150, 80)
+    del sertraline["medicationCodeableConcept"]
+    sertraline.update(medication)
+    sertraline["dosageInstruction"][0]["doseAndRate"][0]["doseQuantity"] = {
+        "value": 1, "unit": "tablet"}
+    card = _card(post, [_venlafaxine(), sertraline])
+    assert card is not None
+    assert "sertraline 100 mg/day for 10 weeks" in card["detail"]
