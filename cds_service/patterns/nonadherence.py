@@ -34,7 +34,9 @@ of a medication that could not be identified was handed over; an inpatient stay 
 period ended with no end date (its days in hospital are unknown); or an encounter of unreadable
 class lasting several days lies in it and, were it a stay, the finding would not stand (a missing
 class is missing, not evidence: ``pdc.maybe_stays``). For (c) when an undated statement
-may have been followed by fills that supersede it. What such data would show is unknown.
+may have been followed by fills that supersede it, or when fills, orders or statements did not
+arrive in full (what supersedes a statement may be in what is missing). What such data would show
+is unknown.
 
 **Unless** the ingredient is given now as a long-acting injection or less often than daily (its
 current order, or a fill of it in the window, by ``given_as_depot``: a dose schedule, the
@@ -104,6 +106,8 @@ from fhir_mappers.record import (
 )
 
 PATTERN_ID = "nonadherence"
+# What supersedes a not-taken statement: a later fill, order or active statement.
+_SUPERSEDING = ("MedicationDispense", "MedicationRequest", "MedicationStatement")
 
 
 @dataclass(frozen=True, slots=True)
@@ -240,6 +244,12 @@ def _included(name: str, ctx: _Context) -> _Adherence | NotEvaluable | None:
                 tuple(s.ref for s in contested),
             )
         return gap  # an abstention or None
+    if not isinstance(gap, _Gap):
+        # A not-taken statement stands only if no later fill, order or statement superseded it:
+        # what did not arrive in full cannot show that none did.
+        unavailable = data_unavailable(PATTERN_ID, ctx.record.incomplete, _SUPERSEDING)
+        if unavailable is not None:
+            return unavailable
     with_name = [c for c in [*ctx.regimen, *ctx.ordered] if _names(c, name)]
     drafts = [c for c in with_name if c.is_draft]
     drug_class = next(i.drug_class for c in with_name for i in c.ingredients if i.name == name)

@@ -132,11 +132,26 @@ def test_the_fills_rule_fires_when_only_other_data_is_incomplete() -> None:
     assert isinstance(evaluate(resources, frozenset({"Observation"})), Finding)
 
 
-def test_a_not_taken_statement_stands_on_its_own_evidence_when_dispenses_are_incomplete() -> None:
+@pytest.mark.parametrize(
+    "incomplete", ["MedicationDispense", "MedicationRequest", "MedicationStatement"]
+)
+def test_a_not_taken_statement_is_not_evaluable_when_what_supersedes_it_is_incomplete(
+    incomplete: str,
+) -> None:
+    # The statement stands only if no later fill, order or active statement superseded it:
+    # with fills, orders or statements arrived in part, that is unknown.
     pid = "p-inc-stmt"
     said = statement("ms-1", pid, status="not-taken", effectiveDateTime=day(20, "T09:00:00Z"),
                      statusReason=[{"text": "Patient reports forgetting doses"}])
-    result = evaluate([sertraline_order(pid), said], frozenset({"MedicationDispense"}))
+    result = evaluate([sertraline_order(pid), said], frozenset({incomplete}))
+    assert abstains(result, f"{incomplete} data did not arrive in full")
+
+
+def test_a_not_taken_statement_stands_when_only_other_data_is_incomplete() -> None:
+    pid = "p-inc-stmt-other"
+    said = statement("ms-1", pid, status="not-taken", effectiveDateTime=day(20, "T09:00:00Z"),
+                     statusReason=[{"text": "Patient reports forgetting doses"}])
+    result = evaluate([sertraline_order(pid), said], frozenset({"Observation"}))
     assert isinstance(result, Finding)
     assert (result.facts["not_taken"], result.facts["pdc"]) == (True, None)
     assert result.evidence_keys == {"not-taken:sertraline"}
