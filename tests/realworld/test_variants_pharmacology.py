@@ -147,6 +147,82 @@ def _named(rid: str, pid: str, drug: str, days_ago: int, reaction: str) -> dict[
     return resource
 
 
+def _two_and(pid: str, drug: str, reaction: str) -> list[dict[str, Any]]:
+    """Venlafaxine (headache) and zolpidem (headache), then ``drug`` with ``reaction``: three
+    pharmacological classes (SNRI, Z-drug, and the third's) if the third counts."""
+    return [
+        intolerance("ai-1", pid, "venlafaxine75", day(300), "Headache"),
+        _named("ai-2", pid, "zolpidem", 200, "Headache"),
+        _named("ai-3", pid, drug, 100, reaction),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("drug", "reaction", "fires"),
+    [
+        # Objective, dangerous reactions (clinical-review.md), in the words charts use:
+        # excluded_reaction_words.
+        ("haloperidol", "Torsade de pointes", False),
+        ("haloperidol", "TdP on telemetry", False),
+        ("lamotrigine", "Blistering skin rash", False),
+        ("carbamazepine", "Skin peeling, mouth sores", False),
+        ("clozapine", "White count dropped", False),
+        ("carbamazepine", "WBC 2.9", False),
+        ("clozapine", "Platelets fell", False),
+        ("clozapine", "Fever", False),
+        ("clozapine", "Febrile 38.6", False),
+        ("lorazepam", "Fall", False),
+        ("lorazepam", "Fell at home", False),
+        ("lithium", "Delirium", False),
+        # Expected pharmacology: pharmacological_reaction_words.
+        ("clozapine", "Hypersalivation", False),
+        ("clozapine", "Sialorrhoea", False),
+        ("clozapine", "Sialorrhea", False),
+        ("clozapine", "Drooling at night", False),
+        ("clozapine", "Nocturnal enuresis", False),
+        ("clozapine", "Bedwetting", False),
+        ("lithium", "Polydipsia", False),
+        ("lithium", "Excessive thirst", False),
+        ("amitriptyline", "Dry mouth", False),
+        ("amitriptyline", "Blurry vision", False),
+        ("quetiapine", "Dizziness on standing", False),
+        ("quetiapine", "Orthostatic dizziness", False),
+        ("quetiapine", "Lightheaded when standing up", False),
+        ("carbamazepine", "Double vision", False),
+        ("carbamazepine", "Diplopia", False),
+        ("carbamazepine", "Unsteadiness", False),
+        ("carbamazepine", "Ataxia", False),
+        ("valproate", "Hair loss", False),
+        ("valproate", "Alopecia", False),
+        ("escitalopram", "Excessive yawning", False),
+        # Near misses: vague, subjective effects of the same drugs still count, and so does a
+        # plain rash (a deliberate choice: a typed allergy with a rash is an allergy).
+        ("quetiapine", "Dizziness", True),
+        ("lorazepam", "Drowsiness", True),
+        ("clozapine", "Fatigue", True),
+        ("escitalopram", "Nausea", True),
+        ("amitriptyline", "Jittery", True),
+        ("lamotrigine", "Rash", True),
+        ("valproate", "Headache", True),
+    ],
+)
+def test_objective_reactions_and_expected_pharmacology_in_chart_words_do_not_count(
+    post: Post, drug: str, reaction: str, fires: bool
+) -> None:
+    pid = "pharm-words-" + "".join(ch for ch in f"{drug}{reaction}".lower() if ch.isalnum())
+    resources = _two_and(pid, drug, reaction)
+    assert (RI in topics(post(request("patient-view", pid, resources)))) is fires
+
+
+def test_dizziness_on_standing_beside_plain_dizziness_of_another_drug(post: Post) -> None:
+    """The orthostatic record is left out; a record of another drug with plain dizziness is
+    not (only that record is pharmacology)."""
+    pid = "pharm-words-orthostatic-and-plain"
+    resources = [*_two_and(pid, "quetiapine", "Dizziness on standing"),
+                 _named("ai-4", pid, "lithium", 50, "Dizziness")]
+    assert RI in topics(post(request("patient-view", pid, resources)))
+
+
 def _ri_card(response: Any) -> dict[str, Any] | None:
     cards = [c for c in response.get_json()["cards"] if c["source"]["topic"]["code"] == RI]
     return cards[0] if cards else None
