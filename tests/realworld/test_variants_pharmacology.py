@@ -237,9 +237,19 @@ def _ri_card(response: Any) -> dict[str, Any] | None:
         (("Ativan", "Klonopin 0.5 MG Oral Tablet", "sertraline"), False),
         (("Emsam", "phenelzine", "sertraline"), False),  # N04BD, N06AF
         (("ketamine", "Spravato", "sertraline"), False),  # N01AX03, N06AX27
+        # Every antipsychotic, FGA or SGA, in any N05A group: dopamine D2 blockade.
+        (("quetiapine", "risperidone", "haloperidol"), False),  # N05AH, N05AX, N05AD
+        (("Abilify", "Geodon", "olanzapine"), False),  # N05AX, N05AE, N05AH
+        (("chlorpromazine", "Latuda", "clozapine"), False),
+        # Anticonvulsant mood stabilisers (N03AF, N03AX, N03AG).
+        (("carbamazepine", "lamotrigine", "sertraline"), False),
+        (("Depakote", "Lamictal", "sertraline"), False),
         # Different mechanisms stay different classes.
         (("phenelzine", "amitriptyline", "sertraline"), True),  # MAOI, TCA, SSRI
         (("temazepam", "zolpidem", "sertraline"), True),  # BZD, Z-drug, SSRI
+        (("venlafaxine", "amitriptyline", "sertraline"), True),  # SNRI, TCA, SSRI
+        (("clozapine", "lithium", "sertraline"), True),  # lithium is no antipsychotic
+        (("haloperidol", "lamotrigine", "sertraline"), True),
     ],
 )
 def test_one_pharmacological_class_split_by_atc_level_4_is_one_class(
@@ -262,6 +272,20 @@ def test_a_benzodiazepine_class_counts_once_and_is_named_so_on_the_card(post: Po
     assert card is not None
     assert "Side effects with 3 unrelated classes" in card["detail"]
     assert "benzodiazepine (lorazepam, clonazepam, temazepam)" in card["detail"]
+
+
+def test_antipsychotics_of_each_generation_are_one_class_named_once_on_the_card(
+    post: Post,
+) -> None:
+    pid = "pharm-class-antipsychotics-named"
+    resources = [*_three(pid, "Dizziness"),
+                 _named("ai-r", pid, "risperidone", 90, "Dizziness"),
+                 _named("ai-h", pid, "haloperidol", 80, "Sedation")]
+    card = _ri_card(post(request("patient-view", pid, resources)))
+    assert card is not None
+    assert "Side effects with 3 unrelated classes" in card["detail"]
+    assert "antipsychotic (quetiapine, risperidone, haloperidol)" in card["detail"]
+    assert "SGA (" not in card["detail"] and "FGA (" not in card["detail"]
 
 
 SNOMED = "http://snomed.info/sct"
