@@ -123,6 +123,17 @@ def _stopped_saying(rid: str, pid: str, product: str, days_ago: int, reason: str
         ("No nausea, dizziness or headache; no response", False),
         ("Side effects ruled out; lack of efficacy", False),
         ("Side-effect-free; ineffective", False),
+        # through a verb, a complaint, a copula, a dash and a slash (the third record of the
+        # probes: quetiapine stopped with these words)
+        ("Not effective; did not experience any side effects", False),
+        ("Ineffective, didn't have side effects", False),
+        ("Ineffective. Side effects - none", False),
+        ("Ineffective; denies nausea/headache", False),
+        ("Ineffective, no complaints of side effects", False),
+        ("Ineffective; no issues with side effects", False),
+        ("Ineffective. Side effects were not an issue", False),
+        ("Side effects were an issue", True),
+        ("Ineffective - nausea/headache", True),
         # near misses: an affirmed side effect after a negated finding, a double negative,
         # "not tolerated", and a positive dechallenge
         ("No improvement, nausea", True),
