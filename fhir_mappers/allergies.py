@@ -11,11 +11,15 @@ whose ``clinicalStatus`` is resolved or inactive: the reaction no longer describ
 (the HL7 code when there is one: Epic sends its own OID coding first) and from its text.
 
 ``when`` is the day the reaction last happened as far as the record says: the latest of its
-onset (``onsetDateTime``, ``onsetPeriod.start``, a date-shaped ``onsetString``) and
-``lastOccurrence``; ``recordedDate`` (STU3 ``assertedDate``) only when the record gives no onset
-at all. An onset in a form that names no day here (``onsetAge``: the patient's birth date is not
-known to this mapper; ``onsetRange``; "childhood") leaves the record undated rather than dated
-by its recent ``recordedDate``: a reaction at age 20 re-entered last month is not recent.
+onset (``onsetDateTime``, ``onsetPeriod.start``, a date-shaped ``onsetString``), each
+``reaction.onset`` (when that manifestation showed) and ``lastOccurrence``, each read as the
+first day of the period it names; ``recordedDate`` (STU3 ``assertedDate``) only when the record
+gives no onset at all. The day a reaction is recorded is no day it happened: a reaction of
+"2024" entered last month is dated 2024-01-01, so imprecision never pulls it into a look-back
+window (docs/real-world-data.md, Dates). An onset in a form that names no day here
+(``onsetAge``: the patient's birth date is not known to this mapper; ``onsetRange``;
+"childhood") leaves the record undated rather than dated by its recent ``recordedDate``: a
+reaction at age 20 re-entered last month is not recent.
 """
 
 from __future__ import annotations
@@ -52,7 +56,7 @@ def map_allergy(
 
     ``ingredients`` are classified from ``code`` and each ``reaction.substance``; ``substance``
     is the first of those with a name that is not an allergy category; ``when`` is the last day
-    the reaction happened (onset or ``lastOccurrence``), ``recordedDate`` (STU3
+    the reaction happened (onset, ``reaction.onset`` or ``lastOccurrence``), ``recordedDate`` (STU3
     ``assertedDate``) only when no onset is given, None when the onset names no day. Never
     raises on bad data.
     """
@@ -136,7 +140,12 @@ def _reaction_day(resource: Mapping[str, Any], ref: str, ctx: MappingContext) ->
         or parse_date(text(resource.get("onsetString")))
     )
     last = ctx.date(resource.get("lastOccurrence"), _RTYPE, ref, "lastOccurrence")
-    known = [d for d in (onset, last) if d is not None]
+    # Each reaction's own onset (R4 reaction.onset) dates the reaction too, before recordedDate.
+    reacted = [
+        ctx.date(get(reaction, "onset"), _RTYPE, ref, f"reaction[{index}].onset")
+        for index, reaction in enumerate(as_list(resource.get("reaction")))
+    ]
+    known = [d for d in (onset, last, *reacted) if d is not None]
     if known:
         return max(known)
     undated = [name for name in _UNDATED_ONSETS if resource.get(name) is not None]

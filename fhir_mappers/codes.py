@@ -23,16 +23,25 @@ _WORD = re.compile(r"[a-z0-9]+")
 # list of side effects ("no nausea, dizziness or headache"), never to another finding.
 _CLAUSE_TOKEN = re.compile(r"[a-z0-9]+|,")
 # A negation stays within its clause: a clause ends at these marks (not at a colon: "Side
-# effects: none"; a comma only ends a list, see ``_in_negated_list``).
+# effects: none"; a comma only ends a list, see ``CodeLists._negated``; a dash before an after
+# cue and a slash inside a list of effects do not end one, see ``CodeLists._clauses``).
 _CLAUSE = re.compile(r"[;.!?()\[\]\n/+&]|\s[-\u2013\u2014]+\s|[\u2013\u2014]")
 # The clauses of a sig, read for as-needed words: as _CLAUSE, but a decimal point ("1.5 tablets")
 # and the slash of "1/2 tablet" do not end one.
 _SIG_CLAUSE = re.compile(
     r"[;!?()\[\]\n]|(?<![0-9])\.|\.(?![0-9])|\s[-\u2013\u2014]+\s|[\u2013\u2014]"
 )
-# A contraction's "n't" (straight or typographic apostrophe), read as " not" in a sig: "don't
-# use as needed" is "do not use as needed".
-_NOT_CONTRACTION = re.compile(r"n['\u2019]t\b")
+# A dash that ends a clause (a slash ends one too; see ``CodeLists._clauses`` for when neither
+# does).
+_DASH = re.compile(r"\s[-\u2013\u2014]+\s|[\u2013\u2014]")
+# A negative contraction, read spelled out ("didn't" as "did not", "weren't" as "were not"), so
+# that the negation cues and the "not" phrases read it ("wasn't tolerated" is "not tolerated"),
+# in stop reasons and sigs alike ("don't use as needed" is "do not use as needed").
+_NOT_CONTRACTION = re.compile(
+    r"\b(do|does|did|has|have|had|is|are|was|were|could|would|should|ca|wo)n['\u2019`]t\b",
+    re.IGNORECASE,
+)
+_SPELLED_OUT = {"ca": "can", "wo": "will"}
 # "w/o", "s/e" and "and/or", the clinical shorthand for "without", "side effects" and "or".
 _WITHOUT = re.compile(r"\bw/o\b", re.IGNORECASE)
 _SIDE_EFFECTS = re.compile(r"\bs/e\b", re.IGNORECASE)
@@ -98,7 +107,11 @@ class CodeLists:
     # side effects listed after a negated one ("denies nausea or headache").
     negation_before: tuple[tuple[str, ...], ...] = ()  # "no", "denies", "negative for"
     negation_modifiers: frozenset[str] = frozenset()  # "no *significant* side effects"
+    # between a cue and the phrase: "did not *experience*", "no *complaints of*"
+    negation_bridges: tuple[tuple[str, ...], ...] = ()
     negation_after: tuple[tuple[str, ...], ...] = ()  # "side effects denied", "ruled out"
+    # between the phrase and an after cue: "side effects *were* not an issue"
+    negation_copulas: tuple[tuple[str, ...], ...] = ()
     list_joiners: frozenset[str] = frozenset()  # "or", "nor", "and" (a comma always joins)
     v3_encounter_classes: frozenset[str] = frozenset()
     v3_class_systems: frozenset[str] = frozenset()
@@ -212,7 +225,9 @@ class CodeLists:
             negation_modifiers=frozenset(
                 str(w).lower() for w in as_list(negation.get("modifiers"))
             ),
+            negation_bridges=_word_tuples(negation.get("bridges")),
             negation_after=_word_tuples(negation.get("after")),
+            negation_copulas=_word_tuples(negation.get("copulas")),
             list_joiners=frozenset(str(w).lower() for w in as_list(negation.get("list_joiners"))),
             immune_codes=frozenset(_codes_of(immune.get("codes"))),
             immune_words=tuple(_phrase(w) for w in immune["words"]),
@@ -331,9 +346,10 @@ class CodeLists:
         for code in code_list:
             if code in self.stop_reason_codes:
                 return self.stop_reason_codes[code]
-        # Shorthand with a slash, read before "/" ends a clause.
+        # Shorthand with a slash, read before "/" ends a clause; contractions spelled out.
         free_text = _SIDE_EFFECTS.sub(" side effects ", _WITHOUT.sub(" without ", free_text))
         free_text = _AND_OR.sub(" or ", free_text)
+        free_text = _NOT_CONTRACTION.sub(_spelled_out, free_text)
         padded = _padded(free_text)
         # tokens of each clause (commas kept) and its memo of judged phrases, split when needed
         clauses: list[tuple[list[str], dict[tuple[int, int], bool]]] | None = None
@@ -341,11 +357,54 @@ class CodeLists:
             if phrase not in padded:
                 continue
             if clauses is None:
-                clauses = [(_CLAUSE_TOKEN.findall(c.lower()), {}) for c in _CLAUSE.split(free_text)]
+                clauses = [(words, {}) for words in self._clauses(free_text)]
             phrase_words = phrase.split()
             if any(self._affirmed(phrase_words, words, memo) for words, memo in clauses):
                 return kind
         return "other" if code_list or free_text.strip() else None
+
+    def _clauses(self, free_text: str) -> list[list[str]]:
+        """The clauses of a stop reason, as lower-case words with commas kept as tokens. A
+        clause ends at ``_CLAUSE`` marks, but a dash followed by an ``negation_after`` phrase
+        joins what follows it ("Side effects - none", as "Side effects: none"), and a slash
+        between two adverse-effect phrases is a list ("nausea/headache" as "nausea or
+        headache"): what it joins is negated together."""
+        clauses: list[list[str]] = []
+        at = 0
+        mark = ""  # the mark that ended the previous piece
+        for match in [*_CLAUSE.finditer(free_text), None]:
+            end = match.start() if match is not None else len(free_text)
+            words = _CLAUSE_TOKEN.findall(free_text[at:end].lower())
+            if clauses and mark == "/" and self._slash_list(clauses[-1], words):
+                clauses[-1].extend(["or", *words])
+            elif clauses and _DASH.fullmatch(mark) and self._after_cue_at(words, 0):
+                clauses[-1].extend(words)
+            else:
+                clauses.append(words)
+            if match is not None:
+                at, mark = match.end(), match.group()
+        return clauses
+
+    def _slash_list(self, before: list[str], after: list[str]) -> bool:
+        """Whether a slash stands between two adverse-effect phrases: ``before`` ends with one
+        and ``after`` begins with one."""
+        return self._adverse_item(before, len(before), len(before)) is not None and any(
+            tuple(after[: len(phrase)]) == phrase for phrase in self._adverse_phrases
+        )
+
+    def _after_cue_at(self, words: list[str], at: int) -> bool:
+        """Whether a ``negation_after`` phrase starts at ``words[at]``, or right after one of the
+        ``negation_copulas`` there ("were not an issue")."""
+        starts = [at] + [
+            at + len(copula)
+            for copula in self.negation_copulas
+            if tuple(words[at : at + len(copula)]) == copula
+        ]
+        return any(
+            tuple(words[start : start + len(cue)]) == cue
+            for start in starts
+            for cue in self.negation_after
+        )
 
     def _affirmed(
         self, phrase: list[str], words: list[str], memo: dict[tuple[int, int], bool]
@@ -353,11 +412,13 @@ class CodeLists:
         """Whether ``phrase`` (words) occurs in a clause's ``words`` (commas as tokens) at
         least once not negated: a phrase that itself begins with a negation word ("not
         tolerated", "no response") is read as written; otherwise a ``negation_before`` cue right
-        before it ("not side effects"), or before one of the ``negation_modifiers`` right before
-        it ("no side effects", "denies any nausea"), or a ``negation_after`` phrase right after
-        it ("side effects denied", "side effects ruled out", "side effect free"), negates it; so
+        before it ("not side effects"), or before one of the ``negation_modifiers`` or
+        ``negation_bridges`` right before it ("no side effects", "denies any nausea", "did not
+        experience side effects", "no complaints of nausea"), or a ``negation_after`` phrase
+        right after it or after a ``negation_copulas`` word ("side effects denied", "side
+        effects ruled out", "side effects were not an issue"), negates it; so
         does being a later item of a negated list of adverse effects ("denies nausea or
-        headache": ``_in_negated_list``). Otherwise only the neighbours count: "no improvement,
+        headache": ``_negated``). Otherwise only the neighbours count: "no improvement,
         nausea" and "no response, sedation" are side effects (NegEx's wider reach read such
         lists wrongly here). ``memo`` holds the judged phrases of this clause."""
         size = len(phrase)
@@ -421,14 +482,16 @@ class CodeLists:
         return self._adverse_item(words, at, at)
 
     def _negated_here(self, words: list[str], start: int, end: int) -> bool:
-        """Whether the phrase at ``words[start:end]`` is negated by its neighbours; a cue after
-        "not" is a double negative ("not without side effects")."""
-        for cue in self.negation_after:
-            if tuple(words[end : end + len(cue)]) == cue:
-                return True
-        cue_ends = [start]
-        if start > 0 and words[start - 1] in self.negation_modifiers:
-            cue_ends.append(start - 1)
+        """Whether the phrase at ``words[start:end]`` is negated by its neighbours: an after cue
+        right after it (or after a copula), or a before cue right before it, or before a
+        modifier and a bridge before it, in either order ("did not experience any side
+        effects", "no reported issues with side effects"); a cue after "not" is a double
+        negative ("not without side effects")."""
+        if self._after_cue_at(words, end):
+            return True
+        cue_ends = {start}
+        for step in (self._modifier_before, self._bridge_before, self._modifier_before):
+            cue_ends.update(before for at in list(cue_ends) if (before := step(words, at)) >= 0)
         for cue_end in cue_ends:
             for cue in self.negation_before:
                 cue_start = cue_end - len(cue)
@@ -439,6 +502,20 @@ class CodeLists:
                 ):
                     return True
         return False
+
+    def _modifier_before(self, words: list[str], at: int) -> int:
+        """Where a ``negation_modifiers`` word ending at ``at`` starts; -1 when none does."""
+        return at - 1 if at > 0 and words[at - 1] in self.negation_modifiers else -1
+
+    def _bridge_before(self, words: list[str], at: int) -> int:
+        """Where the longest ``negation_bridges`` phrase ending at ``at`` starts; -1 when none
+        does."""
+        starts = [
+            at - len(bridge)
+            for bridge in self.negation_bridges
+            if at - len(bridge) >= 0 and tuple(words[at - len(bridge) : at]) == bridge
+        ]
+        return min(starts, default=-1)
 
     def mentions_as_needed(self, free_text: str) -> bool:
         """Whether ``free_text`` holds an ``as_needed_words`` phrase at all (whole words): the
@@ -465,7 +542,7 @@ class CodeLists:
             return False
         amount_stated = False  # a number earlier in the sig: the scheduled dose, stated first
         for clause in _SIG_CLAUSE.split(free_text):
-            words = _WORD.findall(_NOT_CONTRACTION.sub(" not", clause.lower()))
+            words = _WORD.findall(_NOT_CONTRACTION.sub(_spelled_out, clause.lower()))
             for phrase in self._as_needed_phrases:
                 for at in _occurrences(phrase, words):
                     if self._as_needed_affirmed(
@@ -518,6 +595,12 @@ class CodeLists:
         if any(code in self.immune_codes for code in codes):
             return True
         return _mentions(free_text, self.immune_words)
+
+
+def _spelled_out(match: re.Match[str]) -> str:
+    """A negative contraction spelled out ("didn't" -> "did not", "can't" -> "can not")."""
+    auxiliary = match.group(1)
+    return f"{_SPELLED_OUT.get(auxiliary.lower(), auxiliary)} not"
 
 
 def status_key(status: str) -> str:

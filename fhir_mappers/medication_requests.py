@@ -4,7 +4,11 @@ R4 shapes first; STU3 (``context``, ``requester.agent``, ``reasonNotTaken``, ``t
 MedicationOrder (``dateWritten``, ``prescriber``, ``reasonEnded``) are read where they differ,
 because the legacy medication-prescribe hook still sends them. A course that ended (or was
 put on hold) for an intolerance or allergy reason also yields an IntoleranceEvent, dated by its
-end or, failing that, the last date the resource gives.
+end or, failing that, its start (``authoredOn`` or bounds start of an order, the effective start
+of a statement): the earliest day the record allows for the stop. A statement's ``dateAsserted``
+is when it was written down, not when the drug was stopped: it dates the stop only when the
+statement gives no effective date at all, as an allergy's ``recordedDate`` dates it only without
+an onset (``allergies``).
 
 A medication that is not psychotropic is recognised first and kept as a bare course (no dosage,
 stop reasons or dates reported): nothing the patterns read depends on it, and its data problems
@@ -187,10 +191,10 @@ def map_medication_statement(
     ``effectiveDateTime`` or ``effectivePeriod`` give start and end, ``dosage`` the mg/day,
     ``status`` (STU3 ``taken`` "n"/"na" and DSTU2 ``wasNotTaken`` read as not-taken, STU3
     "unk" as unknown) with ``statusReason``/``reasonNotTaken``
-    what the patient reported; the last known day is the latest of the dates and
-    ``dateAsserted``. A non-psychotropic is kept as a bare course. ``medication`` is
-    ``resolve_medication`` of the statement when the caller has it already. Never raises;
-    problems become ``MappingIssue``s on ``ctx``.
+    what the patient reported; a stop for an intolerance is dated by the end, else the start,
+    else ``dateAsserted`` (module docstring). A non-psychotropic is kept as a bare course.
+    ``medication`` is ``resolve_medication`` of the statement when the caller has it already.
+    Never raises; problems become ``MappingIssue``s on ``ctx``.
     """
     rtype: Final = "MedicationStatement"
     if medication is None:
@@ -214,7 +218,6 @@ def map_medication_statement(
         status = "not-taken"
     elif taken == "unk":
         status = "unknown"
-    known = [d for d in (start, asserted) if d is not None]
     return _build(
         resource,
         ref,
@@ -225,7 +228,8 @@ def map_medication_statement(
         status=status,
         start=start,
         end=end,
-        stop_day=_stop_day(end_days, start) or (max(known) if known else None),
+        # as an order's: the end, else the start; dateAsserted only for a statement with neither
+        stop_day=_stop_day(end_days, start) or start or asserted,
         reasons=[resource.get("statusReason"), resource.get("reasonNotTaken")],
         dosages=resource.get("dosage"),
         requester=None,

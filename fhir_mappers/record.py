@@ -52,7 +52,9 @@ class Ingredient:
     rxcui: str  # RxNorm IN of the family
     atc: str  # WHO ATC 5th level, e.g. "N06AB06"
     drug_class: DrugClass
-    subclass: str  # "SSRI", "SGA", "BZD anxiolytic", ... (display only)
+    # "SSRI", "SGA", "BZD anxiolytic", ...: shown, and the class repeated-intolerance counts an
+    # ingredient in unless its pharmacological_classes fold it into a wider one
+    subclass: str
     is_psychotropic: bool
     min_effective_mg_per_day: float | None = None  # adequate-trial floor, where known
     # Labelled titration targets by indication ("bipolar", "default", ...) in mg/day; None as

@@ -4,10 +4,14 @@ Definition: multiple drug intolerance syndrome, intolerance to >= 3 unrelated dr
 Ho NJ, "Multiple drug intolerance syndrome: prevalence, clinical characteristics, and management",
 Ann Allergy Asthma Immunol 2012;108(2):88-93, https://pubmed.ncbi.nlm.nih.gov/22289726/: "3 or
 more unrelated drug class allergies"), counted as the source counts it: classes, not drugs; a
-class is a pharmacological class (``pharmacological_class``): the ATC level-4 group, or the wider
-class ``pharmacological_classes`` folds it into, so three SSRIs are one class, and so are
-lorazepam, clonazepam and temazepam (ATC N05BA, N03AE, N05CD: all benzodiazepines): the expected
-pharmacology of one class is not "unrelated medications" (clinical-review.md). Nocebo framing
+class is a pharmacological class (``pharmacological_class``): the ``pharmacological_classes``
+entry that takes the ingredient's ATC code in (the longest prefix), else the ingredient table's
+subclass (config/ingredients.csv: SSRI, SNRI, TCA, Z-drug...), else its ATC level-4 group. The
+card names a class by that same key, so two drugs shown under one class name are one class. Three
+SSRIs are one class; so are lorazepam, clonazepam and temazepam (ATC N05BA, N03AE, N05CD: all
+benzodiazepines), and quetiapine, risperidone and haloperidol (N05AH, N05AX, N05AD; SGA and
+FGA: all antipsychotics, dopamine D2 blockade); the expected pharmacology of one class is not
+"unrelated medications" (clinical-review.md). SSRI, SNRI, TCA and MAOI stay four. Nocebo framing
 fits only vague, subjective reactions (Colloca L, Miller FG, "The nocebo effect and its
 relevance for clinical practice", Psychosom Med 2011;73(7):598-603); the clinical action is
 Mintz's (D. Mintz, "Psychodynamic Psychopharmacology: Addressing the Underlying Causes of
@@ -47,7 +51,8 @@ reasons in ``cards/wording/repeated-intolerance.yaml``.
 
 **Thresholds** ``patterns.repeated-intolerance``: ``min_distinct_classes``,
 ``pharmacological_classes``, ``lookback_days``,
-``excluded_reaction_codes``, ``excluded_reaction_words``, ``allergy_presentation_words``,
+``excluded_reaction_codes``, ``excluded_reaction_words``, ``excluded_reaction_word_exceptions``,
+``allergy_presentation_words``,
 ``excluded_criticalities``, ``exclude_severe_reactions``, ``renewal_gap_days``,
 ``pharmacological_reaction_words``.
 """
@@ -60,7 +65,7 @@ from datetime import date, timedelta
 
 from cds_service.patterns.base import EvidenceItem, Finding
 from cds_service.patterns.evidence import months, ordered_evidence, unique_refs
-from cds_service.patterns.regimen import mentions_any
+from cds_service.patterns.regimen import mentions_any, padded_words
 from cds_service.patterns.timeline import (
     is_current,
     is_renewal,
@@ -92,6 +97,7 @@ class Thresholds:
     lookback_days: int
     excluded_reaction_codes: tuple[str, ...]
     excluded_reaction_words: tuple[str, ...]
+    excluded_reaction_word_exceptions: tuple[str, ...]
     allergy_presentation_words: tuple[str, ...]
     excluded_criticalities: tuple[str, ...]
     exclude_severe_reactions: bool
@@ -135,14 +141,17 @@ def detect(
             counted.setdefault(ingredient.name, (ingredient, []))[1].append(event)
         if named:
             products[frozenset(i.name for i in named)] = frozenset(
-                pharmacological_class(i, thresholds) for i in named
+                class_key(pharmacological_class(i, thresholds)) for i in named
             )
     counted_classes = _classes_counted(list(products.values()))
     classes: dict[str, list[Ingredient]] = {}
+    labels: dict[str, str] = {}  # class key -> the name shown (the first ingredient's)
     for ingredient, _ in counted.values():
-        key = pharmacological_class(ingredient, thresholds)
+        label = pharmacological_class(ingredient, thresholds)
+        key = class_key(label)
         if key in counted_classes:
             classes.setdefault(key, []).append(ingredient)
+            labels.setdefault(key, label)
     if not _included(classes, thresholds):
         return None
     draft_names = psychotropic_names(drafts)
@@ -150,9 +159,7 @@ def detect(
         "class_count": len(classes),
         "ingredient_count": len(counted),
         "ingredients": list(counted),
-        "counted_classes": [
-            _class_line(key, members, thresholds) for key, members in classes.items()
-        ],
+        "counted_classes": [_class_line(labels[key], members) for key, members in classes.items()],
         "window_months": months(thresholds.lookback_days),
         "min_distinct_classes": thresholds.min_distinct_classes,
         "draft_ingredients": draft_names,
@@ -179,18 +186,27 @@ def _included(classes: dict[str, list[Ingredient]], thresholds: Thresholds) -> b
 
 
 def pharmacological_class(ingredient: Ingredient, thresholds: Thresholds) -> str:
-    """The class an ingredient counts in: the name of the ``pharmacological_classes`` entry with
-    the longest ATC prefix of its ATC code ("benzodiazepine" for clonazepam, N03AE01), else its
-    ATC level-4 group ("N06AB" for sertraline). ATC level 4 is a chemical or therapeutic
-    subgroup: one pharmacological class can span several (config/default.yaml), and Macy & Ho
-    count unrelated classes."""
+    """The class an ingredient counts in, as the card names it: the name of the
+    ``pharmacological_classes`` entry with the longest ATC prefix of its ATC code
+    ("benzodiazepine" for clonazepam, N03AE01; "antipsychotic" for haloperidol, N05AD01;
+    "lithium" for lithium, N05AN01, carved out of N05A), else its subclass in the ingredient
+    table ("SSRI" for sertraline, "SNRI" for venlafaxine), else its ATC level-4 group. ATC
+    level 4 is a chemical or therapeutic subgroup and a subclass can be a generation (FGA,
+    SGA): one pharmacological class can span several (config/default.yaml), and Macy & Ho
+    count unrelated classes. Compare classes with ``class_key``."""
     best = ""
-    name = ingredient.atc4
+    name = ingredient.subclass.strip() or ingredient.atc4
     for class_name, prefixes in thresholds.pharmacological_classes.items():
         for prefix in prefixes:
             if ingredient.atc.startswith(prefix) and len(prefix) > len(best):
                 best, name = prefix, class_name
     return name
+
+
+def class_key(class_name: str) -> str:
+    """A class name as compared: case and spacing ignored, so that no two classes counted
+    apart are shown under the same name ("SSRI", "ssri")."""
+    return " ".join(class_name.casefold().split())
 
 
 def _excluded(
@@ -250,7 +266,8 @@ def _classes_counted(products: list[frozenset[str]]) -> frozenset[str]:
     """The most classes the products can stand for when each product (the classes of one
     reaction's ingredients) stands for one class: a maximum bipartite matching (augmenting
     paths), so a combination product adds a class only where no other reaction already gives
-    it. ``products`` are sets of ``pharmacological_class`` keys; the result is the matched keys."""
+    it. ``products`` are sets of ``class_key`` of ``pharmacological_class``; the result is the
+    matched keys."""
     holder: dict[str, int] = {}
 
     def place(product: int, tried: set[str]) -> bool:
@@ -276,7 +293,10 @@ def is_serious_or_immune(event: IntoleranceEvent, thresholds: Thresholds) -> boo
         return True
     if thresholds.exclude_severe_reactions and event.severe:
         return True
-    text = " ".join([*event.manifestations, event.reaction_text])
+    text = padded_words(" ".join([*event.manifestations, event.reaction_text]))
+    # "Fell asleep" holds "fell" and names sedation, not a fall.
+    for phrase in thresholds.excluded_reaction_word_exceptions:
+        text = text.replace(padded_words(phrase), " ")
     return mentions_any(text, thresholds.excluded_reaction_words)
 
 
@@ -334,15 +354,10 @@ def _reaction(event: IntoleranceEvent) -> str:
     return "allergy" if event.kind == "allergy" else "side effects"
 
 
-def _class_line(key: str, members: list[Ingredient], thresholds: Thresholds) -> str:
-    """'SSRI (sertraline, escitalopram)', 'benzodiazepine (lorazepam, temazepam)': a folded
-    class by its configured name, an ATC group by its members' subclasses for a reader
-    ('SNRI / other antidepressant (venlafaxine, bupropion)' for N06AX)."""
-    drugs = ", ".join(i.name for i in members)
-    if key in thresholds.pharmacological_classes:
-        return f"{key} ({drugs})"
-    subclasses = dict.fromkeys(i.subclass for i in members if i.subclass)
-    return f"{' / '.join(subclasses) or key} ({drugs})"
+def _class_line(label: str, members: list[Ingredient]) -> str:
+    """'SSRI (sertraline, escitalopram)', 'benzodiazepine (lorazepam, temazepam)': a class by the
+    name it is counted by (``pharmacological_class``), then its drugs."""
+    return f"{label} ({', '.join(i.name for i in members)})"
 
 
 def _evidence_item(ingredient: Ingredient, event: IntoleranceEvent) -> EvidenceItem:

@@ -40,12 +40,23 @@ class Drug:
     form: str  # "Oral Tablet", "Oral Capsule"
     scd: dict[float, str] = field(default_factory=dict)  # strength mg -> SCD RxCUI (reference only)
     psychotropic: bool = True
+    # The class repeated-intolerance counts it in when that is wider than its ATC level 4
+    # (config/default.yaml pharmacological_classes: every N05A antipsychotic is one class)
+    pharmacological_class: str = ""
+
+    @property
+    def intolerance_class(self) -> str:
+        """The class the generator spreads intolerances across: ``pharmacological_class``,
+        else the ATC level-4 group."""
+        return self.pharmacological_class or self.atc4
 
     def display(self, strength_mg: float) -> str:
         """RxNorm-style text for a strength in mg, e.g. ``sertraline 50 MG Oral Tablet``."""
         strength = f"{strength_mg:g}"
         return f"{self.name} {strength} MG {self.form}"
 
+
+ANTIPSYCHOTIC = "antipsychotic"
 
 DRUGS: dict[str, Drug] = {
     d.name: d
@@ -60,10 +71,11 @@ DRUGS: dict[str, Drug] = {
         Drug("bupropion", "42347", "N06AX", "Oral Tablet"),
         Drug("mirtazapine", "15996", "N06AX", "Oral Tablet"),
         Drug("trazodone", "10737", "N06AX", "Oral Tablet"),
-        Drug("quetiapine", "51272", "N05AH", "Oral Tablet", {100: "312743"}),
-        Drug("olanzapine", "61381", "N05AH", "Oral Tablet"),
-        Drug("aripiprazole", "89013", "N05AX", "Oral Tablet"),
-        Drug("risperidone", "35636", "N05AX", "Oral Tablet"),
+        Drug("quetiapine", "51272", "N05AH", "Oral Tablet", {100: "312743"},
+             pharmacological_class=ANTIPSYCHOTIC),
+        Drug("olanzapine", "61381", "N05AH", "Oral Tablet", pharmacological_class=ANTIPSYCHOTIC),
+        Drug("aripiprazole", "89013", "N05AX", "Oral Tablet", pharmacological_class=ANTIPSYCHOTIC),
+        Drug("risperidone", "35636", "N05AX", "Oral Tablet", pharmacological_class=ANTIPSYCHOTIC),
         Drug("lithium carbonate", "6448", "N05AN", "Oral Capsule", {300: "197890"}),
         Drug("lamotrigine", "28439", "N03AX", "Oral Tablet", {100: "198427"}),
         Drug("lorazepam", "6470", "N05BA", "Oral Tablet"),

@@ -44,7 +44,7 @@ def _pick_intolerances(b: PatientBuilder, n: int, *, one_class: bool) -> list[tu
     ]
     while True:
         picked = b.rng.sample(pool, n)
-        classes = {cat.DRUGS[name].atc4 for name, _ in picked}
+        classes = {cat.DRUGS[name].intolerance_class for name, _ in picked}
         # repeated-intolerance counts unrelated classes: each agent from a class of its own
         if one_class or len(classes) == n:
             return picked
@@ -89,10 +89,10 @@ def _intolerance_story(
 
 
 def repeated_intolerance(b: PatientBuilder) -> int:
-    """Three agents of three ATC level-4 classes not tolerated (a stop for suspected intolerance,
-    a mild nocebo-type reaction, or both), about 600, 430 and 260 days ago, then mirtazapine
-    15 mg. Fires repeated-intolerance: ``min_distinct_classes`` 3 unrelated classes within
-    ``lookback_days`` 730 (multiple drug intolerance syndrome, Macy & Ho 2012)."""
+    """Three agents of three pharmacological classes not tolerated (a stop for suspected
+    intolerance, a mild nocebo-type reaction, or both), about 600, 430 and 260 days ago, then
+    mirtazapine 15 mg. Fires repeated-intolerance: ``min_distinct_classes`` 3 unrelated classes
+    within ``lookback_days`` 730 (multiple drug intolerance syndrome, Macy & Ho 2012)."""
     r = b.rng.randint
     return _intolerance_story(b, [r(580, 620), r(410, 450), r(255, 265)])
 

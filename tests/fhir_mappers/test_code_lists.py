@@ -170,6 +170,52 @@ def test_a_negated_adverse_effect_is_no_stop_for_intolerance(
     assert codes.stop_reason([], text) == kind
 
 
+@pytest.mark.parametrize(
+    ("text", "kind"),
+    [
+        # A negation through a verb, spelled out or contracted (codes.yaml bridges).
+        ("Not effective; did not experience any side effects", "lack_of_effect"),
+        ("Ineffective, did not have side effects", "lack_of_effect"),
+        ("Ineffective; didn't notice any side effects", "lack_of_effect"),
+        ("Ineffective; has not had nausea", "lack_of_effect"),
+        ("Ineffective; never experienced side effects", "lack_of_effect"),
+        ("Ineffective; pt did not report side effects", "lack_of_effect"),
+        # A noun of complaint between the cue and the effect.
+        ("Ineffective, no complaints of side effects", "lack_of_effect"),
+        ("Ineffective; no issues with side effects", "lack_of_effect"),
+        ("Ineffective; no problems with nausea", "lack_of_effect"),
+        ("Ineffective; no reported issues with side effects", "lack_of_effect"),
+        # An after cue across a copula, spelled out or contracted.
+        ("Ineffective. Side effects were not an issue", "lack_of_effect"),
+        ("Ineffective. Side effects weren't an issue", "lack_of_effect"),
+        ("Ineffective; nausea was not a problem", "lack_of_effect"),
+        ("Side effects have been absent; no response", "lack_of_effect"),
+        # A dash or a colon right before an after cue.
+        ("Ineffective. Side effects - none", "lack_of_effect"),
+        ("Ineffective. SE: none", "lack_of_effect"),
+        ("Ineffective \u2014 side effects \u2014 not an issue", "lack_of_effect"),
+        # A slash between two adverse effects is a list.
+        ("Ineffective; denies nausea/headache", "lack_of_effect"),
+        ("Ineffective; no nausea / headache / dizziness", "lack_of_effect"),
+        # Near misses: what is affirmed stays so.
+        ("Ineffective - nausea", "intolerance"),
+        ("Side effects - felt foggy", "intolerance"),
+        ("nausea/headache", "intolerance"),
+        ("no response/nausea", "intolerance"),
+        ("did not help, had nausea", "intolerance"),
+        ("did not help; nausea was the problem", "intolerance"),
+        ("Side effects were an issue", "intolerance"),
+        ("wasn't tolerated", "intolerance"),
+        ("couldn't tolerate the side effects", "intolerance"),
+        ("didn't help", "lack_of_effect"),
+    ],
+)
+def test_negations_through_verbs_complaints_copulas_dashes_and_slashes(
+    codes: CodeLists, text: str, kind: str
+) -> None:
+    assert codes.stop_reason([], text) == kind
+
+
 def test_a_code_still_decides_before_negated_words(codes: CodeLists) -> None:
     assert codes.stop_reason(["sintol"], "no side effects noted at first") == "intolerance"
 

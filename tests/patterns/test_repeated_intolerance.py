@@ -1,19 +1,31 @@
-"""repeated-intolerance: side effects with drugs of >= 3 unrelated classes (ATC-4) in 24 months."""
+"""repeated-intolerance: side effects with drugs of >= 3 unrelated pharmacological classes in 24
+months."""
 
 from __future__ import annotations
 
 import pytest
 
-from cds_service.patterns.repeated_intolerance import PATTERN_ID, detect
-from fhir_mappers.record import IntoleranceEvent, PatientRecord
+from cds_service.loaders import load_ingredient_table
+from cds_service.patterns.repeated_intolerance import (
+    PATTERN_ID,
+    class_key,
+    detect,
+    pharmacological_class,
+)
+from fhir_mappers.record import Ingredient, IntoleranceEvent, PatientRecord
 
 from .builders import (
+    ARIPIPRAZOLE,
+    CLOZAPINE,
     ESCITALOPRAM,
     FLUOXETINE,
     HALOPERIDOL,
+    LAMOTRIGINE,
+    LITHIUM,
     LORAZEPAM,
     NOW,
     QUETIAPINE,
+    RISPERIDONE,
     SERTRALINE,
     VENLAFAXINE,
     course,
@@ -55,7 +67,7 @@ def test_three_ingredients_across_classes_fires() -> None:
     assert finding.facts["counted_classes"] == [
         "SSRI (sertraline)",
         "SNRI (venlafaxine)",
-        "SGA (quetiapine)",
+        "antipsychotic (quetiapine)",
     ]
     assert finding.facts["window_months"] == 24
     assert finding.facts["min_distinct_classes"] == 3
@@ -319,3 +331,79 @@ def test_drafted_drug_with_a_serious_past_reaction_is_stated_too() -> None:
     assert finding.facts["draft_not_tolerated_before"] == [
         f"haloperidol on {days_ago(900).isoformat()} (neuroleptic malignant syndrome)"
     ]
+
+
+# The pharmacological class an ingredient counts in, over the whole ingredient table.
+_PSYCHOTROPICS = [i for i in load_ingredient_table().ingredients if i.is_psychotropic]
+
+
+def _class_of(name: str) -> str:
+    (ingredient,) = [i for i in _PSYCHOTROPICS if i.name == name]
+    return pharmacological_class(ingredient, DEFAULTS)
+
+
+def test_every_antipsychotic_first_or_second_generation_is_one_class() -> None:
+    """Dopamine D2 blockade is the pharmacology of every N05A antipsychotic, FGA and SGA alike
+    (config pharmacological_classes); lithium (N05AN) and xanomeline (a muscarinic agonist)
+    are carved out."""
+    antipsychotics = {
+        i.name: pharmacological_class(i, DEFAULTS)
+        for i in _PSYCHOTROPICS
+        if i.atc.startswith("N05A") and i.name not in {"lithium", "xanomeline"}
+    }
+    assert {"haloperidol", "quetiapine", "risperidone", "clozapine", "amisulpride"} <= set(
+        antipsychotics
+    )
+    assert set(antipsychotics.values()) == {"antipsychotic"}
+    assert _class_of("lithium") == "lithium"
+    assert _class_of("xanomeline") == "muscarinic agonist"
+
+
+def test_antidepressant_classes_of_different_mechanism_stay_apart() -> None:
+    classes = [_class_of(n) for n in ("sertraline", "venlafaxine", "amitriptyline", "phenelzine")]
+    assert classes == ["SSRI", "SNRI", "TCA", "MAOI"]
+    assert _class_of("escitalopram") == _class_of("fluoxetine") == "SSRI"
+    assert _class_of("duloxetine") == _class_of("venlafaxine")
+
+
+def test_no_two_classes_are_shown_under_one_name() -> None:
+    """A class is counted by the name the card shows it by (case and spacing ignored): two
+    ingredients shown with the same class name are one class, whatever their ATC-4 groups
+    (carbamazepine N03AF and lamotrigine N03AX are both "anticonvulsant")."""
+    keys: dict[str, str] = {}
+    for ingredient in _PSYCHOTROPICS:
+        label = pharmacological_class(ingredient, DEFAULTS)
+        assert keys.setdefault(class_key(label), label) == label, ingredient.name
+    assert _class_of("carbamazepine") == _class_of("lamotrigine") == "anticonvulsant"
+    assert class_key("SSRI") == class_key(" ssri ")
+
+
+@pytest.mark.parametrize(
+    ("drugs", "classes"),
+    [
+        # SGA (N05AH), SGA (N05AX), FGA (N05AD): one class
+        ((QUETIAPINE, RISPERIDONE, HALOPERIDOL), None),
+        ((ARIPIPRAZOLE, CLOZAPINE, QUETIAPINE), None),
+        # near miss: lithium is no antipsychotic, and lamotrigine is a third class
+        ((QUETIAPINE, RISPERIDONE, LITHIUM, LAMOTRIGINE), 3),
+        # the SSRI, SNRI and antipsychotic of the canonical story stay three
+        ((SERTRALINE, VENLAFAXINE, HALOPERIDOL), 3),
+    ],
+)
+def test_antipsychotics_of_several_atc_groups_count_once(
+    drugs: tuple[Ingredient, ...], classes: int | None
+) -> None:
+    record = PatientRecord(
+        intolerances=tuple(
+            intolerance(drug, days_ago(500 - 100 * n), manifestations=("Dizziness",))
+            for n, drug in enumerate(drugs)
+        )
+    )
+    finding = detect(record, (), DEFAULTS, NOW)
+    if classes is None:
+        assert finding is None
+    else:
+        assert finding is not None
+        assert finding.facts["class_count"] == classes
+        labels = [line.split(" (")[0] for line in finding.facts["counted_classes"]]
+        assert len(set(labels)) == len(labels)

@@ -244,7 +244,7 @@ def test_one_summary_line_per_call_and_the_summary_on_every_audit_row(
     ]
     extra = [
         intolerance("ai-4", pid, "fluoxetine20", "yesterday-ish", "Insomnia"),
-        intolerance("ai-5", pid, "aripiprazole10", day(50), "Headache"),
+        intolerance("ai-5", pid, "lorazepam1", day(50), "Headache"),
         intolerance("ai-6", pid, "risperidone2", day(40), "Dizziness"),
     ]
     with caplog.at_level(logging.INFO):

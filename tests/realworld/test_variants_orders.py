@@ -399,6 +399,69 @@ def test_a_partial_end_keeps_the_course_end_and_dates_the_event_from_the_start(
     assert record.intolerances[0].when == date(2024, 6, 1)  # the event: not before the start
 
 
+@pytest.mark.parametrize(("reaction_onset", "fires"), [
+    # The window opens 2024-11-30; the record was entered 20 days ago. The reaction's own onset
+    # dates it, by the first day it names: "2024" or "2024-11" may be before the window.
+    ("2024", False),
+    ("2024-11", False),
+    ("2024-12", True),
+    (day(60), True),
+    (None, True),  # no onset at all: the recorded date is all the record gives
+])
+def test_a_reactions_own_onset_dates_it_before_the_recorded_date(
+    post: Callable[[dict[str, Any]], Any], reaction_onset: str | None, fires: bool
+) -> None:
+    pid = f"p-reaction-onset-{reaction_onset}"
+    resources = three_intolerances(pid)
+    resources[2]["recordedDate"] = day(20)
+    if reaction_onset is not None:
+        resources[2]["reaction"][0]["onset"] = reaction_onset
+    assert (INTOL in topics(post(request("patient-view", pid, resources)))) is fires
+
+
+def _stopped_without_end(pid: str, shape: str, start: str) -> dict[str, Any]:
+    """Quetiapine stopped for nausea, with a start (``shape``: the order's authoredOn, the
+    statement's effectiveDateTime or effectivePeriod.start) and no end; a statement asserted
+    10 days ago."""
+    reason = [{"text": "nausea"}]
+    if shape == "order":
+        return order("mr-q", pid, "quetiapine100", authored=start, dosage=[daily(100)],
+                     status="stopped", statusReason=reason)
+    effective = ({"effectiveDateTime": start} if shape == "effectiveDateTime"
+                 else {"effectivePeriod": {"start": start}})
+    return {"resourceType": "MedicationStatement", "id": "ms-q", "status": "stopped",
+            "subject": {"reference": f"Patient/{pid}"},
+            "medicationCodeableConcept": concept("quetiapine100"), **effective,
+            "statusReason": reason, "dateAsserted": day(10)}
+
+
+@pytest.mark.parametrize("shape", ["order", "effectiveDateTime", "effectivePeriod"])
+@pytest.mark.parametrize(("start", "fires"), [
+    # A stop without an end is dated by the start, the earliest day the record allows: not by a
+    # statement's recent dateAsserted (orders and statements agree).
+    ("2024", False),
+    ("2024-02-01", False),
+    ("2024-11-29", False),
+    ("2024-12", True),
+    ("2025-06-01", True),
+])
+def test_a_stop_without_an_end_is_dated_by_its_start_for_orders_and_statements(
+    post: Callable[[dict[str, Any]], Any], shape: str, start: str, fires: bool
+) -> None:
+    pid = f"p-stop-noend-{shape}-{start}"
+    resources = [*three_intolerances(pid)[:2], _stopped_without_end(pid, shape, start)]
+    assert (INTOL in topics(post(request("patient-view", pid, resources)))) is fires
+
+
+def test_a_statement_with_no_effective_date_is_dated_by_date_asserted(
+    table: IngredientTable, codes: CodeLists
+) -> None:
+    statement = _stopped_without_end("p", "effectiveDateTime", "2024")
+    del statement["effectiveDateTime"]
+    record = map_record([statement], table, codes=codes)
+    assert record.intolerances[0].when == date.fromisoformat(day(10))
+
+
 SINTOL = {"coding": [{
     "system": "http://terminology.hl7.org/CodeSystem/medicationrequest-status-reason",
     "code": "sintol", "display": "Suspected intolerance"}]}

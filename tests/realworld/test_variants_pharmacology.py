@@ -123,6 +123,17 @@ def _stopped_saying(rid: str, pid: str, product: str, days_ago: int, reason: str
         ("No nausea, dizziness or headache; no response", False),
         ("Side effects ruled out; lack of efficacy", False),
         ("Side-effect-free; ineffective", False),
+        # through a verb, a complaint, a copula, a dash and a slash (the third record of the
+        # probes: quetiapine stopped with these words)
+        ("Not effective; did not experience any side effects", False),
+        ("Ineffective, didn't have side effects", False),
+        ("Ineffective. Side effects - none", False),
+        ("Ineffective; denies nausea/headache", False),
+        ("Ineffective, no complaints of side effects", False),
+        ("Ineffective; no issues with side effects", False),
+        ("Ineffective. Side effects were not an issue", False),
+        ("Side effects were an issue", True),
+        ("Ineffective - nausea/headache", True),
         # near misses: an affirmed side effect after a negated finding, a double negative,
         # "not tolerated", and a positive dechallenge
         ("No improvement, nausea", True),
@@ -147,6 +158,85 @@ def _named(rid: str, pid: str, drug: str, days_ago: int, reaction: str) -> dict[
     return resource
 
 
+def _two_and(pid: str, drug: str, reaction: str) -> list[dict[str, Any]]:
+    """Venlafaxine (headache) and zolpidem (headache), then ``drug`` with ``reaction``: three
+    pharmacological classes (SNRI, Z-drug, and the third's) if the third counts."""
+    return [
+        intolerance("ai-1", pid, "venlafaxine75", day(300), "Headache"),
+        _named("ai-2", pid, "zolpidem", 200, "Headache"),
+        _named("ai-3", pid, drug, 100, reaction),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("drug", "reaction", "fires"),
+    [
+        # Objective, dangerous reactions (clinical-review.md), in the words charts use:
+        # excluded_reaction_words.
+        ("haloperidol", "Torsade de pointes", False),
+        ("haloperidol", "TdP on telemetry", False),
+        ("lamotrigine", "Blistering skin rash", False),
+        ("carbamazepine", "Skin peeling, mouth sores", False),
+        ("clozapine", "White count dropped", False),
+        ("carbamazepine", "WBC 2.9", False),
+        ("clozapine", "Platelets fell", False),
+        ("clozapine", "Fever", False),
+        ("clozapine", "Febrile 38.6", False),
+        ("lorazepam", "Fall", False),
+        ("lorazepam", "Fell at home", False),
+        # Near misses: sedation worded with "fall"/"fell" is a vague effect, and counts.
+        ("lorazepam", "Fell asleep at work", True),
+        ("lorazepam", "Kept falling asleep during the day", True),
+        ("lithium", "Delirium", False),
+        # Expected pharmacology: pharmacological_reaction_words.
+        ("clozapine", "Hypersalivation", False),
+        ("clozapine", "Sialorrhoea", False),
+        ("clozapine", "Sialorrhea", False),
+        ("clozapine", "Drooling at night", False),
+        ("clozapine", "Nocturnal enuresis", False),
+        ("clozapine", "Bedwetting", False),
+        ("lithium", "Polydipsia", False),
+        ("lithium", "Excessive thirst", False),
+        ("amitriptyline", "Dry mouth", False),
+        ("amitriptyline", "Blurry vision", False),
+        ("quetiapine", "Dizziness on standing", False),
+        ("quetiapine", "Orthostatic dizziness", False),
+        ("quetiapine", "Lightheaded when standing up", False),
+        ("carbamazepine", "Double vision", False),
+        ("carbamazepine", "Diplopia", False),
+        ("carbamazepine", "Unsteadiness", False),
+        ("carbamazepine", "Ataxia", False),
+        ("valproate", "Hair loss", False),
+        ("valproate", "Alopecia", False),
+        ("escitalopram", "Excessive yawning", False),
+        # Near misses: vague, subjective effects of the same drugs still count, and so does a
+        # plain rash (a deliberate choice: a typed allergy with a rash is an allergy).
+        ("quetiapine", "Dizziness", True),
+        ("lorazepam", "Drowsiness", True),
+        ("clozapine", "Fatigue", True),
+        ("escitalopram", "Nausea", True),
+        ("amitriptyline", "Jittery", True),
+        ("lamotrigine", "Rash", True),
+        ("valproate", "Headache", True),
+    ],
+)
+def test_objective_reactions_and_expected_pharmacology_in_chart_words_do_not_count(
+    post: Post, drug: str, reaction: str, fires: bool
+) -> None:
+    pid = "pharm-words-" + "".join(ch for ch in f"{drug}{reaction}".lower() if ch.isalnum())
+    resources = _two_and(pid, drug, reaction)
+    assert (RI in topics(post(request("patient-view", pid, resources)))) is fires
+
+
+def test_dizziness_on_standing_beside_plain_dizziness_of_another_drug(post: Post) -> None:
+    """The orthostatic record is left out; a record of another drug with plain dizziness is
+    not (only that record is pharmacology)."""
+    pid = "pharm-words-orthostatic-and-plain"
+    resources = [*_two_and(pid, "quetiapine", "Dizziness on standing"),
+                 _named("ai-4", pid, "lithium", 50, "Dizziness")]
+    assert RI in topics(post(request("patient-view", pid, resources)))
+
+
 def _ri_card(response: Any) -> dict[str, Any] | None:
     cards = [c for c in response.get_json()["cards"] if c["source"]["topic"]["code"] == RI]
     return cards[0] if cards else None
@@ -161,9 +251,19 @@ def _ri_card(response: Any) -> dict[str, Any] | None:
         (("Ativan", "Klonopin 0.5 MG Oral Tablet", "sertraline"), False),
         (("Emsam", "phenelzine", "sertraline"), False),  # N04BD, N06AF
         (("ketamine", "Spravato", "sertraline"), False),  # N01AX03, N06AX27
+        # Every antipsychotic, FGA or SGA, in any N05A group: dopamine D2 blockade.
+        (("quetiapine", "risperidone", "haloperidol"), False),  # N05AH, N05AX, N05AD
+        (("Abilify", "Geodon", "olanzapine"), False),  # N05AX, N05AE, N05AH
+        (("chlorpromazine", "Latuda", "clozapine"), False),
+        # Anticonvulsant mood stabilisers (N03AF, N03AX, N03AG).
+        (("carbamazepine", "lamotrigine", "sertraline"), False),
+        (("Depakote", "Lamictal", "sertraline"), False),
         # Different mechanisms stay different classes.
         (("phenelzine", "amitriptyline", "sertraline"), True),  # MAOI, TCA, SSRI
         (("temazepam", "zolpidem", "sertraline"), True),  # BZD, Z-drug, SSRI
+        (("venlafaxine", "amitriptyline", "sertraline"), True),  # SNRI, TCA, SSRI
+        (("clozapine", "lithium", "sertraline"), True),  # lithium is no antipsychotic
+        (("haloperidol", "lamotrigine", "sertraline"), True),
     ],
 )
 def test_one_pharmacological_class_split_by_atc_level_4_is_one_class(
@@ -186,6 +286,20 @@ def test_a_benzodiazepine_class_counts_once_and_is_named_so_on_the_card(post: Po
     assert card is not None
     assert "Side effects with 3 unrelated classes" in card["detail"]
     assert "benzodiazepine (lorazepam, clonazepam, temazepam)" in card["detail"]
+
+
+def test_antipsychotics_of_each_generation_are_one_class_named_once_on_the_card(
+    post: Post,
+) -> None:
+    pid = "pharm-class-antipsychotics-named"
+    resources = [*_three(pid, "Dizziness"),
+                 _named("ai-r", pid, "risperidone", 90, "Dizziness"),
+                 _named("ai-h", pid, "haloperidol", 80, "Sedation")]
+    card = _ri_card(post(request("patient-view", pid, resources)))
+    assert card is not None
+    assert "Side effects with 3 unrelated classes" in card["detail"]
+    assert "antipsychotic (quetiapine, risperidone, haloperidol)" in card["detail"]
+    assert "SGA (" not in card["detail"] and "FGA (" not in card["detail"]
 
 
 SNOMED = "http://snomed.info/sct"
