@@ -337,6 +337,8 @@ def _reported(resource: Mapping[str, Any]) -> bool:
     JSON boolean, or "true" as hand-built exports send it) or a ``reportedReference``; R5
     ``reported`` true or an ``informationSource`` (the source "if someone other than the
     requestor")."""
+    if not _REPORTED_ELEMENTS.intersection(resource):
+        return False  # the common order: written here, and read with one set operation
     for flag in (resource.get("reportedBoolean"), resource.get("reported")):
         if flag is True or (isinstance(flag, str) and flag.strip().lower() == "true"):
             return True
@@ -345,6 +347,10 @@ def _reported(resource: Mapping[str, Any]) -> bool:
     )
 
 
+# The elements by which an order says it was recorded from another source (R4, R5).
+_REPORTED_ELEMENTS = frozenset(
+    {"reportedBoolean", "reportedReference", "reported", "informationSource"}
+)
 # Who may tell of a MedicationStatement without being a prescriber here.
 _OUTSIDE_SOURCES = ("Patient/", "RelatedPerson/", "Organization/")
 
