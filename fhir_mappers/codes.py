@@ -98,8 +98,7 @@ class CodeLists:
     # clause, and a dose beyond a structured schedule earlier in it.
     as_needed_negation: tuple[tuple[str, ...], ...] = ()  # "not", "non", "do not use"
     as_needed_other_action: tuple[tuple[str, ...], ...] = ()  # "call", "contact"
-    as_needed_beyond_schedule: tuple[tuple[str, ...], ...] = ()  # "additional", "repeat"
-    as_needed_how_taken: tuple[tuple[str, ...], ...] = ()  # "with food"
+    as_needed_beyond_schedule: tuple[tuple[str, ...], ...] = ()  # "additional", "skip"
     as_needed_dose_cap: tuple[tuple[str, ...], ...] = ()  # "up to"
     as_needed_dose_cap_units: frozenset[str] = frozenset()  # "tablets", "mg"
     # A stop-reason phrase is negated ("no side effects", "denies any nausea", "side effects:
@@ -216,7 +215,6 @@ class CodeLists:
             as_needed_negation=_word_tuples(as_needed_exceptions.get("negation")),
             as_needed_other_action=_word_tuples(as_needed_exceptions.get("other_action")),
             as_needed_beyond_schedule=_word_tuples(as_needed_exceptions.get("beyond_schedule")),
-            as_needed_how_taken=_word_tuples(as_needed_exceptions.get("how_taken")),
             as_needed_dose_cap=_word_tuples(as_needed_exceptions.get("dose_cap")),
             as_needed_dose_cap_units=frozenset(
                 str(u).strip().lower() for u in as_list(as_needed_exceptions.get("dose_cap_units"))
@@ -532,9 +530,10 @@ class CodeLists:
         not a dose: "Call the clinic if needed"); and, when the line has a structured schedule
         (``scheduled``: timing.repeat or a timing code), earlier in its clause a
         ``beyond_schedule`` word (the extra dose, the repeat or the skipped dose is as needed,
-        the scheduled dose stands: "May take an additional 1/2 tablet if needed", "May repeat
-        once if needed", "skip dose if needed"), a ``how_taken`` word ("Take with food if
-        needed") or a ``dose_cap`` on an amount after the sig has stated one ("Take 1 tablet
+        the scheduled dose stands: "May take an additional 1/2 tablet if needed", "skip dose if
+        needed"; "May repeat
+        once if needed" is not one: a PRN dose is repeated too), or a ``dose_cap`` on an amount
+        after the sig has stated one ("Take 1 tablet
         daily, up to 2 tablets if needed"; not "up to 3 times daily as needed"). For a phrase
         that opens its clause ("If needed, call the clinic"), its next three words stand for the
         words before it. One affirmed phrase is enough."""
@@ -568,9 +567,7 @@ class CodeLists:
             return False
         if not scheduled:
             return True
-        if _names_any(self.as_needed_beyond_schedule, context, reach) or _names_any(
-            self.as_needed_how_taken, context, reach
-        ):
+        if _names_any(self.as_needed_beyond_schedule, context, reach):
             return False
         return not self._caps_an_extra_amount(context[:reach], amount_stated=amount_stated)
 

@@ -190,12 +190,17 @@ def pharmacological_class(ingredient: Ingredient, thresholds: Thresholds) -> str
     ``pharmacological_classes`` entry with the longest ATC prefix of its ATC code
     ("benzodiazepine" for clonazepam, N03AE01; "antipsychotic" for haloperidol, N05AD01;
     "lithium" for lithium, N05AN01, carved out of N05A), else its subclass in the ingredient
-    table ("SSRI" for sertraline, "SNRI" for venlafaxine), else its ATC level-4 group. ATC
+    table ("SSRI" for sertraline, "SNRI" for venlafaxine; a residual "other ..." subclass with
+    its ATC level-4 group: "other anxiolytic N05BE" for buspirone), else its ATC level-4 group. ATC
     level 4 is a chemical or therapeutic subgroup and a subclass can be a generation (FGA,
     SGA): one pharmacological class can span several (config/default.yaml), and Macy & Ho
     count unrelated classes. Compare classes with ``class_key``."""
     best = ""
     name = ingredient.subclass.strip() or ingredient.atc4
+    if name.casefold().startswith("other"):
+        # A residual subclass ("other anxiolytic": buspirone, hydroxyzine, meprobamate) names
+        # no one pharmacology: its ATC level-4 group tells its members apart.
+        name = f"{name} {ingredient.atc4}"
     for class_name, prefixes in thresholds.pharmacological_classes.items():
         for prefix in prefixes:
             if ingredient.atc.startswith(prefix) and len(prefix) > len(best):

@@ -144,10 +144,8 @@ def _without_timing(line: dict[str, Any]) -> dict[str, Any]:
         pytest.param(daily(2, text="2 mg nightly, not as needed \u2013 take every day"), True,
                      id="not-as-needed"),
         pytest.param(daily(2, text="Scheduled (non-PRN)"), True, id="non-prn"),
-        # A repeat, a second dose, a skipped dose, a cap on an extra amount, how the dose is
-        # taken, or a negation spelled as a contraction: the scheduled dose stands.
-        pytest.param(daily(2, text="Take 1 tablet at bedtime. May repeat once if needed."), True,
-                     id="may-repeat"),
+        # A second dose, a skipped dose, a cap on an extra amount, or a negation spelled as a
+        # contraction: the scheduled dose stands.
         pytest.param(daily(2, text="Take 1 tablet nightly; may take a second tablet if needed "
                            "for agitation"), True, id="second-tablet"),
         pytest.param(daily(2, text="Take 1 tablet daily; skip dose if needed for oversedation"),
@@ -158,9 +156,6 @@ def _without_timing(line: dict[str, Any]) -> dict[str, Any]:
                      id="up-to-2-tablets"),
         pytest.param(daily(2, text="2 mg nightly; no more than 4 mg if needed"), True,
                      id="no-more-than-4-mg"),
-        pytest.param(daily(2, text="Take 1 tablet daily. Take with food if needed for upset "
-                           "stomach."), True, id="with-food"),
-        pytest.param(daily(2, text="Nightly, with meals if needed"), True, id="with-meals"),
         pytest.param(daily(2, text="Take 1 tablet daily - don't use as needed"), True,
                      id="dont-contraction"),
         pytest.param(daily(2, text="Take 1 tablet daily – don’t take PRN"), True,
@@ -189,6 +184,19 @@ def _without_timing(line: dict[str, Any]) -> dict[str, Any]:
                      id="with-food-without-a-schedule"),
         pytest.param(daily(2, text="Don't skip meals; take 1 tablet PRN agitation"), False,
                      id="contraction-elsewhere"),
+        # A repeat, or how the dose is taken, says nothing against as needed: a PRN dose is
+        # repeated and taken with food too. Read as needed (not counted), a standing order so
+        # worded is missed, where the other reading would count a drug the patient may not take.
+        pytest.param(daily(2, text="Take 1 tablet at bedtime. May repeat once if needed."), False,
+                     id="may-repeat-is-read-as-needed"),
+        pytest.param(daily(2, text="Take 1 tablet daily. Take with food if needed for upset "
+                           "stomach."), False, id="with-food-is-read-as-needed"),
+        pytest.param(daily(2, text="Take 1 tablet by mouth with food every 8 hours as needed "
+                           "for agitation"), False, id="prn-with-food"),
+        pytest.param(daily(2, text="Take 1 tablet for agitation, may repeat once in 1 hour if "
+                           "needed"), False, id="prn-may-repeat"),
+        pytest.param(daily(2, text="1 tab at bedtime with a snack as needed for sleep"), False,
+                     id="prn-with-a-snack"),
         # Negatives: as needed in words or by R5 asNeededFor.
         pytest.param(daily(2, text="1 tab PRN agitation"), False, id="prn-words"),
         pytest.param(daily(2, asNeededFor=[{"text": "agitation"}]), False, id="r5-asNeededFor"),

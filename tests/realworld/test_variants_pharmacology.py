@@ -357,3 +357,25 @@ def test_severity_and_criticality_are_read_whatever_their_case(
     else:
         resources[2]["criticality"] = value
     assert (RI in topics(post(request("patient-view", pid, resources)))) is fires
+
+
+@pytest.mark.parametrize(
+    ("second", "third", "fires"),
+    [
+        # Buspirone (N05BE, a 5-HT1A partial agonist) and hydroxyzine (N05BB, an
+        # antihistamine) share only the residual subclass "other anxiolytic": two classes.
+        ("buspirone", "hydroxyzine", True),
+        # Mirtazapine and trazodone share N06AX ("other antidepressants") as well: one class.
+        ("mirtazapine", "trazodone", False),
+    ],
+)
+def test_a_residual_subclass_is_told_apart_by_its_atc_group(
+    post: Callable[[dict[str, Any]], Any], second: str, third: str, fires: bool
+) -> None:
+    pid = f"p-residual-{second}"
+    resources = [
+        intolerance("ai-1", pid, "sertraline50", day(300), "Nausea"),
+        _named("ai-2", pid, second, 200, "Dizziness"),
+        _named("ai-3", pid, third, 100, "Felt weird"),
+    ]
+    assert (RI in topics(post(request("patient-view", pid, resources)))) is fires
