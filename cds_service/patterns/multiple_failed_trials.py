@@ -380,8 +380,10 @@ def _cross_taper(episode: Episode, other: Episode, end_day: date, window_days: i
     """Whether ``other``, started during the ended trial ``episode`` (which ended on
     ``end_day``), replaced it in a cross-taper rather than augmenting it: ``other`` is taken on
     after the end, and the trial stopped within ``window_days`` of ``other``'s start, or was
-    tapered from then (its dose first changed within ``window_days``, downwards, and never rose
-    again before the end). A switch is not an added agent (clinical-review.md)."""
+    tapered from then (its dose first changed within ``window_days``, downwards, never rose
+    again, and each lower dose held no longer than ``window_days`` before the next cut or the
+    end: a lower dose kept for months beside the other agent is augmentation). A switch is not
+    an added agent (clinical-review.md)."""
     if episode.is_open or not (other.is_open or other.last_day > end_day):
         return False
     window = timedelta(days=window_days)
@@ -392,6 +394,9 @@ def _cross_taper(episode: Episode, other: Episode, end_day: date, window_days: i
     later = [(day, dose) for day, dose in changes if other.start < day <= end_day]
     if not at_start or at_start[-1] is None or not later or later[0][0] - other.start > window:
         return False
+    steps = [day for day, _ in later] + [end_day]
+    if any(after - before > window for before, after in zip(steps, steps[1:], strict=False)):
+        return False  # a lower dose held for months beside the other agent is augmentation
     doses = [at_start[-1], *(dose for _, dose in later)]
     known = [d for d in doses if d is not None]
     return (

@@ -269,6 +269,10 @@ def _venlafaxine_from(first: int) -> dict[str, Any]:
         pytest.param([(150, 700, 380), (50, 380, 360)],
                      "PHQ-9 from 21 to 18 when venlafaxine was added",
                      id="taper-begun-after-the-window"),
+        # ... and one cut within the window, then the lower dose held 60 days beside it.
+        pytest.param([(150, 700, 410), (100, 410, 350)],
+                     "PHQ-9 from 21 to 18 when venlafaxine was added",
+                     id="one-cut-then-held-60-days"),
     ],
 )
 def test_a_cross_taper_is_a_switch_not_an_added_agent(
