@@ -282,7 +282,10 @@ def _supply_gap(name: str, ctx: _Context) -> _Gap | NotEvaluable | None:
     fills = _standing_fills(name, ctx)
     uncounted = uncounted_fills(fills, starts[-1], ctx.now)
     if uncounted:
-        return NotEvaluable(PATTERN_ID, _uncounted_reason(uncounted, ctx), uncounted.refs)
+        either_way = _same_either_way(uncounted, fills, starts, ctx)
+        if either_way is None:
+            return NotEvaluable(PATTERN_ID, _uncounted_reason(uncounted, ctx), uncounted.refs)
+        fills = either_way
     readings = [_gap_from(fills, start, ctx) for start in starts]
     if len({reading is None for reading in readings}) > 1:
         return NotEvaluable(
@@ -317,6 +320,27 @@ def _supply_gap(name: str, ctx: _Context) -> _Gap | NotEvaluable | None:
             tuple(maybe),
         )
     return gap
+
+
+def _same_either_way(
+    uncounted: UncountedFills, fills: list[Dispense], starts: tuple[date, ...], ctx: _Context
+) -> list[Dispense] | None:
+    """The fills to measure when the only ones that cannot be counted are fills of unknown
+    status (dated, with a known days' supply) and the finding is the same whether they reached
+    the patient or not: the fills read as handed over (the reading with more days covered).
+    None when that is not so, and the pattern cannot say."""
+    unknown = set(uncounted.unknown_status)
+    if (
+        uncounted.no_supply or uncounted.undated or uncounted.partly_dated
+        or any(f.handed_over is None or f.days_supply is None for f in unknown)
+    ):
+        return None
+    handed = [replace(f, status="completed") if f in unknown else f for f in fills]
+    not_handed = [f for f in fills if f not in unknown]
+    for reading in (handed, not_handed):
+        if any(_gap_from(reading, start, ctx) is None for start in starts):
+            return None
+    return handed
 
 
 def _long_acting(name: str, ctx: _Context) -> bool:

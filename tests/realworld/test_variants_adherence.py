@@ -838,3 +838,28 @@ def test_dispense_statuses_are_read_case_insensitively(status: str, outcome: typ
     assert result is None if outcome is None else isinstance(result, outcome)
     if outcome is NotEvaluable:
         assert abstains(result, "unknown or missing status")
+
+
+@pytest.mark.parametrize(
+    ("unknown_days_ago", "fires"),
+    [
+        # Three 30-day fills in 151 days (PDC 0.60) and a fill of unknown status 3 days ago:
+        # counted or not, the days covered stay under 0.80. The finding stands.
+        ((3,), True),
+        # Two such fills 60 and 120 days ago would lift the figure over 0.80 if they reached
+        # the patient: the finding rests on them, and the pattern cannot say.
+        ((120, 60), None),
+    ],
+)
+def test_a_fill_of_unknown_status_is_read_both_ways(
+    unknown_days_ago: tuple[int, ...], fires: bool | None
+) -> None:
+    pid = "p-status-both"
+    unknown = fills(pid, unknown_days_ago, prefix="md-u")
+    for fill in unknown:
+        fill["status"] = "Filled"  # not an R4 status: whether it was handed over is unknown
+    result = evaluate([sertraline_order(pid), *fills(pid, GAPPY), *unknown])
+    if fires:
+        assert isinstance(result, Finding)
+    else:
+        assert abstains(result, "unknown or missing status")
