@@ -364,7 +364,8 @@ class CodeLists:
     def _clauses(self, free_text: str) -> list[list[str]]:
         """The clauses of a stop reason, as lower-case words with commas kept as tokens. A
         clause ends at ``_CLAUSE`` marks, but a dash followed by an ``negation_after`` phrase
-        joins what follows it ("Side effects - none", as "Side effects: none"), and a slash
+        that ends the piece joins what follows it ("Side effects - none", as "Side effects:
+        none"; see ``_after_cue_ends``), and a slash
         between two adverse-effect phrases is a list ("nausea/headache" as "nausea or
         headache"): what it joins is negated together."""
         clauses: list[list[str]] = []
@@ -375,7 +376,7 @@ class CodeLists:
             words = _CLAUSE_TOKEN.findall(free_text[at:end].lower())
             if clauses and mark == "/" and self._slash_list(clauses[-1], words):
                 clauses[-1].extend(["or", *words])
-            elif clauses and _DASH.fullmatch(mark) and self._after_cue_at(words, 0):
+            elif clauses and _DASH.fullmatch(mark) and self._after_cue_ends(words):
                 clauses[-1].extend(words)
             else:
                 clauses.append(words)
@@ -388,6 +389,22 @@ class CodeLists:
         and ``after`` begins with one."""
         return self._adverse_item(before, len(before), len(before)) is not None and any(
             tuple(after[: len(phrase)]) == phrase for phrase in self._adverse_phrases
+        )
+
+    def _after_cue_ends(self, words: list[str]) -> bool:
+        """Whether ``words`` (the piece after a dash) are a ``negation_after`` phrase (after a
+        copula, if any) and nothing more but ``negation_modifiers`` words ("none", "denied",
+        "none reported", "were not an issue"). Words that go on to say something else leave the
+        dash a clause end: "Nausea - none since stopping" (better off the drug: an
+        intolerance), "GI upset - not a problem before dose increase"."""
+        starts = [0] + [
+            len(copula) for copula in self.negation_copulas if tuple(words[: len(copula)]) == copula
+        ]
+        return any(
+            tuple(words[start : start + len(cue)]) == cue
+            and all(w in self.negation_modifiers for w in words[start + len(cue) :])
+            for start in starts
+            for cue in self.negation_after
         )
 
     def _after_cue_at(self, words: list[str], at: int) -> bool:

@@ -52,13 +52,15 @@ reasons in ``cards/wording/repeated-intolerance.yaml``.
 **Thresholds** ``patterns.repeated-intolerance``: ``min_distinct_classes``,
 ``pharmacological_classes``, ``lookback_days``,
 ``excluded_reaction_codes``, ``excluded_reaction_words``, ``excluded_reaction_word_exceptions``,
+``excluded_reaction_season_words``, ``excluded_reaction_negation_cues``,
 ``allergy_presentation_words``,
 ``excluded_criticalities``, ``exclude_severe_reactions``, ``renewal_gap_days``,
-``pharmacological_reaction_words``.
+``reaction_part_joiners``, ``laboratory_reaction_words``, ``pharmacological_reaction_words``.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -83,6 +85,11 @@ from fhir_mappers.record import (
 PATTERN_ID = "repeated-intolerance"
 # Stop (or hold) reasons of a course that was not tolerated: no tolerated rechallenge.
 _NOT_TOLERATED = frozenset({"intolerance", "allergy"})
+# Marks that separate the parts of a free-text reaction ("nausea, dry mouth"; "dizziness/
+# unsteadiness"): each part is one reaction (``reaction_parts``).
+_PART_MARKS = re.compile(r"[,;/]")
+# A year after a season word ("fall 2025"): a time, not an event.
+_YEAR = re.compile(r"(19|20)[0-9]{2}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,10 +105,14 @@ class Thresholds:
     excluded_reaction_codes: tuple[str, ...]
     excluded_reaction_words: tuple[str, ...]
     excluded_reaction_word_exceptions: tuple[str, ...]
+    excluded_reaction_season_words: tuple[str, ...]
+    excluded_reaction_negation_cues: tuple[str, ...]
     allergy_presentation_words: tuple[str, ...]
     excluded_criticalities: tuple[str, ...]
     exclude_severe_reactions: bool
     renewal_gap_days: int
+    reaction_part_joiners: tuple[str, ...]
+    laboratory_reaction_words: tuple[str, ...]
     pharmacological_reaction_words: tuple[str, ...]
 
     def windows_days(self) -> tuple[int, ...]:
@@ -244,14 +255,43 @@ def is_pharmacological(event: IntoleranceEvent, thresholds: Thresholds) -> bool:
     """A record whose reaction is the objective, expected pharmacology of a drug
     (``pharmacological_reaction_words``: akathisia, tremor, weight gain, sexual dysfunction, a
     thyroid or sodium value): expectation does not explain it, so nocebo framing does not fit
-    (clinical-review.md). Every manifestation must be such (a record of drowsiness and weight
-    gain still has a subjective reaction); without manifestations, the reaction or stop-reason
-    text decides. Only that record is left out: another record of the same drug with a vague,
-    subjective reaction (nausea) still counts."""
+    (clinical-review.md). Every reaction named must be such (a record of drowsiness and weight
+    gain still has a subjective reaction): each manifestation, and each part of a free text
+    (``reaction_parts``: "dizzy and unsteady", "nausea, dry mouth" name a vague effect beside
+    the pharmacological one), unless one part names a laboratory value
+    (``laboratory_reaction_words``: the rest is its presentation); without manifestations,
+    the reaction or stop-reason text decides.
+    Only that record is left out: another record of the same drug with a vague, subjective
+    reaction (nausea) still counts."""
     words = thresholds.pharmacological_reaction_words
-    if event.manifestations:
-        return all(mentions_any(m, words) for m in event.manifestations)
-    return bool(event.reaction_text) and mentions_any(event.reaction_text, words)
+    texts = list(event.manifestations) or ([event.reaction_text] if event.reaction_text else [])
+    parts = [
+        part for text in texts for part in reaction_parts(text, thresholds.reaction_part_joiners)
+    ]
+    if any(mentions_any(part, thresholds.laboratory_reaction_words) for part in parts):
+        # a laboratory value is objective; the rest is its presentation ("Na 128, confused")
+        return True
+    return bool(parts) and all(mentions_any(part, words) for part in parts)
+
+
+def reaction_parts(text: str, joiners: tuple[str, ...]) -> list[str]:
+    """The parts of a free-text reaction that have words, lower-case words joined by spaces:
+    ``text`` split at , ; / and at the whole words ``joiners`` ("and", "or", "with";
+    ``reaction_part_joiners``). "nausea and thirst" is ["nausea", "thirst"]; "weight gain of 10
+    kg" stays one part."""
+    parts: list[str] = []
+    for piece in _PART_MARKS.split(text):
+        current: list[str] = []
+        for word in padded_words(piece).split():
+            if word in joiners:
+                if current:
+                    parts.append(" ".join(current))
+                current = []
+            else:
+                current.append(word)
+        if current:
+            parts.append(" ".join(current))
+    return parts
 
 
 def _barred_ingredients(record: PatientRecord, thresholds: Thresholds) -> frozenset[str]:
@@ -299,10 +339,38 @@ def is_serious_or_immune(event: IntoleranceEvent, thresholds: Thresholds) -> boo
     if thresholds.exclude_severe_reactions and event.severe:
         return True
     text = padded_words(" ".join([*event.manifestations, event.reaction_text]))
-    # "Fell asleep" holds "fell" and names sedation, not a fall.
+    # "Fell asleep" holds "fell" and names sedation, not a fall; "last fall" is the season.
     for phrase in thresholds.excluded_reaction_word_exceptions:
         text = text.replace(padded_words(phrase), " ")
-    return mentions_any(text, thresholds.excluded_reaction_words)
+    return _mentions_affirmed(text, thresholds)
+
+
+def _mentions_affirmed(text: str, thresholds: Thresholds) -> bool:
+    """Whether the padded words ``text`` name an ``excluded_reaction_words`` phrase that is not
+    denied right before it (an ``excluded_reaction_negation_cues`` cue: "no fever", "denies
+    falls") and, for a season word, not a time ("fall 2025", "fall of 2025":
+    ``excluded_reaction_season_words`` before a year). A denied reaction was not there (a
+    missing datum is no evidence); any other mention excludes (safety first)."""
+    words = text.split()
+    cues = [tuple(cue.split()) for cue in thresholds.excluded_reaction_negation_cues]
+    seasons = frozenset(thresholds.excluded_reaction_season_words)
+    for phrase in thresholds.excluded_reaction_words:
+        target = tuple(phrase.split())
+        size = len(target)
+        if not size or padded_words(phrase) not in text:
+            continue
+        for at in range(len(words) - size + 1):
+            if tuple(words[at : at + size]) != target:
+                continue
+            denied = any(at >= len(cue) and tuple(words[at - len(cue) : at]) == cue for cue in cues)
+            after = words[at + size : at + size + 2]
+            dated = phrase in seasons and (
+                (len(after) >= 1 and _YEAR.fullmatch(after[0]) is not None)
+                or (len(after) == 2 and after[0] == "of" and _YEAR.fullmatch(after[1]) is not None)
+            )
+            if not denied and not dated:
+                return True
+    return False
 
 
 def _is_taken_again(

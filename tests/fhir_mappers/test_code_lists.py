@@ -194,6 +194,14 @@ def test_a_negated_adverse_effect_is_no_stop_for_intolerance(
         ("Ineffective. Side effects - none", "lack_of_effect"),
         ("Ineffective. SE: none", "lack_of_effect"),
         ("Ineffective \u2014 side effects \u2014 not an issue", "lack_of_effect"),
+        ("Ineffective. Side effects - none reported", "lack_of_effect"),
+        ("Ineffective. SE - denied", "lack_of_effect"),
+        # ... but not an after cue that goes on to say something else: the dash ends the clause
+        # (probes reg r05, r13, r16; "none since stopping" is a positive dechallenge).
+        ("Nausea - none since stopping", "intolerance"),
+        ("Nausea - no issue with mood, stopped", "intolerance"),
+        ("GI upset - not a problem before dose increase", "intolerance"),
+        ("Ineffective; no nausea", "lack_of_effect"),
         # A slash between two adverse effects is a list.
         ("Ineffective; denies nausea/headache", "lack_of_effect"),
         ("Ineffective; no nausea / headache / dizziness", "lack_of_effect"),

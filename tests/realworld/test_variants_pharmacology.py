@@ -379,3 +379,71 @@ def test_a_residual_subclass_is_told_apart_by_its_atc_group(
         _named("ai-3", pid, third, 100, "Felt weird"),
     ]
     assert (RI in topics(post(request("patient-view", pid, resources)))) is fires
+
+
+# A record is read as a whole sentence of the chart: a danger word that is denied, "fall" the
+# season, a vague effect beside a pharmacological one, and an after cue that goes on to say
+# something else (probes reg r00-r19, a00-a19: each counted before c09c6fb..59634c1).
+_READ_AS_WRITTEN = [
+    # a denied danger word does not exclude (excluded_reaction_negation_cues) ...
+    ("Nausea (no fever)", True),
+    ("Dizziness, no falls", True),
+    ("Dizziness, no fall", True),
+    ("Headache; denies fever", True),
+    ("Headache, negative for fever", True),
+    # ... nor does "fall" the season (a year after it, or "last fall")
+    ("Tried fall 2025 - nausea", True),
+    ("Started last fall, nausea", True),
+    ("Nausea since the fall of 2025", True),
+    # near misses: a danger word reported, even beside a denied one, still excludes
+    ("Fever", False),
+    ("Nausea and fever", False),
+    ("Dizziness, fell in the fall of 2025", False),
+    ("No nausea but fever", False),
+    # a vague effect beside an expected pharmacological one counts ...
+    ("Dizzy and unsteady", True),
+    ("Dizziness/unsteadiness", True),
+    ("Nausea, dry mouth", True),
+    ("Headache and hair thinning", True),
+    ("Nausea, tired, yawning", True),
+    ("Nausea and thirst", True),
+    ("Lightheaded and off balance", True),
+    # ... near misses: expected pharmacology alone, in one part or several, does not
+    ("Dry mouth", False),
+    ("Weight gain", False),
+    ("Weight gain of 10 kg", False),
+    ("Dry mouth and blurred vision", False),
+    ("Unsteady; diplopia", False),
+]
+
+
+@pytest.mark.parametrize(("reaction", "fires"), _READ_AS_WRITTEN)
+def test_an_allergy_list_reaction_is_read_as_written(
+    post: Post, reaction: str, fires: bool
+) -> None:
+    pid = "pharm-read-ai-" + "".join(ch for ch in reaction.lower() if ch.isalnum())[:28]
+    resources = _two_and(pid, "quetiapine", reaction)
+    assert (RI in topics(post(request("patient-view", pid, resources)))) is fires
+
+
+@pytest.mark.parametrize(
+    ("reason", "fires"),
+    [
+        # (the allergy list's words, but "lightheaded": stop_reason_words do not name it)
+        *[case for case in _READ_AS_WRITTEN if not case[0].startswith("Lightheaded")],
+        # an after cue past a dash that goes on to say something else does not negate the
+        # side effect before the dash (improvement after stopping is a positive dechallenge)
+        ("Nausea - none since stopping", True),
+        ("Nausea - no issue with mood, stopped", True),
+        ("GI upset - not a problem before dose increase", True),
+        # near misses: the after cue ends the piece, and a negation right before
+        ("Ineffective. Side effects - none reported", False),
+        ("Ineffective. SE - denied", False),
+        ("Ineffective; no nausea", False),
+    ],
+)
+def test_a_stop_reason_is_read_as_written(post: Post, reason: str, fires: bool) -> None:
+    pid = "pharm-read-mr-" + "".join(ch for ch in reason.lower() if ch.isalnum())[:28]
+    resources = [*_three(pid, "Nausea")[:2],
+                 _stopped_saying("mr-q", pid, "quetiapine100", 60, reason)]
+    assert (RI in topics(post(request("patient-view", pid, resources)))) is fires
