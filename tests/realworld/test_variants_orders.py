@@ -634,3 +634,39 @@ def test_order_select_with_selections_naming_no_draft_judges_them_all(
     assert INTOL in _select(audited_post, ["MedicationRequest/unknown"])
     rows = audit_rows(rw_app)
     assert "names no draft order" in rows[-1]["data_quality"]
+
+
+# A dose change of a drug taken now is no "another new agent", however it is written.
+def _taper_step(rid: str, pid: str, mg: float, first: int, days: int) -> dict[str, Any]:
+    return order(rid, pid, "fluoxetine20", authored=day(0), status="draft", dosage=[daily(
+        mg, timing={"repeat": {"frequency": 1, "period": 1, "periodUnit": "d",
+                               "boundsPeriod": {"start": day(-first), "end": day(-first - days)}}},
+    )])
+
+
+@pytest.mark.parametrize(
+    "plan", ["decrease-prior", "decrease-new-order", "taper-off", "stop-and-start", "new-agent"]
+)
+def test_only_a_draft_of_a_drug_not_taken_now_is_another_agent(
+    post: Callable[[dict[str, Any]], Any], plan: str
+) -> None:
+    """Fluoxetine 40 mg taken now, intolerances of three other classes: lowering or tapering it
+    off (one order replacing it, a new order beside it, or dated steps) starts no new agent, so
+    no card at order-sign; stopping it and starting aripiprazole, or adding aripiprazole, does."""
+    pid = f"p-ri-{plan}"
+    current = order("mr-flx", pid, "fluoxetine20", authored=day(60, "T10:00:00Z"),
+                    dosage=[daily(40)])
+    prior = {"priorPrescription": {"reference": "MedicationRequest/mr-flx"}}
+    lower = order("d-1", pid, "fluoxetine20", authored=day(0), status="draft", dosage=[daily(20)])
+    new = order("d-2", pid, "aripiprazole10", authored=day(0), status="draft",
+                dosage=[daily(10)])
+    drafts = {
+        "decrease-prior": [{**lower, **prior}],
+        "decrease-new-order": [lower],
+        "taper-off": [{**_taper_step("t-1", pid, 20, 0, 14), **prior},
+                      _taper_step("t-2", pid, 10, 14, 14)],
+        "stop-and-start": [{**current, "status": "stopped"}, new],
+        "new-agent": [new],
+    }[plan]
+    body = request("order-sign", pid, [current, *three_intolerances(pid)], drafts=drafts)
+    assert (INTOL in topics(post(body))) is (plan in {"stop-and-start", "new-agent"})
