@@ -8,6 +8,11 @@ order-select and order-sign), not only new prescriptions:
   prescribes nothing;
 - a draft whose ``priorPrescription`` names an order of the history replaces it (R4: "the
   order being replaced by this one"): that order ends the day the draft starts (today);
+- a course the session ends (either way) is a recorded stop: its status becomes ``stopped``
+  when it was still in force, so timelines read a dated stop today, as for a stop on record;
+- an order re-sent with ``status`` on-hold is a pause: when it is an order of the history (same
+  ``Type/id``), that course is on hold (status ``on-hold``, not ended), as an order on hold in
+  the history is; the on-hold draft itself prescribes nothing;
 - a draft that is entered-in-error, or only a ``proposal`` or an ``option``, is not being
   prescribed and is left out.
 
@@ -23,23 +28,39 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import date
 
-from fhir_mappers.record import NON_ORDER_INTENTS, DraftOrders, MedicationCourse, PatientRecord
+from fhir_mappers.record import (
+    CURRENT_STATUSES,
+    NON_ORDER_INTENTS,
+    DraftOrders,
+    MedicationCourse,
+    PatientRecord,
+)
 
 # Draft statuses that stop (or withdraw) an order instead of prescribing one.
 ENDING_STATUSES = frozenset({"stopped", "cancelled", "completed"})
+# R4 MedicationRequest.status of an order paused by its prescriber: in force, not taken now.
+HOLD_STATUS = "on-hold"
+# The status a course ended by the session gets: a stop decided today, as recorded (R4).
+_STOPPED = "stopped"
 _NOT_ORDERS = frozenset({"entered-in-error"})
 
 
 def planned_record(
     record: PatientRecord, drafts: DraftOrders, now: date
 ) -> tuple[PatientRecord, DraftOrders]:
-    """The record with the history orders the drafts discontinue or replace ended at ``now``
-    (a ``date``), and the drafts that prescribe something (see the module docstring)."""
+    """The record with the history orders the drafts discontinue or replace stopped at ``now``
+    (a ``date``) and those they re-send on hold put on hold, and the drafts that prescribe
+    something (see the module docstring)."""
     ending: set[str] = set()
+    holding: set[str] = set()
     prescribing: list[MedicationCourse] = []
     for draft in drafts:
-        if draft.status in ENDING_STATUSES:
+        status = draft.status.lower()
+        if status in ENDING_STATUSES:
             ending.add(draft.ref)
+            continue
+        if status == HOLD_STATUS:
+            holding.add(draft.ref)
             continue
         if draft.status in _NOT_ORDERS or draft.intent in NON_ORDER_INTENTS:
             continue
@@ -47,23 +68,43 @@ def planned_record(
             ending.add(draft.prior_prescription)
         prescribing.append(draft)
     prescribing = _together(prescribing)
-    if len(prescribing) == len(drafts) and not ending:
+    if len(prescribing) == len(drafts) and not ending and not holding:
         return record, drafts
-    if not ending:
+    if not ending and not holding:
         return record, tuple(prescribing)
     courses = tuple(
-        _ended(course, now) if course.ref in ending else course for course in record.courses
+        _ended(course, now) if course.ref in ending
+        else _held(course, now) if course.ref in holding
+        else course
+        for course in record.courses
     )
     return replace(record, courses=courses), tuple(prescribing)
 
 
+def _in_force(course: MedicationCourse) -> bool:
+    return course.status.lower() in CURRENT_STATUSES.get(course.source_type, frozenset())
+
+
 def _ended(course: MedicationCourse, now: date) -> MedicationCourse:
-    """The course planned to end today, unless it has ended already or starts later."""
+    """The course planned to end today, unless it has ended already or starts later. An order
+    still in force becomes ``stopped``: the session's stop is a dated stop like one on record
+    (a course left "active" with an end today would read as an inferred end, not a change)."""
     if course.is_draft or course.start is None or course.start > now:
         return course
     if course.end is not None and course.end <= now:
         return course
-    return replace(course, end=now)
+    status = _STOPPED if _in_force(course) else course.status
+    return replace(course, end=now, status=status)
+
+
+def _held(course: MedicationCourse, now: date) -> MedicationCourse:
+    """The course paused today (status ``on-hold``, its dates unchanged), unless it is no longer
+    in force or has ended already: a hold does not revive a stopped order."""
+    if course.is_draft or not _in_force(course):
+        return course
+    if course.end is not None and course.end < now:
+        return course
+    return replace(course, status=HOLD_STATUS)
 
 
 def _together(drafts: list[MedicationCourse]) -> list[MedicationCourse]:

@@ -261,7 +261,11 @@ def _included(name: str, ctx: _Context) -> _Adherence | NotEvaluable | None:
         gap=gap if isinstance(gap, _Gap) else None,
         not_taken=not_taken,
         has_draft=bool(same_class),
-        dose_increase_in_draft=any(_raises_dose(d, ctx.regimen) for d in drafts),
+        # The dose the draft raises is the one taken until today: a course the session replaces
+        # (``priorPrescription``) is stopped today and so no longer in today's regimen.
+        dose_increase_in_draft=any(
+            _raises_dose(d, [*ctx.regimen, *_stopped_today(ctx)]) for d in drafts
+        ),
     )
 
 
@@ -523,6 +527,16 @@ def _superseded(
 
 
 # --- the finding ----------------------------------------------------------------------------
+
+
+def _stopped_today(ctx: _Context) -> list[MedicationCourse]:
+    """Psychotropic courses whose dated stop is today (the ordering session's stop or
+    replacement, ``draft_plan``): taken until today, so the dose a draft changes."""
+    return [
+        c
+        for c in taken_courses(ctx.record)
+        if c.end == ctx.now and c.is_psychotropic and has_dated_stop(c, ctx.now)
+    ]
 
 
 def _raises_dose(draft: MedicationCourse, regimen: list[MedicationCourse]) -> bool:

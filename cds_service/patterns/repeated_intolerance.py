@@ -45,7 +45,8 @@ reaction recorded twice, and a serious one never counts (clinical-review.md).
 **Then** an ``info`` card naming what was counted (each class with its drugs). When a draft orders
 an ingredient the patient did not tolerate before, the card says so first, with the date and the
 reaction (any recorded reaction, serious ones included). ``concerns_draft`` when a psychotropic
-draft is being placed (another agent is being started); a renewal of a course taken within
+draft is being placed (another agent is being started); a draft of an ingredient taken today
+at any dose (renewal, decrease, taper, increase) or a renewal of a course taken within
 ``renewal_gap_days`` at the same dose (``timeline.is_renewal``) is not another agent. Override
 reasons in ``cards/wording/repeated-intolerance.yaml``.
 
@@ -182,12 +183,30 @@ def detect(
         evidence=ordered_evidence(_evidence_item(i, e) for i, e in events),
         facts=facts,
         evidence_keys=frozenset(f"ingredient:{name}" for name in counted),
-        concerns_draft=any(
-            d.is_psychotropic
-            and not is_renewal(d, record, now, continuation_gap_days=thresholds.renewal_gap_days)
-            for d in drafts
-        ),
+        concerns_draft=_starts_another_agent(record, drafts, thresholds, now),
         references=unique_refs(e.ref for _, evs in counted.values() for e in evs),
+    )
+
+
+def _starts_another_agent(
+    record: PatientRecord, drafts: DraftOrders, thresholds: Thresholds, now: date
+) -> bool:
+    """A psychotropic draft starts an agent the patient does not take now: the card's advice is
+    "before another new agent". A draft of an ingredient taken today, at any dose (a renewal, a
+    decrease, a taper, an increase), or of a course taken within ``renewal_gap_days`` at the
+    same dose (``timeline.is_renewal``), starts none. A course the session ends today (stopped,
+    or replaced through ``priorPrescription``) is still taken today: its taper is not new."""
+    taken_now = {
+        i.name
+        for c in taken_courses(record)
+        if is_current(c, now) or c.end == now
+        for i in c.psychotropic_ingredients
+    }
+    return any(
+        d.is_psychotropic
+        and not is_renewal(d, record, now, continuation_gap_days=thresholds.renewal_gap_days)
+        and not all(i.name in taken_now for i in d.psychotropic_ingredients)
+        for d in drafts
     )
 
 

@@ -601,16 +601,20 @@ def test_a_renewal_at_the_same_dose_is_not_another_agent(
     assert INTOL not in topics(post(body))
 
 
-@pytest.mark.parametrize(("product", "mg"), [("fluoxetine20", 40), ("aripiprazole10", 10)])
-def test_a_higher_dose_or_a_new_agent_is_still_an_order_that_matters(
-    post: Callable[[dict[str, Any]], Any], product: str, mg: float
+# A dose change of a drug taken now (here an increase) starts no other agent: the card's advice
+# is "before another new agent", so only a new ingredient concerns it.
+@pytest.mark.parametrize(
+    ("product", "mg", "fires"), [("fluoxetine20", 40, False), ("aripiprazole10", 10, True)]
+)
+def test_only_a_new_agent_is_an_order_that_matters(
+    post: Callable[[dict[str, Any]], Any], product: str, mg: float, fires: bool
 ) -> None:
     pid = "p-renew2"
     current = order("mr-1", pid, "fluoxetine20", authored=day(80, "T10:00:00Z"),
                     dosage=[daily(20)])
     draft = order("d-1", pid, product, authored=day(0), status="draft", dosage=[daily(mg)])
     body = request("order-sign", pid, [current, *three_intolerances(pid)], drafts=[draft])
-    assert INTOL in topics(post(body))
+    assert (INTOL in topics(post(body))) is fires
 
 
 def _select(post: Callable[[dict[str, Any]], Any], selections: list[str]) -> list[str]:
@@ -638,3 +642,39 @@ def test_order_select_with_selections_naming_no_draft_judges_them_all(
     assert INTOL in _select(audited_post, ["MedicationRequest/unknown"])
     rows = audit_rows(rw_app)
     assert "names no draft order" in rows[-1]["data_quality"]
+
+
+# A dose change of a drug taken now is no "another new agent", however it is written.
+def _taper_step(rid: str, pid: str, mg: float, first: int, days: int) -> dict[str, Any]:
+    return order(rid, pid, "fluoxetine20", authored=day(0), status="draft", dosage=[daily(
+        mg, timing={"repeat": {"frequency": 1, "period": 1, "periodUnit": "d",
+                               "boundsPeriod": {"start": day(-first), "end": day(-first - days)}}},
+    )])
+
+
+@pytest.mark.parametrize(
+    "plan", ["decrease-prior", "decrease-new-order", "taper-off", "stop-and-start", "new-agent"]
+)
+def test_only_a_draft_of_a_drug_not_taken_now_is_another_agent(
+    post: Callable[[dict[str, Any]], Any], plan: str
+) -> None:
+    """Fluoxetine 40 mg taken now, intolerances of three other classes: lowering or tapering it
+    off (one order replacing it, a new order beside it, or dated steps) starts no new agent, so
+    no card at order-sign; stopping it and starting aripiprazole, or adding aripiprazole, does."""
+    pid = f"p-ri-{plan}"
+    current = order("mr-flx", pid, "fluoxetine20", authored=day(60, "T10:00:00Z"),
+                    dosage=[daily(40)])
+    prior = {"priorPrescription": {"reference": "MedicationRequest/mr-flx"}}
+    lower = order("d-1", pid, "fluoxetine20", authored=day(0), status="draft", dosage=[daily(20)])
+    new = order("d-2", pid, "aripiprazole10", authored=day(0), status="draft",
+                dosage=[daily(10)])
+    drafts = {
+        "decrease-prior": [{**lower, **prior}],
+        "decrease-new-order": [lower],
+        "taper-off": [{**_taper_step("t-1", pid, 20, 0, 14), **prior},
+                      _taper_step("t-2", pid, 10, 14, 14)],
+        "stop-and-start": [{**current, "status": "stopped"}, new],
+        "new-agent": [new],
+    }[plan]
+    body = request("order-sign", pid, [current, *three_intolerances(pid)], drafts=drafts)
+    assert (INTOL in topics(post(body))) is (plan in {"stop-and-start", "new-agent"})

@@ -469,3 +469,88 @@ def test_a_draft_whose_subject_cannot_be_compared_is_the_patients(
     draft["subject"] = {"reference": subject}
     fired = topics(post(_sign(pid, [_risperidone(pid, 30)], [draft])))
     assert (POLY in fired) is fires
+
+
+# A hold in the session is a pause for every pattern, whatever the selection.
+def _sertraline_filled_a_third(pid: str) -> list[dict[str, Any]]:
+    """Sertraline 100 mg daily for 170 days, two 30-day fills: about a third of the days
+    covered, a nonadherence card while the order is active."""
+    return [
+        order("mr-ser", pid, "sertraline100", authored=day(170, "T10:00:00Z"),
+              dosage=[daily(100)]),
+        dispense("d-s1", pid, "sertraline100", day(168, "T10:00:00Z"), days=30),
+        dispense("d-s2", pid, "sertraline100", day(100, "T10:00:00Z"), days=30),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("resent_id", "fires"), [("mr-ser", False), ("mr-other", True)], ids=["same", "other-id"]
+)
+def test_a_hold_in_the_session_is_a_pause_for_nonadherence(
+    post: Post, resent_id: str, fires: bool
+) -> None:
+    """Sertraline re-sent on hold while venlafaxine is started: the prescriber paused it, so
+    its low fills are no card (as when the order is on hold on record). A hold re-sending
+    another order (a new id) pauses nothing of sertraline's."""
+    pid = f"plan-na-hold-{resent_id}"
+    history = _sertraline_filled_a_third(pid)
+    start = order("dr-ven", pid, "venlafaxine75", authored=day(0), status="draft",
+                  dosage=[daily(75)])
+    hold = {**history[0], "id": resent_id, "status": "on-hold"}
+    assert "nonadherence" in topics(post(_sign(pid, history, [start])))
+    assert ("nonadherence" in topics(post(_sign(pid, history, [start, hold])))) is fires
+
+
+@pytest.mark.parametrize(
+    ("resent_id", "fires"), [("mr-risp", False), ("mr-other", True)], ids=["same", "other-id"]
+)
+def test_an_unselected_hold_pauses_the_order_at_order_select(
+    post: Post, resent_id: str, fires: bool
+) -> None:
+    """At order-select, risperidone re-sent on hold but not selected is still the plan the
+    selected aripiprazole belongs to: no two antipsychotics, as order-sign says."""
+    pid = f"plan-select-hold-{resent_id}"
+    history = [_risperidone(pid, 200)]
+    hold = {**_risperidone(pid, 200), "id": resent_id, "status": "on-hold"}
+    body = request("order-select", pid, history, drafts=[_aripiprazole(pid), hold],
+                   selections=["MedicationRequest/dr-ari"])
+    assert (POLY in topics(post(body))) is fires
+
+
+# A stop in the session is a dated change, as a stop on record is.
+def _sertraline_raised(pid: str) -> list[dict[str, Any]]:
+    """Sertraline 50 mg since 200 days, raised to 100 mg 20 days ago at the one visit."""
+    return [
+        order("mr-s50", pid, "sertraline50", authored=day(200, "T10:00:00Z"),
+              dosage=[daily(50)], status="completed",
+              dispenseRequest={"validityPeriod": {"start": day(200), "end": day(20)}}),
+        order("mr-s100", pid, "sertraline100", authored=day(20, "T10:00:00Z"),
+              dosage=[daily(100)]),
+        encounter("e-1", pid, day(20, "T09:00:00Z"), end=day(20, "T09:30:00Z"),
+                  type=[{"text": "Psychiatry follow-up visit"}]),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("how", "fires"),
+    [("stopped", True), ("cancelled", True), ("prior", True), ("other-id", False)],
+)
+def test_a_switch_in_the_session_counts_its_stop_as_a_change(
+    post: Post, how: str, fires: bool
+) -> None:
+    """Sertraline (raised 20 days ago) switched to fluoxetine in the session, by a re-sent stop
+    or a ``priorPrescription``: the raise, the stop and the start are 3 changes against 1 visit.
+    A stop of an order not on record (another id) stops nothing: 2 changes, no card."""
+    pid = f"plan-vl-switch-{how}"
+    history = _sertraline_raised(pid)
+    start = order("dr-flx", pid, "fluoxetine20", authored=day(0), status="draft",
+                  dosage=[daily(20)])
+    if how == "prior":
+        drafts = [{**start, "priorPrescription": {"reference": "MedicationRequest/mr-s100"}}]
+    else:
+        status = "stopped" if how == "other-id" else how
+        rid = "mr-other" if how == "other-id" else "mr-s100"
+        drafts = [start, {**history[1], "id": rid, "status": status}]
+    cards = topics(post(_sign(pid, history, drafts)))
+    assert ("visits-lag-changes" in cards) is fires
+    assert POLY not in cards and "regimen-escalation" not in cards
