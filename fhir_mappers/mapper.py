@@ -350,7 +350,7 @@ def map_draft_orders(
             ctx.issue("MedicationRequest", "#selections", "selections", "names no draft order")
     merged = merge_step_orders(
         drafts, dict.fromkeys((d.ref for d in drafts), "session"), planned_starts,
-        _DRAFT_STEP_STATUSES,
+        _DRAFT_STEP_STATUSES, open_steps=True,
     )
     return tuple(merged), tuple(ctx.issues)
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Hashable, Mapping
 from dataclasses import replace
-from datetime import date
+from datetime import date, timedelta
 
 from fhir_mappers.record import DoseStep, MedicationCourse
 
@@ -28,6 +28,8 @@ def merge_step_orders(
     written_together: Mapping[str, Hashable],
     starts: Mapping[str, date],
     statuses: Collection[str],
+    *,
+    open_steps: bool = False,
 ) -> list[MedicationCourse]:
     """``courses`` with each plan of step orders merged into one course (see the module).
 
@@ -37,7 +39,11 @@ def merge_step_orders(
     after the day of signing). ``statuses`` are the statuses a step may have. The merged course is
     the last step (its status, end, stop reason) starting with the first, with one ``DoseStep``
     per order and the last step's dose; it takes the first step's place, and is selected
-    (order-select) when any step is.
+    (order-select) when any step is. With ``open_steps`` (the drafts of one session), orders
+    that start on different days are steps even where an earlier one has no end, or ends after
+    the next begins ("200 mg nightly", "300 mg nightly from the 7th"): each runs until the day
+    before the next, as a titration written that way is meant; summed, they would read as one
+    dose of 500 mg/day taken from today.
     """
     groups: dict[tuple[str, Hashable], list[MedicationCourse]] = {}
     for course in courses:
@@ -58,14 +64,21 @@ def merge_step_orders(
             continue  # a step of unknown start: where it falls in the plan is not known
         dated = sorted(group, key=lambda c: (firsts[c.ref], c.ref))
         days = [firsts[c.ref] for c in dated]
-        if days[0] == days[-1] or not all(
+        follows = all(
             before.end is not None and before.end <= after
             for before, after in zip(dated, days[1:], strict=False)
-        ):
+        )
+        distinct = all(before < after for before, after in zip(days, days[1:], strict=False))
+        if days[0] == days[-1] or not (follows or (open_steps and distinct)):
             continue
+        ends = [
+            course.end if follows or nxt is None or (course.end is not None and course.end < nxt)
+            else nxt - timedelta(days=1)
+            for course, nxt in zip(dated, [*days[1:], None], strict=True)
+        ]
         steps = tuple(
-            DoseStep(None, day, course.end, course.daily_dose_mg)
-            for course, day in zip(dated, days, strict=True)
+            DoseStep(None, day, end, course.daily_dose_mg)
+            for course, day, end in zip(dated, days, ends, strict=True)
         )
         merged[dated[0].ref] = replace(
             dated[-1], start=days[0], steps=steps, schedule=None,

@@ -65,6 +65,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, timedelta
+from functools import lru_cache
 
 from cds_service.patterns.base import EvidenceItem, Finding
 from cds_service.patterns.evidence import months, ordered_evidence, unique_refs
@@ -371,12 +372,11 @@ def _mentions_affirmed(text: str, thresholds: Thresholds) -> bool:
     ``excluded_reaction_season_words`` before a year). A denied reaction was not there (a
     missing datum is no evidence); any other mention excludes (safety first)."""
     words = text.split()
-    cues = [tuple(cue.split()) for cue in thresholds.excluded_reaction_negation_cues]
+    cues = _word_tuples(thresholds.excluded_reaction_negation_cues)
     seasons = frozenset(thresholds.excluded_reaction_season_words)
-    for phrase in thresholds.excluded_reaction_words:
-        target = tuple(phrase.split())
+    for phrase, padded, target in _phrases(thresholds.excluded_reaction_words):
         size = len(target)
-        if not size or padded_words(phrase) not in text:
+        if not size or padded not in text:
             continue
         for at in range(len(words) - size + 1):
             if tuple(words[at : at + size]) != target:
@@ -390,6 +390,18 @@ def _mentions_affirmed(text: str, thresholds: Thresholds) -> bool:
             if not denied and not dated:
                 return True
     return False
+
+
+@lru_cache(maxsize=16)
+def _phrases(phrases: tuple[str, ...]) -> tuple[tuple[str, str, tuple[str, ...]], ...]:
+    # A word list is configuration, the same on every call: padded and split once, not once per
+    # record (the list is long, and a history has many records).
+    return tuple((p, padded_words(p), tuple(padded_words(p).split())) for p in phrases)
+
+
+@lru_cache(maxsize=16)
+def _word_tuples(phrases: tuple[str, ...]) -> tuple[tuple[str, ...], ...]:
+    return tuple(tuple(p.split()) for p in phrases)
 
 
 def _is_taken_again(

@@ -185,3 +185,16 @@ def test_a_titration_written_as_one_order_per_step_is_one_change(
     assert response.status_code == 200
     fired = {c["source"]["topic"]["code"] for c in response.get_json()["cards"]}
     assert ("visits-lag-changes" in fired) is fires
+
+
+@pytest.mark.parametrize(("later_mg", "fires"), [(50, False), (150, True)])
+def test_draft_steps_whose_first_has_no_end_are_still_steps(
+    post: Post, later_mg: float, fires: bool
+) -> None:
+    # The session signs "75 mg daily" (no end) and "later_mg daily from the 14th": a plan in
+    # steps, the first running until the second begins. A taper to 50 mg is no escalation;
+    # a step up to 150 mg is one (the third). Summed, 75 + 50 had read as "up to 125 mg".
+    first = daily(75) if later_mg == 50 else daily(100)
+    body = _signing([first], [_bounded(later_mg, -14, None)])
+
+    assert _fired(post, body) is fires
