@@ -447,3 +447,28 @@ def test_a_stop_reason_is_read_as_written(post: Post, reason: str, fires: bool) 
     resources = [*_three(pid, "Nausea")[:2],
                  _stopped_saying("mr-q", pid, "quetiapine100", 60, reason)]
     assert (RI in topics(post(request("patient-view", pid, resources)))) is fires
+
+
+@pytest.mark.parametrize(
+    ("reason", "fires"),
+    [
+        ("Stopped due to fatigue", True),
+        ("Jittery on it", True),
+        ("Brain fog", True),
+        ("Felt weird on it", True),
+        ("Lightheaded", True),
+        # Near misses: the burden of taking pills is no effect; a denied effect is none.
+        ("Tired of taking pills", False),
+        ("No fatigue; ineffective", False),
+    ],
+)
+def test_the_vague_effects_of_a_nocebo_response_are_side_effects(
+    post: Callable[[dict[str, Any]], Any], reason: str, fires: bool
+) -> None:
+    # Sertraline (nausea) and venlafaxine (headache) intolerances, and quetiapine stopped with
+    # ``reason``: the third unrelated class when the reason names a side effect.
+    pid = "p-vague-" + "".join(ch for ch in reason.lower() if ch.isalnum())[:20]
+    resources = [intolerance("ai-1", pid, "sertraline50", day(300), "Nausea"),
+                 intolerance("ai-2", pid, "venlafaxine75", day(200), "Headache"),
+                 _stopped_saying("mr-q", pid, "quetiapine100", 60, reason)]
+    assert (RI in topics(post(request("patient-view", pid, resources)))) is fires
