@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from datetime import date, timedelta
-from typing import Any
+from typing import Any, Literal
 
 # FHIR date, dateTime and instant all start with a (possibly partial) calendar date. The time part
 # is ignored on purpose: the clinical date is the one the EHR wrote, not its UTC conversion. Nearly
@@ -138,6 +138,14 @@ def get(obj: Any, *path: str | int) -> Any:
 def text(value: Any) -> str:
     """A string element, stripped; anything else is the empty string."""
     return value.strip() if isinstance(value, str) else ""
+
+
+def says(value: Any, word: Literal["true", "false"]) -> bool:
+    """A boolean element that says ``word``: the JSON boolean, or the string as hand-built
+    exports send it (" TRUE ")."""
+    if isinstance(value, bool):
+        return value is (word == "true")
+    return isinstance(value, str) and value.strip().lower() == word
 
 
 def number(value: Any) -> float | None:

@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, timedelta
 from functools import lru_cache
-from typing import Any, Literal
+from typing import Any
 
 import orjson
 
@@ -29,6 +29,7 @@ from fhir_mappers.accessors import (
     parse_date,
     quantity_unit,
     quantity_value,
+    says,
     text,
 )
 from fhir_mappers.codes import CodeLists
@@ -404,13 +405,13 @@ def is_prn_line(dosage: Mapping[str, Any], codes: CodeLists) -> bool:
     # "true" as a string is not valid R4 but says as-needed all the same (hand-built exports).
     flag, r5_flag = dosage.get("asNeededBoolean"), dosage.get("asNeeded")
     if (
-        _says(flag, "true")
-        or _says(r5_flag, "true")
+        says(flag, "true")
+        or says(r5_flag, "true")
         or isinstance(dosage.get("asNeededCodeableConcept"), Mapping)
         or any(isinstance(reason, Mapping) for reason in as_list(dosage.get("asNeededFor")))
     ):
         return True
-    if _says(flag, "false") or _says(r5_flag, "false"):
+    if says(flag, "false") or says(r5_flag, "false"):
         return False
     free_text = f"{text(dosage.get('text'))} {text(dosage.get('patientInstruction'))}"
     if not codes.mentions_as_needed(free_text):
@@ -419,14 +420,6 @@ def is_prn_line(dosage: Mapping[str, Any], codes: CodeLists) -> bool:
     # leaves standing.
     scheduled = administrations_per_day(dosage.get("timing"), codes) is not None
     return codes.says_as_needed(free_text, scheduled=scheduled)
-
-
-def _says(value: Any, word: Literal["true", "false"]) -> bool:
-    """A boolean element that says ``word``: the JSON boolean, or the string as hand-built
-    exports send it (" TRUE ")."""
-    if isinstance(value, bool):
-        return value is (word == "true")
-    return isinstance(value, str) and value.strip().lower() == word
 
 
 def _round(value: float | None) -> float | None:

@@ -36,6 +36,7 @@ from fhir_mappers.accessors import (
     get,
     parse_date,
     reference,
+    says,
     text,
 )
 from fhir_mappers.context import MappingContext
@@ -339,9 +340,8 @@ def _reported(resource: Mapping[str, Any]) -> bool:
     requestor")."""
     if not _REPORTED_ELEMENTS.intersection(resource):
         return False  # the common order: written here, and read with one set operation
-    for flag in (resource.get("reportedBoolean"), resource.get("reported")):
-        if flag is True or (isinstance(flag, str) and flag.strip().lower() == "true"):
-            return True
+    if says(resource.get("reportedBoolean"), "true") or says(resource.get("reported"), "true"):
+        return True
     return isinstance(resource.get("reportedReference"), Mapping) or any(
         isinstance(source, Mapping) for source in as_list(resource.get("informationSource"))
     )
