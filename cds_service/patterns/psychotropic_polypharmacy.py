@@ -107,7 +107,7 @@ def detect(
     record: PatientRecord, drafts: DraftOrders, thresholds: Thresholds, now: date
 ) -> Finding | None:
     """Polypharmacy as of ``now`` (dates in days); None when it is not there."""
-    current = _not_held(standing_regimen(record, now, thresholds.stale_order_days), drafts)
+    current = _not_held(standing_regimen(record, now, thresholds.stale_order_days))
     ordered = [d for d in dated_drafts(drafts, now) if not _excluded(d)]
     agents = _agents([*current, *ordered], now)
     antipsychotics = _overlapping(
@@ -176,27 +176,23 @@ def _failed_antipsychotics(record: PatientRecord, now: date, thresholds: Thresho
     return len(failed)
 
 
-def _not_held(regimen: list[MedicationCourse], drafts: DraftOrders) -> list[MedicationCourse]:
-    """Today's regimen without what is on hold: an order on hold (``is_held``) or re-sent on
-    hold among the drafts (same ``ref``: the ordering session pauses it), and every course of
-    an ingredient whose latest order is so held (an older order or a statement of it does not
-    bring it back: the prescriber's latest decision is the pause). A held drug is not being
+def _not_held(regimen: list[MedicationCourse]) -> list[MedicationCourse]:
+    """Today's regimen without what is on hold: an order on hold (``is_held``; one the ordering
+    session re-sends on hold is put on hold by ``draft_plan.planned_record`` before any pattern
+    reads the record), and every course of an ingredient whose latest order is so held (an
+    older order or a statement of it does not bring it back: the prescriber's latest decision
+    is the pause). A held drug is not being
     taken with the others. (Nonadherence reads a hold as the prescriber's decision too.)"""
-    held_now = {d.ref for d in drafts if is_held(d)}
-
-    def held(course: MedicationCourse) -> bool:
-        return is_held(course) or course.ref in held_now
-
     orders = sorted(
         (c for c in regimen if c.source_type == "MedicationRequest"),
         key=lambda c: (c.start or date.min, c.ref),
     )
     latest = {i.name: c for c in orders for i in c.psychotropic_ingredients}  # the last wins
-    paused = {name for name, course in latest.items() if held(course)}
+    paused = {name for name, course in latest.items() if is_held(course)}
     return [
         c
         for c in regimen
-        if not held(c)
+        if not is_held(c)
         and not (c.psychotropic_ingredients and paused >= set(psychotropic_names([c])))
     ]
 
