@@ -8,6 +8,8 @@ HTTP, each against its baseline measured side by side, plus the cost per resourc
   body (same worker class, threads and GC settings), request by request
   (``measure.interleaved``);
 - cost per resource: in-process p50 / resources for the curve sizes, per shape;
+- stages: where the service's own time goes in process (``bench.stages``), for the cells measured
+  over HTTP too, and the HTTP ratio each stage could at most close;
 - profile: cProfile over repeated in-process calls of one shape and size, top functions.
 """
 
@@ -23,7 +25,7 @@ from typing import Any
 
 import orjson
 
-from bench import inprocess, measure
+from bench import inprocess, measure, stages
 from bench.shapes import SHAPES, shape_bundle
 from bench.workload import SERVICE_IDS, hook_body
 
@@ -158,8 +160,10 @@ def run_matrix(
     cap: Any,
 ) -> dict[str, Any]:
     """Every (shape, size) cell in process (and over HTTP when ``http_clients`` are given); the
-    curve sizes in process only; cProfile text for ``profile_cells``."""
-    out: dict[str, Any] = {"matrix_in_process": [], "matrix_http": [], "profiles": {}}
+    stage split of the ``sizes`` cells; the curve sizes in process only; cProfile text for
+    ``profile_cells``."""
+    out: dict[str, Any] = {"matrix_in_process": [], "matrix_http": [], "stages": [],
+                           "profiles": {}}
     cells = sorted({(s, n) for s in shapes for n in (*sizes, *curve_sizes)},
                    key=lambda c: (list(SHAPES).index(c[0]), c[1]))
     n_cells = max(1, len(cells))
@@ -167,7 +171,11 @@ def run_matrix(
         req = build_request(shape, n, hook, as_of)
         calls = calls_for(n, counts.budget)
         out["matrix_in_process"].append(
-            in_process_row(app, req, calls, cap(0.5 / n_cells)))
+            in_process_row(app, req, calls, cap(0.45 / n_cells)))
+        if n in sizes:
+            split = stages.split(app, req.service_id, req.variants, max(10, calls // 4),
+                                 cap(0.05 / n_cells))
+            out["stages"].append({"shape": shape, "resources": n, "p50_ms": split})
         if http and http_clients is not None and n in sizes:
             ours, base = http_clients
             for port in (ours.port, base.port):  # both workers of both servers see it once

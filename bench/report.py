@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from bench.stages import STAGES
+
 TARGET_HTTP_RATIO = 2.0  # large request: service p50 / bare-parse endpoint p50
 TARGET_PARSE_RATIO = 5.0  # large request: in-process handling p50 / orjson.loads p50
 TARGET_TYPICAL_P99_MS = 100.0
@@ -224,6 +226,7 @@ def render_matrix(results: dict[str, Any]) -> str:
                 f"{_f(c.get('cpu_vs_first', nan))} | {_f(c.get('loads_vs_first', nan))} "
                 f"| **{_f(c.get('parses_vs_first', nan))}** |")
         lines.append("")
+    lines += render_stages(results)
     lines += ["### Targets", "", "| target | worst cell | measured | |", "|---|---|---:|---|"]
     for name, cell, value, passed in matrix_targets(results):
         lines.append(f"| {name} | {cell} | {value} | {_ok(passed)} |")
@@ -231,6 +234,47 @@ def render_matrix(results: dict[str, Any]) -> str:
     for cell, text in results.get("profiles", {}).items():
         lines += [f"### Profile {cell}", "", "```", text.strip(), "```", ""]
     return "\n".join(lines)
+
+
+def bound_ratio(service_p50_ms: float, bare_p50_ms: float, *free_ms: float) -> float:
+    """The HTTP ratio (service p50 / bare p50) with the stages whose p50s are ``free_ms``
+    costing nothing: ``(service - sum(free)) / bare``. An estimate (the stages are measured
+    in process, the p50s over HTTP) and a bound: no faster version of those stages alone
+    brings the ratio below it."""
+    return (service_p50_ms - sum(free_ms)) / bare_p50_ms
+
+
+def render_stages(results: dict[str, Any]) -> list[str]:
+    """The stage split (``bench.stages``): p50 ms of each stage in process, the service's own
+    work (all but the parse) in parses, and, where the cell was measured over HTTP, the HTTP
+    ratio with the mapping costing nothing, and with the mapping and the detectors costing
+    nothing (``bound_ratio``)."""
+    rows = results.get("stages") or []
+    if not rows:
+        return []
+    http = {(r["shape"], r["resources"]): r for r in results.get("matrix_http", [])}
+    lines = [
+        "### Where the service's time goes (in process, p50 ms)",
+        "",
+        "| shape | resources | parse | gather | map | assess | respond | total "
+        "| own work, in parses | HTTP ratio | with map at 0 | with map and assess at 0 |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        t = r["p50_ms"]
+        row = (f"| {r['shape']} | {r['resources']:,} | "
+               + " | ".join(_f(t[stage]) for stage in (*STAGES, "total"))
+               + f" | {_f((t['total'] - t['parse']) / t['parse'])} ")
+        web = http.get((r["shape"], r["resources"]))
+        if web is None:
+            row += "| | | |"
+        else:
+            s, b = web["service"]["p50_ms"], web["bare"]["p50_ms"]
+            row += (f"| {_f(web['ratio_p50'])} | {_f(bound_ratio(s, b, t['map']))} "
+                    f"| {_f(bound_ratio(s, b, t['map'], t['assess']))} |")
+        lines.append(row)
+    lines.append("")
+    return lines
 
 
 def matrix_targets(results: dict[str, Any]) -> list[tuple[str, str, str, bool]]:

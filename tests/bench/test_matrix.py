@@ -4,6 +4,7 @@ targets."""
 
 from __future__ import annotations
 
+import io
 import subprocess
 import sys
 from collections import Counter
@@ -13,9 +14,12 @@ from pathlib import Path
 import orjson
 import pytest
 
-from bench.matrix import curve
-from bench.report import matrix_targets
+from bench import stages
+from bench.inprocess import InProcess
+from bench.matrix import build_request, curve
+from bench.report import bound_ratio, matrix_targets, render_stages
 from bench.shapes import SHAPES, shape_bundle
+from cds_service import pipeline
 
 REPO = Path(__file__).resolve().parents[2]
 AS_OF = date(2026, 6, 15)
@@ -109,3 +113,58 @@ def test_a_tiny_matrix_runs_in_process(tmp_path: Path) -> None:
     assert [c["resources"] for c in results["curve"] if c["shape"] == "encounters"] == [60, 120]
     assert "map_record" in results["profiles"]["psych-meds@60"]
     assert "| target | worst cell | measured |" in done.stdout
+    # The stage split of the matrix sizes' cells (not the curve's), every stage timed.
+    split = {(r["shape"], r["resources"]): r["p50_ms"] for r in results["stages"]}
+    assert set(split) == {("psych-meds", 60), ("encounters", 60)}
+    for times in split.values():
+        assert set(times) == {*stages.STAGES, "total"}
+        assert all(times[stage] > 0 for stage in ("parse", "gather", "map", "assess", "total"))
+        assert times["total"] > times["parse"] + times["map"]
+    # psych-meds is made of orders the patterns read: its mapping outweighs the visits'.
+    assert split[("psych-meds", 60)]["map"] > split[("encounters", 60)]["map"]
+    assert "### Where the service's time goes" in done.stdout
+
+
+def test_the_stage_bound_takes_the_free_stages_off_the_service_side_only() -> None:
+    assert bound_ratio(30.0, 10.0) == pytest.approx(3.0)
+    assert bound_ratio(30.0, 10.0, 12.0) == pytest.approx(1.8)
+    assert bound_ratio(30.0, 10.0, 12.0, 4.0) == pytest.approx(1.4)
+    times = {"parse": 8.0, "gather": 1.0, "map": 12.0, "assess": 4.0, "respond": 3.0,
+             "total": 28.0}
+    results = {
+        "stages": [{"shape": "mix", "resources": 1000, "p50_ms": times},
+                   {"shape": "mix", "resources": 5000, "p50_ms": times}],
+        "matrix_http": [{"shape": "mix", "resources": 1000, "ratio_p50": 3.0,
+                         "service": {"p50_ms": 30.0}, "bare": {"p50_ms": 10.0}}],
+    }
+    lines = render_stages(results)
+    measured = next(line for line in lines if line.startswith("| mix | 1,000 "))
+    # own work (28 - 8) / 8 parses; HTTP 3.00; 1.80 with the map free; 1.40 with assess too
+    assert measured.endswith("| 2.50 | 3.00 | 1.80 | 1.40 |")
+    unmeasured = next(line for line in lines if line.startswith("| mix | 5,000 "))
+    assert unmeasured.endswith("| 2.50 | | | |")
+    assert render_stages({"stages": []}) == []
+
+
+def test_the_stage_split_leaves_the_pipeline_as_it_found_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = tmp_path / "site.yaml"
+    config.write_text(f"storage:\n  url: sqlite:///{tmp_path / 'audit.sqlite3'}\n")
+    app = InProcess(config, io.StringIO())
+    try:
+        originals = (pipeline.gather_data, pipeline._map, pipeline.assess)
+        req = build_request("mix", 80, "patient-view", AS_OF)
+        times = stages.split(app, req.service_id, req.variants, 3, 30.0)
+        assert times["map"] > 0 and times["assess"] > 0
+        assert (pipeline.gather_data, pipeline._map, pipeline.assess) == originals
+        # A call that fails inside a timed stage restores what was there too.
+        def failing(*_args: object, **_kwargs: object) -> None:
+            raise RuntimeError("detector failed")
+
+        monkeypatch.setattr(pipeline, "assess", failing)
+        with pytest.raises(RuntimeError, match="detector failed"):
+            stages.split(app, req.service_id, req.variants, 1, 30.0)
+        assert (pipeline.gather_data, pipeline._map, pipeline.assess) == (*originals[:2], failing)
+    finally:
+        app.close()
