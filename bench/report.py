@@ -244,11 +244,20 @@ def bound_ratio(service_p50_ms: float, bare_p50_ms: float, *free_ms: float) -> f
     return (service_p50_ms - sum(free_ms)) / bare_p50_ms
 
 
+def map_budget_parses(service_p50_ms: float, bare_p50_ms: float, map_ms: float,
+                      parse_ms: float, target: float = TARGET_HTTP_RATIO) -> float:
+    """How much the mapping may cost, in parses of the body, for the HTTP ratio to be at most
+    ``target`` with every other stage as it is: ``(map - (service - target * bare)) / parse``.
+    Negative when even a mapping that cost nothing would leave the ratio above ``target``."""
+    return (map_ms - (service_p50_ms - target * bare_p50_ms)) / parse_ms
+
+
 def render_stages(results: dict[str, Any]) -> list[str]:
     """The stage split (``bench.stages``): p50 ms of each stage in process, the service's own
-    work (all but the parse) in parses, and, where the cell was measured over HTTP, the HTTP
-    ratio with the mapping costing nothing, and with the mapping and the detectors costing
-    nothing (``bound_ratio``)."""
+    work (all but the parse) and the mapping in parses, and, where the cell was measured over
+    HTTP, the HTTP ratio with the mapping costing nothing, with the mapping and the detectors
+    costing nothing (``bound_ratio``), and what the mapping may cost for the target
+    (``map_budget_parses``; "none" when not even a free mapping meets it)."""
     rows = results.get("stages") or []
     if not rows:
         return []
@@ -257,21 +266,25 @@ def render_stages(results: dict[str, Any]) -> list[str]:
         "### Where the service's time goes (in process, p50 ms)",
         "",
         "| shape | resources | parse | gather | map | assess | respond | total "
-        "| own work, in parses | HTTP ratio | with map at 0 | with map and assess at 0 |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| own work, in parses | map, in parses | HTTP ratio | with map at 0 "
+        f"| with map and assess at 0 | map may cost, for <= {TARGET_HTTP_RATIO:g}x, in parses |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
         t = r["p50_ms"]
         row = (f"| {r['shape']} | {r['resources']:,} | "
                + " | ".join(_f(t[stage]) for stage in (*STAGES, "total"))
-               + f" | {_f((t['total'] - t['parse']) / t['parse'])} ")
+               + f" | {_f((t['total'] - t['parse']) / t['parse'])}"
+               + f" | {_f(t['map'] / t['parse'])} ")
         web = http.get((r["shape"], r["resources"]))
         if web is None:
-            row += "| | | |"
+            row += "| | | | |"
         else:
             s, b = web["service"]["p50_ms"], web["bare"]["p50_ms"]
+            budget = map_budget_parses(s, b, t["map"], t["parse"])
             row += (f"| {_f(web['ratio_p50'])} | {_f(bound_ratio(s, b, t['map']))} "
-                    f"| {_f(bound_ratio(s, b, t['map'], t['assess']))} |")
+                    f"| {_f(bound_ratio(s, b, t['map'], t['assess']))} "
+                    f"| {_f(budget) if budget >= 0 else 'none'} |")
         lines.append(row)
     lines.append("")
     return lines

@@ -17,7 +17,7 @@ import pytest
 from bench import stages
 from bench.inprocess import InProcess
 from bench.matrix import build_request, curve
-from bench.report import bound_ratio, matrix_targets, render_stages
+from bench.report import bound_ratio, map_budget_parses, matrix_targets, render_stages
 from bench.shapes import SHAPES, shape_bundle
 from cds_service import pipeline
 
@@ -139,10 +139,16 @@ def test_the_stage_bound_takes_the_free_stages_off_the_service_side_only() -> No
     }
     lines = render_stages(results)
     measured = next(line for line in lines if line.startswith("| mix | 1,000 "))
-    # own work (28 - 8) / 8 parses; HTTP 3.00; 1.80 with the map free; 1.40 with assess too
-    assert measured.endswith("| 2.50 | 3.00 | 1.80 | 1.40 |")
+    # own work (28 - 8) / 8 parses, the map 12 / 8; HTTP 3.00; 1.80 with the map free, 1.40
+    # with assess too; for 2x the service must shed 30 - 20 = 10 ms: the map may cost 2 ms.
+    assert measured.endswith("| 2.50 | 1.50 | 3.00 | 1.80 | 1.40 | 0.25 |")
     unmeasured = next(line for line in lines if line.startswith("| mix | 5,000 "))
-    assert unmeasured.endswith("| 2.50 | | | |")
+    assert unmeasured.endswith("| 2.50 | 1.50 | | | | |")
+    # 10 ms over 2x with a 6 ms map: not even a free map meets it.
+    assert map_budget_parses(30.0, 10.0, 6.0, 8.0) == pytest.approx(-0.5)
+    slow = render_stages({**results, "matrix_http": [
+        {**results["matrix_http"][0], "service": {"p50_ms": 36.0}}]})
+    assert next(line for line in slow if line.startswith("| mix | 1,000 ")).endswith("| none |")
     assert render_stages({"stages": []}) == []
 
 
