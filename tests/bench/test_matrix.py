@@ -125,10 +125,21 @@ def test_a_tiny_matrix_runs_in_process(tmp_path: Path) -> None:
     assert "### Where the service's time goes" in done.stdout
 
 
-def test_the_stage_bound_takes_the_free_stages_off_the_service_side_only() -> None:
-    assert bound_ratio(30.0, 10.0) == pytest.approx(3.0)
-    assert bound_ratio(30.0, 10.0, 12.0) == pytest.approx(1.8)
-    assert bound_ratio(30.0, 10.0, 12.0, 4.0) == pytest.approx(1.4)
+def test_the_stage_bound_takes_the_free_stages_share_of_the_own_work_over_http() -> None:
+    # Own work in process 20 ms, of which the map is 12 (60%) and assess 4 (20%).
+    # Over HTTP the own work is 30 - 10 = 20 ms: the same milliseconds.
+    assert bound_ratio(30.0, 10.0, 20.0) == pytest.approx(3.0)
+    assert bound_ratio(30.0, 10.0, 20.0, 12.0) == pytest.approx(1.8)
+    assert bound_ratio(30.0, 10.0, 20.0, 12.0, 4.0) == pytest.approx(1.4)
+    # A slower phase over HTTP (40 ms of own work): the map's share, 60% of it, comes off, not
+    # the 12 ms the split measured in a faster phase.
+    assert bound_ratio(50.0, 10.0, 20.0, 12.0) == pytest.approx(2.6)
+    # For 2x, 50 - 20 = 30 of the 40 ms must go: 75% of the own work, 15 of the split's 20 ms,
+    # more than the map's 12. Not even a free map meets it.
+    assert map_budget_parses(50.0, 10.0, 20.0, 12.0, 8.0) == pytest.approx(-3 / 8)
+    # The service no slower than the bare endpoint: anything goes.
+    assert bound_ratio(9.0, 10.0, 20.0, 12.0) == pytest.approx(0.9)
+    assert map_budget_parses(9.0, 10.0, 20.0, 12.0, 8.0) == float("inf")
     times = {"parse": 8.0, "gather": 1.0, "map": 12.0, "assess": 4.0, "respond": 3.0,
              "total": 28.0}
     results = {
@@ -140,15 +151,18 @@ def test_the_stage_bound_takes_the_free_stages_off_the_service_side_only() -> No
     lines = render_stages(results)
     measured = next(line for line in lines if line.startswith("| mix | 1,000 "))
     # own work (28 - 8) / 8 parses, the map 12 / 8; HTTP 3.00; 1.80 with the map free, 1.40
-    # with assess too; for 2x the service must shed 30 - 20 = 10 ms: the map may cost 2 ms.
+    # with assess too; for 2x the own work must lose 10 of its 20 ms: the map may cost 2 ms.
     assert measured.endswith("| 2.50 | 1.50 | 3.00 | 1.80 | 1.40 | 0.25 |")
     unmeasured = next(line for line in lines if line.startswith("| mix | 5,000 "))
     assert unmeasured.endswith("| 2.50 | 1.50 | | | | |")
-    # 10 ms over 2x with a 6 ms map: not even a free map meets it.
-    assert map_budget_parses(30.0, 10.0, 6.0, 8.0) == pytest.approx(-0.5)
-    slow = render_stages({**results, "matrix_http": [
-        {**results["matrix_http"][0], "service": {"p50_ms": 36.0}}]})
-    assert next(line for line in slow if line.startswith("| mix | 1,000 ")).endswith("| none |")
+
+    def last_cell(service_ms: float) -> str:
+        web = {**results["matrix_http"][0], "service": {"p50_ms": service_ms}}
+        rows = render_stages({**results, "matrix_http": [web]})
+        return next(line for line in rows if line.startswith("| mix | 1,000 ")).rsplit("|", 2)[1]
+
+    assert last_cell(50.0).strip() == "none"
+    assert last_cell(9.0).strip() == "any"
     assert render_stages({"stages": []}) == []
 
 
