@@ -272,7 +272,8 @@ def render_stages(results: dict[str, Any]) -> list[str]:
     HTTP, the HTTP ratio with the mapping costing nothing, with the mapping and the detectors
     costing nothing (``bound_ratio``), and what the mapping may cost for the target
     (``map_budget_parses``; "none" when not even a free mapping meets it, "any" when the
-    service is no slower than the bare endpoint)."""
+    service is no slower than the bare endpoint), beside what a reader with none of the
+    mapper's checks costs (``bench.floor``)."""
     rows = results.get("stages") or []
     if not rows:
         return []
@@ -282,8 +283,9 @@ def render_stages(results: dict[str, Any]) -> list[str]:
         "",
         "| shape | resources | parse | gather | map | assess | respond | total "
         "| own work, in parses | map, in parses | HTTP ratio | with map at 0 "
-        f"| with map and assess at 0 | map may cost, for <= {TARGET_HTTP_RATIO:g}x, in parses |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        f"| with map and assess at 0 | map may cost, for <= {TARGET_HTTP_RATIO:g}x, in parses "
+        "| unchecked reader, in parses |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
         t = r["p50_ms"]
@@ -292,15 +294,16 @@ def render_stages(results: dict[str, Any]) -> list[str]:
                + " | ".join(_f(t[stage]) for stage in (*STAGES, "total"))
                + f" | {_f(own / t['parse'])} | {_f(t['map'] / t['parse'])} ")
         web = http.get((r["shape"], r["resources"]))
+        unchecked = _f(t["unchecked"] / t["parse"]) if "unchecked" in t else ""
         if web is None:
-            row += "| | | | |"
+            row += f"| | | | | {unchecked} |"
         else:
             s, b = web["service"]["p50_ms"], web["bare"]["p50_ms"]
             budget = map_budget_parses(s, b, own, t["map"], t["parse"])
             budget_text = "none" if budget < 0 else "any" if budget == float("inf") else _f(budget)
             row += (f"| {_f(web['ratio_p50'])} | {_f(bound_ratio(s, b, own, t['map']))} "
                     f"| {_f(bound_ratio(s, b, own, t['map'], t['assess']))} "
-                    f"| {budget_text} |")
+                    f"| {budget_text} | {unchecked} |")
         lines.append(row)
     lines.append("")
     return lines

@@ -10,6 +10,10 @@ The stages are those of ``cds_service.pipeline.run_hook``, in order:
 - ``respond``: the rest of the call (policy, the override and de-duplication look-ups, cards,
   the audit rows queued, the log line).
 
+Beside them, not part of the call, ``unchecked``: ``bench.floor.read_unchecked`` of the same
+parsed request, timed after the call (on objects the call has just read: if anything, a lower
+floor than a cold reading), the yardstick the mapping stage is compared with.
+
 ``report.bound_ratio`` turns the split into the HTTP ratio the service would have if a stage
 cost nothing: how much of the gap to the bare endpoint each stage can close at most. The
 stages are timed by wrapping the pipeline's own functions for the length of the measurement
@@ -23,6 +27,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
+from bench.floor import read_unchecked
 from bench.inprocess import InProcess
 from bench.measure import percentile
 from cds_service import pipeline
@@ -60,12 +65,12 @@ def _timed_pipeline(sink: dict[str, float]) -> Iterator[None]:
 
 def split(app: InProcess, service_id: str, bodies: Sequence[bytes], count: int,
           time_cap_s: float) -> dict[str, float]:
-    """p50 milliseconds of each stage (``STAGES``) and of the whole call (``total``) over up
-    to ``count`` calls with ``bodies`` in turn (one at least; stops after ``time_cap_s``
-    seconds). Each stage's p50 is taken on its own, so the p50s need not add up to the
-    total's."""
+    """p50 milliseconds of each stage (``STAGES``), of the whole call (``total``) and of the
+    unchecked reading beside it (``unchecked``) over up to ``count`` calls with ``bodies`` in
+    turn (one at least; stops after ``time_cap_s`` seconds). Each p50 is taken on its own, so
+    the stages' need not add up to the total's."""
     definition = app.services.definitions[service_id]
-    samples: dict[str, list[float]] = {stage: [] for stage in (*STAGES, "total")}
+    samples: dict[str, list[float]] = {stage: [] for stage in (*STAGES, "total", "unchecked")}
     sink: dict[str, float] = {}
     stop_at = time.monotonic() + time_cap_s
     with _timed_pipeline(sink):
@@ -80,6 +85,9 @@ def split(app: InProcess, service_id: str, bodies: Sequence[bytes], count: int,
             with request_log_context(req.hook_instance):
                 pipeline.run_hook(app.services, req, definition)
             total = time.perf_counter() - started
+            floor_started = time.perf_counter()
+            read_unchecked(req.prefetch or {}, app.services.table)
+            samples["unchecked"].append(time.perf_counter() - floor_started)
             samples["parse"].append(parsed - started)
             for stage in _TIMED.values():
                 samples[stage].append(sink[stage])

@@ -15,6 +15,7 @@ import orjson
 import pytest
 
 from bench import stages
+from bench.floor import read_unchecked
 from bench.inprocess import InProcess
 from bench.matrix import build_request, curve
 from bench.report import bound_ratio, map_budget_parses, matrix_targets, render_stages
@@ -117,9 +118,11 @@ def test_a_tiny_matrix_runs_in_process(tmp_path: Path) -> None:
     split = {(r["shape"], r["resources"]): r["p50_ms"] for r in results["stages"]}
     assert set(split) == {("psych-meds", 60), ("encounters", 60)}
     for times in split.values():
-        assert set(times) == {*stages.STAGES, "total"}
-        assert all(times[stage] > 0 for stage in ("parse", "gather", "map", "assess", "total"))
+        assert set(times) == {*stages.STAGES, "total", "unchecked"}
+        assert all(times[stage] > 0 for stage in (*stages.STAGES, "total", "unchecked"))
         assert times["total"] > times["parse"] + times["map"]
+        # The yardstick checks nothing: cheaper than the mapping of the same body.
+        assert times["unchecked"] < times["map"]
     # psych-meds is made of orders the patterns read: its mapping outweighs the visits'.
     assert split[("psych-meds", 60)]["map"] > split[("encounters", 60)]["map"]
     assert "### Where the service's time goes" in done.stdout
@@ -141,7 +144,7 @@ def test_the_stage_bound_takes_the_free_stages_share_of_the_own_work_over_http()
     assert bound_ratio(9.0, 10.0, 20.0, 12.0) == pytest.approx(0.9)
     assert map_budget_parses(9.0, 10.0, 20.0, 12.0, 8.0) == float("inf")
     times = {"parse": 8.0, "gather": 1.0, "map": 12.0, "assess": 4.0, "respond": 3.0,
-             "total": 28.0}
+             "total": 28.0, "unchecked": 2.4}
     results = {
         "stages": [{"shape": "mix", "resources": 1000, "p50_ms": times},
                    {"shape": "mix", "resources": 5000, "p50_ms": times}],
@@ -151,19 +154,43 @@ def test_the_stage_bound_takes_the_free_stages_share_of_the_own_work_over_http()
     lines = render_stages(results)
     measured = next(line for line in lines if line.startswith("| mix | 1,000 "))
     # own work (28 - 8) / 8 parses, the map 12 / 8; HTTP 3.00; 1.80 with the map free, 1.40
-    # with assess too; for 2x the own work must lose 10 of its 20 ms: the map may cost 2 ms.
-    assert measured.endswith("| 2.50 | 1.50 | 3.00 | 1.80 | 1.40 | 0.25 |")
+    # with assess too; for 2x the own work must lose 10 of its 20 ms: the map may cost 2 ms,
+    # less than the 2.4 ms (0.30 parses) of a reader that checks nothing.
+    assert measured.endswith("| 2.50 | 1.50 | 3.00 | 1.80 | 1.40 | 0.25 | 0.30 |")
     unmeasured = next(line for line in lines if line.startswith("| mix | 5,000 "))
-    assert unmeasured.endswith("| 2.50 | 1.50 | | | | |")
+    assert unmeasured.endswith("| 2.50 | 1.50 | | | | | 0.30 |")
 
     def last_cell(service_ms: float) -> str:
         web = {**results["matrix_http"][0], "service": {"p50_ms": service_ms}}
         rows = render_stages({**results, "matrix_http": [web]})
-        return next(line for line in rows if line.startswith("| mix | 1,000 ")).rsplit("|", 2)[1]
+        return next(line for line in rows if line.startswith("| mix | 1,000 ")).rsplit("|", 3)[1]
 
     assert last_cell(50.0).strip() == "none"
     assert last_cell(9.0).strip() == "any"
     assert render_stages({"stages": []}) == []
+
+
+def test_the_unchecked_reader_reads_what_the_patterns_use_of_every_resource() -> None:
+    from cds_service.loaders import load_ingredient_table
+
+    table = load_ingredient_table()
+    bundle = shape_bundle("mix", 400, as_of=AS_OF)
+    read = {"MedicationRequest", "MedicationDispense", "Observation", "Encounter",
+            "AllergyIntolerance", "Condition"}
+    rows = read_unchecked({"history": bundle, "junk": "not a Bundle"}, table)
+    assert len(rows) == sum(e["resource"]["resourceType"] in read for e in bundle["entry"])
+    orders = {row[0]: row for row in rows if row[0].startswith("MedicationRequest/")}
+    sertraline = next(
+        e["resource"] for e in bundle["entry"]
+        if e["resource"]["resourceType"] == "MedicationRequest"
+        and "sertraline" in e["resource"]["medicationCodeableConcept"]["text"].lower()
+    )
+    ref, medication, status, authored, _start, _end, dose = orders[
+        f"MedicationRequest/{sertraline['id']}"]
+    assert medication is not None  # the product's code, looked up in the tables
+    assert status == sertraline["status"]
+    assert authored == date.fromisoformat(sertraline["authoredOn"][:10])
+    assert dose is not None and dose > 0
 
 
 def test_the_stage_split_leaves_the_pipeline_as_it_found_it(
