@@ -1,15 +1,17 @@
-"""A yardstick, not a reader of the service: the least a reader of the record could do, with none
-of the mapper's checks.
+"""A yardstick, not a reader of the service: about the least a pure-Python reading of the record
+can do, with none of the mapper's checks.
 
-``read_unchecked`` walks the prefetch Bundles of a parsed request once and pulls what the
-patterns use from each resource: its type and reference, the RxNorm code of its medication
-looked up in the product and ingredient tables, its days (the first ten characters of each date,
-read as a day), its status, the dose times the frequency of its first dosage line, a fill's days'
-supply and a score's value. It assumes the shapes the benchmark sends: no validation, no partial
-dates, no contained or referenced Medications, no multi-step doses, no horizon, no issue
-reporting. Anything else it skips or lets fail silently. The matrix's stage split times it on
-the same parsed bodies as the service's mapping stage, so the two compare in parses of the body:
-a mapping that must cost less than this to meet a target cannot meet it.
+``read_unchecked`` walks the prefetch Bundles of a parsed request once. It sets aside, by one
+string comparison of a date, every resource dated before its type's horizon (``horizons``: the
+service's own cut-offs; stricter than the mapper, which must still read old orders that are open
+or that lead into a trial within reach), and pulls what the patterns use from each of the rest:
+its type and reference, the RxNorm code of its medication looked up in the product and
+ingredient tables, its days (the first ten characters of each date, read as a day), its status,
+the dose times the frequency of its first dosage line, a fill's days' supply and a score's value.
+It assumes the shapes the benchmark sends: no validation, no partial dates, no contained or
+referenced Medications, no multi-step doses, no stop reasons, no issue reporting. Anything else
+it skips or lets fail silently. The matrix's stage split times it on the same parsed bodies as
+the service's mapping stage, so the two compare in the same unit.
 """
 
 from __future__ import annotations
@@ -52,6 +54,23 @@ def _dose(resource: Mapping[str, Any]) -> float | None:
         return None
 
 
+# The element whose first ten characters date each type for the horizon test.
+_DATED_BY = {
+    "MedicationRequest": "authoredOn",
+    "MedicationDispense": "whenHandedOver",
+    "Observation": "effectiveDateTime",
+}
+
+
+def _before(resource: Mapping[str, Any], rtype: Any, cutoff: str) -> bool:
+    if rtype == "Encounter":
+        period = resource.get("period")
+        when = (period.get("end") or period.get("start")) if isinstance(period, dict) else None
+    else:
+        when = resource.get(_DATED_BY.get(rtype, ""))
+    return isinstance(when, str) and when[:10] < cutoff
+
+
 def _row(resource: Mapping[str, Any], table: IngredientTable) -> _Row | None:
     rtype = resource.get("resourceType")
     ref = f"{rtype}/{resource.get('id')}"
@@ -78,17 +97,24 @@ def _row(resource: Mapping[str, Any], table: IngredientTable) -> _Row | None:
     return None
 
 
-def read_unchecked(prefetch: Mapping[str, Any], table: IngredientTable) -> list[_Row]:
-    """One row per resource of the prefetch Bundles that a pattern could read (see the module
-    docstring for what is left out)."""
+def read_unchecked(prefetch: Mapping[str, Any], table: IngredientTable,
+                   horizons: Mapping[str, str] | None = None) -> list[_Row]:
+    """One row per resource of the prefetch Bundles that a pattern could read and that is not
+    dated before its type's horizon (``horizons``: resourceType -> "YYYY-MM-DD"; see the
+    module docstring for what is left out)."""
     rows: list[_Row] = []
+    horizons = horizons or {}
     for bundle in prefetch.values():
         if not isinstance(bundle, dict):
             continue
         for entry in bundle.get("entry") or ():
             resource = entry.get("resource") if isinstance(entry, dict) else None
-            if isinstance(resource, dict):
-                row = _row(resource, table)
-                if row is not None:
-                    rows.append(row)
+            if not isinstance(resource, dict):
+                continue
+            cutoff = horizons.get(resource.get("resourceType"))
+            if cutoff is not None and _before(resource, resource.get("resourceType"), cutoff):
+                continue
+            row = _row(resource, table)
+            if row is not None:
+                rows.append(row)
     return rows

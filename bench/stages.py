@@ -11,8 +11,9 @@ The stages are those of ``cds_service.pipeline.run_hook``, in order:
   the audit rows queued, the log line).
 
 Beside them, not part of the call, ``unchecked``: ``bench.floor.read_unchecked`` of the same
-parsed request, timed after the call (on objects the call has just read: if anything, a lower
-floor than a cold reading), the yardstick the mapping stage is compared with.
+parsed request with the service's own horizons, timed after the call (on objects the call has
+just read: if anything, less than a cold reading), the yardstick the mapping stage is compared
+with.
 
 ``report.bound_ratio`` turns the split into the HTTP ratio the service would have if a stage
 cost nothing: how much of the gap to the bare endpoint each stage can close at most. The
@@ -32,6 +33,8 @@ from bench.inprocess import InProcess
 from bench.measure import percentile
 from cds_service import pipeline
 from cds_service.gather.hook_request import parse_hook_request, parse_json_object
+from cds_service.patterns.engine import evidence_horizon, visit_horizon
+from cds_service.patterns.order_reach import order_horizon
 from cds_service.runtime.logging_setup import request_log_context
 
 STAGES = ("parse", "gather", "map", "assess", "respond")
@@ -70,6 +73,12 @@ def split(app: InProcess, service_id: str, bodies: Sequence[bytes], count: int,
     turn (one at least; stops after ``time_cap_s`` seconds). Each p50 is taken on its own, so
     the stages' need not add up to the total's."""
     definition = app.services.definitions[service_id]
+    services = app.services
+    patterns, today = services.settings.patterns, services.date_of(services.clock())
+    orders_from = order_horizon(patterns, today).cutoff.isoformat()
+    horizons = {"MedicationRequest": orders_from, "MedicationDispense": orders_from,
+                "Observation": evidence_horizon(patterns, today).isoformat(),
+                "Encounter": visit_horizon(patterns, today).isoformat()}
     samples: dict[str, list[float]] = {stage: [] for stage in (*STAGES, "total", "unchecked")}
     sink: dict[str, float] = {}
     stop_at = time.monotonic() + time_cap_s
@@ -86,7 +95,7 @@ def split(app: InProcess, service_id: str, bodies: Sequence[bytes], count: int,
                 pipeline.run_hook(app.services, req, definition)
             total = time.perf_counter() - started
             floor_started = time.perf_counter()
-            read_unchecked(req.prefetch or {}, app.services.table)
+            read_unchecked(req.prefetch or {}, services.table, horizons)
             samples["unchecked"].append(time.perf_counter() - floor_started)
             samples["parse"].append(parsed - started)
             for stage in _TIMED.values():

@@ -191,6 +191,21 @@ def test_the_unchecked_reader_reads_what_the_patterns_use_of_every_resource() ->
     assert status == sertraline["status"]
     assert authored == date.fromisoformat(sertraline["authoredOn"][:10])
     assert dose is not None and dose > 0
+    # With horizons, what is dated before its type's is set aside by one comparison.
+    cutoff = "2025-01-01"
+    recent = read_unchecked({"history": bundle}, table,
+                            {"MedicationRequest": cutoff, "Observation": cutoff})
+    kept = {row[0] for row in recent}
+    for entry in bundle["entry"]:
+        resource = entry["resource"]
+        ref = f"{resource['resourceType']}/{resource['id']}"
+        if resource["resourceType"] == "MedicationRequest":
+            assert (ref in kept) == (resource["authoredOn"][:10] >= cutoff)
+        elif resource["resourceType"] == "Observation":
+            assert (ref in kept) == (resource["effectiveDateTime"][:10] >= cutoff)
+        elif resource["resourceType"] in read:  # no horizon given for the others
+            assert ref in kept
+    assert len(kept) < len(rows)
 
 
 def test_the_stage_split_leaves_the_pipeline_as_it_found_it(
