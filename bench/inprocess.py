@@ -18,7 +18,7 @@ import orjson
 from bench.measure import percentile, summary_ms
 from bench.servers import memory_kib
 from bench.workload import SERVICE_IDS, hook_body, patient_bundle, patient_panel
-from cds_service.gather.hook_request import parse_hook_request, parse_json_object
+from cds_service.gather.hook_request import HookRequest, parse_hook_request, parse_json_object
 from cds_service.pipeline import run_hook
 from cds_service.runtime.gc_tuning import tune_for_worker
 from cds_service.runtime.logging_setup import configure_logging, request_log_context
@@ -43,10 +43,17 @@ class InProcess:
 
     def handle(self, service_id: str, body: bytes) -> dict[str, Any]:
         """What ``hooks.call_service`` does after auth, minus Flask: the service's own work."""
+        return self.answer(service_id, self.parse(service_id, body))
+
+    def parse(self, service_id: str, body: bytes) -> HookRequest:
+        """The first step of ``handle``: the body parsed and checked as a hook request."""
         definition = self.services.definitions[service_id]
-        req = parse_hook_request(parse_json_object(body), service_id, definition.hook)
+        return parse_hook_request(parse_json_object(body), service_id, definition.hook)
+
+    def answer(self, service_id: str, req: HookRequest) -> dict[str, Any]:
+        """The rest of ``handle``: the response to a parsed request."""
         with request_log_context(req.hook_instance):
-            return run_hook(self.services, req, definition)
+            return run_hook(self.services, req, self.services.definitions[service_id])
 
     def post(self, path: str, body: bytes) -> tuple[int, bytes]:
         response = self.client.post(path, data=body, content_type="application/json")

@@ -2,7 +2,7 @@
 
 The stages are those of ``cds_service.pipeline.run_hook``, in order:
 
-- ``parse``: ``orjson.loads`` of the body and the request's checks (``parse_hook_request``);
+- ``parse``: ``orjson.loads`` of the body and the request's checks (``InProcess.parse``);
 - ``gather``: the prefetch values checked and unpacked (``gather_data``);
 - ``map``: the record and the draft orders mapped (``pipeline._map``: ``map_record``,
   ``map_draft_orders``);
@@ -32,10 +32,8 @@ from bench.floor import read_unchecked
 from bench.inprocess import InProcess
 from bench.measure import percentile
 from cds_service import pipeline
-from cds_service.gather.hook_request import parse_hook_request, parse_json_object
 from cds_service.patterns.engine import evidence_horizon, visit_horizon
 from cds_service.patterns.order_reach import order_horizon
-from cds_service.runtime.logging_setup import request_log_context
 
 STAGES = ("parse", "gather", "map", "assess", "respond")
 # The pipeline's functions, by the stage each one is.
@@ -72,7 +70,6 @@ def split(app: InProcess, service_id: str, bodies: Sequence[bytes], count: int,
     unchecked reading beside it (``unchecked``) over up to ``count`` calls with ``bodies`` in
     turn (one at least; stops after ``time_cap_s`` seconds). Each p50 is taken on its own, so
     the stages' need not add up to the total's."""
-    definition = app.services.definitions[service_id]
     services = app.services
     patterns, today = services.settings.patterns, services.date_of(services.clock())
     orders_from = order_horizon(patterns, today).cutoff.isoformat()
@@ -89,10 +86,9 @@ def split(app: InProcess, service_id: str, bodies: Sequence[bytes], count: int,
             sink.update({stage: 0.0 for stage in _TIMED.values()})
             body = bodies[i % len(bodies)]
             started = time.perf_counter()
-            req = parse_hook_request(parse_json_object(body), service_id, definition.hook)
+            req = app.parse(service_id, body)
             parsed = time.perf_counter()
-            with request_log_context(req.hook_instance):
-                pipeline.run_hook(app.services, req, definition)
+            app.answer(service_id, req)
             total = time.perf_counter() - started
             floor_started = time.perf_counter()
             read_unchecked(req.prefetch or {}, services.table, horizons)
